@@ -1,0 +1,662 @@
+//! The TOML config file, typed and validated.
+//!
+//! Parsing happens in two steps: `serde` turns the text into the structs below (unknown
+//! keys are errors, so a typo never silently does nothing), then [`Config::validate`]
+//! checks what types cannot express. Every error names the file, the line and the key,
+//! and says how to fix it.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::secrets::SecretSource;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where generated keys and certificates (and later recordings) live; relative to
+    /// the config file's directory.
+    #[serde(default = "defaults::data_dir")]
+    pub data_dir: PathBuf,
+    /// Listening addresses.
+    #[serde(default)]
+    pub listen: Listen,
+    /// Connection and message limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Agent-facing TLS.
+    #[serde(default)]
+    pub tls: AgentTls,
+    /// Postgres endpoint settings.
+    #[serde(default)]
+    pub postgres: PostgresSettings,
+    /// How agents prove who they are.
+    #[serde(default)]
+    pub auth: Auth,
+    /// The upstream targets agents may reach.
+    #[serde(default)]
+    pub connections: Vec<Connection>,
+    /// Directory of the config file; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[listen]`: where each endpoint accepts connections.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// Postgres endpoint.
+    #[serde(default = "defaults::postgres_addr")]
+    pub postgres: SocketAddr,
+    /// Admin API (`/healthz`, `/metrics`).
+    #[serde(default = "defaults::admin_addr")]
+    pub admin: SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            postgres: defaults::postgres_addr(),
+            admin: defaults::admin_addr(),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Open agent connections across all endpoints; more are refused with a clear error.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// Time allowed from accept to a ready session (TLS, authentication, upstream).
+    #[serde(
+        default = "defaults::handshake_timeout",
+        deserialize_with = "de_duration"
+    )]
+    pub handshake_timeout: Duration,
+    /// On SIGINT/SIGTERM, how long open sessions may run to a safe point.
+    #[serde(default = "defaults::shutdown_grace", deserialize_with = "de_duration")]
+    pub shutdown_grace: Duration,
+    /// Largest single message Airlock buffers whole (statements, auth messages).
+    /// Rows and COPY data stream through whatever their size.
+    #[serde(default = "defaults::max_message_size", deserialize_with = "de_size")]
+    pub max_message_size: usize,
+    /// Time allowed to open a TCP connection to an upstream.
+    #[serde(
+        default = "defaults::connect_timeout",
+        deserialize_with = "de_duration"
+    )]
+    pub connect_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: defaults::max_connections(),
+            handshake_timeout: defaults::handshake_timeout(),
+            shutdown_grace: defaults::shutdown_grace(),
+            max_message_size: defaults::max_message_size(),
+            connect_timeout: defaults::connect_timeout(),
+        }
+    }
+}
+
+/// `[tls]`: the certificate agents see. Without both files, a self-signed certificate
+/// is generated into `data_dir/tls/` on first start.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentTls {
+    /// PEM certificate chain.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key.
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[postgres]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// Accept tokens over plaintext from loopback clients (never from other hosts).
+    #[serde(default)]
+    pub allow_plaintext_loopback: bool,
+}
+
+/// `[auth]`: identity tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Required `iss` of JWTs.
+    #[serde(default = "defaults::issuer")]
+    pub issuer: String,
+    /// Required `aud` of JWTs.
+    #[serde(default = "defaults::audience")]
+    pub audience: String,
+    /// JWKS file with the IdP's public keys.
+    pub jwks_file: Option<PathBuf>,
+    /// JWKS URL, fetched at start and again when a token names an unknown `kid`.
+    pub jwks_url: Option<String>,
+    /// HS256 shared secret (development).
+    pub hs256_secret: Option<SecretSource>,
+    /// Accept HS256 tokens signed with a key Airlock generates in `data_dir`
+    /// (`airlock token` mints them).
+    #[serde(default)]
+    pub dev_tokens: bool,
+    /// Claim holding the groups (a dotted path such as `realm_access.roles` works).
+    #[serde(default = "defaults::groups_claim")]
+    pub groups_claim: String,
+    /// Clock skew tolerated on `exp`/`nbf`.
+    #[serde(default = "defaults::leeway", deserialize_with = "de_duration")]
+    pub leeway: Duration,
+    /// Groups whose members may approve held commands.
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
+    /// Static API keys, stored as SHA-256 hashes.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKey>,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            issuer: defaults::issuer(),
+            audience: defaults::audience(),
+            jwks_file: None,
+            jwks_url: None,
+            hs256_secret: None,
+            dev_tokens: false,
+            groups_claim: defaults::groups_claim(),
+            leeway: defaults::leeway(),
+            approver_groups: Vec::new(),
+            api_keys: Vec::new(),
+        }
+    }
+}
+
+/// `[[auth.api_keys]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// Who the key identifies.
+    pub subject: String,
+    /// Groups of that identity.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Lowercase hex SHA-256 of the key (`printf %s KEY | sha256sum`).
+    pub sha256: String,
+}
+
+/// Protocols a connection can speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Protocol {
+    /// Lowercase name, as in the config and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Postgres => "postgres",
+        }
+    }
+}
+
+/// How Airlock secures its connection to an upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamTls {
+    /// Plain TCP.
+    Disable,
+    /// TLS if the server offers it, without certificate checks (libpq's default).
+    #[default]
+    Prefer,
+    /// TLS or fail, without certificate checks.
+    Require,
+    /// TLS, certificate chain checked against `ca_file` (or the web PKI roots) and the
+    /// host name checked against `tls_server_name` or the address's host.
+    VerifyFull,
+}
+
+/// `[[connections]]`: one upstream target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    /// The name agents use (`dbname` for Postgres).
+    pub name: String,
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// `host:port` of the upstream.
+    pub address: String,
+    /// Upstream database.
+    pub database: Option<String>,
+    /// Upstream user Airlock logs in as.
+    pub user: Option<String>,
+    /// Upstream password.
+    pub password: Option<SecretSource>,
+    /// Groups allowed to use this connection.
+    #[serde(default)]
+    pub allow_groups: Vec<String>,
+    /// Upstream TLS mode.
+    #[serde(default)]
+    pub tls: UpstreamTls,
+    /// CA bundle for `verify-full`.
+    pub ca_file: Option<PathBuf>,
+    /// Name to verify in the upstream certificate (default: the address's host).
+    pub tls_server_name: Option<String>,
+}
+
+impl Connection {
+    /// Host part of `address`.
+    pub fn host(&self) -> &str {
+        split_host_port(&self.address)
+            .map(|(h, _)| h)
+            .unwrap_or(&self.address)
+    }
+}
+
+/// A config problem, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, when the config came from one.
+    pub file: Option<PathBuf>,
+    /// 1-based line.
+    pub line: Option<usize>,
+    /// Dotted key, e.g. `connections[1].address`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}", file.display())?;
+            if let Some(line) = self.line {
+                write!(f, ":{line}")?;
+            }
+            f.write_str(": ")?;
+        } else if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: Some(path.to_owned()),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        let base = path.parent().map(Path::to_owned).unwrap_or_default();
+        Config::parse(&text, base).map_err(|e| ConfigError {
+            file: Some(path.to_owned()),
+            ..e
+        })
+    }
+
+    /// Parses and validates config text; relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            ConfigError {
+                file: None,
+                line,
+                key: String::new(),
+                message: e.message().to_owned(),
+            }
+        })?;
+        config.base_dir = base_dir;
+        config.validate().map_err(|(key, message)| ConfigError {
+            file: None,
+            line: locate(text, &key),
+            key,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// The data directory, resolved.
+    pub fn data_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.data_dir)
+    }
+
+    /// Resolves a path from the config against the config's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+
+    /// The connection named `name`.
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let err = |key: String, msg: String| Err((key, msg));
+        if self.limits.max_connections == 0 {
+            return err("limits.max_connections".into(), "must be at least 1".into());
+        }
+        if self.limits.max_message_size < 8 * 1024 {
+            return err(
+                "limits.max_message_size".into(),
+                "must be at least 8KiB".into(),
+            );
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return err(
+                "tls".into(),
+                "set both cert_file and key_file, or neither (a self-signed certificate is then generated)".into(),
+            );
+        }
+        let auth = &self.auth;
+        if auth.jwks_file.is_some() && auth.jwks_url.is_some() {
+            return err(
+                "auth.jwks_url".into(),
+                "set jwks_file or jwks_url, not both".into(),
+            );
+        }
+        if let Some(url) = &auth.jwks_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return err(
+                "auth.jwks_url".into(),
+                format!("{url:?} is not an http(s) URL"),
+            );
+        }
+        let has_verifier = auth.jwks_file.is_some()
+            || auth.jwks_url.is_some()
+            || auth.hs256_secret.is_some()
+            || auth.dev_tokens
+            || !auth.api_keys.is_empty();
+        if !has_verifier && !self.connections.is_empty() {
+            return err(
+                "auth".into(),
+                "no way to verify agents: set jwks_file, jwks_url, hs256_secret, dev_tokens = true or [[auth.api_keys]]".into(),
+            );
+        }
+        if auth.groups_claim.is_empty() {
+            return err(
+                "auth.groups_claim".into(),
+                "must not be empty (default \"groups\")".into(),
+            );
+        }
+        for (i, key) in auth.api_keys.iter().enumerate() {
+            if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return err(
+                    format!("auth.api_keys[{i}].sha256"),
+                    "must be 64 hex digits: the SHA-256 of the key (printf %s KEY | sha256sum)"
+                        .into(),
+                );
+            }
+            if key.subject.is_empty() {
+                return err(
+                    format!("auth.api_keys[{i}].subject"),
+                    "must not be empty".into(),
+                );
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, c) in self.connections.iter().enumerate() {
+            let key = |k: &str| format!("connections[{i}].{k}");
+            if c.name.is_empty()
+                || !c
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return err(
+                    key("name"),
+                    format!("{:?}: use letters, digits, '-', '_' or '.'", c.name),
+                );
+            }
+            if !names.insert(c.name.as_str()) {
+                return err(
+                    key("name"),
+                    format!("{:?} is used by an earlier connection", c.name),
+                );
+            }
+            if split_host_port(&c.address).is_none() {
+                return err(
+                    key("address"),
+                    format!("{:?}: expected host:port", c.address),
+                );
+            }
+            if c.allow_groups.is_empty() {
+                return err(
+                    key("allow_groups"),
+                    "is empty, so no agent could use this connection; e.g. allow_groups = [\"agents\"]".into(),
+                );
+            }
+            match c.protocol {
+                Protocol::Postgres => {
+                    if c.user.as_deref().unwrap_or("").is_empty() {
+                        return err(
+                            key("user"),
+                            "the upstream user Airlock logs in as is required".into(),
+                        );
+                    }
+                    if c.database.as_deref().unwrap_or("").is_empty() {
+                        return err(
+                            key("database"),
+                            "the upstream database name is required".into(),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits `host:port`, accepting `[v6]:port`.
+pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then_some((host, port))
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+/// Finds the line of a dotted key such as `connections[2].address` or `auth.issuer` by
+/// walking the table headers. Falls back to the table header, then to nothing.
+fn locate(text: &str, key: &str) -> Option<usize> {
+    let mut parts = key.split('.').collect::<Vec<_>>();
+    let leaf = if parts.len() > 1 { parts.pop() } else { None };
+    let table = parts.join(".");
+    let (header, index) = match table.split_once('[') {
+        Some((name, rest)) => (
+            format!("[[{name}]]"),
+            rest.trim_end_matches(']').parse().ok()?,
+        ),
+        None => (format!("[{table}]"), 0usize),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with(&header))
+        .nth(index)?
+        .0;
+    if let Some(leaf) = leaf {
+        for (n, line) in lines.iter().enumerate().skip(start + 1) {
+            let t = line.trim_start();
+            if t.starts_with('[') {
+                break;
+            }
+            if t.strip_prefix(leaf)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+            {
+                return Some(n + 1);
+            }
+        }
+    }
+    Some(start + 1)
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not a duration like \"30s\" or \"5m\": {e}"
+        ))
+    })
+}
+
+fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_size(&s)
+        .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a size like \"64MiB\"")))
+}
+
+/// Parses `"64MiB"`, `"512KiB"`, `"1GiB"`, `"1000"` (bytes).
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" => 1 << 10,
+        "MiB" | "M" | "MB" => 1 << 20,
+        "GiB" | "G" | "GB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+mod defaults {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    pub fn data_dir() -> PathBuf {
+        "airlock-data".into()
+    }
+    pub fn postgres_addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 15432))
+    }
+    pub fn admin_addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8081))
+    }
+    pub fn max_connections() -> usize {
+        1024
+    }
+    pub fn handshake_timeout() -> Duration {
+        Duration::from_secs(15)
+    }
+    pub fn shutdown_grace() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn max_message_size() -> usize {
+        64 << 20
+    }
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn issuer() -> String {
+        "airlock".into()
+    }
+    pub fn audience() -> String {
+        "airlock".into()
+    }
+    pub fn groups_claim() -> String {
+        "groups".into()
+    }
+    pub fn leeway() -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+data_dir = "d"
+
+[auth]
+dev_tokens = true
+
+[[connections]]
+name = "app-db"
+protocol = "postgres"
+address = "127.0.0.1:5432"
+database = "app"
+user = "app_rw"
+password = { env = "APP_DB_PASSWORD" }
+allow_groups = ["agents"]
+
+[[connections]]
+name = "other"
+protocol = "postgres"
+address = "db.internal:5432"
+database = "x"
+user = "y"
+allow_groups = []
+"#;
+
+    #[test]
+    fn validation_error_names_key_and_line() {
+        let err = Config::parse(GOOD, PathBuf::new()).unwrap_err();
+        assert_eq!(err.key, "connections[1].allow_groups");
+        assert_eq!(err.line, Some(20));
+        assert!(
+            err.to_string()
+                .starts_with("line 20: connections[1].allow_groups: is empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn parse_error_names_line() {
+        let err = Config::parse("[listen]\npostgres = \"nope\"\n", PathBuf::new()).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        let err =
+            Config::parse("[limits]\nhandshake_timeout = \"soon\"\n", PathBuf::new()).unwrap_err();
+        assert!(err.message.contains("not a duration"), "{err}");
+        let err = Config::parse("[auth]\nisuer = \"x\"\n", PathBuf::new()).unwrap_err();
+        assert!(err.message.contains("unknown field `isuer`"), "{err}");
+        assert_eq!(err.line, Some(2));
+    }
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let text = GOOD.replace("allow_groups = []", "allow_groups = [\"ops\"]");
+        let c = Config::parse(&text, PathBuf::from("/etc/airlock")).unwrap();
+        assert_eq!(c.data_dir(), PathBuf::from("/etc/airlock/d"));
+        assert_eq!(c.listen.postgres.port(), 15432);
+        assert_eq!(c.connections[1].host(), "db.internal");
+        assert_eq!(c.connections[0].tls, UpstreamTls::Prefer);
+        assert_eq!(c.limits.max_message_size, 64 << 20);
+    }
+
+    #[test]
+    fn sizes_and_addresses() {
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("1x"), None);
+        assert_eq!(split_host_port("[::1]:5432"), Some(("::1", 5432)));
+        assert_eq!(split_host_port("db:x"), None);
+    }
+}

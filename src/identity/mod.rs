@@ -1,0 +1,169 @@
+//! Who is on the other end: tokens and keys in, an [`Identity`] out.
+//!
+//! An agent presents one string (a JWT or an API key) through whatever its protocol
+//! offers (a Postgres password, an SSH password, an HTTP bearer token). The
+//! [`Authenticator`] tries API keys first (an exact hash lookup), then JWT
+//! verification. Protocol plugins never look inside tokens.
+
+mod dev;
+mod jwt;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+pub use dev::{DevKey, create_private_file, mint_token};
+pub use jwt::JwtVerifier;
+
+use crate::config::Config;
+
+/// An authenticated principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Stable subject (`sub` claim or the API key's subject).
+    pub subject: String,
+    /// Groups, used by `allow_groups`, rules and approvals.
+    pub groups: Vec<String>,
+    /// How the identity was proven.
+    pub method: AuthMethod,
+}
+
+impl Identity {
+    /// Whether the identity belongs to any of `groups`.
+    pub fn in_any(&self, groups: &[String]) -> bool {
+        self.groups.iter().any(|g| groups.contains(g))
+    }
+}
+
+/// How an identity was proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A verified JWT.
+    Jwt,
+    /// A configured API key.
+    ApiKey,
+}
+
+/// Why a token was rejected. The text is safe to show to the agent: it names the
+/// problem, never the token or a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token was presented.
+    #[error("no token presented: send an identity token (JWT or API key) as the password")]
+    Missing,
+    /// Not a JWT and not a known API key.
+    #[error("token is neither a known API key nor a well-formed JWT")]
+    Malformed,
+    /// Signature did not verify.
+    #[error("token signature is invalid")]
+    BadSignature,
+    /// `exp` is past.
+    #[error("token has expired: get a fresh one")]
+    Expired,
+    /// `nbf` is in the future.
+    #[error("token is not valid yet (nbf in the future; check clocks)")]
+    NotYetValid,
+    /// Wrong `iss`.
+    #[error("token issuer is not the one Airlock trusts")]
+    WrongIssuer,
+    /// Wrong `aud`.
+    #[error("token audience is not {0:?}")]
+    WrongAudience(String),
+    /// A required claim is missing.
+    #[error("token lacks the {0:?} claim")]
+    MissingClaim(String),
+    /// The header `kid` names no known key.
+    #[error("token is signed by an unknown key (kid {0:?})")]
+    UnknownKey(String),
+    /// `alg` does not fit the key (HS/RS confusion, `none`...).
+    #[error("token algorithm {0} is not allowed for its key")]
+    AlgorithmMismatch(String),
+    /// No verifier is configured for this kind of token.
+    #[error("tokens of this kind are not accepted here ({0})")]
+    NotAccepted(&'static str),
+}
+
+impl AuthError {
+    /// Short, stable label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed => "malformed",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::WrongIssuer => "wrong_issuer",
+            AuthError::WrongAudience(_) => "wrong_audience",
+            AuthError::MissingClaim(_) => "missing_claim",
+            AuthError::UnknownKey(_) => "unknown_key",
+            AuthError::AlgorithmMismatch(_) => "algorithm_mismatch",
+            AuthError::NotAccepted(_) => "not_accepted",
+        }
+    }
+}
+
+struct ApiKeyEntry {
+    subject: String,
+    groups: Vec<String>,
+}
+
+/// Turns presented tokens into identities.
+pub struct Authenticator {
+    api_keys: HashMap<[u8; 32], ApiKeyEntry>,
+    jwt: Option<JwtVerifier>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("api_keys", &self.api_keys.len())
+            .field("jwt", &self.jwt.is_some())
+            .finish()
+    }
+}
+
+impl Authenticator {
+    /// Builds the verifiers the config names. Loads key material now, so a bad JWKS file
+    /// or secret fails at start-up, not at the first agent.
+    pub async fn from_config(config: &Config) -> anyhow::Result<Authenticator> {
+        let mut api_keys = HashMap::new();
+        for key in &config.auth.api_keys {
+            let mut hash = [0u8; 32];
+            // Validated as 64 hex digits by config validation.
+            hex::decode_to_slice(&key.sha256, &mut hash)?;
+            api_keys.insert(
+                hash,
+                ApiKeyEntry {
+                    subject: key.subject.clone(),
+                    groups: key.groups.clone(),
+                },
+            );
+        }
+        let jwt = JwtVerifier::from_config(config).await?;
+        Ok(Authenticator { api_keys, jwt })
+    }
+
+    /// Verifies `token` and returns who it names.
+    pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(entry) = self.api_keys.get(&hash) {
+            return Ok(Identity {
+                subject: entry.subject.clone(),
+                groups: entry.groups.clone(),
+                method: AuthMethod::ApiKey,
+            });
+        }
+        match &self.jwt {
+            Some(jwt) => jwt.verify(token).await,
+            None if token.matches('.').count() == 2 => {
+                Err(AuthError::NotAccepted("no JWT verifier is configured"))
+            }
+            None => Err(AuthError::Malformed),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Airlock: a wire-level gateway between AI agents and the systems they touch.
+//!
+//! How a connection moves through the crate:
+//!
+//! - [`listener`]: one accept loop shape for every endpoint: connection limit, a task
+//!   and a `tracing` span per connection, two-phase shutdown signals.
+//! - [`plugins`]: protocol session drivers ([`plugins::postgres`]). A plugin owns the
+//!   sockets, uses a `protocols/` crate for the bytes, [`identity`] for who is asking,
+//!   and the connection's stored [`secrets`] to open the upstream.
+//! - [`identity`]: tokens (JWT via JWKS or HS256, API keys) to an [`identity::Identity`].
+//! - [`config`] / [`secrets`]: the TOML file, validated, and where credentials come from.
+//! - [`tls`]: the certificate agents see and how upstreams are dialled.
+//! - [`admin`] / [`metrics`]: `/healthz` and `/metrics`.
+//! - [`server`]: binds all endpoints and runs shutdown; [`demo`] wraps it with a
+//!   throwaway PostgreSQL so a first run needs nothing but this binary.
+//!
+//! Format knowledge lives in the `protocols/` crates (`airlock-postgres`); this crate
+//! decides what to do with it.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod identity;
+pub mod listener;
+pub mod metrics;
+pub mod net;
+pub mod plugins;
+pub mod secrets;
+pub mod server;
+pub mod tls;

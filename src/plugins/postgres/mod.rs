@@ -1,0 +1,426 @@
+//! The Postgres endpoint: `psql` and every libpq/driver client talk to Airlock as if it
+//! were the database.
+//!
+//! A session moves through [`Phase`]s: negotiate TLS, read the StartupMessage, take the
+//! agent's token as a cleartext password (inside TLS), authenticate it, pick the
+//! connection named by `dbname`, check `allow_groups`, open the upstream with the stored
+//! credentials, greet the agent with the upstream's parameters and Airlock's own cancel
+//! key, then [`relay`] until either side leaves.
+
+mod cancel;
+mod error;
+mod relay;
+mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use airlock_postgres::message::{self, Severity, tag};
+use airlock_postgres::startup::{self, StartupMessage, StartupPacket};
+use airlock_postgres::{Chunk, Disposition, Frame, ProtocolError, Scanner};
+use anyhow::Context;
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+pub use cancel::{CancelRegistry, CancelTarget};
+pub use error::SessionError;
+pub use upstream::{UpstreamError, UpstreamTarget};
+
+use crate::config::{Config, Protocol};
+use crate::identity::{Authenticator, Identity};
+use crate::listener::{Incoming, Plugin, Refusal};
+use crate::metrics::Metrics;
+use crate::net::BoxStream;
+use crate::tls::UpstreamTlsPlan;
+
+/// Largest PasswordMessage accepted (tokens are a few KiB).
+const MAX_PASSWORD_MESSAGE: usize = 64 * 1024;
+
+/// The Postgres protocol plugin.
+pub struct PostgresPlugin {
+    targets: HashMap<String, Arc<UpstreamTarget>>,
+    auth: Arc<Authenticator>,
+    metrics: Arc<Metrics>,
+    tls: TlsAcceptor,
+    cancels: Arc<CancelRegistry>,
+    allow_plaintext_loopback: bool,
+    handshake_timeout: std::time::Duration,
+    max_message: usize,
+}
+
+impl std::fmt::Debug for PostgresPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresPlugin")
+            .field("connections", &self.targets.keys())
+            .finish()
+    }
+}
+
+/// Where a connection is in its handshake.
+enum Phase {
+    /// Waiting for SSLRequest, GSSENCRequest, CancelRequest or StartupMessage.
+    AwaitingStartup,
+    /// Startup read; the token is requested next.
+    Authenticating(StartupMessage),
+}
+
+/// A connection in its handshake: the stream and what was read past the last message.
+struct Agent {
+    stream: BoxStream,
+    buf: BytesMut,
+    tls: bool,
+    peer: SocketAddr,
+}
+
+impl Agent {
+    async fn fill(&mut self) -> Result<(), SessionError> {
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(0) => Err(SessionError::AgentIo(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(SessionError::AgentIo(e)),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        self.stream
+            .write_all(bytes)
+            .await
+            .map_err(SessionError::AgentIo)?;
+        self.stream.flush().await.map_err(SessionError::AgentIo)
+    }
+
+    async fn read_startup(&mut self) -> Result<StartupPacket, SessionError> {
+        loop {
+            if let Some(packet) = startup::decode(&mut self.buf)? {
+                return Ok(packet);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn read_frame(&mut self, max: usize) -> Result<Frame, SessionError> {
+        let mut scanner = Scanner::new(max);
+        loop {
+            if let Some(Chunk::Frame(f)) =
+                scanner.next(&mut self.buf, &mut |_, _| Disposition::Whole)?
+            {
+                return Ok(f);
+            }
+            self.fill().await?;
+        }
+    }
+}
+
+impl PostgresPlugin {
+    /// Builds the plugin from the config: loads every Postgres connection's password
+    /// and TLS settings now, so mistakes surface at start-up.
+    pub fn new(
+        config: &Config,
+        auth: Arc<Authenticator>,
+        metrics: Arc<Metrics>,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> anyhow::Result<PostgresPlugin> {
+        let mut targets = HashMap::new();
+        for (i, conn) in config
+            .connections
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.protocol == Protocol::Postgres)
+        {
+            let password = conn
+                .password
+                .as_ref()
+                .map(|p| p.load(&config.base_dir))
+                .transpose()
+                .with_context(|| {
+                    format!("connections[{i}].password (connection {:?})", conn.name)
+                })?;
+            let target = UpstreamTarget {
+                conn: conn.clone(),
+                password,
+                tls: UpstreamTlsPlan::new(config, conn)?,
+                connect_timeout: config.limits.connect_timeout,
+                max_message: config.limits.max_message_size,
+            };
+            targets.insert(conn.name.clone(), Arc::new(target));
+        }
+        Ok(PostgresPlugin {
+            targets,
+            auth,
+            metrics,
+            tls: TlsAcceptor::from(tls),
+            cancels: Arc::new(CancelRegistry::default()),
+            allow_plaintext_loopback: config.postgres.allow_plaintext_loopback,
+            handshake_timeout: config.limits.handshake_timeout,
+            max_message: config.limits.max_message_size,
+        })
+    }
+
+    /// Runs the handshake; `Ok(None)` means the connection was a cancel request or
+    /// ended politely before a session existed.
+    async fn handshake(
+        &self,
+        agent: &mut Agent,
+    ) -> Result<Option<(Identity, Arc<UpstreamTarget>, StartupMessage)>, SessionError> {
+        let mut phase = Phase::AwaitingStartup;
+        loop {
+            phase = match phase {
+                Phase::AwaitingStartup => match agent.read_startup().await? {
+                    StartupPacket::SslRequest if !agent.tls => {
+                        // Bytes pipelined behind SSLRequest were sent in the clear and
+                        // could be injected by a man in the middle (CVE-2021-23214).
+                        if !agent.buf.is_empty() {
+                            return Err(ProtocolError::Unexpected {
+                                tag: '?',
+                                state: "negotiating TLS",
+                            }
+                            .into());
+                        }
+                        agent.send(b"S").await?;
+                        let plain =
+                            std::mem::replace(&mut agent.stream, Box::new(tokio::io::empty()));
+                        let tls = self
+                            .tls
+                            .accept(plain)
+                            .await
+                            .map_err(SessionError::AgentTls)?;
+                        agent.stream = Box::new(tls);
+                        agent.tls = true;
+                        Phase::AwaitingStartup
+                    }
+                    StartupPacket::SslRequest => {
+                        return Err(ProtocolError::Unexpected {
+                            tag: '?',
+                            state: "already using TLS",
+                        }
+                        .into());
+                    }
+                    StartupPacket::GssEncRequest => {
+                        agent.send(b"N").await?;
+                        Phase::AwaitingStartup
+                    }
+                    StartupPacket::CancelRequest { pid, secret } => {
+                        self.forward_cancel(pid, &secret).await;
+                        return Ok(None);
+                    }
+                    StartupPacket::Startup(startup) => Phase::Authenticating(startup),
+                },
+                Phase::Authenticating(startup) => {
+                    let unsupported: Vec<String> =
+                        startup.protocol_options().map(str::to_owned).collect();
+                    if startup.minor > 0 || !unsupported.is_empty() {
+                        agent
+                            .send(&message::negotiate_protocol_version(unsupported))
+                            .await?;
+                    }
+                    if !agent.tls
+                        && !(self.allow_plaintext_loopback && agent.peer.ip().is_loopback())
+                    {
+                        return Err(SessionError::TlsRequired);
+                    }
+                    agent.send(&message::auth_cleartext_password()).await?;
+                    let token = match agent.read_frame(MAX_PASSWORD_MESSAGE).await {
+                        // psql asks the user for a password only after the server
+                        // requested one, by closing and reconnecting: not an error.
+                        Err(SessionError::AgentIo(e))
+                            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                        {
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(e),
+                        Ok(frame) if frame.tag() == tag::PASSWORD => frame,
+                        Ok(frame) => {
+                            return Err(ProtocolError::Unexpected {
+                                tag: frame.tag() as char,
+                                state: "awaiting the password",
+                            }
+                            .into());
+                        }
+                    };
+                    let identity = self
+                        .authenticate(message::parse_password(token.body())?)
+                        .await?;
+                    let name = startup.database().unwrap_or_default().to_owned();
+                    let target = self.targets.get(&name).cloned().ok_or_else(|| {
+                        SessionError::UnknownConnection {
+                            available: self.available_to(&identity),
+                            name: name.clone(),
+                        }
+                    })?;
+                    if !identity.in_any(&target.conn.allow_groups) {
+                        return Err(SessionError::NotAllowed {
+                            subject: identity.subject.clone(),
+                            connection: name,
+                        });
+                    }
+                    return Ok(Some((identity, target, startup)));
+                }
+            };
+        }
+    }
+
+    async fn authenticate(&self, token: &str) -> Result<Identity, SessionError> {
+        self.auth.authenticate(token).await.map_err(|e| {
+            self.metrics.auth_failed("postgres", e.label());
+            SessionError::Auth(e)
+        })
+    }
+
+    fn available_to(&self, identity: &Identity) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .targets
+            .values()
+            .filter(|t| identity.in_any(&t.conn.allow_groups))
+            .map(|t| t.conn.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn forward_cancel(&self, pid: i32, secret: &[u8]) {
+        match self.cancels.lookup(pid, secret) {
+            Some(target) => {
+                if let Err(e) = cancel::send_cancel(&target).await {
+                    tracing::warn!(error = %e, "forwarding a cancel request upstream failed");
+                } else {
+                    tracing::info!("cancel request forwarded upstream");
+                }
+            }
+            None => tracing::debug!("cancel request for an unknown session ignored"),
+        }
+    }
+
+    async fn session(&self, conn: Incoming) -> Result<(), SessionError> {
+        let mut agent = Agent {
+            stream: Box::new(conn.stream),
+            buf: BytesMut::with_capacity(8192),
+            tls: false,
+            peer: conn.peer,
+        };
+        let handshake = tokio::select! {
+            biased;
+            _ = conn.shutdown.drain.cancelled() => Err(SessionError::ShuttingDown),
+            r = tokio::time::timeout(self.handshake_timeout, self.open(&mut agent)) => r.unwrap_or(Err(SessionError::HandshakeTimeout)),
+        };
+        let ready = match handshake {
+            Ok(Some(ready)) => ready,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                if let Some(reply) = e.agent_reply() {
+                    let _ = agent.send(&reply).await;
+                }
+                return Err(e);
+            }
+        };
+        let Ready {
+            identity,
+            target,
+            upstream,
+            cancel_key: _cancel_key,
+        } = ready;
+        let span = tracing::info_span!("session", subject = %identity.subject, connection = %target.conn.name);
+        async {
+            tracing::info!(groups = ?identity.groups, tls = agent.tls, "session started");
+            let started = std::time::Instant::now();
+            let metrics = self.metrics.session("postgres", &target.conn.name);
+            let ctx = relay::RelayContext { metrics: &metrics, shutdown: &conn.shutdown, max_message: self.max_message };
+            let (result, stats) = relay::relay(agent.stream, agent.buf, upstream.stream, upstream.buf, ctx).await;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            match &result {
+                Ok(end) => tracing::info!(?end, statements = stats.statements, duration_ms, "session ended"),
+                Err(e) => tracing::warn!(error = %e, statements = stats.statements, duration_ms, "session ended with an error"),
+            }
+            result.map(|_| ())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Handshake, upstream and greeting.
+    async fn open(&self, agent: &mut Agent) -> Result<Option<Ready>, SessionError> {
+        let Some((identity, target, startup)) = self.handshake(agent).await? else {
+            return Ok(None);
+        };
+        let upstream = target.open(&startup.params, &identity.subject).await.map_err(|e| {
+            tracing::warn!(connection = %target.conn.name, subject = %identity.subject, error = %e, "upstream unavailable");
+            SessionError::Upstream { connection: target.conn.name.clone(), agent_message: e.agent_message(), detail: e.to_string() }
+        })?;
+        let cancel_key = upstream.key.clone().map(|(pid, secret)| {
+            self.cancels.register(CancelTarget {
+                addr: upstream.addr,
+                pid,
+                secret,
+            })
+        });
+        // Greeting in one write: AuthenticationOk, parameters, our key, ReadyForQuery.
+        let mut greeting = BytesMut::with_capacity(1024);
+        greeting.extend_from_slice(&message::auth_ok());
+        for frame in &upstream.greeting {
+            greeting.extend_from_slice(frame.raw());
+        }
+        if let Some(key) = &cancel_key {
+            greeting.extend_from_slice(&message::backend_key_data(key.pid, key.secret));
+        }
+        greeting.extend_from_slice(upstream.ready.raw());
+        agent.send(&greeting).await?;
+        Ok(Some(Ready {
+            identity,
+            target,
+            upstream,
+            cancel_key,
+        }))
+    }
+}
+
+struct Ready {
+    identity: Identity,
+    target: Arc<UpstreamTarget>,
+    upstream: upstream::Upstream,
+    cancel_key: Option<cancel::CancelKey>,
+}
+
+impl Plugin for PostgresPlugin {
+    fn endpoint(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn serve(self: Arc<Self>, conn: Incoming) {
+        if let Err(e) = self.session(conn).await {
+            self.metrics.connection_refused("postgres", e.label());
+            match e {
+                SessionError::AgentIo(_) => tracing::debug!(error = %e, "connection ended"),
+                _ => tracing::info!(error = %e, "connection refused"),
+            }
+        }
+    }
+
+    async fn refuse(self: Arc<Self>, mut stream: TcpStream, why: Refusal) {
+        // A libpq client's first packet may be an SSLRequest; answer it with 'N' so
+        // the error that follows is read as a plain ErrorResponse, as PostgreSQL does.
+        let mut buf = BytesMut::with_capacity(64);
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(std::time::Duration::from_secs(1), stream.read_buf(&mut buf)).await
+            && let Ok(Some(StartupPacket::SslRequest | StartupPacket::GssEncRequest)) =
+                startup::decode(&mut buf)
+        {
+            let _ = stream.write_all(b"N").await;
+        }
+        let (code, msg) = match why {
+            Refusal::TooManyConnections => (
+                "53300",
+                "sorry, too many clients already (Airlock limits.max_connections)",
+            ),
+            Refusal::ShuttingDown => ("57P01", "Airlock is shutting down"),
+        };
+        let _ = stream
+            .write_all(&message::error_response(Severity::Fatal, code, msg, None))
+            .await;
+        let _ = stream.shutdown().await;
+    }
+}

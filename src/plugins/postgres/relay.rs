@@ -1,0 +1,327 @@
+//! The steady state of a session: bytes both ways, looking at as little as possible.
+//!
+//! Two pumps run concurrently in the session's task:
+//! - agent → upstream splits the agent's stream into messages only far enough to see
+//!   statements (Query, Parse) whole and to count the requests that will be answered
+//!   by a ReadyForQuery (Query, Sync, FunctionCall);
+//! - upstream → agent passes everything through raw except ReadyForQuery, which closes
+//!   a request: it feeds the latency histogram and tells shutdown when the session is
+//!   idle.
+//!
+//! The pumps share one small [`Progress`] under a mutex; neither ever waits on the
+//! other, so a slow reader on one side cannot deadlock the other direction.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use airlock_postgres::message::{self, Severity, TransactionStatus, tag};
+use airlock_postgres::{Chunk, Disposition, Scanner};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::error::SessionError;
+use crate::listener::Shutdown;
+use crate::metrics::SessionMetrics;
+
+/// How a relay ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The agent sent Terminate.
+    Terminated,
+    /// The agent closed its socket.
+    AgentClosed,
+    /// The upstream closed its socket (after a FATAL error, or a server shutdown).
+    UpstreamClosed,
+    /// Airlock is draining and the session reached a safe point.
+    Drained,
+    /// Airlock's shutdown grace period ran out.
+    Aborted,
+}
+
+/// Request/response bookkeeping shared by the two pumps.
+#[derive(Debug)]
+struct Progress {
+    /// When each request still awaiting its ReadyForQuery was sent.
+    in_flight: VecDeque<Instant>,
+    status: TransactionStatus,
+    /// Set once, when the session is closing at a safe point: nothing more goes up.
+    closing: bool,
+    statements: u64,
+}
+
+impl Progress {
+    /// Idle between statements, outside any transaction: the only point where a drain
+    /// may close the session without the agent losing work.
+    fn at_safe_point(&self) -> bool {
+        self.in_flight.is_empty() && self.status == TransactionStatus::Idle
+    }
+}
+
+/// What a relay needs besides the sockets.
+pub struct RelayContext<'a> {
+    /// Per-session counters.
+    pub metrics: &'a SessionMetrics,
+    /// Process shutdown signals.
+    pub shutdown: &'a Shutdown,
+    /// Cap on a message buffered whole.
+    pub max_message: usize,
+}
+
+/// Statistics of a finished relay, for the session's closing log line.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayStats {
+    /// Statements (Query and Parse messages) the agent sent.
+    pub statements: u64,
+}
+
+/// Relays until either side ends. `agent_buf` and `upstream_buf` hold bytes already
+/// read from each side.
+#[allow(clippy::too_many_arguments)]
+pub async fn relay<A, U>(
+    agent: A,
+    agent_buf: BytesMut,
+    upstream: U,
+    upstream_buf: BytesMut,
+    ctx: RelayContext<'_>,
+) -> (Result<End, SessionError>, RelayStats)
+where
+    A: AsyncRead + AsyncWrite + Unpin + Send,
+    U: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let progress = Mutex::new(Progress {
+        in_flight: VecDeque::new(),
+        status: TransactionStatus::Idle,
+        closing: false,
+        statements: 0,
+    });
+    let (mut agent_rd, mut agent_wr) = tokio::io::split(agent);
+    let (mut up_rd, mut up_wr) = tokio::io::split(upstream);
+    let result = tokio::select! {
+        r = agent_to_upstream(&mut agent_rd, agent_buf, &mut up_wr, &progress, &ctx) => r,
+        r = upstream_to_agent(&mut up_rd, upstream_buf, &mut agent_wr, &progress, &ctx) => r,
+    };
+    // Leave both peers in a clean state; failures here change nothing.
+    if !matches!(result, Ok(End::Terminated) | Ok(End::UpstreamClosed)) {
+        let _ = up_wr.write_all(&message::terminate()).await;
+    }
+    let _ = up_wr.shutdown().await;
+    let _ = agent_wr.shutdown().await;
+    let statements = lock(&progress).statements;
+    (result, RelayStats { statements })
+}
+
+fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
+    // Critical sections are a few field updates that cannot panic.
+    progress.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn agent_to_upstream<R, W>(
+    rd: &mut R,
+    mut buf: BytesMut,
+    wr: &mut W,
+    progress: &Mutex<Progress>,
+    ctx: &RelayContext<'_>,
+) -> Result<End, SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut scanner = Scanner::new(ctx.max_message);
+    let mut out = Batch::default();
+    loop {
+        let mut requests = 0usize;
+        let mut statements = 0u64;
+        let mut terminate = false;
+        let mut classify = |t: u8, _len: usize| {
+            match t {
+                tag::QUERY | tag::SYNC | tag::FUNCTION_CALL => requests += 1,
+                tag::TERMINATE => terminate = true,
+                _ => {}
+            }
+            if t == tag::QUERY || t == tag::PARSE {
+                statements += 1;
+                Disposition::Whole
+            } else {
+                Disposition::Pass
+            }
+        };
+        while let Some(chunk) = scanner.next(&mut buf, &mut classify)? {
+            // The statement seam: policy and recording inspect whole Query/Parse
+            // messages here before they go upstream.
+            match chunk {
+                Chunk::Raw(bytes) => out.push(bytes),
+                Chunk::Frame(frame) => out.push(frame.into_raw()),
+            }
+        }
+        if requests > 0 || statements > 0 {
+            let mut p = lock(progress);
+            if p.closing {
+                return Ok(End::Drained);
+            }
+            let now = Instant::now();
+            p.in_flight.extend(std::iter::repeat_n(now, requests));
+            p.statements += statements;
+        }
+        let sent = out.flush(wr).await.map_err(upstream_io)?;
+        ctx.metrics.to_upstream.inc_by(sent as u64);
+        if terminate && scanner.at_boundary() {
+            return Ok(End::Terminated);
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
+        let n = tokio::select! {
+            biased;
+            _ = ctx.shutdown.abort.cancelled() => return Ok(End::Aborted),
+            n = rd.read_buf(&mut buf) => n.map_err(SessionError::AgentIo)?,
+        };
+        if n == 0 {
+            return Ok(End::AgentClosed);
+        }
+    }
+}
+
+async fn upstream_to_agent<R, W>(
+    rd: &mut R,
+    mut buf: BytesMut,
+    wr: &mut W,
+    progress: &Mutex<Progress>,
+    ctx: &RelayContext<'_>,
+) -> Result<End, SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut scanner = Scanner::new(ctx.max_message);
+    let mut out = Batch::default();
+    let mut draining = false;
+    loop {
+        let mut close_now = false;
+        while let Some(chunk) = scanner.next(&mut buf, &mut |t, _| {
+            // The result seam: masking and recording ask for RowDescription,
+            // DataRow and CommandComplete here; until then they pass raw.
+            if t == tag::READY_FOR_QUERY {
+                Disposition::Whole
+            } else {
+                Disposition::Pass
+            }
+        })? {
+            match chunk {
+                Chunk::Raw(bytes) => out.push(bytes),
+                Chunk::Frame(frame) => {
+                    let status =
+                        message::parse_ready_for_query(frame.body()).map_err(upstream_protocol)?;
+                    let mut p = lock(progress);
+                    if let Some(sent) = p.in_flight.pop_front() {
+                        ctx.metrics
+                            .statement_seconds
+                            .observe(sent.elapsed().as_secs_f64());
+                    }
+                    p.status = status;
+                    if draining && p.at_safe_point() {
+                        p.closing = true;
+                        close_now = true;
+                    }
+                    drop(p);
+                    out.push(frame.into_raw());
+                }
+            }
+        }
+        if close_now {
+            out.push(shutdown_notice());
+        }
+        let sent = out.flush(wr).await.map_err(SessionError::AgentIo)?;
+        ctx.metrics.to_agent.inc_by(sent as u64);
+        if close_now {
+            return Ok(End::Drained);
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(16 * 1024);
+        }
+        let n = tokio::select! {
+            biased;
+            _ = ctx.shutdown.abort.cancelled() => {
+                let _ = wr.write_all(&shutdown_notice()).await;
+                return Ok(End::Aborted);
+            }
+            _ = ctx.shutdown.drain.cancelled(), if !draining => {
+                draining = true;
+                let idle = {
+                    let mut p = lock(progress);
+                    p.closing = p.at_safe_point() && scanner.at_boundary() && buf.is_empty();
+                    p.closing
+                };
+                if idle {
+                    let _ = wr.write_all(&shutdown_notice()).await;
+                    return Ok(End::Drained);
+                }
+                continue;
+            }
+            n = rd.read_buf(&mut buf) => n.map_err(upstream_io)?,
+        };
+        if n == 0 {
+            return Ok(End::UpstreamClosed);
+        }
+    }
+}
+
+fn shutdown_notice() -> Bytes {
+    message::error_response(
+        Severity::Fatal,
+        "57P01",
+        "terminating connection because Airlock is shutting down",
+        Some("reconnect in a moment"),
+    )
+}
+
+fn upstream_io(e: std::io::Error) -> SessionError {
+    SessionError::Upstream {
+        connection: String::new(),
+        detail: format!("I/O error: {e}"),
+        agent_message: None,
+    }
+}
+
+fn upstream_protocol(e: airlock_postgres::ProtocolError) -> SessionError {
+    SessionError::Upstream {
+        connection: String::new(),
+        detail: format!("protocol error: {e}"),
+        agent_message: None,
+    }
+}
+
+/// Chunks waiting to be written, sent with as few writes as possible.
+#[derive(Default)]
+struct Batch {
+    chunks: Vec<Bytes>,
+    scratch: BytesMut,
+}
+
+impl Batch {
+    fn push(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.chunks.push(bytes);
+        }
+    }
+
+    /// Writes everything, returning the number of bytes written.
+    async fn flush<W: AsyncWrite + Unpin>(&mut self, wr: &mut W) -> std::io::Result<usize> {
+        let total = self.chunks.iter().map(Bytes::len).sum();
+        match self.chunks.len() {
+            0 => return Ok(0),
+            1 => wr.write_all(&self.chunks[0]).await?,
+            _ => {
+                // Small chunks are cheaper to copy than to write one by one.
+                self.scratch.clear();
+                for c in &self.chunks {
+                    self.scratch.extend_from_slice(c);
+                }
+                wr.write_all(&self.scratch).await?;
+            }
+        }
+        self.chunks.clear();
+        wr.flush().await?;
+        Ok(total)
+    }
+}

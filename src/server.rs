@@ -1,0 +1,125 @@
+//! Running Airlock: bind every endpoint, serve until a signal, shut down in two phases.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::admin::Admin;
+use crate::config::Config;
+use crate::identity::Authenticator;
+use crate::listener::Listeners;
+use crate::metrics::Metrics;
+use crate::plugins::postgres::PostgresPlugin;
+
+/// An endpoint that is listening.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    /// Endpoint name.
+    pub endpoint: &'static str,
+    /// Actual address (port 0 in the config becomes the port the OS chose).
+    pub addr: SocketAddr,
+}
+
+/// A running gateway.
+pub struct Server {
+    listeners: Arc<Listeners>,
+    bound: Vec<Bound>,
+    grace: Duration,
+}
+
+impl Server {
+    /// Loads credentials and keys, binds all endpoints and starts accepting.
+    pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        let metrics = Arc::new(Metrics::new());
+        let auth = Arc::new(Authenticator::from_config(config).await?);
+        let tls = crate::tls::agent_server_config(config)?;
+        let listeners = Listeners::new(config.limits.max_connections, metrics.clone());
+        let postgres = Arc::new(PostgresPlugin::new(config, auth, metrics.clone(), tls)?);
+        let admin = Arc::new(Admin::new(metrics));
+
+        let mut bound = Vec::new();
+        let pg = bind("listen.postgres", config.listen.postgres).await?;
+        let admin_listener = bind("listen.admin", config.listen.admin).await?;
+        bound.push(Bound {
+            endpoint: "postgres",
+            addr: pg.local_addr()?,
+        });
+        bound.push(Bound {
+            endpoint: "admin",
+            addr: admin_listener.local_addr()?,
+        });
+        tokio::spawn(listeners.clone().run(pg, postgres));
+        tokio::spawn(listeners.clone().run(admin_listener, admin));
+        for b in &bound {
+            tracing::info!(endpoint = b.endpoint, addr = %b.addr, "listening");
+        }
+        Ok(Server {
+            listeners,
+            bound,
+            grace: config.limits.shutdown_grace,
+        })
+    }
+
+    /// Where each endpoint listens.
+    pub fn bound(&self) -> &[Bound] {
+        &self.bound
+    }
+
+    /// Stops accepting, lets sessions reach a safe point for up to the grace period,
+    /// then ends the rest.
+    pub async fn shutdown(self) {
+        let open = self.listeners.tracker.len();
+        tracing::info!(
+            open_connections = open,
+            grace_s = self.grace.as_secs(),
+            "shutting down: no new connections"
+        );
+        self.listeners.shutdown.drain.cancel();
+        self.listeners.tracker.close();
+        if tokio::time::timeout(self.grace, self.listeners.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open_connections = self.listeners.tracker.len(),
+                "grace period over; closing the remaining sessions"
+            );
+            self.listeners.shutdown.abort.cancel();
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), self.listeners.tracker.wait()).await;
+        }
+        tracing::info!("stopped");
+    }
+}
+
+async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("{key} = \"{addr}\": cannot listen (is another process using the port?)")
+    })
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
