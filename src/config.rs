@@ -620,10 +620,10 @@ allow_groups = []
     fn validation_error_names_key_and_line() {
         let err = Config::parse(GOOD, PathBuf::new()).unwrap_err();
         assert_eq!(err.key, "connections[1].allow_groups");
-        assert_eq!(err.line, Some(20));
+        assert_eq!(err.line, Some(22));
         assert!(
             err.to_string()
-                .starts_with("line 20: connections[1].allow_groups: is empty"),
+                .starts_with("line 22: connections[1].allow_groups: is empty"),
             "{err}"
         );
     }

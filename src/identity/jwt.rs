@@ -436,7 +436,7 @@ mod tests {
         let mut header = Header::new(Algorithm::HS384);
         header.kid = Some("k1".into());
         let forged =
-            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&raw).unwrap())
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(raw).unwrap())
                 .unwrap();
         assert!(matches!(
             tokio_test_block(v.verify(&forged)),

@@ -219,8 +219,8 @@ impl PostgresPlugin {
                             .send(&message::negotiate_protocol_version(unsupported))
                             .await?;
                     }
-                    if !agent.tls
-                        && !(self.allow_plaintext_loopback && agent.peer.ip().is_loopback())
+                    if !(agent.tls
+                        || self.allow_plaintext_loopback && agent.peer.ip().is_loopback())
                     {
                         return Err(SessionError::TlsRequired);
                     }
@@ -400,16 +400,26 @@ impl Plugin for PostgresPlugin {
         }
     }
 
-    async fn refuse(self: Arc<Self>, mut stream: TcpStream, why: Refusal) {
-        // A libpq client's first packet may be an SSLRequest; answer it with 'N' so
-        // the error that follows is read as a plain ErrorResponse, as PostgreSQL does.
+    async fn refuse(self: Arc<Self>, stream: TcpStream, why: Refusal) {
+        // Refuse the way PostgreSQL does: after TLS negotiation, so that a client
+        // insisting on sslmode=require reads the reason instead of a TLS failure.
+        let mut stream: BoxStream = Box::new(stream);
         let mut buf = BytesMut::with_capacity(64);
         if let Ok(Ok(_)) =
             tokio::time::timeout(std::time::Duration::from_secs(1), stream.read_buf(&mut buf)).await
-            && let Ok(Some(StartupPacket::SslRequest | StartupPacket::GssEncRequest)) =
-                startup::decode(&mut buf)
         {
-            let _ = stream.write_all(b"N").await;
+            match startup::decode(&mut buf) {
+                Ok(Some(StartupPacket::SslRequest)) if stream.write_all(b"S").await.is_ok() => {
+                    match self.tls.accept(stream).await {
+                        Ok(tls) => stream = Box::new(tls),
+                        Err(_) => return,
+                    }
+                }
+                Ok(Some(StartupPacket::GssEncRequest)) => {
+                    let _ = stream.write_all(b"N").await;
+                }
+                _ => {}
+            }
         }
         let (code, msg) = match why {
             Refusal::TooManyConnections => (

@@ -105,6 +105,11 @@ where
     if !matches!(result, Ok(End::Terminated) | Ok(End::UpstreamClosed)) {
         let _ = up_wr.write_all(&message::terminate()).await;
     }
+    if let Err(e) = &result
+        && let Some(reply) = e.agent_reply()
+    {
+        let _ = agent_wr.write_all(&reply).await;
+    }
     let _ = up_wr.shutdown().await;
     let _ = agent_wr.shutdown().await;
     let statements = lock(&progress).statements;

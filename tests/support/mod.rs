@@ -1,0 +1,333 @@
+//! Test harness: one throwaway PostgreSQL per test binary, one Airlock process per test,
+//! both on ephemeral ports, and helpers to drive real clients against them.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use airlock::demo::{ClusterOptions, PgCluster, RunAs, spawn_tied, tied_command};
+use sha2::Digest;
+
+/// Shared HS256 secret of every test Airlock.
+pub const HS256_SECRET: &str = "test-hs256-secret-not-for-production";
+/// Password of the upstream role Airlock logs in as.
+pub const APP_PASSWORD: &str = "upstream-Pa55word-never-shown";
+/// A configured API key.
+pub const API_KEY: &str = "ak_test_0123456789abcdef";
+
+/// The shared upstream cluster, with role `app_rw` owning database `app`.
+pub fn cluster() -> &'static PgCluster {
+    static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let c = PgCluster::start(ClusterOptions {
+            ssl: true,
+            ..Default::default()
+        })
+        .expect("start PostgreSQL");
+        c.psql(
+            "postgres",
+            &format!("CREATE ROLE app_rw LOGIN PASSWORD '{APP_PASSWORD}'"),
+        )
+        .unwrap();
+        c.psql("postgres", "CREATE DATABASE app OWNER app_rw")
+            .unwrap();
+        c
+    })
+}
+
+/// A port nothing listens on.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A running Airlock.
+pub struct Airlock {
+    child: Child,
+    /// Postgres endpoint.
+    pub pg: SocketAddr,
+    /// Admin endpoint.
+    pub admin: SocketAddr,
+    /// Its data directory (config, log).
+    pub dir: PathBuf,
+}
+
+static N: AtomicU32 = AtomicU32::new(0);
+
+/// The standard test config; `extra` is appended (more `[[connections]]` etc.).
+pub fn config(dir: &std::path::Path, settings: &str, extra: &str) -> String {
+    let port = cluster().port;
+    let ca = cluster().dir.join("data/server.crt");
+    let key_hash = hex::encode(sha2::Sha256::digest(API_KEY.as_bytes()));
+    let down = closed_port();
+    format!(
+        r#"
+data_dir = "{dir}"
+
+[listen]
+postgres = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+
+[limits]
+shutdown_grace = "10s"
+handshake_timeout = "5s"
+{settings}
+
+[postgres]
+allow_plaintext_loopback = true
+
+[auth]
+hs256_secret = "{HS256_SECRET}"
+
+[[auth.api_keys]]
+subject = "ci-bot"
+groups = ["agents"]
+sha256 = "{key_hash}"
+
+[[connections]]
+name = "app-db"
+protocol = "postgres"
+address = "127.0.0.1:{port}"
+database = "app"
+user = "app_rw"
+password = {{ env = "AIRLOCK_TEST_APP_PASSWORD" }}
+allow_groups = ["agents"]
+tls = "verify-full"
+ca_file = "{ca}"
+
+[[connections]]
+name = "ops-db"
+protocol = "postgres"
+address = "127.0.0.1:{port}"
+database = "app"
+user = "app_rw"
+password = {{ env = "AIRLOCK_TEST_APP_PASSWORD" }}
+allow_groups = ["ops"]
+tls = "disable"
+
+[[connections]]
+name = "down-db"
+protocol = "postgres"
+address = "127.0.0.1:{down}"
+database = "app"
+user = "app_rw"
+allow_groups = ["agents"]
+{extra}
+"#,
+        dir = dir.display(),
+        ca = ca.display(),
+    )
+}
+
+impl Airlock {
+    /// Starts Airlock with the standard config.
+    pub fn start() -> Airlock {
+        Self::start_with("", "")
+    }
+
+    /// Starts Airlock with `[limits]` additions and extra config.
+    pub fn start_with(limits: &str, extra: &str) -> Airlock {
+        let dir = std::env::temp_dir().join(format!(
+            "airlock-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("airlock.toml");
+        std::fs::write(&path, config(&dir, limits, extra)).unwrap();
+        Self::start_config(dir, path)
+    }
+
+    /// Starts Airlock on an existing config file.
+    pub fn start_config(dir: PathBuf, config: PathBuf) -> Airlock {
+        let mut cmd = tied_command(env!("CARGO_BIN_EXE_airlock"), RunAs::Me, "KILL");
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "debug,rustls=info")
+            .env("AIRLOCK_TEST_APP_PASSWORD", APP_PASSWORD)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("airlock.log")).unwrap());
+        let mut child = spawn_tied(cmd).expect("spawn airlock");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut pg, mut admin) = (None, None);
+        while pg.is_none() || admin.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "airlock did not start: {}",
+                        std::fs::read_to_string(dir.join("airlock.log")).unwrap_or_default()
+                    )
+                });
+            let mut parts = line.split_whitespace();
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("listening"), Some("postgres"), Some(a)) => pg = a.parse().ok(),
+                (Some("listening"), Some("admin"), Some(a)) => admin = a.parse().ok(),
+                _ => {}
+            }
+        }
+        Airlock {
+            child,
+            pg: pg.unwrap(),
+            admin: admin.unwrap(),
+            dir,
+        }
+    }
+
+    /// Airlock's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("airlock.log")).unwrap_or_default()
+    }
+
+    /// libpq connection string for `dbname`.
+    pub fn conninfo(&self, dbname: &str, sslmode: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname={dbname} user=agent sslmode={sslmode}",
+            self.pg.port()
+        )
+    }
+
+    /// Runs `psql` against Airlock with `token` as the password.
+    pub fn psql(&self, token: &str, dbname: &str, args: &[&str], stdin: Option<&str>) -> Output {
+        psql_cmd(&self.conninfo(dbname, "require"), token, args, stdin)
+    }
+
+    /// A tokio-postgres config for `dbname` (plaintext: allowed on loopback by the test config).
+    pub fn pg_config(&self, token: &str, dbname: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host("127.0.0.1")
+            .port(self.pg.port())
+            .user("agent")
+            .dbname(dbname)
+            .password(token);
+        c.connect_timeout(Duration::from_secs(10));
+        c
+    }
+
+    /// Connects with tokio-postgres and drives the connection in the background.
+    pub async fn connect(
+        &self,
+        token: &str,
+        dbname: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = self
+            .pg_config(token, dbname)
+            .connect(tokio_postgres::NoTls)
+            .await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Airlock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!(
+                "--- airlock log ({}) ---\n{}",
+                self.dir.display(),
+                self.log()
+            );
+        }
+    }
+}
+
+/// Runs the cluster's `psql` with a connection string and password.
+pub fn psql_cmd(conninfo: &str, password: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(cluster().bin_dir().join("psql"))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-d", conninfo])
+        .args(args)
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn psql");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Text of stdout, asserting success.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A token for `sub` in `groups`, valid for `ttl_secs` (negative: already expired).
+pub fn token(sub: &str, groups: &[&str]) -> String {
+    token_with(sub, groups, 3600, "airlock")
+}
+
+/// A token with explicit lifetime and audience.
+pub fn token_with(sub: &str, groups: &[&str], ttl_secs: i64, audience: &str) -> String {
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    let claims = serde_json::json!({
+        "iss": "airlock", "aud": audience, "sub": sub, "groups": groups,
+        "iat": now, "exp": now + ttl_secs,
+    });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(HS256_SECRET.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The SQLSTATE of a connection or query error.
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.code().code().to_owned())
+        .unwrap_or_else(|| format!("no db error: {e}"))
+}
