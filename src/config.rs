@@ -32,6 +32,9 @@ pub struct Config {
     /// Agent-facing TLS.
     #[serde(default)]
     pub tls: AgentTls,
+    /// Async runtime shape.
+    #[serde(default)]
+    pub runtime: Runtime,
     /// Postgres endpoint settings.
     #[serde(default)]
     pub postgres: PostgresSettings,
@@ -105,6 +108,16 @@ impl Default for Limits {
             connect_timeout: defaults::connect_timeout(),
         }
     }
+}
+
+/// `[runtime]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    /// Threads serving connections: 0 = one per CPU core, 1 = a single-threaded
+    /// event loop (least CPU per message; best when Airlock shares a small machine).
+    #[serde(default)]
+    pub worker_threads: usize,
 }
 
 /// `[tls]`: the certificate agents see. Without both files, a self-signed certificate

@@ -1,5 +1,6 @@
 //! The `airlock` command.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -60,10 +61,22 @@ fn main() -> ExitCode {
     init_tracing();
     // One crypto provider for every TLS user in the process.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let threads = match &cli.command {
+        // Errors surface in `serve` itself; here only the runtime shape matters.
+        Command::Serve { config } => Config::load(config).map(|c| c.runtime.worker_threads).unwrap_or(0),
+        _ => 0,
+    };
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if n > 1 {
+                b.worker_threads(n);
+            }
+            b
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -83,8 +96,10 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("AIRLOCK_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -144,10 +159,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
 async fn serve(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let server = Server::start(&config).await?;
+    let mut stdout = std::io::stdout().lock();
     for b in server.bound() {
-        // A stable line for scripts and tests that start Airlock on port 0.
-        println!("listening {} {}", b.endpoint, b.addr);
+        // A stable line for scripts and tests that start Airlock on port 0. Nobody
+        // may be reading: a closed stdout must not stop the server.
+        let _ = writeln!(stdout, "listening {} {}", b.endpoint, b.addr);
     }
+    let _ = stdout.flush();
+    drop(stdout);
     shutdown_signal().await;
     tokio::select! {
         _ = server.shutdown() => {}

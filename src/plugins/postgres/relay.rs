@@ -134,6 +134,10 @@ where
 {
     let mut scanner = Scanner::new(ctx.max_message);
     let mut out = Batch::default();
+    let mut sizing = ReadSizing::default();
+    // Created once: a cancellation future registers with its token when first polled.
+    let abort = ctx.shutdown.abort.cancelled();
+    tokio::pin!(abort);
     loop {
         let mut requests = 0usize;
         let mut statements = 0u64;
@@ -173,17 +177,16 @@ where
         if terminate && scanner.at_boundary() {
             return Ok(End::Terminated);
         }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
-        }
+        sizing.prepare(&mut buf);
         let n = tokio::select! {
             biased;
-            _ = ctx.shutdown.abort.cancelled() => return Ok(End::Aborted),
+            _ = &mut abort => return Ok(End::Aborted),
             n = rd.read_buf(&mut buf) => n.map_err(SessionError::AgentIo)?,
         };
         if n == 0 {
             return Ok(End::AgentClosed);
         }
+        sizing.observe(n);
     }
 }
 
@@ -200,7 +203,11 @@ where
 {
     let mut scanner = Scanner::new(ctx.max_message);
     let mut out = Batch::default();
+    let mut sizing = ReadSizing::default();
     let mut draining = false;
+    let abort = ctx.shutdown.abort.cancelled();
+    let drain = ctx.shutdown.drain.cancelled();
+    tokio::pin!(abort, drain);
     loop {
         let mut close_now = false;
         while let Some(chunk) = scanner.next(&mut buf, &mut |t, _| {
@@ -241,16 +248,14 @@ where
         if close_now {
             return Ok(End::Drained);
         }
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
-        }
+        sizing.prepare(&mut buf);
         let n = tokio::select! {
             biased;
-            _ = ctx.shutdown.abort.cancelled() => {
+            _ = &mut abort => {
                 let _ = wr.write_all(&shutdown_notice()).await;
                 return Ok(End::Aborted);
             }
-            _ = ctx.shutdown.drain.cancelled(), if !draining => {
+            _ = &mut drain, if !draining => {
                 draining = true;
                 let idle = {
                     let mut p = lock(progress);
@@ -268,6 +273,7 @@ where
         if n == 0 {
             return Ok(End::UpstreamClosed);
         }
+        sizing.observe(n);
     }
 }
 
@@ -293,6 +299,38 @@ fn upstream_protocol(e: airlock_postgres::ProtocolError) -> SessionError {
         connection: String::new(),
         detail: format!("protocol error: {e}"),
         agent_message: None,
+    }
+}
+
+/// Read buffer sizing: small for interactive traffic, growing while reads keep
+/// filling it (COPY, large results), so bulk transfers take few syscalls and idle
+/// sessions hold little memory.
+struct ReadSizing {
+    want: usize,
+}
+
+impl Default for ReadSizing {
+    fn default() -> Self {
+        ReadSizing { want: ReadSizing::MIN }
+    }
+}
+
+impl ReadSizing {
+    const MIN: usize = 8 * 1024;
+    const MAX: usize = 128 * 1024;
+
+    fn prepare(&self, buf: &mut BytesMut) {
+        if buf.capacity() - buf.len() < self.want / 2 {
+            buf.reserve(self.want);
+        }
+    }
+
+    fn observe(&mut self, n: usize) {
+        if n >= self.want / 2 {
+            self.want = (self.want * 2).min(Self::MAX);
+        } else if n < Self::MIN / 4 {
+            self.want = Self::MIN;
+        }
     }
 }
 

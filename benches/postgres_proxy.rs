@@ -1,0 +1,264 @@
+//! Postgres throughput: direct vs through Airlock vs through PgBouncer (session mode).
+//!
+//! `cargo bench --bench postgres_proxy` starts a throwaway PostgreSQL, PgBouncer and a
+//! release Airlock on loopback, then runs `pgbench` scenarios and a 1M-row
+//! `COPY ... TO STDOUT`, interleaving the three targets round by round so that machine
+//! noise hits them alike. Prints the median of each and its ratio to direct.
+//!
+//! Environment: `BENCH_SECONDS` (per run, default 10), `BENCH_ROUNDS` (default 3),
+//! `BENCH_ONLY` (comma-separated scenario names), `BENCH_AIRLOCK_THREADS` (Airlock's
+//! `runtime.worker_threads`, default 0 = one per core).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use airlock::demo::{ClusterOptions, PgCluster, RunAs, is_root, spawn_tied, tied_command};
+
+const APP_PASSWORD: &str = "bench-password";
+const HS256: &str = "bench-hs256-secret";
+
+struct Target {
+    name: &'static str,
+    port: u16,
+    password: String,
+    /// The proxy process, whose CPU time is charged to each run.
+    pid: Option<u32>,
+}
+
+/// User + system CPU time of a process, in seconds.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+struct Scenario {
+    name: &'static str,
+    args: &'static [&'static str],
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario { name: "select-only simple -c1", args: &["-S", "-M", "simple", "-c", "1", "-j", "1"] },
+    Scenario { name: "select-only simple -c16", args: &["-S", "-M", "simple", "-c", "16", "-j", "2"] },
+    Scenario { name: "select-only extended -c1", args: &["-S", "-M", "extended", "-c", "1", "-j", "1"] },
+    Scenario { name: "select-only extended -c16", args: &["-S", "-M", "extended", "-c", "16", "-j", "2"] },
+    Scenario { name: "tpc-b simple -c8", args: &["-M", "simple", "-c", "8", "-j", "2"] },
+];
+
+fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY").ok().map(|s| s.split(',').map(str::to_owned).collect());
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+
+    eprintln!("starting PostgreSQL...");
+    let cluster = PgCluster::start(ClusterOptions::default()).expect("PostgreSQL");
+    cluster.psql("postgres", &format!("CREATE ROLE app_rw LOGIN PASSWORD '{APP_PASSWORD}'")).unwrap();
+    cluster.psql("postgres", "CREATE DATABASE bench OWNER app_rw").unwrap();
+    let bin = cluster.bin_dir().to_owned();
+    let direct = Target { name: "direct", port: cluster.port, password: APP_PASSWORD.into(), pid: None };
+
+    let work = cluster.dir.join("bench");
+    std::fs::create_dir_all(&work).unwrap();
+    let (bouncer, bouncer_port) = start_pgbouncer(&work, cluster.port);
+    let (airlock, airlock_port) = start_airlock(&work, cluster.port);
+    let token = mint(HS256);
+    let targets = [
+        direct,
+        Target { name: "pgbouncer", port: bouncer_port, password: APP_PASSWORD.into(), pid: Some(bouncer.id()) },
+        Target { name: "airlock", port: airlock_port, password: token, pid: Some(airlock.id()) },
+    ];
+
+    eprintln!("initialising pgbench (scale 10)...");
+    let init = pgbench(&bin, &targets[0], &["-i", "-s", "10", "-q"]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    cluster.psql("bench", "CREATE TABLE copy_src AS SELECT g AS id, md5(g::text) AS a, now() AS t FROM generate_series(1, 1000000) g; ALTER TABLE copy_src OWNER TO app_rw").unwrap();
+
+    let mut results: Vec<(String, [Vec<f64>; 3])> = Vec::new();
+    // Proxy CPU microseconds per transaction (or per row for COPY), by row.
+    let mut cpu: Vec<[Vec<f64>; 3]> = Vec::new();
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| name.contains(w.as_str())));
+    for s in SCENARIOS.iter().filter(|s| wanted(s.name)) {
+        results.push((format!("{} (tps)", s.name), Default::default()));
+        cpu.push(Default::default());
+    }
+    let copy_row = wanted("copy");
+    if copy_row {
+        results.push(("COPY 1M rows TO STDOUT (rows/s)".into(), Default::default()));
+        cpu.push(Default::default());
+    }
+    let duration = seconds.to_string();
+    for round in 0..rounds {
+        for (row, s) in SCENARIOS.iter().filter(|s| wanted(s.name)).enumerate() {
+            for (i, t) in rotated(&targets, round + row) {
+                let mut args = s.args.to_vec();
+                args.extend(["-T", &duration, "-n"]);
+                let cpu0 = cpu_seconds(t.pid);
+                let out = pgbench(&bin, t, &args);
+                let used = cpu_seconds(t.pid) - cpu0;
+                let tps = parse_tps(&String::from_utf8_lossy(&out.stdout))
+                    .unwrap_or_else(|| panic!("{} via {}: {}", s.name, t.name, String::from_utf8_lossy(&out.stderr)));
+                eprintln!("round {round} {:<28} {:<10} {tps:>10.0} tps", s.name, t.name);
+                results[row].1[i].push(tps);
+                cpu[row][i].push(used * 1e6 / (tps * seconds as f64));
+            }
+        }
+        if copy_row {
+            let row = results.len() - 1;
+            for (i, t) in rotated(&targets, round) {
+                let start = Instant::now();
+                let cpu0 = cpu_seconds(t.pid);
+                let out = Command::new(bin.join("psql"))
+                    .args(["-X", "-q", "-c", "COPY copy_src TO STDOUT"])
+                    .arg(conninfo(t))
+                    .env("PGPASSWORD", &t.password)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                let rate = 1_000_000.0 / start.elapsed().as_secs_f64();
+                eprintln!("round {round} {:<28} {:<10} {rate:>10.0} rows/s", "copy", t.name);
+                results[row].1[i].push(rate);
+                cpu[row][i].push((cpu_seconds(t.pid) - cpu0) * 1e6 / 1_000_000.0);
+            }
+        }
+    }
+
+    println!("\nmedian of {rounds} interleaved runs, {seconds}s each; PostgreSQL, pgbench and the proxy share this machine's cores\n");
+    println!("| scenario | direct | pgbouncer | airlock | pgbouncer/direct | airlock/direct | airlock/pgbouncer | proxy CPU µs/op pgbouncer | airlock |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for ((name, samples), cpu) in results.iter().zip(&cpu) {
+        let [d, b, a] = samples.clone().map(median);
+        let [_, cb, ca] = cpu.clone().map(median);
+        println!(
+            "| {name} | {d:.0} | {b:.0} | {a:.0} | {:.2}x | {:.2}x | {:.2}x | {cb:.2} | {ca:.2} |",
+            b / d,
+            a / d,
+            a / b
+        );
+    }
+}
+
+/// Targets in a different order each round, with their original index.
+fn rotated(targets: &[Target; 3], by: usize) -> impl Iterator<Item = (usize, &Target)> {
+    (0..3).map(move |k| {
+        let i = (k + by) % 3;
+        (i, &targets[i])
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn conninfo(t: &Target) -> String {
+    format!("host=127.0.0.1 port={} dbname=bench user=app_rw sslmode=disable", t.port)
+}
+
+fn pgbench(bin: &Path, t: &Target, args: &[&str]) -> std::process::Output {
+    Command::new(bin.join("pgbench")).args(args).arg(conninfo(t)).env("PGPASSWORD", &t.password).output().unwrap()
+}
+
+fn parse_tps(out: &str) -> Option<f64> {
+    out.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
+    let port = free_port();
+    let ini = work.join("pgbouncer.ini");
+    let users = work.join("userlist.txt");
+    std::fs::write(&users, format!("\"app_rw\" \"{APP_PASSWORD}\"\n")).unwrap();
+    std::fs::write(
+        &ini,
+        format!(
+            "[databases]\nbench = host=127.0.0.1 port={pg_port} dbname=bench\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {}\npool_mode = session\nmax_client_conn = 200\ndefault_pool_size = 40\nlogfile = {}\n",
+            users.display(),
+            work.join("pgbouncer.log").display()
+        ),
+    )
+    .unwrap();
+    if is_root() {
+        Command::new("chown").args(["-R", "postgres:postgres"]).arg(work).status().unwrap();
+    }
+    let mut cmd = tied_command("pgbouncer", RunAs::Postgres, "TERM");
+    cmd.arg(&ini).stdout(Stdio::null()).stderr(Stdio::null());
+    let child = spawn_tied(cmd).expect("pgbouncer (apt-get install pgbouncer)");
+    wait_port(port);
+    (child, port)
+}
+
+fn start_airlock(work: &Path, pg_port: u16) -> (Child, u16) {
+    let config = work.join("airlock.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"data_dir = "{}"
+[listen]
+postgres = "127.0.0.1:0"
+admin = "127.0.0.1:0"
+[runtime]
+worker_threads = {threads}
+[postgres]
+allow_plaintext_loopback = true
+[auth]
+hs256_secret = "{HS256}"
+[[connections]]
+name = "bench"
+protocol = "postgres"
+address = "127.0.0.1:{pg_port}"
+database = "bench"
+user = "app_rw"
+password = "{APP_PASSWORD}"
+allow_groups = ["bench"]
+tls = "disable"
+"#,
+            work.join("airlock-data").display(),
+            threads = std::env::var("BENCH_AIRLOCK_THREADS").unwrap_or_else(|_| "0".into()),
+        ),
+    )
+    .unwrap();
+    let mut cmd = tied_command(env!("CARGO_BIN_EXE_airlock"), RunAs::Me, "TERM");
+    cmd.args(["serve", "--config"]).arg(&config).env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = spawn_tied(cmd).expect("airlock");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut port = 0;
+    for line in (&mut stdout).lines().map_while(Result::ok) {
+        if let Some(addr) = line.strip_prefix("listening postgres ") {
+            port = addr.rsplit(':').next().unwrap().parse().unwrap();
+            break;
+        }
+    }
+    assert!(port != 0, "airlock did not start");
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    (child, port)
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn mint(secret: &str) -> String {
+    airlock::identity::mint_token(secret.as_bytes(), "airlock", "airlock", "groups", "bench", &["bench".into()], Duration::from_secs(24 * 3600))
+        .unwrap()
+}
