@@ -28,4 +28,5 @@ pub mod net;
 pub mod plugins;
 pub mod secrets;
 pub mod server;
+pub mod signal;
 pub mod tls;

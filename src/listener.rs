@@ -12,19 +12,19 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
+use crate::signal::Signal;
 
 /// The two phases of shutdown a session watches.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
     /// Stop accepting; sessions end at their next safe point.
-    pub drain: CancellationToken,
+    pub drain: Arc<Signal>,
     /// The grace period is over; sessions end now.
-    pub abort: CancellationToken,
+    pub abort: Arc<Signal>,
 }
 
 /// One accepted agent connection, handed to a plugin.
@@ -109,7 +109,7 @@ impl Listeners {
         loop {
             let accepted = tokio::select! {
                 biased;
-                _ = self.shutdown.drain.cancelled() => break,
+                _ = self.shutdown.drain.fired() => break,
                 accepted = listener.accept() => accepted,
             };
             let (stream, peer) = match accepted {

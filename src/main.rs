@@ -63,7 +63,9 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let threads = match &cli.command {
         // Errors surface in `serve` itself; here only the runtime shape matters.
-        Command::Serve { config } => Config::load(config).map(|c| c.runtime.worker_threads).unwrap_or(0),
+        Command::Serve { config } => Config::load(config)
+            .map(|c| c.runtime.worker_threads)
+            .unwrap_or(0),
         _ => 0,
     };
     let mut builder = match threads {

@@ -77,7 +77,7 @@ impl Server {
             grace_s = self.grace.as_secs(),
             "shutting down: no new connections"
         );
-        self.listeners.shutdown.drain.cancel();
+        self.listeners.shutdown.drain.fire();
         self.listeners.tracker.close();
         if tokio::time::timeout(self.grace, self.listeners.tracker.wait())
             .await
@@ -87,7 +87,7 @@ impl Server {
                 open_connections = self.listeners.tracker.len(),
                 "grace period over; closing the remaining sessions"
             );
-            self.listeners.shutdown.abort.cancel();
+            self.listeners.shutdown.abort.fire();
             let _ =
                 tokio::time::timeout(Duration::from_secs(2), self.listeners.tracker.wait()).await;
         }

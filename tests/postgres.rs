@@ -90,49 +90,59 @@ fn psql_queries_copy_and_notify() {
     assert_eq!(out.trim(), "app_rw|airlock:agent-1:psql");
 }
 
+/// A `[[connections]]` entry on the shared cluster.
+fn connection(name: &str, user: &str, tls: &str, password: bool) -> String {
+    let password = if password {
+        r#"password = { env = "AIRLOCK_TEST_APP_PASSWORD" }"#
+    } else {
+        ""
+    };
+    format!(
+        "\n[[connections]]\nname = \"{name}\"\nprotocol = \"postgres\"\naddress = \"127.0.0.1:{}\"\n\
+         database = \"app\"\nuser = \"{user}\"\n{password}\nallow_groups = [\"agents\"]\ntls = \"{tls}\"\n",
+        cluster().port
+    )
+}
+
 #[test]
-fn upstream_tls_is_verified() {
-    let airlock = Airlock::start_with(
-        "",
-        &format!(
-            r#"
-[[connections]]
-name = "wrong-ca-db"
-protocol = "postgres"
-address = "127.0.0.1:{}"
-database = "app"
-user = "app_rw"
-password = {{ env = "AIRLOCK_TEST_APP_PASSWORD" }}
-allow_groups = ["agents"]
-tls = "verify-full"
-"#,
-            cluster().port
-        ),
-    );
+fn upstream_tls_modes_and_auth_methods() {
+    let extra = [
+        connection("wrong-ca-db", "app_rw", "verify-full", true),
+        connection("require-db", "app_rw", "require", true),
+        connection("md5-db", "md5_user", "disable", true),
+        connection("clear-db", "clear_user", "require", true),
+        connection("trust-db", "trust_user", "prefer", false),
+    ]
+    .concat();
+    let airlock = Airlock::start_with("", &extra);
     let t = token("agent-1", &["agents"]);
-    let out = ok(&airlock.psql(
-        &t,
-        "app-db",
-        &[
-            "-At",
-            "-c",
-            "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
-        ],
-        None,
-    ));
-    assert_eq!(out.trim(), "t");
-    // The self-signed upstream certificate is not in the web PKI: refuse, say nothing of why.
+    let query = "select current_user || ' ' || ssl from pg_stat_ssl where pid = pg_backend_pid()";
+    for (db, expected) in [
+        ("app-db", "app_rw true"),
+        ("ops-db", "app_rw false"),
+        ("require-db", "app_rw true"),
+        ("md5-db", "md5_user false"),
+        ("clear-db", "clear_user true"),
+        ("trust-db", "trust_user true"),
+    ] {
+        let t = if db == "ops-db" {
+            token("op", &["ops"])
+        } else {
+            t.clone()
+        };
+        let out = ok(&airlock.psql(&t, db, &["-At", "-c", query], None));
+        assert_eq!(out.trim(), expected, "{db}");
+    }
+    // The self-signed upstream certificate is not in the web PKI: refuse, and tell the
+    // agent nothing about why or where.
     let out = airlock.psql(&t, "wrong-ca-db", &["-c", "select 1"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("the upstream database is unavailable"),
         "{stderr}"
     );
-    assert!(
-        !stderr.contains("127.0.0.1:") || !stderr.contains(&cluster().port.to_string()),
-        "{stderr}"
-    );
-    assert!(airlock.log().contains("TLS"), "the operator log says why");
+    assert!(!stderr.contains(&cluster().port.to_string()), "{stderr}");
+    assert!(airlock.log().contains("TLS"), "the operator's log says why");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,6 +600,31 @@ fn connection_limit_refuses_politely() {
     assert!(!out.status.success());
     assert!(stderr.contains("too many clients"), "{stderr}");
     drop(first);
+}
+
+#[test]
+fn silent_clients_time_out_in_the_handshake() {
+    let airlock = Airlock::start_with("handshake_timeout = \"1s\"", "");
+    let mut silent = Raw::connect(&airlock);
+    assert!(
+        silent.closed(),
+        "a client that never sends a startup packet is dropped"
+    );
+    // A client that stops after the password request is dropped too.
+    let mut stalled = Raw::connect(&airlock);
+    stalled.send(&airlock_postgres::startup::encode_startup([
+        ("user", "a"),
+        ("database", "app-db"),
+    ]));
+    assert_eq!(stalled.message().unwrap().0, b'R');
+    let (tag, body) = stalled.message().unwrap();
+    assert_eq!(tag, b'E');
+    assert!(String::from_utf8_lossy(&body).contains("timed out"));
+    let metrics = http_get(airlock.admin, "/metrics");
+    assert!(
+        metrics.contains(r#"reason="handshake_timeout"} 2"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

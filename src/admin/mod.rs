@@ -82,7 +82,7 @@ impl Plugin for Admin {
                     tracing::debug!(error = %e, "admin connection ended with an error");
                 }
             }
-            _ = conn.shutdown.drain.cancelled() => {
+            _ = conn.shutdown.drain.fired() => {
                 connection.as_mut().graceful_shutdown();
                 let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
             }

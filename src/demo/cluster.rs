@@ -22,6 +22,8 @@ pub struct ClusterOptions {
     pub ssl: bool,
     /// Extra `-c name=value` settings.
     pub settings: Vec<(String, String)>,
+    /// Lines put before the generated `pg_hba.conf` rules (first match wins there).
+    pub hba: Vec<String>,
 }
 
 /// A running throwaway cluster.
@@ -115,6 +117,11 @@ impl PgCluster {
             .context("running initdb")?;
         if !out.status.success() {
             bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        if !options.hba.is_empty() {
+            let hba = data.join("pg_hba.conf");
+            let rest = std::fs::read_to_string(&hba)?;
+            std::fs::write(&hba, format!("{}\n{rest}", options.hba.join("\n")))?;
         }
         let mut settings = vec![
             ("listen_addresses".to_owned(), "127.0.0.1".to_owned()),

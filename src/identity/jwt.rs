@@ -443,4 +443,73 @@ mod tests {
             Err(AuthError::AlgorithmMismatch(_))
         ));
     }
+
+    /// An EC P-256 key pair and its JWK.
+    fn ec_key(kid: &str) -> (EncodingKey, Value) {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let raw = pair.public_key_raw();
+        let (x, y) = raw[1..].split_at(32);
+        let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
+            "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)});
+        (
+            EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
+            jwk,
+        )
+    }
+
+    fn es256(key: &EncodingKey, kid: &str) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid.into());
+        let claims = json!({"iss":"airlock","aud":"airlock","sub":"svc","exp":now()+60});
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jwks_url_is_fetched_and_refreshed_on_key_rotation() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (key1, jwk1) = ec_key("k1");
+        let (key2, jwk2) = ec_key("k2");
+        let served = Arc::new(Mutex::new(json!({"keys": [jwk1.clone()]}).to_string()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let body = served.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut req = [0u8; 4096];
+                let _ = s.read(&mut req).await;
+                let body = body.lock().unwrap().clone();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            }
+        });
+        let dir = temp_dir("url");
+        let text = format!(
+            "data_dir = \"{}\"\n[auth]\njwks_url = \"http://{addr}/jwks.json\"\n",
+            dir.display()
+        );
+        let config = Config::parse(&text, PathBuf::new()).unwrap();
+        let v = JwtVerifier::from_config(&config).await.unwrap().unwrap();
+        assert_eq!(v.verify(&es256(&key1, "k1")).await.unwrap().subject, "svc");
+        // The IdP rotates in a new key: the unknown kid triggers one refresh.
+        *served.lock().unwrap() = json!({"keys": [jwk1, jwk2]}).to_string();
+        assert_eq!(v.verify(&es256(&key2, "k2")).await.unwrap().subject, "svc");
+        // HS256 is not accepted when only a JWKS is configured.
+        let hs = mint_token(
+            b"x",
+            "airlock",
+            "airlock",
+            "groups",
+            "a",
+            &[],
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert!(matches!(
+            v.verify(&hs).await,
+            Err(AuthError::NotAccepted(_))
+        ));
+    }
 }

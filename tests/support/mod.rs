@@ -24,18 +24,25 @@ pub const API_KEY: &str = "ak_test_0123456789abcdef";
 pub fn cluster() -> &'static PgCluster {
     static CLUSTER: OnceLock<PgCluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let c = PgCluster::start(ClusterOptions {
-            ssl: true,
-            ..Default::default()
-        })
-        .expect("start PostgreSQL");
-        c.psql(
-            "postgres",
-            &format!("CREATE ROLE app_rw LOGIN PASSWORD '{APP_PASSWORD}'"),
-        )
-        .unwrap();
-        c.psql("postgres", "CREATE DATABASE app OWNER app_rw")
-            .unwrap();
+        // Roles for each upstream authentication method Airlock speaks; app_rw uses
+        // the cluster default, SCRAM-SHA-256.
+        let hba = [
+            "host app md5_user 127.0.0.1/32 md5",
+            "host app clear_user 127.0.0.1/32 password",
+            "host app trust_user 127.0.0.1/32 trust",
+        ];
+        let options = ClusterOptions { ssl: true, hba: hba.map(String::from).to_vec(), ..Default::default() };
+        let c = PgCluster::start(options).expect("start PostgreSQL");
+        let setup = [
+            ("postgres", format!("CREATE ROLE app_rw LOGIN PASSWORD '{APP_PASSWORD}'")),
+            ("postgres", "CREATE DATABASE app OWNER app_rw".to_owned()),
+            ("postgres", format!("SET password_encryption = 'md5'; CREATE ROLE md5_user LOGIN PASSWORD '{APP_PASSWORD}'")),
+            ("postgres", format!("CREATE ROLE clear_user LOGIN PASSWORD '{APP_PASSWORD}'")),
+            ("postgres", "CREATE ROLE trust_user LOGIN".to_owned()),
+        ];
+        for (db, sql) in setup {
+            c.psql(db, &sql).unwrap();
+        }
         c
     })
 }
@@ -65,6 +72,11 @@ pub fn config(dir: &std::path::Path, settings: &str, extra: &str) -> String {
     let ca = cluster().dir.join("data/server.crt");
     let key_hash = hex::encode(sha2::Sha256::digest(API_KEY.as_bytes()));
     let down = closed_port();
+    // `settings` may override the defaults below: a later duplicate key would be an error.
+    let mut settings = settings.to_owned();
+    if !settings.contains("handshake_timeout") {
+        settings.push_str("\nhandshake_timeout = \"5s\"");
+    }
     format!(
         r#"
 data_dir = "{dir}"
@@ -75,7 +87,6 @@ admin = "127.0.0.1:0"
 
 [limits]
 shutdown_grace = "10s"
-handshake_timeout = "5s"
 {settings}
 
 [postgres]

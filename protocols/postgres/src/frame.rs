@@ -85,6 +85,24 @@ impl Frame {
     }
 }
 
+/// A message header as shown to [`Scanner::next`]'s `classify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// Message type byte.
+    pub tag: u8,
+    /// Total wire length, tag included.
+    pub len: usize,
+    /// The part of the body already buffered (all of it when `body.len() + 5 == len`).
+    pub body: &'a [u8],
+}
+
+impl Header<'_> {
+    /// The whole body, if it has arrived.
+    pub fn complete_body(&self) -> Option<&[u8]> {
+        (self.body.len() + HEADER_LEN == self.len).then_some(self.body)
+    }
+}
+
 /// What the caller wants done with a message, decided from its header alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -131,13 +149,15 @@ impl Scanner {
 
     /// Splits the next chunk off `buf`.
     ///
-    /// `classify(tag, total_len)` is called exactly once per message, when its header
-    /// is first complete. Returns `Ok(None)` when more bytes are needed; advances
+    /// `classify(header)` is called exactly once per message, when its header is first
+    /// complete. The header carries whatever part of the body is already buffered, so
+    /// a caller can read a short message (ReadyForQuery's status byte) without asking
+    /// for it whole. Returns `Ok(None)` when more bytes are needed; advances
     /// `buf` only past what it returns.
     pub fn next(
         &mut self,
         buf: &mut BytesMut,
-        classify: &mut impl FnMut(u8, usize) -> Disposition,
+        classify: &mut impl FnMut(Header<'_>) -> Disposition,
     ) -> Result<Option<Chunk>, ProtocolError> {
         let mut offset = 0;
         if self.passing > 0 {
@@ -153,7 +173,12 @@ impl Scanner {
             let disposition = if self.pending_whole {
                 Disposition::Whole
             } else {
-                classify(tag, total)
+                let body_end = (offset + total).min(buf.len());
+                classify(Header {
+                    tag,
+                    len: total,
+                    body: buf.get(offset + HEADER_LEN..body_end).unwrap_or_default(),
+                })
             };
             match disposition {
                 Disposition::Pass => {
@@ -241,9 +266,9 @@ mod tests {
         let mut seen = Vec::new();
         for piece in input.chunks(step.max(1)) {
             buf.put_slice(piece);
-            let mut classify = |tag: u8, _len: usize| {
-                seen.push(tag);
-                if whole.contains(&tag) {
+            let mut classify = |h: Header<'_>| {
+                seen.push(h.tag);
+                if whole.contains(&h.tag) {
                     Disposition::Whole
                 } else {
                     Disposition::Pass
@@ -286,9 +311,7 @@ mod tests {
         input.extend(msg(b'C', b"c\0"));
         let mut buf = BytesMut::from(&input[..]);
         let mut scanner = Scanner::new(64);
-        let chunk = scanner
-            .next(&mut buf, &mut |_, _| Disposition::Pass)
-            .unwrap();
+        let chunk = scanner.next(&mut buf, &mut |_| Disposition::Pass).unwrap();
         assert_eq!(chunk, Some(Chunk::Raw(Bytes::from(input))));
     }
 
@@ -297,9 +320,7 @@ mod tests {
         let input = msg(b'd', &vec![1u8; 10_000]);
         let mut scanner = Scanner::new(16);
         let mut buf = BytesMut::from(&input[..100]);
-        let Some(Chunk::Raw(first)) = scanner
-            .next(&mut buf, &mut |_, _| Disposition::Pass)
-            .unwrap()
+        let Some(Chunk::Raw(first)) = scanner.next(&mut buf, &mut |_| Disposition::Pass).unwrap()
         else {
             panic!("expected raw bytes")
         };
@@ -312,23 +333,23 @@ mod tests {
         let mut scanner = Scanner::new(64);
         let mut buf = BytesMut::from(&[b'Q', 0, 0, 0, 3][..]);
         assert!(matches!(
-            scanner.next(&mut buf, &mut |_, _| Disposition::Pass),
+            scanner.next(&mut buf, &mut |_| Disposition::Pass),
             Err(ProtocolError::InvalidLength { len: 3, .. })
         ));
         let mut buf = BytesMut::from(&[b'Q', 0xff, 0xff, 0xff, 0xff][..]);
         assert!(matches!(
-            scanner.next(&mut buf, &mut |_, _| Disposition::Pass),
+            scanner.next(&mut buf, &mut |_| Disposition::Pass),
             Err(ProtocolError::InvalidLength { len: -1, .. })
         ));
         let mut buf = BytesMut::from(&[b'Q', 0x7f, 0xff, 0xff, 0xff][..]);
         assert!(matches!(
-            scanner.next(&mut buf, &mut |_, _| Disposition::Pass),
+            scanner.next(&mut buf, &mut |_| Disposition::Pass),
             Err(ProtocolError::TooLarge { .. })
         ));
         // Over the whole-message cap, but a valid protocol length.
         let mut buf = BytesMut::from(&msg(b'Q', &[b'x'; 100])[..]);
         assert!(matches!(
-            scanner.next(&mut buf, &mut |_, _| Disposition::Whole),
+            scanner.next(&mut buf, &mut |_| Disposition::Whole),
             Err(ProtocolError::TooLarge { max: 64, .. })
         ));
     }
@@ -354,7 +375,7 @@ mod tests {
             let mut scanner = Scanner::new(128);
             let mut buf = BytesMut::from(&input[..]);
             let mut flip = false;
-            while let Ok(Some(_)) = scanner.next(&mut buf, &mut |_, _| {
+            while let Ok(Some(_)) = scanner.next(&mut buf, &mut |_| {
                 flip = !flip;
                 if flip { Disposition::Whole } else { Disposition::Pass }
             }) {}

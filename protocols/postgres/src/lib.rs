@@ -22,4 +22,4 @@ pub mod frame;
 pub mod message;
 pub mod startup;
 
-pub use frame::{Chunk, Disposition, Frame, ProtocolError, Scanner};
+pub use frame::{Chunk, Disposition, Frame, Header, ProtocolError, Scanner};

@@ -34,7 +34,7 @@ use crate::config::{Config, Protocol};
 use crate::identity::{Authenticator, Identity};
 use crate::listener::{Incoming, Plugin, Refusal};
 use crate::metrics::Metrics;
-use crate::net::BoxStream;
+use crate::net::{BoxStream, Stream};
 use crate::tls::UpstreamTlsPlan;
 
 /// Largest PasswordMessage accepted (tokens are a few KiB).
@@ -70,7 +70,7 @@ enum Phase {
 
 /// A connection in its handshake: the stream and what was read past the last message.
 struct Agent {
-    stream: BoxStream,
+    stream: Stream,
     buf: BytesMut,
     tls: bool,
     peer: SocketAddr,
@@ -108,7 +108,7 @@ impl Agent {
         let mut scanner = Scanner::new(max);
         loop {
             if let Some(Chunk::Frame(f)) =
-                scanner.next(&mut self.buf, &mut |_, _| Disposition::Whole)?
+                scanner.next(&mut self.buf, &mut |_| Disposition::Whole)?
             {
                 return Ok(f);
             }
@@ -183,14 +183,16 @@ impl PostgresPlugin {
                             .into());
                         }
                         agent.send(b"S").await?;
-                        let plain =
-                            std::mem::replace(&mut agent.stream, Box::new(tokio::io::empty()));
+                        let plain = std::mem::replace(
+                            &mut agent.stream,
+                            Stream::Other(Box::new(tokio::io::empty())),
+                        );
                         let tls = self
                             .tls
                             .accept(plain)
                             .await
                             .map_err(SessionError::AgentTls)?;
-                        agent.stream = Box::new(tls);
+                        agent.stream = Stream::Other(Box::new(tls));
                         agent.tls = true;
                         Phase::AwaitingStartup
                     }
@@ -298,14 +300,14 @@ impl PostgresPlugin {
 
     async fn session(&self, conn: Incoming) -> Result<(), SessionError> {
         let mut agent = Agent {
-            stream: Box::new(conn.stream),
+            stream: Stream::Tcp(conn.stream),
             buf: BytesMut::with_capacity(8192),
             tls: false,
             peer: conn.peer,
         };
         let handshake = tokio::select! {
             biased;
-            _ = conn.shutdown.drain.cancelled() => Err(SessionError::ShuttingDown),
+            _ = conn.shutdown.drain.fired() => Err(SessionError::ShuttingDown),
             r = tokio::time::timeout(self.handshake_timeout, self.open(&mut agent)) => r.unwrap_or(Err(SessionError::HandshakeTimeout)),
         };
         let ready = match handshake {

@@ -16,13 +16,14 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use airlock_postgres::message::{self, Severity, TransactionStatus, tag};
-use airlock_postgres::{Chunk, Disposition, Scanner};
+use airlock_postgres::{Chunk, Disposition, Header, Scanner};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::error::SessionError;
 use crate::listener::Shutdown;
 use crate::metrics::SessionMetrics;
+use crate::net::Stream;
 
 /// How a relay ended without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,27 +78,24 @@ pub struct RelayStats {
 
 /// Relays until either side ends. `agent_buf` and `upstream_buf` hold bytes already
 /// read from each side.
-#[allow(clippy::too_many_arguments)]
-pub async fn relay<A, U>(
-    agent: A,
+pub async fn relay(
+    agent: Stream,
     agent_buf: BytesMut,
-    upstream: U,
+    upstream: Stream,
     upstream_buf: BytesMut,
     ctx: RelayContext<'_>,
-) -> (Result<End, SessionError>, RelayStats)
-where
-    A: AsyncRead + AsyncWrite + Unpin + Send,
-    U: AsyncRead + AsyncWrite + Unpin + Send,
-{
+) -> (Result<End, SessionError>, RelayStats) {
     let progress = Mutex::new(Progress {
         in_flight: VecDeque::new(),
         status: TransactionStatus::Idle,
         closing: false,
         statements: 0,
     });
-    let (mut agent_rd, mut agent_wr) = tokio::io::split(agent);
-    let (mut up_rd, mut up_wr) = tokio::io::split(upstream);
+    let (mut agent_rd, mut agent_wr) = agent.into_split();
+    let (mut up_rd, mut up_wr) = upstream.into_split();
     let result = tokio::select! {
+        // Fixed order: a random start costs an RNG draw on every wake-up.
+        biased;
         r = agent_to_upstream(&mut agent_rd, agent_buf, &mut up_wr, &progress, &ctx) => r,
         r = upstream_to_agent(&mut up_rd, upstream_buf, &mut agent_wr, &progress, &ctx) => r,
     };
@@ -135,29 +133,35 @@ where
     let mut scanner = Scanner::new(ctx.max_message);
     let mut out = Batch::default();
     let mut sizing = ReadSizing::default();
-    // Created once: a cancellation future registers with its token when first polled.
-    let abort = ctx.shutdown.abort.cancelled();
+    // Created once: registering a waiter takes a lock, later polls one atomic load.
+    let abort = ctx.shutdown.abort.fired();
     tokio::pin!(abort);
     loop {
         let mut requests = 0usize;
         let mut statements = 0u64;
         let mut terminate = false;
-        let mut classify = |t: u8, _len: usize| {
-            match t {
-                tag::QUERY | tag::SYNC | tag::FUNCTION_CALL => requests += 1,
+        // The statement seam: policy and recording will answer `Whole` for Query and
+        // Parse to inspect them before they go upstream; until then they pass raw.
+        let mut classify = |h: Header<'_>| {
+            match h.tag {
+                tag::QUERY => {
+                    requests += 1;
+                    statements += 1;
+                }
+                tag::PARSE => statements += 1,
+                tag::SYNC | tag::FUNCTION_CALL => requests += 1,
                 tag::TERMINATE => terminate = true,
                 _ => {}
             }
-            if t == tag::QUERY || t == tag::PARSE {
-                statements += 1;
+            // Statements stay within limits.max_message_size even while they pass
+            // raw: asking for an oversized one whole makes the scanner refuse it.
+            if matches!(h.tag, tag::QUERY | tag::PARSE) && h.len > ctx.max_message {
                 Disposition::Whole
             } else {
                 Disposition::Pass
             }
         };
         while let Some(chunk) = scanner.next(&mut buf, &mut classify)? {
-            // The statement seam: policy and recording inspect whole Query/Parse
-            // messages here before they go upstream.
             match chunk {
                 Chunk::Raw(bytes) => out.push(bytes),
                 Chunk::Frame(frame) => out.push(frame.into_raw()),
@@ -205,39 +209,53 @@ where
     let mut out = Batch::default();
     let mut sizing = ReadSizing::default();
     let mut draining = false;
-    let abort = ctx.shutdown.abort.cancelled();
-    let drain = ctx.shutdown.drain.cancelled();
+    let mut statuses = Vec::new();
+    let abort = ctx.shutdown.abort.fired();
+    let drain = ctx.shutdown.drain.fired();
     tokio::pin!(abort, drain);
     loop {
-        let mut close_now = false;
-        while let Some(chunk) = scanner.next(&mut buf, &mut |t, _| {
-            // The result seam: masking and recording ask for RowDescription,
-            // DataRow and CommandComplete here; until then they pass raw.
-            if t == tag::READY_FOR_QUERY {
-                Disposition::Whole
-            } else {
-                Disposition::Pass
-            }
-        })? {
+        // ReadyForQuery closes a request. Its status byte is read from the header
+        // view, so the message stays inside the raw run; only one split across two
+        // reads is buffered whole.
+        statuses.clear();
+        loop {
+            let chunk = scanner.next(&mut buf, &mut |h: Header<'_>| {
+                // The result seam: masking and recording will ask for RowDescription,
+                // DataRow and CommandComplete here; until then they pass raw.
+                if h.tag != tag::READY_FOR_QUERY {
+                    return Disposition::Pass;
+                }
+                match h.complete_body() {
+                    Some(body) => {
+                        statuses.push(message::parse_ready_for_query(body));
+                        Disposition::Pass
+                    }
+                    None => Disposition::Whole,
+                }
+            })?;
             match chunk {
-                Chunk::Raw(bytes) => out.push(bytes),
-                Chunk::Frame(frame) => {
-                    let status =
-                        message::parse_ready_for_query(frame.body()).map_err(upstream_protocol)?;
-                    let mut p = lock(progress);
-                    if let Some(sent) = p.in_flight.pop_front() {
-                        ctx.metrics
-                            .statement_seconds
-                            .observe(sent.elapsed().as_secs_f64());
-                    }
-                    p.status = status;
-                    if draining && p.at_safe_point() {
-                        p.closing = true;
-                        close_now = true;
-                    }
-                    drop(p);
+                None => break,
+                Some(Chunk::Raw(bytes)) => out.push(bytes),
+                Some(Chunk::Frame(frame)) => {
+                    statuses.push(message::parse_ready_for_query(frame.body()));
                     out.push(frame.into_raw());
                 }
+            }
+        }
+        let mut close_now = false;
+        if !statuses.is_empty() {
+            let mut p = lock(progress);
+            for status in statuses.drain(..) {
+                p.status = status.map_err(upstream_protocol)?;
+                if let Some(sent) = p.in_flight.pop_front() {
+                    ctx.metrics
+                        .statement_seconds
+                        .observe(sent.elapsed().as_secs_f64());
+                }
+            }
+            if draining && p.at_safe_point() {
+                p.closing = true;
+                close_now = true;
             }
         }
         if close_now {
@@ -311,7 +329,9 @@ struct ReadSizing {
 
 impl Default for ReadSizing {
     fn default() -> Self {
-        ReadSizing { want: ReadSizing::MIN }
+        ReadSizing {
+            want: ReadSizing::MIN,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::{Connection, UpstreamTls};
-use crate::net::BoxStream;
+use crate::net::Stream;
 use crate::secrets::Secret;
 use crate::tls::UpstreamTlsPlan;
 
@@ -68,7 +68,7 @@ pub struct UpstreamTarget {
 /// A ready upstream session.
 pub struct Upstream {
     /// The socket, possibly TLS.
-    pub stream: BoxStream,
+    pub stream: Stream,
     /// Bytes already read past the startup sequence.
     pub buf: BytesMut,
     /// ParameterStatus and NoticeResponse frames to replay to the agent, in order.
@@ -234,9 +234,9 @@ impl UpstreamTarget {
         Err(unreachable(last))
     }
 
-    async fn negotiate_tls(&self, mut tcp: TcpStream) -> Result<BoxStream, UpstreamError> {
+    async fn negotiate_tls(&self, mut tcp: TcpStream) -> Result<Stream, UpstreamError> {
         let Some(client) = &self.tls.client else {
-            return Ok(Box::new(tcp));
+            return Ok(Stream::Tcp(tcp));
         };
         tcp.write_all(&startup::encode_ssl_request()).await?;
         let answer = tcp.read_u8().await?;
@@ -247,9 +247,9 @@ impl UpstreamTarget {
                     .connect(self.tls.server_name.clone(), tcp)
                     .await
                     .map_err(|e| UpstreamError::Tls(e.to_string()))?;
-                Ok(Box::new(tls))
+                Ok(Stream::Other(Box::new(tls)))
             }
-            (b'N', UpstreamTls::Prefer) => Ok(Box::new(tcp)),
+            (b'N', UpstreamTls::Prefer) => Ok(Stream::Tcp(tcp)),
             (b'N', mode) => Err(UpstreamError::Tls(format!(
                 "server does not offer TLS but tls = {mode:?}"
             ))),
@@ -371,7 +371,7 @@ fn application_name(agent_app: &str, subject: &str) -> String {
 
 /// Reads whole messages during startup.
 struct FrameReader {
-    stream: BoxStream,
+    stream: Stream,
     buf: BytesMut,
     scanner: Scanner,
 }
@@ -381,7 +381,7 @@ impl FrameReader {
         loop {
             if let Some(Chunk::Frame(frame)) = self
                 .scanner
-                .next(&mut self.buf, &mut |_, _| Disposition::Whole)?
+                .next(&mut self.buf, &mut |_| Disposition::Whole)?
             {
                 return Ok(frame);
             }
