@@ -417,6 +417,21 @@ impl Raw {
         }
     }
 
+    /// Connects and authenticates with `token`, up to the first ReadyForQuery.
+    fn session(airlock: &Airlock, token: &str) -> Raw {
+        let mut raw = Raw::connect(airlock);
+        raw.send(&airlock_postgres::startup::encode_startup([
+            ("user", "a"),
+            ("database", "app-db"),
+        ]));
+        assert_eq!(raw.message().unwrap().0, b'R');
+        let mut pw = token.as_bytes().to_vec();
+        pw.push(0);
+        raw.send(&frontend(b'p', &pw));
+        raw.until_ready();
+        raw
+    }
+
     fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).unwrap();
     }
@@ -524,30 +539,15 @@ fn hostile_clients_only_hurt_themselves() {
     raw.send(&[0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0]);
     assert!(raw.closed());
     // Negative message length after authentication.
-    let mut raw = Raw::connect(&airlock);
-    raw.send(&airlock_postgres::startup::encode_startup([
-        ("user", "a"),
-        ("database", "app-db"),
-    ]));
-    raw.message().unwrap();
-    let mut pw = token("raw", &["agents"]).into_bytes();
-    pw.push(0);
-    raw.send(&frontend(b'p', &pw));
-    raw.until_ready();
+    let pw = token("raw", &["agents"]);
+    let mut raw = Raw::session(&airlock, &pw);
     raw.send(&[b'Q', 0xff, 0xff, 0xff, 0xf0]);
     let (tag, body) = raw.message().unwrap();
     assert_eq!(tag, b'E');
     assert!(String::from_utf8_lossy(&body).contains("08P01"));
     assert!(raw.closed());
     // A statement over limits.max_message_size.
-    let mut raw = Raw::connect(&airlock);
-    raw.send(&airlock_postgres::startup::encode_startup([
-        ("user", "a"),
-        ("database", "app-db"),
-    ]));
-    raw.message().unwrap();
-    raw.send(&frontend(b'p', &pw));
-    raw.until_ready();
+    let mut raw = Raw::session(&airlock, &pw);
     raw.send(&[b'Q', 0x10, 0, 0, 0]);
     let (tag, body) = raw.message().unwrap();
     assert_eq!(tag, b'E');
@@ -557,14 +557,7 @@ fn hostile_clients_only_hurt_themselves() {
         String::from_utf8_lossy(&body)
     );
     // Disconnect in the middle of a message, and in the middle of the handshake.
-    let mut raw = Raw::connect(&airlock);
-    raw.send(&airlock_postgres::startup::encode_startup([
-        ("user", "a"),
-        ("database", "app-db"),
-    ]));
-    raw.message().unwrap();
-    raw.send(&frontend(b'p', &pw));
-    raw.until_ready();
+    let mut raw = Raw::session(&airlock, &pw);
     raw.send(&frontend(b'Q', b"SELECT 1\0")[..7]);
     drop(raw);
     let mut raw = Raw::connect(&airlock);
