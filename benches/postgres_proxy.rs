@@ -35,14 +35,8 @@ fn cpu_seconds(pid: Option<u32>) -> f64 {
     // Fields after the parenthesised command name; utime and stime are 14th and 15th.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields
-        .get(11)
-        .and_then(|u| u.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        + fields
-            .get(12)
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or(0.0);
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -52,60 +46,25 @@ struct Scenario {
 }
 
 const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        name: "select-only simple -c1",
-        args: &["-S", "-M", "simple", "-c", "1", "-j", "1"],
-    },
-    Scenario {
-        name: "select-only simple -c16",
-        args: &["-S", "-M", "simple", "-c", "16", "-j", "2"],
-    },
-    Scenario {
-        name: "select-only extended -c1",
-        args: &["-S", "-M", "extended", "-c", "1", "-j", "1"],
-    },
-    Scenario {
-        name: "select-only extended -c16",
-        args: &["-S", "-M", "extended", "-c", "16", "-j", "2"],
-    },
-    Scenario {
-        name: "tpc-b simple -c8",
-        args: &["-M", "simple", "-c", "8", "-j", "2"],
-    },
+    Scenario { name: "select-only simple -c1", args: &["-S", "-M", "simple", "-c", "1", "-j", "1"] },
+    Scenario { name: "select-only simple -c16", args: &["-S", "-M", "simple", "-c", "16", "-j", "2"] },
+    Scenario { name: "select-only extended -c1", args: &["-S", "-M", "extended", "-c", "1", "-j", "1"] },
+    Scenario { name: "select-only extended -c16", args: &["-S", "-M", "extended", "-c", "16", "-j", "2"] },
+    Scenario { name: "tpc-b simple -c8", args: &["-M", "simple", "-c", "8", "-j", "2"] },
 ];
 
 fn main() {
-    let seconds: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY")
-        .ok()
-        .map(|s| s.split(',').map(str::to_owned).collect());
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let only: Option<Vec<String>> = std::env::var("BENCH_ONLY").ok().map(|s| s.split(',').map(str::to_owned).collect());
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
     eprintln!("starting PostgreSQL...");
     let cluster = PgCluster::start(ClusterOptions::default()).expect("PostgreSQL");
-    cluster
-        .psql(
-            "postgres",
-            &format!("CREATE ROLE app_rw LOGIN PASSWORD '{APP_PASSWORD}'"),
-        )
-        .unwrap();
-    cluster
-        .psql("postgres", "CREATE DATABASE bench OWNER app_rw")
-        .unwrap();
+    cluster.psql("postgres", &format!("CREATE ROLE app_rw LOGIN PASSWORD '{APP_PASSWORD}'")).unwrap();
+    cluster.psql("postgres", "CREATE DATABASE bench OWNER app_rw").unwrap();
     let bin = cluster.bin_dir().to_owned();
-    let direct = Target {
-        name: "direct",
-        port: cluster.port,
-        password: APP_PASSWORD.into(),
-        pid: None,
-    };
+    let direct = Target { name: "direct", port: cluster.port, password: APP_PASSWORD.into(), pid: None };
 
     let work = cluster.dir.join("bench");
     std::fs::create_dir_all(&work).unwrap();
@@ -114,36 +73,19 @@ fn main() {
     let token = mint(HS256);
     let targets = [
         direct,
-        Target {
-            name: "pgbouncer",
-            port: bouncer_port,
-            password: APP_PASSWORD.into(),
-            pid: Some(bouncer.id()),
-        },
-        Target {
-            name: "airlock",
-            port: airlock_port,
-            password: token,
-            pid: Some(airlock.id()),
-        },
+        Target { name: "pgbouncer", port: bouncer_port, password: APP_PASSWORD.into(), pid: Some(bouncer.id()) },
+        Target { name: "airlock", port: airlock_port, password: token, pid: Some(airlock.id()) },
     ];
 
     eprintln!("initialising pgbench (scale 10)...");
     let init = pgbench(&bin, &targets[0], &["-i", "-s", "10", "-q"]);
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
     cluster.psql("bench", "CREATE TABLE copy_src AS SELECT g AS id, md5(g::text) AS a, now() AS t FROM generate_series(1, 1000000) g; ALTER TABLE copy_src OWNER TO app_rw").unwrap();
 
     let mut results: Vec<(String, [Vec<f64>; 3])> = Vec::new();
     // Proxy CPU microseconds per transaction (or per row for COPY), by row.
     let mut cpu: Vec<[Vec<f64>; 3]> = Vec::new();
-    let wanted = |name: &str| {
-        only.as_ref()
-            .is_none_or(|o| o.iter().any(|w| name.contains(w.as_str())))
-    };
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| name.contains(w.as_str())));
     for s in SCENARIOS.iter().filter(|s| wanted(s.name)) {
         results.push((format!("{} (tps)", s.name), Default::default()));
         cpu.push(Default::default());
@@ -162,18 +104,9 @@ fn main() {
                 let cpu0 = cpu_seconds(t.pid);
                 let out = pgbench(&bin, t, &args);
                 let used = cpu_seconds(t.pid) - cpu0;
-                let tps = parse_tps(&String::from_utf8_lossy(&out.stdout)).unwrap_or_else(|| {
-                    panic!(
-                        "{} via {}: {}",
-                        s.name,
-                        t.name,
-                        String::from_utf8_lossy(&out.stderr)
-                    )
-                });
-                eprintln!(
-                    "round {round} {:<28} {:<10} {tps:>10.0} tps",
-                    s.name, t.name
-                );
+                let tps = parse_tps(&String::from_utf8_lossy(&out.stdout))
+                    .unwrap_or_else(|| panic!("{} via {}: {}", s.name, t.name, String::from_utf8_lossy(&out.stderr)));
+                eprintln!("round {round} {:<28} {:<10} {tps:>10.0} tps", s.name, t.name);
                 results[row].1[i].push(tps);
                 cpu[row][i].push(used * 1e6 / (tps * seconds as f64));
             }
@@ -191,16 +124,9 @@ fn main() {
                     .stderr(Stdio::piped())
                     .output()
                     .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
                 let rate = 1_000_000.0 / start.elapsed().as_secs_f64();
-                eprintln!(
-                    "round {round} {:<28} {:<10} {rate:>10.0} rows/s",
-                    "copy", t.name
-                );
+                eprintln!("round {round} {:<28} {:<10} {rate:>10.0} rows/s", "copy", t.name);
                 results[row].1[i].push(rate);
                 cpu[row][i].push((cpu_seconds(t.pid) - cpu0) * 1e6 / 1_000_000.0);
             }
@@ -240,19 +166,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn conninfo(t: &Target) -> String {
-    format!(
-        "host=127.0.0.1 port={} dbname=bench user=app_rw sslmode=disable",
-        t.port
-    )
+    format!("host=127.0.0.1 port={} dbname=bench user=app_rw sslmode=disable", t.port)
 }
 
 fn pgbench(bin: &Path, t: &Target, args: &[&str]) -> std::process::Output {
-    Command::new(bin.join("pgbench"))
-        .args(args)
-        .arg(conninfo(t))
-        .env("PGPASSWORD", &t.password)
-        .output()
-        .unwrap()
+    Command::new(bin.join("pgbench")).args(args).arg(conninfo(t)).env("PGPASSWORD", &t.password).output().unwrap()
 }
 
 fn parse_tps(out: &str) -> Option<f64> {
@@ -263,11 +181,7 @@ fn parse_tps(out: &str) -> Option<f64> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
@@ -285,11 +199,7 @@ fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
     )
     .unwrap();
     if is_root() {
-        Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(work)
-            .status()
-            .unwrap();
+        Command::new("chown").args(["-R", "postgres:postgres"]).arg(work).status().unwrap();
     }
     let mut cmd = tied_command("pgbouncer", RunAs::Postgres, "TERM");
     cmd.arg(&ini).stdout(Stdio::null()).stderr(Stdio::null());

@@ -35,6 +35,9 @@ pub struct Config {
     /// Async runtime shape.
     #[serde(default)]
     pub runtime: Runtime,
+    /// Session recordings.
+    #[serde(default)]
+    pub recording: Recording,
     /// Postgres endpoint settings.
     #[serde(default)]
     pub postgres: PostgresSettings,
@@ -63,10 +66,7 @@ pub struct Listen {
 
 impl Default for Listen {
     fn default() -> Self {
-        Listen {
-            postgres: defaults::postgres_addr(),
-            admin: defaults::admin_addr(),
-        }
+        Listen { postgres: defaults::postgres_addr(), admin: defaults::admin_addr() }
     }
 }
 
@@ -78,10 +78,7 @@ pub struct Limits {
     #[serde(default = "defaults::max_connections")]
     pub max_connections: usize,
     /// Time allowed from accept to a ready session (TLS, authentication, upstream).
-    #[serde(
-        default = "defaults::handshake_timeout",
-        deserialize_with = "de_duration"
-    )]
+    #[serde(default = "defaults::handshake_timeout", deserialize_with = "de_duration")]
     pub handshake_timeout: Duration,
     /// On SIGINT/SIGTERM, how long open sessions may run to a safe point.
     #[serde(default = "defaults::shutdown_grace", deserialize_with = "de_duration")]
@@ -91,10 +88,7 @@ pub struct Limits {
     #[serde(default = "defaults::max_message_size", deserialize_with = "de_size")]
     pub max_message_size: usize,
     /// Time allowed to open a TCP connection to an upstream.
-    #[serde(
-        default = "defaults::connect_timeout",
-        deserialize_with = "de_duration"
-    )]
+    #[serde(default = "defaults::connect_timeout", deserialize_with = "de_duration")]
     pub connect_timeout: Duration,
 }
 
@@ -108,6 +102,72 @@ impl Default for Limits {
             connect_timeout: defaults::connect_timeout(),
         }
     }
+}
+
+/// `[recording]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recording {
+    /// Record every session (fail closed: no recording, no traffic).
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Seal a segment at this size.
+    #[serde(default = "defaults::segment_size", deserialize_with = "de_size")]
+    pub segment_size: usize,
+    /// ... or at this age.
+    #[serde(default = "defaults::segment_age", deserialize_with = "de_duration")]
+    pub segment_age: Duration,
+    /// Delete sealed segments older than this (default: keep everything).
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub retention: Option<Duration>,
+    /// When blocks are forced to disk.
+    #[serde(default)]
+    pub fsync: FsyncSetting,
+    /// With `fsync = "interval"`: how often.
+    #[serde(default = "defaults::fsync_interval", deserialize_with = "de_duration")]
+    pub fsync_interval: Duration,
+    /// zstd compression level.
+    #[serde(default = "defaults::zstd_level")]
+    pub zstd_level: i32,
+    /// Group-commit window: frames arriving within it share one block.
+    #[serde(default = "defaults::flush_interval", deserialize_with = "de_duration")]
+    pub flush_interval: Duration,
+    /// Frames queued for the writer before sessions wait (backpressure).
+    #[serde(default = "defaults::queue_size", deserialize_with = "de_size")]
+    pub queue_size: usize,
+    /// Sign sealed segments with an Ed25519 key kept in `data_dir`.
+    #[serde(default)]
+    pub sign: bool,
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording {
+            enabled: true,
+            segment_size: defaults::segment_size(),
+            segment_age: defaults::segment_age(),
+            retention: None,
+            fsync: FsyncSetting::default(),
+            fsync_interval: defaults::fsync_interval(),
+            zstd_level: defaults::zstd_level(),
+            flush_interval: defaults::flush_interval(),
+            queue_size: defaults::queue_size(),
+            sign: false,
+        }
+    }
+}
+
+/// `recording.fsync`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncSetting {
+    /// After every block.
+    #[default]
+    EveryBatch,
+    /// Every `fsync_interval`.
+    Interval,
+    /// Never (the OS decides).
+    Never,
 }
 
 /// `[runtime]`.
@@ -268,9 +328,7 @@ pub struct Connection {
 impl Connection {
     /// Host part of `address`.
     pub fn host(&self) -> &str {
-        split_host_port(&self.address)
-            .map(|(h, _)| h)
-            .unwrap_or(&self.address)
+        split_host_port(&self.address).map(|(h, _)| h).unwrap_or(&self.address)
     }
 }
 
@@ -317,22 +375,14 @@ impl Config {
             message: format!("cannot read the config file: {e}"),
         })?;
         let base = path.parent().map(Path::to_owned).unwrap_or_default();
-        Config::parse(&text, base).map_err(|e| ConfigError {
-            file: Some(path.to_owned()),
-            ..e
-        })
+        Config::parse(&text, base).map_err(|e| ConfigError { file: Some(path.to_owned()), ..e })
     }
 
     /// Parses and validates config text; relative paths resolve against `base_dir`.
     pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
-            ConfigError {
-                file: None,
-                line,
-                key: String::new(),
-                message: e.message().to_owned(),
-            }
+            ConfigError { file: None, line, key: String::new(), message: e.message().to_owned() }
         })?;
         config.base_dir = base_dir;
         config.validate().map_err(|(key, message)| ConfigError {
@@ -365,10 +415,7 @@ impl Config {
             return err("limits.max_connections".into(), "must be at least 1".into());
         }
         if self.limits.max_message_size < 8 * 1024 {
-            return err(
-                "limits.max_message_size".into(),
-                "must be at least 8KiB".into(),
-            );
+            return err("limits.max_message_size".into(), "must be at least 8KiB".into());
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return err(
@@ -376,20 +423,24 @@ impl Config {
                 "set both cert_file and key_file, or neither (a self-signed certificate is then generated)".into(),
             );
         }
+        let rec = &self.recording;
+        if !(-7..=19).contains(&rec.zstd_level) {
+            return err("recording.zstd_level".into(), "must be between -7 and 19 (3 is a good default)".into());
+        }
+        if rec.segment_size < 1 << 20 {
+            return err("recording.segment_size".into(), "must be at least 1MiB".into());
+        }
+        if rec.queue_size < 1 << 20 {
+            return err("recording.queue_size".into(), "must be at least 1MiB".into());
+        }
         let auth = &self.auth;
         if auth.jwks_file.is_some() && auth.jwks_url.is_some() {
-            return err(
-                "auth.jwks_url".into(),
-                "set jwks_file or jwks_url, not both".into(),
-            );
+            return err("auth.jwks_url".into(), "set jwks_file or jwks_url, not both".into());
         }
         if let Some(url) = &auth.jwks_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
-            return err(
-                "auth.jwks_url".into(),
-                format!("{url:?} is not an http(s) URL"),
-            );
+            return err("auth.jwks_url".into(), format!("{url:?} is not an http(s) URL"));
         }
         let has_verifier = auth.jwks_file.is_some()
             || auth.jwks_url.is_some()
@@ -403,51 +454,30 @@ impl Config {
             );
         }
         if auth.groups_claim.is_empty() {
-            return err(
-                "auth.groups_claim".into(),
-                "must not be empty (default \"groups\")".into(),
-            );
+            return err("auth.groups_claim".into(), "must not be empty (default \"groups\")".into());
         }
         for (i, key) in auth.api_keys.iter().enumerate() {
             if key.sha256.len() != 64 || !key.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return err(
                     format!("auth.api_keys[{i}].sha256"),
-                    "must be 64 hex digits: the SHA-256 of the key (printf %s KEY | sha256sum)"
-                        .into(),
+                    "must be 64 hex digits: the SHA-256 of the key (printf %s KEY | sha256sum)".into(),
                 );
             }
             if key.subject.is_empty() {
-                return err(
-                    format!("auth.api_keys[{i}].subject"),
-                    "must not be empty".into(),
-                );
+                return err(format!("auth.api_keys[{i}].subject"), "must not be empty".into());
             }
         }
         let mut names = HashSet::new();
         for (i, c) in self.connections.iter().enumerate() {
             let key = |k: &str| format!("connections[{i}].{k}");
-            if c.name.is_empty()
-                || !c
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            {
-                return err(
-                    key("name"),
-                    format!("{:?}: use letters, digits, '-', '_' or '.'", c.name),
-                );
+            if c.name.is_empty() || !c.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return err(key("name"), format!("{:?}: use letters, digits, '-', '_' or '.'", c.name));
             }
             if !names.insert(c.name.as_str()) {
-                return err(
-                    key("name"),
-                    format!("{:?} is used by an earlier connection", c.name),
-                );
+                return err(key("name"), format!("{:?} is used by an earlier connection", c.name));
             }
             if split_host_port(&c.address).is_none() {
-                return err(
-                    key("address"),
-                    format!("{:?}: expected host:port", c.address),
-                );
+                return err(key("address"), format!("{:?}: expected host:port", c.address));
             }
             if c.allow_groups.is_empty() {
                 return err(
@@ -458,16 +488,10 @@ impl Config {
             match c.protocol {
                 Protocol::Postgres => {
                     if c.user.as_deref().unwrap_or("").is_empty() {
-                        return err(
-                            key("user"),
-                            "the upstream user Airlock logs in as is required".into(),
-                        );
+                        return err(key("user"), "the upstream user Airlock logs in as is required".into());
                     }
                     if c.database.as_deref().unwrap_or("").is_empty() {
-                        return err(
-                            key("database"),
-                            "the upstream database name is required".into(),
-                        );
+                        return err(key("database"), "the upstream database name is required".into());
                     }
                 }
             }
@@ -479,10 +503,7 @@ impl Config {
 /// Splits `host:port`, accepting `[v6]:port`.
 pub fn split_host_port(address: &str) -> Option<(&str, u16)> {
     let (host, port) = address.rsplit_once(':')?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     let port = port.parse().ok()?;
     (!host.is_empty()).then_some((host, port))
 }
@@ -498,28 +519,18 @@ fn locate(text: &str, key: &str) -> Option<usize> {
     let leaf = if parts.len() > 1 { parts.pop() } else { None };
     let table = parts.join(".");
     let (header, index) = match table.split_once('[') {
-        Some((name, rest)) => (
-            format!("[[{name}]]"),
-            rest.trim_end_matches(']').parse().ok()?,
-        ),
+        Some((name, rest)) => (format!("[[{name}]]"), rest.trim_end_matches(']').parse().ok()?),
         None => (format!("[{table}]"), 0usize),
     };
     let lines: Vec<&str> = text.lines().collect();
-    let start = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.trim_start().starts_with(&header))
-        .nth(index)?
-        .0;
+    let start = lines.iter().enumerate().filter(|(_, l)| l.trim_start().starts_with(&header)).nth(index)?.0;
     if let Some(leaf) = leaf {
         for (n, line) in lines.iter().enumerate().skip(start + 1) {
             let t = line.trim_start();
             if t.starts_with('[') {
                 break;
             }
-            if t.strip_prefix(leaf)
-                .is_some_and(|r| r.trim_start().starts_with('='))
-            {
+            if t.strip_prefix(leaf).is_some_and(|r| r.trim_start().starts_with('=')) {
                 return Some(n + 1);
             }
         }
@@ -529,17 +540,17 @@ fn locate(text: &str, key: &str) -> Option<usize> {
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "{s:?} is not a duration like \"30s\" or \"5m\": {e}"
-        ))
-    })
+    humantime::parse_duration(&s)
+        .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}")))
+}
+
+fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    de_duration(d).map(Some)
 }
 
 fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let s = String::deserialize(d)?;
-    parse_size(&s)
-        .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a size like \"64MiB\"")))
+    parse_size(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a size like \"64MiB\"")))
 }
 
 /// Parses `"64MiB"`, `"512KiB"`, `"1GiB"`, `"1000"` (bytes).
@@ -599,6 +610,27 @@ mod defaults {
     pub fn leeway() -> Duration {
         Duration::from_secs(30)
     }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn segment_size() -> usize {
+        64 << 20
+    }
+    pub fn segment_age() -> Duration {
+        Duration::from_secs(3600)
+    }
+    pub fn fsync_interval() -> Duration {
+        Duration::from_secs(1)
+    }
+    pub fn zstd_level() -> i32 {
+        3
+    }
+    pub fn flush_interval() -> Duration {
+        Duration::from_millis(5)
+    }
+    pub fn queue_size() -> usize {
+        64 << 20
+    }
 }
 
 #[cfg(test)]
@@ -634,19 +666,14 @@ allow_groups = []
         let err = Config::parse(GOOD, PathBuf::new()).unwrap_err();
         assert_eq!(err.key, "connections[1].allow_groups");
         assert_eq!(err.line, Some(22));
-        assert!(
-            err.to_string()
-                .starts_with("line 22: connections[1].allow_groups: is empty"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("line 22: connections[1].allow_groups: is empty"), "{err}");
     }
 
     #[test]
     fn parse_error_names_line() {
         let err = Config::parse("[listen]\npostgres = \"nope\"\n", PathBuf::new()).unwrap_err();
         assert_eq!(err.line, Some(2));
-        let err =
-            Config::parse("[limits]\nhandshake_timeout = \"soon\"\n", PathBuf::new()).unwrap_err();
+        let err = Config::parse("[limits]\nhandshake_timeout = \"soon\"\n", PathBuf::new()).unwrap_err();
         assert!(err.message.contains("not a duration"), "{err}");
         let err = Config::parse("[auth]\nisuer = \"x\"\n", PathBuf::new()).unwrap_err();
         assert!(err.message.contains("unknown field `isuer`"), "{err}");

@@ -133,12 +133,7 @@ impl Listeners {
             match self.permits.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let guard = self.metrics.connection_opened(endpoint);
-                    let conn = Incoming {
-                        stream,
-                        peer,
-                        id,
-                        shutdown: self.shutdown.clone(),
-                    };
+                    let conn = Incoming { stream, peer, id, shutdown: self.shutdown.clone() };
                     let plugin = plugin.clone();
                     self.tracker.spawn(
                         async move {

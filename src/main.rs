@@ -54,6 +54,79 @@ enum Command {
         /// Config file.
         config: PathBuf,
     },
+    /// List recorded sessions.
+    Sessions {
+        #[command(flatten)]
+        source: DataSource,
+        /// Only sessions started within this long, e.g. `1h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// Only this connection.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only this subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a recorded session.
+    Replay {
+        /// Session id (a unique prefix is enough).
+        session: String,
+        #[command(flatten)]
+        source: DataSource,
+        /// `text` (a transcript) or `jsonl` (one frame per line).
+        #[arg(long, default_value = "text")]
+        format: ReplayFormat,
+        /// Rows shown per result in `text`.
+        #[arg(long, default_value_t = 20)]
+        max_rows: usize,
+    },
+    /// Check every recording segment: CRCs, the hash chain, footers, signatures.
+    Verify {
+        #[command(flatten)]
+        source: DataSource,
+        /// Ed25519 public key (hex, as in data_dir/recording-signing.pub): also check signatures.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Rebuild the session index from the segments.
+    Reindex {
+        #[command(flatten)]
+        source: DataSource,
+    },
+}
+
+/// Where recordings are read from.
+#[derive(clap::Args)]
+struct DataSource {
+    /// Config file whose data_dir holds the recordings.
+    #[arg(long, short, env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// The data directory itself.
+    #[arg(long, conflicts_with = "config")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataSource {
+    fn recordings(&self) -> anyhow::Result<PathBuf> {
+        let data_dir = match (&self.data_dir, &self.config) {
+            (Some(d), _) => d.clone(),
+            (None, Some(c)) => Config::load(c)?.data_dir(),
+            (None, None) => Config::load(Path::new("airlock.toml"))
+                .map_err(|e| anyhow::anyhow!("{e} (or pass --config FILE or --data-dir DIR)"))?
+                .data_dir(),
+        };
+        Ok(airlock::recording::store::recordings_dir(&data_dir))
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReplayFormat {
+    Text,
+    Jsonl,
 }
 
 fn main() -> ExitCode {
@@ -63,9 +136,7 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let threads = match &cli.command {
         // Errors surface in `serve` itself; here only the runtime shape matters.
-        Command::Serve { config } => Config::load(config)
-            .map(|c| c.runtime.worker_threads)
-            .unwrap_or(0),
+        Command::Serve { config } => Config::load(config).map(|c| c.runtime.worker_threads).unwrap_or(0),
         _ => 0,
     };
     let mut builder = match threads {
@@ -99,10 +170,7 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("AIRLOCK_LOG_FORMAT").is_ok_and(|f| f == "json");
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -114,12 +182,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config } => serve(&config).await,
         Command::Demo { data_dir } => airlock::demo::run(&data_dir).await,
-        Command::Token {
-            config,
-            sub,
-            groups,
-            ttl,
-        } => {
+        Command::Token { config, sub, groups, ttl } => {
             let config = Config::load(&config)?;
             let key = signing_key(&config)?;
             let groups: Vec<String> = groups.into_iter().filter(|g| !g.is_empty()).collect();
@@ -135,6 +198,81 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     ttl
                 )?
             );
+            Ok(())
+        }
+        Command::Sessions { source, since, connection, subject, json } => {
+            let dir = source.recordings()?;
+            let cutoff = since.map(|d| airlock::recording::now_us().saturating_sub(d.as_micros() as u64));
+            let sessions: Vec<_> = airlock::recording::index::sessions(&dir)?
+                .into_iter()
+                .filter(|s| cutoff.is_none_or(|c| s.start_us >= c))
+                .filter(|s| connection.as_ref().is_none_or(|c| &s.connection == c))
+                .filter(|s| subject.as_ref().is_none_or(|x| &s.subject == x))
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&sessions)?);
+                return Ok(());
+            }
+            println!(
+                "{:<16}  {:<24}  {:>10}  {:<16}  {:<16}  {:<8}  {:>10}",
+                "ID", "START (UTC)", "DURATION", "SUBJECT", "CONNECTION", "PROTOCOL", "STATEMENTS"
+            );
+            for s in sessions {
+                let start =
+                    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_micros(s.start_us));
+                let duration =
+                    s.duration_ms.map(|d| format!("{:.1}s", d as f64 / 1000.0)).unwrap_or_else(|| "open".into());
+                let statements = s.statements.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<16}  {:<24}  {:>10}  {:<16}  {:<16}  {:<8}  {:>10}",
+                    s.id,
+                    start.to_string(),
+                    duration,
+                    s.subject,
+                    s.connection,
+                    s.protocol,
+                    statements
+                );
+            }
+            Ok(())
+        }
+        Command::Replay { session, source, format, max_rows } => {
+            let dir = source.recordings()?;
+            let (summary, frames) = airlock::recording::replay::load(&dir, &session)?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                ReplayFormat::Text => airlock::recording::replay::render_text(&summary, &frames, max_rows, &mut out)?,
+                ReplayFormat::Jsonl => airlock::recording::replay::render_jsonl(&frames, &mut out)?,
+            }
+            Ok(())
+        }
+        Command::Verify { source, public_key } => {
+            let dir = source.recordings()?;
+            let key = match public_key {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    Some(
+                        hex::decode(text.trim())
+                            .with_context(|| format!("{}: not a hex Ed25519 public key", path.display()))?,
+                    )
+                }
+                None => None,
+            };
+            let report = airlock::recording::verify::verify(&dir, key.as_deref())
+                .map_err(|p| anyhow::anyhow!("verification failed: {p}"))?;
+            println!(
+                "ok: {} segments ({} sealed), {} blocks, {} frames, {} retired segments, {} signatures checked",
+                report.segments, report.sealed, report.blocks, report.frames, report.retired, report.signatures
+            );
+            if let Some((segment, offset)) = report.torn_tail {
+                println!("note: segment {segment} has a torn tail at offset {offset}; the next start recovers it");
+            }
+            Ok(())
+        }
+        Command::Reindex { source } => {
+            let dir = source.recordings()?;
+            let n = airlock::recording::index::reindex(&dir)?;
+            println!("index rebuilt: {n} sessions");
             Ok(())
         }
         Command::CheckConfig { config } => {
@@ -179,19 +317,10 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
 
 fn signing_key(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Some(src) = &config.auth.hs256_secret {
-        return Ok(src
-            .load(&config.base_dir)
-            .context("auth.hs256_secret")?
-            .expose()
-            .to_vec());
+        return Ok(src.load(&config.base_dir).context("auth.hs256_secret")?.expose().to_vec());
     }
     if config.auth.dev_tokens {
-        return Ok(DevKey::load_or_create(&config.data_dir())?
-            .secret()
-            .expose()
-            .to_vec());
+        return Ok(DevKey::load_or_create(&config.data_dir())?.secret().expose().to_vec());
     }
-    anyhow::bail!(
-        "this config accepts no HS256 tokens: set auth.dev_tokens = true (development) or auth.hs256_secret"
-    )
+    anyhow::bail!("this config accepts no HS256 tokens: set auth.dev_tokens = true (development) or auth.hs256_secret")
 }

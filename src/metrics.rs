@@ -82,19 +82,10 @@ impl Metrics {
         let sessions_open = Family::default();
         let sessions_total = Family::default();
         let bytes = Family::default();
-        let statement_seconds =
-            HistogramFamily::new_with_constructor(statement_histogram as fn() -> Histogram);
+        let statement_seconds = HistogramFamily::new_with_constructor(statement_histogram as fn() -> Histogram);
         let auth_failures = Family::default();
-        registry.register(
-            "connections_open",
-            "Agent connections open, by endpoint",
-            connections_open.clone(),
-        );
-        registry.register(
-            "connections",
-            "Agent connections accepted, by endpoint",
-            connections_total.clone(),
-        );
+        registry.register("connections_open", "Agent connections open, by endpoint", connections_open.clone());
+        registry.register("connections", "Agent connections accepted, by endpoint", connections_total.clone());
         registry.register(
             "connections_refused",
             "Agent connections refused before a session started, by endpoint and reason",
@@ -110,21 +101,13 @@ impl Metrics {
             "Authenticated sessions started, by protocol and connection",
             sessions_total.clone(),
         );
-        registry.register(
-            "bytes",
-            "Bytes relayed, by protocol, connection and direction",
-            bytes.clone(),
-        );
+        registry.register("bytes", "Bytes relayed, by protocol, connection and direction", bytes.clone());
         registry.register(
             "statement_duration_seconds",
             "Time from a statement (or Sync) reaching the upstream to its ReadyForQuery",
             statement_seconds.clone(),
         );
-        registry.register(
-            "auth_failures",
-            "Rejected identity tokens, by protocol and reason",
-            auth_failures.clone(),
-        );
+        registry.register("auth_failures", "Rejected identity tokens, by protocol and reason", auth_failures.clone());
         Metrics {
             registry,
             connections_open,
@@ -157,33 +140,22 @@ impl Metrics {
 
     /// Counts a connection refused before a session (limit, auth, unknown target...).
     pub fn connection_refused(&self, endpoint: &'static str, reason: &'static str) {
-        self.connections_refused
-            .get_or_create(&RefusedLabels { endpoint, reason })
-            .inc();
+        self.connections_refused.get_or_create(&RefusedLabels { endpoint, reason }).inc();
     }
 
     /// Counts a rejected token.
     pub fn auth_failed(&self, protocol: &'static str, reason: &'static str) {
-        self.auth_failures
-            .get_or_create(&AuthFailureLabels { protocol, reason })
-            .inc();
+        self.auth_failures.get_or_create(&AuthFailureLabels { protocol, reason }).inc();
     }
 
     /// Starts a session's metrics; the handles live as long as the session.
     pub fn session(&self, protocol: &'static str, connection: &str) -> SessionMetrics {
-        let labels = SessionLabels {
-            protocol,
-            connection: connection.to_owned(),
-        };
+        let labels = SessionLabels { protocol, connection: connection.to_owned() };
         self.sessions_total.get_or_create(&labels).inc();
         let open = self.sessions_open.get_or_create_owned(&labels);
         open.inc();
         let bytes = |direction| {
-            self.bytes.get_or_create_owned(&BytesLabels {
-                protocol,
-                connection: connection.to_owned(),
-                direction,
-            })
+            self.bytes.get_or_create_owned(&BytesLabels { protocol, connection: connection.to_owned(), direction })
         };
         SessionMetrics {
             to_upstream: bytes("to_upstream"),
@@ -237,26 +209,18 @@ mod tests {
         s.to_agent.inc_by(10);
         s.statement_seconds.observe(0.001);
         let text = m.render();
+        assert!(text.contains("airlock_connections_open{endpoint=\"postgres\"} 1"), "{text}");
+        assert!(text.contains("airlock_connections_refused_total{endpoint=\"postgres\",reason=\"limit\"} 1"), "{text}");
         assert!(
-            text.contains("airlock_connections_open{endpoint=\"postgres\"} 1"),
+            text.contains("airlock_bytes_total{protocol=\"postgres\",connection=\"app-db\",direction=\"to_agent\"} 10"),
             "{text}"
         );
+        assert!(text.contains("airlock_sessions_open{protocol=\"postgres\",connection=\"app-db\"} 1"), "{text}");
         assert!(
-            text.contains(
-                "airlock_connections_refused_total{endpoint=\"postgres\",reason=\"limit\"} 1"
-            ),
+            text.contains("airlock_statement_duration_seconds_count{protocol=\"postgres\",connection=\"app-db\"} 1"),
             "{text}"
         );
-        assert!(text.contains("airlock_bytes_total{protocol=\"postgres\",connection=\"app-db\",direction=\"to_agent\"} 10"), "{text}");
-        assert!(
-            text.contains("airlock_sessions_open{protocol=\"postgres\",connection=\"app-db\"} 1"),
-            "{text}"
-        );
-        assert!(text.contains("airlock_statement_duration_seconds_count{protocol=\"postgres\",connection=\"app-db\"} 1"), "{text}");
         drop((g, s));
-        assert!(
-            m.render()
-                .contains("airlock_connections_open{endpoint=\"postgres\"} 0")
-        );
+        assert!(m.render().contains("airlock_connections_open{endpoint=\"postgres\"} 0"));
     }
 }

@@ -60,15 +60,13 @@ impl SecretSource {
     /// Loads the secret; relative file paths are resolved against `base`.
     pub fn load(&self, base: &Path) -> Result<Secret, SecretError> {
         let bytes = match self {
-            SecretSource::Env { env } => std::env::var(env)
-                .map_err(|_| SecretError::MissingEnv(env.clone()))?
-                .into_bytes(),
+            SecretSource::Env { env } => {
+                std::env::var(env).map_err(|_| SecretError::MissingEnv(env.clone()))?.into_bytes()
+            }
             SecretSource::File { file } => {
                 let path = base.join(file);
-                let mut bytes = std::fs::read(&path).map_err(|source| SecretError::File {
-                    path: path.clone(),
-                    source,
-                })?;
+                let mut bytes =
+                    std::fs::read(&path).map_err(|source| SecretError::File { path: path.clone(), source })?;
                 while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     bytes.pop();
                 }
@@ -119,13 +117,8 @@ mod tests {
 
     #[test]
     fn debug_never_shows_values() {
-        let lit: SecretSource = toml::from_str::<toml::Table>("p = \"hunter2\"")
-            .unwrap()
-            .get("p")
-            .unwrap()
-            .clone()
-            .try_into()
-            .unwrap();
+        let lit: SecretSource =
+            toml::from_str::<toml::Table>("p = \"hunter2\"").unwrap().get("p").unwrap().clone().try_into().unwrap();
         assert!(!format!("{lit:?}").contains("hunter2"));
         let s = lit.load(Path::new(".")).unwrap();
         assert_eq!(s.expose(), b"hunter2");
@@ -134,8 +127,7 @@ mod tests {
 
     #[test]
     fn sources() {
-        let env: SecretSource =
-            serde_json::from_str(r#"{"env":"AIRLOCK_TEST_SURELY_UNSET"}"#).unwrap();
+        let env: SecretSource = serde_json::from_str(r#"{"env":"AIRLOCK_TEST_SURELY_UNSET"}"#).unwrap();
         let err = env.load(Path::new(".")).unwrap_err().to_string();
         assert!(err.contains("AIRLOCK_TEST_SURELY_UNSET"), "{err}");
         let dir = std::env::temp_dir().join(format!("airlock-secret-{}", std::process::id()));

@@ -13,6 +13,7 @@ use crate::identity::Authenticator;
 use crate::listener::Listeners;
 use crate::metrics::Metrics;
 use crate::plugins::postgres::PostgresPlugin;
+use crate::recording::{Recorder, RecordingSettings};
 
 /// An endpoint that is listening.
 #[derive(Debug, Clone)]
@@ -37,30 +38,26 @@ impl Server {
         let auth = Arc::new(Authenticator::from_config(config).await?);
         let tls = crate::tls::agent_server_config(config)?;
         let listeners = Listeners::new(config.limits.max_connections, metrics.clone());
-        let postgres = Arc::new(PostgresPlugin::new(config, auth, metrics.clone(), tls)?);
+        let recorder = if config.recording.enabled {
+            Some(Recorder::start(RecordingSettings::from_config(config)?)?)
+        } else {
+            tracing::warn!("recording.enabled = false: sessions are not recorded");
+            None
+        };
+        let postgres = Arc::new(PostgresPlugin::new(config, auth, metrics.clone(), tls, recorder)?);
         let admin = Arc::new(Admin::new(metrics));
 
         let mut bound = Vec::new();
         let pg = bind("listen.postgres", config.listen.postgres).await?;
         let admin_listener = bind("listen.admin", config.listen.admin).await?;
-        bound.push(Bound {
-            endpoint: "postgres",
-            addr: pg.local_addr()?,
-        });
-        bound.push(Bound {
-            endpoint: "admin",
-            addr: admin_listener.local_addr()?,
-        });
+        bound.push(Bound { endpoint: "postgres", addr: pg.local_addr()? });
+        bound.push(Bound { endpoint: "admin", addr: admin_listener.local_addr()? });
         tokio::spawn(listeners.clone().run(pg, postgres));
         tokio::spawn(listeners.clone().run(admin_listener, admin));
         for b in &bound {
             tracing::info!(endpoint = b.endpoint, addr = %b.addr, "listening");
         }
-        Ok(Server {
-            listeners,
-            bound,
-            grace: config.limits.shutdown_grace,
-        })
+        Ok(Server { listeners, bound, grace: config.limits.shutdown_grace })
     }
 
     /// Where each endpoint listens.
@@ -72,33 +69,25 @@ impl Server {
     /// then ends the rest.
     pub async fn shutdown(self) {
         let open = self.listeners.tracker.len();
-        tracing::info!(
-            open_connections = open,
-            grace_s = self.grace.as_secs(),
-            "shutting down: no new connections"
-        );
+        tracing::info!(open_connections = open, grace_s = self.grace.as_secs(), "shutting down: no new connections");
         self.listeners.shutdown.drain.fire();
         self.listeners.tracker.close();
-        if tokio::time::timeout(self.grace, self.listeners.tracker.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(self.grace, self.listeners.tracker.wait()).await.is_err() {
             tracing::warn!(
                 open_connections = self.listeners.tracker.len(),
                 "grace period over; closing the remaining sessions"
             );
             self.listeners.shutdown.abort.fire();
-            let _ =
-                tokio::time::timeout(Duration::from_secs(2), self.listeners.tracker.wait()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.listeners.tracker.wait()).await;
         }
         tracing::info!("stopped");
     }
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| {
-        format!("{key} = \"{addr}\": cannot listen (is another process using the port?)")
-    })
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{key} = \"{addr}\": cannot listen (is another process using the port?)"))
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.
@@ -106,15 +95,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch SIGTERM");
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

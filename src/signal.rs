@@ -44,10 +44,7 @@ impl Signal {
 
     /// A future that completes when the signal fires.
     pub fn fired(&self) -> Fired<'_> {
-        Fired {
-            signal: self,
-            slot: None,
-        }
+        Fired { signal: self, slot: None }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiters> {
@@ -70,11 +67,7 @@ impl Future for Fired<'_> {
         if self.signal.is_fired() {
             return Poll::Ready(());
         }
-        if self
-            .slot
-            .as_ref()
-            .is_some_and(|(_, w)| w.will_wake(cx.waker()))
-        {
+        if self.slot.as_ref().is_some_and(|(_, w)| w.will_wake(cx.waker())) {
             return Poll::Pending;
         }
         {
@@ -89,11 +82,7 @@ impl Future for Fired<'_> {
         }
         // Fired between the first check and the registration: fire() may have taken
         // the map before our insert.
-        if self.signal.is_fired() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+        if self.signal.is_fired() { Poll::Ready(()) } else { Poll::Pending }
     }
 }
 

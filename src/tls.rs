@@ -20,18 +20,9 @@ pub fn agent_server_config(config: &Config) -> anyhow::Result<Arc<ServerConfig>>
     };
     let certs = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .with_context(|| {
-            format!(
-                "tls.cert_file {}: cannot read PEM certificates",
-                cert_path.display()
-            )
-        })?;
-    let key = PrivateKeyDer::from_pem_file(&key_path).with_context(|| {
-        format!(
-            "tls.key_file {}: cannot read a PEM private key",
-            key_path.display()
-        )
-    })?;
+        .with_context(|| format!("tls.cert_file {}: cannot read PEM certificates", cert_path.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path)
+        .with_context(|| format!("tls.key_file {}: cannot read a PEM private key", key_path.display()))?;
     let server = ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
@@ -46,13 +37,8 @@ fn ensure_self_signed(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         return Ok((cert, key));
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
-    let generated = rcgen::generate_simple_self_signed(names)
-        .context("generating a self-signed certificate")?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let generated = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
     std::fs::write(&cert, generated.cert.pem())?;
     let _ = std::fs::remove_file(&key);
     let mut file = crate::identity::create_private_file(&key)?;
@@ -76,16 +62,9 @@ impl UpstreamTlsPlan {
     /// Prepares TLS for `conn`; `verify-full` loads its CA bundle now so a bad file is
     /// reported at start-up.
     pub fn new(config: &Config, conn: &Connection) -> anyhow::Result<UpstreamTlsPlan> {
-        let name = conn
-            .tls_server_name
-            .clone()
-            .unwrap_or_else(|| conn.host().to_owned());
-        let server_name = ServerName::try_from(name.clone()).with_context(|| {
-            format!(
-                "connection {:?}: {name:?} is not a valid TLS server name",
-                conn.name
-            )
-        })?;
+        let name = conn.tls_server_name.clone().unwrap_or_else(|| conn.host().to_owned());
+        let server_name = ServerName::try_from(name.clone())
+            .with_context(|| format!("connection {:?}: {name:?} is not a valid TLS server name", conn.name))?;
         let client = match conn.tls {
             UpstreamTls::Disable => None,
             UpstreamTls::Prefer | UpstreamTls::Require => Some(
@@ -99,26 +78,18 @@ impl UpstreamTlsPlan {
                 match &conn.ca_file {
                     Some(ca) => {
                         let path = config.resolve(ca);
-                        for cert in CertificateDer::pem_file_iter(&path).with_context(|| {
-                            format!("connection {:?}: ca_file {}", conn.name, path.display())
-                        })? {
+                        for cert in CertificateDer::pem_file_iter(&path)
+                            .with_context(|| format!("connection {:?}: ca_file {}", conn.name, path.display()))?
+                        {
                             roots.add(cert?)?;
                         }
                     }
                     None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
                 }
-                Some(
-                    ClientConfig::builder()
-                        .with_root_certificates(roots)
-                        .with_no_client_auth(),
-                )
+                Some(ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
             }
         };
-        Ok(UpstreamTlsPlan {
-            mode: conn.tls,
-            client: client.map(Arc::new),
-            server_name,
-        })
+        Ok(UpstreamTlsPlan { mode: conn.tls, client: client.map(Arc::new), server_name })
     }
 }
 
@@ -151,12 +122,7 @@ impl ServerCertVerifier for NoCertificateCheck {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -165,12 +131,7 @@ impl ServerCertVerifier for NoCertificateCheck {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -17,35 +17,17 @@ fn psql_queries_copy_and_notify() {
     ok(&airlock.psql(
         &t,
         "app-db",
-        &[
-            "-c",
-            "DROP TABLE IF EXISTS copy_t; CREATE TABLE copy_t (id int, name text)",
-        ],
+        &["-c", "DROP TABLE IF EXISTS copy_t; CREATE TABLE copy_t (id int, name text)"],
         None,
     ));
 
     let rows: String = (1..=500).map(|i| format!("{i}\tname {i}\n")).collect();
-    let out = ok(&airlock.psql(
-        &t,
-        "app-db",
-        &["-c", "\\copy copy_t from stdin"],
-        Some(&rows),
-    ));
+    let out = ok(&airlock.psql(&t, "app-db", &["-c", "\\copy copy_t from stdin"], Some(&rows)));
     assert_eq!(out.trim(), "COPY 500");
-    let out = ok(&airlock.psql(
-        &t,
-        "app-db",
-        &["-c", "\\copy (select * from copy_t order by id) to stdout"],
-        None,
-    ));
+    let out = ok(&airlock.psql(&t, "app-db", &["-c", "\\copy (select * from copy_t order by id) to stdout"], None));
     assert_eq!(out, rows);
 
-    let out = ok(&airlock.psql(
-        &t,
-        "app-db",
-        &["-At", "-c", "select count(*), sum(id) from copy_t"],
-        None,
-    ));
+    let out = ok(&airlock.psql(&t, "app-db", &["-At", "-c", "select count(*), sum(id) from copy_t"], None));
     assert_eq!(out.trim(), "500|125250");
 
     // Multi-statement string, notices and errors relayed; the session survives an error.
@@ -68,35 +50,25 @@ fn psql_queries_copy_and_notify() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("division by zero"), "{stderr}");
     assert!(stderr.contains("NOTICE:  hello from upstream"), "{stderr}");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "DO\nstill here"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "DO\nstill here");
 
-    let out = airlock.psql(
-        &t,
-        "app-db",
-        &["-c", "LISTEN chan", "-c", "NOTIFY chan, 'ping'"],
-        None,
-    );
+    let out = airlock.psql(&t, "app-db", &["-c", "LISTEN chan", "-c", "NOTIFY chan, 'ping'"], None);
     let stdout = ok(&out);
-    assert!(
-        stdout.contains("Asynchronous notification \"chan\" with payload \"ping\""),
-        "{stdout}"
-    );
+    assert!(stdout.contains("Asynchronous notification \"chan\" with payload \"ping\""), "{stdout}");
 
     // The upstream sees who is behind Airlock.
-    let out = ok(&airlock.psql(&t, "app-db", &["-At", "-c", "select current_user, application_name from pg_stat_activity where pid = pg_backend_pid()"], None));
+    let out = ok(&airlock.psql(
+        &t,
+        "app-db",
+        &["-At", "-c", "select current_user, application_name from pg_stat_activity where pid = pg_backend_pid()"],
+        None,
+    ));
     assert_eq!(out.trim(), "app_rw|airlock:agent-1:psql");
 }
 
 /// A `[[connections]]` entry on the shared cluster.
 fn connection(name: &str, user: &str, tls: &str, password: bool) -> String {
-    let password = if password {
-        r#"password = { env = "AIRLOCK_TEST_APP_PASSWORD" }"#
-    } else {
-        ""
-    };
+    let password = if password { r#"password = { env = "AIRLOCK_TEST_APP_PASSWORD" }"# } else { "" };
     format!(
         "\n[[connections]]\nname = \"{name}\"\nprotocol = \"postgres\"\naddress = \"127.0.0.1:{}\"\n\
          database = \"app\"\nuser = \"{user}\"\n{password}\nallow_groups = [\"agents\"]\ntls = \"{tls}\"\n",
@@ -125,11 +97,7 @@ fn upstream_tls_modes_and_auth_methods() {
         ("clear-db", "clear_user true"),
         ("trust-db", "trust_user true"),
     ] {
-        let t = if db == "ops-db" {
-            token("op", &["ops"])
-        } else {
-            t.clone()
-        };
+        let t = if db == "ops-db" { token("op", &["ops"]) } else { t.clone() };
         let out = ok(&airlock.psql(&t, db, &["-At", "-c", query], None));
         assert_eq!(out.trim(), expected, "{db}");
     }
@@ -137,10 +105,7 @@ fn upstream_tls_modes_and_auth_methods() {
     // agent nothing about why or where.
     let out = airlock.psql(&t, "wrong-ca-db", &["-c", "select 1"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("the upstream database is unavailable"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("the upstream database is unavailable"), "{stderr}");
     assert!(!stderr.contains(&cluster().port.to_string()), "{stderr}");
     assert!(airlock.log().contains("TLS"), "the operator's log says why");
 }
@@ -148,20 +113,9 @@ fn upstream_tls_modes_and_auth_methods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extended_protocol_pipelines_and_transactions() {
     let airlock = Airlock::start();
-    let client = airlock
-        .connect(&token("agent-2", &["agents"]), "app-db")
-        .await
-        .unwrap();
-    client
-        .batch_execute(
-            "DROP TABLE IF EXISTS ext_t; CREATE TABLE ext_t (id int primary key, v text)",
-        )
-        .await
-        .unwrap();
-    let insert = client
-        .prepare("INSERT INTO ext_t VALUES ($1, $2)")
-        .await
-        .unwrap();
+    let client = airlock.connect(&token("agent-2", &["agents"]), "app-db").await.unwrap();
+    client.batch_execute("DROP TABLE IF EXISTS ext_t; CREATE TABLE ext_t (id int primary key, v text)").await.unwrap();
+    let insert = client.prepare("INSERT INTO ext_t VALUES ($1, $2)").await.unwrap();
     // Pipelined: many Parse/Bind/Execute/Sync in flight at once.
     let futures: Vec<_> = (0..200)
         .map(|i| {
@@ -173,13 +127,7 @@ async fn extended_protocol_pipelines_and_transactions() {
     for r in futures_join(futures).await {
         assert_eq!(r.unwrap(), 1);
     }
-    let row = client
-        .query_one(
-            "SELECT count(*), max(v) FROM ext_t WHERE id >= $1",
-            &[&0i32],
-        )
-        .await
-        .unwrap();
+    let row = client.query_one("SELECT count(*), max(v) FROM ext_t WHERE id >= $1", &[&0i32]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 200);
     assert_eq!(row.get::<_, String>(1), "v99");
 
@@ -187,31 +135,16 @@ async fn extended_protocol_pipelines_and_transactions() {
     let mut client = client;
     let tx = client.transaction().await.unwrap();
     tx.execute("DELETE FROM ext_t", &[]).await.unwrap();
-    let n: i64 = tx
-        .query_one("SELECT count(*) FROM ext_t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = tx.query_one("SELECT count(*) FROM ext_t", &[]).await.unwrap().get(0);
     assert_eq!(n, 0);
     tx.rollback().await.unwrap();
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM ext_t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = client.query_one("SELECT count(*) FROM ext_t", &[]).await.unwrap().get(0);
     assert_eq!(n, 200);
 
     // An error inside a pipeline skips to Sync and the session goes on.
-    let err = client
-        .query_one("SELECT 1/$1::int", &[&0i32])
-        .await
-        .unwrap_err();
+    let err = client.query_one("SELECT 1/$1::int", &[&0i32]).await.unwrap_err();
     assert_eq!(sqlstate(&err), "22012");
-    let one: i32 = client
-        .query_one("SELECT $1::int", &[&1i32])
-        .await
-        .unwrap()
-        .get(0);
+    let one: i32 = client.query_one("SELECT $1::int", &[&1i32]).await.unwrap().get(0);
     assert_eq!(one, 1);
 }
 
@@ -230,11 +163,7 @@ async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
                 }
             }
         }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
     })
     .await;
     handles.extend(outputs.into_iter().map(Option::unwrap));
@@ -248,68 +177,35 @@ fn pgbench_extended_through_airlock() {
     let pgbench = cluster().bin_dir().join("pgbench");
     let conninfo = airlock.conninfo("app-db", "require");
     let run = |args: &[&str]| {
-        std::process::Command::new(&pgbench)
-            .args(args)
-            .arg(&conninfo)
-            .env("PGPASSWORD", &t)
-            .output()
-            .unwrap()
+        std::process::Command::new(&pgbench).args(args).arg(&conninfo).env("PGPASSWORD", &t).output().unwrap()
     };
     let init = run(&["-i", "-s", "1", "-q"]);
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
     for mode in ["extended", "prepared", "simple"] {
         let out = run(&["-M", mode, "-c", "4", "-t", "50", "-n"]);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{mode}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            stdout.contains("number of transactions actually processed: 200/200"),
-            "{mode}: {stdout}"
-        );
+        assert!(out.status.success(), "{mode}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("number of transactions actually processed: 200/200"), "{mode}: {stdout}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_reaches_the_upstream() {
     let airlock = Airlock::start();
-    let client = airlock
-        .connect(&token("agent-3", &["agents"]), "app-db")
-        .await
-        .unwrap();
+    let client = airlock.connect(&token("agent-3", &["agents"]), "app-db").await.unwrap();
     let cancel = client.cancel_token();
     let started = std::time::Instant::now();
-    let sleeper = tokio::spawn(async move {
-        client
-            .simple_query("SELECT pg_sleep(30)")
-            .await
-            .map(|_| client)
-    });
+    let sleeper = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(30)").await.map(|_| client) });
     tokio::time::sleep(Duration::from_millis(500)).await;
     cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
-    let Err(err) = sleeper.await.unwrap() else {
-        panic!("query was not cancelled")
-    };
+    let Err(err) = sleeper.await.unwrap() else { panic!("query was not cancelled") };
     assert_eq!(sqlstate(&err), "57014");
     assert!(started.elapsed() < Duration::from_secs(20));
 
     // A cancel with a wrong key is ignored and harms nothing.
-    let client = airlock
-        .connect(&token("agent-3", &["agents"]), "app-db")
-        .await
-        .unwrap();
+    let client = airlock.connect(&token("agent-3", &["agents"]), "app-db").await.unwrap();
     let mut raw = TcpStream::connect(airlock.pg).unwrap();
-    raw.write_all(&airlock_postgres::startup::encode_cancel_request(
-        1,
-        &[0, 0, 0, 1],
-    ))
-    .unwrap();
+    raw.write_all(&airlock_postgres::startup::encode_cancel_request(1, &[0, 0, 0, 1])).unwrap();
     drop(raw);
     let v: i32 = client.query_one("SELECT 7", &[]).await.unwrap().get(0);
     assert_eq!(v, 7);
@@ -319,50 +215,16 @@ async fn cancel_reaches_the_upstream() {
 async fn every_refusal_has_its_sqlstate() {
     let airlock = Airlock::start();
     let cases = [
-        (
-            "garbage",
-            token("x", &["agents"]).replace('.', "_"),
-            "app-db",
-            "28P01",
-        ),
-        (
-            "bad signature",
-            format!("{}x", token("x", &["agents"])),
-            "app-db",
-            "28P01",
-        ),
-        (
-            "expired",
-            token_with("x", &["agents"], -3600, "airlock"),
-            "app-db",
-            "28P01",
-        ),
-        (
-            "wrong audience",
-            token_with("x", &["agents"], 3600, "someone-else"),
-            "app-db",
-            "28P01",
-        ),
-        (
-            "unknown connection",
-            token("x", &["agents"]),
-            "no-such-db",
-            "3D000",
-        ),
-        (
-            "group not allowed",
-            token("x", &["agents"]),
-            "ops-db",
-            "28000",
-        ),
+        ("garbage", token("x", &["agents"]).replace('.', "_"), "app-db", "28P01"),
+        ("bad signature", format!("{}x", token("x", &["agents"])), "app-db", "28P01"),
+        ("expired", token_with("x", &["agents"], -3600, "airlock"), "app-db", "28P01"),
+        ("wrong audience", token_with("x", &["agents"], 3600, "someone-else"), "app-db", "28P01"),
+        ("unknown connection", token("x", &["agents"]), "no-such-db", "3D000"),
+        ("group not allowed", token("x", &["agents"]), "ops-db", "28000"),
         ("upstream down", token("x", &["agents"]), "down-db", "08006"),
     ];
     for (what, tok, db, code) in cases {
-        let err = airlock
-            .connect(&tok, db)
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("{what}: connected"));
+        let err = airlock.connect(&tok, db).await.err().unwrap_or_else(|| panic!("{what}: connected"));
         assert_eq!(sqlstate(&err), code, "{what}: {err}");
         let msg = err.as_db_error().unwrap().message().to_owned();
         assert!(!msg.contains(APP_PASSWORD), "{what}: {msg}");
@@ -374,29 +236,17 @@ async fn every_refusal_has_its_sqlstate() {
         }
     }
     // The ops group gets in where agents may not; API keys work too.
-    let c = airlock
-        .connect(&token("op", &["ops"]), "ops-db")
-        .await
-        .unwrap();
-    assert_eq!(
-        c.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0),
-        1
-    );
+    let c = airlock.connect(&token("op", &["ops"]), "ops-db").await.unwrap();
+    assert_eq!(c.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
     let c = airlock.connect(API_KEY, "app-db").await.unwrap();
     let app: String = c
-        .query_one(
-            "SELECT application_name::text FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-            &[],
-        )
+        .query_one("SELECT application_name::text FROM pg_stat_activity WHERE pid = pg_backend_pid()", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(app, "airlock:ci-bot");
     let metrics = http_get(airlock.admin, "/metrics");
-    assert!(
-        metrics.contains(r#"airlock_auth_failures_total{protocol="postgres",reason="expired"} 1"#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"airlock_auth_failures_total{protocol="postgres",reason="expired"} 1"#), "{metrics}");
 }
 
 /// A minimal raw client, to see every byte the agent receives.
@@ -408,22 +258,14 @@ struct Raw {
 impl Raw {
     fn connect(airlock: &Airlock) -> Raw {
         let stream = TcpStream::connect(airlock.pg).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Raw {
-            stream,
-            received: Vec::new(),
-        }
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Raw { stream, received: Vec::new() }
     }
 
     /// Connects and authenticates with `token`, up to the first ReadyForQuery.
     fn session(airlock: &Airlock, token: &str) -> Raw {
         let mut raw = Raw::connect(airlock);
-        raw.send(&airlock_postgres::startup::encode_startup([
-            ("user", "a"),
-            ("database", "app-db"),
-        ]));
+        raw.send(&airlock_postgres::startup::encode_startup([("user", "a"), ("database", "app-db")]));
         assert_eq!(raw.message().unwrap().0, b'R');
         let mut pw = token.as_bytes().to_vec();
         pw.push(0);
@@ -478,42 +320,24 @@ fn agent_never_sees_upstream_credentials() {
     let airlock = Airlock::start();
     let mut raw = Raw::connect(&airlock);
     // Ask for protocol 3.2 with an extension option: Airlock negotiates down to 3.0.
-    let mut startup = airlock_postgres::startup::encode_startup([
-        ("user", "agent"),
-        ("database", "app-db"),
-        ("_pq_.test", "1"),
-    ])
-    .to_vec();
+    let mut startup =
+        airlock_postgres::startup::encode_startup([("user", "agent"), ("database", "app-db"), ("_pq_.test", "1")])
+            .to_vec();
     startup[7] = 2;
     raw.send(&startup);
     let (tag, body) = raw.message().unwrap();
     assert_eq!(tag, b'v');
     assert_eq!(&body[..8], &[0, 0, 0, 0, 0, 0, 0, 1]);
     let (tag, body) = raw.message().unwrap();
-    assert_eq!(
-        (tag, body),
-        (b'R', vec![0, 0, 0, 3]),
-        "cleartext password request"
-    );
+    assert_eq!((tag, body), (b'R', vec![0, 0, 0, 3]), "cleartext password request");
     let mut pw = token("raw", &["agents"]).into_bytes();
     pw.push(0);
     raw.send(&frontend(b'p', &pw));
     let greeting = raw.until_ready();
-    let auth: Vec<_> = greeting
-        .iter()
-        .filter(|(t, _)| *t == b'R')
-        .map(|(_, b)| b.clone())
-        .collect();
-    assert_eq!(
-        auth,
-        vec![vec![0, 0, 0, 0]],
-        "only AuthenticationOk, no SASL exchange"
-    );
+    let auth: Vec<_> = greeting.iter().filter(|(t, _)| *t == b'R').map(|(_, b)| b.clone()).collect();
+    assert_eq!(auth, vec![vec![0, 0, 0, 0]], "only AuthenticationOk, no SASL exchange");
     assert!(greeting.iter().any(|(t, _)| *t == b'K'));
-    raw.send(&frontend(
-        b'Q',
-        b"SELECT current_setting('server_version'), current_user\0",
-    ));
+    raw.send(&frontend(b'Q', b"SELECT current_setting('server_version'), current_user\0"));
     let reply = raw.until_ready();
     assert!(reply.iter().any(|(t, _)| *t == b'D'));
     raw.send(&frontend(b'X', b""));
@@ -521,10 +345,7 @@ fn agent_never_sees_upstream_credentials() {
     let seen = String::from_utf8_lossy(&raw.received);
     assert!(!seen.contains(APP_PASSWORD));
     assert!(seen.contains("app_rw"), "the query result came back");
-    assert!(
-        !airlock.log().contains(APP_PASSWORD),
-        "password in Airlock's debug log"
-    );
+    assert!(!airlock.log().contains(APP_PASSWORD), "password in Airlock's debug log");
 }
 
 #[test]
@@ -551,11 +372,7 @@ fn hostile_clients_only_hurt_themselves() {
     raw.send(&[b'Q', 0x10, 0, 0, 0]);
     let (tag, body) = raw.message().unwrap();
     assert_eq!(tag, b'E');
-    assert!(
-        String::from_utf8_lossy(&body).contains("exceeds the limit"),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
+    assert!(String::from_utf8_lossy(&body).contains("exceeds the limit"), "{}", String::from_utf8_lossy(&body));
     // Disconnect in the middle of a message, and in the middle of the handshake.
     let mut raw = Raw::session(&airlock, &pw);
     raw.send(&frontend(b'Q', b"SELECT 1\0")[..7]);
@@ -564,12 +381,7 @@ fn hostile_clients_only_hurt_themselves() {
     raw.send(&[0, 0, 0, 40, 0, 3]);
     drop(raw);
     // Everyone else is fine.
-    let out = ok(&airlock.psql(
-        &token("ok", &["agents"]),
-        "app-db",
-        &["-At", "-c", "select 42"],
-        None,
-    ));
+    let out = ok(&airlock.psql(&token("ok", &["agents"]), "app-db", &["-At", "-c", "select 42"], None));
     assert_eq!(out.trim(), "42");
     assert!(http_get(airlock.admin, "/healthz").ends_with("ok\n"));
 }
@@ -578,17 +390,9 @@ fn hostile_clients_only_hurt_themselves() {
 fn connection_limit_refuses_politely() {
     let airlock = Airlock::start_with("max_connections = 1", "");
     let mut first = Raw::connect(&airlock);
-    first.send(&airlock_postgres::startup::encode_startup([
-        ("user", "a"),
-        ("database", "app-db"),
-    ]));
+    first.send(&airlock_postgres::startup::encode_startup([("user", "a"), ("database", "app-db")]));
     first.message().unwrap();
-    let out = airlock.psql(
-        &token("x", &["agents"]),
-        "app-db",
-        &["-c", "select 1"],
-        None,
-    );
+    let out = airlock.psql(&token("x", &["agents"]), "app-db", &["-c", "select 1"], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("too many clients"), "{stderr}");
@@ -599,55 +403,33 @@ fn connection_limit_refuses_politely() {
 fn silent_clients_time_out_in_the_handshake() {
     let airlock = Airlock::start_with("handshake_timeout = \"1s\"", "");
     let mut silent = Raw::connect(&airlock);
-    assert!(
-        silent.closed(),
-        "a client that never sends a startup packet is dropped"
-    );
+    assert!(silent.closed(), "a client that never sends a startup packet is dropped");
     // A client that stops after the password request is dropped too.
     let mut stalled = Raw::connect(&airlock);
-    stalled.send(&airlock_postgres::startup::encode_startup([
-        ("user", "a"),
-        ("database", "app-db"),
-    ]));
+    stalled.send(&airlock_postgres::startup::encode_startup([("user", "a"), ("database", "app-db")]));
     assert_eq!(stalled.message().unwrap().0, b'R');
     let (tag, body) = stalled.message().unwrap();
     assert_eq!(tag, b'E');
     assert!(String::from_utf8_lossy(&body).contains("timed out"));
     let metrics = http_get(airlock.admin, "/metrics");
-    assert!(
-        metrics.contains(r#"reason="handshake_timeout"} 2"#),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"reason="handshake_timeout"} 2"#), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_open_transactions() {
     let mut airlock = Airlock::start();
-    let client = airlock
-        .connect(&token("agent-4", &["agents"]), "app-db")
-        .await
-        .unwrap();
+    let client = airlock.connect(&token("agent-4", &["agents"]), "app-db").await.unwrap();
     client.batch_execute("BEGIN; SELECT 1").await.unwrap();
     airlock.terminate();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // New connections are refused; the open transaction still works.
-    assert!(
-        airlock
-            .connect(&token("late", &["agents"]), "app-db")
-            .await
-            .is_err()
-    );
+    assert!(airlock.connect(&token("late", &["agents"]), "app-db").await.is_err());
     let v: i32 = client.query_one("SELECT 5", &[]).await.unwrap().get(0);
     assert_eq!(v, 5);
-    assert!(
-        airlock.wait_exit(Duration::from_millis(200)).is_none(),
-        "exited mid-transaction"
-    );
+    assert!(airlock.wait_exit(Duration::from_millis(200)).is_none(), "exited mid-transaction");
     // At COMMIT the session is idle: Airlock closes it and exits well before the grace period.
     client.batch_execute("COMMIT").await.unwrap();
-    let status = airlock
-        .wait_exit(Duration::from_secs(8))
-        .expect("airlock exited");
+    let status = airlock.wait_exit(Duration::from_secs(8)).expect("airlock exited");
     assert!(status.success());
     assert!(client.is_closed() || client.simple_query("SELECT 1").await.is_err());
     assert!(airlock.log().contains("Drained"), "{}", airlock.log());
@@ -658,19 +440,17 @@ fn check_config_names_file_line_and_key() {
     let dir = std::env::temp_dir().join(format!("airlock-cc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad.toml");
-    std::fs::write(&path, "[auth]\ndev_tokens = true\n\n[[connections]]\nname = \"x\"\nprotocol = \"postgres\"\naddress = \"nohost\"\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    std::fs::write(
+        &path,
+        "[auth]\ndev_tokens = true\n\n[[connections]]\nname = \"x\"\nprotocol = \"postgres\"\naddress = \"nohost\"\n",
+    )
+    .unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_airlock")).arg("check-config").arg(&path).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!(
-            "{}:7: connections[0].address: \"nohost\": expected host:port",
-            path.display()
-        )),
+        stderr.contains(&format!("{}:7: connections[0].address: \"nohost\": expected host:port", path.display())),
         "{stderr}"
     );
     std::fs::remove_dir_all(dir).unwrap();
@@ -682,22 +462,10 @@ fn token_command_mints_accepted_tokens() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("airlock.toml");
-    let text = config(&dir, "", "").replace(
-        &format!("hs256_secret = \"{HS256_SECRET}\""),
-        "dev_tokens = true",
-    );
+    let text = config(&dir, "", "").replace(&format!("hs256_secret = \"{HS256_SECRET}\""), "dev_tokens = true");
     std::fs::write(&path, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args([
-            "token",
-            "--sub",
-            "cli-agent",
-            "--groups",
-            "agents",
-            "--ttl",
-            "5m",
-            "--config",
-        ])
+        .args(["token", "--sub", "cli-agent", "--groups", "agents", "--ttl", "5m", "--config"])
         .arg(&path)
         .output()
         .unwrap();
@@ -710,11 +478,7 @@ fn token_command_mints_accepted_tokens() {
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out

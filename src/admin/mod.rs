@@ -45,16 +45,8 @@ impl Admin {
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 self.metrics.render(),
             ),
-            (_, "/healthz" | "/metrics") => reply(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "text/plain",
-                "use GET\n".into(),
-            ),
-            _ => reply(
-                StatusCode::NOT_FOUND,
-                "text/plain",
-                "not found: try /healthz or /metrics\n".into(),
-            ),
+            (_, "/healthz" | "/metrics") => reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n".into()),
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found: try /healthz or /metrics\n".into()),
         }
     }
 }
@@ -71,9 +63,7 @@ impl Plugin for Admin {
             async move { Ok::<_, Infallible>(resp) }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
-        builder
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+        builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
         let connection = builder.serve_connection(TokioIo::new(conn.stream), service);
         tokio::pin!(connection);
         tokio::select! {

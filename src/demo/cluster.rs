@@ -74,9 +74,7 @@ fn postgres_ids() -> anyhow::Result<(u32, u32)> {
     let id = |flag: &str| -> anyhow::Result<u32> {
         let out = Command::new("id").args([flag, SUPERUSER]).output()?;
         if !out.status.success() {
-            bail!(
-                "running as root needs a `postgres` system user (apt-get install postgresql creates it)"
-            );
+            bail!("running as root needs a `postgres` system user (apt-get install postgresql creates it)");
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
     };
@@ -125,10 +123,7 @@ impl PgCluster {
         }
         let mut settings = vec![
             ("listen_addresses".to_owned(), "127.0.0.1".to_owned()),
-            (
-                "unix_socket_directories".to_owned(),
-                dir.display().to_string(),
-            ),
+            ("unix_socket_directories".to_owned(), dir.display().to_string()),
             ("fsync".to_owned(), "off".to_owned()),
             ("full_page_writes".to_owned(), "off".to_owned()),
             ("max_connections".to_owned(), "200".to_owned()),
@@ -147,8 +142,7 @@ impl PgCluster {
             for (k, v) in &settings {
                 cmd.arg("-c").arg(format!("{k}={v}"));
             }
-            cmd.stdout(Stdio::null())
-                .stderr(std::fs::File::create(dir.join("postgres.log"))?);
+            cmd.stdout(Stdio::null()).stderr(std::fs::File::create(dir.join("postgres.log"))?);
             let child = spawn_tied(cmd).context("starting postgres")?;
             let mut cluster = PgCluster {
                 port,
@@ -175,12 +169,8 @@ impl PgCluster {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
             {
-                let log =
-                    std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
-                bail!(
-                    "postgres exited with {status}: {}",
-                    log.lines().last().unwrap_or("")
-                );
+                let log = std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default();
+                bail!("postgres exited with {status}: {}", log.lines().last().unwrap_or(""));
             }
             let ok = Command::new(self.bin.join("pg_isready"))
                 .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
@@ -205,17 +195,7 @@ impl PgCluster {
     /// Runs SQL as the superuser through `psql`; returns its unaligned output.
     pub fn psql(&self, database: &str, sql: &str) -> anyhow::Result<String> {
         let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                SUPERUSER,
-            ])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", SUPERUSER])
             .args(["-p", &self.port.to_string(), "-d", database, "-c", sql])
             .env("PGPASSWORD", &self.superuser_password)
             .output()
@@ -229,9 +209,7 @@ impl PgCluster {
     /// Stops the server (fast shutdown) and waits for it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
+            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -255,8 +233,7 @@ impl Drop for PgCluster {
 }
 
 fn write_server_cert(data: &Path) -> anyhow::Result<()> {
-    let generated =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
     let cert = data.join("server.crt");
     let key = data.join("server.key");
     std::fs::write(&cert, generated.cert.pem())?;

@@ -28,17 +28,12 @@ INSERT INTO orders (customer_id, total) SELECT 1 + (g % 3), g * 1.5 FROM generat
 
 /// Runs the demo until Ctrl-C. Files go to `data_dir` (config, keys, certificate).
 pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     println!("Starting a throwaway PostgreSQL...");
-    let cluster =
-        tokio::task::spawn_blocking(|| PgCluster::start(ClusterOptions::default())).await??;
+    let cluster = tokio::task::spawn_blocking(|| PgCluster::start(ClusterOptions::default())).await??;
     let app_password = hex::encode(rand::random::<[u8; 16]>());
-    cluster.psql(
-        "postgres",
-        &format!("CREATE ROLE app_rw LOGIN PASSWORD '{app_password}'"),
-    )?;
+    cluster.psql("postgres", &format!("CREATE ROLE app_rw LOGIN PASSWORD '{app_password}'"))?;
     cluster.psql("postgres", "CREATE DATABASE demo OWNER app_rw")?;
     cluster.psql("demo", &format!("SET ROLE app_rw; {DEMO_SQL}"))?;
 

@@ -55,14 +55,11 @@ pub fn spawn_tied(cmd: Command) -> std::io::Result<Child> {
         .unwrap_or_else(|p| p.into_inner())
         .send((cmd, tx))
         .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
-    rx.recv()
-        .map_err(|_| std::io::Error::other("spawner thread is gone"))?
+    rx.recv().map_err(|_| std::io::Error::other("spawner thread is gone"))?
 }
 
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }

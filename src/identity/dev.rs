@@ -29,23 +29,16 @@ impl DevKey {
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let bytes = hex::decode(text.trim()).map_err(|e| {
-                    std::io::Error::other(format!(
-                        "{}: not a hex key ({e}); delete it to regenerate",
-                        path.display()
-                    ))
+                    std::io::Error::other(format!("{}: not a hex key ({e}); delete it to regenerate", path.display()))
                 })?;
-                Ok(DevKey {
-                    secret: Secret::new(bytes),
-                })
+                Ok(DevKey { secret: Secret::new(bytes) })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(data_dir)?;
                 let bytes: [u8; 32] = rand::random();
                 let mut file = create_private_file(&path)?;
                 writeln!(file, "{}", hex::encode(bytes))?;
-                Ok(DevKey {
-                    secret: Secret::new(bytes.to_vec()),
-                })
+                Ok(DevKey { secret: Secret::new(bytes.to_vec()) })
             }
             Err(e) => Err(e),
         }
@@ -60,11 +53,7 @@ impl DevKey {
 /// Creates `path` readable by its owner only.
 pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 /// Mints an HS256 token for `subject` in `groups`, valid for `ttl`.
@@ -99,9 +88,5 @@ pub fn mint_token(
             slot = &mut slot[part];
         }
     }
-    Ok(jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(key)?,
-    )?)
+    Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(key)?)?)
 }

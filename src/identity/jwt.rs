@@ -58,17 +58,9 @@ impl JwtVerifier {
         let auth = &config.auth;
         let hmac = match (&auth.hs256_secret, auth.dev_tokens) {
             (Some(src), _) => Some(
-                src.load(&config.base_dir)
-                    .map_err(|e| anyhow::anyhow!("auth.hs256_secret: {e}"))?
-                    .expose()
-                    .to_vec(),
+                src.load(&config.base_dir).map_err(|e| anyhow::anyhow!("auth.hs256_secret: {e}"))?.expose().to_vec(),
             ),
-            (None, true) => Some(
-                DevKey::load_or_create(&config.data_dir())?
-                    .secret()
-                    .expose()
-                    .to_vec(),
-            ),
+            (None, true) => Some(DevKey::load_or_create(&config.data_dir())?.secret().expose().to_vec()),
             (None, false) => None,
         }
         .map(|key| DecodingKey::from_secret(&key))
@@ -80,11 +72,7 @@ impl JwtVerifier {
         };
         let jwks = match source {
             Some(source) => {
-                let jwks = Jwks {
-                    source,
-                    keys: RwLock::default(),
-                    last_fetch: Mutex::new(None),
-                };
+                let jwks = Jwks { source, keys: RwLock::default(), last_fetch: Mutex::new(None) };
                 match jwks.reload().await {
                     Ok(n) => tracing::info!(keys = n, "loaded JWKS"),
                     // A file is under the operator's control: fail now. An IdP may be
@@ -116,21 +104,21 @@ impl JwtVerifier {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let alg = header.alg;
         let claims = if alg == Algorithm::HS256 {
-            let key = self.hmac.as_ref().ok_or(AuthError::NotAccepted(
-                "HS256 tokens need auth.hs256_secret or auth.dev_tokens",
-            ))?;
+            let key = self
+                .hmac
+                .as_ref()
+                .ok_or(AuthError::NotAccepted("HS256 tokens need auth.hs256_secret or auth.dev_tokens"))?;
             self.decode(token, alg, key)?
         } else if alg.family() == jsonwebtoken::AlgorithmFamily::Hmac {
             return Err(AuthError::AlgorithmMismatch(format!("{alg:?}")));
         } else {
-            let jwks = self.jwks.as_ref().ok_or(AuthError::NotAccepted(
-                "asymmetric tokens need auth.jwks_file or auth.jwks_url",
-            ))?;
+            let jwks = self
+                .jwks
+                .as_ref()
+                .ok_or(AuthError::NotAccepted("asymmetric tokens need auth.jwks_file or auth.jwks_url"))?;
             let keys = jwks.keys_for(header.kid.as_deref()).await?;
             let key = select(&keys, header.kid.as_deref())?;
-            if key.key.family() != alg.family()
-                || key.alg.as_ref().is_some_and(|a| *a != format!("{alg:?}"))
-            {
+            if key.key.family() != alg.family() || key.alg.as_ref().is_some_and(|a| *a != format!("{alg:?}")) {
                 return Err(AuthError::AlgorithmMismatch(format!("{alg:?}")));
             }
             self.decode(token, alg, &key.key)?
@@ -141,14 +129,8 @@ impl JwtVerifier {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| AuthError::MissingClaim("sub".into()))?
             .to_owned();
-        let groups = lookup(&claims, &self.groups_claim)
-            .map(groups_of)
-            .unwrap_or_default();
-        Ok(Identity {
-            subject,
-            groups,
-            method: AuthMethod::Jwt,
-        })
+        let groups = lookup(&claims, &self.groups_claim).map(groups_of).unwrap_or_default();
+        Ok(Identity { subject, groups, method: AuthMethod::Jwt })
     }
 
     fn decode(&self, token: &str, alg: Algorithm, key: &DecodingKey) -> Result<Value, AuthError> {
@@ -158,18 +140,16 @@ impl JwtVerifier {
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[&self.audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<Value>(token, key, &v)
-            .map(|t| t.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-                ErrorKind::InvalidAudience => AuthError::WrongAudience(self.audience.clone()),
-                ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
-                ErrorKind::InvalidSignature => AuthError::BadSignature,
-                ErrorKind::InvalidAlgorithm => AuthError::AlgorithmMismatch(format!("{alg:?}")),
-                _ => AuthError::Malformed,
-            })
+        jsonwebtoken::decode::<Value>(token, key, &v).map(|t| t.claims).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+            ErrorKind::InvalidAudience => AuthError::WrongAudience(self.audience.clone()),
+            ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::InvalidAlgorithm => AuthError::AlgorithmMismatch(format!("{alg:?}")),
+            _ => AuthError::Malformed,
+        })
     }
 }
 
@@ -211,15 +191,12 @@ impl Jwks {
     async fn reload(&self) -> anyhow::Result<usize> {
         let set: JwkSet = match &self.source {
             JwksSource::File(path) => {
-                let text = std::fs::read(path)
-                    .map_err(|e| anyhow::anyhow!("auth.jwks_file {}: {e}", path.display()))?;
-                serde_json::from_slice(&text).map_err(|e| {
-                    anyhow::anyhow!("auth.jwks_file {}: not a JWKS: {e}", path.display())
-                })?
+                let text =
+                    std::fs::read(path).map_err(|e| anyhow::anyhow!("auth.jwks_file {}: {e}", path.display()))?;
+                serde_json::from_slice(&text)
+                    .map_err(|e| anyhow::anyhow!("auth.jwks_file {}: not a JWKS: {e}", path.display()))?
             }
-            JwksSource::Url(url) => fetch(url)
-                .await
-                .map_err(|e| anyhow::anyhow!("auth.jwks_url {url}: {e}"))?,
+            JwksSource::Url(url) => fetch(url).await.map_err(|e| anyhow::anyhow!("auth.jwks_url {url}: {e}"))?,
         };
         let mut keys = Vec::new();
         for jwk in &set.keys {
@@ -246,42 +223,29 @@ impl Jwks {
 }
 
 async fn fetch(url: &str) -> anyhow::Result<JwkSet> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .build();
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, Empty<Bytes>>(https);
     let response = tokio::time::timeout(JWKS_FETCH_TIMEOUT, client.get(url.parse()?)).await??;
     if !response.status().is_success() {
         anyhow::bail!("HTTP {}", response.status());
     }
-    let body = tokio::time::timeout(
-        JWKS_FETCH_TIMEOUT,
-        Limited::new(response.into_body(), JWKS_MAX_BYTES).collect(),
-    )
-    .await?
-    .map_err(|e| anyhow::anyhow!("reading body: {e}"))?
-    .to_bytes();
+    let body = tokio::time::timeout(JWKS_FETCH_TIMEOUT, Limited::new(response.into_body(), JWKS_MAX_BYTES).collect())
+        .await?
+        .map_err(|e| anyhow::anyhow!("reading body: {e}"))?
+        .to_bytes();
     Ok(serde_json::from_slice(&body)?)
 }
 
 fn lookup<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
     // An exact top-level name wins (some IdPs use URLs with dots as claim names).
-    claims
-        .get(path)
-        .or_else(|| path.split('.').try_fold(claims, |v, part| v.get(part)))
+    claims.get(path).or_else(|| path.split('.').try_fold(claims, |v, part| v.get(part)))
 }
 
 fn groups_of(value: &Value) -> Vec<String> {
     match value {
         Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
+        Value::Array(items) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
         _ => Vec::new(),
     }
 }
@@ -296,22 +260,13 @@ mod tests {
     use serde_json::json;
 
     fn verifier(dir: &std::path::Path, extra: &str) -> JwtVerifier {
-        let text = format!(
-            "data_dir = \"{}\"\n[auth]\nhs256_secret = \"dev-secret\"\n{extra}",
-            dir.display()
-        );
+        let text = format!("data_dir = \"{}\"\n[auth]\nhs256_secret = \"dev-secret\"\n{extra}", dir.display());
         let config = Config::parse(&text, PathBuf::new()).unwrap();
-        tokio_test_block(JwtVerifier::from_config(&config))
-            .unwrap()
-            .unwrap()
+        tokio_test_block(JwtVerifier::from_config(&config)).unwrap().unwrap()
     }
 
     fn tokio_test_block<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
     }
 
     fn temp_dir(tag: &str) -> PathBuf {
@@ -321,12 +276,7 @@ mod tests {
     }
 
     fn hs(claims: Value, key: &[u8]) -> String {
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(key).unwrap(),
-        )
-        .unwrap()
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(key).unwrap()).unwrap()
     }
 
     fn now() -> u64 {
@@ -353,50 +303,29 @@ mod tests {
         let base = json!({"iss": "airlock", "aud": "airlock", "sub": "a", "exp": now() + 60});
         let mut expired = base.clone();
         expired["exp"] = json!(now() - 3600);
-        assert_eq!(
-            tokio_test_block(v.verify(&hs(expired, b"dev-secret"))),
-            Err(AuthError::Expired)
-        );
+        assert_eq!(tokio_test_block(v.verify(&hs(expired, b"dev-secret"))), Err(AuthError::Expired));
         let mut aud = base.clone();
         aud["aud"] = json!("other");
-        assert!(matches!(
-            tokio_test_block(v.verify(&hs(aud, b"dev-secret"))),
-            Err(AuthError::WrongAudience(_))
-        ));
+        assert!(matches!(tokio_test_block(v.verify(&hs(aud, b"dev-secret"))), Err(AuthError::WrongAudience(_))));
         let mut iss = base.clone();
         iss["iss"] = json!("evil");
-        assert_eq!(
-            tokio_test_block(v.verify(&hs(iss, b"dev-secret"))),
-            Err(AuthError::WrongIssuer)
-        );
+        assert_eq!(tokio_test_block(v.verify(&hs(iss, b"dev-secret"))), Err(AuthError::WrongIssuer));
         let mut nbf = base.clone();
         nbf["nbf"] = json!(now() + 3600);
-        assert_eq!(
-            tokio_test_block(v.verify(&hs(nbf, b"dev-secret"))),
-            Err(AuthError::NotYetValid)
-        );
-        assert_eq!(
-            tokio_test_block(v.verify(&hs(base.clone(), b"wrong"))),
-            Err(AuthError::BadSignature)
-        );
+        assert_eq!(tokio_test_block(v.verify(&hs(nbf, b"dev-secret"))), Err(AuthError::NotYetValid));
+        assert_eq!(tokio_test_block(v.verify(&hs(base.clone(), b"wrong"))), Err(AuthError::BadSignature));
         let mut nosub = base;
         nosub.as_object_mut().unwrap().remove("sub");
-        assert!(matches!(
-            tokio_test_block(v.verify(&hs(nosub, b"dev-secret"))),
-            Err(AuthError::MissingClaim(_))
-        ));
-        assert_eq!(
-            tokio_test_block(v.verify("not.a.jwt")),
-            Err(AuthError::Malformed)
-        );
+        assert!(matches!(tokio_test_block(v.verify(&hs(nosub, b"dev-secret"))), Err(AuthError::MissingClaim(_))));
+        assert_eq!(tokio_test_block(v.verify("not.a.jwt")), Err(AuthError::Malformed));
     }
 
     #[test]
     fn none_algorithm_is_rejected() {
         let v = verifier(&temp_dir("none"), "");
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        let claims = URL_SAFE_NO_PAD
-            .encode(json!({"iss":"airlock","aud":"airlock","sub":"a","exp":now()+60}).to_string());
+        let claims =
+            URL_SAFE_NO_PAD.encode(json!({"iss":"airlock","aud":"airlock","sub":"a","exp":now()+60}).to_string());
         assert!(tokio_test_block(v.verify(&format!("{header}.{claims}."))).is_err());
     }
 
@@ -411,13 +340,11 @@ mod tests {
         std::fs::write(dir.join("jwks.json"), jwks.to_string()).unwrap();
         let v = verifier(
             &dir,
-            &format!(
-                "jwks_file = \"{}\"\ngroups_claim = \"realm.roles\"",
-                dir.join("jwks.json").display()
-            ),
+            &format!("jwks_file = \"{}\"\ngroups_claim = \"realm.roles\"", dir.join("jwks.json").display()),
         );
 
-        let claims = json!({"iss":"airlock","aud":"airlock","sub":"svc","exp":now()+60,"realm":{"roles":["agents","ops"]}});
+        let claims =
+            json!({"iss":"airlock","aud":"airlock","sub":"svc","exp":now()+60,"realm":{"roles":["agents","ops"]}});
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some("k1".into());
         let key = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap();
@@ -427,21 +354,13 @@ mod tests {
 
         header.kid = Some("k2".into());
         let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-        assert!(matches!(
-            tokio_test_block(v.verify(&token)),
-            Err(AuthError::UnknownKey(_))
-        ));
+        assert!(matches!(tokio_test_block(v.verify(&token)), Err(AuthError::UnknownKey(_))));
 
         // HS256 "signed" with the public key, naming the EC key: must not verify.
         let mut header = Header::new(Algorithm::HS384);
         header.kid = Some("k1".into());
-        let forged =
-            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(raw).unwrap())
-                .unwrap();
-        assert!(matches!(
-            tokio_test_block(v.verify(&forged)),
-            Err(AuthError::AlgorithmMismatch(_))
-        ));
+        let forged = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(raw).unwrap()).unwrap();
+        assert!(matches!(tokio_test_block(v.verify(&forged)), Err(AuthError::AlgorithmMismatch(_))));
     }
 
     /// An EC P-256 key pair and its JWK.
@@ -451,10 +370,7 @@ mod tests {
         let (x, y) = raw[1..].split_at(32);
         let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
             "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)});
-        (
-            EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
-            jwk,
-        )
+        (EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(), jwk)
     }
 
     fn es256(key: &EncodingKey, kid: &str) -> String {
@@ -486,10 +402,7 @@ mod tests {
             }
         });
         let dir = temp_dir("url");
-        let text = format!(
-            "data_dir = \"{}\"\n[auth]\njwks_url = \"http://{addr}/jwks.json\"\n",
-            dir.display()
-        );
+        let text = format!("data_dir = \"{}\"\n[auth]\njwks_url = \"http://{addr}/jwks.json\"\n", dir.display());
         let config = Config::parse(&text, PathBuf::new()).unwrap();
         let v = JwtVerifier::from_config(&config).await.unwrap().unwrap();
         assert_eq!(v.verify(&es256(&key1, "k1")).await.unwrap().subject, "svc");
@@ -497,19 +410,7 @@ mod tests {
         *served.lock().unwrap() = json!({"keys": [jwk1, jwk2]}).to_string();
         assert_eq!(v.verify(&es256(&key2, "k2")).await.unwrap().subject, "svc");
         // HS256 is not accepted when only a JWKS is configured.
-        let hs = mint_token(
-            b"x",
-            "airlock",
-            "airlock",
-            "groups",
-            "a",
-            &[],
-            Duration::from_secs(60),
-        )
-        .unwrap();
-        assert!(matches!(
-            v.verify(&hs).await,
-            Err(AuthError::NotAccepted(_))
-        ));
+        let hs = mint_token(b"x", "airlock", "airlock", "groups", "a", &[], Duration::from_secs(60)).unwrap();
+        assert!(matches!(v.verify(&hs).await, Err(AuthError::NotAccepted(_))));
     }
 }

@@ -132,13 +132,7 @@ impl Authenticator {
             let mut hash = [0u8; 32];
             // Validated as 64 hex digits by config validation.
             hex::decode_to_slice(&key.sha256, &mut hash)?;
-            api_keys.insert(
-                hash,
-                ApiKeyEntry {
-                    subject: key.subject.clone(),
-                    groups: key.groups.clone(),
-                },
-            );
+            api_keys.insert(hash, ApiKeyEntry { subject: key.subject.clone(), groups: key.groups.clone() });
         }
         let jwt = JwtVerifier::from_config(config).await?;
         Ok(Authenticator { api_keys, jwt })
@@ -160,9 +154,7 @@ impl Authenticator {
         }
         match &self.jwt {
             Some(jwt) => jwt.verify(token).await,
-            None if token.matches('.').count() == 2 => {
-                Err(AuthError::NotAccepted("no JWT verifier is configured"))
-            }
+            None if token.matches('.').count() == 2 => Err(AuthError::NotAccepted("no JWT verifier is configured")),
             None => Err(AuthError::Malformed),
         }
     }

@@ -36,7 +36,10 @@ pub fn cluster() -> &'static PgCluster {
         let setup = [
             ("postgres", format!("CREATE ROLE app_rw LOGIN PASSWORD '{APP_PASSWORD}'")),
             ("postgres", "CREATE DATABASE app OWNER app_rw".to_owned()),
-            ("postgres", format!("SET password_encryption = 'md5'; CREATE ROLE md5_user LOGIN PASSWORD '{APP_PASSWORD}'")),
+            (
+                "postgres",
+                format!("SET password_encryption = 'md5'; CREATE ROLE md5_user LOGIN PASSWORD '{APP_PASSWORD}'"),
+            ),
             ("postgres", format!("CREATE ROLE clear_user LOGIN PASSWORD '{APP_PASSWORD}'")),
             ("postgres", "CREATE ROLE trust_user LOGIN".to_owned()),
         ];
@@ -177,14 +180,12 @@ impl Airlock {
         });
         let (mut pg, mut admin) = (None, None);
         while pg.is_none() || admin.is_none() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "airlock did not start: {}",
-                        std::fs::read_to_string(dir.join("airlock.log")).unwrap_or_default()
-                    )
-                });
+            let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+                panic!(
+                    "airlock did not start: {}",
+                    std::fs::read_to_string(dir.join("airlock.log")).unwrap_or_default()
+                )
+            });
             let mut parts = line.split_whitespace();
             match (parts.next(), parts.next(), parts.next()) {
                 (Some("listening"), Some("postgres"), Some(a)) => pg = a.parse().ok(),
@@ -192,12 +193,7 @@ impl Airlock {
                 _ => {}
             }
         }
-        Airlock {
-            child,
-            pg: pg.unwrap(),
-            admin: admin.unwrap(),
-            dir,
-        }
+        Airlock { child, pg: pg.unwrap(), admin: admin.unwrap(), dir }
     }
 
     /// Airlock's log so far.
@@ -207,10 +203,7 @@ impl Airlock {
 
     /// libpq connection string for `dbname`.
     pub fn conninfo(&self, dbname: &str, sslmode: &str) -> String {
-        format!(
-            "host=127.0.0.1 port={} dbname={dbname} user=agent sslmode={sslmode}",
-            self.pg.port()
-        )
+        format!("host=127.0.0.1 port={} dbname={dbname} user=agent sslmode={sslmode}", self.pg.port())
     }
 
     /// Runs `psql` against Airlock with `token` as the password.
@@ -221,37 +214,39 @@ impl Airlock {
     /// A tokio-postgres config for `dbname` (plaintext: allowed on loopback by the test config).
     pub fn pg_config(&self, token: &str, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        c.host("127.0.0.1")
-            .port(self.pg.port())
-            .user("agent")
-            .dbname(dbname)
-            .password(token);
+        c.host("127.0.0.1").port(self.pg.port()).user("agent").dbname(dbname).password(token);
         c.connect_timeout(Duration::from_secs(10));
         c
     }
 
     /// Connects with tokio-postgres and drives the connection in the background.
-    pub async fn connect(
-        &self,
-        token: &str,
-        dbname: &str,
-    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, conn) = self
-            .pg_config(token, dbname)
-            .connect(tokio_postgres::NoTls)
-            .await?;
+    pub async fn connect(&self, token: &str, dbname: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = self.pg_config(token, dbname).connect(tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(client)
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Starts a new Airlock on the same config and data directory (after this one died).
+    pub fn restart(mut self) -> Airlock {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = self.dir.clone();
+        // The old handle must not delete the directory the new one uses.
+        self.dir = PathBuf::new();
+        std::fs::rename(dir.join("airlock.log"), dir.join("airlock.log.1")).unwrap();
+        Airlock::start_config(dir.clone(), dir.join("airlock.toml"))
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
     }
 
     /// Waits for the process to exit, up to `timeout`.
@@ -271,14 +266,13 @@ impl Drop for Airlock {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.dir.as_os_str().is_empty() {
+            return;
+        }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
-            eprintln!(
-                "--- airlock log ({}) ---\n{}",
-                self.dir.display(),
-                self.log()
-            );
+            eprintln!("--- airlock log ({}) ---\n{}", self.dir.display(), self.log());
         }
     }
 }
@@ -338,7 +332,55 @@ pub fn token_with(sub: &str, groups: &[&str], ttl_secs: i64, audience: &str) -> 
 
 /// The SQLSTATE of a connection or query error.
 pub fn sqlstate(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.code().code().to_owned())
-        .unwrap_or_else(|| format!("no db error: {e}"))
+    e.as_db_error().map(|d| d.code().code().to_owned()).unwrap_or_else(|| format!("no db error: {e}"))
+}
+
+/// Runs one simple-protocol session over a raw socket: authenticate with `token`, run
+/// `sql`, send Terminate, then wait for the server to close the connection. Returns
+/// the messages received as `(tag, body)`.
+pub async fn raw_session(addr: SocketAddr, token: &str, sql: &str) -> std::io::Result<Vec<(u8, Vec<u8>)>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        v.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+    async fn read(s: &mut tokio::net::TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head).await?;
+        let len = i32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut body = vec![0; len.saturating_sub(4)];
+        s.read_exact(&mut body).await?;
+        Ok((head[0], body))
+    }
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(&airlock_postgres::startup::encode_startup([("user", "agent"), ("database", "app-db")])).await?;
+    read(&mut s).await?;
+    let mut pw = token.as_bytes().to_vec();
+    pw.push(0);
+    s.write_all(&msg(b'p', &pw)).await?;
+    let mut received = Vec::new();
+    for round in 0..2 {
+        loop {
+            let m = read(&mut s).await?;
+            let (tag, done) = (m.0, m.0 == b'Z');
+            received.push(m);
+            if tag == b'E' && round == 0 {
+                return Err(std::io::Error::other("refused"));
+            }
+            if done {
+                break;
+            }
+        }
+        if round == 0 {
+            let mut q = sql.as_bytes().to_vec();
+            q.push(0);
+            s.write_all(&msg(b'Q', &q)).await?;
+        }
+    }
+    s.write_all(&msg(b'X', b"")).await?;
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).await?;
+    Ok(received)
 }

@@ -32,10 +32,7 @@ impl<'a> Cursor<'a> {
 
     /// Takes exactly `n` bytes.
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
-        let (head, tail) = self
-            .rest
-            .split_at_checked(n)
-            .ok_or_else(|| self.malformed())?;
+        let (head, tail) = self.rest.split_at_checked(n).ok_or_else(|| self.malformed())?;
         self.rest = tail;
         Ok(head)
     }
@@ -60,11 +57,7 @@ impl<'a> Cursor<'a> {
     /// Reads a NUL-terminated string (without the NUL). Invalid UTF-8 is malformed:
     /// every string a gateway reads (names, parameters, messages) is text.
     pub fn cstr(&mut self) -> Result<&'a str, ProtocolError> {
-        let nul = self
-            .rest
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or_else(|| self.malformed())?;
+        let nul = self.rest.iter().position(|&b| b == 0).ok_or_else(|| self.malformed())?;
         let (s, tail) = self.rest.split_at(nul);
         self.rest = tail.get(1..).unwrap_or_default();
         std::str::from_utf8(s).map_err(|_| self.malformed())

@@ -135,11 +135,7 @@ impl Scanner {
     /// A scanner that buffers at most `max_whole` bytes for one [`Disposition::Whole`]
     /// message. Passed messages may be up to [`MAX_MESSAGE_LEN`].
     pub fn new(max_whole: usize) -> Self {
-        Scanner {
-            max_whole: max_whole.min(MAX_MESSAGE_LEN + 1),
-            passing: 0,
-            pending_whole: false,
-        }
+        Scanner { max_whole: max_whole.min(MAX_MESSAGE_LEN + 1), passing: 0, pending_whole: false }
     }
 
     /// Whether the stream is at a message boundary (nothing half-forwarded).
@@ -174,11 +170,7 @@ impl Scanner {
                 Disposition::Whole
             } else {
                 let body_end = (offset + total).min(buf.len());
-                classify(Header {
-                    tag,
-                    len: total,
-                    body: buf.get(offset + HEADER_LEN..body_end).unwrap_or_default(),
-                })
+                classify(Header { tag, len: total, body: buf.get(offset + HEADER_LEN..body_end).unwrap_or_default() })
             };
             match disposition {
                 Disposition::Pass => {
@@ -198,20 +190,14 @@ impl Scanner {
                         break;
                     }
                     if total > self.max_whole {
-                        return Err(ProtocolError::TooLarge {
-                            tag: tag as char,
-                            len: total,
-                            max: self.max_whole,
-                        });
+                        return Err(ProtocolError::TooLarge { tag: tag as char, len: total, max: self.max_whole });
                     }
                     if buf.len() < total {
                         buf.reserve(total - buf.len());
                         return Ok(None);
                     }
                     self.pending_whole = false;
-                    return Ok(Some(Chunk::Frame(Frame {
-                        raw: buf.split_to(total).freeze(),
-                    })));
+                    return Ok(Some(Chunk::Frame(Frame { raw: buf.split_to(total).freeze() })));
                 }
             }
         }
@@ -227,19 +213,12 @@ fn split_raw(buf: &mut BytesMut, n: usize) -> Option<Chunk> {
 fn message_len(tag: u8, len_bytes: [u8; 4]) -> Result<usize, ProtocolError> {
     let len = i32::from_be_bytes(len_bytes);
     if len < 4 {
-        return Err(ProtocolError::InvalidLength {
-            tag: tag as char,
-            len: len.into(),
-        });
+        return Err(ProtocolError::InvalidLength { tag: tag as char, len: len.into() });
     }
     // `len` is positive, so the cast is lossless.
     let len = len as usize;
     if len > MAX_MESSAGE_LEN {
-        return Err(ProtocolError::TooLarge {
-            tag: tag as char,
-            len,
-            max: MAX_MESSAGE_LEN,
-        });
+        return Err(ProtocolError::TooLarge { tag: tag as char, len, max: MAX_MESSAGE_LEN });
     }
     Ok(len + 1)
 }
@@ -268,11 +247,7 @@ mod tests {
             buf.put_slice(piece);
             let mut classify = |h: Header<'_>| {
                 seen.push(h.tag);
-                if whole.contains(&h.tag) {
-                    Disposition::Whole
-                } else {
-                    Disposition::Pass
-                }
+                if whole.contains(&h.tag) { Disposition::Whole } else { Disposition::Pass }
             };
             while let Some(chunk) = scanner.next(&mut buf, &mut classify).unwrap() {
                 match chunk {
@@ -320,8 +295,7 @@ mod tests {
         let input = msg(b'd', &vec![1u8; 10_000]);
         let mut scanner = Scanner::new(16);
         let mut buf = BytesMut::from(&input[..100]);
-        let Some(Chunk::Raw(first)) = scanner.next(&mut buf, &mut |_| Disposition::Pass).unwrap()
-        else {
+        let Some(Chunk::Raw(first)) = scanner.next(&mut buf, &mut |_| Disposition::Pass).unwrap() else {
             panic!("expected raw bytes")
         };
         assert_eq!(first.len(), 100);
@@ -342,10 +316,7 @@ mod tests {
             Err(ProtocolError::InvalidLength { len: -1, .. })
         ));
         let mut buf = BytesMut::from(&[b'Q', 0x7f, 0xff, 0xff, 0xff][..]);
-        assert!(matches!(
-            scanner.next(&mut buf, &mut |_| Disposition::Pass),
-            Err(ProtocolError::TooLarge { .. })
-        ));
+        assert!(matches!(scanner.next(&mut buf, &mut |_| Disposition::Pass), Err(ProtocolError::TooLarge { .. })));
         // Over the whole-message cap, but a valid protocol length.
         let mut buf = BytesMut::from(&msg(b'Q', &[b'x'; 100])[..]);
         assert!(matches!(

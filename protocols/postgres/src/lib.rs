@@ -10,6 +10,7 @@
 //! - [`message`]: reading the few tagged messages a gateway must understand
 //!   (authentication requests, ErrorResponse, ParameterStatus, BackendKeyData,
 //!   ReadyForQuery, PasswordMessage) and building the ones it sends itself.
+//! - [`describe`]: decoding any message for display (recording replay).
 //! - [`cursor`]: a bounds-checked reader every parser here goes through.
 //!
 //! Data flows: socket bytes -> [`frame::Scanner`] -> [`frame::Chunk`] -> (gateway
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cursor;
+pub mod describe;
 pub mod frame;
 pub mod message;
 pub mod startup;

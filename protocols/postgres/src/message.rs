@@ -6,12 +6,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pgwire::messages::Message;
-use pgwire::messages::response::{
-    ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus as PgTxStatus,
-};
-use pgwire::messages::startup::{
-    Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus, SecretKey,
-};
+use pgwire::messages::response::{ErrorResponse, NoticeResponse, ReadyForQuery, TransactionStatus as PgTxStatus};
+use pgwire::messages::startup::{Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus, SecretKey};
 
 use crate::cursor::Cursor;
 use crate::frame::{Frame, ProtocolError};
@@ -111,9 +107,7 @@ pub fn parse_auth_request(body: &[u8]) -> Result<AuthRequest, ProtocolError> {
         3 => AuthRequest::Cleartext,
         5 => {
             let s = c.take(4)?;
-            AuthRequest::Md5 {
-                salt: [s[0], s[1], s[2], s[3]],
-            }
+            AuthRequest::Md5 { salt: [s[0], s[1], s[2], s[3]] }
         }
         10 => {
             let mut mechanisms = Vec::new();
@@ -152,10 +146,7 @@ impl Fields {
 
     /// The value of field `code` (`b'C'` SQLSTATE, `b'M'` message, ...).
     pub fn get(&self, code: u8) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(c, _)| *c == code).map(|(_, v)| v.as_str())
     }
 
     /// SQLSTATE.
@@ -224,12 +215,7 @@ fn encode(msg: &impl Message) -> Bytes {
     buf.freeze()
 }
 
-fn report_fields(
-    severity: &str,
-    code: &str,
-    message: &str,
-    hint: Option<&str>,
-) -> Vec<(u8, String)> {
+fn report_fields(severity: &str, code: &str, message: &str, hint: Option<&str>) -> Vec<(u8, String)> {
     let mut fields = vec![
         (b'S', severity.to_owned()),
         (b'V', severity.to_owned()),
@@ -244,19 +230,12 @@ fn report_fields(
 
 /// An ErrorResponse with SQLSTATE `code`, `message` and an optional `hint`.
 pub fn error_response(severity: Severity, code: &str, message: &str, hint: Option<&str>) -> Bytes {
-    encode(&ErrorResponse::new(report_fields(
-        severity.as_str(),
-        code,
-        message,
-        hint,
-    )))
+    encode(&ErrorResponse::new(report_fields(severity.as_str(), code, message, hint)))
 }
 
 /// A NoticeResponse (severity NOTICE, SQLSTATE 00000 unless given).
 pub fn notice_response(code: &str, message: &str, hint: Option<&str>) -> Bytes {
-    encode(&NoticeResponse::new(report_fields(
-        "NOTICE", code, message, hint,
-    )))
+    encode(&NoticeResponse::new(report_fields("NOTICE", code, message, hint)))
 }
 
 /// AuthenticationOk.
@@ -373,24 +352,13 @@ mod tests {
 
     #[test]
     fn auth_requests() {
-        assert_eq!(
-            parse_auth_request(body(&auth_ok())).unwrap(),
-            AuthRequest::Ok
-        );
-        assert_eq!(
-            parse_auth_request(body(&auth_cleartext_password())).unwrap(),
-            AuthRequest::Cleartext
-        );
+        assert_eq!(parse_auth_request(body(&auth_ok())).unwrap(), AuthRequest::Ok);
+        assert_eq!(parse_auth_request(body(&auth_cleartext_password())).unwrap(), AuthRequest::Cleartext);
         assert_eq!(
             parse_auth_request(&[0, 0, 0, 10, b'S', b'C', 0, 0]).unwrap(),
-            AuthRequest::Sasl {
-                mechanisms: vec!["SC".into()]
-            }
+            AuthRequest::Sasl { mechanisms: vec!["SC".into()] }
         );
-        assert_eq!(
-            parse_auth_request(&[0, 0, 0, 5, 1, 2, 3, 4]).unwrap(),
-            AuthRequest::Md5 { salt: [1, 2, 3, 4] }
-        );
+        assert_eq!(parse_auth_request(&[0, 0, 0, 5, 1, 2, 3, 4]).unwrap(), AuthRequest::Md5 { salt: [1, 2, 3, 4] });
     }
 
     #[test]
@@ -400,15 +368,9 @@ mod tests {
         assert_eq!(pid, 7);
         assert_eq!(&secret[..], &99i32.to_be_bytes());
         let raw = ready_for_query(TransactionStatus::InTransaction);
-        assert_eq!(
-            parse_ready_for_query(body(&raw)).unwrap(),
-            TransactionStatus::InTransaction
-        );
+        assert_eq!(parse_ready_for_query(body(&raw)).unwrap(), TransactionStatus::InTransaction);
         let raw = parameter_status("TimeZone", "UTC");
-        assert_eq!(
-            parse_parameter_status(body(&raw)).unwrap(),
-            ("TimeZone", "UTC")
-        );
+        assert_eq!(parse_parameter_status(body(&raw)).unwrap(), ("TimeZone", "UTC"));
         let raw = password_message(b"secret\0");
         assert_eq!(parse_password(body(&raw)).unwrap(), "secret");
     }

@@ -51,26 +51,18 @@ pub struct StartupMessage {
 impl StartupMessage {
     /// The value of parameter `name`, if sent.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The database the client asked for; libpq defaults it to the user name.
     pub fn database(&self) -> Option<&str> {
-        self.param("database")
-            .filter(|d| !d.is_empty())
-            .or_else(|| self.param("user"))
+        self.param("database").filter(|d| !d.is_empty()).or_else(|| self.param("user"))
     }
 
     /// Protocol extension options (`_pq_.*`), which Airlock does not support and must
     /// list in NegotiateProtocolVersion.
     pub fn protocol_options(&self) -> impl Iterator<Item = &str> {
-        self.params
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .filter(|k| k.starts_with("_pq_."))
+        self.params.iter().map(|(k, _)| k.as_str()).filter(|k| k.starts_with("_pq_."))
     }
 }
 
@@ -84,19 +76,12 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<StartupPacket>, ProtocolError
     };
     let len = i32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
     if len < 8 {
-        return Err(ProtocolError::InvalidLength {
-            tag: '\0',
-            len: len.into(),
-        });
+        return Err(ProtocolError::InvalidLength { tag: '\0', len: len.into() });
     }
     // Positive, so lossless.
     let len = len as usize;
     if len > MAX_STARTUP_PACKET_LEN {
-        return Err(ProtocolError::TooLarge {
-            tag: '\0',
-            len,
-            max: MAX_STARTUP_PACKET_LEN,
-        });
+        return Err(ProtocolError::TooLarge { tag: '\0', len, max: MAX_STARTUP_PACKET_LEN });
     }
     if buf.len() < len {
         return Ok(None);
@@ -123,9 +108,7 @@ fn parse(body: &[u8]) -> Result<StartupPacket, ProtocolError> {
             let major = (code >> 16) as u16;
             let minor = (code & 0xffff) as u16;
             if major != 3 {
-                return Err(ProtocolError::Malformed(
-                    "StartupMessage (unsupported protocol)",
-                ));
+                return Err(ProtocolError::Malformed("StartupMessage (unsupported protocol)"));
             }
             let mut params = Vec::new();
             loop {
@@ -136,11 +119,7 @@ fn parse(body: &[u8]) -> Result<StartupPacket, ProtocolError> {
                 let value = c.cstr()?;
                 params.push((name.to_owned(), value.to_owned()));
             }
-            Ok(StartupPacket::Startup(StartupMessage {
-                major,
-                minor,
-                params,
-            }))
+            Ok(StartupPacket::Startup(StartupMessage { major, minor, params }))
         }
     }
 }
@@ -208,14 +187,8 @@ mod tests {
 
     #[test]
     fn startup_round_trips_byte_at_a_time() {
-        let raw = encode_startup([
-            ("user", "agent"),
-            ("database", "app-db"),
-            ("application_name", "psql"),
-        ]);
-        let StartupPacket::Startup(m) = feed_bytewise(&raw).unwrap() else {
-            panic!()
-        };
+        let raw = encode_startup([("user", "agent"), ("database", "app-db"), ("application_name", "psql")]);
+        let StartupPacket::Startup(m) = feed_bytewise(&raw).unwrap() else { panic!() };
         assert_eq!((m.major, m.minor), (3, 0));
         assert_eq!(m.database(), Some("app-db"));
         assert_eq!(m.params[2], ("application_name".into(), "psql".into()));
@@ -224,24 +197,16 @@ mod tests {
     #[test]
     fn database_defaults_to_user() {
         let raw = encode_startup([("user", "app-db")]);
-        let StartupPacket::Startup(m) = feed_bytewise(&raw).unwrap() else {
-            panic!()
-        };
+        let StartupPacket::Startup(m) = feed_bytewise(&raw).unwrap() else { panic!() };
         assert_eq!(m.database(), Some("app-db"));
     }
 
     #[test]
     fn special_requests() {
-        assert_eq!(
-            feed_bytewise(&encode_ssl_request()).unwrap(),
-            StartupPacket::SslRequest
-        );
+        assert_eq!(feed_bytewise(&encode_ssl_request()).unwrap(), StartupPacket::SslRequest);
         assert_eq!(
             feed_bytewise(&encode_cancel_request(42, &[1, 2, 3, 4])).unwrap(),
-            StartupPacket::CancelRequest {
-                pid: 42,
-                secret: Bytes::from_static(&[1, 2, 3, 4])
-            }
+            StartupPacket::CancelRequest { pid: 42, secret: Bytes::from_static(&[1, 2, 3, 4]) }
         );
         let gss = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30];
         assert_eq!(feed_bytewise(&gss).unwrap(), StartupPacket::GssEncRequest);
@@ -251,10 +216,7 @@ mod tests {
     fn bad_lengths() {
         assert!(decode(&mut BytesMut::from(&[0u8, 0, 0, 4][..])).is_err());
         assert!(decode(&mut BytesMut::from(&[0xffu8, 0, 0, 4][..])).is_err());
-        assert!(matches!(
-            decode(&mut BytesMut::from(&[0u8, 1, 0, 0][..])),
-            Err(ProtocolError::TooLarge { .. })
-        ));
+        assert!(matches!(decode(&mut BytesMut::from(&[0u8, 1, 0, 0][..])), Err(ProtocolError::TooLarge { .. })));
         // Unterminated parameter list.
         let mut raw = BytesMut::new();
         raw.put_i32(13);

@@ -72,11 +72,7 @@ impl CancelRegistry {
         };
         let secret = rand::random::<i32>();
         sessions.insert(pid, Entry { secret, target });
-        CancelKey {
-            pid,
-            secret,
-            registry: self.clone(),
-        }
+        CancelKey { pid, secret, registry: self.clone() }
     }
 
     /// The upstream target for an agent's cancel key, if it names a live session.
@@ -97,9 +93,7 @@ pub async fn send_cancel(target: &CancelTarget) -> std::io::Result<()> {
     let mut stream = tokio::time::timeout(CANCEL_CONNECT_TIMEOUT, TcpStream::connect(target.addr))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream
-        .write_all(&startup::encode_cancel_request(target.pid, &target.secret))
-        .await?;
+    stream.write_all(&startup::encode_cancel_request(target.pid, &target.secret)).await?;
     stream.shutdown().await
 }
 
@@ -110,11 +104,8 @@ mod tests {
     #[test]
     fn keys_match_exactly_and_unregister_on_drop() {
         let registry = Arc::new(CancelRegistry::default());
-        let target = CancelTarget {
-            addr: "127.0.0.1:5432".parse().unwrap(),
-            pid: 7,
-            secret: Bytes::from_static(b"abcd"),
-        };
+        let target =
+            CancelTarget { addr: "127.0.0.1:5432".parse().unwrap(), pid: 7, secret: Bytes::from_static(b"abcd") };
         let key = registry.register(target);
         let secret = key.secret.to_be_bytes();
         assert_eq!(registry.lookup(key.pid, &secret).unwrap().pid, 7);

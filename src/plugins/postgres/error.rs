@@ -57,76 +57,55 @@ pub enum SessionError {
     /// The process is shutting down.
     #[error("shutting down")]
     ShuttingDown,
+    /// Sessions cannot be recorded, so none may run.
+    #[error("the session recorder is unavailable")]
+    RecorderFailed,
 }
 
 impl SessionError {
     /// The ErrorResponse that tells the agent what happened and what to do, or `None`
     /// when the agent is gone or the session ended cleanly.
     pub fn agent_reply(&self) -> Option<Bytes> {
-        let fatal = |code: &str, msg: &str, hint: Option<&str>| {
-            Some(message::error_response(Severity::Fatal, code, msg, hint))
-        };
+        let fatal =
+            |code: &str, msg: &str, hint: Option<&str>| Some(message::error_response(Severity::Fatal, code, msg, hint));
         match self {
             SessionError::AgentIo(_) | SessionError::AgentTls(_) => None,
-            SessionError::AgentProtocol(e) => {
-                fatal("08P01", &format!("protocol violation: {e}"), None)
+            SessionError::AgentProtocol(e) => fatal("08P01", &format!("protocol violation: {e}"), None),
+            SessionError::TlsRequired => {
+                fatal("28000", "Airlock requires TLS for token authentication", Some("connect with sslmode=require"))
             }
-            SessionError::TlsRequired => fatal(
-                "28000",
-                "Airlock requires TLS for token authentication",
-                Some("connect with sslmode=require"),
-            ),
             SessionError::Auth(e) => fatal(
                 "28P01",
                 &format!("Airlock authentication failed: {e}"),
-                Some(
-                    "pass your identity token (JWT or API key) as the password, e.g. PGPASSWORD=$TOKEN",
-                ),
+                Some("pass your identity token (JWT or API key) as the password, e.g. PGPASSWORD=$TOKEN"),
             ),
             SessionError::UnknownConnection { name, available } => {
                 let hint = if available.is_empty() {
-                    "no connections are available to your identity; ask the Airlock operator"
-                        .to_owned()
+                    "no connections are available to your identity; ask the Airlock operator".to_owned()
                 } else {
                     format!("set dbname to one of: {}", available.join(", "))
                 };
-                fatal(
-                    "3D000",
-                    &format!("Airlock has no connection named \"{name}\""),
-                    Some(&hint),
-                )
+                fatal("3D000", &format!("Airlock has no connection named \"{name}\""), Some(&hint))
             }
-            SessionError::NotAllowed {
-                subject,
-                connection,
-            } => fatal(
+            SessionError::NotAllowed { subject, connection } => fatal(
                 "28000",
                 &format!("\"{subject}\" is not allowed to use connection \"{connection}\""),
                 Some("ask the Airlock operator to add one of your groups to allow_groups"),
             ),
-            SessionError::Upstream {
-                connection,
-                agent_message,
-                ..
-            } => match agent_message {
-                Some((code, msg)) => {
-                    fatal(code, &format!("connection \"{connection}\": {msg}"), None)
-                }
+            SessionError::Upstream { connection, agent_message, .. } => match agent_message {
+                Some((code, msg)) => fatal(code, &format!("connection \"{connection}\": {msg}"), None),
                 None => fatal(
                     "08006",
                     &format!("connection \"{connection}\": the upstream database is unavailable"),
-                    Some(
-                        "try again later; if it persists, the Airlock operator can see the cause in Airlock's log",
-                    ),
+                    Some("try again later; if it persists, the Airlock operator can see the cause in Airlock's log"),
                 ),
             },
-            SessionError::HandshakeTimeout => {
-                fatal("08006", "Airlock: connection handshake timed out", None)
-            }
-            SessionError::ShuttingDown => fatal(
-                "57P01",
-                "Airlock is shutting down",
-                Some("reconnect in a moment"),
+            SessionError::HandshakeTimeout => fatal("08006", "Airlock: connection handshake timed out", None),
+            SessionError::ShuttingDown => fatal("57P01", "Airlock is shutting down", Some("reconnect in a moment")),
+            SessionError::RecorderFailed => fatal(
+                "58030",
+                "Airlock cannot record sessions right now, so it runs none",
+                Some("try again later; the Airlock operator can see the cause in Airlock's log"),
             ),
         }
     }
@@ -144,6 +123,7 @@ impl SessionError {
             SessionError::Upstream { .. } => "upstream",
             SessionError::HandshakeTimeout => "handshake_timeout",
             SessionError::ShuttingDown => "shutting_down",
+            SessionError::RecorderFailed => "recorder",
         }
     }
 }

@@ -35,6 +35,8 @@ use crate::identity::{Authenticator, Identity};
 use crate::listener::{Incoming, Plugin, Refusal};
 use crate::metrics::Metrics;
 use crate::net::{BoxStream, Stream};
+use crate::recording::format::{Direction, Kind};
+use crate::recording::{Recorder, SessionRecorder};
 use crate::tls::UpstreamTlsPlan;
 
 /// Largest PasswordMessage accepted (tokens are a few KiB).
@@ -47,6 +49,7 @@ pub struct PostgresPlugin {
     metrics: Arc<Metrics>,
     tls: TlsAcceptor,
     cancels: Arc<CancelRegistry>,
+    recorder: Option<Recorder>,
     allow_plaintext_loopback: bool,
     handshake_timeout: std::time::Duration,
     max_message: usize,
@@ -54,9 +57,7 @@ pub struct PostgresPlugin {
 
 impl std::fmt::Debug for PostgresPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresPlugin")
-            .field("connections", &self.targets.keys())
-            .finish()
+        f.debug_struct("PostgresPlugin").field("connections", &self.targets.keys()).finish()
     }
 }
 
@@ -79,19 +80,14 @@ struct Agent {
 impl Agent {
     async fn fill(&mut self) -> Result<(), SessionError> {
         match self.stream.read_buf(&mut self.buf).await {
-            Ok(0) => Err(SessionError::AgentIo(
-                std::io::ErrorKind::UnexpectedEof.into(),
-            )),
+            Ok(0) => Err(SessionError::AgentIo(std::io::ErrorKind::UnexpectedEof.into())),
             Ok(_) => Ok(()),
             Err(e) => Err(SessionError::AgentIo(e)),
         }
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
-        self.stream
-            .write_all(bytes)
-            .await
-            .map_err(SessionError::AgentIo)?;
+        self.stream.write_all(bytes).await.map_err(SessionError::AgentIo)?;
         self.stream.flush().await.map_err(SessionError::AgentIo)
     }
 
@@ -107,9 +103,7 @@ impl Agent {
     async fn read_frame(&mut self, max: usize) -> Result<Frame, SessionError> {
         let mut scanner = Scanner::new(max);
         loop {
-            if let Some(Chunk::Frame(f)) =
-                scanner.next(&mut self.buf, &mut |_| Disposition::Whole)?
-            {
+            if let Some(Chunk::Frame(f)) = scanner.next(&mut self.buf, &mut |_| Disposition::Whole)? {
                 return Ok(f);
             }
             self.fill().await?;
@@ -125,22 +119,16 @@ impl PostgresPlugin {
         auth: Arc<Authenticator>,
         metrics: Arc<Metrics>,
         tls: Arc<rustls::ServerConfig>,
+        recorder: Option<Recorder>,
     ) -> anyhow::Result<PostgresPlugin> {
         let mut targets = HashMap::new();
-        for (i, conn) in config
-            .connections
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.protocol == Protocol::Postgres)
-        {
+        for (i, conn) in config.connections.iter().enumerate().filter(|(_, c)| c.protocol == Protocol::Postgres) {
             let password = conn
                 .password
                 .as_ref()
                 .map(|p| p.load(&config.base_dir))
                 .transpose()
-                .with_context(|| {
-                    format!("connections[{i}].password (connection {:?})", conn.name)
-                })?;
+                .with_context(|| format!("connections[{i}].password (connection {:?})", conn.name))?;
             let target = UpstreamTarget {
                 conn: conn.clone(),
                 password,
@@ -156,6 +144,7 @@ impl PostgresPlugin {
             metrics,
             tls: TlsAcceptor::from(tls),
             cancels: Arc::new(CancelRegistry::default()),
+            recorder,
             allow_plaintext_loopback: config.postgres.allow_plaintext_loopback,
             handshake_timeout: config.limits.handshake_timeout,
             max_message: config.limits.max_message_size,
@@ -176,32 +165,17 @@ impl PostgresPlugin {
                         // Bytes pipelined behind SSLRequest were sent in the clear and
                         // could be injected by a man in the middle (CVE-2021-23214).
                         if !agent.buf.is_empty() {
-                            return Err(ProtocolError::Unexpected {
-                                tag: '?',
-                                state: "negotiating TLS",
-                            }
-                            .into());
+                            return Err(ProtocolError::Unexpected { tag: '?', state: "negotiating TLS" }.into());
                         }
                         agent.send(b"S").await?;
-                        let plain = std::mem::replace(
-                            &mut agent.stream,
-                            Stream::Other(Box::new(tokio::io::empty())),
-                        );
-                        let tls = self
-                            .tls
-                            .accept(plain)
-                            .await
-                            .map_err(SessionError::AgentTls)?;
+                        let plain = std::mem::replace(&mut agent.stream, Stream::Other(Box::new(tokio::io::empty())));
+                        let tls = self.tls.accept(plain).await.map_err(SessionError::AgentTls)?;
                         agent.stream = Stream::Other(Box::new(tls));
                         agent.tls = true;
                         Phase::AwaitingStartup
                     }
                     StartupPacket::SslRequest => {
-                        return Err(ProtocolError::Unexpected {
-                            tag: '?',
-                            state: "already using TLS",
-                        }
-                        .into());
+                        return Err(ProtocolError::Unexpected { tag: '?', state: "already using TLS" }.into());
                     }
                     StartupPacket::GssEncRequest => {
                         agent.send(b"N").await?;
@@ -214,25 +188,18 @@ impl PostgresPlugin {
                     StartupPacket::Startup(startup) => Phase::Authenticating(startup),
                 },
                 Phase::Authenticating(startup) => {
-                    let unsupported: Vec<String> =
-                        startup.protocol_options().map(str::to_owned).collect();
+                    let unsupported: Vec<String> = startup.protocol_options().map(str::to_owned).collect();
                     if startup.minor > 0 || !unsupported.is_empty() {
-                        agent
-                            .send(&message::negotiate_protocol_version(unsupported))
-                            .await?;
+                        agent.send(&message::negotiate_protocol_version(unsupported)).await?;
                     }
-                    if !(agent.tls
-                        || self.allow_plaintext_loopback && agent.peer.ip().is_loopback())
-                    {
+                    if !(agent.tls || self.allow_plaintext_loopback && agent.peer.ip().is_loopback()) {
                         return Err(SessionError::TlsRequired);
                     }
                     agent.send(&message::auth_cleartext_password()).await?;
                     let token = match agent.read_frame(MAX_PASSWORD_MESSAGE).await {
                         // psql asks the user for a password only after the server
                         // requested one, by closing and reconnecting: not an error.
-                        Err(SessionError::AgentIo(e))
-                            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-                        {
+                        Err(SessionError::AgentIo(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                             return Ok(None);
                         }
                         Err(e) => return Err(e),
@@ -245,21 +212,14 @@ impl PostgresPlugin {
                             .into());
                         }
                     };
-                    let identity = self
-                        .authenticate(message::parse_password(token.body())?)
-                        .await?;
+                    let identity = self.authenticate(message::parse_password(token.body())?).await?;
                     let name = startup.database().unwrap_or_default().to_owned();
-                    let target = self.targets.get(&name).cloned().ok_or_else(|| {
-                        SessionError::UnknownConnection {
-                            available: self.available_to(&identity),
-                            name: name.clone(),
-                        }
+                    let target = self.targets.get(&name).cloned().ok_or_else(|| SessionError::UnknownConnection {
+                        available: self.available_to(&identity),
+                        name: name.clone(),
                     })?;
                     if !identity.in_any(&target.conn.allow_groups) {
-                        return Err(SessionError::NotAllowed {
-                            subject: identity.subject.clone(),
-                            connection: name,
-                        });
+                        return Err(SessionError::NotAllowed { subject: identity.subject.clone(), connection: name });
                     }
                     return Ok(Some((identity, target, startup)));
                 }
@@ -299,12 +259,8 @@ impl PostgresPlugin {
     }
 
     async fn session(&self, conn: Incoming) -> Result<(), SessionError> {
-        let mut agent = Agent {
-            stream: Stream::Tcp(conn.stream),
-            buf: BytesMut::with_capacity(8192),
-            tls: false,
-            peer: conn.peer,
-        };
+        let mut agent =
+            Agent { stream: Stream::Tcp(conn.stream), buf: BytesMut::with_capacity(8192), tls: false, peer: conn.peer };
         let handshake = tokio::select! {
             biased;
             _ = conn.shutdown.drain.fired() => Err(SessionError::ShuttingDown),
@@ -320,20 +276,38 @@ impl PostgresPlugin {
                 return Err(e);
             }
         };
-        let Ready {
-            identity,
-            target,
-            upstream,
-            cancel_key: _cancel_key,
-        } = ready;
+        let Ready { identity, target, upstream, cancel_key: _cancel_key, recording } = ready;
         let span = tracing::info_span!("session", subject = %identity.subject, connection = %target.conn.name);
         async {
             tracing::info!(groups = ?identity.groups, tls = agent.tls, "session started");
             let started = std::time::Instant::now();
             let metrics = self.metrics.session("postgres", &target.conn.name);
-            let ctx = relay::RelayContext { metrics: &metrics, shutdown: &conn.shutdown, max_message: self.max_message };
-            let (result, stats) = relay::relay(agent.stream, agent.buf, upstream.stream, upstream.buf, ctx).await;
+            let ctx = relay::RelayContext {
+                recorder: recording.as_ref(),
+                metrics: &metrics,
+                shutdown: &conn.shutdown,
+                max_message: self.max_message,
+            };
+            let (result, stats, mut agent_wr) =
+                relay::relay(agent.stream, agent.buf, upstream.stream, upstream.buf, ctx).await;
             let duration_ms = started.elapsed().as_millis() as u64;
+            if let Some(r) = recording {
+                let reason = match &result {
+                    Ok(end) => format!("{end:?}"),
+                    Err(e) => e.to_string(),
+                };
+                let end = serde_json::json!({
+                    "reason": reason,
+                    "statements": stats.statements,
+                    "duration_ms": duration_ms,
+                    "bytes_to_upstream": stats.to_upstream,
+                    "bytes_to_agent": stats.to_agent,
+                });
+                if r.finish(end).await.is_err() {
+                    tracing::error!("the end of this session could not be recorded");
+                }
+            }
+            let _ = agent_wr.shutdown().await;
             match &result {
                 Ok(end) => tracing::info!(?end, statements = stats.statements, duration_ms, "session ended"),
                 Err(e) => tracing::warn!(error = %e, statements = stats.statements, duration_ms, "session ended with an error"),
@@ -353,13 +327,26 @@ impl PostgresPlugin {
             tracing::warn!(connection = %target.conn.name, subject = %identity.subject, error = %e, "upstream unavailable");
             SessionError::Upstream { connection: target.conn.name.clone(), agent_message: e.agent_message(), detail: e.to_string() }
         })?;
-        let cancel_key = upstream.key.clone().map(|(pid, secret)| {
-            self.cancels.register(CancelTarget {
-                addr: upstream.addr,
-                pid,
-                secret,
-            })
-        });
+        let recording = match &self.recorder {
+            None => None,
+            Some(r) => {
+                let start = serde_json::json!({
+                    "subject": identity.subject,
+                    "groups": identity.groups,
+                    "connection": target.conn.name,
+                    "protocol": "postgres",
+                    "client": agent.peer.to_string(),
+                    "tls": agent.tls,
+                    "upstream_user": target.conn.user,
+                    "airlock_version": env!("CARGO_PKG_VERSION"),
+                });
+                Some(r.session(start).await.map_err(|_| SessionError::RecorderFailed)?)
+            }
+        };
+        let cancel_key = upstream
+            .key
+            .clone()
+            .map(|(pid, secret)| self.cancels.register(CancelTarget { addr: upstream.addr, pid, secret }));
         // Greeting in one write: AuthenticationOk, parameters, our key, ReadyForQuery.
         let mut greeting = BytesMut::with_capacity(1024);
         greeting.extend_from_slice(&message::auth_ok());
@@ -370,13 +357,14 @@ impl PostgresPlugin {
             greeting.extend_from_slice(&message::backend_key_data(key.pid, key.secret));
         }
         greeting.extend_from_slice(upstream.ready.raw());
+        let greeting = greeting.freeze();
+        if let Some(r) = &recording {
+            r.record(Direction::ToAgent, Kind::PgBackend, greeting.clone())
+                .await
+                .map_err(|_| SessionError::RecorderFailed)?;
+        }
         agent.send(&greeting).await?;
-        Ok(Some(Ready {
-            identity,
-            target,
-            upstream,
-            cancel_key,
-        }))
+        Ok(Some(Ready { identity, target, upstream, cancel_key, recording }))
     }
 }
 
@@ -385,6 +373,7 @@ struct Ready {
     target: Arc<UpstreamTarget>,
     upstream: upstream::Upstream,
     cancel_key: Option<cancel::CancelKey>,
+    recording: Option<SessionRecorder>,
 }
 
 impl Plugin for PostgresPlugin {
@@ -407,9 +396,7 @@ impl Plugin for PostgresPlugin {
         // insisting on sslmode=require reads the reason instead of a TLS failure.
         let mut stream: BoxStream = Box::new(stream);
         let mut buf = BytesMut::with_capacity(64);
-        if let Ok(Ok(_)) =
-            tokio::time::timeout(std::time::Duration::from_secs(1), stream.read_buf(&mut buf)).await
-        {
+        if let Ok(Ok(_)) = tokio::time::timeout(std::time::Duration::from_secs(1), stream.read_buf(&mut buf)).await {
             match startup::decode(&mut buf) {
                 Ok(Some(StartupPacket::SslRequest)) if stream.write_all(b"S").await.is_ok() => {
                     match self.tls.accept(stream).await {
@@ -424,15 +411,12 @@ impl Plugin for PostgresPlugin {
             }
         }
         let (code, msg) = match why {
-            Refusal::TooManyConnections => (
-                "53300",
-                "sorry, too many clients already (Airlock limits.max_connections)",
-            ),
+            Refusal::TooManyConnections => {
+                ("53300", "sorry, too many clients already (Airlock limits.max_connections)")
+            }
             Refusal::ShuttingDown => ("57P01", "Airlock is shutting down"),
         };
-        let _ = stream
-            .write_all(&message::error_response(Severity::Fatal, code, msg, None))
-            .await;
+        let _ = stream.write_all(&message::error_response(Severity::Fatal, code, msg, None)).await;
         let _ = stream.shutdown().await;
     }
 }

@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use airlock_postgres::message::{self, Severity, TransactionStatus, tag};
@@ -23,7 +24,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::error::SessionError;
 use crate::listener::Shutdown;
 use crate::metrics::SessionMetrics;
-use crate::net::Stream;
+use crate::net::{BoxWrite, Stream};
+use crate::recording::format::{Direction, Kind};
+use crate::recording::{RecorderDown, SessionRecorder};
 
 /// How a relay ended without error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,8 @@ impl Progress {
 
 /// What a relay needs besides the sockets.
 pub struct RelayContext<'a> {
+    /// Where both directions are recorded, unless recording is off.
+    pub recorder: Option<&'a SessionRecorder>,
     /// Per-session counters.
     pub metrics: &'a SessionMetrics,
     /// Process shutdown signals.
@@ -74,9 +79,13 @@ pub struct RelayContext<'a> {
 pub struct RelayStats {
     /// Statements (Query and Parse messages) the agent sent.
     pub statements: u64,
+    /// Bytes sent to the upstream.
+    pub to_upstream: u64,
+    /// Bytes sent to the agent.
+    pub to_agent: u64,
 }
 
-/// Relays until either side ends. `agent_buf` and `upstream_buf` hold bytes already
+/// Relays until either side ends; returns how, with the agent's still-open write half. `agent_buf` and `upstream_buf` hold bytes already
 /// read from each side.
 pub async fn relay(
     agent: Stream,
@@ -84,7 +93,7 @@ pub async fn relay(
     upstream: Stream,
     upstream_buf: BytesMut,
     ctx: RelayContext<'_>,
-) -> (Result<End, SessionError>, RelayStats) {
+) -> (Result<End, SessionError>, RelayStats, BoxWrite) {
     let progress = Mutex::new(Progress {
         in_flight: VecDeque::new(),
         status: TransactionStatus::Idle,
@@ -93,11 +102,15 @@ pub async fn relay(
     });
     let (mut agent_rd, mut agent_wr) = agent.into_split();
     let (mut up_rd, mut up_wr) = upstream.into_split();
+    let sent = [AtomicU64::new(0), AtomicU64::new(0)];
+    let never = crate::signal::Signal::default();
+    let recorder_failed = ctx.recorder.map(|r| r.failed()).unwrap_or(&never).fired();
     let result = tokio::select! {
         // Fixed order: a random start costs an RNG draw on every wake-up.
         biased;
-        r = agent_to_upstream(&mut agent_rd, agent_buf, &mut up_wr, &progress, &ctx) => r,
-        r = upstream_to_agent(&mut up_rd, upstream_buf, &mut agent_wr, &progress, &ctx) => r,
+        _ = recorder_failed => Err(SessionError::RecorderFailed),
+        r = agent_to_upstream(&mut agent_rd, agent_buf, &mut up_wr, &progress, &ctx, &sent[0]) => r,
+        r = upstream_to_agent(&mut up_rd, upstream_buf, &mut agent_wr, &progress, &ctx, &sent[1]) => r,
     };
     // Leave both peers in a clean state; failures here change nothing.
     if !matches!(result, Ok(End::Terminated) | Ok(End::UpstreamClosed)) {
@@ -106,12 +119,19 @@ pub async fn relay(
     if let Err(e) = &result
         && let Some(reply) = e.agent_reply()
     {
+        if let Some(r) = ctx.recorder
+            && !matches!(e, SessionError::RecorderFailed)
+        {
+            let _ = r.record(Direction::ToAgent, Kind::PgBackend, reply.clone()).await;
+        }
         let _ = agent_wr.write_all(&reply).await;
     }
     let _ = up_wr.shutdown().await;
-    let _ = agent_wr.shutdown().await;
     let statements = lock(&progress).statements;
-    (result, RelayStats { statements })
+    let [to_upstream, to_agent] = sent.map(AtomicU64::into_inner);
+    // The caller closes the agent's side once the session's end is recorded, so an
+    // agent that saw its connection close knows the whole session is on disk.
+    (result, RelayStats { statements, to_upstream, to_agent }, agent_wr)
 }
 
 fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
@@ -125,6 +145,7 @@ async fn agent_to_upstream<R, W>(
     wr: &mut W,
     progress: &Mutex<Progress>,
     ctx: &RelayContext<'_>,
+    sent_total: &AtomicU64,
 ) -> Result<End, SessionError>
 where
     R: AsyncRead + Unpin,
@@ -176,8 +197,9 @@ where
             p.in_flight.extend(std::iter::repeat_n(now, requests));
             p.statements += statements;
         }
-        let sent = out.flush(wr).await.map_err(upstream_io)?;
+        let sent = out.send(wr, ctx.recorder, Direction::ToUpstream, Kind::PgFrontend, upstream_io).await?;
         ctx.metrics.to_upstream.inc_by(sent as u64);
+        sent_total.fetch_add(sent as u64, Ordering::Relaxed);
         if terminate && scanner.at_boundary() {
             return Ok(End::Terminated);
         }
@@ -200,6 +222,7 @@ async fn upstream_to_agent<R, W>(
     wr: &mut W,
     progress: &Mutex<Progress>,
     ctx: &RelayContext<'_>,
+    sent_total: &AtomicU64,
 ) -> Result<End, SessionError>
 where
     R: AsyncRead + Unpin,
@@ -248,9 +271,7 @@ where
             for status in statuses.drain(..) {
                 p.status = status.map_err(upstream_protocol)?;
                 if let Some(sent) = p.in_flight.pop_front() {
-                    ctx.metrics
-                        .statement_seconds
-                        .observe(sent.elapsed().as_secs_f64());
+                    ctx.metrics.statement_seconds.observe(sent.elapsed().as_secs_f64());
                 }
             }
             if draining && p.at_safe_point() {
@@ -261,8 +282,9 @@ where
         if close_now {
             out.push(shutdown_notice());
         }
-        let sent = out.flush(wr).await.map_err(SessionError::AgentIo)?;
+        let sent = out.send(wr, ctx.recorder, Direction::ToAgent, Kind::PgBackend, SessionError::AgentIo).await?;
         ctx.metrics.to_agent.inc_by(sent as u64);
+        sent_total.fetch_add(sent as u64, Ordering::Relaxed);
         if close_now {
             return Ok(End::Drained);
         }
@@ -270,7 +292,8 @@ where
         let n = tokio::select! {
             biased;
             _ = &mut abort => {
-                let _ = wr.write_all(&shutdown_notice()).await;
+                out.push(shutdown_notice());
+                let _ = out.send(wr, ctx.recorder, Direction::ToAgent, Kind::PgBackend, SessionError::AgentIo).await;
                 return Ok(End::Aborted);
             }
             _ = &mut drain, if !draining => {
@@ -281,7 +304,8 @@ where
                     p.closing
                 };
                 if idle {
-                    let _ = wr.write_all(&shutdown_notice()).await;
+                    out.push(shutdown_notice());
+                let _ = out.send(wr, ctx.recorder, Direction::ToAgent, Kind::PgBackend, SessionError::AgentIo).await;
                     return Ok(End::Drained);
                 }
                 continue;
@@ -305,19 +329,11 @@ fn shutdown_notice() -> Bytes {
 }
 
 fn upstream_io(e: std::io::Error) -> SessionError {
-    SessionError::Upstream {
-        connection: String::new(),
-        detail: format!("I/O error: {e}"),
-        agent_message: None,
-    }
+    SessionError::Upstream { connection: String::new(), detail: format!("I/O error: {e}"), agent_message: None }
 }
 
 fn upstream_protocol(e: airlock_postgres::ProtocolError) -> SessionError {
-    SessionError::Upstream {
-        connection: String::new(),
-        detail: format!("protocol error: {e}"),
-        agent_message: None,
-    }
+    SessionError::Upstream { connection: String::new(), detail: format!("protocol error: {e}"), agent_message: None }
 }
 
 /// Read buffer sizing: small for interactive traffic, growing while reads keep
@@ -329,9 +345,7 @@ struct ReadSizing {
 
 impl Default for ReadSizing {
     fn default() -> Self {
-        ReadSizing {
-            want: ReadSizing::MIN,
-        }
+        ReadSizing { want: ReadSizing::MIN }
     }
 }
 
@@ -368,23 +382,33 @@ impl Batch {
         }
     }
 
-    /// Writes everything, returning the number of bytes written.
-    async fn flush<W: AsyncWrite + Unpin>(&mut self, wr: &mut W) -> std::io::Result<usize> {
-        let total = self.chunks.iter().map(Bytes::len).sum();
-        match self.chunks.len() {
+    /// Records the batch (waiting if the recorder's queue is full), then writes it,
+    /// returning the number of bytes written. What is recorded is exactly what is sent.
+    async fn send<W: AsyncWrite + Unpin>(
+        &mut self,
+        wr: &mut W,
+        recorder: Option<&SessionRecorder>,
+        direction: Direction,
+        kind: Kind,
+        io_error: fn(std::io::Error) -> SessionError,
+    ) -> Result<usize, SessionError> {
+        let bytes = match self.chunks.len() {
             0 => return Ok(0),
-            1 => wr.write_all(&self.chunks[0]).await?,
+            1 => self.chunks.pop().unwrap_or_default(),
             _ => {
                 // Small chunks are cheaper to copy than to write one by one.
                 self.scratch.clear();
-                for c in &self.chunks {
-                    self.scratch.extend_from_slice(c);
+                for c in self.chunks.drain(..) {
+                    self.scratch.extend_from_slice(&c);
                 }
-                wr.write_all(&self.scratch).await?;
+                self.scratch.split().freeze()
             }
+        };
+        if let Some(r) = recorder {
+            r.record(direction, kind, bytes.clone()).await.map_err(|RecorderDown| SessionError::RecorderFailed)?;
         }
-        self.chunks.clear();
-        wr.flush().await?;
-        Ok(total)
+        wr.write_all(&bytes).await.map_err(io_error)?;
+        wr.flush().await.map_err(io_error)?;
+        Ok(bytes.len())
     }
 }

@@ -45,9 +45,7 @@ const FORWARDED_PARAMS: &[&str] = &[
 
 /// Whether an agent's startup parameter may reach the upstream.
 pub fn forwardable(name: &str) -> bool {
-    FORWARDED_PARAMS
-        .iter()
-        .any(|p| p.eq_ignore_ascii_case(name))
+    FORWARDED_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
 }
 
 /// Everything needed to open sessions on one configured connection.
@@ -123,9 +121,7 @@ impl UpstreamError {
     /// up, shutting down).
     pub fn agent_message(&self) -> Option<(String, String)> {
         match self {
-            UpstreamError::Rejected { fields, .. }
-                if ["53300", "57P01", "57P02", "57P03"].contains(&fields.code()) =>
-            {
+            UpstreamError::Rejected { fields, .. } if ["53300", "57P01", "57P02", "57P03"].contains(&fields.code()) => {
                 Some((fields.code().to_owned(), fields.message().to_owned()))
             }
             _ => None,
@@ -136,43 +132,25 @@ impl UpstreamError {
 impl UpstreamTarget {
     /// Connects and authenticates. `params` are the agent's forwardable startup
     /// parameters; `application_name` is rewritten to say who is behind Airlock.
-    pub async fn open(
-        &self,
-        params: &[(String, String)],
-        subject: &str,
-    ) -> Result<Upstream, UpstreamError> {
+    pub async fn open(&self, params: &[(String, String)], subject: &str) -> Result<Upstream, UpstreamError> {
         let (tcp, addr) = self.connect().await?;
         let mut stream = self.negotiate_tls(tcp).await?;
 
-        let app = params
-            .iter()
-            .find(|(k, _)| k == "application_name")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
+        let app = params.iter().find(|(k, _)| k == "application_name").map(|(_, v)| v.as_str()).unwrap_or("");
         let app_name = application_name(app, subject);
         let user = self.conn.user.as_deref().unwrap_or_default();
         let database = self.conn.database.as_deref().unwrap_or_default();
-        let startup_params = [
-            ("user", user),
-            ("database", database),
-            ("application_name", app_name.as_str()),
-        ]
-        .into_iter()
-        .chain(
-            params
-                .iter()
-                .filter(|(k, _)| k != "application_name" && forwardable(k))
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        stream
-            .write_all(&startup::encode_startup(startup_params))
-            .await?;
+        let startup_params =
+            [("user", user), ("database", database), ("application_name", app_name.as_str())].into_iter().chain(
+                params
+                    .iter()
+                    .filter(|(k, _)| k != "application_name" && forwardable(k))
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
+        stream.write_all(&startup::encode_startup(startup_params)).await?;
 
-        let mut reader = FrameReader {
-            stream,
-            buf: BytesMut::with_capacity(8192),
-            scanner: Scanner::new(self.max_message),
-        };
+        let mut reader =
+            FrameReader { stream, buf: BytesMut::with_capacity(8192), scanner: Scanner::new(self.max_message) };
         self.authenticate(&mut reader, user).await?;
 
         let mut greeting = Vec::new();
@@ -184,14 +162,7 @@ impl UpstreamTarget {
                 tag::BACKEND_KEY_DATA => key = Some(message::parse_backend_key_data(frame.body())?),
                 tag::READY_FOR_QUERY => {
                     message::parse_ready_for_query(frame.body())?;
-                    return Ok(Upstream {
-                        stream: reader.stream,
-                        buf: reader.buf,
-                        greeting,
-                        ready: frame,
-                        key,
-                        addr,
-                    });
+                    return Ok(Upstream { stream: reader.stream, buf: reader.buf, greeting, ready: frame, key, addr });
                 }
                 tag::ERROR_RESPONSE => return Err(rejected(&frame, user)),
                 other => {
@@ -207,17 +178,11 @@ impl UpstreamTarget {
 
     async fn connect(&self) -> Result<(TcpStream, SocketAddr), UpstreamError> {
         let address = &self.conn.address;
-        let unreachable = |reason: String| UpstreamError::Unreachable {
-            address: address.clone(),
-            reason,
-        };
-        let addrs = tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::lookup_host(address.as_str()),
-        )
-        .await
-        .map_err(|_| unreachable("DNS lookup timed out".into()))?
-        .map_err(|e| unreachable(format!("DNS lookup failed: {e}")))?;
+        let unreachable = |reason: String| UpstreamError::Unreachable { address: address.clone(), reason };
+        let addrs = tokio::time::timeout(self.connect_timeout, tokio::net::lookup_host(address.as_str()))
+            .await
+            .map_err(|_| unreachable("DNS lookup timed out".into()))?
+            .map_err(|e| unreachable(format!("DNS lookup failed: {e}")))?;
         let mut last = "no addresses".to_owned();
         for addr in addrs {
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
@@ -226,9 +191,7 @@ impl UpstreamTarget {
                     return Ok((stream, addr));
                 }
                 Ok(Err(e)) => last = format!("{addr}: {e}"),
-                Err(_) => {
-                    last = format!("{addr}: connect timed out after {:?}", self.connect_timeout)
-                }
+                Err(_) => last = format!("{addr}: connect timed out after {:?}", self.connect_timeout),
             }
         }
         Err(unreachable(last))
@@ -250,21 +213,12 @@ impl UpstreamTarget {
                 Ok(Stream::Other(Box::new(tls)))
             }
             (b'N', UpstreamTls::Prefer) => Ok(Stream::Tcp(tcp)),
-            (b'N', mode) => Err(UpstreamError::Tls(format!(
-                "server does not offer TLS but tls = {mode:?}"
-            ))),
-            (other, _) => Err(UpstreamError::Tls(format!(
-                "unexpected answer {:?} to SSLRequest",
-                other as char
-            ))),
+            (b'N', mode) => Err(UpstreamError::Tls(format!("server does not offer TLS but tls = {mode:?}"))),
+            (other, _) => Err(UpstreamError::Tls(format!("unexpected answer {:?} to SSLRequest", other as char))),
         }
     }
 
-    async fn authenticate(
-        &self,
-        reader: &mut FrameReader,
-        user: &str,
-    ) -> Result<(), UpstreamError> {
+    async fn authenticate(&self, reader: &mut FrameReader, user: &str) -> Result<(), UpstreamError> {
         let password = || {
             self.password.as_ref().map(Secret::expose).ok_or_else(|| {
                 UpstreamError::Auth(format!(
@@ -296,20 +250,14 @@ impl UpstreamTarget {
                     message::password_message(&payload)
                 }
                 AuthRequest::Md5 { salt } => {
-                    let mut payload = postgres_protocol::authentication::md5_hash(
-                        user.as_bytes(),
-                        password()?,
-                        salt,
-                    )
-                    .into_bytes();
+                    let mut payload =
+                        postgres_protocol::authentication::md5_hash(user.as_bytes(), password()?, salt).into_bytes();
                     payload.push(0);
                     message::password_message(&payload)
                 }
                 AuthRequest::Sasl { mechanisms } => {
                     if !mechanisms.iter().any(|m| m == SCRAM_SHA_256) {
-                        return Err(UpstreamError::Auth(format!(
-                            "server offers only SASL mechanisms {mechanisms:?}"
-                        )));
+                        return Err(UpstreamError::Auth(format!("server offers only SASL mechanisms {mechanisms:?}")));
                     }
                     let s = ScramSha256::new(password()?, ChannelBinding::unsupported());
                     let reply = message::sasl_initial_response(SCRAM_SHA_256, s.message());
@@ -317,21 +265,15 @@ impl UpstreamTarget {
                     reply
                 }
                 AuthRequest::SaslContinue(data) => {
-                    let s = scram
-                        .as_mut()
-                        .ok_or_else(|| UpstreamError::Auth("SASLContinue before SASL".into()))?;
-                    s.update(&data)
-                        .map_err(|e| UpstreamError::Auth(format!("SCRAM: {e}")))?;
+                    let s = scram.as_mut().ok_or_else(|| UpstreamError::Auth("SASLContinue before SASL".into()))?;
+                    s.update(&data).map_err(|e| UpstreamError::Auth(format!("SCRAM: {e}")))?;
                     message::sasl_response(s.message())
                 }
                 AuthRequest::SaslFinal(data) => {
                     // Verifies the server's signature: a server that does not know
                     // the password cannot complete the exchange.
-                    let s = scram
-                        .as_mut()
-                        .ok_or_else(|| UpstreamError::Auth("SASLFinal before SASL".into()))?;
-                    s.finish(&data)
-                        .map_err(|e| UpstreamError::Auth(format!("SCRAM server proof: {e}")))?;
+                    let s = scram.as_mut().ok_or_else(|| UpstreamError::Auth("SASLFinal before SASL".into()))?;
+                    s.finish(&data).map_err(|e| UpstreamError::Auth(format!("SCRAM server proof: {e}")))?;
                     continue;
                 }
                 AuthRequest::Unsupported(code) => {
@@ -347,10 +289,7 @@ impl UpstreamTarget {
 
 fn rejected(frame: &Frame, user: &str) -> UpstreamError {
     match Fields::parse(frame.body()) {
-        Ok(fields) => UpstreamError::Rejected {
-            fields,
-            user: user.to_owned(),
-        },
+        Ok(fields) => UpstreamError::Rejected { fields, user: user.to_owned() },
         Err(e) => e.into(),
     }
 }
@@ -358,11 +297,8 @@ fn rejected(frame: &Frame, user: &str) -> UpstreamError {
 /// `application_name` as the upstream sees it: who is behind Airlock, within
 /// PostgreSQL's 63-byte limit.
 fn application_name(agent_app: &str, subject: &str) -> String {
-    let mut name = if agent_app.is_empty() {
-        format!("airlock:{subject}")
-    } else {
-        format!("airlock:{subject}:{agent_app}")
-    };
+    let mut name =
+        if agent_app.is_empty() { format!("airlock:{subject}") } else { format!("airlock:{subject}:{agent_app}") };
     while name.len() > 63 {
         name.pop();
     }
@@ -379,10 +315,7 @@ struct FrameReader {
 impl FrameReader {
     async fn next(&mut self) -> Result<Frame, UpstreamError> {
         loop {
-            if let Some(Chunk::Frame(frame)) = self
-                .scanner
-                .next(&mut self.buf, &mut |_| Disposition::Whole)?
-            {
+            if let Some(Chunk::Frame(frame)) = self.scanner.next(&mut self.buf, &mut |_| Disposition::Whole)? {
                 return Ok(frame);
             }
             if self.stream.read_buf(&mut self.buf).await? == 0 {

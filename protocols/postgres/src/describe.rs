@@ -1,0 +1,153 @@
+//! Decoding messages for display: what a recorded stream said, message by message.
+//! Used to replay recordings; never on the relay's hot path.
+
+use crate::cursor::Cursor;
+use crate::frame::ProtocolError;
+use crate::message::{self, Fields, TransactionStatus};
+
+/// A column of a RowDescription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Column name as the query labelled it.
+    pub name: String,
+    /// OID of the table it comes from (0 for expressions).
+    pub table_oid: u32,
+    /// Attribute number in that table (0 for expressions).
+    pub attnum: i16,
+    /// Type OID.
+    pub type_oid: u32,
+    /// 0 text, 1 binary.
+    pub format: i16,
+}
+
+/// A message, decoded for humans and tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Described {
+    /// Simple Query.
+    Query(String),
+    /// Parse.
+    Parse {
+        /// Prepared statement name ("" = unnamed).
+        name: String,
+        /// SQL text.
+        query: String,
+    },
+    /// Bind with its parameter values (None = NULL).
+    Bind {
+        /// Portal.
+        portal: String,
+        /// Statement.
+        statement: String,
+        /// Values as sent.
+        params: Vec<Option<Vec<u8>>>,
+    },
+    /// Execute.
+    Execute {
+        /// Portal.
+        portal: String,
+    },
+    /// Sync.
+    Sync,
+    /// COPY data (either direction).
+    CopyData(Vec<u8>),
+    /// CopyDone.
+    CopyDone,
+    /// Terminate.
+    Terminate,
+    /// RowDescription.
+    RowDescription(Vec<Column>),
+    /// DataRow (None = NULL).
+    DataRow(Vec<Option<Vec<u8>>>),
+    /// CommandComplete tag, e.g. `SELECT 3`.
+    CommandComplete(String),
+    /// ErrorResponse.
+    Error(Fields),
+    /// NoticeResponse.
+    Notice(Fields),
+    /// ReadyForQuery.
+    Ready(TransactionStatus),
+    /// Anything else: tag and body length.
+    Other(char, usize),
+}
+
+fn values(c: &mut Cursor<'_>) -> Result<Vec<Option<Vec<u8>>>, ProtocolError> {
+    let n = c.i16()?;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let len = c.i32()?;
+        out.push(if len < 0 { None } else { Some(c.take(len as usize)?.to_vec()) });
+    }
+    Ok(out)
+}
+
+/// Decodes a frontend message.
+pub fn frontend(tag: u8, body: &[u8]) -> Result<Described, ProtocolError> {
+    let mut c = Cursor::new(body, "frontend message");
+    Ok(match tag {
+        b'Q' => Described::Query(c.cstr()?.to_owned()),
+        b'P' => Described::Parse { name: c.cstr()?.to_owned(), query: c.cstr()?.to_owned() },
+        b'B' => {
+            let portal = c.cstr()?.to_owned();
+            let statement = c.cstr()?.to_owned();
+            let formats = c.i16()?;
+            for _ in 0..formats {
+                c.i16()?;
+            }
+            Described::Bind { portal, statement, params: values(&mut c)? }
+        }
+        b'E' => Described::Execute { portal: c.cstr()?.to_owned() },
+        b'S' => Described::Sync,
+        b'd' => Described::CopyData(body.to_vec()),
+        b'c' => Described::CopyDone,
+        b'X' => Described::Terminate,
+        other => Described::Other(other as char, body.len()),
+    })
+}
+
+/// Decodes a backend message.
+pub fn backend(tag: u8, body: &[u8]) -> Result<Described, ProtocolError> {
+    let mut c = Cursor::new(body, "backend message");
+    Ok(match tag {
+        b'T' => {
+            let n = c.i16()?;
+            let mut cols = Vec::with_capacity(n.max(0) as usize);
+            for _ in 0..n {
+                let name = c.cstr()?.to_owned();
+                let table_oid = c.i32()? as u32;
+                let attnum = c.i16()?;
+                let type_oid = c.i32()? as u32;
+                c.i16()?;
+                c.i32()?;
+                let format = c.i16()?;
+                cols.push(Column { name, table_oid, attnum, type_oid, format });
+            }
+            Described::RowDescription(cols)
+        }
+        b'D' => Described::DataRow(values(&mut c)?),
+        b'C' => Described::CommandComplete(c.cstr()?.to_owned()),
+        b'E' => Described::Error(Fields::parse(body)?),
+        b'N' => Described::Notice(Fields::parse(body)?),
+        b'Z' => Described::Ready(message::parse_ready_for_query(body)?),
+        b'd' => Described::CopyData(body.to_vec()),
+        b'c' => Described::CopyDone,
+        other => Described::Other(other as char, body.len()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_rows_and_bind_values() {
+        let body = [0, 2, 0, 0, 0, 1, b'7', 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(backend(b'D', &body).unwrap(), Described::DataRow(vec![Some(b"7".to_vec()), None]));
+        let mut bind = b"\0s1\0".to_vec();
+        bind.extend([0, 0, 0, 1, 0, 0, 0, 2, b'4', b'2', 0, 0]);
+        assert_eq!(
+            frontend(b'B', &bind).unwrap(),
+            Described::Bind { portal: "".into(), statement: "s1".into(), params: vec![Some(b"42".to_vec())] }
+        );
+        assert!(backend(b'D', &[0, 1, 0, 0, 0, 9, b'x']).is_err(), "a value longer than the body");
+    }
+}

@@ -1,0 +1,265 @@
+//! Session recordings: a compressed, hash-chained, segmented log.
+//!
+//! - [`format`]: frames, blocks, segment headers and footers as bytes (pure).
+//! - [`store`]: segment files: listing, scanning, torn-tail recovery.
+//! - [`writer`]: the process's single writer thread, group commit, fail-closed.
+//! - [`index`]: session → segment/offset, identity, connection; rebuildable.
+//! - [`verify`]: walks the chain and names the first bad block.
+//! - [`replay`]: turns a session's frames back into a transcript.
+//!
+//! What is recorded is what crossed Airlock after every transformation: the agent's
+//! messages as forwarded upstream and the upstream's replies as the agent received them.
+
+pub mod format;
+pub mod index;
+pub mod replay;
+pub mod store;
+pub mod verify;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+
+pub use writer::{Recorder, RecorderDown, SessionRecorder};
+
+use crate::config::{Config, FsyncSetting};
+
+/// When the writer forces blocks to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every block (group commit): nothing acknowledged is lost.
+    EveryBatch,
+    /// At most this often (and on every explicit flush).
+    Interval(Duration),
+    /// Leave it to the OS.
+    Never,
+}
+
+/// Everything the writer needs, resolved from the config.
+#[derive(Debug, Clone)]
+pub struct RecordingSettings {
+    /// `data_dir/recordings`.
+    pub dir: PathBuf,
+    /// Seal a segment at this size.
+    pub segment_size: u64,
+    /// ... or at this age.
+    pub segment_age: Duration,
+    /// Delete sealed segments older than this.
+    pub retention: Option<Duration>,
+    /// Fsync policy.
+    pub fsync: FsyncPolicy,
+    /// zstd level.
+    pub zstd_level: i32,
+    /// Group-commit window.
+    pub flush_interval: Duration,
+    /// Uncompressed bytes per block at most (a batch stops growing there).
+    pub block_size: usize,
+    /// Bytes of frames queued before senders wait.
+    pub queue_bytes: usize,
+    /// Signs sealed segments when present.
+    pub signing_key: Option<SigningKey>,
+}
+
+impl RecordingSettings {
+    /// Settings from the `[recording]` table.
+    pub fn from_config(config: &Config) -> anyhow::Result<RecordingSettings> {
+        let r = &config.recording;
+        let data_dir = config.data_dir();
+        Ok(RecordingSettings {
+            dir: store::recordings_dir(&data_dir),
+            segment_size: r.segment_size as u64,
+            segment_age: r.segment_age,
+            retention: r.retention,
+            fsync: match r.fsync {
+                FsyncSetting::EveryBatch => FsyncPolicy::EveryBatch,
+                FsyncSetting::Interval => FsyncPolicy::Interval(r.fsync_interval),
+                FsyncSetting::Never => FsyncPolicy::Never,
+            },
+            zstd_level: r.zstd_level,
+            flush_interval: r.flush_interval,
+            block_size: 1 << 20,
+            queue_bytes: r.queue_size,
+            signing_key: if r.sign { Some(SigningKey::load_or_create(&data_dir)?) } else { None },
+        })
+    }
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// The Ed25519 key that signs sealed segments (`data_dir/recording-signing.key`,
+/// PKCS#8; its public half in `recording-signing.pub` as hex).
+#[derive(Clone)]
+pub struct SigningKey(std::sync::Arc<Ed25519KeyPair>);
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(redacted)")
+    }
+}
+
+impl SigningKey {
+    /// Loads the key from `data_dir`, creating it (and the public key file) first.
+    pub fn load_or_create(data_dir: &Path) -> anyhow::Result<SigningKey> {
+        let path = data_dir.join("recording-signing.key");
+        let pkcs8 = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir)?;
+                let doc = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+                    .map_err(|_| anyhow::anyhow!("generating the recording signing key"))?;
+                let mut file = crate::identity::create_private_file(&path)?;
+                std::io::Write::write_all(&mut file, doc.as_ref())?;
+                doc.as_ref().to_vec()
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
+            .map_err(|e| anyhow::anyhow!("{}: not an Ed25519 key: {e}", path.display()))?;
+        let public = hex::encode(pair.public_key().as_ref());
+        std::fs::write(data_dir.join("recording-signing.pub"), format!("{public}\n"))?;
+        Ok(SigningKey(std::sync::Arc::new(pair)))
+    }
+
+    /// Signs `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.0.sign(message).as_ref().to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format::{Direction, Kind};
+    use super::*;
+    use bytes::Bytes;
+
+    fn settings(dir: &Path, segment_size: u64) -> RecordingSettings {
+        RecordingSettings {
+            dir: dir.to_owned(),
+            segment_size,
+            segment_age: Duration::from_secs(3600),
+            retention: None,
+            fsync: FsyncPolicy::EveryBatch,
+            zstd_level: 3,
+            flush_interval: Duration::from_millis(1),
+            block_size: 4096,
+            queue_bytes: 1 << 20,
+            signing_key: None,
+        }
+    }
+
+    fn temp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("airlock-rec-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// Records `sessions` sessions of `frames` rows each, sequentially, and flushes.
+    async fn record(recorder: &Recorder, sessions: usize, frames: usize) {
+        for s in 0..sessions {
+            let session = recorder
+                .session(
+                    serde_json::json!({"subject": format!("agent-{s}"), "connection": "db", "protocol": "postgres"}),
+                )
+                .await
+                .unwrap();
+            for i in 0..frames {
+                let row = format!("row {i} of session {s}: {}", "x".repeat(i % 50));
+                session.record(Direction::ToAgent, Kind::PgBackend, Bytes::from(row)).await.unwrap();
+            }
+            session.finish(serde_json::json!({"reason": "Terminated", "statements": frames})).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn chain_survives_rotation_and_detects_tampering() {
+        let dir = temp("chain");
+        let recorder = Recorder::start(settings(&dir, 1024)).unwrap();
+        record(&recorder, 12, 40).await;
+        let report = verify::verify(&dir, None).unwrap();
+        assert!(report.sealed >= 2, "{report:?}");
+        assert_eq!(index::sessions(&dir).unwrap().len(), 12);
+        assert_eq!(index::reindex(&dir).unwrap(), 12);
+
+        // Flip one byte in the middle of the first segment.
+        let first = store::segment_path(&dir, 0);
+        let original = std::fs::read(&first).unwrap();
+        let mut bytes = original.clone();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(&first, &bytes).unwrap();
+        let problem = verify::verify(&dir, None).unwrap_err();
+        assert_eq!(problem.segment, 0, "{problem}");
+
+        // Remove a whole block: CRCs are fine, the chain is not.
+        let scan = store::scan_bytes(&original, false);
+        let (b0, b1) = (scan.blocks[0].offset as usize, scan.blocks[1].offset as usize);
+        let mut cut = original[..b0].to_vec();
+        cut.extend_from_slice(&original[b1..]);
+        std::fs::write(&first, &cut).unwrap();
+        let problem = verify::verify(&dir, None).unwrap_err();
+        assert!(problem.what.contains("hash chain"), "{problem}");
+        assert_eq!((problem.segment, problem.offset), (0, b0 as u64));
+
+        // Deleting a sealed segment is noticed too.
+        std::fs::write(&first, &original).unwrap();
+        std::fs::remove_file(store::segment_path(&dir, 1)).unwrap();
+        let problem = verify::verify(&dir, None).unwrap_err();
+        assert!(problem.what.contains("segment 1 is missing"), "{problem}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn torn_tail_is_recovered_and_nothing_flushed_is_lost() {
+        let dir = temp("torn");
+        {
+            let recorder = Recorder::start(settings(&dir, 64 << 20)).unwrap();
+            record(&recorder, 3, 20).await;
+        }
+        // A crash mid-write leaves half a block at the end.
+        let last = *store::list_segments(&dir).unwrap().last().unwrap();
+        let path = store::segment_path(&dir, last);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut file, &format::BLOCK_MAGIC[..]).unwrap();
+        std::io::Write::write_all(&mut file, &[0xff; 30]).unwrap();
+        drop(file);
+        assert!(verify::verify(&dir, None).unwrap().torn_tail.is_some());
+
+        let recorder = Recorder::start(settings(&dir, 64 << 20)).unwrap();
+        record(&recorder, 1, 5).await;
+        let report = verify::verify(&dir, None).unwrap();
+        assert_eq!(report.torn_tail, None);
+        let sessions = index::sessions(&dir).unwrap();
+        assert_eq!(sessions.len(), 4);
+        assert!(sessions.iter().all(|s| s.end_reason.as_deref() == Some("Terminated")));
+        let (_, frames) = replay::load(&dir, &sessions[1].id).unwrap();
+        assert_eq!(frames.len(), 22, "start + 20 rows + end");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn signatures_and_retention() {
+        let dir = temp("sign");
+        let data = dir.join("data");
+        let mut s = settings(&data.join("recordings"), 1024);
+        s.signing_key = Some(SigningKey::load_or_create(&data).unwrap());
+        s.retention = Some(Duration::ZERO);
+        let recorder = Recorder::start(s).unwrap();
+        record(&recorder, 10, 40).await;
+        let public = hex::decode(std::fs::read_to_string(data.join("recording-signing.pub")).unwrap().trim()).unwrap();
+        let rec_dir = data.join("recordings");
+        let report = verify::verify(&rec_dir, Some(&public)).unwrap();
+        assert!(report.retired > 0 && report.signatures > 0, "{report:?}");
+        let other = SigningKey::load_or_create(&dir.join("other")).unwrap();
+        let wrong =
+            hex::decode(std::fs::read_to_string(dir.join("other/recording-signing.pub")).unwrap().trim()).unwrap();
+        drop(other);
+        assert!(verify::verify(&rec_dir, Some(&wrong)).unwrap_err().what.contains("signature"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

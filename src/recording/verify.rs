@@ -1,0 +1,134 @@
+//! `airlock verify`: walk every segment and block, check CRCs, the hash chain across
+//! segments, footers and (given a public key) signatures. The first problem is named
+//! by segment, offset and kind.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+
+use super::format::{self, FormatError, Hash};
+use super::store;
+
+/// Counts from a successful verification.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Segments checked.
+    pub segments: usize,
+    /// Sealed segments among them.
+    pub sealed: usize,
+    /// Blocks checked.
+    pub blocks: usize,
+    /// Frames decoded.
+    pub frames: usize,
+    /// Segments deleted by retention, as recorded in later headers.
+    pub retired: usize,
+    /// Signatures checked.
+    pub signatures: usize,
+    /// A torn tail in the open segment (a crash before restart recovers it).
+    pub torn_tail: Option<(u64, u64)>,
+}
+
+/// The first problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("segment {segment} at offset {offset}: {what}")]
+pub struct Problem {
+    /// Segment number.
+    pub segment: u64,
+    /// Byte offset in the segment file.
+    pub offset: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// Verifies all of `dir`. `public_key` is a raw 32-byte Ed25519 key.
+pub fn verify(dir: &Path, public_key: Option<&[u8]>) -> Result<Report, Problem> {
+    let io = |segment, e: std::io::Error| Problem { segment, offset: 0, what: format!("cannot read: {e}") };
+    let segments = store::list_segments(dir).map_err(|e| io(0, e))?;
+    let mut report = Report::default();
+    let mut scans = Vec::new();
+    let mut retired: HashMap<u64, Hash> = HashMap::new();
+    for &n in &segments {
+        let scan = store::scan(&store::segment_path(dir, n), true).map_err(|e| io(n, e))?;
+        if let Some(h) = &scan.header {
+            retired.extend(h.retired.iter().copied());
+        }
+        scans.push((n, scan));
+    }
+    report.retired = retired.len();
+    let mut expected: Option<Hash> = None;
+    let last_index = scans.len().saturating_sub(1);
+    for (i, (n, scan)) in scans.iter().enumerate() {
+        let n = *n;
+        let problem = |offset: u64, what: String| Problem { segment: n, offset, what };
+        let Some(header) = &scan.header else {
+            return Err(problem(
+                0,
+                format!("header: {}", scan.error.as_ref().map(|e| e.to_string()).unwrap_or_default()),
+            ));
+        };
+        if header.segment != n {
+            return Err(problem(0, format!("header names segment {} (file renamed?)", header.segment)));
+        }
+        let start_ok = match expected {
+            Some(prev) if i > 0 && segments[i - 1] + 1 == n => header.prev_hash == prev,
+            _ if n == 0 => header.prev_hash == [0; 32],
+            // The predecessor is gone: only retention may explain that.
+            _ => retired.get(&(n - 1)) == Some(&header.prev_hash),
+        };
+        if !start_ok {
+            let what = if i > 0 && segments[i - 1] + 1 != n || (i == 0 && n > 0) {
+                format!("segment {} is missing and not recorded as retired", n - 1)
+            } else {
+                "hash chain broken at the segment start (previous segment altered or replaced)".to_owned()
+            };
+            return Err(problem(0, what));
+        }
+        let mut running = header.prev_hash;
+        for block in &scan.blocks {
+            if block.prev_hash != running {
+                return Err(problem(
+                    block.offset,
+                    "hash chain broken: a block was removed, reordered or altered".into(),
+                ));
+            }
+            running = block.hash;
+            report.blocks += 1;
+            report.frames += block.frames.len();
+        }
+        if let Some(e) = &scan.error {
+            let tail = i == last_index && scan.footer.is_none() && matches!(e, FormatError::Truncated(_));
+            if !tail {
+                return Err(problem(scan.good_len, e.to_string()));
+            }
+            report.torn_tail = Some((n, scan.good_len));
+        }
+        match &scan.footer {
+            Some(footer) => {
+                if footer.final_hash != running || footer.blocks != scan.blocks.len() as u64 {
+                    return Err(problem(scan.good_len, "footer does not match the blocks before it".into()));
+                }
+                if let Some(key) = public_key {
+                    if footer.signature.is_empty() {
+                        return Err(problem(scan.good_len, "segment is not signed".into()));
+                    }
+                    UnparsedPublicKey::new(&ED25519, key)
+                        .verify(&format::signed_message(n, &footer.final_hash), &footer.signature)
+                        .map_err(|_| problem(scan.good_len, "signature does not verify".into()))?;
+                    report.signatures += 1;
+                }
+                report.sealed += 1;
+            }
+            None if i != last_index => {
+                return Err(problem(
+                    scan.good_len,
+                    "segment ends without a footer but is not the last (truncated in the middle)".into(),
+                ));
+            }
+            None => {}
+        }
+        report.segments += 1;
+        expected = Some(running);
+    }
+    Ok(report)
+}

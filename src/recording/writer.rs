@@ -1,0 +1,350 @@
+//! The one writer of a process: frames in, durable blocks out.
+//!
+//! Sessions hand frames to [`Recorder`] (after taking their size from a byte budget,
+//! which is the queue bound: when the writer falls behind, the proxy waits, and no
+//! frame is ever dropped). A dedicated thread collects frames for a few milliseconds
+//! (group commit), compresses them into one block, appends it to the open segment,
+//! fsyncs according to the policy, and then releases the budget and answers flushes.
+//! Any I/O failure fires [`Recorder::failed`]: new sessions are refused and open
+//! ones closed, because traffic that cannot be recorded must not flow.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::format::{self, Direction, Footer, Frame, Hash, Kind, SegmentHeader};
+use super::index::{Index, IndexEntry};
+use super::store::{self, OpenSegment};
+use super::{FsyncPolicy, RecordingSettings, SigningKey, now_us};
+use crate::signal::Signal;
+
+enum Msg {
+    Frame(Frame),
+    /// Answered once every frame sent before it is written (and fsynced, unless the
+    /// policy is `never`).
+    Flush(oneshot::Sender<bool>),
+}
+
+/// Handle to the process's recorder.
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Msg>,
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+    failed: Arc<Signal>,
+    next_session: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").field("failed", &self.failed.is_fired()).finish()
+    }
+}
+
+/// The recorder is not accepting frames (it failed, or the process is stopping).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the session recorder is unavailable")]
+pub struct RecorderDown;
+
+impl Recorder {
+    /// Recovers the log in `settings.dir` (cutting a torn tail) and starts the writer.
+    pub fn start(settings: RecordingSettings) -> anyhow::Result<Recorder> {
+        std::fs::create_dir_all(&settings.dir).with_context(|| format!("creating {}", settings.dir.display()))?;
+        let state = WriterState::recover(settings)?;
+        let budget_bytes = state.settings.queue_bytes;
+        let budget = Arc::new(Semaphore::new(budget_bytes));
+        let failed = Signal::new();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer_failed = failed.clone();
+        let writer_budget = budget.clone();
+        std::thread::Builder::new()
+            .name("airlock-recorder".into())
+            .spawn(move || state.run(rx, writer_budget, writer_failed))
+            .context("starting the recorder thread")?;
+        Ok(Recorder {
+            tx,
+            budget,
+            budget_bytes,
+            failed,
+            next_session: Arc::new(AtomicU64::new(rand::random::<u64>() >> 1)),
+        })
+    }
+
+    /// Fires when the recorder has failed for good.
+    pub fn failed(&self) -> &Arc<Signal> {
+        &self.failed
+    }
+
+    /// Opens a session's recording, writing its start frame.
+    pub async fn session(&self, start: serde_json::Value) -> Result<SessionRecorder, RecorderDown> {
+        if self.failed.is_fired() {
+            return Err(RecorderDown);
+        }
+        // Ids are unique per process run and unpredictable across runs.
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let s = SessionRecorder { recorder: self.clone(), id, seq: AtomicU64::new(0) };
+        s.record(Direction::None, Kind::SessionStart, Bytes::from(start.to_string())).await?;
+        Ok(s)
+    }
+
+    /// Waits until everything sent so far is durable.
+    pub async fn flush(&self) -> Result<(), RecorderDown> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Flush(tx)).map_err(|_| RecorderDown)?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            _ => Err(RecorderDown),
+        }
+    }
+}
+
+/// One session's view of the recorder: assigns sequence numbers and timestamps.
+#[derive(Debug)]
+pub struct SessionRecorder {
+    recorder: Recorder,
+    id: u64,
+    /// Both relay directions record through one `&SessionRecorder`.
+    seq: AtomicU64,
+}
+
+impl SessionRecorder {
+    /// The session id, as shown by `airlock sessions`.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Queues a frame; waits only when the queue's byte budget is exhausted.
+    pub async fn record(&self, direction: Direction, kind: Kind, payload: Bytes) -> Result<(), RecorderDown> {
+        let r = &self.recorder;
+        // Charged at least one byte so that empty frames are bounded too; a frame
+        // larger than the whole budget takes all of it.
+        let cost = (payload.len() + format::FRAME_HEADER_LEN).min(r.budget_bytes) as u32;
+        let permit = r.budget.acquire_many(cost).await.map_err(|_| RecorderDown)?;
+        // Released by the writer once the frame is on disk.
+        permit.forget();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let frame = Frame { session: self.id, seq, ts_us: now_us(), direction, kind, payload };
+        r.tx.send(Msg::Frame(frame)).map_err(|_| RecorderDown)
+    }
+
+    /// Writes the end frame and waits until the whole session is durable.
+    pub async fn finish(self, end: serde_json::Value) -> Result<(), RecorderDown> {
+        self.record(Direction::None, Kind::SessionEnd, Bytes::from(end.to_string())).await?;
+        self.recorder.flush().await
+    }
+
+    /// Fires when the recorder fails.
+    pub fn failed(&self) -> &Signal {
+        &self.recorder.failed
+    }
+}
+
+struct WriterState {
+    settings: RecordingSettings,
+    segment: OpenSegment,
+    last_hash: Hash,
+    index: Index,
+    signing: Option<SigningKey>,
+}
+
+impl WriterState {
+    fn recover(settings: RecordingSettings) -> anyhow::Result<WriterState> {
+        let dir = settings.dir.clone();
+        let signing = settings.signing_key.clone();
+        let segments = store::list_segments(&dir)?;
+        let mut index = Index::open(&dir)?;
+        let (segment, last_hash) = match segments.last() {
+            None => {
+                let header = SegmentHeader { segment: 0, created_us: now_us(), prev_hash: [0; 32], retired: vec![] };
+                (OpenSegment::create(&dir, &header)?, [0; 32])
+            }
+            Some(&last) => {
+                let path = store::segment_path(&dir, last);
+                let scan = store::scan(&path, true)?;
+                if scan.header.is_none() {
+                    anyhow::bail!(
+                        "{}: unreadable segment header ({}); move the file away to start a new chain",
+                        path.display(),
+                        scan.error.map(|e| e.to_string()).unwrap_or_default()
+                    );
+                }
+                if let Some(e) = &scan.error {
+                    tracing::warn!(segment = %path.display(), offset = scan.good_len, cut = scan.file_len - scan.good_len, error = %e,
+                        "recovering a torn tail: truncating to the last good block");
+                }
+                let last_hash = scan.last_hash().unwrap_or([0; 32]);
+                // The index may miss what the crash cut short: rebuild this segment's part.
+                index.rebuild_segment(last, &scan)?;
+                if scan.footer.is_some() {
+                    let header = SegmentHeader {
+                        segment: last + 1,
+                        created_us: now_us(),
+                        prev_hash: last_hash,
+                        retired: vec![],
+                    };
+                    (OpenSegment::create(&dir, &header)?, last_hash)
+                } else {
+                    (OpenSegment::reopen(&dir, &scan, last)?, last_hash)
+                }
+            }
+        };
+        Ok(WriterState { settings, segment, last_hash, index, signing })
+    }
+
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, budget: Arc<Semaphore>, failed: Arc<Signal>) {
+        let mut last_sync = Instant::now();
+        let mut dirty = false;
+        loop {
+            // Sleep until something arrives, then gather for one flush interval
+            // without being woken per frame.
+            let Some(first) = rx.blocking_recv() else { break };
+            let mut batch = vec![first];
+            if !matches!(batch[0], Msg::Flush(_)) {
+                std::thread::sleep(self.settings.flush_interval);
+            }
+            let mut bytes = 0usize;
+            while bytes < self.settings.block_size {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        if let Msg::Frame(f) = &m {
+                            bytes += f.payload.len() + format::FRAME_HEADER_LEN;
+                        }
+                        batch.push(m);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let (frames, flushes): (Vec<Msg>, Vec<Msg>) = batch.into_iter().partition(|m| matches!(m, Msg::Frame(_)));
+            let frames: Vec<Frame> =
+                frames.into_iter().filter_map(|m| if let Msg::Frame(f) = m { Some(f) } else { None }).collect();
+            let cost: usize = frames
+                .iter()
+                .map(|f| (f.payload.len() + format::FRAME_HEADER_LEN).min(self.settings.queue_bytes))
+                .sum();
+            let result = self.write(&frames).and_then(|wrote| {
+                dirty |= wrote;
+                let sync_now = match self.settings.fsync {
+                    FsyncPolicy::EveryBatch => true,
+                    FsyncPolicy::Interval(d) => last_sync.elapsed() >= d || !flushes.is_empty(),
+                    FsyncPolicy::Never => false,
+                };
+                if dirty && sync_now {
+                    self.segment.file.sync_data()?;
+                    last_sync = Instant::now();
+                    dirty = false;
+                }
+                self.maybe_rotate()
+            });
+            match result {
+                Ok(()) => {
+                    budget.add_permits(cost);
+                    for m in flushes {
+                        if let Msg::Flush(tx) = m {
+                            let _ = tx.send(true);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, dir = %self.settings.dir.display(),
+                        "cannot write recordings: refusing new sessions and closing open ones");
+                    failed.fire();
+                    // Leave senders waiting on the budget unblocked; they see the failure.
+                    budget.close();
+                    return;
+                }
+            }
+        }
+        let _ = self.segment.file.sync_data();
+    }
+
+    /// Appends one block holding `frames`. Returns whether anything was written.
+    fn write(&mut self, frames: &[Frame]) -> std::io::Result<bool> {
+        if frames.is_empty() {
+            return Ok(false);
+        }
+        let mut raw = Vec::with_capacity(frames.iter().map(|f| f.payload.len() + format::FRAME_HEADER_LEN).sum());
+        frames.iter().for_each(|f| format::encode_frame(&mut raw, f));
+        let (block, hash) = format::encode_block(&raw, frames.len() as u32, &self.last_hash, self.settings.zstd_level)?;
+        let offset = self.segment.len;
+        self.segment.file.write_all(&block)?;
+        self.segment.len += block.len() as u64;
+        self.segment.blocks += 1;
+        self.last_hash = hash;
+        for f in frames.iter().filter(|f| matches!(f.kind, Kind::SessionStart | Kind::SessionEnd)) {
+            self.index.append(&IndexEntry::from_frame(f, self.segment.number, offset))?;
+        }
+        Ok(true)
+    }
+
+    fn maybe_rotate(&mut self) -> std::io::Result<()> {
+        let age = Duration::from_micros(now_us().saturating_sub(self.segment.created_us));
+        if self.segment.len < self.settings.segment_size && age < self.settings.segment_age {
+            return Ok(());
+        }
+        if self.segment.blocks == 0 {
+            return Ok(());
+        }
+        self.seal()?;
+        let retired = self.retire()?;
+        let header = SegmentHeader {
+            segment: self.segment.number + 1,
+            created_us: now_us(),
+            prev_hash: self.last_hash,
+            retired,
+        };
+        self.segment = OpenSegment::create(&self.settings.dir, &header)?;
+        Ok(())
+    }
+
+    fn seal(&mut self) -> std::io::Result<()> {
+        let signature = self
+            .signing
+            .as_ref()
+            .map(|k| k.sign(&format::signed_message(self.segment.number, &self.last_hash)))
+            .unwrap_or_default();
+        let footer = Footer { blocks: self.segment.blocks, final_hash: self.last_hash, signature };
+        self.segment.file.write_all(&footer.encode())?;
+        self.segment.file.sync_data()
+    }
+
+    /// Deletes sealed segments past retention; returns what the next header records.
+    fn retire(&mut self) -> std::io::Result<Vec<(u64, Hash)>> {
+        let Some(retention) = self.settings.retention else { return Ok(Vec::new()) };
+        let cutoff = now_us().saturating_sub(retention.as_micros() as u64);
+        let mut retired = Vec::new();
+        for n in store::list_segments(&self.settings.dir)? {
+            // The open segment and the one just sealed stay.
+            if n >= self.segment.number {
+                break;
+            }
+            // A segment's data ends when the next one starts.
+            let next = store::segment_path(&self.settings.dir, n + 1);
+            let ended = read_created(&next).unwrap_or(u64::MAX);
+            if ended > cutoff {
+                break;
+            }
+            let path = store::segment_path(&self.settings.dir, n);
+            let scan = store::scan(&path, false)?;
+            let Some(footer) = scan.footer else { break };
+            std::fs::remove_file(&path)?;
+            tracing::info!(segment = n, "retention: deleted recording segment");
+            retired.push((n, footer.final_hash));
+        }
+        if !retired.is_empty() {
+            self.index.forget_segments(retired.iter().map(|(n, _)| *n).collect())?;
+        }
+        Ok(retired)
+    }
+}
+
+fn read_created(path: &Path) -> Option<u64> {
+    let mut head = vec![0u8; 4096];
+    let n = std::io::Read::read(&mut std::fs::File::open(path).ok()?, &mut head).ok()?;
+    SegmentHeader::decode(head.get(..n)?).ok().map(|(h, _)| h.created_us)
+}
