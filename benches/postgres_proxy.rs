@@ -69,12 +69,14 @@ fn main() {
     let work = cluster.dir.join("bench");
     std::fs::create_dir_all(&work).unwrap();
     let (bouncer, bouncer_port) = start_pgbouncer(&work, cluster.port);
-    let (airlock, airlock_port) = start_airlock(&work, cluster.port);
+    let (airlock, airlock_port) = start_airlock(&work.join("airlock"), cluster.port, true);
+    let (norec, norec_port) = start_airlock(&work.join("airlock-norec"), cluster.port, false);
     let token = mint(HS256);
     let targets = [
         direct,
         Target { name: "pgbouncer", port: bouncer_port, password: APP_PASSWORD.into(), pid: Some(bouncer.id()) },
-        Target { name: "airlock", port: airlock_port, password: token, pid: Some(airlock.id()) },
+        Target { name: "airlock", port: airlock_port, password: token.clone(), pid: Some(airlock.id()) },
+        Target { name: "airlock-norec", port: norec_port, password: token, pid: Some(norec.id()) },
     ];
 
     eprintln!("initialising pgbench (scale 10)...");
@@ -82,9 +84,9 @@ fn main() {
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
     cluster.psql("bench", "CREATE TABLE copy_src AS SELECT g AS id, md5(g::text) AS a, now() AS t FROM generate_series(1, 1000000) g; ALTER TABLE copy_src OWNER TO app_rw").unwrap();
 
-    let mut results: Vec<(String, [Vec<f64>; 3])> = Vec::new();
+    let mut results: Vec<(String, [Vec<f64>; 4])> = Vec::new();
     // Proxy CPU microseconds per transaction (or per row for COPY), by row.
-    let mut cpu: Vec<[Vec<f64>; 3]> = Vec::new();
+    let mut cpu: Vec<[Vec<f64>; 4]> = Vec::new();
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| name.contains(w.as_str())));
     for s in SCENARIOS.iter().filter(|s| wanted(s.name)) {
         results.push((format!("{} (tps)", s.name), Default::default()));
@@ -137,25 +139,26 @@ fn main() {
         "\nmedian of {rounds} interleaved runs, {seconds}s each; PostgreSQL, pgbench and the proxy share this machine's cores\n"
     );
     println!(
-        "| scenario | direct | pgbouncer | airlock | pgbouncer/direct | airlock/direct | airlock/pgbouncer | proxy CPU µs/op pgbouncer | airlock |"
+        "| scenario | direct | pgbouncer | airlock | airlock, recording off | pgbouncer/direct | airlock/direct | airlock/pgbouncer | recording cost | proxy CPU µs/op pgbouncer | airlock |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for ((name, samples), cpu) in results.iter().zip(&cpu) {
-        let [d, b, a] = samples.clone().map(median);
-        let [_, cb, ca] = cpu.clone().map(median);
+        let [d, b, a, n] = samples.clone().map(median);
+        let [_, cb, ca, _] = cpu.clone().map(median);
         println!(
-            "| {name} | {d:.0} | {b:.0} | {a:.0} | {:.2}x | {:.2}x | {:.2}x | {cb:.2} | {ca:.2} |",
+            "| {name} | {d:.0} | {b:.0} | {a:.0} | {n:.0} | {:.2}x | {:.2}x | {:.2}x | {:.1}% | {cb:.2} | {ca:.2} |",
             b / d,
             a / d,
-            a / b
+            a / b,
+            (1.0 - a / n) * 100.0
         );
     }
 }
 
 /// Targets in a different order each round, with their original index.
-fn rotated(targets: &[Target; 3], by: usize) -> impl Iterator<Item = (usize, &Target)> {
-    (0..3).map(move |k| {
-        let i = (k + by) % 3;
+fn rotated(targets: &[Target; 4], by: usize) -> impl Iterator<Item = (usize, &Target)> {
+    (0..4).map(move |k| {
+        let i = (k + by) % 4;
         (i, &targets[i])
     })
 }
@@ -208,7 +211,8 @@ fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
     (child, port)
 }
 
-fn start_airlock(work: &Path, pg_port: u16) -> (Child, u16) {
+fn start_airlock(work: &Path, pg_port: u16, recording: bool) -> (Child, u16) {
+    std::fs::create_dir_all(work).unwrap();
     let config = work.join("airlock.toml");
     std::fs::write(
         &config,
@@ -219,6 +223,8 @@ postgres = "127.0.0.1:0"
 admin = "127.0.0.1:0"
 [runtime]
 worker_threads = {threads}
+[recording]
+enabled = {recording}
 [postgres]
 allow_plaintext_loopback = true
 [auth]

@@ -107,3 +107,35 @@ async fn kill_9_under_load_keeps_every_completed_session() {
         assert!(text.contains(&format!("marker {subject}")) && text.contains("SELECT 50"), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_recording_fails_sessions_are_closed_and_refused() {
+    let airlock = Airlock::start_with("", "[recording]\nsegment_size = \"1MiB\"\n");
+    let idle = airlock.connect(&token("idle", &["agents"]), "app-db").await.unwrap();
+    let busy = airlock.connect(&token("busy", &["agents"]), "app-db").await.unwrap();
+    assert_eq!(idle.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+
+    // The next segment cannot be created: the recordings directory is gone and a file
+    // stands in its way. The open segment keeps accepting writes until it fills up.
+    let recordings = airlock.dir.join("recordings");
+    std::fs::rename(&recordings, airlock.dir.join("recordings.moved")).unwrap();
+    std::fs::write(&recordings, b"not a directory").unwrap();
+    let mut result =
+        busy.simple_query("SELECT md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 40000) g").await;
+    // The failure closes the session, mid-result or at the next statement.
+    for _ in 0..100 {
+        if result.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        result = busy.simple_query("SELECT 1").await;
+    }
+    let Err(err) = result else { panic!("the busy session was not closed") };
+    assert!(sqlstate(&err) == "58030" || busy.is_closed(), "{err}");
+    // The idle session is closed too, and nobody new gets in.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(idle.query_one("SELECT 1", &[]).await.is_err());
+    let refused = airlock.connect(&token("late", &["agents"]), "app-db").await.err().unwrap();
+    assert_eq!(sqlstate(&refused), "58030", "{refused}");
+    assert!(airlock.log().contains("cannot write recordings"), "{}", airlock.log());
+}

@@ -243,21 +243,44 @@ pub struct BlockHeader {
     pub prev_hash: Hash,
 }
 
-/// Builds a block from encoded frames; returns the bytes and the block's hash.
+/// Builds blocks, reusing its compression context and buffers from block to block.
+pub struct BlockEncoder {
+    compressor: zstd::bulk::Compressor<'static>,
+    payload: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl BlockEncoder {
+    /// An encoder compressing at zstd `level`.
+    pub fn new(level: i32) -> std::io::Result<BlockEncoder> {
+        Ok(BlockEncoder { compressor: zstd::bulk::Compressor::new(level)?, payload: Vec::new(), out: Vec::new() })
+    }
+
+    /// Builds a block from encoded frames; returns its bytes and its hash.
+    pub fn encode(&mut self, raw: &[u8], frames: u32, prev_hash: &Hash) -> std::io::Result<(&[u8], Hash)> {
+        self.payload.clear();
+        self.payload.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+        self.compressor.compress_to_buffer(raw, &mut self.payload)?;
+        let out = &mut self.out;
+        out.clear();
+        out.extend_from_slice(BLOCK_MAGIC);
+        out.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        out.extend_from_slice(&frames.to_le_bytes());
+        out.extend_from_slice(prev_hash);
+        let crc = crc32c::crc32c_append(crc32c::crc32c(out), &self.payload);
+        let hash = block_hash(out, &self.payload);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&self.payload);
+        Ok((out, hash))
+    }
+}
+
+/// Builds one block with a fresh encoder (tests and tools).
 pub fn encode_block(raw: &[u8], frames: u32, prev_hash: &Hash, level: i32) -> std::io::Result<(Vec<u8>, Hash)> {
-    let payload = zstd::bulk::compress(raw, level)?;
-    let mut out = Vec::with_capacity(BLOCK_HEADER_LEN + payload.len());
-    out.extend_from_slice(BLOCK_MAGIC);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
-    out.extend_from_slice(&frames.to_le_bytes());
-    out.extend_from_slice(prev_hash);
-    let mut crc = crc32c::crc32c(&out);
-    crc = crc32c::crc32c_append(crc, &payload);
-    let hash = block_hash(&out, &payload);
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok((out, hash))
+    let mut encoder = BlockEncoder::new(level)?;
+    let (bytes, hash) = encoder.encode(raw, frames, prev_hash)?;
+    Ok((bytes.to_vec(), hash))
 }
 
 fn block_hash(header: &[u8], payload: &[u8]) -> Hash {

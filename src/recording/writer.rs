@@ -151,6 +151,9 @@ struct WriterState {
     last_hash: Hash,
     index: Index,
     signing: Option<SigningKey>,
+    encoder: format::BlockEncoder,
+    /// Frames of the block being built, reused between blocks.
+    raw: Vec<u8>,
 }
 
 impl WriterState {
@@ -194,7 +197,8 @@ impl WriterState {
                 }
             }
         };
-        Ok(WriterState { settings, segment, last_hash, index, signing })
+        let encoder = format::BlockEncoder::new(settings.zstd_level)?;
+        Ok(WriterState { settings, segment, last_hash, index, signing, encoder, raw: Vec::new() })
     }
 
     fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>, budget: Arc<Semaphore>, failed: Arc<Signal>) {
@@ -268,11 +272,11 @@ impl WriterState {
         if frames.is_empty() {
             return Ok(false);
         }
-        let mut raw = Vec::with_capacity(frames.iter().map(|f| f.payload.len() + format::FRAME_HEADER_LEN).sum());
-        frames.iter().for_each(|f| format::encode_frame(&mut raw, f));
-        let (block, hash) = format::encode_block(&raw, frames.len() as u32, &self.last_hash, self.settings.zstd_level)?;
+        self.raw.clear();
+        frames.iter().for_each(|f| format::encode_frame(&mut self.raw, f));
+        let (block, hash) = self.encoder.encode(&self.raw, frames.len() as u32, &self.last_hash)?;
         let offset = self.segment.len;
-        self.segment.file.write_all(&block)?;
+        self.segment.file.write_all(block)?;
         self.segment.len += block.len() as u64;
         self.segment.blocks += 1;
         self.last_hash = hash;
