@@ -264,9 +264,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "ok: {} segments ({} sealed), {} blocks, {} frames, {} retired segments, {} signatures checked",
                 report.segments, report.sealed, report.blocks, report.frames, report.retired, report.signatures
             );
-            if let Some((segment, offset)) = report.torn_tail {
-                println!("note: segment {segment} has a torn tail at offset {offset}; the next start recovers it");
-            }
             Ok(())
         }
         Command::Reindex { source } => {

@@ -66,9 +66,17 @@ pub struct Scan {
     pub file_len: u64,
     /// Why reading stopped early, at `good_len`.
     pub error: Option<FormatError>,
+    /// Reading stopped early, yet the file ends with a valid footer: the segment was
+    /// sealed and later damaged, which no crash can cause.
+    pub damaged_sealed: bool,
 }
 
 impl Scan {
+    /// Whether the segment merely ends in a torn write (a crash while appending).
+    pub fn torn_tail(&self) -> bool {
+        self.footer.is_none() && !self.damaged_sealed && matches!(self.error, Some(FormatError::Truncated(_)))
+    }
+
     /// Hash of the last block, or the header's `prev_hash` when there is none.
     pub fn last_hash(&self) -> Option<Hash> {
         self.blocks.last().map(|b| b.hash).or(self.header.as_ref().map(|h| h.prev_hash))
@@ -85,9 +93,35 @@ pub fn scan(path: &Path, decode: bool) -> std::io::Result<Scan> {
 
 /// [`scan`] over bytes already in memory.
 pub fn scan_bytes(bytes: &[u8], decode: bool) -> Scan {
+    let mut scan = scan_items(bytes, decode);
+    if scan.error.is_some() {
+        scan.damaged_sealed = ends_with_footer(bytes);
+    }
+    scan
+}
+
+/// Whether `bytes` end with a well-formed footer (unsigned, or with an Ed25519
+/// signature).
+fn ends_with_footer(bytes: &[u8]) -> bool {
+    [0usize, 64].iter().any(|sig| {
+        let len = 52 + sig;
+        bytes.len() >= len
+            && matches!(format::decode_item(&bytes[bytes.len() - len..]), Ok(Item::Footer { len: l, .. }) if l == len)
+    })
+}
+
+fn scan_items(bytes: &[u8], decode: bool) -> Scan {
     let file_len = bytes.len() as u64;
-    let mut scan =
-        Scan { header: None, header_len: 0, blocks: Vec::new(), footer: None, good_len: 0, file_len, error: None };
+    let mut scan = Scan {
+        header: None,
+        header_len: 0,
+        blocks: Vec::new(),
+        footer: None,
+        good_len: 0,
+        file_len,
+        error: None,
+        damaged_sealed: false,
+    };
     let (header, mut pos) = match SegmentHeader::decode(bytes) {
         Ok(h) => h,
         Err(e) => {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
 
-use super::format::{self, FormatError, Hash};
+use super::format::{self, Hash};
 use super::store;
 
 /// Counts from a successful verification.
@@ -25,8 +25,6 @@ pub struct Report {
     pub retired: usize,
     /// Signatures checked.
     pub signatures: usize,
-    /// A torn tail in the open segment (a crash before restart recovers it).
-    pub torn_tail: Option<(u64, u64)>,
 }
 
 /// The first problem found.
@@ -97,11 +95,14 @@ pub fn verify(dir: &Path, public_key: Option<&[u8]>) -> Result<Report, Problem> 
             report.frames += block.frames.len();
         }
         if let Some(e) = &scan.error {
-            let tail = i == last_index && scan.footer.is_none() && matches!(e, FormatError::Truncated(_));
-            if !tail {
-                return Err(problem(scan.good_len, e.to_string()));
-            }
-            report.torn_tail = Some((n, scan.good_len));
+            // A crash while appending tears the open segment's tail, and so does
+            // cutting blocks off its end: both are reported; a restart recovers the first.
+            let what = if i == last_index && scan.torn_tail() {
+                format!("{e}: the segment ends in a torn write (after a crash, starting Airlock again cuts it off)")
+            } else {
+                e.to_string()
+            };
+            return Err(problem(scan.good_len, what));
         }
         match &scan.footer {
             Some(footer) => {

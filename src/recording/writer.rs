@@ -86,8 +86,9 @@ impl Recorder {
         if self.failed.is_fired() {
             return Err(RecorderDown);
         }
-        // Ids are unique per process run and unpredictable across runs.
-        let id = self.next_session.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        // Multiplying by an odd constant is a bijection: ids stay unique within a run
+        // and, from a random start, unpredictable across runs.
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let s = SessionRecorder { recorder: self.clone(), id, seq: AtomicU64::new(0) };
         s.record(Direction::None, Kind::SessionStart, Bytes::from(start.to_string())).await?;
         Ok(s)
@@ -175,6 +176,14 @@ impl WriterState {
                         "{}: unreadable segment header ({}); move the file away to start a new chain",
                         path.display(),
                         scan.error.map(|e| e.to_string()).unwrap_or_default()
+                    );
+                }
+                if scan.error.is_some() && !scan.torn_tail() {
+                    anyhow::bail!(
+                        "{}: damaged at offset {} ({}), which is not a torn write; run `airlock verify`, then move the file away to continue",
+                        path.display(),
+                        scan.good_len,
+                        scan.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
                     );
                 }
                 if let Some(e) = &scan.error {
