@@ -7,7 +7,8 @@
 //!
 //! Environment: `BENCH_SECONDS` (per run, default 10), `BENCH_ROUNDS` (default 3),
 //! `BENCH_ONLY` (comma-separated scenario names), `BENCH_AIRLOCK_THREADS` (Airlock's
-//! `runtime.worker_threads`, default 0 = one per core).
+//! `runtime.worker_threads`, default 0 = one per core), `BENCH_FSYNC` (Airlock's
+//! `recording.fsync`, default `every_batch`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -139,14 +140,14 @@ fn main() {
         "\nmedian of {rounds} interleaved runs, {seconds}s each; PostgreSQL, pgbench and the proxy share this machine's cores\n"
     );
     println!(
-        "| scenario | direct | pgbouncer | airlock | airlock, recording off | pgbouncer/direct | airlock/direct | airlock/pgbouncer | recording cost | proxy CPU µs/op pgbouncer | airlock |"
+        "| scenario | direct | pgbouncer | airlock | airlock, recording off | pgbouncer/direct | airlock/direct | airlock/pgbouncer | recording cost | proxy CPU µs/op pgbouncer | airlock | airlock, recording off |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for ((name, samples), cpu) in results.iter().zip(&cpu) {
         let [d, b, a, n] = samples.clone().map(median);
-        let [_, cb, ca, _] = cpu.clone().map(median);
+        let [_, cb, ca, cn] = cpu.clone().map(median);
         println!(
-            "| {name} | {d:.0} | {b:.0} | {a:.0} | {n:.0} | {:.2}x | {:.2}x | {:.2}x | {:.1}% | {cb:.2} | {ca:.2} |",
+            "| {name} | {d:.0} | {b:.0} | {a:.0} | {n:.0} | {:.2}x | {:.2}x | {:.2}x | {:.1}% | {cb:.2} | {ca:.2} | {cn:.2} |",
             b / d,
             a / d,
             a / b,
@@ -225,6 +226,7 @@ admin = "127.0.0.1:0"
 worker_threads = {threads}
 [recording]
 enabled = {recording}
+fsync = "{fsync}"
 [postgres]
 allow_plaintext_loopback = true
 [auth]
@@ -241,6 +243,7 @@ tls = "disable"
 "#,
             work.join("airlock-data").display(),
             threads = std::env::var("BENCH_AIRLOCK_THREADS").unwrap_or_else(|_| "0".into()),
+            fsync = std::env::var("BENCH_FSYNC").unwrap_or_else(|_| "every_batch".into()),
         ),
     )
     .unwrap();

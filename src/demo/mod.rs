@@ -69,6 +69,10 @@ Connect as an agent (token: subject demo-agent, group agents, valid 12h):
   export TOKEN={token}
   PGPASSWORD=$TOKEN psql \"host={host} port={port} dbname=demo-db user=agent sslmode=require\" -c 'select * from customers'
 
+See what the agent did (every session is recorded):
+  airlock sessions --config {config}
+  airlock replay <session id> --config {config}
+
 Mint another token:
   airlock token --config {config} --sub agent-2 --groups agents --ttl 1h
 

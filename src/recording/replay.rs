@@ -184,7 +184,8 @@ fn table(out: &mut impl Write, columns: &[String], rows: &[Vec<String>]) -> std:
         })
         .collect();
     let line = |cells: Vec<&str>| -> String {
-        cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join(" | ")
+        let row = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join(" | ");
+        row.trim_end().to_owned()
     };
     writeln!(out, "           {}", line(columns.iter().map(String::as_str).collect()))?;
     writeln!(out, "           {}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-"))?;
