@@ -11,6 +11,7 @@
 //!   (authentication requests, ErrorResponse, ParameterStatus, BackendKeyData,
 //!   ReadyForQuery, PasswordMessage) and building the ones it sends itself.
 //! - [`describe`]: decoding any message for display (recording replay).
+//! - [`sql`]: SQL lexing, statement splitting and classification (for policy).
 //! - [`cursor`]: a bounds-checked reader every parser here goes through.
 //!
 //! Data flows: socket bytes -> [`frame::Scanner`] -> [`frame::Chunk`] -> (gateway
@@ -22,6 +23,7 @@ pub mod cursor;
 pub mod describe;
 pub mod frame;
 pub mod message;
+pub mod sql;
 pub mod startup;
 
 pub use frame::{Chunk, Disposition, Frame, Header, ProtocolError, Scanner};
