@@ -47,6 +47,9 @@ pub struct Config {
     /// The upstream targets agents may reach.
     #[serde(default)]
     pub connections: Vec<Connection>,
+    /// Policy rules, first match wins.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
     /// Directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -297,6 +300,54 @@ pub enum UpstreamTls {
     VerifyFull,
 }
 
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Let the statement through.
+    Allow,
+    /// Refuse it.
+    Deny,
+    /// Hold it for a human.
+    Approve,
+}
+
+/// `[[rules]]`: one policy rule. Every condition set must hold for the rule to match.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Name shown in decisions (default `rules[N]`).
+    pub name: Option<String>,
+    /// Connections it applies to (default: all).
+    #[serde(default)]
+    pub connections: Vec<String>,
+    /// Groups it applies to (default: everyone).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Statement classes it applies to (default: all).
+    #[serde(default, deserialize_with = "de_classes")]
+    pub classes: Vec<airlock_postgres::sql::Class>,
+    /// Regex on the normalised statement (lower-case keywords, single spaces).
+    pub statement: Option<String>,
+    /// What to do.
+    pub action: Action,
+    /// Text for the agent (and approvers).
+    pub message: Option<String>,
+}
+
+fn de_classes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<airlock_postgres::sql::Class>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .into_iter()
+        .map(|name| {
+            airlock_postgres::sql::Class::parse(&name).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown class {name:?}: use read, write, ddl, destructive, privilege, admin, transaction, session or unknown"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// `[[connections]]`: one upstream target.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -465,6 +516,16 @@ impl Config {
             }
             if key.subject.is_empty() {
                 return err(format!("auth.api_keys[{i}].subject"), "must not be empty".into());
+            }
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            if let Some(re) = &rule.statement
+                && let Err(e) = regex::Regex::new(re)
+            {
+                return err(format!("rules[{i}].statement"), format!("not a valid regex: {e}"));
+            }
+            if let Some(c) = rule.connections.iter().find(|c| !self.connections.iter().any(|k| &k.name == *c)) {
+                return err(format!("rules[{i}].connections"), format!("no connection named {c:?}"));
             }
         }
         let mut names = HashSet::new();

@@ -26,6 +26,7 @@ pub mod listener;
 pub mod metrics;
 pub mod net;
 pub mod plugins;
+pub mod policy;
 pub mod recording;
 pub mod secrets;
 pub mod server;

@@ -54,6 +54,20 @@ enum Command {
         /// Config file.
         config: PathBuf,
     },
+    /// Show what the policy would decide for a query (JSON), without running it.
+    Explain {
+        /// Config file.
+        #[arg(long, short, default_value = "airlock.toml", env = "AIRLOCK_CONFIG")]
+        config: PathBuf,
+        /// Connection the query would run on.
+        #[arg(long)]
+        connection: String,
+        /// Groups of the identity asking (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// The query string (one or more statements).
+        sql: String,
+    },
     /// List recorded sessions.
     Sessions {
         #[command(flatten)]
@@ -270,6 +284,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let dir = source.recordings()?;
             let n = airlock::recording::index::reindex(&dir)?;
             println!("index rebuilt: {n} sessions");
+            Ok(())
+        }
+        Command::Explain { config, connection, groups, sql } => {
+            let config = Config::load(&config)?;
+            if config.connection(&connection).is_none() {
+                anyhow::bail!("no connection named {connection:?} in the config");
+            }
+            let policy = airlock::policy::Policy::new(&config.rules)?;
+            let decision = policy.decide_query(&connection, &groups, &sql);
+            println!("{}", serde_json::to_string_pretty(&decision)?);
             Ok(())
         }
         Command::CheckConfig { config } => {
