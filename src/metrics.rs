@@ -53,6 +53,24 @@ pub struct Metrics {
     bytes: Family<BytesLabels, Counter>,
     statement_seconds: HistogramFamily<SessionLabels>,
     auth_failures: Family<AuthFailureLabels, Counter>,
+    recorder: RecorderMetrics,
+}
+
+/// The recorder's counters (detached, unregistered ones by default).
+#[derive(Debug, Clone, Default)]
+pub struct RecorderMetrics {
+    /// Frames written.
+    pub frames: Counter,
+    /// Uncompressed frame bytes written.
+    pub bytes: Counter,
+    /// Bytes appended to segment files (compressed blocks, headers, footers).
+    pub disk_bytes: Counter,
+    /// Blocks written.
+    pub blocks: Counter,
+    /// Segments sealed.
+    pub sealed: Counter,
+    /// Times the recorder failed (and the gateway stopped taking sessions).
+    pub failures: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,6 +126,17 @@ impl Metrics {
             statement_seconds.clone(),
         );
         registry.register("auth_failures", "Rejected identity tokens, by protocol and reason", auth_failures.clone());
+        let recorder = RecorderMetrics::default();
+        registry.register("recording_frames", "Frames written to recordings", recorder.frames.clone());
+        registry.register("recording_bytes", "Uncompressed frame bytes written to recordings", recorder.bytes.clone());
+        registry.register("recording_disk_bytes", "Bytes appended to recording segments", recorder.disk_bytes.clone());
+        registry.register("recording_blocks", "Recording blocks written", recorder.blocks.clone());
+        registry.register("recording_segments_sealed", "Recording segments sealed", recorder.sealed.clone());
+        registry.register(
+            "recording_failures",
+            "Recorder failures (sessions are refused while the recorder is down)",
+            recorder.failures.clone(),
+        );
         Metrics {
             registry,
             connections_open,
@@ -118,7 +147,13 @@ impl Metrics {
             bytes,
             statement_seconds,
             auth_failures,
+            recorder,
         }
+    }
+
+    /// Handles for the recorder.
+    pub fn recorder(&self) -> RecorderMetrics {
+        self.recorder.clone()
     }
 
     /// The text exposition.

@@ -39,7 +39,9 @@ impl Server {
         let tls = crate::tls::agent_server_config(config)?;
         let listeners = Listeners::new(config.limits.max_connections, metrics.clone());
         let recorder = if config.recording.enabled {
-            Some(Recorder::start(RecordingSettings::from_config(config)?)?)
+            let mut settings = RecordingSettings::from_config(config)?;
+            settings.metrics = metrics.recorder();
+            Some(Recorder::start(settings)?)
         } else {
             tracing::warn!("recording.enabled = false: sessions are not recorded");
             None

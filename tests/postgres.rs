@@ -474,12 +474,3 @@ fn token_command_mints_accepted_tokens() {
     let out = ok(&airlock.psql(&t, "app-db", &["-At", "-c", "select 'minted'"], None));
     assert_eq!(out.trim(), "minted");
 }
-
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}

@@ -138,4 +138,11 @@ async fn when_recording_fails_sessions_are_closed_and_refused() {
     let refused = airlock.connect(&token("late", &["agents"]), "app-db").await.err().unwrap();
     assert_eq!(sqlstate(&refused), "58030", "{refused}");
     assert!(airlock.log().contains("cannot write recordings"), "{}", airlock.log());
+    let metrics = http_get(airlock.admin, "/metrics");
+    assert!(metrics.contains("airlock_recording_failures_total 1"), "{metrics}");
+    // Only the late session was refused; the two open ones were closed.
+    assert!(
+        metrics.contains(r#"airlock_connections_refused_total{endpoint="postgres",reason="recorder"} 1"#),
+        "{metrics}"
+    );
 }

@@ -61,6 +61,8 @@ pub struct RecordingSettings {
     pub queue_bytes: usize,
     /// Signs sealed segments when present.
     pub signing_key: Option<SigningKey>,
+    /// Counters the writer updates.
+    pub metrics: crate::metrics::RecorderMetrics,
 }
 
 impl RecordingSettings {
@@ -83,6 +85,7 @@ impl RecordingSettings {
             block_size: 1 << 20,
             queue_bytes: r.queue_size,
             signing_key: if r.sign { Some(SigningKey::load_or_create(&data_dir)?) } else { None },
+            metrics: Default::default(),
         })
     }
 }
@@ -150,6 +153,7 @@ mod tests {
             block_size: 4096,
             queue_bytes: 1 << 20,
             signing_key: None,
+            metrics: Default::default(),
         }
     }
 

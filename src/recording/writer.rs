@@ -266,6 +266,7 @@ impl WriterState {
                 Err(e) => {
                     tracing::error!(error = %e, dir = %self.settings.dir.display(),
                         "cannot write recordings: refusing new sessions and closing open ones");
+                    self.settings.metrics.failures.inc();
                     failed.fire();
                     // Leave senders waiting on the budget unblocked; they see the failure.
                     budget.close();
@@ -286,6 +287,11 @@ impl WriterState {
         let (block, hash) = self.encoder.encode(&self.raw, frames.len() as u32, &self.last_hash)?;
         let offset = self.segment.len;
         self.segment.file.write_all(block)?;
+        let m = &self.settings.metrics;
+        m.frames.inc_by(frames.len() as u64);
+        m.bytes.inc_by(self.raw.len() as u64);
+        m.disk_bytes.inc_by(block.len() as u64);
+        m.blocks.inc();
         self.segment.len += block.len() as u64;
         self.segment.blocks += 1;
         self.last_hash = hash;
@@ -323,6 +329,7 @@ impl WriterState {
             .unwrap_or_default();
         let footer = Footer { blocks: self.segment.blocks, final_hash: self.last_hash, signature };
         self.segment.file.write_all(&footer.encode())?;
+        self.settings.metrics.sealed.inc();
         self.segment.file.sync_data()
     }
 

@@ -384,3 +384,14 @@ pub async fn raw_session(addr: SocketAddr, token: &str, sql: &str) -> std::io::R
     s.read_to_end(&mut rest).await?;
     Ok(received)
 }
+
+/// A plain HTTP GET, returning the whole response (head and body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}

@@ -312,7 +312,8 @@ impl PostgresPlugin {
                 Ok(end) => tracing::info!(?end, statements = stats.statements, duration_ms, "session ended"),
                 Err(e) => tracing::warn!(error = %e, statements = stats.statements, duration_ms, "session ended with an error"),
             }
-            result.map(|_| ())
+            // Reported here; the caller counts only connections refused before a session.
+            Ok(())
         }
         .instrument(span)
         .await
