@@ -11,9 +11,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::secrets::SecretSource;
+
+mod values;
+
+pub use values::parse_size;
+use values::{de_classes, de_duration, de_opt_duration, de_size, defaults};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -335,19 +340,6 @@ pub struct RuleConfig {
     pub message: Option<String>,
 }
 
-fn de_classes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<airlock_postgres::sql::Class>, D::Error> {
-    Vec::<String>::deserialize(d)?
-        .into_iter()
-        .map(|name| {
-            airlock_postgres::sql::Class::parse(&name).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "unknown class {name:?}: use read, write, ddl, destructive, privilege, admin, transaction, session or unknown"
-                ))
-            })
-        })
-        .collect()
-}
-
 /// `[[connections]]`: one upstream target.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -599,167 +591,5 @@ fn locate(text: &str, key: &str) -> Option<usize> {
     Some(start + 1)
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s)
-        .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration like \"30s\" or \"5m\": {e}")))
-}
-
-fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    de_duration(d).map(Some)
-}
-
-fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_size(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a size like \"64MiB\"")))
-}
-
-/// Parses `"64MiB"`, `"512KiB"`, `"1GiB"`, `"1000"` (bytes).
-pub fn parse_size(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: usize = num.parse().ok()?;
-    let mult = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "K" | "KB" => 1 << 10,
-        "MiB" | "M" | "MB" => 1 << 20,
-        "GiB" | "G" | "GB" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
-mod defaults {
-    use std::net::SocketAddr;
-    use std::path::PathBuf;
-    use std::time::Duration;
-
-    pub fn data_dir() -> PathBuf {
-        "airlock-data".into()
-    }
-    pub fn postgres_addr() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 15432))
-    }
-    pub fn admin_addr() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 8081))
-    }
-    pub fn max_connections() -> usize {
-        1024
-    }
-    pub fn handshake_timeout() -> Duration {
-        Duration::from_secs(15)
-    }
-    pub fn shutdown_grace() -> Duration {
-        Duration::from_secs(30)
-    }
-    pub fn max_message_size() -> usize {
-        64 << 20
-    }
-    pub fn connect_timeout() -> Duration {
-        Duration::from_secs(5)
-    }
-    pub fn issuer() -> String {
-        "airlock".into()
-    }
-    pub fn audience() -> String {
-        "airlock".into()
-    }
-    pub fn groups_claim() -> String {
-        "groups".into()
-    }
-    pub fn leeway() -> Duration {
-        Duration::from_secs(30)
-    }
-    pub fn yes() -> bool {
-        true
-    }
-    pub fn segment_size() -> usize {
-        64 << 20
-    }
-    pub fn segment_age() -> Duration {
-        Duration::from_secs(3600)
-    }
-    pub fn fsync_interval() -> Duration {
-        Duration::from_secs(1)
-    }
-    pub fn zstd_level() -> i32 {
-        // Level 1 keeps up with a busy gateway on a small machine and still compresses
-        // result rows about 6x (see benches/recorder.rs).
-        1
-    }
-    pub fn flush_interval() -> Duration {
-        Duration::from_millis(5)
-    }
-    pub fn queue_size() -> usize {
-        64 << 20
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-data_dir = "d"
-
-[auth]
-dev_tokens = true
-
-[[connections]]
-name = "app-db"
-protocol = "postgres"
-address = "127.0.0.1:5432"
-database = "app"
-user = "app_rw"
-password = { env = "APP_DB_PASSWORD" }
-allow_groups = ["agents"]
-
-[[connections]]
-name = "other"
-protocol = "postgres"
-address = "db.internal:5432"
-database = "x"
-user = "y"
-allow_groups = []
-"#;
-
-    #[test]
-    fn validation_error_names_key_and_line() {
-        let err = Config::parse(GOOD, PathBuf::new()).unwrap_err();
-        assert_eq!(err.key, "connections[1].allow_groups");
-        assert_eq!(err.line, Some(22));
-        assert!(err.to_string().starts_with("line 22: connections[1].allow_groups: is empty"), "{err}");
-    }
-
-    #[test]
-    fn parse_error_names_line() {
-        let err = Config::parse("[listen]\npostgres = \"nope\"\n", PathBuf::new()).unwrap_err();
-        assert_eq!(err.line, Some(2));
-        let err = Config::parse("[limits]\nhandshake_timeout = \"soon\"\n", PathBuf::new()).unwrap_err();
-        assert!(err.message.contains("not a duration"), "{err}");
-        let err = Config::parse("[auth]\nisuer = \"x\"\n", PathBuf::new()).unwrap_err();
-        assert!(err.message.contains("unknown field `isuer`"), "{err}");
-        assert_eq!(err.line, Some(2));
-    }
-
-    #[test]
-    fn good_config_loads_with_defaults() {
-        let text = GOOD.replace("allow_groups = []", "allow_groups = [\"ops\"]");
-        let c = Config::parse(&text, PathBuf::from("/etc/airlock")).unwrap();
-        assert_eq!(c.data_dir(), PathBuf::from("/etc/airlock/d"));
-        assert_eq!(c.listen.postgres.port(), 15432);
-        assert_eq!(c.connections[1].host(), "db.internal");
-        assert_eq!(c.connections[0].tls, UpstreamTls::Prefer);
-        assert_eq!(c.limits.max_message_size, 64 << 20);
-    }
-
-    #[test]
-    fn sizes_and_addresses() {
-        assert_eq!(parse_size("64MiB"), Some(64 << 20));
-        assert_eq!(parse_size("100"), Some(100));
-        assert_eq!(parse_size("1x"), None);
-        assert_eq!(split_host_port("[::1]:5432"), Some(("::1", 5432)));
-        assert_eq!(split_host_port("db:x"), None);
-    }
-}
+mod tests;
