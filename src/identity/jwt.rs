@@ -413,4 +413,29 @@ mod tests {
         let hs = mint_token(b"x", "airlock", "airlock", "groups", "a", &[], Duration::from_secs(60)).unwrap();
         assert!(matches!(v.verify(&hs).await, Err(AuthError::NotAccepted(_))));
     }
+
+    #[test]
+    fn eddsa_from_jwks() {
+        let dir = temp_dir("ed");
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let jwk =
+            json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed1", "x": URL_SAFE_NO_PAD.encode(pair.public_key_raw())});
+        std::fs::write(dir.join("jwks.json"), json!({"keys": [jwk]}).to_string()).unwrap();
+        let v = verifier(&dir, &format!("jwks_file = \"{}\"", dir.join("jwks.json").display()));
+        let key = EncodingKey::from_ed_pem(pair.serialize_pem().as_bytes()).unwrap();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some("ed1".into());
+        let claims = json!({"iss":"airlock","aud":"airlock","sub":"ed-agent","exp":now()+60,"groups":["agents"]});
+        let id = tokio_test_block(v.verify(&jsonwebtoken::encode(&header, &claims, &key).unwrap())).unwrap();
+        assert_eq!((id.subject.as_str(), id.groups.clone()), ("ed-agent", vec!["agents".to_string()]));
+        // The same key cannot be named by an ES256 header.
+        header.alg = Algorithm::ES256;
+        let token = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap()),
+            URL_SAFE_NO_PAD.encode(claims.to_string()),
+            URL_SAFE_NO_PAD.encode([0u8; 64])
+        );
+        assert!(matches!(tokio_test_block(v.verify(&token)), Err(AuthError::AlgorithmMismatch(_))));
+    }
 }
