@@ -23,6 +23,7 @@ pub mod config;
 pub mod demo;
 pub mod identity;
 pub mod listener;
+pub mod masking;
 pub mod metrics;
 pub mod net;
 pub mod plugins;

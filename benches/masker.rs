@@ -1,0 +1,64 @@
+//! Masker throughput on realistic text (build logs, query output, config dumps with
+//! the occasional secret), whole-text and streamed in 4 KiB chunks:
+//! `cargo bench --bench masker`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use airlock::masking::{Masker, Style};
+
+fn corpus() -> Vec<u8> {
+    let mut s = String::new();
+    let mut i = 0u64;
+    while s.len() < 16 << 20 {
+        i += 1;
+        s.push_str(&match i % 10 {
+            0 => format!("   Compiling crate-{} v0.{}.{} (/work/src/crate-{})\n", i % 97, i % 13, i % 7, i % 97),
+            1 => format!(
+                " {:>6} | Customer {} | 2026-11-{:02} 10:{:02}:00+00 | active\n",
+                i,
+                i * 7919 % 10007,
+                1 + i % 28,
+                i % 60
+            ),
+            2 => format!(
+                "INFO request id={:016x} path=/api/v1/items/{} status=200 {}ms\n",
+                i.wrapping_mul(0x9E37_79B9),
+                i % 5000,
+                i % 250
+            ),
+            3 => format!("commit {:040x}\n", u128::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            4 => format!("test suite::case_{i} ... ok\n"),
+            5 if i % 100 == 5 => format!("contact: user{i}@example.com\n"),
+            6 if i % 200 == 6 => "DATABASE_URL=postgres://app:hunter2@db:5432/app\n".to_owned(),
+            _ => format!(
+                "-rw-r--r-- 1 agent agent {:>8} Nov 28 12:{:02} file_{:05}.log\n",
+                i * 7919 % 1_000_000,
+                i % 60,
+                i
+            ),
+        });
+    }
+    s.into_bytes()
+}
+
+fn main() {
+    let text = corpus();
+    let masker = Masker::new(None, Style::Redact, b"bench");
+    let mb = text.len() as f64 / 1e6;
+    let start = Instant::now();
+    let masked = black_box(masker.mask(&text)).len();
+    let whole = mb / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut stream = masker.stream();
+    let mut out = 0;
+    for chunk in text.chunks(4096) {
+        out += black_box(stream.push(chunk)).len();
+    }
+    out += stream.flush().len();
+    let streamed = mb / start.elapsed().as_secs_f64();
+    assert_eq!(out, masked);
+    println!(
+        "{mb:.0} MB of mixed text, all 15 detectors, one core: whole text {whole:.0} MB/s, streamed in 4 KiB chunks {streamed:.0} MB/s"
+    );
+}

@@ -1,0 +1,199 @@
+//! Value detectors: a pattern that finds candidates and, where a checksum or a
+//! structure rule exists, a validator that keeps false positives out (Luhn for cards,
+//! mod-97 for IBANs, area/group rules for SSNs).
+
+use regex::bytes::Regex;
+
+/// One detector.
+pub struct Detector {
+    /// Name used in config and in the mask marker.
+    pub name: &'static str,
+    pattern: Regex,
+    /// Capture group holding the secret (0 = the whole match).
+    group: usize,
+    validate: fn(&[u8]) -> bool,
+    /// Longest match the pattern can produce, which bounds how much a stream holds back.
+    pub max_len: usize,
+    /// A catch-all (like `password=...`) that yields to any specific detector it overlaps.
+    pub generic: bool,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// A detected secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    /// Start of the value to mask.
+    pub start: usize,
+    /// End of the value (exclusive).
+    pub end: usize,
+    /// The whole match, context included (`postgres://u:` ... `@`), which decides
+    /// overlaps: the match that starts first owns its span.
+    pub claim: (usize, usize),
+    /// Index of the detector in its list.
+    pub detector: usize,
+}
+
+fn always(_: &[u8]) -> bool {
+    true
+}
+
+fn digits(s: &[u8]) -> Vec<u8> {
+    s.iter().filter(|b| b.is_ascii_digit()).map(|b| b - b'0').collect()
+}
+
+/// Luhn check plus issuer prefixes, so 16-digit order numbers are not cards.
+fn card(s: &[u8]) -> bool {
+    let d = digits(s);
+    if !(13..=19).contains(&d.len()) {
+        return false;
+    }
+    let n = |k: usize| d.iter().take(k).fold(0u32, |acc, x| acc * 10 + *x as u32);
+    let issuer = d[0] == 4
+        || (51..=55).contains(&n(2))
+        || (2221..=2720).contains(&n(4))
+        || n(2) == 34
+        || n(2) == 37
+        || n(4) == 6011
+        || n(2) == 65
+        || (644..=649).contains(&n(3))
+        || (3528..=3589).contains(&n(4))
+        || (300..=305).contains(&n(3))
+        || n(2) == 36
+        || n(2) == 38;
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &x)| {
+            let x = x as u32;
+            if i % 2 == 1 { if x * 2 > 9 { x * 2 - 9 } else { x * 2 } } else { x }
+        })
+        .sum();
+    issuer && sum.is_multiple_of(10)
+}
+
+fn ssn(s: &[u8]) -> bool {
+    let d = digits(s);
+    let (area, group, serial) = (&d[0..3], &d[3..5], &d[5..9]);
+    area != [0, 0, 0] && area != [6, 6, 6] && area[0] != 9 && group != [0, 0] && serial != [0, 0, 0, 0]
+}
+
+fn iban(s: &[u8]) -> bool {
+    let compact: Vec<u8> = s.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    if compact.len() < 15 || compact.len() > 34 {
+        return false;
+    }
+    let (head, tail) = compact.split_at(4);
+    let mut remainder = 0u32;
+    for &b in tail.iter().chain(head) {
+        let v = match b {
+            b'0'..=b'9' => (b - b'0') as u32,
+            b'A'..=b'Z' => (b - b'A') as u32 + 10,
+            _ => return false,
+        };
+        remainder = if v >= 10 { (remainder * 100 + v) % 97 } else { (remainder * 10 + v) % 97 };
+    }
+    remainder == 1
+}
+
+fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8]) -> bool, max_len: usize) -> Detector {
+    // The built-in patterns are constants checked by the tests below.
+    #[allow(clippy::expect_used)]
+    let pattern = Regex::new(pattern).expect("built-in detector pattern");
+    Detector { name, pattern, group, validate, max_len, generic: name == "secret_assignment" }
+}
+
+/// The built-in detectors, in priority order (earlier wins an overlap).
+pub fn builtin() -> Vec<Detector> {
+    vec![
+        detector(
+            "private_key",
+            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[A-Za-z0-9+/=\s:,-]{16,}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+            0,
+            always,
+            16 * 1024,
+        ),
+        detector("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}", 0, always, 8 * 1024),
+        detector("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", 0, always, 20),
+        detector(
+            "aws_secret_key",
+            r#"(?i)aws.{0,24}?(?:secret|key).{0,24}?[=:"' ]\s*["']?([A-Za-z0-9/+]{40})\b"#,
+            1,
+            always,
+            140,
+        ),
+        detector("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b", 0, always, 93),
+        detector("gitlab_token", r"\bglpat-[A-Za-z0-9_-]{20}\b", 0, always, 26),
+        detector(
+            "slack_token",
+            r"\bxox[baprs]-[A-Za-z0-9-]{10,250}|https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,100}",
+            0,
+            always,
+            260,
+        ),
+        detector("stripe_key", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{24,99}\b", 0, always, 110),
+        detector("url_password", r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@]{1,64}:([^\s@/]{1,128})@", 1, always, 220),
+        detector(
+            "secret_assignment",
+            r#"(?i)[A-Za-z0-9_.-]{0,64}(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)["']?\s*[=:]\s*["']?([^\s"',;&]{4,128})"#,
+            1,
+            always,
+            230,
+        ),
+        detector(
+            "email",
+            r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b",
+            0,
+            always,
+            330,
+        ),
+        detector("credit_card", r"\b\d(?:[ -]?\d){12,18}\b", 0, card, 40),
+        detector("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", 0, iban, 42),
+        detector("us_ssn", r"\b\d{3}-\d{2}-\d{4}\b", 0, ssn, 11),
+        detector("phone", r"\+[1-9]\d{7,14}\b", 0, always, 16),
+    ]
+}
+
+impl Detector {
+    /// Every validated secret in `text` searched from `from` (the text before `from`
+    /// is context only, for word boundaries).
+    pub fn find(&self, index: usize, text: &[u8], from: usize, out: &mut Vec<Found>) {
+        let mut at = from;
+        while at <= text.len() {
+            let Some(caps) = self.pattern.captures_at(text, at) else { break };
+            let (Some(whole), Some(value)) = (caps.get(0), caps.get(self.group)) else { break };
+            if (self.validate)(value.as_bytes()) {
+                out.push(Found {
+                    start: value.start(),
+                    end: value.end(),
+                    claim: (whole.start(), whole.end()),
+                    detector: index,
+                });
+            }
+            at = if whole.end() > whole.start() { whole.end() } else { whole.end() + 1 };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validators() {
+        assert!(card(b"4111 1111 1111 1111"));
+        assert!(card(b"5500-0000-0000-0004"));
+        assert!(!card(b"4111 1111 1111 1112"), "Luhn");
+        assert!(!card(b"1234567812345670"), "passes Luhn, no issuer");
+        assert!(iban(b"GB82 WEST 1234 5698 7654 32"));
+        assert!(!iban(b"GB82 WEST 1234 5698 7654 33"));
+        assert!(ssn(b"123-45-6789"));
+        assert!(!ssn(b"000-45-6789") && !ssn(b"666-45-6789") && !ssn(b"923-45-6789"));
+        assert_eq!(builtin().len(), 15);
+    }
+}

@@ -1,0 +1,304 @@
+//! Masking: sensitive values never reach the agent, or the recording.
+//!
+//! - [`detectors`]: the built-in value detectors (email, payment card with Luhn, SSN,
+//!   IBAN, E.164 phone, AWS keys, GitHub/GitLab/Slack/Stripe tokens, JWTs, PEM private
+//!   keys, passwords in URLs, `password=`-style assignments).
+//! - [`Masker`]: finds and replaces secrets in a whole text, in one of three [`Style`]s.
+//! - [`StreamMasker`]: the same over a byte stream cut into arbitrary chunks: it holds
+//!   back only the bytes a secret could still be growing into, so that for any chunking
+//!   its output equals masking the whole text at once.
+
+pub mod detectors;
+
+use std::borrow::Cow;
+
+use aws_lc_rs::hmac;
+
+pub use detectors::{Detector, Found};
+
+/// How a detected value is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// `[MASKED:email]`.
+    Redact,
+    /// Keep a harmless part: an email's domain, a card's last four.
+    Partial,
+    /// `[MASKED:email:1a2b3c4d5e6f]`: keyed HMAC-SHA256, so equal values mask equally.
+    Hash,
+}
+
+/// Finds and replaces secrets.
+pub struct Masker {
+    detectors: Vec<Detector>,
+    style: Style,
+    key: hmac::Key,
+    /// Bytes a stream must hold back: the longest possible match, plus one byte of
+    /// lookahead for a word boundary.
+    holdback: usize,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker").field("detectors", &self.detectors).field("style", &self.style).finish()
+    }
+}
+
+/// Bytes of already-emitted text kept as context for word boundaries.
+const CONTEXT: usize = 64;
+
+impl Masker {
+    /// A masker with `detectors` (all built-ins when `None`), a style and the HMAC key
+    /// used by [`Style::Hash`].
+    pub fn new(detectors: Option<&[String]>, style: Style, hash_key: &[u8]) -> Masker {
+        let detectors: Vec<Detector> = detectors::builtin()
+            .into_iter()
+            .filter(|d| detectors.is_none_or(|names| names.iter().any(|n| n == d.name)))
+            .collect();
+        let holdback = detectors.iter().map(|d| d.max_len).max().unwrap_or(0) + 1;
+        Masker { detectors, style, key: hmac::Key::new(hmac::HMAC_SHA256, hash_key), holdback }
+    }
+
+    /// Non-overlapping secrets in `text[from..]`, by position. Specific detectors go
+    /// first: on overlap the earlier match wins, then the longer, then the detector
+    /// listed first. Generic ones (`password=...`) fill in where nothing specific matched.
+    pub fn find(&self, text: &[u8], from: usize) -> Vec<Found> {
+        self.resolve(self.candidates(text, from))
+    }
+
+    /// Every validated match of every detector, overlaps included.
+    fn candidates(&self, text: &[u8], from: usize) -> Vec<Found> {
+        let mut all = Vec::new();
+        for (i, d) in self.detectors.iter().enumerate() {
+            d.find(i, text, from, &mut all);
+        }
+        all
+    }
+
+    fn resolve(&self, mut all: Vec<Found>) -> Vec<Found> {
+        all.sort_by_key(|f| (f.claim.0, std::cmp::Reverse(f.claim.1), f.detector));
+        let (generic, specific): (Vec<Found>, Vec<Found>) =
+            all.into_iter().partition(|f| self.detectors[f.detector].generic);
+        let mut out: Vec<Found> = Vec::with_capacity(specific.len());
+        for f in specific {
+            if out.last().is_none_or(|last| f.claim.0 >= last.claim.1) {
+                out.push(f);
+            }
+        }
+        let mut taken: Vec<Found> = Vec::new();
+        for g in generic {
+            let clashes = |f: &Found| g.start < f.end && f.start < g.end;
+            if !out.iter().any(clashes) && taken.last().is_none_or(|last| g.claim.0 >= last.claim.1) {
+                taken.push(g);
+            }
+        }
+        out.extend(taken);
+        out.sort_by_key(|f| f.start);
+        out
+    }
+
+    /// Masks a whole text; borrows it back unchanged when nothing is found.
+    pub fn mask<'a>(&self, text: &'a [u8]) -> Cow<'a, [u8]> {
+        let found = self.find(text, 0);
+        if found.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        Cow::Owned(self.replace(text, 0, text.len(), &found))
+    }
+
+    fn replace(&self, text: &[u8], from: usize, to: usize, found: &[Found]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(to - from + 32);
+        let mut at = from;
+        for f in found.iter().filter(|f| f.start >= from && f.end <= to) {
+            out.extend_from_slice(&text[at..f.start]);
+            self.replacement(&self.detectors[f.detector], &text[f.start..f.end], &mut out);
+            at = f.end;
+        }
+        out.extend_from_slice(&text[at..to]);
+        out
+    }
+
+    fn replacement(&self, d: &Detector, value: &[u8], out: &mut Vec<u8>) {
+        match self.style {
+            Style::Redact => out.extend_from_slice(format!("[MASKED:{}]", d.name).as_bytes()),
+            Style::Hash => {
+                let tag = hmac::sign(&self.key, value);
+                out.extend_from_slice(format!("[MASKED:{}:{}]", d.name, hex::encode(&tag.as_ref()[..6])).as_bytes());
+            }
+            Style::Partial => {
+                let keep: &[u8] = match d.name {
+                    "email" => value.iter().position(|b| *b == b'@').map_or(&[][..], |at| &value[at..]),
+                    "credit_card" | "iban" | "phone" => {
+                        let digits: Vec<u8> = value.iter().copied().filter(u8::is_ascii_alphanumeric).collect();
+                        let last = digits.len().saturating_sub(4);
+                        out.extend_from_slice(format!("[MASKED:{}…", d.name).as_bytes());
+                        out.extend_from_slice(&digits[last..]);
+                        out.push(b']');
+                        return;
+                    }
+                    _ => &[],
+                };
+                out.extend_from_slice(format!("[MASKED:{}]", d.name).as_bytes());
+                out.extend_from_slice(keep);
+            }
+        }
+    }
+
+    /// A streaming masker over this one.
+    pub fn stream(&self) -> StreamMasker<'_> {
+        StreamMasker { masker: self, buf: Vec::new(), emitted: 0 }
+    }
+}
+
+/// Masks a byte stream chunk by chunk.
+#[derive(Debug)]
+pub struct StreamMasker<'m> {
+    masker: &'m Masker,
+    /// Context already emitted (at most [`CONTEXT`] bytes), then pending bytes.
+    buf: Vec<u8>,
+    /// How many bytes at the front of `buf` were already emitted.
+    emitted: usize,
+}
+
+impl StreamMasker<'_> {
+    /// Adds a chunk; returns what can be sent now.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.buf.extend_from_slice(chunk);
+        let safe = self.buf.len().saturating_sub(self.masker.holdback);
+        self.emit(safe)
+    }
+
+    /// Everything still held back (end of stream, or a flush timer firing: waiting
+    /// longer could only help a secret that has not finished arriving).
+    pub fn flush(&mut self) -> Vec<u8> {
+        let len = self.buf.len();
+        self.emit(len)
+    }
+
+    /// Bytes held back right now.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.emitted
+    }
+
+    fn emit(&mut self, limit: usize) -> Vec<u8> {
+        if limit <= self.emitted {
+            return Vec::new();
+        }
+        let all = self.masker.candidates(&self.buf, self.emitted);
+        // Never cut through a match: stop before any (context included) crossing the limit.
+        let cut = all
+            .iter()
+            .filter(|f| f.claim.1 > limit)
+            .map(|f| f.claim.0)
+            .min()
+            .map_or(limit, |c| c.min(limit))
+            .max(self.emitted);
+        let found = self.masker.resolve(all);
+        let out = self.masker.replace(&self.buf, self.emitted, cut, &found);
+        // Keep a little context for word boundaries, drop the rest.
+        let drop = cut.saturating_sub(CONTEXT);
+        self.buf.drain(..drop);
+        self.emitted = cut - drop;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn masker(style: Style) -> Masker {
+        Masker::new(None, style, b"test-key")
+    }
+
+    /// Compiled once: building a masker compiles every pattern.
+    static REDACT: std::sync::LazyLock<Masker> = std::sync::LazyLock::new(|| masker(Style::Redact));
+
+    #[test]
+    fn styles() {
+        let text = b"mail ada@example.com card 4111 1111 1111 1111 ok";
+        let m = masker(Style::Redact);
+        assert_eq!(m.mask(text).as_ref(), b"mail [MASKED:email] card [MASKED:credit_card] ok");
+        let p = masker(Style::Partial);
+        assert_eq!(
+            String::from_utf8_lossy(&p.mask(text)),
+            "mail [MASKED:email]@example.com card [MASKED:credit_card…1111] ok"
+        );
+        let h = masker(Style::Hash);
+        let once = h.mask(b"x ada@example.com").into_owned();
+        assert_eq!(once, h.mask(b"x ada@example.com").into_owned(), "same value, same mask");
+        assert_ne!(once, h.mask(b"x bob@example.com").into_owned());
+        assert!(matches!(m.mask(b"nothing here"), Cow::Borrowed(_)));
+    }
+
+    const SAMPLES: &[&str] = &[
+        "ada@example.com",
+        "4111 1111 1111 1111",
+        "AKIAIOSFODNN7EXAMPLE",
+        "postgres://app:hunter2@db:5432/app",
+        "password=s3cr3t-value",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        "GB82 WEST 1234 5698 7654 32",
+        "+441632960961",
+        "order 1234567812345670",
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b",
+    ];
+
+    proptest! {
+        /// For any text and any chunking, streaming equals masking the whole at once.
+        #[test]
+        fn streaming_equals_whole_text(
+            parts in proptest::collection::vec((0usize..SAMPLES.len(), "[ a-z.@:=\\n-]{0,12}"), 0..12),
+            cuts in proptest::collection::vec(1usize..40, 1..20),
+        ) {
+            let m = &*REDACT;
+            let text: Vec<u8> = parts.iter().flat_map(|(i, filler)| [SAMPLES[*i].as_bytes(), filler.as_bytes()].concat()).collect();
+            let whole = m.mask(&text).into_owned();
+            let mut s = m.stream();
+            let mut out = Vec::new();
+            let mut at = 0;
+            for c in cuts.iter().cycle() {
+                if at >= text.len() { break; }
+                let end = (at + c).min(text.len());
+                out.extend(s.push(&text[at..end]));
+                at = end;
+            }
+            out.extend(s.flush());
+            prop_assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&whole));
+        }
+    }
+
+    /// Precision and recall per detector over `fixtures/masking/corpus.tsv`.
+    #[test]
+    fn corpus_precision_and_recall() {
+        let m = &*REDACT;
+        let corpus = include_str!("../../fixtures/masking/corpus.tsv");
+        let mut stats: std::collections::BTreeMap<&str, (u32, u32, u32)> = Default::default(); // tp, fp, fn
+        let mut misses = Vec::new();
+        for line in corpus.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let (label, text) = line.split_once('\t').unwrap();
+            let text = text.replace("\\n", "\n");
+            let fired: Vec<&str> = m.find(text.as_bytes(), 0).iter().map(|f| m.detectors[f.detector].name).collect();
+            if label != "none" {
+                if fired.contains(&label) {
+                    stats.entry(label).or_default().0 += 1;
+                } else {
+                    stats.entry(label).or_default().2 += 1;
+                    misses.push(format!("missed {label}: {text}"));
+                }
+            }
+            for d in fired.iter().filter(|d| **d != label) {
+                stats.entry(d).or_default().1 += 1;
+                misses.push(format!("false {d}: {text}"));
+            }
+        }
+        for (name, (tp, fp, fneg)) in &stats {
+            let precision = *tp as f64 / (*tp + *fp).max(1) as f64;
+            let recall = *tp as f64 / (*tp + *fneg).max(1) as f64;
+            println!("{name:<18} precision {precision:.3} recall {recall:.3} ({tp} found, {fp} false, {fneg} missed)");
+            assert!(recall == 1.0 && precision >= 0.99, "{name}: {misses:#?}");
+        }
+        assert!(corpus.lines().count() > 300);
+    }
+}
