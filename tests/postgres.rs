@@ -196,7 +196,14 @@ async fn cancel_reaches_the_upstream() {
     let cancel = client.cancel_token();
     let started = std::time::Instant::now();
     let sleeper = tokio::spawn(async move { client.simple_query("SELECT pg_sleep(30)").await.map(|_| client) });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Cancel only once the sleep is running upstream, however slow the machine.
+    let running = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'";
+    for _ in 0..200 {
+        if cluster().psql("app", running).unwrap().trim() == "1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
     let Err(err) = sleeper.await.unwrap() else { panic!("query was not cancelled") };
     assert_eq!(sqlstate(&err), "57014");
