@@ -140,10 +140,10 @@ pub fn builtin() -> Vec<Detector> {
         detector("url_password", r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@]{1,64}:([^\s@/]{1,128})@", 1, always, 220),
         detector(
             "secret_assignment",
-            r#"(?i)[A-Za-z0-9_.-]{0,64}(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)["']?\s*[=:]\s*["']?([^\s"',;&]{4,128})"#,
+            r#"(?i)(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)["']?\s*[=:]\s*["']?([^\s"',;&]{4,128})"#,
             1,
             always,
-            230,
+            160,
         ),
         detector(
             "email",
