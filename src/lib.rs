@@ -8,9 +8,15 @@
 //!   sockets, uses a `protocols/` crate for the bytes, [`identity`] for who is asking,
 //!   and the connection's stored [`secrets`] to open the upstream.
 //! - [`identity`]: tokens (JWT via JWKS or HS256, API keys) to an [`identity::Identity`].
+//! - [`recording`]: every session, as forwarded, into a compressed, hash-chained log;
+//!   `sessions`, `replay` and `verify` read it back.
+//! - [`policy`]: `[[rules]]` and the fail-closed default turn classified statements
+//!   into a [`policy::Verdict`] (used by `airlock explain`).
+//! - [`masking`]: value detectors and a streaming masker for what flows back to agents.
 //! - [`config`] / [`secrets`]: the TOML file, validated, and where credentials come from.
 //! - [`tls`]: the certificate agents see and how upstreams are dialled.
-//! - [`admin`] / [`metrics`]: `/healthz` and `/metrics`.
+//! - [`admin`] / [`metrics`]: `/healthz` and `/metrics`; [`signal`]: the cheap one-shot
+//!   signal sessions poll for shutdown; [`net`]: plain-or-TLS streams.
 //! - [`server`]: binds all endpoints and runs shutdown; [`demo`] wraps it with a
 //!   throwaway PostgreSQL so a first run needs nothing but this binary.
 //!
