@@ -1,7 +1,7 @@
 //! The TOML config file, typed and validated.
 //!
 //! Parsing happens in two steps: `serde` turns the text into the structs below (unknown
-//! keys are errors, so a typo never silently does nothing), then [`Config::validate`]
+//! keys are errors, so a typo never silently does nothing), then `Config::validate`
 //! checks what types cannot express. Every error names the file, the line and the key,
 //! and says how to fix it.
 

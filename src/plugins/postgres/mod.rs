@@ -1,11 +1,11 @@
 //! The Postgres endpoint: `psql` and every libpq/driver client talk to Airlock as if it
 //! were the database.
 //!
-//! A session moves through [`Phase`]s: negotiate TLS, read the StartupMessage, take the
+//! A session moves through `Phase`s: negotiate TLS, read the StartupMessage, take the
 //! agent's token as a cleartext password (inside TLS), authenticate it, pick the
 //! connection named by `dbname`, check `allow_groups`, open the upstream with the stored
 //! credentials, greet the agent with the upstream's parameters and Airlock's own cancel
-//! key, then [`relay`] until either side leaves.
+//! key, then `relay` until either side leaves.
 
 mod cancel;
 mod error;

@@ -1,8 +1,8 @@
 //! SQL as a gateway needs it: tokens, statements, and what each statement may do.
 //!
 //! - [`lexer`]: tokens, with every construct that can hide a keyword kept whole.
-//! - [`split`]: a Simple Query string into statements, as the server splits it.
-//! - [`classify`]: a statement into [`Classes`] (read, write, ddl, destructive,
+//! - [`split`](mod@split): a Simple Query string into statements, as the server splits it.
+//! - [`classify`](mod@classify): a statement into [`Classes`] (read, write, ddl, destructive,
 //!   privilege, admin, transaction, session, unknown), looking inside what hides
 //!   statements (data-modifying CTEs, `EXPLAIN ANALYZE`, `PREPARE ... AS`). Anything
 //!   not understood is `unknown`, never `read`.
