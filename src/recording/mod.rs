@@ -1,6 +1,6 @@
 //! Session recordings: a compressed, hash-chained, segmented log.
 //!
-//! - [`format`]: frames, blocks, segment headers and footers as bytes (pure).
+//! - [`format`](mod@format): frames, blocks, segment headers and footers as bytes (pure).
 //! - [`store`]: segment files: listing, scanning, torn-tail recovery.
 //! - [`writer`]: the process's single writer thread, group commit, fail-closed.
 //! - [`index`]: session → segment/offset, identity, connection; rebuildable.
