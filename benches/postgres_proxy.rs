@@ -8,7 +8,7 @@
 //! Environment: `BENCH_SECONDS` (per run, default 10), `BENCH_ROUNDS` (default 3),
 //! `BENCH_ONLY` (comma-separated scenario names), `BENCH_AIRLOCK_THREADS` (Airlock's
 //! `runtime.worker_threads`, default 0 = one per core), `BENCH_FSYNC` (Airlock's
-//! `recording.fsync`, default `every_batch`).
+//! `recording.fsync`, default `every_batch`), `BENCH_FLUSH` (`recording.flush_interval`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -227,6 +227,7 @@ worker_threads = {threads}
 [recording]
 enabled = {recording}
 fsync = "{fsync}"
+flush_interval = "{flush}"
 [postgres]
 allow_plaintext_loopback = true
 [auth]
@@ -244,6 +245,7 @@ tls = "disable"
             work.join("airlock-data").display(),
             threads = std::env::var("BENCH_AIRLOCK_THREADS").unwrap_or_else(|_| "0".into()),
             fsync = std::env::var("BENCH_FSYNC").unwrap_or_else(|_| "every_batch".into()),
+            flush = std::env::var("BENCH_FLUSH").unwrap_or_else(|_| "25ms".into()),
         ),
     )
     .unwrap();

@@ -1,6 +1,6 @@
 //! Recorder throughput: MB/s of frames in, and the compression ratio, on realistic
 //! frames (PostgreSQL result rows and terminal output), at the default zstd level and
-//! fsync policy (`every_batch`), with 8 sessions recording concurrently.
+//! fsync policy (`every_batch`) and group-commit window, with 8 sessions recording concurrently.
 //!
 //! `cargo bench --bench recorder` (env `BENCH_MB`, default 256 per kind; `BENCH_LEVEL`).
 #![allow(clippy::unwrap_used)]
@@ -88,7 +88,7 @@ fn run(kind: &str, make: fn(u64) -> Bytes, total: usize) {
         retention: None,
         fsync: FsyncPolicy::EveryBatch,
         zstd_level: std::env::var("BENCH_LEVEL").ok().and_then(|l| l.parse().ok()).unwrap_or(1),
-        flush_interval: Duration::from_millis(5),
+        flush_interval: Duration::from_millis(25),
         block_size: 1 << 20,
         queue_bytes: 64 << 20,
         signing_key: None,
@@ -154,7 +154,7 @@ fn cpu_seconds() -> f64 {
 fn main() {
     let mb: usize = std::env::var("BENCH_MB").ok().and_then(|s| s.parse().ok()).unwrap_or(256);
     let level = std::env::var("BENCH_LEVEL").unwrap_or_else(|_| "1 (default)".into());
-    println!("{SESSIONS} sessions, zstd level {level}, fsync every_batch, 5 ms group commit\n");
+    println!("{SESSIONS} sessions, zstd level {level}, fsync every_batch, 25 ms group commit\n");
     println!("| frames | recorded | throughput | per CPU | compression |");
     println!("|---|---:|---:|---:|---:|");
     run("result rows", result_rows, mb << 20);

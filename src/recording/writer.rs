@@ -24,6 +24,9 @@ use super::store::{self, OpenSegment};
 use super::{FsyncPolicy, RecordingSettings, SigningKey, now_us};
 use crate::signal::Signal;
 
+/// How soon a waiting flush (a session ending) is noticed within the group-commit window.
+const FLUSH_POLL: Duration = Duration::from_millis(2);
+
 enum Msg {
     Frame(Frame),
     /// Answered once every frame sent before it is written (and fsynced, unless the
@@ -217,21 +220,28 @@ impl WriterState {
             // Sleep until something arrives, then gather for one flush interval
             // without being woken per frame.
             let Some(first) = rx.blocking_recv() else { break };
-            let mut batch = vec![first];
-            if !matches!(batch[0], Msg::Flush(_)) {
-                std::thread::sleep(self.settings.flush_interval);
-            }
-            let mut bytes = 0usize;
-            while bytes < self.settings.block_size {
-                match rx.try_recv() {
-                    Ok(m) => {
-                        if let Msg::Frame(f) = &m {
-                            bytes += f.payload.len() + format::FRAME_HEADER_LEN;
-                        }
-                        batch.push(m);
+            let mut batch = Vec::new();
+            let (mut bytes, mut flush_asked) = (0usize, false);
+            let mut next = Some(first);
+            // Gather until the window closes, the block is full, or someone waits on a
+            // flush, sleeping in short slices rather than being woken per frame.
+            let deadline = Instant::now() + self.settings.flush_interval;
+            loop {
+                while let Some(m) = next.take().or_else(|| rx.try_recv().ok()) {
+                    match &m {
+                        Msg::Frame(f) => bytes += f.payload.len() + format::FRAME_HEADER_LEN,
+                        Msg::Flush(_) => flush_asked = true,
                     }
-                    Err(_) => break,
+                    batch.push(m);
+                    if bytes >= self.settings.block_size {
+                        break;
+                    }
                 }
+                let now = Instant::now();
+                if flush_asked || bytes >= self.settings.block_size || now >= deadline {
+                    break;
+                }
+                std::thread::sleep((deadline - now).min(FLUSH_POLL));
             }
             let (frames, flushes): (Vec<Msg>, Vec<Msg>) = batch.into_iter().partition(|m| matches!(m, Msg::Frame(_)));
             let frames: Vec<Frame> =
