@@ -66,6 +66,22 @@ pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
         .context("PostgreSQL server binaries (initdb, postgres) not found: install postgresql or set AIRLOCK_PG_BIN")
 }
 
+/// Deletes the directories of clusters whose process is gone (a test binary keeps its
+/// shared cluster until it exits, and then cannot clean up after itself).
+fn remove_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("airlock-pg-")).and_then(|r| r.split('-').next())
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -85,6 +101,7 @@ impl PgCluster {
     /// Initialises and starts a cluster; returns once it accepts connections.
     pub fn start(options: ClusterOptions) -> anyhow::Result<PgCluster> {
         let bin = find_bin_dir()?;
+        remove_stale_clusters();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("airlock-pg-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
