@@ -11,12 +11,15 @@
 //! `recording.fsync`, default `every_batch`), `BENCH_FLUSH` (`recording.flush_interval`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/proc_stat.rs"]
+mod proc_stat;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use airlock::demo::{ClusterOptions, PgCluster, RunAs, is_root, spawn_tied, tied_command};
+use airlock::demo::{ClusterOptions, PgCluster, RunAs, free_port, is_root, spawn_tied, tied_command};
 
 const APP_PASSWORD: &str = "bench-password";
 const HS256: &str = "bench-hs256-secret";
@@ -29,16 +32,11 @@ struct Target {
     pid: Option<u32>,
 }
 
-/// User + system CPU time of a process, in seconds.
-fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let Some(pid) = pid else { return 0.0 };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are 14th and 15th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    ticks / 100.0
+impl Target {
+    /// The proxy's CPU seconds so far (0 for direct connections: no proxy).
+    fn cpu_seconds(&self) -> f64 {
+        self.pid.map_or(0.0, |p| proc_stat::cpu_seconds(Some(p)))
+    }
 }
 
 struct Scenario {
@@ -104,9 +102,9 @@ fn main() {
             for (i, t) in rotated(&targets, round + row) {
                 let mut args = s.args.to_vec();
                 args.extend(["-T", &duration, "-n"]);
-                let cpu0 = cpu_seconds(t.pid);
+                let cpu0 = t.cpu_seconds();
                 let out = pgbench(&bin, t, &args);
-                let used = cpu_seconds(t.pid) - cpu0;
+                let used = t.cpu_seconds() - cpu0;
                 let tps = parse_tps(&String::from_utf8_lossy(&out.stdout))
                     .unwrap_or_else(|| panic!("{} via {}: {}", s.name, t.name, String::from_utf8_lossy(&out.stderr)));
                 eprintln!("round {round} {:<28} {:<10} {tps:>10.0} tps", s.name, t.name);
@@ -118,7 +116,7 @@ fn main() {
             let row = results.len() - 1;
             for (i, t) in rotated(&targets, round) {
                 let start = Instant::now();
-                let cpu0 = cpu_seconds(t.pid);
+                let cpu0 = t.cpu_seconds();
                 let out = Command::new(bin.join("psql"))
                     .args(["-X", "-q", "-c", "COPY copy_src TO STDOUT"])
                     .arg(conninfo(t))
@@ -131,7 +129,7 @@ fn main() {
                 let rate = 1_000_000.0 / start.elapsed().as_secs_f64();
                 eprintln!("round {round} {:<28} {:<10} {rate:>10.0} rows/s", "copy", t.name);
                 results[row].1[i].push(rate);
-                cpu[row][i].push((cpu_seconds(t.pid) - cpu0) * 1e6 / 1_000_000.0);
+                cpu[row][i].push((t.cpu_seconds() - cpu0) * 1e6 / 1_000_000.0);
             }
         }
     }
@@ -184,12 +182,8 @@ fn parse_tps(out: &str) -> Option<f64> {
         .and_then(|n| n.parse().ok())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
-    let port = free_port();
+    let port = free_port().unwrap();
     let ini = work.join("pgbouncer.ini");
     let users = work.join("userlist.txt");
     std::fs::write(&users, format!("\"app_rw\" \"{APP_PASSWORD}\"\n")).unwrap();

@@ -5,6 +5,9 @@
 //! `cargo bench --bench recorder` (env `BENCH_MB`, default 256 per kind; `BENCH_LEVEL`).
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/proc_stat.rs"]
+mod proc_stat;
+
 use std::time::{Duration, Instant};
 
 use airlock::recording::format::{Direction, Kind};
@@ -99,7 +102,7 @@ fn run(kind: &str, make: fn(u64) -> Bytes, total: usize) {
     let per_session = total / SESSIONS;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let recorder = rt.block_on(async { Recorder::start(settings).unwrap() });
-    let cpu0 = cpu_seconds();
+    let cpu0 = proc_stat::cpu_seconds(None);
     let start = Instant::now();
     let sent: usize = rt.block_on(async {
         let mut tasks = Vec::new();
@@ -128,7 +131,7 @@ fn run(kind: &str, make: fn(u64) -> Bytes, total: usize) {
         total
     });
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = proc_stat::cpu_seconds(None) - cpu0;
     let on_disk = dir_size(&dir);
     println!(
         "| {kind} | {:.0} MB | {:.0} MB/s | {:.0} MB/s per CPU-second | {:.1}x |",
@@ -139,16 +142,6 @@ fn run(kind: &str, make: fn(u64) -> Bytes, total: usize) {
     );
     drop(recorder);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// This process's user + system CPU time.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    (f.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0))
-        / 100.0
 }
 
 fn main() {

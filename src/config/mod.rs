@@ -473,8 +473,8 @@ impl Config {
         if rec.segment_size < 1 << 20 {
             return err("recording.segment_size".into(), "must be at least 1MiB".into());
         }
-        if rec.queue_size < 1 << 20 {
-            return err("recording.queue_size".into(), "must be at least 1MiB".into());
+        if rec.queue_size < 1 << 20 || rec.queue_size > 1 << 30 {
+            return err("recording.queue_size".into(), "must be between 1MiB and 1GiB".into());
         }
         let auth = &self.auth;
         if auth.jwks_file.is_some() && auth.jwks_url.is_some() {

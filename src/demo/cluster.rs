@@ -82,7 +82,8 @@ fn remove_stale_clusters() {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A loopback port that was free a moment ago (bind to port 0, then release it).
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

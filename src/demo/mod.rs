@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-pub use cluster::{ClusterOptions, PgCluster, SUPERUSER, find_bin_dir};
+pub use cluster::{ClusterOptions, PgCluster, SUPERUSER, find_bin_dir, free_port};
 pub use spawn::{RunAs, is_root, spawn_tied, tied_command};
 
 use crate::config::Config;

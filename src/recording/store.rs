@@ -100,14 +100,52 @@ pub fn scan_bytes(bytes: &[u8], decode: bool) -> Scan {
     scan
 }
 
-/// Whether `bytes` end with a well-formed footer (unsigned, or with an Ed25519
-/// signature).
+/// Whether `bytes` end with a well-formed footer.
 fn ends_with_footer(bytes: &[u8]) -> bool {
-    [0usize, 64].iter().any(|sig| {
-        let len = 52 + sig;
-        bytes.len() >= len
-            && matches!(format::decode_item(&bytes[bytes.len() - len..]), Ok(Item::Footer { len: l, .. }) if l == len)
+    trailing_footer(bytes).is_some()
+}
+
+/// Longest footer: the fixed part plus an Ed25519 signature.
+const MAX_FOOTER_LEN: usize = 52 + 64;
+
+/// The footer `bytes` end with, if any (unsigned, or with an Ed25519 signature).
+fn trailing_footer(bytes: &[u8]) -> Option<Footer> {
+    [52usize, MAX_FOOTER_LEN].iter().find_map(|&len| {
+        let tail = bytes.len().checked_sub(len).and_then(|start| bytes.get(start..))?;
+        match format::decode_item(tail) {
+            Ok(Item::Footer { footer, len: l }) if l == len => Some(footer),
+            _ => None,
+        }
     })
+}
+
+/// Reads only a segment's footer, from the end of the file (sealed segments only).
+pub fn read_footer(path: &Path) -> std::io::Result<Option<Footer>> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let take = len.min(MAX_FOOTER_LEN as u64);
+    file.seek(SeekFrom::Start(len - take))?;
+    let mut tail = vec![0u8; take as usize];
+    file.read_exact(&mut tail)?;
+    Ok(trailing_footer(&tail))
+}
+
+/// Reads only a segment's header.
+pub fn read_header(path: &Path) -> std::io::Result<Result<SegmentHeader, FormatError>> {
+    let mut file = File::open(path)?;
+    // Fixed part: magic, segment, created, prev_hash, retired count.
+    let mut head = vec![0u8; 8 + 8 + 8 + 32 + 4];
+    if file.read_exact(&mut head).is_err() {
+        return Ok(Err(FormatError::Truncated("segment header")));
+    }
+    let count = u32::from_le_bytes([head[56], head[57], head[58], head[59]]) as usize;
+    if count > format::MAX_RETIRED {
+        return Ok(Err(FormatError::TooLarge("retired list", count)));
+    }
+    let mut rest = Vec::new();
+    file.take((count * 40 + 4) as u64).read_to_end(&mut rest)?;
+    head.extend_from_slice(&rest);
+    Ok(SegmentHeader::decode(&head).map(|(h, _)| h))
 }
 
 fn scan_items(bytes: &[u8], decode: bool) -> Scan {

@@ -44,20 +44,19 @@ pub fn verify(dir: &Path, public_key: Option<&[u8]>) -> Result<Report, Problem> 
     let io = |segment, e: std::io::Error| Problem { segment, offset: 0, what: format!("cannot read: {e}") };
     let segments = store::list_segments(dir).map_err(|e| io(0, e))?;
     let mut report = Report::default();
-    let mut scans = Vec::new();
+    // Retirement records come from later headers; collect them first, from the
+    // headers alone, then check one segment at a time so memory stays flat.
     let mut retired: HashMap<u64, Hash> = HashMap::new();
     for &n in &segments {
-        let scan = store::scan(&store::segment_path(dir, n), true).map_err(|e| io(n, e))?;
-        if let Some(h) = &scan.header {
-            retired.extend(h.retired.iter().copied());
+        if let Ok(header) = store::read_header(&store::segment_path(dir, n)).map_err(|e| io(n, e))? {
+            retired.extend(header.retired.iter().copied());
         }
-        scans.push((n, scan));
     }
     report.retired = retired.len();
     let mut expected: Option<Hash> = None;
-    let last_index = scans.len().saturating_sub(1);
-    for (i, (n, scan)) in scans.iter().enumerate() {
-        let n = *n;
+    let last_index = segments.len().saturating_sub(1);
+    for (i, &n) in segments.iter().enumerate() {
+        let scan = store::scan(&store::segment_path(dir, n), true).map_err(|e| io(n, e))?;
         let problem = |offset: u64, what: String| Problem { segment: n, offset, what };
         let Some(header) = &scan.header else {
             return Err(problem(

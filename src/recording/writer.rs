@@ -9,7 +9,6 @@
 //! ones closed, because traffic that cannot be recorded must not flow.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +22,12 @@ use super::index::{Index, IndexEntry};
 use super::store::{self, OpenSegment};
 use super::{FsyncPolicy, RecordingSettings, SigningKey, now_us};
 use crate::signal::Signal;
+
+/// What a frame takes from the queue budget, and gives back once written. A frame
+/// larger than the whole budget takes all of it.
+fn budget_cost(payload_len: usize, budget: usize) -> usize {
+    (payload_len + format::FRAME_HEADER_LEN).min(budget)
+}
 
 /// How soon a waiting flush (a session ending) is noticed within the group-commit window.
 const FLUSH_POLL: Duration = Duration::from_millis(2);
@@ -126,9 +131,8 @@ impl SessionRecorder {
     /// Queues a frame; waits only when the queue's byte budget is exhausted.
     pub async fn record(&self, direction: Direction, kind: Kind, payload: Bytes) -> Result<(), RecorderDown> {
         let r = &self.recorder;
-        // Charged at least one byte so that empty frames are bounded too; a frame
-        // larger than the whole budget takes all of it.
-        let cost = (payload.len() + format::FRAME_HEADER_LEN).min(r.budget_bytes) as u32;
+        // Every frame costs at least its header, so empty frames are bounded too.
+        let cost = budget_cost(payload.len(), r.budget_bytes) as u32;
         let permit = r.budget.acquire_many(cost).await.map_err(|_| RecorderDown)?;
         // Released by the writer once the frame is on disk.
         permit.forget();
@@ -243,13 +247,14 @@ impl WriterState {
                 }
                 std::thread::sleep((deadline - now).min(FLUSH_POLL));
             }
-            let (frames, flushes): (Vec<Msg>, Vec<Msg>) = batch.into_iter().partition(|m| matches!(m, Msg::Frame(_)));
-            let frames: Vec<Frame> =
-                frames.into_iter().filter_map(|m| if let Msg::Frame(f) = m { Some(f) } else { None }).collect();
-            let cost: usize = frames
-                .iter()
-                .map(|f| (f.payload.len() + format::FRAME_HEADER_LEN).min(self.settings.queue_bytes))
-                .sum();
+            let (mut frames, mut flushes) = (Vec::with_capacity(batch.len()), Vec::new());
+            for m in batch {
+                match m {
+                    Msg::Frame(f) => frames.push(f),
+                    Msg::Flush(tx) => flushes.push(tx),
+                }
+            }
+            let cost: usize = frames.iter().map(|f| budget_cost(f.payload.len(), self.settings.queue_bytes)).sum();
             let result = self.write(&frames).and_then(|wrote| {
                 dirty |= wrote;
                 let sync_now = match self.settings.fsync {
@@ -267,10 +272,8 @@ impl WriterState {
             match result {
                 Ok(()) => {
                     budget.add_permits(cost);
-                    for m in flushes {
-                        if let Msg::Flush(tx) = m {
-                            let _ = tx.send(true);
-                        }
+                    for tx in flushes {
+                        let _ = tx.send(true);
                     }
                 }
                 Err(e) => {
@@ -355,13 +358,12 @@ impl WriterState {
             }
             // A segment's data ends when the next one starts.
             let next = store::segment_path(&self.settings.dir, n + 1);
-            let ended = read_created(&next).unwrap_or(u64::MAX);
+            let ended = store::read_header(&next)?.map_or(u64::MAX, |h| h.created_us);
             if ended > cutoff {
                 break;
             }
             let path = store::segment_path(&self.settings.dir, n);
-            let scan = store::scan(&path, false)?;
-            let Some(footer) = scan.footer else { break };
+            let Some(footer) = store::read_footer(&path)? else { break };
             std::fs::remove_file(&path)?;
             tracing::info!(segment = n, "retention: deleted recording segment");
             retired.push((n, footer.final_hash));
@@ -371,10 +373,4 @@ impl WriterState {
         }
         Ok(retired)
     }
-}
-
-fn read_created(path: &Path) -> Option<u64> {
-    let mut head = vec![0u8; 4096];
-    let n = std::io::Read::read(&mut std::fs::File::open(path).ok()?, &mut head).ok()?;
-    SegmentHeader::decode(head.get(..n)?).ok().map(|(h, _)| h.created_us)
 }

@@ -52,8 +52,7 @@ pub fn cluster() -> &'static PgCluster {
 
 /// A port nothing listens on.
 pub fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    airlock::demo::free_port().unwrap()
 }
 
 /// A running Airlock.
