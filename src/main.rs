@@ -68,6 +68,35 @@ enum Command {
         /// The query string (one or more statements).
         sql: String,
     },
+    /// List statements waiting for approval.
+    Approvals {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a held statement: it runs and the agent gets its result.
+    Approve {
+        /// Approval id, as shown to the agent and by `airlock approvals`.
+        id: String,
+        /// Also let the same identity run the same statements (any literals) on the same
+        /// connection for this long without asking, e.g. `30m`.
+        #[arg(long = "for", value_parser = humantime::parse_duration)]
+        grant: Option<Duration>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Deny a held statement: the agent gets an error with the reason.
+    Deny {
+        /// Approval id.
+        id: String,
+        /// Why; the agent sees it.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// List recorded sessions.
     Sessions {
         #[command(flatten)]
@@ -111,6 +140,39 @@ enum Command {
         #[command(flatten)]
         source: DataSource,
     },
+}
+
+/// How to reach the admin API.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// Config file whose `listen.admin` is the admin address.
+    #[arg(long, short, env = "AIRLOCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// The admin API's base URL, e.g. `http://127.0.0.1:8081`.
+    #[arg(long, conflicts_with = "config")]
+    admin: Option<String>,
+    /// An approver's token (JWT or API key).
+    #[arg(long, env = "AIRLOCK_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl AdminArgs {
+    fn client(&self) -> anyhow::Result<airlock::admin::AdminClient> {
+        let base = match (&self.admin, &self.config) {
+            (Some(url), _) => url.clone(),
+            (None, config) => {
+                let path = config.clone().unwrap_or_else(|| PathBuf::from("airlock.toml"));
+                let config =
+                    Config::load(&path).map_err(|e| anyhow::anyhow!("{e} (or pass --admin URL or --config FILE)"))?;
+                let mut addr = config.listen.admin;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            }
+        };
+        Ok(airlock::admin::AdminClient::new(&base, &self.token))
+    }
 }
 
 /// Where recordings are read from.
@@ -211,6 +273,70 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     &groups,
                     ttl
                 )?
+            );
+            Ok(())
+        }
+        Command::Approvals { admin, json } => {
+            let list = admin.client()?.get("/approvals").await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            let items = list.as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                println!("no pending approvals");
+                return Ok(());
+            }
+            println!(
+                "{:<8}  {:<20}  {:<16}  {:<16}  {:<20}  STATEMENT",
+                "ID", "EXPIRES (UTC)", "SUBJECT", "CONNECTION", "CLASSES"
+            );
+            for a in items {
+                let field = |k: &str| a.get(k).and_then(serde_json::Value::as_str).unwrap_or("").to_owned();
+                let classes: Vec<&str> = a
+                    .get("classes")
+                    .and_then(serde_json::Value::as_array)
+                    .map(|c| c.iter().filter_map(serde_json::Value::as_str).collect())
+                    .unwrap_or_default();
+                let statement: String = field("statement").split_whitespace().collect::<Vec<_>>().join(" ");
+                let statement = match statement.char_indices().nth(80) {
+                    Some((i, _)) => format!("{}...", &statement[..i]),
+                    None => statement,
+                };
+                println!(
+                    "{:<8}  {:<20}  {:<16}  {:<16}  {:<20}  {statement}",
+                    field("id"),
+                    field("expires_at"),
+                    field("subject"),
+                    field("connection"),
+                    classes.join(",")
+                );
+            }
+            Ok(())
+        }
+        Command::Approve { id, grant, admin } => {
+            let body = match grant {
+                Some(d) => serde_json::json!({ "for": humantime::format_duration(d).to_string() }),
+                None => serde_json::json!({}),
+            };
+            let request = admin.client()?.post(&format!("/approvals/{id}/approve"), &body).await?;
+            let grant = grant.map(|d| format!("; granted for {}", humantime::format_duration(d))).unwrap_or_default();
+            println!(
+                "approved {id}: {} on {}{grant}",
+                request["subject"].as_str().unwrap_or("?"),
+                request["connection"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        Command::Deny { id, reason, admin } => {
+            let request = admin
+                .client()?
+                .post(&format!("/approvals/{id}/deny"), &serde_json::json!({ "reason": reason }))
+                .await?;
+            println!(
+                "denied {id}: {} on {}",
+                request["subject"].as_str().unwrap_or("?"),
+                request["connection"].as_str().unwrap_or("?")
             );
             Ok(())
         }

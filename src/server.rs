@@ -8,11 +8,13 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::admin::Admin;
+use crate::approvals::Broker;
 use crate::config::Config;
 use crate::identity::Authenticator;
 use crate::listener::Listeners;
 use crate::metrics::Metrics;
 use crate::plugins::postgres::PostgresPlugin;
+use crate::policy::Policy;
 use crate::recording::{Recorder, RecordingSettings};
 
 /// An endpoint that is listening.
@@ -46,8 +48,23 @@ impl Server {
             tracing::warn!("recording.enabled = false: sessions are not recorded");
             None
         };
-        let postgres = Arc::new(PostgresPlugin::new(config, auth, metrics.clone(), tls, recorder)?);
-        let admin = Arc::new(Admin::new(metrics));
+        let policy = if config.policy.enforce {
+            Some(Arc::new(Policy::new(&config.rules)?))
+        } else {
+            tracing::warn!("policy.enforce = false: statements are forwarded without a policy check");
+            None
+        };
+        let broker = Arc::new(Broker::new(&config.approvals)?);
+        let postgres = Arc::new(PostgresPlugin::new(
+            config,
+            auth.clone(),
+            metrics.clone(),
+            tls,
+            recorder,
+            policy,
+            broker.clone(),
+        )?);
+        let admin = Arc::new(Admin::new(metrics, auth, broker, config.auth.approver_groups.clone()));
 
         let mut bound = Vec::new();
         let pg = bind("listen.postgres", config.listen.postgres).await?;

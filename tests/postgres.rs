@@ -13,7 +13,7 @@ use support::*;
 #[test]
 fn psql_queries_copy_and_notify() {
     let airlock = Airlock::start();
-    let t = token("agent-1", &["agents"]);
+    let t = token("agent-1", FIXTURES);
     ok(&airlock.psql(
         &t,
         "app-db",
@@ -113,7 +113,7 @@ fn upstream_tls_modes_and_auth_methods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extended_protocol_pipelines_and_transactions() {
     let airlock = Airlock::start();
-    let client = airlock.connect(&token("agent-2", &["agents"]), "app-db").await.unwrap();
+    let client = airlock.connect(&token("agent-2", FIXTURES), "app-db").await.unwrap();
     client.batch_execute("DROP TABLE IF EXISTS ext_t; CREATE TABLE ext_t (id int primary key, v text)").await.unwrap();
     let insert = client.prepare("INSERT INTO ext_t VALUES ($1, $2)").await.unwrap();
     // Pipelined: many Parse/Bind/Execute/Sync in flight at once.
@@ -173,7 +173,7 @@ async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
 #[test]
 fn pgbench_extended_through_airlock() {
     let airlock = Airlock::start();
-    let t = token("bench", &["agents"]);
+    let t = token("bench", FIXTURES);
     let pgbench = cluster().bin_dir().join("pgbench");
     let conninfo = airlock.conninfo("app-db", "require");
     let run = |args: &[&str]| {

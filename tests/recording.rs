@@ -25,7 +25,7 @@ fn sessions(airlock: &Airlock) -> Vec<serde_json::Value> {
 #[test]
 fn a_psql_session_is_listed_replayed_and_verified() {
     let airlock = Airlock::start();
-    let t = token("recorded-agent", &["agents"]);
+    let t = token("recorded-agent", FIXTURES);
     let sql = "DROP TABLE IF EXISTS rec_t; CREATE TABLE rec_t (id int, name text); \
                INSERT INTO rec_t VALUES (1, 'alpha'), (2, 'beta'), (3, NULL)";
     ok(&airlock.psql(&t, "app-db", &["-c", sql], None));

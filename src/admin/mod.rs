@@ -1,44 +1,115 @@
-//! The admin endpoint: `/healthz` and `/metrics` (Prometheus text format).
+//! The admin endpoint: `/healthz`, `/metrics` (Prometheus text format) and the
+//! approvals API.
 //!
 //! It runs on the same accept loop as the protocol endpoints; each connection is served
-//! by `hyper`. Later the approvals and recordings API live here too.
+//! by `hyper`. The approvals API takes `Authorization: Bearer <token>` (a JWT or API key,
+//! verified like an agent's) whose groups include one of `auth.approver_groups`:
+//!
+//! - `GET /approvals`: pending requests, oldest first (a JSON array);
+//! - `POST /approvals/{id}/approve`, optional body `{"for": "30m"}` to grant the same
+//!   statements to the same identity and connection for that long;
+//! - `POST /approvals/{id}/deny`, body `{"reason": "..."}`.
+//!
+//! Nobody may decide their own request. Errors are JSON `{"error": "..."}` with 400,
+//! 401, 403, 404 or 409.
+
+mod client;
+
+pub use client::AdminClient;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming as Body;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use serde::Deserialize;
 
+use crate::approvals::{Broker, DecideError};
+use crate::identity::{Authenticator, Identity};
 use crate::listener::{Incoming, Plugin};
 use crate::metrics::Metrics;
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request body the API reads (decisions are a few bytes of JSON).
+const MAX_BODY: usize = 64 * 1024;
 
 /// Serves the admin API.
-#[derive(Debug)]
 pub struct Admin {
     metrics: Arc<Metrics>,
+    auth: Arc<Authenticator>,
+    broker: Arc<Broker>,
+    approver_groups: Vec<String>,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin").field("approver_groups", &self.approver_groups).finish_non_exhaustive()
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: StatusCode, ctype: &str, body: String) -> Reply {
+    Response::builder()
+        .status(status)
+        .header("content-type", ctype)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Reply {
+    reply(status, "application/json", serde_json::to_string_pretty(value).unwrap_or_default() + "\n")
+}
+
+/// An API error: its status and a message for the caller.
+struct ApiError(StatusCode, String);
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> ApiError {
+    ApiError(status, message.to_string())
+}
+
+impl ApiError {
+    fn reply(self) -> Reply {
+        json(self.0, &serde_json::json!({ "error": self.1 }))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    /// Grant length, like "30m".
+    #[serde(rename = "for")]
+    grant: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DenyBody {
+    reason: String,
 }
 
 impl Admin {
-    /// An admin endpoint reporting `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Admin {
-        Admin { metrics }
+    /// An admin endpoint reporting `metrics` and serving `broker`'s approvals to
+    /// identities in `approver_groups`.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        auth: Arc<Authenticator>,
+        broker: Arc<Broker>,
+        approver_groups: Vec<String>,
+    ) -> Admin {
+        Admin { metrics, auth, broker, approver_groups }
     }
 
-    fn route(&self, req: &Request<Body>) -> Response<Full<Bytes>> {
-        let reply = |status, ctype: &str, body: String| {
-            Response::builder()
-                .status(status)
-                .header("content-type", ctype)
-                .body(Full::new(Bytes::from(body)))
-                .unwrap_or_default()
-        };
-        match (req.method(), req.uri().path()) {
+    async fn route(&self, req: Request<Body>) -> Reply {
+        let path = req.uri().path().to_owned();
+        if path == "/approvals" || path.starts_with("/approvals/") {
+            return self.approvals(req, &path).await.unwrap_or_else(ApiError::reply);
+        }
+        match (req.method(), path.as_str()) {
             (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n".into()),
             (&Method::GET, "/metrics") => reply(
                 StatusCode::OK,
@@ -46,9 +117,88 @@ impl Admin {
                 self.metrics.render(),
             ),
             (_, "/healthz" | "/metrics") => reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n".into()),
-            _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found: try /healthz or /metrics\n".into()),
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found: try /healthz, /metrics or /approvals\n".into()),
         }
     }
+
+    async fn approvals(&self, req: Request<Body>, path: &str) -> Result<Reply, ApiError> {
+        let approver = self.approver(&req).await?;
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (req.method(), parts.as_slice()) {
+            (&Method::GET, ["approvals"]) => Ok(json(StatusCode::OK, &self.broker.pending())),
+            (&Method::POST, ["approvals", id, "approve"]) => {
+                let id = id.to_string();
+                let body: ApproveBody = read_json(req, true).await?;
+                let grant = body
+                    .grant
+                    .map(|d| {
+                        humantime::parse_duration(&d)
+                            .map_err(|e| error(StatusCode::BAD_REQUEST, format!("for: {d:?}: {e}")))
+                    })
+                    .transpose()?;
+                let request = self.broker.approve(&id, &approver, grant).map_err(decide_error)?;
+                Ok(json(StatusCode::OK, &request))
+            }
+            (&Method::POST, ["approvals", id, "deny"]) => {
+                let id = id.to_string();
+                let body: DenyBody = read_json(req, false).await?;
+                if body.reason.trim().is_empty() {
+                    return Err(error(StatusCode::BAD_REQUEST, "reason: say why, the agent sees it"));
+                }
+                let request = self.broker.deny(&id, &approver, &body.reason).map_err(decide_error)?;
+                Ok(json(StatusCode::OK, &request))
+            }
+            (_, ["approvals"] | ["approvals", _, "approve" | "deny"]) => {
+                Err(error(StatusCode::METHOD_NOT_ALLOWED, "GET /approvals; POST /approvals/{id}/approve or /deny"))
+            }
+            _ => Err(error(StatusCode::NOT_FOUND, "try GET /approvals or POST /approvals/{id}/approve or /deny")),
+        }
+    }
+
+    /// The caller, if their token is valid and they are an approver.
+    async fn approver(&self, req: &Request<Body>) -> Result<Identity, ApiError> {
+        let token = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "send Authorization: Bearer <token>"))?;
+        let identity = self.auth.authenticate(token.trim()).await.map_err(|e| {
+            self.metrics.auth_failed("admin", e.label());
+            error(StatusCode::UNAUTHORIZED, e)
+        })?;
+        if !identity.in_any(&self.approver_groups) {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                format!("{} is not in an approver group (auth.approver_groups)", identity.subject),
+            ));
+        }
+        Ok(identity)
+    }
+}
+
+async fn read_json<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Body>,
+    optional: bool,
+) -> Result<T, ApiError> {
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?
+        .to_bytes();
+    if optional && body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&body).map_err(|e| error(StatusCode::BAD_REQUEST, format!("body: {e}")))
+}
+
+fn decide_error(e: DecideError) -> ApiError {
+    let status = match e {
+        DecideError::NotFound(_) => StatusCode::NOT_FOUND,
+        DecideError::OwnRequest(_) => StatusCode::FORBIDDEN,
+        DecideError::GrantTooLong { .. } => StatusCode::BAD_REQUEST,
+    };
+    error(status, e)
 }
 
 impl Plugin for Admin {
@@ -59,8 +209,8 @@ impl Plugin for Admin {
     async fn serve(self: Arc<Self>, conn: Incoming) {
         let this = self.clone();
         let service = hyper::service::service_fn(move |req| {
-            let resp = this.route(&req);
-            async move { Ok::<_, Infallible>(resp) }
+            let this = this.clone();
+            async move { Ok::<_, Infallible>(this.route(req).await) }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);

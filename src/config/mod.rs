@@ -55,6 +55,12 @@ pub struct Config {
     /// Policy rules, first match wins.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Whether the policy is enforced.
+    #[serde(default)]
+    pub policy: PolicySettings,
+    /// How held statements wait for a human.
+    #[serde(default)]
+    pub approvals: Approvals,
     /// Directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -75,6 +81,50 @@ pub struct Listen {
 impl Default for Listen {
     fn default() -> Self {
         Listen { postgres: defaults::postgres_addr(), admin: defaults::admin_addr() }
+    }
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySettings {
+    /// Classify and enforce every statement (the default). `false` forwards every
+    /// statement unchecked: only for measuring what the policy costs.
+    #[serde(default = "defaults::yes")]
+    pub enforce: bool,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        PolicySettings { enforce: true }
+    }
+}
+
+/// `[approvals]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approvals {
+    /// How long a held statement waits for a decision before it is refused.
+    #[serde(default = "defaults::approval_timeout", deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Slack-compatible webhook told about new and resolved approvals.
+    pub webhook: Option<String>,
+    /// Time allowed for one webhook delivery attempt.
+    #[serde(default = "defaults::webhook_timeout", deserialize_with = "de_duration")]
+    pub webhook_timeout: Duration,
+    /// The longest grant `airlock approve --for` may give.
+    #[serde(default = "defaults::max_grant", deserialize_with = "de_duration")]
+    pub max_grant: Duration,
+}
+
+impl Default for Approvals {
+    fn default() -> Self {
+        Approvals {
+            timeout: defaults::approval_timeout(),
+            webhook: None,
+            webhook_timeout: defaults::webhook_timeout(),
+            max_grant: defaults::max_grant(),
+        }
     }
 }
 
@@ -475,6 +525,14 @@ impl Config {
         }
         if rec.queue_size < 1 << 20 || rec.queue_size > 1 << 30 {
             return err("recording.queue_size".into(), "must be between 1MiB and 1GiB".into());
+        }
+        if self.approvals.timeout.is_zero() {
+            return err("approvals.timeout".into(), "must be more than 0s".into());
+        }
+        if let Some(url) = &self.approvals.webhook
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return err("approvals.webhook".into(), format!("{url:?} is not an http(s) URL"));
         }
         let auth = &self.auth;
         if auth.jwks_file.is_some() && auth.jwks_url.is_some() {

@@ -89,6 +89,15 @@ pub(super) mod defaults {
     pub fn leeway() -> Duration {
         Duration::from_secs(30)
     }
+    pub fn approval_timeout() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn webhook_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn max_grant() -> Duration {
+        Duration::from_secs(24 * 3600)
+    }
     pub fn yes() -> bool {
         true
     }

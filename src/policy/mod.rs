@@ -83,8 +83,13 @@ pub struct StatementDecision {
     /// The rule's message, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The statement with its literals blanked out, hashed: what a grant covers.
+    #[serde(skip)]
+    pub fingerprint: String,
     #[serde(skip)]
     verdict: Verdict,
+    #[serde(skip)]
+    class_set: Classes,
 }
 
 /// The decision for a whole query string.
@@ -96,12 +101,106 @@ pub struct Decision {
     pub statements: Vec<StatementDecision>,
 }
 
+impl StatementDecision {
+    /// This statement's verdict.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+}
+
 impl Decision {
+    fn of(statements: Vec<StatementDecision>) -> Decision {
+        let decision =
+            statements.iter().map(|s| &s.verdict).max_by_key(|v| v.strictness()).map_or("allow", Verdict::as_str);
+        Decision { decision, statements }
+    }
+
     /// The strictest verdict.
     pub fn verdict(&self) -> Verdict {
         self.statements.iter().map(|s| s.verdict.clone()).max_by_key(Verdict::strictness).unwrap_or(Verdict::Allow)
     }
+
+    /// Whether every statement is allowed outright.
+    pub fn allowed(&self) -> bool {
+        self.decision == "allow"
+    }
+
+    /// The statements that need approval.
+    pub fn held(&self) -> impl Iterator<Item = &StatementDecision> {
+        self.statements.iter().filter(|s| matches!(s.verdict, Verdict::Approve(_)))
+    }
+
+    /// The union of every statement's classes.
+    pub fn classes(&self) -> Classes {
+        self.statements.iter().fold(Classes::default(), |acc, s| acc | s.class_set)
+    }
 }
+
+/// The literal-free shape of a statement, hashed: `DELETE FROM t WHERE id = 1` and
+/// `... id = 2` share it, `DELETE FROM u ...` does not.
+pub fn fingerprint(tokens: &[sql::lexer::Token<'_>]) -> String {
+    use sha2::Digest;
+    use sql::lexer::TokenKind;
+    let mut hasher = sha2::Sha256::new();
+    for t in tokens {
+        match t.kind {
+            TokenKind::String | TokenKind::DollarString | TokenKind::Number => hasher.update(b"?"),
+            TokenKind::Word => hasher.update(t.text.to_ascii_lowercase()),
+            _ => hasher.update(t.text),
+        }
+        hasher.update(b" ");
+    }
+    hex::encode(&hasher.finalize()[..12])
+}
+
+/// The name a `PREPARE name AS ...` or `EXECUTE name` statement refers to.
+fn statement_name<'a>(tokens: &'a [sql::lexer::Token<'a>], verb: &str) -> Option<String> {
+    use sql::lexer::TokenKind;
+    let [first, name, ..] = tokens else { return None };
+    if !first.is(verb) {
+        return None;
+    }
+    match name.kind {
+        TokenKind::Word => Some(name.text.to_ascii_lowercase()),
+        TokenKind::QuotedIdent => Some(name.text.trim_matches('"').replace("\"\"", "\"")),
+        _ => None,
+    }
+}
+
+/// How a statement changes a session's prepared statements once it has run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreparedChange {
+    /// `PREPARE name AS ...`: the name now runs a statement of these classes.
+    Prepared(String),
+    /// `DEALLOCATE name`.
+    Deallocated(String),
+    /// `DEALLOCATE ALL` (or `DISCARD ALL`).
+    DeallocatedAll,
+}
+
+/// The change a statement makes to the session's prepared statements, if any.
+pub fn prepared_change(tokens: &[sql::lexer::Token<'_>]) -> Option<PreparedChange> {
+    let first = tokens.first()?;
+    if let Some(name) = statement_name(tokens, "prepare") {
+        return Some(PreparedChange::Prepared(name));
+    }
+    if first.is("discard") && tokens.get(1).is_some_and(|t| t.is("all")) {
+        return Some(PreparedChange::DeallocatedAll);
+    }
+    if !first.is("deallocate") {
+        return None;
+    }
+    let rest: Vec<_> = tokens.iter().skip(1).filter(|t| !t.is("prepare")).copied().collect();
+    match rest.first() {
+        Some(t) if t.is("all") => Some(PreparedChange::DeallocatedAll),
+        Some(t) => statement_name(&[*first, *t], "deallocate").map(PreparedChange::Deallocated),
+        None => None,
+    }
+}
+
+/// Cap on the prepared statements a session's policy remembers; beyond it, executing an
+/// unremembered statement is `unknown` (held), never allowed.
+pub const MAX_PREPARED_NAMES: usize = 10_000;
 
 /// A statement normalised for rule regexes: comments dropped, words lower-cased,
 /// tokens separated by single spaces; strings and quoted identifiers as written.
@@ -142,13 +241,33 @@ impl Policy {
 
     /// Decides every statement of a Simple Query string.
     pub fn decide_query(&self, connection: &str, groups: &[String], query: &str) -> Decision {
+        self.decide_in_session(connection, groups, query, &|_| None)
+    }
+
+    /// Decides every statement of a query string in a session where `prepared` gives
+    /// the classes of what a prepared statement name runs: `EXECUTE name` takes them.
+    pub fn decide_in_session(
+        &self,
+        connection: &str,
+        groups: &[String],
+        query: &str,
+        prepared: &dyn Fn(&str) -> Option<Classes>,
+    ) -> Decision {
         let statements: Vec<StatementDecision> = sql::split(query)
             .iter()
-            .map(|s| self.decide(connection, groups, s.text, &s.tokens, sql::classify(s)))
+            .map(|s| {
+                let classes = statement_name(&s.tokens, "execute")
+                    .and_then(|name| prepared(&name))
+                    .unwrap_or_else(|| sql::classify(s));
+                self.decide(connection, groups, s.text, &s.tokens, classes)
+            })
             .collect();
-        let decision =
-            statements.iter().map(|s| &s.verdict).max_by_key(|v| v.strictness()).map_or("allow", Verdict::as_str);
-        Decision { decision, statements }
+        Decision::of(statements)
+    }
+
+    /// Decides a request whose text is not SQL (a FunctionCall): it is `unknown`.
+    pub fn decide_opaque(&self, connection: &str, groups: &[String], what: &str) -> Decision {
+        Decision::of(vec![self.decide(connection, groups, what, &[], Classes::of(&[Class::Unknown]))])
     }
 
     fn decide(
@@ -193,7 +312,9 @@ impl Policy {
             decision: verdict.as_str(),
             rule,
             message,
+            fingerprint: fingerprint(tokens),
             verdict,
+            class_set: classes,
         }
     }
 }
@@ -267,5 +388,47 @@ action = "approve"
         assert!(matches!(d.verdict(), Verdict::Deny(m) if m.contains("never allowed on prod")));
         // Unknown is never allowed by default.
         assert_eq!(p.decide_query("x", &agents, "CALL p()").decision, "approve");
+    }
+
+    #[test]
+    fn execute_takes_the_classes_of_what_was_prepared() {
+        let p = policy(RULES);
+        let agents = vec!["agents".to_string()];
+        let mut names = std::collections::HashMap::new();
+        let track = |q: &str, names: &mut std::collections::HashMap<String, Classes>| {
+            for s in sql::split(q) {
+                match prepared_change(&s.tokens) {
+                    Some(PreparedChange::Prepared(n)) => drop(names.insert(n, sql::classify(&s))),
+                    Some(PreparedChange::Deallocated(n)) => drop(names.remove(&n)),
+                    Some(PreparedChange::DeallocatedAll) => names.clear(),
+                    None => {}
+                }
+            }
+        };
+        track("PREPARE q (int) AS SELECT * FROM t WHERE id = $1; PREPARE \"D\" AS DROP TABLE t", &mut names);
+        let decide = |q: &str, names: &std::collections::HashMap<String, Classes>| {
+            p.decide_in_session("x", &agents, q, &|n| names.get(n).copied()).decision
+        };
+        assert_eq!(decide("EXECUTE q(1)", &names), "allow");
+        assert_eq!(decide("execute \"D\"", &names), "approve");
+        // Unknown names stay unknown.
+        assert_eq!(decide("EXECUTE other", &names), "approve");
+        track("DEALLOCATE PREPARE q", &mut names);
+        assert_eq!(decide("EXECUTE q(1)", &names), "approve");
+        track("DEALLOCATE ALL", &mut names);
+        assert!(names.is_empty());
+    }
+
+    #[test]
+    fn fingerprints_ignore_literals_only() {
+        let fp = |q: &str| p_fingerprint(q);
+        assert_eq!(fp("DELETE FROM t WHERE id = 1"), fp("delete from t where id = 42"));
+        assert_eq!(fp("DROP TABLE t"), fp("drop  table t"));
+        assert_ne!(fp("DROP TABLE t"), fp("DROP TABLE u"));
+        assert_ne!(fp("DELETE FROM t WHERE id = 1"), fp("DELETE FROM t WHERE id = '1' OR true"));
+    }
+
+    fn p_fingerprint(q: &str) -> String {
+        fingerprint(&sql::lexer::tokens(q))
     }
 }

@@ -81,6 +81,9 @@ pub enum Kind {
     PgFrontend = 10,
     /// Raw PostgreSQL backend messages, exactly as sent to the agent.
     PgBackend = 11,
+    /// A policy verdict or approval event: JSON with the statement, classes, decision,
+    /// rule, and for approvals the id, outcome and approver.
+    Verdict = 20,
 }
 
 impl Kind {
@@ -90,6 +93,7 @@ impl Kind {
             2 => Kind::SessionEnd,
             10 => Kind::PgFrontend,
             11 => Kind::PgBackend,
+            20 => Kind::Verdict,
             _ => return None,
         })
     }
@@ -101,6 +105,7 @@ impl Kind {
             Kind::SessionEnd => "session_end",
             Kind::PgFrontend => "pg_frontend",
             Kind::PgBackend => "pg_backend",
+            Kind::Verdict => "verdict",
         }
     }
 }

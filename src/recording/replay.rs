@@ -166,6 +166,13 @@ pub fn render_text(
                 let v: Value = serde_json::from_slice(&f.payload).unwrap_or(Value::Null);
                 writeln!(out, "{at} session ended: {}", v.get("reason").and_then(Value::as_str).unwrap_or("?"))?;
             }
+            Kind::Verdict => {
+                let v: Value = serde_json::from_slice(&f.payload).unwrap_or(Value::Null);
+                let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+                let id = v.get("approval").and_then(Value::as_str).map(|id| format!(" [{id}]")).unwrap_or_default();
+                let by = v.get("by").and_then(Value::as_str).map(|b| format!(" by {b}")).unwrap_or_default();
+                writeln!(out, "{at} POLICY {}{id}{by}: {} (rule {})", field("event"), field("reason"), field("rule"))?;
+            }
             Kind::SessionStart => {}
         }
     }
@@ -234,11 +241,13 @@ pub fn render_jsonl(frames: &[Frame], out: &mut impl Write) -> std::io::Result<(
         match f.kind {
             Kind::PgFrontend => v["messages"] = front.feed(&f.payload).iter().map(message_json).collect(),
             Kind::PgBackend => v["messages"] = back.feed(&f.payload).iter().map(message_json).collect(),
-            Kind::SessionStart | Kind::SessionEnd => {
+            Kind::SessionStart | Kind::SessionEnd | Kind::Verdict => {
                 v["info"] = serde_json::from_slice(&f.payload).unwrap_or(Value::Null)
             }
         }
-        debug_assert!(f.direction != Direction::None || matches!(f.kind, Kind::SessionStart | Kind::SessionEnd));
+        debug_assert!(
+            f.direction != Direction::None || matches!(f.kind, Kind::SessionStart | Kind::SessionEnd | Kind::Verdict)
+        );
         writeln!(out, "{v}")?;
     }
     Ok(())

@@ -50,6 +50,9 @@ pub fn cluster() -> &'static PgCluster {
     })
 }
 
+/// Groups of a test agent that may also create and drop its fixtures.
+pub const FIXTURES: &[&str] = &["agents", "fixtures"];
+
 /// A port nothing listens on.
 pub fn closed_port() -> u16 {
     airlock::demo::free_port().unwrap()
@@ -130,6 +133,12 @@ address = "127.0.0.1:{down}"
 database = "app"
 user = "app_rw"
 allow_groups = ["agents"]
+
+# Tests that set up tables use tokens with this group; the policy tests use others.
+[[rules]]
+name = "test-fixtures"
+groups = ["fixtures"]
+action = "allow"
 {extra}
 "#,
         dir = dir.display(),

@@ -57,10 +57,16 @@ impl<'a> Cursor<'a> {
     /// Reads a NUL-terminated string (without the NUL). Invalid UTF-8 is malformed:
     /// every string a gateway reads (names, parameters, messages) is text.
     pub fn cstr(&mut self) -> Result<&'a str, ProtocolError> {
+        let s = self.cbytes()?;
+        std::str::from_utf8(s).map_err(|_| self.malformed())
+    }
+
+    /// Reads a NUL-terminated byte string (without the NUL), in whatever encoding.
+    pub fn cbytes(&mut self) -> Result<&'a [u8], ProtocolError> {
         let nul = self.rest.iter().position(|&b| b == 0).ok_or_else(|| self.malformed())?;
         let (s, tail) = self.rest.split_at(nul);
         self.rest = tail.get(1..).unwrap_or_default();
-        std::str::from_utf8(s).map_err(|_| self.malformed())
+        Ok(s)
     }
 }
 

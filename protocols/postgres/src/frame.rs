@@ -143,6 +143,12 @@ impl Scanner {
         self.passing == 0 && !self.pending_whole
     }
 
+    /// Whether part of a passed message has been handed out and the rest is still to
+    /// come: the only time bytes of another message must not be sent in between.
+    pub fn mid_message(&self) -> bool {
+        self.passing > 0
+    }
+
     /// Splits the next chunk off `buf`.
     ///
     /// `classify(header)` is called exactly once per message, when its header is first

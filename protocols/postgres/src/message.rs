@@ -20,6 +20,12 @@ pub mod tag {
     pub const PARSE: u8 = b'P';
     /// Sync (extended protocol).
     pub const SYNC: u8 = b'S';
+    /// Bind (extended protocol).
+    pub const BIND: u8 = b'B';
+    /// Execute (extended protocol).
+    pub const EXECUTE: u8 = b'E';
+    /// Close (extended protocol).
+    pub const CLOSE: u8 = b'C';
     /// FunctionCall (legacy fast-path).
     pub const FUNCTION_CALL: u8 = b'F';
     /// Terminate.
@@ -290,6 +296,56 @@ pub fn sasl_response(data: &[u8]) -> Bytes {
     tagged(tag::PASSWORD, |b| b.put_slice(data))
 }
 
+// Statement text and names are read as bytes: the session's client_encoding need not
+// be UTF-8, and SQL keywords are ASCII in every encoding PostgreSQL allows clients.
+
+/// The statement text of a Query message.
+pub fn parse_query(body: &[u8]) -> Result<&[u8], ProtocolError> {
+    Cursor::new(body, "Query").cbytes()
+}
+
+/// The statement name and text of a Parse message.
+pub fn parse_parse(body: &[u8]) -> Result<(&[u8], &[u8]), ProtocolError> {
+    let mut c = Cursor::new(body, "Parse");
+    Ok((c.cbytes()?, c.cbytes()?))
+}
+
+/// The portal and statement names of a Bind message.
+pub fn parse_bind(body: &[u8]) -> Result<(&[u8], &[u8]), ProtocolError> {
+    let mut c = Cursor::new(body, "Bind");
+    Ok((c.cbytes()?, c.cbytes()?))
+}
+
+/// The portal name of an Execute message.
+pub fn parse_execute(body: &[u8]) -> Result<&[u8], ProtocolError> {
+    Cursor::new(body, "Execute").cbytes()
+}
+
+/// What a Close message closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseTarget {
+    /// A prepared statement.
+    Statement,
+    /// A portal.
+    Portal,
+}
+
+/// The target and name of a Close message.
+pub fn parse_close(body: &[u8]) -> Result<(CloseTarget, &[u8]), ProtocolError> {
+    let mut c = Cursor::new(body, "Close");
+    let target = match c.u8()? {
+        b'S' => CloseTarget::Statement,
+        b'P' => CloseTarget::Portal,
+        _ => return Err(ProtocolError::Malformed("Close")),
+    };
+    Ok((target, c.cbytes()?))
+}
+
+/// Sync.
+pub fn sync() -> Bytes {
+    tagged(tag::SYNC, |_| {})
+}
+
 /// Terminate.
 pub fn terminate() -> Bytes {
     tagged(tag::TERMINATE, |_| {})
@@ -337,6 +393,18 @@ mod tests {
         assert_eq!(f.get(b'H'), Some("ask an approver"));
         assert_eq!(f.get(b'S'), Some("ERROR"));
         assert!(frame_from(raw).is_ok());
+    }
+
+    #[test]
+    fn frontend_readers() {
+        assert_eq!(parse_query(b"select 1\0").unwrap(), b"select 1");
+        assert_eq!(parse_parse(b"s1\0drop table t\0\0\0").unwrap(), (&b"s1"[..], &b"drop table t"[..]));
+        assert_eq!(parse_bind(b"p\0s1\0\0\0").unwrap(), (&b"p"[..], &b"s1"[..]));
+        assert_eq!(parse_execute(b"\0\0\0\0\0").unwrap(), b"");
+        assert_eq!(parse_close(b"Sname\0").unwrap(), (CloseTarget::Statement, &b"name"[..]));
+        assert!(parse_close(b"Xname\0").is_err());
+        assert!(parse_parse(b"s1\0drop").is_err());
+        assert_eq!(sync()[..], [b'S', 0, 0, 0, 4]);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use airlock_postgres::startup;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
 const CANCEL_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -25,6 +26,9 @@ pub struct CancelTarget {
     pub pid: i32,
     /// The upstream backend's secret.
     pub secret: Bytes,
+    /// Wakes the session if it is holding a statement for approval: a cancel gives up
+    /// the wait.
+    pub hold: Arc<Notify>,
 }
 
 #[derive(Debug)]
@@ -46,6 +50,8 @@ pub struct CancelKey {
     pub pid: i32,
     /// Secret shown to the agent.
     pub secret: i32,
+    /// Notified when a cancel for this session arrives.
+    pub hold: Arc<Notify>,
     registry: Arc<CancelRegistry>,
 }
 
@@ -71,8 +77,9 @@ impl CancelRegistry {
             }
         };
         let secret = rand::random::<i32>();
+        let hold = target.hold.clone();
         sessions.insert(pid, Entry { secret, target });
-        CancelKey { pid, secret, registry: self.clone() }
+        CancelKey { pid, secret, hold, registry: self.clone() }
     }
 
     /// The upstream target for an agent's cancel key, if it names a live session.
@@ -104,8 +111,12 @@ mod tests {
     #[test]
     fn keys_match_exactly_and_unregister_on_drop() {
         let registry = Arc::new(CancelRegistry::default());
-        let target =
-            CancelTarget { addr: "127.0.0.1:5432".parse().unwrap(), pid: 7, secret: Bytes::from_static(b"abcd") };
+        let target = CancelTarget {
+            addr: "127.0.0.1:5432".parse().unwrap(),
+            pid: 7,
+            secret: Bytes::from_static(b"abcd"),
+            hold: Arc::default(),
+        };
         let key = registry.register(target);
         let secret = key.secret.to_be_bytes();
         assert_eq!(registry.lookup(key.pid, &secret).unwrap().pid, 7);

@@ -9,6 +9,7 @@
 
 mod cancel;
 mod error;
+mod gate;
 mod relay;
 mod upstream;
 
@@ -30,11 +31,13 @@ pub use cancel::{CancelRegistry, CancelTarget};
 pub use error::SessionError;
 pub use upstream::{UpstreamError, UpstreamTarget};
 
+use crate::approvals::Broker;
 use crate::config::{Config, Protocol};
 use crate::identity::{Authenticator, Identity};
 use crate::listener::{Incoming, Plugin, Refusal};
 use crate::metrics::Metrics;
 use crate::net::{BoxStream, Stream};
+use crate::policy::Policy;
 use crate::recording::format::{Direction, Kind};
 use crate::recording::{Recorder, SessionRecorder};
 use crate::tls::UpstreamTlsPlan;
@@ -50,6 +53,9 @@ pub struct PostgresPlugin {
     tls: TlsAcceptor,
     cancels: Arc<CancelRegistry>,
     recorder: Option<Recorder>,
+    /// The policy; `None` when `policy.enforce = false`.
+    policy: Option<Arc<Policy>>,
+    broker: Arc<Broker>,
     allow_plaintext_loopback: bool,
     handshake_timeout: std::time::Duration,
     max_message: usize,
@@ -120,6 +126,8 @@ impl PostgresPlugin {
         metrics: Arc<Metrics>,
         tls: Arc<rustls::ServerConfig>,
         recorder: Option<Recorder>,
+        policy: Option<Arc<Policy>>,
+        broker: Arc<Broker>,
     ) -> anyhow::Result<PostgresPlugin> {
         let mut targets = HashMap::new();
         for (i, conn) in config.connections.iter().enumerate().filter(|(_, c)| c.protocol == Protocol::Postgres) {
@@ -145,6 +153,8 @@ impl PostgresPlugin {
             tls: TlsAcceptor::from(tls),
             cancels: Arc::new(CancelRegistry::default()),
             recorder,
+            policy,
+            broker,
             allow_plaintext_loopback: config.postgres.allow_plaintext_loopback,
             handshake_timeout: config.limits.handshake_timeout,
             max_message: config.limits.max_message_size,
@@ -248,6 +258,7 @@ impl PostgresPlugin {
     async fn forward_cancel(&self, pid: i32, secret: &[u8]) {
         match self.cancels.lookup(pid, secret) {
             Some(target) => {
+                target.hold.notify_waiters();
                 if let Err(e) = cancel::send_cancel(&target).await {
                     tracing::warn!(error = %e, "forwarding a cancel request upstream failed");
                 } else {
@@ -276,17 +287,25 @@ impl PostgresPlugin {
                 return Err(e);
             }
         };
-        let Ready { identity, target, upstream, cancel_key: _cancel_key, recording } = ready;
+        let Ready { identity, target, upstream, cancel_key, recording } = ready;
         let span = tracing::info_span!("session", subject = %identity.subject, connection = %target.conn.name);
         async {
             tracing::info!(groups = ?identity.groups, tls = agent.tls, "session started");
             let started = std::time::Instant::now();
             let metrics = self.metrics.session("postgres", &target.conn.name);
+            let hold = cancel_key.as_ref().map(|k| k.hold.clone()).unwrap_or_default();
             let ctx = relay::RelayContext {
                 recorder: recording.as_ref(),
                 metrics: &metrics,
                 shutdown: &conn.shutdown,
                 max_message: self.max_message,
+                enforcement: self.policy.as_deref().map(|policy| relay::Enforcement {
+                    policy,
+                    broker: &self.broker,
+                    identity: &identity,
+                    connection: &target.conn.name,
+                    cancel: &hold,
+                }),
             };
             let (result, stats, mut agent_wr) =
                 relay::relay(agent.stream, agent.buf, upstream.stream, upstream.buf, ctx).await;
@@ -344,10 +363,9 @@ impl PostgresPlugin {
                 Some(r.session(start).await.map_err(|_| SessionError::RecorderFailed)?)
             }
         };
-        let cancel_key = upstream
-            .key
-            .clone()
-            .map(|(pid, secret)| self.cancels.register(CancelTarget { addr: upstream.addr, pid, secret }));
+        let cancel_key = upstream.key.clone().map(|(pid, secret)| {
+            self.cancels.register(CancelTarget { addr: upstream.addr, pid, secret, hold: Arc::default() })
+        });
         // Greeting in one write: AuthenticationOk, parameters, our key, ReadyForQuery.
         let mut greeting = BytesMut::with_capacity(1024);
         greeting.extend_from_slice(&message::auth_ok());

@@ -10,21 +10,35 @@
 //!
 //! The pumps share one small [`Progress`] under a mutex; neither ever waits on the
 //! other, so a slow reader on one side cannot deadlock the other direction.
+//!
+//! With the policy enforced, the agent pump also sees every statement and extended
+//! protocol message whole and asks the [`SessionGate`]. A held statement waits in the
+//! agent pump (everything before it has gone upstream); the agent is told why through
+//! a NoticeResponse. A refused one never goes upstream: a Sync goes in its place, and
+//! the upstream pump puts Airlock's ErrorResponse in front of that Sync's
+//! ReadyForQuery, so replies stay in order however deep the pipeline, and the
+//! ReadyForQuery carries the upstream's real transaction status. The upstream pump is
+//! the only writer to the agent; what Airlock owes the agent rides in [`Progress`].
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use airlock_postgres::message::{self, Severity, TransactionStatus, tag};
 use airlock_postgres::{Chunk, Disposition, Header, Scanner};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
 
 use super::error::SessionError;
+use super::gate::{Held, HeldKind, SessionGate, Step};
+use crate::approvals::{Broker, NewRequest, Outcome};
+use crate::identity::Identity;
 use crate::listener::Shutdown;
 use crate::metrics::SessionMetrics;
 use crate::net::{BoxWrite, Stream};
+use crate::policy::{Policy, Verdict};
 use crate::recording::format::{Direction, Kind};
 use crate::recording::{RecorderDown, SessionRecorder};
 
@@ -43,11 +57,33 @@ pub enum End {
     Aborted,
 }
 
+/// A request awaiting its ReadyForQuery.
+#[derive(Debug)]
+struct Request {
+    sent: Instant,
+    reply: Reply,
+}
+
+/// How the agent learns the outcome of a request.
+#[derive(Debug)]
+enum Reply {
+    /// The upstream's reply, as is.
+    Upstream,
+    /// Airlock refused the request and sent a Sync instead: this error, then the
+    /// Sync's ReadyForQuery.
+    ErrorThenReady(Bytes),
+    /// Airlock refused an Execute and sent a Sync to end the upstream's pipeline: this
+    /// error instead of that ReadyForQuery (the agent's own Sync gets the next one).
+    ErrorInstead(Bytes),
+}
+
 /// Request/response bookkeeping shared by the two pumps.
 #[derive(Debug)]
 struct Progress {
-    /// When each request still awaiting its ReadyForQuery was sent.
-    in_flight: VecDeque<Instant>,
+    /// Requests still awaiting their ReadyForQuery, oldest first.
+    in_flight: VecDeque<Request>,
+    /// Notices Airlock owes the agent, sent at the next message boundary.
+    notices: Vec<Bytes>,
     status: TransactionStatus,
     /// Set once, when the session is closing at a safe point: nothing more goes up.
     closing: bool,
@@ -62,6 +98,44 @@ impl Progress {
     }
 }
 
+/// State both pumps share.
+struct Shared {
+    progress: Mutex<Progress>,
+    /// Requests with an Airlock reply plus notices waiting: while non-zero, the
+    /// upstream pump looks at every ReadyForQuery instead of passing it raw.
+    attention: AtomicUsize,
+    /// Wakes the upstream pump when a notice is waiting.
+    bell: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
+        // Critical sections are a few field updates that cannot panic.
+        self.progress.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a notice for the agent and wakes the upstream pump.
+    fn notify_agent(&self, notice: Bytes) {
+        self.lock().notices.push(notice);
+        self.attention.fetch_add(1, Ordering::SeqCst);
+        self.bell.notify_one();
+    }
+}
+
+/// The policy, enforced: who the session is and where approvals go.
+pub struct Enforcement<'a> {
+    /// The compiled rules.
+    pub policy: &'a Policy,
+    /// Where held statements wait.
+    pub broker: &'a Broker,
+    /// The agent.
+    pub identity: &'a Identity,
+    /// The connection name.
+    pub connection: &'a str,
+    /// Notified when the agent sends a CancelRequest for this session.
+    pub cancel: &'a Notify,
+}
+
 /// What a relay needs besides the sockets.
 pub struct RelayContext<'a> {
     /// Where both directions are recorded, unless recording is off.
@@ -72,6 +146,8 @@ pub struct RelayContext<'a> {
     pub shutdown: &'a Shutdown,
     /// Cap on a message buffered whole.
     pub max_message: usize,
+    /// The policy, unless `policy.enforce = false`.
+    pub enforcement: Option<Enforcement<'a>>,
 }
 
 /// Statistics of a finished relay, for the session's closing log line.
@@ -94,12 +170,17 @@ pub async fn relay(
     upstream_buf: BytesMut,
     ctx: RelayContext<'_>,
 ) -> (Result<End, SessionError>, RelayStats, BoxWrite) {
-    let progress = Mutex::new(Progress {
-        in_flight: VecDeque::new(),
-        status: TransactionStatus::Idle,
-        closing: false,
-        statements: 0,
-    });
+    let shared = Shared {
+        progress: Mutex::new(Progress {
+            in_flight: VecDeque::new(),
+            notices: Vec::new(),
+            status: TransactionStatus::Idle,
+            closing: false,
+            statements: 0,
+        }),
+        attention: AtomicUsize::new(0),
+        bell: Notify::new(),
+    };
     let (mut agent_rd, mut agent_wr) = agent.into_split();
     let (mut up_rd, mut up_wr) = upstream.into_split();
     let sent = [AtomicU64::new(0), AtomicU64::new(0)];
@@ -109,8 +190,8 @@ pub async fn relay(
         // Fixed order: a random start costs an RNG draw on every wake-up.
         biased;
         _ = recorder_failed => Err(SessionError::RecorderFailed),
-        r = agent_to_upstream(&mut agent_rd, agent_buf, &mut up_wr, &progress, &ctx, &sent[0]) => r,
-        r = upstream_to_agent(&mut up_rd, upstream_buf, &mut agent_wr, &progress, &ctx, &sent[1]) => r,
+        r = agent_to_upstream(&mut agent_rd, agent_buf, &mut up_wr, &shared, &ctx, &sent[0]) => r,
+        r = upstream_to_agent(&mut up_rd, upstream_buf, &mut agent_wr, &shared, &ctx, &sent[1]) => r,
     };
     // Leave both peers in a clean state; failures here change nothing.
     if !matches!(result, Ok(End::Terminated) | Ok(End::UpstreamClosed)) {
@@ -127,23 +208,18 @@ pub async fn relay(
         let _ = agent_wr.write_all(&reply).await;
     }
     let _ = up_wr.shutdown().await;
-    let statements = lock(&progress).statements;
+    let statements = shared.lock().statements;
     let [to_upstream, to_agent] = sent.map(AtomicU64::into_inner);
     // The caller closes the agent's side once the session's end is recorded, so an
     // agent that saw its connection close knows the whole session is on disk.
     (result, RelayStats { statements, to_upstream, to_agent }, agent_wr)
 }
 
-fn lock(progress: &Mutex<Progress>) -> std::sync::MutexGuard<'_, Progress> {
-    // Critical sections are a few field updates that cannot panic.
-    progress.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 async fn agent_to_upstream<R, W>(
     rd: &mut R,
     mut buf: BytesMut,
     wr: &mut W,
-    progress: &Mutex<Progress>,
+    shared: &Shared,
     ctx: &RelayContext<'_>,
     sent_total: &AtomicU64,
 ) -> Result<End, SessionError>
@@ -154,53 +230,86 @@ where
     let mut scanner = Scanner::new(ctx.max_message);
     let mut out = Batch::default();
     let mut sizing = ReadSizing::default();
+    let mut gate = ctx.enforcement.as_ref().map(|e| SessionGate::new(e.policy, e.identity, e.connection));
+    let gated = gate.is_some();
+    // After a refused Execute, the agent's messages up to its Sync are dropped, as
+    // PostgreSQL does after an error; each is then looked at whole.
+    let mut skipping = false;
+    let mut counts = Counts::default();
     // Created once: registering a waiter takes a lock, later polls one atomic load.
     let abort = ctx.shutdown.abort.fired();
     tokio::pin!(abort);
     loop {
-        let mut requests = 0usize;
-        let mut statements = 0u64;
-        let mut terminate = false;
-        // The statement seam: policy and recording will answer `Whole` for Query and
-        // Parse to inspect them before they go upstream; until then they pass raw.
-        let mut classify = |h: Header<'_>| {
-            match h.tag {
-                tag::QUERY => {
-                    requests += 1;
-                    statements += 1;
+        while let Some(chunk) =
+            scanner.next(&mut buf, &mut |h| counts.classify(h, gated || skipping, skipping, ctx.max_message))?
+        {
+            let frame = match chunk {
+                Chunk::Raw(bytes) => {
+                    out.push(bytes);
+                    continue;
                 }
-                tag::PARSE => statements += 1,
-                tag::SYNC | tag::FUNCTION_CALL => requests += 1,
-                tag::TERMINATE => terminate = true,
-                _ => {}
+                Chunk::Frame(frame) => frame,
+            };
+            let step = match gate.as_mut() {
+                _ if skipping && !matches!(frame.tag(), tag::SYNC | tag::TERMINATE) => continue,
+                Some(gate) => gate.inspect(&frame)?,
+                None => Step::Forward { request: false, statement: false },
+            };
+            if frame.tag() == tag::SYNC {
+                skipping = false;
             }
-            // Statements stay within limits.max_message_size even while they pass
-            // raw: asking for an oversized one whole makes the scanner refuse it.
-            if matches!(h.tag, tag::QUERY | tag::PARSE) && h.len > ctx.max_message {
-                Disposition::Whole
-            } else {
-                Disposition::Pass
-            }
-        };
-        while let Some(chunk) = scanner.next(&mut buf, &mut classify)? {
-            match chunk {
-                Chunk::Raw(bytes) => out.push(bytes),
-                Chunk::Frame(frame) => out.push(frame.into_raw()),
+            match step {
+                Step::Forward { request, statement } => {
+                    counts.requests += usize::from(request);
+                    counts.statements += u64::from(statement);
+                    out.push(frame.into_raw());
+                }
+                Step::Decide(held) => {
+                    // What the agent sent before this goes first: its replies come
+                    // before this one's, and nothing earlier waits on an approver.
+                    if !counts.commit(shared, None) {
+                        return Ok(End::Drained);
+                    }
+                    send_upstream(&mut out, wr, ctx, sent_total).await?;
+                    let Some(enforcement) = ctx.enforcement.as_ref() else { continue };
+                    let verdict =
+                        match decide(&held, enforcement, shared, ctx.recorder, rd, &mut buf, ctx.max_message).await? {
+                            Ok(verdict) => verdict,
+                            Err(end) => return Ok(end),
+                        };
+                    counts.statements += u64::from(held.kind == HeldKind::Query);
+                    match verdict {
+                        None => {
+                            if held.kind == HeldKind::Query
+                                && let (Some(gate), Ok(text)) = (gate.as_mut(), message::parse_query(frame.body()))
+                            {
+                                gate.ran(&String::from_utf8_lossy(text));
+                            }
+                            counts.requests += usize::from(held.kind != HeldKind::Execute);
+                            out.push(frame.into_raw());
+                        }
+                        Some(error) => {
+                            let reply = match held.kind {
+                                HeldKind::Execute => {
+                                    skipping = true;
+                                    Reply::ErrorInstead(error)
+                                }
+                                HeldKind::Query | HeldKind::FunctionCall => Reply::ErrorThenReady(error),
+                            };
+                            if !counts.commit(shared, Some(reply)) {
+                                return Ok(End::Drained);
+                            }
+                            out.push(message::sync());
+                        }
+                    }
+                }
             }
         }
-        if requests > 0 || statements > 0 {
-            let mut p = lock(progress);
-            if p.closing {
-                return Ok(End::Drained);
-            }
-            let now = Instant::now();
-            p.in_flight.extend(std::iter::repeat_n(now, requests));
-            p.statements += statements;
+        if !counts.commit(shared, None) {
+            return Ok(End::Drained);
         }
-        let sent = out.send(wr, ctx.recorder, Direction::ToUpstream, Kind::PgFrontend, upstream_io).await?;
-        ctx.metrics.to_upstream.inc_by(sent as u64);
-        sent_total.fetch_add(sent as u64, Ordering::Relaxed);
-        if terminate && scanner.at_boundary() {
+        send_upstream(&mut out, wr, ctx, sent_total).await?;
+        if counts.terminate && scanner.at_boundary() {
             return Ok(End::Terminated);
         }
         sizing.prepare(&mut buf);
@@ -216,11 +325,205 @@ where
     }
 }
 
+/// What the agent pump has passed since it last updated `Progress`.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Messages a ReadyForQuery will answer (Query, Sync, FunctionCall).
+    requests: usize,
+    /// Query and Parse messages.
+    statements: u64,
+    /// The agent sent Terminate.
+    terminate: bool,
+}
+
+impl Counts {
+    /// The statement seam, called once per frontend message header: `whole` (the policy
+    /// is enforced, or messages are being skipped) asks for statements and the
+    /// extended-protocol messages that carry or run them whole (the caller counts
+    /// those); `skipping` asks for everything whole. The rest passes raw and is
+    /// counted here.
+    fn classify(&mut self, h: Header<'_>, whole: bool, skipping: bool, max_message: usize) -> Disposition {
+        let wanted = match h.tag {
+            // Statements stay within limits.max_message_size even while they pass
+            // raw: asking for an oversized one whole makes the scanner refuse it.
+            tag::QUERY | tag::PARSE => whole || h.len > max_message,
+            tag::BIND | tag::EXECUTE | tag::CLOSE | tag::SYNC | tag::FUNCTION_CALL => whole,
+            _ => skipping,
+        };
+        if h.tag == tag::TERMINATE {
+            self.terminate = true;
+        }
+        if wanted {
+            return Disposition::Whole;
+        }
+        match h.tag {
+            tag::QUERY => {
+                self.requests += 1;
+                self.statements += 1;
+            }
+            tag::PARSE => self.statements += 1,
+            tag::SYNC | tag::FUNCTION_CALL => self.requests += 1,
+            _ => {}
+        }
+        Disposition::Pass
+    }
+
+    /// Moves the counted requests (then an Airlock-answered one) into `Progress`,
+    /// before their bytes go upstream. Returns false if the session is closing:
+    /// nothing more may go upstream.
+    fn commit(&mut self, shared: &Shared, refused: Option<Reply>) -> bool {
+        let (n, statements) = (std::mem::take(&mut self.requests), std::mem::take(&mut self.statements));
+        if n == 0 && statements == 0 && refused.is_none() {
+            return true;
+        }
+        let mut p = shared.lock();
+        if p.closing {
+            return false;
+        }
+        let now = Instant::now();
+        p.in_flight.extend(std::iter::repeat_with(|| Request { sent: now, reply: Reply::Upstream }).take(n));
+        p.statements += statements;
+        if let Some(reply) = refused {
+            p.in_flight.push_back(Request { sent: now, reply });
+            shared.attention.fetch_add(1, Ordering::SeqCst);
+        }
+        true
+    }
+}
+
+async fn send_upstream<W: AsyncWrite + Unpin>(
+    out: &mut Batch,
+    wr: &mut W,
+    ctx: &RelayContext<'_>,
+    sent_total: &AtomicU64,
+) -> Result<(), SessionError> {
+    let sent = out.send(wr, ctx.recorder, Direction::ToUpstream, Kind::PgFrontend, upstream_io).await?;
+    ctx.metrics.to_upstream.inc_by(sent as u64);
+    sent_total.fetch_add(sent as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Settles a held message: `Ok(Ok(None))` to forward it, `Ok(Ok(Some(error)))` to
+/// refuse it with that ErrorResponse, `Ok(Err(end))` when the session ends meanwhile.
+async fn decide<R: AsyncRead + Unpin>(
+    held: &Held,
+    e: &Enforcement<'_>,
+    shared: &Shared,
+    recorder: Option<&SessionRecorder>,
+    rd: &mut R,
+    buf: &mut BytesMut,
+    max_buffered: usize,
+) -> Result<Result<Option<Bytes>, End>, SessionError> {
+    let decision = &held.decision;
+    let classes: Vec<&'static str> = decision.classes().iter().map(|c| c.as_str()).collect();
+    let first_rule = |pick: fn(&Verdict) -> bool| {
+        decision.statements.iter().find(|s| pick(s.verdict())).map(|s| s.rule.clone()).unwrap_or_default()
+    };
+    let record = |event: serde_json::Value| async move {
+        match recorder {
+            Some(r) => r
+                .record(Direction::None, Kind::Verdict, Bytes::from(event.to_string()))
+                .await
+                .map_err(|RecorderDown| SessionError::RecorderFailed),
+            None => Ok(()),
+        }
+    };
+    let text = held.text();
+    let reason = match decision.verdict() {
+        Verdict::Allow => return Ok(Ok(None)),
+        Verdict::Deny(reason) => {
+            let rule = first_rule(|v| matches!(v, Verdict::Deny(_)));
+            tracing::info!(%rule, %reason, "statement denied by policy");
+            record(serde_json::json!({"event": "denied", "statement": text, "classes": classes, "rule": rule, "reason": reason}))
+                .await?;
+            return Ok(Ok(Some(refusal(&format!("Airlock policy denies this statement: {reason}"), &rule))));
+        }
+        Verdict::Approve(reason) => reason,
+    };
+    let rule = first_rule(|v| matches!(v, Verdict::Approve(_)));
+    let fingerprints: Vec<String> = decision.held().map(|s| s.fingerprint.clone()).collect();
+    if e.broker.granted(&e.identity.subject, e.connection, &fingerprints) {
+        tracing::info!(%rule, "statement allowed by an earlier grant");
+        record(serde_json::json!({"event": "granted", "statement": text, "classes": classes, "rule": rule, "reason": reason}))
+            .await?;
+        return Ok(Ok(None));
+    }
+    let mut ticket = e.broker.file(NewRequest {
+        identity: e.identity.clone(),
+        connection: e.connection.to_owned(),
+        protocol: "postgres",
+        statement: text.clone(),
+        classes: classes.clone(),
+        rule: rule.clone(),
+        reason: reason.clone(),
+        fingerprints,
+    });
+    let id = ticket.request.id.clone();
+    record(serde_json::json!({"event": "held", "approval": id, "statement": text, "classes": classes, "rule": rule, "reason": reason}))
+        .await?;
+    shared.notify_agent(message::notice_response(
+        "00000",
+        &format!("Airlock is holding this statement for approval (id {id}): {reason}"),
+        Some(&format!(
+            "An approver runs `airlock approve {id}` or `airlock deny {id} --reason ...`; this session waits until {} and then gives up.",
+            ticket.request.expires_at
+        )),
+    ));
+    let outcome = {
+        let wait = ticket.wait();
+        tokio::pin!(wait);
+        loop {
+            // The agent may pipeline more messages or leave while it waits; keep reading
+            // (up to a cap) so that a departure withdraws the request.
+            let room = buf.len() < max_buffered;
+            tokio::select! {
+                outcome = &mut wait => break Some(outcome),
+                _ = e.cancel.notified() => break None,
+                n = rd.read_buf(buf), if room => match n {
+                    Ok(0) | Err(_) => return Ok(Err(End::AgentClosed)),
+                    Ok(_) => continue,
+                },
+            }
+        }
+    };
+    let (event, by, error) = match outcome {
+        Some(Outcome::Approved { by }) => ("approved", by, None),
+        Some(Outcome::Denied { by, reason }) => {
+            let message = format!("approval {id} was denied by {by}: {reason}");
+            ("denied", by, Some(refusal(&message, &rule)))
+        }
+        Some(Outcome::TimedOut) => {
+            let message = format!("approval {id} timed out: no approver decided in time ({reason})");
+            ("expired", String::new(), Some(refusal(&message, &rule)))
+        }
+        None => {
+            let error = message::error_response(
+                Severity::Error,
+                "57014",
+                "canceling statement due to user request (it was waiting for approval)",
+                None,
+            );
+            ("canceled", String::new(), Some(error))
+        }
+    };
+    tracing::info!(approval = %id, event, by = %by, "held statement settled");
+    let by = (!by.is_empty()).then_some(by);
+    record(serde_json::json!({"event": event, "approval": id, "statement": text, "rule": rule, "reason": reason, "by": by}))
+        .await?;
+    Ok(Ok(error))
+}
+
+/// The ErrorResponse for a statement Airlock refuses.
+fn refusal(message: &str, rule: &str) -> Bytes {
+    let hint = format!("decided by Airlock policy rule {rule:?}; nothing was run and the session is still usable");
+    message::error_response(Severity::Error, "42501", message, Some(&hint))
+}
+
 async fn upstream_to_agent<R, W>(
     rd: &mut R,
     mut buf: BytesMut,
     wr: &mut W,
-    progress: &Mutex<Progress>,
+    shared: &Shared,
     ctx: &RelayContext<'_>,
     sent_total: &AtomicU64,
 ) -> Result<End, SessionError>
@@ -239,8 +542,9 @@ where
     loop {
         // ReadyForQuery closes a request. Its status byte is read from the header
         // view, so the message stays inside the raw run; only one split across two
-        // reads is buffered whole.
-        statuses.clear();
+        // reads is buffered whole, and every one while Airlock owes the agent a reply.
+        let watch = shared.attention.load(Ordering::SeqCst) > 0;
+        let mut close_now = false;
         loop {
             let chunk = scanner.next(&mut buf, &mut |h: Header<'_>| {
                 // The result seam: masking and recording will ask for RowDescription,
@@ -249,35 +553,39 @@ where
                     return Disposition::Pass;
                 }
                 match h.complete_body() {
-                    Some(body) => {
+                    Some(body) if !watch => {
                         statuses.push(message::parse_ready_for_query(body));
                         Disposition::Pass
                     }
-                    None => Disposition::Whole,
+                    _ => Disposition::Whole,
                 }
             })?;
             match chunk {
                 None => break,
                 Some(Chunk::Raw(bytes)) => out.push(bytes),
                 Some(Chunk::Frame(frame)) => {
+                    // Earlier ReadyForQuerys passed raw settle first, in order.
+                    close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
                     statuses.push(message::parse_ready_for_query(frame.body()));
-                    out.push(frame.into_raw());
+                    let mut reply = Reply::Upstream;
+                    close_now |= settle(shared, ctx, &mut statuses, draining, |r| reply = r)?;
+                    match reply {
+                        Reply::Upstream => out.push(frame.into_raw()),
+                        Reply::ErrorThenReady(error) => {
+                            out.push(error);
+                            out.push(frame.into_raw());
+                        }
+                        Reply::ErrorInstead(error) => out.push(error),
+                    }
                 }
             }
         }
-        let mut close_now = false;
-        if !statuses.is_empty() {
-            let mut p = lock(progress);
-            for status in statuses.drain(..) {
-                p.status = status.map_err(upstream_protocol)?;
-                if let Some(sent) = p.in_flight.pop_front() {
-                    ctx.metrics.statement_seconds.observe(sent.elapsed().as_secs_f64());
-                }
-            }
-            if draining && p.at_safe_point() {
-                p.closing = true;
-                close_now = true;
-            }
+        close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
+        if shared.attention.load(Ordering::SeqCst) > 0 && !scanner.mid_message() {
+            let mut p = shared.lock();
+            let n = p.notices.len();
+            p.notices.drain(..).for_each(|notice| out.push(notice));
+            shared.attention.fetch_sub(n, Ordering::SeqCst);
         }
         if close_now {
             out.push(shutdown_notice());
@@ -299,17 +607,19 @@ where
             _ = &mut drain, if !draining => {
                 draining = true;
                 let idle = {
-                    let mut p = lock(progress);
+                    let mut p = shared.lock();
                     p.closing = p.at_safe_point() && scanner.at_boundary() && buf.is_empty();
                     p.closing
                 };
                 if idle {
                     out.push(shutdown_notice());
-                let _ = out.send(wr, ctx.recorder, Direction::ToAgent, Kind::PgBackend, SessionError::AgentIo).await;
+                    let _ = out.send(wr, ctx.recorder, Direction::ToAgent, Kind::PgBackend, SessionError::AgentIo).await;
                     return Ok(End::Drained);
                 }
                 continue;
             }
+            // A notice is waiting: the loop's top sends it.
+            _ = shared.bell.notified() => continue,
             n = rd.read_buf(&mut buf) => n.map_err(upstream_io)?,
         };
         if n == 0 {
@@ -317,6 +627,35 @@ where
         }
         sizing.observe(n);
     }
+}
+
+/// Closes the requests answered by `statuses` (in order), handing each request's
+/// reply to `reply`. Returns whether a drain may now close the session.
+fn settle(
+    shared: &Shared,
+    ctx: &RelayContext<'_>,
+    statuses: &mut Vec<Result<TransactionStatus, airlock_postgres::ProtocolError>>,
+    draining: bool,
+    mut reply: impl FnMut(Reply),
+) -> Result<bool, SessionError> {
+    if statuses.is_empty() {
+        return Ok(false);
+    }
+    let mut p = shared.lock();
+    for status in statuses.drain(..) {
+        p.status = status.map_err(upstream_protocol)?;
+        let Some(request) = p.in_flight.pop_front() else { continue };
+        ctx.metrics.statement_seconds.observe(request.sent.elapsed().as_secs_f64());
+        if !matches!(request.reply, Reply::Upstream) {
+            shared.attention.fetch_sub(1, Ordering::SeqCst);
+        }
+        reply(request.reply);
+    }
+    if draining && p.at_safe_point() {
+        p.closing = true;
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 fn shutdown_notice() -> Bytes {
@@ -379,6 +718,16 @@ impl Batch {
     fn push(&mut self, bytes: Bytes) {
         if !bytes.is_empty() {
             self.chunks.push(bytes);
+        }
+    }
+
+    /// The reply of a request whose ReadyForQuery passed raw. Requests Airlock answers
+    /// are marked before their Sync goes upstream, so their ReadyForQuery is always
+    /// looked at whole; should one slip through, the error still reaches the agent.
+    fn push_unexpected(&mut self, reply: Reply) {
+        if let Reply::ErrorThenReady(error) | Reply::ErrorInstead(error) = reply {
+            tracing::error!("a refused request's ReadyForQuery passed raw; its error follows it");
+            self.push(error);
         }
     }
 

@@ -1,0 +1,388 @@
+//! Approvals: statements held until a human decides.
+//!
+//! A session whose statement needs approval files a [`Request`] with the [`Broker`] and
+//! waits on its [`Ticket`]. Approvers list, approve and deny through the admin API. An
+//! approval may carry a grant (`--for 30m`): for that long, the same identity may run
+//! statements with the same fingerprints on the same connection without asking again.
+//! Everything lives in memory: a restart refuses whatever was pending (the agents'
+//! sessions end with it).
+
+mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::config::Approvals as ApprovalSettings;
+use crate::identity::Identity;
+pub use webhook::Webhook;
+
+/// What an agent asked for, as approvers see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Request {
+    /// Short id approvers type.
+    pub id: String,
+    /// Who asked.
+    pub subject: String,
+    /// Their groups.
+    pub groups: Vec<String>,
+    /// Which connection.
+    pub connection: String,
+    /// `postgres`, later `ssh` and `http`.
+    pub protocol: &'static str,
+    /// The statement (or command, or request) as sent.
+    pub statement: String,
+    /// Its classes.
+    pub classes: Vec<&'static str>,
+    /// The rule that asked for approval (`default` for the default policy).
+    pub rule: String,
+    /// Why approval is needed.
+    pub reason: String,
+    /// When it was filed (RFC 3339).
+    pub created_at: String,
+    /// When it is refused unless decided (RFC 3339).
+    pub expires_at: String,
+    /// What a grant from this approval would cover.
+    #[serde(skip)]
+    pub fingerprints: Vec<String>,
+}
+
+/// What a request needs filled in by the session; the broker adds id and times.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    /// Who asks.
+    pub identity: Identity,
+    /// Connection name.
+    pub connection: String,
+    /// Protocol name.
+    pub protocol: &'static str,
+    /// Statement text.
+    pub statement: String,
+    /// Classes.
+    pub classes: Vec<&'static str>,
+    /// Deciding rule.
+    pub rule: String,
+    /// Reason shown to approvers and, on timeout, to the agent.
+    pub reason: String,
+    /// Fingerprints of the held statements.
+    pub fingerprints: Vec<String>,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Approved by `by`.
+    Approved {
+        /// The approver's subject.
+        by: String,
+    },
+    /// Denied by `by`, with a reason.
+    Denied {
+        /// The approver's subject.
+        by: String,
+        /// Their reason.
+        reason: String,
+    },
+    /// Nobody decided within `approvals.timeout`.
+    TimedOut,
+}
+
+/// Why an approver's decision was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    /// No pending request has that id (decided, expired or never filed).
+    #[error("no pending approval {0:?} (already decided, expired, or its session ended)")]
+    NotFound(String),
+    /// The approver filed the request.
+    #[error("{0} cannot approve or deny their own request")]
+    OwnRequest(String),
+    /// The grant asked for is longer than `approvals.max_grant`.
+    #[error("a grant may last at most {max}")]
+    GrantTooLong {
+        /// The cap, human-readable.
+        max: String,
+    },
+}
+
+struct Pending {
+    request: Request,
+    decide: oneshot::Sender<Outcome>,
+}
+
+#[derive(Debug)]
+struct Grant {
+    subject: String,
+    connection: String,
+    fingerprint: String,
+    until: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    pending: HashMap<String, Pending>,
+    grants: Vec<Grant>,
+}
+
+/// Pending requests and grants.
+pub struct Broker {
+    timeout: Duration,
+    max_grant: Duration,
+    state: Mutex<State>,
+    webhook: Option<Webhook>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+/// A filed request; [`Ticket::wait`] resolves it. Dropping the ticket (the agent left)
+/// withdraws the request.
+#[derive(Debug)]
+pub struct Ticket<'a> {
+    broker: &'a Broker,
+    /// The request as filed.
+    pub request: Request,
+    decided: Option<oneshot::Receiver<Outcome>>,
+}
+
+impl Ticket<'_> {
+    /// Waits for a decision or the timeout.
+    pub async fn wait(&mut self) -> Outcome {
+        let Some(rx) = self.decided.as_mut() else { return Outcome::TimedOut };
+        let outcome = match tokio::time::timeout(self.broker.timeout, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            // Timed out, or the sender vanished (it never does before a decision).
+            _ => Outcome::TimedOut,
+        };
+        self.decided = None;
+        if outcome == Outcome::TimedOut && self.broker.withdraw(&self.request.id) {
+            self.broker.announce("expired", &self.request, None);
+        }
+        outcome
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if self.decided.is_some() && self.broker.withdraw(&self.request.id) {
+            self.broker.announce("withdrawn", &self.request, None);
+        }
+    }
+}
+
+impl Broker {
+    /// A broker with the `[approvals]` settings.
+    pub fn new(settings: &ApprovalSettings) -> anyhow::Result<Broker> {
+        let webhook = settings.webhook.as_deref().map(|url| Webhook::new(url, settings.webhook_timeout)).transpose()?;
+        Ok(Broker { timeout: settings.timeout, max_grant: settings.max_grant, state: Mutex::default(), webhook })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every critical section is a few map operations that cannot panic.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a live grant covers every fingerprint for this identity and connection.
+    pub fn granted(&self, subject: &str, connection: &str, fingerprints: &[String]) -> bool {
+        if fingerprints.is_empty() {
+            return false;
+        }
+        let mut state = self.lock();
+        if state.grants.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        state.grants.retain(|g| g.until > now);
+        fingerprints.iter().all(|fp| {
+            state.grants.iter().any(|g| g.subject == subject && g.connection == connection && &g.fingerprint == fp)
+        })
+    }
+
+    /// Files a request; the agent should be told its id, then wait on the ticket.
+    pub fn file(&self, new: NewRequest) -> Ticket<'_> {
+        let now = SystemTime::now();
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.lock();
+        let id = loop {
+            let id = short_id();
+            if !state.pending.contains_key(&id) {
+                break id;
+            }
+        };
+        let request = Request {
+            id: id.clone(),
+            subject: new.identity.subject,
+            groups: new.identity.groups,
+            connection: new.connection,
+            protocol: new.protocol,
+            statement: new.statement,
+            classes: new.classes,
+            rule: new.rule,
+            reason: new.reason,
+            created_at: rfc3339(now),
+            expires_at: rfc3339(now + self.timeout),
+            fingerprints: new.fingerprints,
+        };
+        state.pending.insert(id, Pending { request: request.clone(), decide: tx });
+        drop(state);
+        tracing::info!(id = %request.id, subject = %request.subject, connection = %request.connection, "approval requested");
+        self.announce("requested", &request, None);
+        Ticket { broker: self, request, decided: Some(rx) }
+    }
+
+    /// Pending requests, oldest first.
+    pub fn pending(&self) -> Vec<Request> {
+        let mut list: Vec<Request> = self.lock().pending.values().map(|p| p.request.clone()).collect();
+        list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        list
+    }
+
+    /// Approves request `id`, optionally granting the same statements for `grant`.
+    pub fn approve(&self, id: &str, approver: &Identity, grant: Option<Duration>) -> Result<Request, DecideError> {
+        if let Some(d) = grant
+            && d > self.max_grant
+        {
+            return Err(DecideError::GrantTooLong { max: humantime::format_duration(self.max_grant).to_string() });
+        }
+        let request =
+            self.decide(id, approver, Outcome::Approved { by: approver.subject.clone() }, |state, request| {
+                if let Some(d) = grant {
+                    let until = Instant::now() + d;
+                    for fp in &request.fingerprints {
+                        state.grants.push(Grant {
+                            subject: request.subject.clone(),
+                            connection: request.connection.clone(),
+                            fingerprint: fp.clone(),
+                            until,
+                        });
+                    }
+                }
+            })?;
+        let detail = grant.map(|d| format!("granted for {}", humantime::format_duration(d)));
+        tracing::info!(id, approver = %approver.subject, grant = ?detail, "approval approved");
+        self.announce("approved", &request, Some((&approver.subject, detail.as_deref().unwrap_or(""))));
+        Ok(request)
+    }
+
+    /// Denies request `id` with a reason for the agent.
+    pub fn deny(&self, id: &str, approver: &Identity, reason: &str) -> Result<Request, DecideError> {
+        let outcome = Outcome::Denied { by: approver.subject.clone(), reason: reason.to_owned() };
+        let request = self.decide(id, approver, outcome, |_, _| {})?;
+        tracing::info!(id, approver = %approver.subject, reason, "approval denied");
+        self.announce("denied", &request, Some((&approver.subject, reason)));
+        Ok(request)
+    }
+
+    fn decide(
+        &self,
+        id: &str,
+        approver: &Identity,
+        outcome: Outcome,
+        then: impl FnOnce(&mut State, &Request),
+    ) -> Result<Request, DecideError> {
+        let mut state = self.lock();
+        let pending = state.pending.get(id).ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
+        if pending.request.subject == approver.subject {
+            return Err(DecideError::OwnRequest(approver.subject.clone()));
+        }
+        let Some(Pending { request, decide }) = state.pending.remove(id) else {
+            return Err(DecideError::NotFound(id.to_owned()));
+        };
+        then(&mut state, &request);
+        drop(state);
+        // The session may have left in the meantime; the decision stands either way.
+        let _ = decide.send(outcome);
+        Ok(request)
+    }
+
+    fn withdraw(&self, id: &str) -> bool {
+        self.lock().pending.remove(id).is_some()
+    }
+
+    fn announce(&self, event: &'static str, request: &Request, by: Option<(&str, &str)>) {
+        if let Some(hook) = &self.webhook {
+            hook.send(event, request, by);
+        }
+    }
+}
+
+/// Eight characters from an alphabet without look-alikes (no 0/o, 1/l/i).
+fn short_id() -> String {
+    const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
+    (0..8).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::AuthMethod;
+
+    fn identity(subject: &str) -> Identity {
+        Identity { subject: subject.into(), groups: vec!["agents".into()], method: AuthMethod::Jwt }
+    }
+
+    fn broker(timeout: Duration) -> Broker {
+        Broker::new(&ApprovalSettings { timeout, ..ApprovalSettings::default() }).unwrap()
+    }
+
+    fn request(subject: &str) -> NewRequest {
+        NewRequest {
+            identity: identity(subject),
+            connection: "db".into(),
+            protocol: "postgres",
+            statement: "DROP TABLE t".into(),
+            classes: vec!["destructive"],
+            rule: "default".into(),
+            reason: "destructive statements need approval".into(),
+            fingerprints: vec!["fp1".into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn approve_wakes_the_waiter_and_grants_cover_later_runs() {
+        let b = broker(Duration::from_secs(60));
+        let mut ticket = b.file(request("agent"));
+        let id = ticket.request.id.clone();
+        assert_eq!(b.pending().len(), 1);
+        assert_eq!(b.approve(&id, &identity("agent"), None).unwrap_err(), DecideError::OwnRequest("agent".into()));
+        assert!(matches!(
+            b.approve(&id, &identity("sre"), Some(Duration::from_secs(365 * 86400))),
+            Err(DecideError::GrantTooLong { .. })
+        ));
+        b.approve(&id, &identity("sre"), Some(Duration::from_secs(60))).unwrap();
+        assert_eq!(ticket.wait().await, Outcome::Approved { by: "sre".into() });
+        assert!(b.pending().is_empty());
+        assert!(b.granted("agent", "db", &["fp1".into()]));
+        assert!(!b.granted("agent", "other-db", &["fp1".into()]));
+        assert!(!b.granted("other", "db", &["fp1".into()]));
+        assert!(!b.granted("agent", "db", &["fp1".into(), "fp2".into()]));
+        assert_eq!(b.deny(&id, &identity("sre"), "late").unwrap_err(), DecideError::NotFound(id));
+    }
+
+    #[tokio::test]
+    async fn deny_timeout_and_withdrawal() {
+        let b = broker(Duration::from_millis(50));
+        let mut ticket = b.file(request("agent"));
+        let id = ticket.request.id.clone();
+        b.deny(&id, &identity("sre"), "not today").unwrap();
+        assert_eq!(ticket.wait().await, Outcome::Denied { by: "sre".into(), reason: "not today".into() });
+
+        let mut ticket = b.file(request("agent"));
+        assert_eq!(ticket.wait().await, Outcome::TimedOut);
+        assert!(b.pending().is_empty());
+
+        let ticket = b.file(request("agent"));
+        assert_eq!(b.pending().len(), 1);
+        drop(ticket);
+        assert!(b.pending().is_empty());
+    }
+}

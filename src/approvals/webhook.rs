@@ -1,0 +1,89 @@
+//! The approvals webhook: Slack-compatible JSON (`text` plus structured fields) posted
+//! on every new and resolved request.
+//!
+//! Deliveries run on their own tasks with a per-attempt timeout and a few retries, so a
+//! slow or failing webhook never delays a decision or a session.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::Request;
+
+/// Attempts per event, with exponential backoff between them.
+const ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// A configured webhook.
+#[derive(Clone)]
+pub struct Webhook {
+    url: hyper::Uri,
+    timeout: Duration,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl Webhook {
+    /// A webhook posting to `url`, each attempt limited to `timeout`.
+    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Webhook> {
+        let https =
+            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        Ok(Webhook { url: url.parse()?, timeout, client })
+    }
+
+    /// Posts `event` about `request` in the background. `by` is the approver and their
+    /// reason or grant, for decisions.
+    pub fn send(&self, event: &'static str, request: &Request, by: Option<(&str, &str)>) {
+        let text = match by {
+            None if event == "requested" => format!(
+                "Airlock: {} wants to run on {}: `{}` ({}). Approve: `airlock approve {}` or deny: `airlock deny {} --reason ...`",
+                request.subject, request.connection, request.statement, request.reason, request.id, request.id
+            ),
+            None => format!("Airlock: approval {} for {} {event}", request.id, request.subject),
+            Some((approver, detail)) => {
+                format!("Airlock: approval {} for {} {event} by {approver} {detail}", request.id, request.subject)
+            }
+        };
+        let body = serde_json::json!({
+            "text": text,
+            "event": event,
+            "approval": request,
+            "by": by.map(|(who, _)| who),
+            "detail": by.map(|(_, detail)| detail),
+        });
+        let body = Bytes::from(body.to_string());
+        let hook = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = FIRST_BACKOFF;
+            for attempt in 1..=ATTEMPTS {
+                match hook.post(body.clone()).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == ATTEMPTS => {
+                        tracing::warn!(event, error = %e, attempts = ATTEMPTS, "approvals webhook failed; giving up")
+                    }
+                    Err(e) => {
+                        tracing::debug!(event, error = %e, attempt, "approvals webhook failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                }
+            }
+        });
+    }
+
+    async fn post(&self, body: Bytes) -> anyhow::Result<()> {
+        let request = hyper::Request::post(self.url.clone())
+            .header("content-type", "application/json")
+            .header("user-agent", concat!("airlock/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(body))?;
+        let response = tokio::time::timeout(self.timeout, self.client.request(request))
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out after {:?}", self.timeout))??;
+        anyhow::ensure!(response.status().is_success(), "HTTP {}", response.status());
+        Ok(())
+    }
+}
