@@ -8,7 +8,9 @@
 //! Environment: `BENCH_SECONDS` (per run, default 10), `BENCH_ROUNDS` (default 3),
 //! `BENCH_ONLY` (comma-separated scenario names), `BENCH_AIRLOCK_THREADS` (Airlock's
 //! `runtime.worker_threads`, default 0 = one per core), `BENCH_FSYNC` (Airlock's
-//! `recording.fsync`, default `every_batch`), `BENCH_FLUSH` (`recording.flush_interval`).
+//! `recording.fsync`, default `every_batch`), `BENCH_FLUSH` (`recording.flush_interval`),
+//! `BENCH_VARIANT` (the fourth target: `recording-off`, the default, or `policy-off`,
+//! Airlock with `policy.enforce = false`, to measure what the policy costs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/proc_stat.rs"]
@@ -68,14 +70,19 @@ fn main() {
     let work = cluster.dir.join("bench");
     std::fs::create_dir_all(&work).unwrap();
     let (bouncer, bouncer_port) = start_pgbouncer(&work, cluster.port);
-    let (airlock, airlock_port) = start_airlock(&work.join("airlock"), cluster.port, true);
-    let (norec, norec_port) = start_airlock(&work.join("airlock-norec"), cluster.port, false);
+    let (airlock, airlock_port) = start_airlock(&work.join("airlock"), cluster.port, true, true);
+    let variant = std::env::var("BENCH_VARIANT").unwrap_or_else(|_| "recording-off".into());
+    let (variant_airlock, variant_port) = match variant.as_str() {
+        "recording-off" => start_airlock(&work.join("airlock-norec"), cluster.port, false, true),
+        "policy-off" => start_airlock(&work.join("airlock-nopolicy"), cluster.port, true, false),
+        other => panic!("BENCH_VARIANT={other}: use recording-off or policy-off"),
+    };
     let token = mint(HS256);
     let targets = [
         direct,
         Target { name: "pgbouncer", port: bouncer_port, password: APP_PASSWORD.into(), pid: Some(bouncer.id()) },
         Target { name: "airlock", port: airlock_port, password: token.clone(), pid: Some(airlock.id()) },
-        Target { name: "airlock-norec", port: norec_port, password: token, pid: Some(norec.id()) },
+        Target { name: "airlock-variant", port: variant_port, password: token, pid: Some(variant_airlock.id()) },
     ];
 
     eprintln!("initialising pgbench (scale 10)...");
@@ -138,7 +145,7 @@ fn main() {
         "\nmedian of {rounds} interleaved runs, {seconds}s each; PostgreSQL, pgbench and the proxy share this machine's cores\n"
     );
     println!(
-        "| scenario | direct | pgbouncer | airlock | airlock, recording off | pgbouncer/direct | airlock/direct | airlock/pgbouncer | recording cost | proxy CPU µs/op pgbouncer | airlock | airlock, recording off |"
+        "| scenario | direct | pgbouncer | airlock | airlock, {variant} | pgbouncer/direct | airlock/direct | airlock/pgbouncer | cost of what {variant} turns off | proxy CPU µs/op pgbouncer | airlock | airlock, {variant} |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for ((name, samples), cpu) in results.iter().zip(&cpu) {
@@ -206,7 +213,7 @@ fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
     (child, port)
 }
 
-fn start_airlock(work: &Path, pg_port: u16, recording: bool) -> (Child, u16) {
+fn start_airlock(work: &Path, pg_port: u16, recording: bool, policy: bool) -> (Child, u16) {
     std::fs::create_dir_all(work).unwrap();
     let config = work.join("airlock.toml");
     std::fs::write(
@@ -224,6 +231,8 @@ fsync = "{fsync}"
 flush_interval = "{flush}"
 [postgres]
 allow_plaintext_loopback = true
+[policy]
+enforce = {policy}
 [auth]
 hs256_secret = "{HS256}"
 [[connections]]

@@ -11,11 +11,14 @@
 //! - [`recording`]: every session, as forwarded, into a compressed, hash-chained log;
 //!   `sessions`, `replay` and `verify` read it back.
 //! - [`policy`]: `[[rules]]` and the fail-closed default turn classified statements
-//!   into a [`policy::Verdict`] (used by `airlock explain`).
+//!   into a [`policy::Verdict`]; the Postgres relay enforces it through a per-session
+//!   gate, and `airlock explain` prints it.
+//! - [`approvals`]: held statements wait in the broker until an approver decides
+//!   through the admin API (`airlock approvals/approve/deny`); grants and the webhook.
 //! - [`masking`]: value detectors and a streaming masker for what flows back to agents.
 //! - [`config`] / [`secrets`]: the TOML file, validated, and where credentials come from.
 //! - [`tls`]: the certificate agents see and how upstreams are dialled.
-//! - [`admin`] / [`metrics`]: `/healthz` and `/metrics`; [`signal`]: the cheap one-shot
+//! - [`admin`] / [`metrics`]: `/healthz`, `/metrics` and the approvals API; [`signal`]: the cheap one-shot
 //!   signal sessions poll for shutdown; [`net`]: plain-or-TLS streams.
 //! - [`server`]: binds all endpoints and runs shutdown; [`demo`] wraps it with a
 //!   throwaway PostgreSQL so a first run needs nothing but this binary.

@@ -40,6 +40,13 @@ struct AuthFailureLabels {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    protocol: &'static str,
+    connection: String,
+    event: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// All metrics of one Airlock process.
@@ -53,6 +60,8 @@ pub struct Metrics {
     bytes: Family<BytesLabels, Counter>,
     statement_seconds: HistogramFamily<SessionLabels>,
     auth_failures: Family<AuthFailureLabels, Counter>,
+    policy_events: Family<PolicyLabels, Counter>,
+    approvals_pending: Gauge,
     recorder: RecorderMetrics,
 }
 
@@ -102,6 +111,8 @@ impl Metrics {
         let bytes = Family::default();
         let statement_seconds = HistogramFamily::new_with_constructor(statement_histogram as fn() -> Histogram);
         let auth_failures = Family::default();
+        let policy_events = Family::default();
+        let approvals_pending = Gauge::default();
         registry.register("connections_open", "Agent connections open, by endpoint", connections_open.clone());
         registry.register("connections", "Agent connections accepted, by endpoint", connections_total.clone());
         registry.register(
@@ -126,6 +137,12 @@ impl Metrics {
             statement_seconds.clone(),
         );
         registry.register("auth_failures", "Rejected identity tokens, by protocol and reason", auth_failures.clone());
+        registry.register(
+            "policy_events",
+            "Statements refused or held, and how holds ended (denied, held, granted, approved, expired, canceled)",
+            policy_events.clone(),
+        );
+        registry.register("approvals_pending", "Statements waiting for an approver", approvals_pending.clone());
         let recorder = RecorderMetrics::default();
         registry.register("recording_frames", "Frames written to recordings", recorder.frames.clone());
         registry.register("recording_bytes", "Uncompressed frame bytes written to recordings", recorder.bytes.clone());
@@ -147,8 +164,15 @@ impl Metrics {
             bytes,
             statement_seconds,
             auth_failures,
+            policy_events,
+            approvals_pending,
             recorder,
         }
+    }
+
+    /// The gauge of pending approvals, for the broker.
+    pub fn approvals_pending(&self) -> Gauge {
+        self.approvals_pending.clone()
     }
 
     /// Handles for the recorder.
@@ -196,6 +220,8 @@ impl Metrics {
             to_upstream: bytes("to_upstream"),
             to_agent: bytes("to_agent"),
             statement_seconds: self.statement_seconds.get_or_create_owned(&labels),
+            policy_events: self.policy_events.clone(),
+            labels,
             open,
         }
     }
@@ -222,7 +248,17 @@ pub struct SessionMetrics {
     pub to_agent: Counter,
     /// Statement latency.
     pub statement_seconds: Histogram,
+    policy_events: Family<PolicyLabels, Counter>,
+    labels: SessionLabels,
     open: Gauge,
+}
+
+impl SessionMetrics {
+    /// Counts a policy event (`denied`, `held`, `approved`...) on this session's connection.
+    pub fn policy_event(&self, event: &'static str) {
+        let labels = PolicyLabels { protocol: self.labels.protocol, connection: self.labels.connection.clone(), event };
+        self.policy_events.get_or_create(&labels).inc();
+    }
 }
 
 impl Drop for SessionMetrics {
@@ -254,6 +290,11 @@ mod tests {
         assert!(
             text.contains("airlock_statement_duration_seconds_count{protocol=\"postgres\",connection=\"app-db\"} 1"),
             "{text}"
+        );
+        s.policy_event("held");
+        assert!(
+            m.render()
+                .contains("airlock_policy_events_total{protocol=\"postgres\",connection=\"app-db\",event=\"held\"} 1")
         );
         drop((g, s));
         assert!(m.render().contains("airlock_connections_open{endpoint=\"postgres\"} 0"));

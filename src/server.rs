@@ -54,7 +54,7 @@ impl Server {
             tracing::warn!("policy.enforce = false: statements are forwarded without a policy check");
             None
         };
-        let broker = Arc::new(Broker::new(&config.approvals)?);
+        let broker = Arc::new(Broker::new(&config.approvals, metrics.approvals_pending())?);
         let postgres = Arc::new(PostgresPlugin::new(
             config,
             auth.clone(),

@@ -61,3 +61,253 @@ fn explain_prints_each_statements_decision() {
     assert_eq!(v["decision"], "approve");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+// ---- Enforcement, against a real PostgreSQL, psql, tokio-postgres and the CLI ----
+
+mod support;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// Approvals wait long enough for any test machine, unless a test wants a timeout;
+/// privilege changes are refused outright.
+const APPROVALS: &str = r#"
+[approvals]
+timeout = "60s"
+
+[[rules]]
+name = "no-privilege-changes"
+classes = ["privilege"]
+action = "deny"
+message = "privilege changes are never made by agents"
+"#;
+
+fn sre() -> String {
+    token("oncall", &["sre"])
+}
+
+fn agent() -> String {
+    token("agent-7", &["agents"])
+}
+
+/// Runs the `airlock` CLI against this Airlock's admin API.
+fn cli(airlock: &Airlock, token: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .args(["--admin", &format!("http://{}", airlock.admin)])
+        .env("AIRLOCK_TOKEN", token)
+        .env_remove("AIRLOCK_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// psql running `sql` in the background.
+fn psql_background(airlock: &Airlock, token: &str, sql: &str) -> Child {
+    Command::new(cluster().bin_dir().join("psql"))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-d", &airlock.conninfo("app-db", "require"), "-c", sql])
+        .env("PGPASSWORD", token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `n` approvals are pending and returns them.
+fn pending(airlock: &Airlock, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = cli(airlock, &sre(), &["approvals", "--json"]);
+        let list: Vec<serde_json::Value> = serde_json::from_str(&ok(&out)).unwrap();
+        if list.len() == n {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "expected {n} pending approvals, have {list:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn upstream(sql: &str) -> String {
+    cluster().psql("app", sql).unwrap().trim().to_owned()
+}
+
+fn exists(table: &str) -> bool {
+    upstream(&format!("SELECT to_regclass('{table}') IS NOT NULL")) == "t"
+}
+
+fn fixture(airlock: &Airlock, sql: &str) {
+    ok(&airlock.psql(&token("setup", FIXTURES), "app-db", &["-c", sql], None));
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_held_drop_runs_once_approved_through_the_cli() {
+    let airlock = Airlock::start_with("", APPROVALS);
+    fixture(&airlock, "DROP TABLE IF EXISTS pol_approved; CREATE TABLE pol_approved (id int)");
+    let waiting = psql_background(&airlock, &agent(), "DROP TABLE pol_approved");
+    let list = pending(&airlock, 1);
+    let a = &list[0];
+    assert_eq!(a["subject"], "agent-7");
+    assert_eq!(a["connection"], "app-db");
+    assert_eq!(a["statement"], "DROP TABLE pol_approved");
+    assert_eq!(a["classes"], serde_json::json!(["ddl", "destructive"]));
+    assert!(a["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert!(exists("pol_approved"), "nothing runs while held");
+    // The table view names it too.
+    let id = a["id"].as_str().unwrap();
+    assert!(ok(&cli(&airlock, &sre(), &["approvals"])).contains(id));
+
+    // The agent cannot approve its own request, even as an approver; a non-approver
+    // cannot approve at all.
+    let own = token("agent-7", &["agents", "sre"]);
+    let out = cli(&airlock, &own, &["approve", id]);
+    assert!(!out.status.success() && stderr(&out).contains("own request"), "{}", stderr(&out));
+    let out = cli(&airlock, &agent(), &["approve", id]);
+    assert!(!out.status.success() && stderr(&out).contains("not in an approver group"), "{}", stderr(&out));
+    let out = cli(&airlock, "not-a-token", &["approvals"]);
+    assert!(!out.status.success() && stderr(&out).contains("401"), "{}", stderr(&out));
+
+    assert!(ok(&cli(&airlock, &sre(), &["approve", id])).contains("approved"));
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("holding this statement for approval (id {id})")), "{}", stderr(&out));
+    assert!(!exists("pol_approved"));
+    assert!(pending(&airlock, 0).is_empty());
+    // Deciding twice is an error.
+    let out = cli(&airlock, &sre(), &["deny", id, "--reason", "late"]);
+    assert!(!out.status.success() && stderr(&out).contains("no pending approval"));
+
+    // The recording tells the story.
+    let replay = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["sessions", "--json", "--subject", "agent-7", "--data-dir"])
+        .arg(&airlock.dir)
+        .output()
+        .unwrap();
+    let sessions: Vec<serde_json::Value> = serde_json::from_str(&ok(&replay)).unwrap();
+    let session = sessions[0]["id"].as_str().unwrap();
+    let replay = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["replay", session, "--data-dir"])
+        .arg(&airlock.dir)
+        .output()
+        .unwrap();
+    let text = ok(&replay);
+    assert!(text.contains(&format!("POLICY held [{id}]")), "{text}");
+    assert!(text.contains(&format!("POLICY approved [{id}] by oncall")), "{text}");
+}
+
+#[test]
+fn denied_timed_out_and_multi_statement_requests_run_nothing() {
+    let airlock = Airlock::start_with("", APPROVALS);
+    fixture(&airlock, "DROP TABLE IF EXISTS pol_kept; CREATE TABLE pol_kept (id int)");
+
+    // Denied: the agent sees the reason, the table stays, the session goes on.
+    let waiting = psql_background(&airlock, &agent(), "DROP TABLE pol_kept");
+    let id = pending(&airlock, 1)[0]["id"].as_str().unwrap().to_owned();
+    ok(&cli(&airlock, &sre(), &["deny", &id, "--reason", "we still need it"]));
+    let out = waiting.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("approval {id} was denied by oncall: we still need it")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(exists("pol_kept"));
+
+    // Several statements, one dangerous: none runs before the decision, none after a denial.
+    let waiting = psql_background(&airlock, &agent(), "INSERT INTO pol_kept VALUES (1); DROP TABLE pol_kept");
+    let list = pending(&airlock, 1);
+    assert_eq!(upstream("SELECT count(*) FROM pol_kept"), "0");
+    let id = list[0]["id"].as_str().unwrap();
+    ok(&cli(&airlock, &sre(), &["deny", id, "--reason", "no"]));
+    assert!(!waiting.wait_with_output().unwrap().status.success());
+    assert_eq!(upstream("SELECT count(*) FROM pol_kept"), "0");
+
+    // The same session: refused statements leave it usable, in and out of a transaction.
+    let out = airlock.psql(
+        &agent(),
+        "app-db",
+        &["-v", "ON_ERROR_STOP=0", "-At"],
+        Some("GRANT ALL ON pol_kept TO PUBLIC;\nSELECT 'after';\nBEGIN;\nINSERT INTO pol_kept VALUES (2);\nREVOKE ALL ON pol_kept FROM PUBLIC;\nCOMMIT;\n"),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("after"), "{text}");
+    assert!(stderr(&out).contains("privilege changes are never made by agents"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("42501") || stderr(&out).contains("ERROR"), "{}", stderr(&out));
+    assert_eq!(upstream("SELECT count(*) FROM pol_kept"), "1", "the transaction went on and committed");
+    drop(airlock);
+
+    // Nobody decides: the statement is refused after approvals.timeout.
+    let airlock = Airlock::start_with("", "\n[approvals]\ntimeout = \"1s\"\n");
+    let out = airlock.psql(&agent(), "app-db", &["-c", "DROP TABLE pol_kept"], None);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("timed out: no approver decided in time"), "{}", stderr(&out));
+    assert!(exists("pol_kept"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_clients_are_held_refused_and_stay_consistent() {
+    let airlock = std::sync::Arc::new(Airlock::start_with("", APPROVALS));
+    fixture(&airlock, "DROP TABLE IF EXISTS pol_ext; CREATE TABLE pol_ext (id int primary key, v text)");
+    let client = airlock.connect(&agent(), "app-db").await.unwrap();
+
+    // Preparing a dangerous statement is harmless; executing it is held, every time.
+    let drop_stmt = client.prepare("DELETE FROM pol_ext").await.unwrap();
+    let insert = client.prepare("INSERT INTO pol_ext VALUES ($1, $2)").await.unwrap();
+    client.execute(&insert, &[&1i32, &"one"]).await.unwrap();
+    let held = {
+        let client_fut = client.execute(&drop_stmt, &[]);
+        let a = airlock.clone();
+        let decide = tokio::task::spawn_blocking(move || {
+            let id = pending(&a, 1)[0]["id"].as_str().unwrap().to_owned();
+            ok(&cli(&a, &sre(), &["deny", &id, "--reason", "keep the rows"]));
+        });
+        let (r, d) = tokio::join!(client_fut, decide);
+        d.unwrap();
+        r
+    };
+    let err = held.unwrap_err();
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "42501");
+    assert!(db.message().contains("keep the rows"), "{}", db.message());
+
+    // A pipeline with a refused statement in the middle: what came before ran, the
+    // refused one did not, and the client gets every answer in order.
+    let (a, b, c) = tokio::join!(
+        client.execute(&insert, &[&2i32, &"two"]),
+        client.execute("GRANT ALL ON pol_ext TO PUBLIC", &[]),
+        client.query_one("SELECT count(*) FROM pol_ext", &[]),
+    );
+    assert_eq!(a.unwrap(), 1);
+    assert_eq!(b.unwrap_err().code().unwrap().code(), "42501");
+    assert_eq!(c.unwrap().get::<_, i64>(0), 2);
+
+    // Approved with a grant: the next run of the same statement needs nobody.
+    let approve = {
+        let a = airlock.clone();
+        tokio::task::spawn_blocking(move || {
+            let id = pending(&a, 1)[0]["id"].as_str().unwrap().to_owned();
+            ok(&cli(&a, &sre(), &["approve", &id, "--for", "10m"]));
+        })
+    };
+    let (r, d) = tokio::join!(client.execute(&drop_stmt, &[]), approve);
+    d.unwrap();
+    assert_eq!(r.unwrap(), 2);
+    client.execute(&insert, &[&3i32, &"three"]).await.unwrap();
+    assert_eq!(client.execute(&drop_stmt, &[]).await.unwrap(), 1, "granted: runs at once");
+    assert_eq!(client.execute("DELETE FROM pol_ext", &[]).await.unwrap(), 0, "same fingerprint, new statement");
+
+    // A cancel gives up the wait.
+    let cancel = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    });
+    let err = client.batch_execute("TRUNCATE pol_ext").await.unwrap_err();
+    canceller.await.unwrap();
+    assert_eq!(err.code().unwrap().code(), "57014");
+    assert_eq!(client.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    let a = airlock.clone();
+    assert!(tokio::task::spawn_blocking(move || pending(&a, 0)).await.unwrap().is_empty(), "withdrawn");
+}

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
@@ -126,12 +127,38 @@ struct State {
     grants: Vec<Grant>,
 }
 
+/// The locked state; the pending gauge follows every change when the lock is released.
+struct Locked<'a> {
+    state: std::sync::MutexGuard<'a, State>,
+    gauge: &'a Gauge,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.gauge.set(i64::try_from(self.state.pending.len()).unwrap_or(i64::MAX));
+    }
+}
+
 /// Pending requests and grants.
 pub struct Broker {
     timeout: Duration,
     max_grant: Duration,
     state: Mutex<State>,
     webhook: Option<Webhook>,
+    pending_gauge: Gauge,
 }
 
 impl std::fmt::Debug for Broker {
@@ -176,15 +203,21 @@ impl Drop for Ticket<'_> {
 }
 
 impl Broker {
-    /// A broker with the `[approvals]` settings.
-    pub fn new(settings: &ApprovalSettings) -> anyhow::Result<Broker> {
+    /// A broker with the `[approvals]` settings, reporting the number pending to `gauge`.
+    pub fn new(settings: &ApprovalSettings, gauge: Gauge) -> anyhow::Result<Broker> {
         let webhook = settings.webhook.as_deref().map(|url| Webhook::new(url, settings.webhook_timeout)).transpose()?;
-        Ok(Broker { timeout: settings.timeout, max_grant: settings.max_grant, state: Mutex::default(), webhook })
+        Ok(Broker {
+            timeout: settings.timeout,
+            max_grant: settings.max_grant,
+            state: Mutex::default(),
+            webhook,
+            pending_gauge: gauge,
+        })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> Locked<'_> {
         // Every critical section is a few map operations that cannot panic.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        Locked { state: self.state.lock().unwrap_or_else(|p| p.into_inner()), gauge: &self.pending_gauge }
     }
 
     /// Whether a live grant covers every fingerprint for this identity and connection.
@@ -331,7 +364,7 @@ mod tests {
     }
 
     fn broker(timeout: Duration) -> Broker {
-        Broker::new(&ApprovalSettings { timeout, ..ApprovalSettings::default() }).unwrap()
+        Broker::new(&ApprovalSettings { timeout, ..ApprovalSettings::default() }, Gauge::default()).unwrap()
     }
 
     fn request(subject: &str) -> NewRequest {

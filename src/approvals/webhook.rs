@@ -87,3 +87,69 @@ impl Webhook {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Reads one HTTP request (headers and a content-length body) from `stream`.
+    async fn read_request(stream: &mut tokio::net::TcpStream) -> String {
+        let mut buf = Vec::new();
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= len || n == 0 {
+                    return body.to_owned();
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_deliveries_are_retried() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            for status in ["500 Internal Server Error", "200 OK"] {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let body = read_request(&mut stream).await;
+                let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                stream.write_all(reply.as_bytes()).await.unwrap();
+                tx.send(body).unwrap();
+            }
+        });
+        let hook = Webhook::new(&url, Duration::from_secs(5)).unwrap();
+        let request = Request {
+            id: "abcd2345".into(),
+            subject: "agent".into(),
+            groups: vec![],
+            connection: "db".into(),
+            protocol: "postgres",
+            statement: "DROP TABLE t".into(),
+            classes: vec!["ddl", "destructive"],
+            rule: "default".into(),
+            reason: "needs approval".into(),
+            created_at: String::new(),
+            expires_at: String::new(),
+            fingerprints: vec![],
+        };
+        hook.send("requested", &request, None);
+        let first: serde_json::Value = serde_json::from_str(&rx.recv().await.unwrap()).unwrap();
+        let second: serde_json::Value = serde_json::from_str(&rx.recv().await.unwrap()).unwrap();
+        assert_eq!(first, second, "the same event, delivered again");
+        assert_eq!(first["event"], "requested");
+        assert_eq!(first["approval"]["id"], "abcd2345");
+        let text = first["text"].as_str().unwrap();
+        assert!(text.contains("airlock approve abcd2345") && text.contains("DROP TABLE t"), "{text}");
+    }
+}

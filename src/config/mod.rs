@@ -58,6 +58,9 @@ pub struct Config {
     /// Whether the policy is enforced.
     #[serde(default)]
     pub policy: PolicySettings,
+    /// Masking: column rules, detector choices and extra patterns, per connection.
+    #[serde(default)]
+    pub masking: Vec<MaskingRule>,
     /// How held statements wait for a human.
     #[serde(default)]
     pub approvals: Approvals,
@@ -367,6 +370,57 @@ pub enum Action {
     Approve,
 }
 
+/// `[[masking]]`: masking for some connections (all when `connections` is empty).
+///
+/// The built-in value detectors are on everywhere by default; the first rule for a
+/// connection that sets `detectors` chooses that connection's set. Column globs and
+/// patterns add up across every rule that applies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingRule {
+    /// Connections this rule applies to (default: all).
+    #[serde(default)]
+    pub connections: Vec<String>,
+    /// Columns masked by identity: `schema.table.column` globs, `*` for any run of
+    /// characters within one part (`*.users.email`, `public.*.password*`).
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// The built-in detectors to run (default: all); `[]` turns value detection off.
+    pub detectors: Option<Vec<String>>,
+    /// How values are replaced: redact, partial or hash.
+    #[serde(default)]
+    pub style: MaskStyle,
+    /// Extra detectors: a name and a regex (the whole match is masked).
+    #[serde(default)]
+    pub patterns: Vec<MaskPattern>,
+}
+
+/// How a masked value is replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskStyle {
+    /// A fixed marker, `[MASKED:email]`.
+    #[default]
+    Redact,
+    /// Keep a harmless part: an email's domain, a card's last four.
+    Partial,
+    /// A keyed HMAC, so equal values mask equally and joins still work.
+    Hash,
+}
+
+/// A named regex detector from the config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskPattern {
+    /// Name in the marker (`[MASKED:name]`).
+    pub name: String,
+    /// The regex; the whole match is masked.
+    pub regex: String,
+    /// The longest text it can match, which bounds what a stream holds back (default 256).
+    #[serde(default = "defaults::pattern_max_len")]
+    pub max_len: usize,
+}
+
 /// `[[rules]]`: one policy rule. Every condition set must hold for the rule to match.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -576,6 +630,28 @@ impl Config {
             }
             if let Some(c) = rule.connections.iter().find(|c| !self.connections.iter().any(|k| &k.name == *c)) {
                 return err(format!("rules[{i}].connections"), format!("no connection named {c:?}"));
+            }
+        }
+        let builtin: Vec<&str> = crate::masking::detectors::NAMES.to_vec();
+        for (i, rule) in self.masking.iter().enumerate() {
+            let key = |k: &str| format!("masking[{i}].{k}");
+            if let Some(c) = rule.connections.iter().find(|c| !self.connections.iter().any(|k| &k.name == *c)) {
+                return err(key("connections"), format!("no connection named {c:?}"));
+            }
+            if let Some(d) = rule.detectors.iter().flatten().find(|d| !builtin.contains(&d.as_str())) {
+                return err(key("detectors"), format!("unknown detector {d:?}: use {}", builtin.join(", ")));
+            }
+            if let Some(c) = rule.columns.iter().find(|c| c.split('.').count() != 3 || c.split('.').any(str::is_empty))
+            {
+                return err(key("columns"), format!("{c:?}: write schema.table.column, with * as a wildcard"));
+            }
+            for (j, p) in rule.patterns.iter().enumerate() {
+                if let Err(e) = regex::bytes::Regex::new(&p.regex) {
+                    return err(format!("masking[{i}].patterns[{j}].regex"), format!("not a valid regex: {e}"));
+                }
+                if p.name.is_empty() || !p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return err(format!("masking[{i}].patterns[{j}].name"), "use letters, digits and '_'".into());
+                }
             }
         }
         let mut names = HashSet::new();

@@ -89,6 +89,9 @@ pub(super) mod defaults {
     pub fn leeway() -> Duration {
         Duration::from_secs(30)
     }
+    pub fn pattern_max_len() -> usize {
+        256
+    }
     pub fn approval_timeout() -> Duration {
         Duration::from_secs(300)
     }

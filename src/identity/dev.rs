@@ -25,28 +25,34 @@ impl DevKey {
 
     /// Loads the key, creating it on first use.
     pub fn load_or_create(data_dir: &Path) -> std::io::Result<DevKey> {
-        let path = Self::path(data_dir);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let bytes = hex::decode(text.trim()).map_err(|e| {
-                    std::io::Error::other(format!("{}: not a hex key ({e}); delete it to regenerate", path.display()))
-                })?;
-                Ok(DevKey { secret: Secret::new(bytes) })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir)?;
-                let bytes: [u8; 32] = rand::random();
-                let mut file = create_private_file(&path)?;
-                writeln!(file, "{}", hex::encode(bytes))?;
-                Ok(DevKey { secret: Secret::new(bytes.to_vec()) })
-            }
-            Err(e) => Err(e),
-        }
+        Ok(DevKey { secret: load_or_create_key(&Self::path(data_dir))? })
     }
 
     /// The HMAC key.
     pub fn secret(&self) -> &Secret {
         &self.secret
+    }
+}
+
+/// A 32-byte random key kept hex-encoded in `path` (mode 0600), created on first use.
+pub fn load_or_create_key(path: &Path) -> std::io::Result<Secret> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim()).map_err(|e| {
+                std::io::Error::other(format!("{}: not a hex key ({e}); delete it to regenerate", path.display()))
+            })?;
+            Ok(Secret::new(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let bytes: [u8; 32] = rand::random();
+            let mut file = create_private_file(path)?;
+            writeln!(file, "{}", hex::encode(bytes))?;
+            Ok(Secret::new(bytes.to_vec()))
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -13,7 +13,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-pub use dev::{DevKey, create_private_file, mint_token};
+pub use dev::{DevKey, create_private_file, load_or_create_key, mint_token};
 pub use jwt::JwtVerifier;
 
 use crate::config::Config;

@@ -2,12 +2,33 @@
 //! structure rule exists, a validator that keeps false positives out (Luhn for cards,
 //! mod-97 for IBANs, area/group rules for SSNs).
 
+use std::borrow::Cow;
+
 use regex::bytes::Regex;
+
+/// Names of the built-in detectors, in priority order.
+pub const NAMES: [&str; 15] = [
+    "private_key",
+    "jwt",
+    "aws_access_key",
+    "aws_secret_key",
+    "github_token",
+    "gitlab_token",
+    "slack_token",
+    "stripe_key",
+    "url_password",
+    "secret_assignment",
+    "email",
+    "credit_card",
+    "iban",
+    "us_ssn",
+    "phone",
+];
 
 /// One detector.
 pub struct Detector {
     /// Name used in config and in the mask marker.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pattern: Regex,
     /// Capture group holding the secret (0 = the whole match).
     group: usize,
@@ -20,7 +41,7 @@ pub struct Detector {
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name)
+        f.write_str(&self.name)
     }
 }
 
@@ -105,7 +126,21 @@ fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8])
     // The built-in patterns are constants checked by the tests below.
     #[allow(clippy::expect_used)]
     let pattern = Regex::new(pattern).expect("built-in detector pattern");
-    Detector { name, pattern, group, validate, max_len, generic: name == "secret_assignment" }
+    Detector { name: Cow::Borrowed(name), pattern, group, validate, max_len, generic: name == "secret_assignment" }
+}
+
+impl Detector {
+    /// A detector from the config: the whole match of `pattern` is the secret.
+    pub fn custom(name: &str, pattern: &str, max_len: usize) -> Result<Detector, regex::Error> {
+        Ok(Detector {
+            name: Cow::Owned(name.to_owned()),
+            pattern: Regex::new(pattern)?,
+            group: 0,
+            validate: always,
+            max_len,
+            generic: false,
+        })
+    }
 }
 
 /// The built-in detectors, in priority order (earlier wins an overlap).
@@ -194,6 +229,7 @@ mod tests {
         assert!(!iban(b"GB82 WEST 1234 5698 7654 33"));
         assert!(ssn(b"123-45-6789"));
         assert!(!ssn(b"000-45-6789") && !ssn(b"666-45-6789") && !ssn(b"923-45-6789"));
-        assert_eq!(builtin().len(), 15);
+        let names: Vec<_> = builtin().into_iter().map(|d| d.name).collect();
+        assert_eq!(names, NAMES);
     }
 }

@@ -52,10 +52,40 @@ impl Masker {
     pub fn new(detectors: Option<&[String]>, style: Style, hash_key: &[u8]) -> Masker {
         let detectors: Vec<Detector> = detectors::builtin()
             .into_iter()
-            .filter(|d| detectors.is_none_or(|names| names.iter().any(|n| n == d.name)))
+            .filter(|d| detectors.is_none_or(|names| names.iter().any(|n| *n == d.name)))
             .collect();
         let holdback = detectors.iter().map(|d| d.max_len).max().unwrap_or(0) + 1;
         Masker { detectors, style, key: hmac::Key::new(hmac::HMAC_SHA256, hash_key), holdback }
+    }
+
+    /// Adds a detector after the others (lowest priority on overlaps).
+    pub fn add(&mut self, detector: Detector) {
+        self.holdback = self.holdback.max(detector.max_len + 1);
+        self.detectors.push(detector);
+    }
+
+    /// Whether the masker has no detectors (and so never changes anything).
+    pub fn is_empty(&self) -> bool {
+        self.detectors.is_empty()
+    }
+
+    /// The replacement for a whole value of a column masked by a column rule.
+    pub fn mask_column(&self, style: Style, value: &[u8], out: &mut Vec<u8>) {
+        match style {
+            Style::Redact => out.extend_from_slice(b"[MASKED]"),
+            Style::Hash => {
+                let tag = hmac::sign(&self.key, value);
+                out.extend_from_slice(format!("[MASKED:{}]", hex::encode(&tag.as_ref()[..6])).as_bytes());
+            }
+            Style::Partial => {
+                out.extend_from_slice(b"[MASKED]");
+                if let Some(at) = value.iter().rposition(|b| *b == b'@') {
+                    out.extend_from_slice(&value[at..]);
+                } else if value.len() >= 12 && value.is_ascii() {
+                    out.extend_from_slice(&value[value.len() - 4..]);
+                }
+            }
+        }
     }
 
     /// Non-overlapping secrets in `text[from..]`, by position. Specific detectors go
@@ -125,7 +155,7 @@ impl Masker {
                 out.extend_from_slice(format!("[MASKED:{}:{}]", d.name, hex::encode(&tag.as_ref()[..6])).as_bytes());
             }
             Style::Partial => {
-                let keep: &[u8] = match d.name {
+                let keep: &[u8] = match &*d.name {
                     "email" => value.iter().position(|b| *b == b'@').map_or(&[][..], |at| &value[at..]),
                     "credit_card" | "iban" | "phone" => {
                         let digits: Vec<u8> = value.iter().copied().filter(u8::is_ascii_alphanumeric).collect();
@@ -279,7 +309,7 @@ mod tests {
         for line in corpus.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
             let (label, text) = line.split_once('\t').unwrap();
             let text = text.replace("\\n", "\n");
-            let fired: Vec<&str> = m.find(text.as_bytes(), 0).iter().map(|f| m.detectors[f.detector].name).collect();
+            let fired: Vec<&str> = m.find(text.as_bytes(), 0).iter().map(|f| &*m.detectors[f.detector].name).collect();
             if label != "none" {
                 if fired.contains(&label) {
                     stats.entry(label).or_default().0 += 1;

@@ -83,7 +83,8 @@ pub struct StatementDecision {
     /// The rule's message, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The statement with its literals blanked out, hashed: what a grant covers.
+    /// The statement with its literals blanked out, hashed: what a grant covers (only
+    /// computed for statements that need approval).
     #[serde(skip)]
     pub fingerprint: String,
     #[serde(skip)]
@@ -239,6 +240,21 @@ impl Policy {
         Ok(Policy { rules })
     }
 
+    /// A policy that allows everything (result masking still needs the statement
+    /// bookkeeping when `policy.enforce = false`).
+    pub fn allow_all() -> Policy {
+        let rule = Rule {
+            name: "policy.enforce = false".into(),
+            connections: Vec::new(),
+            groups: Vec::new(),
+            classes: Classes::NONE,
+            statement: None,
+            action: Action::Allow,
+            message: None,
+        };
+        Policy { rules: vec![rule] }
+    }
+
     /// Decides every statement of a Simple Query string.
     pub fn decide_query(&self, connection: &str, groups: &[String], query: &str) -> Decision {
         self.decide_in_session(connection, groups, query, &|_| None)
@@ -278,12 +294,15 @@ impl Policy {
         tokens: &[sql::lexer::Token<'_>],
         classes: Classes,
     ) -> StatementDecision {
-        let normalized = normalize(tokens);
+        // Normalised once, and only if a rule's regex gets that far.
+        let mut normalized: Option<String> = None;
         let matched = self.rules.iter().find(|r| {
             (r.connections.is_empty() || r.connections.iter().any(|c| c == connection))
                 && (r.groups.is_empty() || r.groups.iter().any(|g| groups.contains(g)))
                 && (r.classes.is_empty() || classes.iter().any(|c| r.classes.contains(c)))
-                && r.statement.as_ref().is_none_or(|re| re.is_match(&normalized))
+                && r.statement
+                    .as_ref()
+                    .is_none_or(|re| re.is_match(normalized.get_or_insert_with(|| normalize(tokens))))
         });
         let (verdict, rule, message) = match matched {
             Some(r) => {
@@ -312,7 +331,8 @@ impl Policy {
             decision: verdict.as_str(),
             rule,
             message,
-            fingerprint: fingerprint(tokens),
+            // Only held statements can be granted.
+            fingerprint: if matches!(verdict, Verdict::Approve(_)) { fingerprint(tokens) } else { String::new() },
             verdict,
             class_set: classes,
         }

@@ -99,6 +99,7 @@ allow_plaintext_loopback = true
 
 [auth]
 hs256_secret = "{HS256_SECRET}"
+approver_groups = ["sre"]
 
 [[auth.api_keys]]
 subject = "ci-bot"

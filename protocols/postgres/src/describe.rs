@@ -80,6 +80,77 @@ fn values(c: &mut Cursor<'_>) -> Result<Vec<Option<Vec<u8>>>, ProtocolError> {
     Ok(out)
 }
 
+/// The columns of a RowDescription body.
+pub fn row_description(body: &[u8]) -> Result<Vec<Column>, ProtocolError> {
+    let mut c = Cursor::new(body, "RowDescription");
+    let n = c.i16()?;
+    let mut cols = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let name = c.cstr()?.to_owned();
+        let table_oid = c.i32()? as u32;
+        let attnum = c.i16()?;
+        let type_oid = c.i32()? as u32;
+        c.i16()?;
+        c.i32()?;
+        let format = c.i16()?;
+        cols.push(Column { name, table_oid, attnum, type_oid, format });
+    }
+    Ok(cols)
+}
+
+/// The values of a DataRow body, borrowed (None = NULL).
+pub fn data_row(body: &[u8]) -> Result<Vec<Option<&[u8]>>, ProtocolError> {
+    let mut c = Cursor::new(body, "DataRow");
+    let n = c.i16()?;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let len = c.i32()?;
+        out.push(if len < 0 { None } else { Some(c.take(len as usize)?) });
+    }
+    Ok(out)
+}
+
+/// Encodes a DataRow message from its values.
+pub fn encode_data_row<'a>(values: impl ExactSizeIterator<Item = Option<&'a [u8]>>) -> bytes::Bytes {
+    use bytes::BufMut;
+    let mut b = bytes::BytesMut::new();
+    b.put_u8(b'D');
+    b.put_i32(0);
+    b.put_i16(values.len() as i16);
+    for v in values {
+        match v {
+            None => b.put_i32(-1),
+            Some(v) => {
+                b.put_i32(v.len() as i32);
+                b.put_slice(v);
+            }
+        }
+    }
+    let len = (b.len() - 1) as i32;
+    b[1..5].copy_from_slice(&len.to_be_bytes());
+    b.freeze()
+}
+
+/// The portal, statement and result format codes of a Bind body.
+pub fn bind_result_formats(body: &[u8]) -> Result<Vec<i16>, ProtocolError> {
+    let mut c = Cursor::new(body, "Bind");
+    c.cbytes()?;
+    c.cbytes()?;
+    let n = c.i16()?;
+    for _ in 0..n {
+        c.i16()?;
+    }
+    let n = c.i16()?;
+    for _ in 0..n {
+        let len = c.i32()?;
+        if len > 0 {
+            c.take(len as usize)?;
+        }
+    }
+    let n = c.i16()?;
+    (0..n).map(|_| c.i16()).collect()
+}
+
 /// Decodes a frontend message.
 pub fn frontend(tag: u8, body: &[u8]) -> Result<Described, ProtocolError> {
     let mut c = Cursor::new(body, "frontend message");
@@ -108,21 +179,7 @@ pub fn frontend(tag: u8, body: &[u8]) -> Result<Described, ProtocolError> {
 pub fn backend(tag: u8, body: &[u8]) -> Result<Described, ProtocolError> {
     let mut c = Cursor::new(body, "backend message");
     Ok(match tag {
-        b'T' => {
-            let n = c.i16()?;
-            let mut cols = Vec::with_capacity(n.max(0) as usize);
-            for _ in 0..n {
-                let name = c.cstr()?.to_owned();
-                let table_oid = c.i32()? as u32;
-                let attnum = c.i16()?;
-                let type_oid = c.i32()? as u32;
-                c.i16()?;
-                c.i32()?;
-                let format = c.i16()?;
-                cols.push(Column { name, table_oid, attnum, type_oid, format });
-            }
-            Described::RowDescription(cols)
-        }
+        b'T' => Described::RowDescription(row_description(body)?),
         b'D' => Described::DataRow(values(&mut c)?),
         b'C' => Described::CommandComplete(c.cstr()?.to_owned()),
         b'E' => Described::Error(Fields::parse(body)?),
@@ -137,6 +194,17 @@ pub fn backend(tag: u8, body: &[u8]) -> Result<Described, ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_rows_round_trip_and_bind_formats() {
+        let raw = encode_data_row([Some(&b"a@b.io"[..]), None, Some(&b""[..])].into_iter());
+        assert_eq!(data_row(&raw[5..]).unwrap(), vec![Some(&b"a@b.io"[..]), None, Some(&b""[..])]);
+        assert!(data_row(&raw[5..raw.len() - 1]).is_err());
+        // portal "", statement "s", no param formats, one NULL param, result formats [1, 0]
+        let bind = b"\0s\0\0\0\0\x01\xff\xff\xff\xff\0\x02\0\x01\0\0";
+        assert_eq!(bind_result_formats(bind).unwrap(), vec![1, 0]);
+        assert!(bind_result_formats(&bind[..bind.len() - 1]).is_err());
+    }
 
     #[test]
     fn data_rows_and_bind_values() {

@@ -26,6 +26,25 @@ pub mod tag {
     pub const EXECUTE: u8 = b'E';
     /// Close (extended protocol).
     pub const CLOSE: u8 = b'C';
+    /// Describe (extended protocol, frontend).
+    pub const DESCRIBE: u8 = b'D';
+
+    /// RowDescription (backend).
+    pub const ROW_DESCRIPTION: u8 = b'T';
+    /// DataRow (backend).
+    pub const DATA_ROW: u8 = b'D';
+    /// NoData (backend).
+    pub const NO_DATA: u8 = b'n';
+    /// CommandComplete (backend).
+    pub const COMMAND_COMPLETE: u8 = b'C';
+    /// EmptyQueryResponse (backend).
+    pub const EMPTY_QUERY: u8 = b'I';
+    /// PortalSuspended (backend).
+    pub const PORTAL_SUSPENDED: u8 = b's';
+    /// CopyOutResponse (backend).
+    pub const COPY_OUT: u8 = b'H';
+    /// CopyData (both directions).
+    pub const COPY_DATA: u8 = b'd';
     /// FunctionCall (legacy fast-path).
     pub const FUNCTION_CALL: u8 = b'F';
     /// Terminate.
@@ -339,6 +358,19 @@ pub fn parse_close(body: &[u8]) -> Result<(CloseTarget, &[u8]), ProtocolError> {
         _ => return Err(ProtocolError::Malformed("Close")),
     };
     Ok((target, c.cbytes()?))
+}
+
+/// The target and name of a Describe message (same shape as Close).
+pub fn parse_describe(body: &[u8]) -> Result<(CloseTarget, &[u8]), ProtocolError> {
+    parse_close(body).map_err(|_| ProtocolError::Malformed("Describe"))
+}
+
+/// A Simple Query message.
+pub fn query(sql: &str) -> Bytes {
+    tagged(tag::QUERY, |b| {
+        b.put_slice(sql.as_bytes());
+        b.put_u8(0);
+    })
 }
 
 /// Sync.

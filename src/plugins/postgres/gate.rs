@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use airlock_postgres::ProtocolError;
 use airlock_postgres::message::{self, CloseTarget, tag};
-use airlock_postgres::{Frame, sql};
+use airlock_postgres::sql;
 
+use super::mask::Expect;
 use crate::identity::Identity;
 use crate::policy::{self, Decision, MAX_PREPARED_NAMES, Policy, PreparedChange};
 
@@ -20,12 +21,15 @@ use crate::policy::{self, Decision, MAX_PREPARED_NAMES, Policy, PreparedChange};
 #[derive(Debug)]
 pub enum Step {
     /// Forward it. `request`: a ReadyForQuery will answer it; `statement`: it carries
-    /// SQL (for the session's statement count).
+    /// SQL (for the session's statement count); `expect`: what its answer will carry,
+    /// for result masking.
     Forward {
         /// Answered by a ReadyForQuery.
         request: bool,
         /// Carries a statement.
         statement: bool,
+        /// What the upstream's answer holds, when results are masked.
+        expect: Option<Expect>,
     },
     /// It needs a verdict other than allow before it may go upstream.
     Decide(Held),
@@ -38,6 +42,8 @@ pub struct Held {
     pub decision: Arc<Decision>,
     /// Which message is held.
     pub kind: HeldKind,
+    /// What its answer will hold if it goes upstream, when results are masked.
+    pub expect: Option<Expect>,
 }
 
 /// The kind of a held message, which decides how a refusal is answered.
@@ -66,32 +72,78 @@ pub struct SessionGate<'a> {
     /// Prepared statements (protocol Parse and SQL PREPARE) by name.
     prepared: HashMap<String, Arc<Decision>>,
     /// Bound portals by name.
-    portals: HashMap<String, Arc<Decision>>,
+    portals: HashMap<String, Portal>,
+    /// Whether results are masked, so answers must be announced ([`Expect`]).
+    track_results: bool,
+    /// Recent decisions by query text.
+    cache: HashMap<Box<str>, Arc<Decision>>,
+}
+
+/// Decisions cached per session, and the longest text cached.
+const MAX_CACHED: usize = 256;
+const MAX_CACHED_TEXT: usize = 4096;
+
+/// A bound portal: its statement's decision, and for result masking the statement
+/// and Bind's result formats.
+#[derive(Debug, Clone)]
+struct Portal {
+    decision: Arc<Decision>,
+    statement: String,
+    formats: Vec<i16>,
 }
 
 impl<'a> SessionGate<'a> {
-    /// A gate for `identity` on `connection`.
-    pub fn new(policy: &'a Policy, identity: &'a Identity, connection: &'a str) -> Self {
-        SessionGate { policy, identity, connection, prepared: HashMap::new(), portals: HashMap::new() }
+    /// A gate for `identity` on `connection`; `track_results` when results are masked.
+    pub fn new(policy: &'a Policy, identity: &'a Identity, connection: &'a str, track_results: bool) -> Self {
+        SessionGate {
+            policy,
+            identity,
+            connection,
+            prepared: HashMap::new(),
+            portals: HashMap::new(),
+            track_results,
+            cache: HashMap::new(),
+        }
     }
 
-    /// Looks at one whole frontend message.
-    pub fn inspect(&mut self, frame: &Frame) -> Result<Step, ProtocolError> {
-        let body = frame.body();
-        let forward = |request, statement| Ok(Step::Forward { request, statement });
-        match frame.tag() {
+    fn announce(&self, expect: impl FnOnce() -> Expect) -> Option<Expect> {
+        self.track_results.then(expect)
+    }
+
+    /// Whether messages with this tag need [`SessionGate::inspect`].
+    pub fn wants(tag: u8) -> bool {
+        matches!(
+            tag,
+            tag::QUERY
+                | tag::PARSE
+                | tag::BIND
+                | tag::EXECUTE
+                | tag::CLOSE
+                | tag::SYNC
+                | tag::FUNCTION_CALL
+                | tag::DESCRIBE
+        )
+    }
+
+    /// Looks at one whole frontend message: its tag and body.
+    pub fn inspect(&mut self, tag: u8, body: &[u8]) -> Result<Step, ProtocolError> {
+        let forward = |request, statement| Ok(Step::Forward { request, statement, expect: None });
+        match tag {
             tag::QUERY => {
                 let text = String::from_utf8_lossy(message::parse_query(body)?);
-                let decision = self.decide(&text);
+                // Simple queries usually carry their literals inline, so their texts
+                // rarely repeat: not worth caching.
+                let decision = self.decide(&text, false);
+                let expect = self.announce(|| Expect::Query);
                 if decision.allowed() {
                     self.ran(&text);
-                    return forward(true, true);
+                    return Ok(Step::Forward { request: true, statement: true, expect });
                 }
-                Ok(Step::Decide(Held { decision: Arc::new(decision), kind: HeldKind::Query }))
+                Ok(Step::Decide(Held { decision, kind: HeldKind::Query, expect }))
             }
             tag::PARSE => {
                 let (name, text) = message::parse_parse(body)?;
-                let decision = Arc::new(self.decide(&String::from_utf8_lossy(text)));
+                let decision = self.decide(&String::from_utf8_lossy(text), true);
                 remember(&mut self.prepared, name_of(name), decision);
                 forward(false, true)
             }
@@ -102,41 +154,66 @@ impl<'a> SessionGate<'a> {
                     Some(d) => d.clone(),
                     None => Arc::new(self.opaque(&format!("EXECUTE {statement} (prepared before Airlock saw it)"))),
                 };
-                remember(&mut self.portals, name_of(portal), decision);
+                let formats = if self.track_results {
+                    airlock_postgres::describe::bind_result_formats(body)?
+                } else {
+                    Vec::new()
+                };
+                let portal_state = Portal { decision, statement: statement.into_owned(), formats };
+                remember(&mut self.portals, name_of(portal), portal_state);
                 forward(false, false)
+            }
+            tag::DESCRIBE => {
+                let (target, name) = message::parse_describe(body)?;
+                let expect = self.announce(|| match target {
+                    CloseTarget::Statement => Expect::DescribeStatement(name_of(name).into_owned()),
+                    CloseTarget::Portal => Expect::DescribePortal,
+                });
+                Ok(Step::Forward { request: false, statement: false, expect })
             }
             tag::EXECUTE => {
                 let portal = name_of(message::parse_execute(body)?);
-                let decision = match self.portals.get(portal.as_ref()) {
-                    Some(d) => d.clone(),
-                    None => Arc::new(self.opaque(&format!("execute portal {portal:?} (not bound through Airlock)"))),
+                let (decision, expect) = match self.portals.get(portal.as_ref()) {
+                    Some(p) => (
+                        p.decision.clone(),
+                        self.announce(|| Expect::Execute {
+                            statement: p.statement.clone(),
+                            formats: p.formats.clone(),
+                        }),
+                    ),
+                    None => (
+                        Arc::new(self.opaque(&format!("execute portal {portal:?} (not bound through Airlock)"))),
+                        // A cursor's portal: unknown columns, read blind.
+                        self.announce(|| Expect::Execute { statement: String::new(), formats: Vec::new() }),
+                    ),
                 };
                 if decision.allowed() {
-                    return forward(false, false);
+                    return Ok(Step::Forward { request: false, statement: false, expect });
                 }
-                Ok(Step::Decide(Held { decision, kind: HeldKind::Execute }))
+                Ok(Step::Decide(Held { decision, kind: HeldKind::Execute, expect }))
             }
             tag::CLOSE => {
                 let (target, name) = message::parse_close(body)?;
                 let name = name_of(name);
                 match target {
-                    CloseTarget::Statement => self.prepared.remove(name.as_ref()),
-                    CloseTarget::Portal => self.portals.remove(name.as_ref()),
-                };
+                    CloseTarget::Statement => drop(self.prepared.remove(name.as_ref())),
+                    CloseTarget::Portal => drop(self.portals.remove(name.as_ref())),
+                }
                 forward(false, false)
             }
             tag::SYNC => {
-                // The unnamed portal and every portal die at the end of a transaction;
-                // named ones outside a transaction block end at Sync too. Keeping them is
-                // harmless: a stale entry is replaced by the next Bind of that name.
-                forward(true, false)
+                // Portals die at the end of a transaction. Keeping them is harmless: a
+                // stale entry is replaced by the next Bind of that name.
+                Ok(Step::Forward { request: true, statement: false, expect: self.announce(|| Expect::Sync) })
             }
             tag::FUNCTION_CALL => {
                 let decision = self.opaque("fast-path function call");
+                // Its answer ends at ReadyForQuery, like a Simple Query's.
+                let expect = self.announce(|| Expect::Query);
                 if decision.allowed() {
-                    return forward(true, false);
+                    return Ok(Step::Forward { request: true, statement: false, expect });
                 }
-                Ok(Step::Decide(Held { decision: Arc::new(decision), kind: HeldKind::FunctionCall }))
+                Ok(Step::Decide(Held { decision: Arc::new(decision), kind: HeldKind::FunctionCall, expect }))
             }
             _ => forward(false, false),
         }
@@ -144,15 +221,15 @@ impl<'a> SessionGate<'a> {
 
     /// Records what a query string that is going upstream prepares or deallocates.
     pub fn ran(&mut self, query: &str) {
-        const WORDS: [&str; 3] = ["prepare", "deallocate", "discard"];
-        let lower = query.to_ascii_lowercase();
-        if !WORDS.iter().any(|w| lower.contains(w)) {
+        const WORDS: [&[u8]; 3] = [b"prepare", b"deallocate", b"discard"];
+        let bytes = query.as_bytes();
+        if !WORDS.iter().any(|w| bytes.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w))) {
             return;
         }
         for s in sql::split(query) {
             match policy::prepared_change(&s.tokens) {
                 Some(PreparedChange::Prepared(name)) => {
-                    let decision = Arc::new(self.decide(s.text));
+                    let decision = self.decide(s.text, false);
                     remember(&mut self.prepared, Cow::Owned(name), decision);
                 }
                 Some(PreparedChange::Deallocated(name)) => {
@@ -164,9 +241,26 @@ impl<'a> SessionGate<'a> {
         }
     }
 
-    fn decide(&self, text: &str) -> Decision {
-        let prepared = |name: &str| self.prepared.get(name).map(|d| d.classes());
-        self.policy.decide_in_session(self.connection, &self.identity.groups, text, &prepared)
+    /// The decision for a query string. Drivers re-parse the same parameterised text
+    /// over and over, so `cacheable` decisions are cached by text, except those that
+    /// depend on the session's prepared statements.
+    fn decide(&mut self, text: &str, cacheable: bool) -> Arc<Decision> {
+        if cacheable && let Some(d) = self.cache.get(text) {
+            return d.clone();
+        }
+        let consulted = std::cell::Cell::new(false);
+        let prepared = |name: &str| {
+            consulted.set(true);
+            self.prepared.get(name).map(|d| d.classes())
+        };
+        let decision = Arc::new(self.policy.decide_in_session(self.connection, &self.identity.groups, text, &prepared));
+        if cacheable && !consulted.get() && text.len() <= MAX_CACHED_TEXT {
+            if self.cache.len() >= MAX_CACHED {
+                self.cache.clear();
+            }
+            self.cache.insert(text.into(), decision.clone());
+        }
+        decision
     }
 
     fn opaque(&self, what: &str) -> Decision {
@@ -180,7 +274,7 @@ fn name_of(bytes: &[u8]) -> Cow<'_, str> {
 
 /// Remembers a name's decision. Past the cap new names are forgotten, which fails
 /// closed: executing a forgotten statement is `unknown`.
-fn remember(map: &mut HashMap<String, Arc<Decision>>, name: Cow<'_, str>, decision: Arc<Decision>) {
+fn remember<T>(map: &mut HashMap<String, T>, name: Cow<'_, str>, decision: T) {
     if let Some(slot) = map.get_mut(name.as_ref()) {
         *slot = decision;
     } else if map.len() < MAX_PREPARED_NAMES || name.is_empty() {
@@ -192,6 +286,7 @@ fn remember(map: &mut HashMap<String, Arc<Decision>>, name: Cow<'_, str>, decisi
 mod tests {
     use super::*;
     use crate::identity::AuthMethod;
+    use airlock_postgres::Frame;
     use bytes::{BufMut, BytesMut};
 
     fn frame(tag: u8, parts: &[&[u8]]) -> Frame {
@@ -214,8 +309,8 @@ mod tests {
     fn extended_protocol_is_enforced_at_execute() {
         let policy = Policy::new(&[]).unwrap();
         let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
-        let mut gate = SessionGate::new(&policy, &identity, "db");
-        let mut step = |f: Frame| gate.inspect(&f).unwrap();
+        let mut gate = SessionGate::new(&policy, &identity, "db", true);
+        let mut step = |f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
         assert!(!is_held(step(frame(b'P', &[b"drop\0", b"DROP TABLE t\0", &[0, 0]]))));
         assert!(!is_held(step(frame(b'P', &[b"\0", b"SELECT 1\0", &[0, 0]]))));
         // Bound and executed: only the dangerous statement is held, at Execute.
@@ -239,7 +334,7 @@ mod tests {
 
     impl Step {
         fn is_forward_request(&self) -> bool {
-            matches!(self, Step::Forward { request: true, statement: true })
+            matches!(self, Step::Forward { request: true, statement: true, expect: Some(Expect::Query) })
         }
     }
 }

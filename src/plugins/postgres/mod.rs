@@ -10,6 +10,7 @@
 mod cancel;
 mod error;
 mod gate;
+mod mask;
 mod relay;
 mod upstream;
 
@@ -55,6 +56,10 @@ pub struct PostgresPlugin {
     recorder: Option<Recorder>,
     /// The policy; `None` when `policy.enforce = false`.
     policy: Option<Arc<Policy>>,
+    /// Stands in for the policy when it is not enforced but results are masked.
+    allow_all: Policy,
+    /// Result masking by connection name (absent: nothing masked there).
+    masking: HashMap<String, mask::ConnectionMasking>,
     broker: Arc<Broker>,
     allow_plaintext_loopback: bool,
     handshake_timeout: std::time::Duration,
@@ -146,6 +151,14 @@ impl PostgresPlugin {
             };
             targets.insert(conn.name.clone(), Arc::new(target));
         }
+        let key = crate::identity::load_or_create_key(&config.data_dir().join("masking-hash.key"))
+            .context("the masking hash key (data_dir/masking-hash.key)")?;
+        let mut masking = HashMap::new();
+        for (name, target) in &targets {
+            if let Some(m) = mask::ConnectionMasking::new(config, target.clone(), key.expose())? {
+                masking.insert(name.clone(), m);
+            }
+        }
         Ok(PostgresPlugin {
             targets,
             auth,
@@ -154,6 +167,8 @@ impl PostgresPlugin {
             cancels: Arc::new(CancelRegistry::default()),
             recorder,
             policy,
+            allow_all: Policy::allow_all(),
+            masking,
             broker,
             allow_plaintext_loopback: config.postgres.allow_plaintext_loopback,
             handshake_timeout: config.limits.handshake_timeout,
@@ -294,18 +309,24 @@ impl PostgresPlugin {
             let started = std::time::Instant::now();
             let metrics = self.metrics.session("postgres", &target.conn.name);
             let hold = cancel_key.as_ref().map(|k| k.hold.clone()).unwrap_or_default();
+            let masking = self.masking.get(&target.conn.name);
             let ctx = relay::RelayContext {
                 recorder: recording.as_ref(),
                 metrics: &metrics,
                 shutdown: &conn.shutdown,
                 max_message: self.max_message,
-                enforcement: self.policy.as_deref().map(|policy| relay::Enforcement {
-                    policy,
-                    broker: &self.broker,
-                    identity: &identity,
-                    connection: &target.conn.name,
-                    cancel: &hold,
-                }),
+                enforcement: self
+                    .policy
+                    .as_deref()
+                    .or(masking.map(|_| &self.allow_all))
+                    .map(|policy| relay::Enforcement {
+                        policy,
+                        broker: &self.broker,
+                        identity: &identity,
+                        connection: &target.conn.name,
+                        cancel: &hold,
+                    }),
+                masking,
             };
             let (result, stats, mut agent_wr) =
                 relay::relay(agent.stream, agent.buf, upstream.stream, upstream.buf, ctx).await;

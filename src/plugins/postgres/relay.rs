@@ -33,6 +33,7 @@ use tokio::sync::Notify;
 
 use super::error::SessionError;
 use super::gate::{Held, HeldKind, SessionGate, Step};
+use super::mask::{ConnectionMasking, Expect, ResultMasking};
 use crate::approvals::{Broker, NewRequest, Outcome};
 use crate::identity::Identity;
 use crate::listener::Shutdown;
@@ -84,6 +85,9 @@ struct Progress {
     in_flight: VecDeque<Request>,
     /// Notices Airlock owes the agent, sent at the next message boundary.
     notices: Vec<Bytes>,
+    /// What the requests sent since the upstream pump last looked will be answered
+    /// with, for result masking.
+    expect: Vec<Expect>,
     status: TransactionStatus,
     /// Set once, when the session is closing at a safe point: nothing more goes up.
     closing: bool,
@@ -146,8 +150,10 @@ pub struct RelayContext<'a> {
     pub shutdown: &'a Shutdown,
     /// Cap on a message buffered whole.
     pub max_message: usize,
-    /// The policy, unless `policy.enforce = false`.
+    /// The policy, unless `policy.enforce = false` and nothing is masked.
     pub enforcement: Option<Enforcement<'a>>,
+    /// Result masking for this connection, if anything is masked there.
+    pub masking: Option<&'a ConnectionMasking>,
 }
 
 /// Statistics of a finished relay, for the session's closing log line.
@@ -174,6 +180,7 @@ pub async fn relay(
         progress: Mutex::new(Progress {
             in_flight: VecDeque::new(),
             notices: Vec::new(),
+            expect: Vec::new(),
             status: TransactionStatus::Idle,
             closing: false,
             statements: 0,
@@ -230,18 +237,21 @@ where
     let mut scanner = Scanner::new(ctx.max_message);
     let mut out = Batch::default();
     let mut sizing = ReadSizing::default();
-    let mut gate = ctx.enforcement.as_ref().map(|e| SessionGate::new(e.policy, e.identity, e.connection));
-    let gated = gate.is_some();
+    let mut gate =
+        ctx.enforcement.as_ref().map(|e| SessionGate::new(e.policy, e.identity, e.connection, ctx.masking.is_some()));
     // After a refused Execute, the agent's messages up to its Sync are dropped, as
     // PostgreSQL does after an error; each is then looked at whole.
     let mut skipping = false;
     let mut counts = Counts::default();
+    // A message the gate held while it was still in the read buffer, until the
+    // scanner hands it over whole.
+    let mut held_in_place: Option<Held> = None;
     // Created once: registering a waiter takes a lock, later polls one atomic load.
     let abort = ctx.shutdown.abort.fired();
     tokio::pin!(abort);
     loop {
-        while let Some(chunk) =
-            scanner.next(&mut buf, &mut |h| counts.classify(h, gated || skipping, skipping, ctx.max_message))?
+        while let Some(chunk) = scanner
+            .next(&mut buf, &mut |h| counts.classify(h, gate.as_mut(), skipping, ctx.max_message, &mut held_in_place))?
         {
             let frame = match chunk {
                 Chunk::Raw(bytes) => {
@@ -250,18 +260,23 @@ where
                 }
                 Chunk::Frame(frame) => frame,
             };
-            let step = match gate.as_mut() {
-                _ if skipping && !matches!(frame.tag(), tag::SYNC | tag::TERMINATE) => continue,
-                Some(gate) => gate.inspect(&frame)?,
-                None => Step::Forward { request: false, statement: false },
+            let step = if skipping && !matches!(frame.tag(), tag::SYNC | tag::TERMINATE) {
+                continue;
+            } else if let Some(held) = held_in_place.take() {
+                Step::Decide(held)
+            } else if let Some(gate) = gate.as_mut() {
+                gate.inspect(frame.tag(), frame.body())?
+            } else {
+                Step::Forward { request: false, statement: false, expect: None }
             };
             if frame.tag() == tag::SYNC {
                 skipping = false;
             }
             match step {
-                Step::Forward { request, statement } => {
+                Step::Forward { request, statement, expect } => {
                     counts.requests += usize::from(request);
                     counts.statements += u64::from(statement);
+                    counts.expect.extend(expect);
                     out.push(frame.into_raw());
                 }
                 Step::Decide(held) => {
@@ -272,11 +287,10 @@ where
                     }
                     send_upstream(&mut out, wr, ctx, sent_total).await?;
                     let Some(enforcement) = ctx.enforcement.as_ref() else { continue };
-                    let verdict =
-                        match decide(&held, enforcement, shared, ctx.recorder, rd, &mut buf, ctx.max_message).await? {
-                            Ok(verdict) => verdict,
-                            Err(end) => return Ok(end),
-                        };
+                    let verdict = match decide(&held, enforcement, shared, ctx, rd, &mut buf).await? {
+                        Ok(verdict) => verdict,
+                        Err(end) => return Ok(end),
+                    };
                     counts.statements += u64::from(held.kind == HeldKind::Query);
                     match verdict {
                         None => {
@@ -286,6 +300,7 @@ where
                                 gate.ran(&String::from_utf8_lossy(text));
                             }
                             counts.requests += usize::from(held.kind != HeldKind::Execute);
+                            counts.expect.extend(held.expect);
                             out.push(frame.into_raw());
                         }
                         Some(error) => {
@@ -296,6 +311,10 @@ where
                                 }
                                 HeldKind::Query | HeldKind::FunctionCall => Reply::ErrorThenReady(error),
                             };
+                            // The Sync sent in its place is answered by a ReadyForQuery.
+                            if ctx.masking.is_some() {
+                                counts.expect.push(Expect::Sync);
+                            }
                             if !counts.commit(shared, Some(reply)) {
                                 return Ok(End::Drained);
                             }
@@ -334,27 +353,51 @@ struct Counts {
     statements: u64,
     /// The agent sent Terminate.
     terminate: bool,
+    /// What the forwarded requests will be answered with, for result masking.
+    expect: Vec<Expect>,
 }
 
 impl Counts {
-    /// The statement seam, called once per frontend message header: `whole` (the policy
-    /// is enforced, or messages are being skipped) asks for statements and the
-    /// extended-protocol messages that carry or run them whole (the caller counts
-    /// those); `skipping` asks for everything whole. The rest passes raw and is
-    /// counted here.
-    fn classify(&mut self, h: Header<'_>, whole: bool, skipping: bool, max_message: usize) -> Disposition {
-        let wanted = match h.tag {
-            // Statements stay within limits.max_message_size even while they pass
-            // raw: asking for an oversized one whole makes the scanner refuse it.
-            tag::QUERY | tag::PARSE => whole || h.len > max_message,
-            tag::BIND | tag::EXECUTE | tag::CLOSE | tag::SYNC | tag::FUNCTION_CALL => whole,
-            _ => skipping,
-        };
+    /// The statement seam, called once per frontend message header. Statements stay
+    /// within limits.max_message_size even while they pass raw: asking for an
+    /// oversized one whole makes the scanner refuse it. While `skipping`, everything
+    /// is asked for whole (and dropped by the caller).
+    ///
+    /// With the policy enforced, the messages the gate wants are inspected in place
+    /// when they are already wholly buffered (the common case), so allowed traffic
+    /// still passes raw; a held one is parked in `held` and asked for whole, as is a
+    /// message still arriving (the caller inspects those).
+    fn classify(
+        &mut self,
+        h: Header<'_>,
+        gate: Option<&mut SessionGate<'_>>,
+        skipping: bool,
+        max_message: usize,
+        held: &mut Option<Held>,
+    ) -> Disposition {
         if h.tag == tag::TERMINATE {
             self.terminate = true;
         }
-        if wanted {
+        if skipping || (matches!(h.tag, tag::QUERY | tag::PARSE) && h.len > max_message) {
             return Disposition::Whole;
+        }
+        if let Some(gate) = gate
+            && SessionGate::wants(h.tag)
+        {
+            // A malformed message is asked for whole: the caller's inspection reports it.
+            return match h.complete_body().map(|body| gate.inspect(h.tag, body)) {
+                Some(Ok(Step::Forward { request, statement, expect })) => {
+                    self.requests += usize::from(request);
+                    self.statements += u64::from(statement);
+                    self.expect.extend(expect);
+                    Disposition::Pass
+                }
+                Some(Ok(Step::Decide(h))) => {
+                    *held = Some(h);
+                    Disposition::Whole
+                }
+                Some(Err(_)) | None => Disposition::Whole,
+            };
         }
         match h.tag {
             tag::QUERY => {
@@ -373,13 +416,14 @@ impl Counts {
     /// nothing more may go upstream.
     fn commit(&mut self, shared: &Shared, refused: Option<Reply>) -> bool {
         let (n, statements) = (std::mem::take(&mut self.requests), std::mem::take(&mut self.statements));
-        if n == 0 && statements == 0 && refused.is_none() {
+        if n == 0 && statements == 0 && refused.is_none() && self.expect.is_empty() {
             return true;
         }
         let mut p = shared.lock();
         if p.closing {
             return false;
         }
+        p.expect.append(&mut self.expect);
         let now = Instant::now();
         p.in_flight.extend(std::iter::repeat_with(|| Request { sent: now, reply: Reply::Upstream }).take(n));
         p.statements += statements;
@@ -409,20 +453,23 @@ async fn decide<R: AsyncRead + Unpin>(
     held: &Held,
     e: &Enforcement<'_>,
     shared: &Shared,
-    recorder: Option<&SessionRecorder>,
+    ctx: &RelayContext<'_>,
     rd: &mut R,
     buf: &mut BytesMut,
-    max_buffered: usize,
 ) -> Result<Result<Option<Bytes>, End>, SessionError> {
+    let recorder = ctx.recorder;
     let decision = &held.decision;
     let classes: Vec<&'static str> = decision.classes().iter().map(|c| c.as_str()).collect();
     let first_rule = |pick: fn(&Verdict) -> bool| {
         decision.statements.iter().find(|s| pick(s.verdict())).map(|s| s.rule.clone()).unwrap_or_default()
     };
-    let record = |event: serde_json::Value| async move {
+    // Counted, and recorded in the session as a verdict frame.
+    let record = |event: &'static str, mut fields: serde_json::Value| async move {
+        ctx.metrics.policy_event(event);
+        fields["event"] = event.into();
         match recorder {
             Some(r) => r
-                .record(Direction::None, Kind::Verdict, Bytes::from(event.to_string()))
+                .record(Direction::None, Kind::Verdict, Bytes::from(fields.to_string()))
                 .await
                 .map_err(|RecorderDown| SessionError::RecorderFailed),
             None => Ok(()),
@@ -434,8 +481,11 @@ async fn decide<R: AsyncRead + Unpin>(
         Verdict::Deny(reason) => {
             let rule = first_rule(|v| matches!(v, Verdict::Deny(_)));
             tracing::info!(%rule, %reason, "statement denied by policy");
-            record(serde_json::json!({"event": "denied", "statement": text, "classes": classes, "rule": rule, "reason": reason}))
-                .await?;
+            record(
+                "denied",
+                serde_json::json!({"statement": text, "classes": classes, "rule": rule, "reason": reason}),
+            )
+            .await?;
             return Ok(Ok(Some(refusal(&format!("Airlock policy denies this statement: {reason}"), &rule))));
         }
         Verdict::Approve(reason) => reason,
@@ -444,7 +494,7 @@ async fn decide<R: AsyncRead + Unpin>(
     let fingerprints: Vec<String> = decision.held().map(|s| s.fingerprint.clone()).collect();
     if e.broker.granted(&e.identity.subject, e.connection, &fingerprints) {
         tracing::info!(%rule, "statement allowed by an earlier grant");
-        record(serde_json::json!({"event": "granted", "statement": text, "classes": classes, "rule": rule, "reason": reason}))
+        record("granted", serde_json::json!({"statement": text, "classes": classes, "rule": rule, "reason": reason}))
             .await?;
         return Ok(Ok(None));
     }
@@ -459,8 +509,11 @@ async fn decide<R: AsyncRead + Unpin>(
         fingerprints,
     });
     let id = ticket.request.id.clone();
-    record(serde_json::json!({"event": "held", "approval": id, "statement": text, "classes": classes, "rule": rule, "reason": reason}))
-        .await?;
+    record(
+        "held",
+        serde_json::json!({"approval": id, "statement": text, "classes": classes, "rule": rule, "reason": reason}),
+    )
+    .await?;
     shared.notify_agent(message::notice_response(
         "00000",
         &format!("Airlock is holding this statement for approval (id {id}): {reason}"),
@@ -475,7 +528,7 @@ async fn decide<R: AsyncRead + Unpin>(
         loop {
             // The agent may pipeline more messages or leave while it waits; keep reading
             // (up to a cap) so that a departure withdraws the request.
-            let room = buf.len() < max_buffered;
+            let room = buf.len() < ctx.max_message;
             tokio::select! {
                 outcome = &mut wait => break Some(outcome),
                 _ = e.cancel.notified() => break None,
@@ -508,7 +561,7 @@ async fn decide<R: AsyncRead + Unpin>(
     };
     tracing::info!(approval = %id, event, by = %by, "held statement settled");
     let by = (!by.is_empty()).then_some(by);
-    record(serde_json::json!({"event": event, "approval": id, "statement": text, "rule": rule, "reason": reason, "by": by}))
+    record(event, serde_json::json!({"approval": id, "statement": text, "rule": rule, "reason": reason, "by": by}))
         .await?;
     Ok(Ok(error))
 }
@@ -536,10 +589,16 @@ where
     let mut sizing = ReadSizing::default();
     let mut draining = false;
     let mut statuses = Vec::new();
+    let mut results = ctx.masking.map(ResultMasking::new);
     let abort = ctx.shutdown.abort.fired();
     let drain = ctx.shutdown.drain.fired();
     tokio::pin!(abort, drain);
     loop {
+        if let Some(results) = results.as_mut() {
+            // What the agent side announced for the requests these replies answer.
+            let announced = std::mem::take(&mut shared.lock().expect);
+            results.expect(announced);
+        }
         // ReadyForQuery closes a request. Its status byte is read from the header
         // view, so the message stays inside the raw run; only one split across two
         // reads is buffered whole, and every one while Airlock owes the agent a reply.
@@ -547,10 +606,11 @@ where
         let mut close_now = false;
         loop {
             let chunk = scanner.next(&mut buf, &mut |h: Header<'_>| {
-                // The result seam: masking and recording will ask for RowDescription,
-                // DataRow and CommandComplete here; until then they pass raw.
+                // The result seam: masking follows every result message and asks for
+                // RowDescriptions and changed rows whole.
+                let masked = results.as_mut().map_or(Disposition::Pass, |r| r.classify(h));
                 if h.tag != tag::READY_FOR_QUERY {
-                    return Disposition::Pass;
+                    return masked;
                 }
                 match h.complete_body() {
                     Some(body) if !watch => {
@@ -563,6 +623,13 @@ where
             match chunk {
                 None => break,
                 Some(Chunk::Raw(bytes)) => out.push(bytes),
+                Some(Chunk::Frame(frame)) if frame.tag() != tag::READY_FOR_QUERY => {
+                    let raw = frame.into_raw();
+                    match results.as_mut() {
+                        Some(r) => out.push(r.frame(raw[0], raw).await.map_err(upstream_protocol)?),
+                        None => out.push(raw),
+                    }
+                }
                 Some(Chunk::Frame(frame)) => {
                     // Earlier ReadyForQuerys passed raw settle first, in order.
                     close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
