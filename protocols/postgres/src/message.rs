@@ -45,6 +45,8 @@ pub mod tag {
     pub const COPY_OUT: u8 = b'H';
     /// CopyData (both directions).
     pub const COPY_DATA: u8 = b'd';
+    /// CopyDone (both directions).
+    pub const COPY_DONE: u8 = b'c';
     /// FunctionCall (legacy fast-path).
     pub const FUNCTION_CALL: u8 = b'F';
     /// Terminate.
@@ -369,6 +371,24 @@ pub fn parse_describe(body: &[u8]) -> Result<(CloseTarget, &[u8]), ProtocolError
 pub fn query(sql: &str) -> Bytes {
     tagged(tag::QUERY, |b| {
         b.put_slice(sql.as_bytes());
+        b.put_u8(0);
+    })
+}
+
+/// Parse of an unnamed statement without parameter types.
+pub fn parse(sql: &str) -> Bytes {
+    tagged(tag::PARSE, |b| {
+        b.put_u8(0);
+        b.put_slice(sql.as_bytes());
+        b.put_u8(0);
+        b.put_i16(0);
+    })
+}
+
+/// Describe of the unnamed statement.
+pub fn describe_unnamed_statement() -> Bytes {
+    tagged(tag::DESCRIBE, |b| {
+        b.put_u8(b'S');
         b.put_u8(0);
     })
 }

@@ -134,7 +134,8 @@ impl<'a> SessionGate<'a> {
                 // Simple queries usually carry their literals inline, so their texts
                 // rarely repeat: not worth caching.
                 let decision = self.decide(&text, false);
-                let expect = self.announce(|| Expect::Query);
+                // A COPY's rows carry no column descriptions: keep the text to find out.
+                let expect = self.announce(|| Expect::Query(copy_text(&text)));
                 if decision.allowed() {
                     self.ran(&text);
                     return Ok(Step::Forward { request: true, statement: true, expect });
@@ -209,7 +210,7 @@ impl<'a> SessionGate<'a> {
             tag::FUNCTION_CALL => {
                 let decision = self.opaque("fast-path function call");
                 // Its answer ends at ReadyForQuery, like a Simple Query's.
-                let expect = self.announce(|| Expect::Query);
+                let expect = self.announce(|| Expect::Query(None));
                 if decision.allowed() {
                     return Ok(Step::Forward { request: true, statement: false, expect });
                 }
@@ -266,6 +267,11 @@ impl<'a> SessionGate<'a> {
     fn opaque(&self, what: &str) -> Decision {
         self.policy.decide_opaque(self.connection, &self.identity.groups, what)
     }
+}
+
+/// The query text, if it may contain a COPY.
+fn copy_text(query: &str) -> Option<Arc<str>> {
+    query.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"copy")).then(|| Arc::from(query))
 }
 
 fn name_of(bytes: &[u8]) -> Cow<'_, str> {
@@ -334,7 +340,7 @@ mod tests {
 
     impl Step {
         fn is_forward_request(&self) -> bool {
-            matches!(self, Step::Forward { request: true, statement: true, expect: Some(Expect::Query) })
+            matches!(self, Step::Forward { request: true, statement: true, expect: Some(Expect::Query(None)) })
         }
     }
 }

@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use airlock_postgres::describe::{self, Column};
-use airlock_postgres::message::{self, tag};
+use airlock_postgres::message::{self, Severity, tag};
 use airlock_postgres::{Chunk, Disposition, Header, ProtocolError, Scanner};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::upstream::UpstreamTarget;
@@ -79,23 +79,32 @@ impl ConnectionMasking {
         Ok(Some(ConnectionMasking { masker, columns, catalog: Catalog { target, tables: Mutex::default() } }))
     }
 
-    fn rule_for(&self, identity: &str) -> Option<Style> {
-        let parts: Vec<&str> = identity.split('.').collect();
-        self.columns
-            .iter()
-            .find(|(glob, _)| glob.len() == parts.len() && glob.iter().zip(&parts).all(|(g, p)| glob_match(g, p)))
-            .map(|(_, s)| *s)
+    /// The style of the first column rule matching any of a column's identities (its
+    /// own name, and for a view column the base columns it shows).
+    fn rule_for(&self, identities: &[String]) -> Option<Style> {
+        identities.iter().find_map(|identity| {
+            let parts: Vec<&str> = identity.split('.').collect();
+            self.columns
+                .iter()
+                .find(|(glob, _)| glob.len() == parts.len() && glob.iter().zip(&parts).all(|(g, p)| glob_match(g, p)))
+                .map(|(_, s)| *s)
+        })
     }
 
     /// The plan for `columns` with the given result formats (`None`: the formats the
     /// RowDescription carries; one code applies to all; none means text), looking up
     /// the catalog first if column rules need names it has not cached.
     async fn plan(&self, columns: &[Column], formats: Option<&[i16]>) -> Plan {
+        self.learn(columns).await;
+        self.plan_now(columns, formats)
+    }
+
+    /// Looks up the names of the tables `columns` come from, if column rules need them.
+    async fn learn(&self, columns: &[Column]) {
         if !self.columns.is_empty() {
             let oids: Vec<u32> = columns.iter().map(|c| c.table_oid).filter(|o| *o != 0).collect();
             self.catalog.ensure(&oids).await;
         }
-        self.plan_now(columns, formats)
     }
 
     /// The action for a column given its rule (if any), type and format.
@@ -251,51 +260,140 @@ struct Catalog {
     tables: Mutex<HashMap<u32, (Instant, Arc<TableColumns>)>>,
 }
 
-/// A table's `schema.table.column` names by attribute number.
-type TableColumns = HashMap<i16, String>;
+/// A relation's column identities by attribute number: `schema.table.column`, and for
+/// a view column also the identities of the column it shows.
+type TableColumns = HashMap<i16, Vec<String>>;
+
+/// One column as the catalog describes it: its name and, for a view column that is a
+/// plain reference, the relation and column it comes from.
+struct CatalogColumn {
+    name: String,
+    origin: Option<(u32, i16)>,
+}
+
+/// How deep views over views are followed.
+const MAX_VIEW_DEPTH: usize = 4;
 
 impl Catalog {
-    /// Makes sure the names of these tables are cached (and fresh). A failed lookup
-    /// leaves them unknown, which masks their columns (fail closed).
+    /// Makes sure the names of these relations are cached (and fresh), following views
+    /// to their base columns. A failed lookup leaves them unknown, which masks their
+    /// columns (fail closed).
     async fn ensure(&self, oids: &[u32]) {
-        let missing: Vec<u32> = {
-            let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-            let mut missing: Vec<u32> = oids
-                .iter()
-                .copied()
-                .filter(|o| tables.get(o).is_none_or(|(at, _)| at.elapsed() >= CATALOG_TTL))
-                .collect();
-            missing.sort_unstable();
-            missing.dedup();
-            missing
+        let stale = |tables: &HashMap<u32, (Instant, Arc<TableColumns>)>, o: &u32| {
+            tables.get(o).is_none_or(|(at, _)| at.elapsed() >= CATALOG_TTL)
         };
+        let mut missing: Vec<u32> = {
+            let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+            oids.iter().copied().filter(|o| stale(&tables, o)).collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
         if missing.is_empty() {
             return;
         }
-        match tokio::time::timeout(CATALOG_TIMEOUT, self.lookup(&missing)).await {
-            Ok(Ok(mut found)) => {
-                let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-                for oid in missing {
-                    tables.insert(oid, (Instant::now(), Arc::new(found.remove(&oid).unwrap_or_default())));
+        let mut found: HashMap<u32, HashMap<i16, CatalogColumn>> = HashMap::new();
+        for _ in 0..=MAX_VIEW_DEPTH {
+            let round = match tokio::time::timeout(CATALOG_TIMEOUT, self.lookup(&missing)).await {
+                Ok(Ok(round)) => round,
+                Ok(Err(e)) => return tracing::warn!(error = %e, "catalog lookup for column masking failed"),
+                Err(_) => return tracing::warn!("catalog lookup for column masking timed out"),
+            };
+            found.extend(round);
+            for oid in &missing {
+                found.entry(*oid).or_default();
+            }
+            // Views lead to their base relations, looked up in the next round.
+            missing = found
+                .values()
+                .flat_map(|cols| cols.values().filter_map(|c| c.origin.map(|(o, _)| o)))
+                .filter(|o| !found.contains_key(o))
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            if missing.is_empty() {
+                break;
+            }
+        }
+        let identities = |oid: u32, attnum: i16| {
+            let mut out = Vec::new();
+            let mut at = Some((oid, attnum));
+            while let Some((o, a)) = at.take() {
+                if let Some(col) = found.get(&o).and_then(|cols| cols.get(&a))
+                    && out.len() <= MAX_VIEW_DEPTH
+                {
+                    out.push(col.name.clone());
+                    at = col.origin;
                 }
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "catalog lookup for column masking failed"),
-            Err(_) => tracing::warn!("catalog lookup for column masking timed out"),
+            out
+        };
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        for (oid, cols) in &found {
+            let columns: TableColumns = cols.keys().map(|a| (*a, identities(*oid, *a))).collect();
+            tables.insert(*oid, (Instant::now(), Arc::new(columns)));
         }
     }
 
-    async fn lookup(&self, oids: &[u32]) -> anyhow::Result<HashMap<u32, HashMap<i16, String>>> {
+    async fn lookup(&self, oids: &[u32]) -> anyhow::Result<HashMap<u32, HashMap<i16, CatalogColumn>>> {
         let list = oids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
         let sql = format!(
-            "SELECT c.oid, a.attnum, n.nspname || '.' || c.relname || '.' || a.attname \
+            "SELECT c.oid, a.attnum, n.nspname || '.' || c.relname || '.' || a.attname, \
+             CASE WHEN c.relkind IN ('v', 'm') AND a.attnum = 1 THEN (SELECT r.ev_action::text \
+               FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename = '_RETURN') END \
              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
-             WHERE c.oid IN ({list}) AND a.attnum > 0 AND NOT a.attisdropped"
+             WHERE c.oid IN ({list}) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 2"
         );
+        let mut out: HashMap<u32, HashMap<i16, CatalogColumn>> = HashMap::new();
+        let mut origins: HashMap<u32, HashMap<i16, (u32, i16)>> = HashMap::new();
+        self.exchange(message::query(&sql), |tag, body| {
+            if tag != tag::DATA_ROW {
+                return Ok(());
+            }
+            let v = describe::data_row(body)?;
+            let text = |i: usize| v.get(i).copied().flatten().map(String::from_utf8_lossy);
+            if let (Some(oid), Some(attnum), Some(name)) = (text(0), text(1), text(2)) {
+                let oid: u32 = oid.parse()?;
+                if let Some(rule) = text(3) {
+                    origins.insert(oid, view_origins(&rule));
+                }
+                let attnum: i16 = attnum.parse()?;
+                let origin = origins.get(&oid).and_then(|o| o.get(&attnum)).copied();
+                out.entry(oid).or_default().insert(attnum, CatalogColumn { name: name.into_owned(), origin });
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// The columns a query would return, described (not run) on the upstream.
+    async fn describe(&self, sql: &str) -> anyhow::Result<Vec<Column>> {
+        let mut request = BytesMut::new();
+        for part in [message::parse(sql), message::describe_unnamed_statement(), message::sync()] {
+            request.extend_from_slice(&part);
+        }
+        let mut columns = Vec::new();
+        self.exchange(request.freeze(), |tag, body| {
+            if tag == tag::ROW_DESCRIPTION {
+                columns = describe::row_description(body)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(columns)
+    }
+
+    /// Sends `request` on a new session as the connection's upstream user and hands
+    /// every reply to `on_message` until ReadyForQuery; an ErrorResponse is an error.
+    async fn exchange(
+        &self,
+        request: Bytes,
+        mut on_message: impl FnMut(u8, &[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let mut up = self.target.open(&[], "catalog").await?;
-        up.stream.write_all(&message::query(&sql)).await?;
+        up.stream.write_all(&request).await?;
         let mut scanner = Scanner::new(16 << 20);
-        let mut out: HashMap<u32, HashMap<i16, String>> = HashMap::new();
         loop {
             let frame = loop {
                 if let Some(Chunk::Frame(f)) = scanner.next(&mut up.buf, &mut |_: Header<'_>| Disposition::Whole)? {
@@ -306,30 +404,213 @@ impl Catalog {
                 }
             };
             match frame.tag() {
-                tag::DATA_ROW => {
-                    let v = describe::data_row(frame.body())?;
-                    let text = |i: usize| v.get(i).copied().flatten().map(String::from_utf8_lossy);
-                    if let (Some(oid), Some(attnum), Some(name)) = (text(0), text(1), text(2)) {
-                        out.entry(oid.parse()?).or_default().insert(attnum.parse()?, name.into_owned());
-                    }
-                }
-                tag::ERROR_RESPONSE => {
-                    anyhow::bail!("{}", message::Fields::parse(frame.body())?.message());
-                }
+                tag::ERROR_RESPONSE => anyhow::bail!("{}", message::Fields::parse(frame.body())?.message()),
                 tag::READY_FOR_QUERY => break,
-                _ => {}
+                tag => on_message(tag, frame.body())?,
             }
         }
         let _ = up.stream.write_all(&message::terminate()).await;
-        Ok(out)
+        Ok(())
+    }
+}
+
+/// Where each column of a view comes from, read from its `_RETURN` rule (the stored
+/// query tree): the top-level target list's `resno`, `resorigtbl` and `resorigcol`.
+/// Columns that are expressions have no origin.
+fn view_origins(tree: &str) -> HashMap<i16, (u32, i16)> {
+    let bytes = tree.as_bytes();
+    // Depth of each byte, skipping backslash-escaped characters.
+    let mut depth = 0i32;
+    let mut list_start = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'{' | b'(' => depth += 1,
+            b'}' | b')' => depth -= 1,
+            // Inside the outermost list and its QUERY node.
+            b':' if depth == 2 && tree[i..].starts_with(":targetList (") => {
+                list_start = Some(i + ":targetList (".len());
+                break;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut out = HashMap::new();
+    let Some(start) = list_start else { return out };
+    // Each top-level {TARGETENTRY ...} of that list.
+    let (mut level, mut entry_start, mut i) = (0i32, None, start);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 1,
+            b'{' | b'(' => {
+                if level == 0 {
+                    entry_start = Some(i);
+                }
+                level += 1;
+            }
+            b'}' | b')' => {
+                level -= 1;
+                if level < 0 {
+                    break;
+                }
+                if level == 0
+                    && let Some(s) = entry_start.take()
+                {
+                    let entry = &tree[s..=i];
+                    // The entry's own fields follow its expression, so the last ones count.
+                    let field = |name: &str| -> Option<i64> {
+                        let at = entry.rfind(name)? + name.len();
+                        entry[at..].split_whitespace().next()?.trim_end_matches('}').parse().ok()
+                    };
+                    if entry.starts_with("{TARGETENTRY")
+                        && let (Some(resno), Some(tbl), Some(col)) =
+                            (field(":resno "), field(":resorigtbl "), field(":resorigcol "))
+                        && tbl != 0
+                    {
+                        out.insert(resno as i16, (tbl as u32, col as i16));
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Where a `COPY ... TO STDOUT` reads from, as a query Airlock can describe.
+#[derive(Debug, PartialEq, Eq)]
+struct CopySource {
+    select: String,
+    csv: bool,
+    header: bool,
+    /// Delimiter, quote, escape or NULL options: not parsed, so not masked by column.
+    custom_format: bool,
+}
+
+/// The source of the one COPY TO STDOUT in `query`.
+fn copy_source(query: &str) -> Option<CopySource> {
+    use airlock_postgres::sql::{self, lexer::TokenKind};
+    let statements = sql::split(query);
+    let mut copies = statements.iter().filter(|s| s.tokens.first().is_some_and(|t| t.is("copy")));
+    let (Some(s), None) = (copies.next(), copies.next()) else { return None };
+    let t = &s.tokens;
+    // The index of the `)` closing the `(` at `open`.
+    let closing = |open: usize| {
+        let mut depth = 0;
+        t.iter().enumerate().skip(open).find_map(|(i, tok)| {
+            match tok.kind {
+                TokenKind::LParen => depth += 1,
+                TokenKind::RParen => depth -= 1,
+                _ => {}
+            }
+            (depth == 0).then_some(i)
+        })
+    };
+    let between = |a: usize, b: usize| query.get(t.get(a)?.offset..t.get(b)?.offset);
+    let (select, rest) = if t.get(1)?.kind == TokenKind::LParen {
+        let close = closing(1)?;
+        (between(2, close)?.trim().to_owned(), t.get(close + 1..)?)
+    } else {
+        let mut i = 1;
+        while i < t.len() && !t[i].is("to") && t[i].kind != TokenKind::LParen {
+            i += 1;
+        }
+        let last = t.get(i.checked_sub(1)?)?;
+        let table = query.get(t.get(1)?.offset..last.offset + last.text.len())?;
+        let (columns, after) = if t.get(i)?.kind == TokenKind::LParen {
+            let close = closing(i)?;
+            (between(i + 1, close)?.trim(), close + 1)
+        } else {
+            ("*", i)
+        };
+        (format!("SELECT {columns} FROM {table}"), t.get(after..)?)
+    };
+    if !(rest.first()?.is("to") && rest.get(1)?.is("stdout")) {
+        return None;
+    }
+    let words: Vec<String> =
+        rest[2..].iter().filter(|t| t.kind == TokenKind::Word).map(|t| t.text.to_ascii_lowercase()).collect();
+    let has = |w: &str| words.iter().any(|x| x == w);
+    Some(CopySource {
+        select,
+        csv: has("csv"),
+        header: has("header"),
+        custom_format: ["delimiter", "quote", "escape", "null", "force_quote", "binary"].iter().any(|w| has(w)),
+    })
+}
+
+/// A CopyData message.
+fn copy_data(payload: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(payload.len() + 5);
+    b.extend_from_slice(&[tag::COPY_DATA]);
+    b.extend_from_slice(&((payload.len() + 4) as i32).to_be_bytes());
+    b.extend_from_slice(payload);
+    b.freeze()
+}
+
+/// Splits one COPY line into fields: tab-separated text format (where tabs inside
+/// values are escaped), or CSV with `"` quotes.
+fn copy_fields(line: &[u8], csv: bool) -> Vec<&[u8]> {
+    if !csv {
+        return line.split(|b| *b == b'\t').collect();
+    }
+    let mut fields = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, b) in line.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                fields.push(&line[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    fields.push(&line[start..]);
+    fields
+}
+
+impl ConnectionMasking {
+    /// Masks one COPY line: column rules by position, then the value detectors over
+    /// the whole line (markers contain no delimiters, quotes or escapes).
+    fn mask_line(&self, plan: &Plan, line: &[u8], csv: bool) -> Vec<u8> {
+        let (body, newline) = match line.strip_suffix(b"\n") {
+            Some(b) => (b, true),
+            None => (line, false),
+        };
+        let null: &[u8] = if csv { b"" } else { b"\\N" };
+        let mut out = Vec::with_capacity(line.len());
+        for (i, field) in copy_fields(body, csv).into_iter().enumerate() {
+            if i > 0 {
+                out.push(if csv { b',' } else { b'\t' });
+            }
+            match plan.actions.get(i).copied().unwrap_or(plan.rest) {
+                _ if field == null => out.extend_from_slice(field),
+                Action::Mask(style) => self.masker.mask_column(style, field, &mut out),
+                Action::Null => out.extend_from_slice(null),
+                Action::Pass | Action::Scan => out.extend_from_slice(field),
+            }
+        }
+        let mut out = match self.masker.mask(&out) {
+            std::borrow::Cow::Borrowed(_) => out,
+            std::borrow::Cow::Owned(masked) => masked,
+        };
+        if newline {
+            out.push(b'\n');
+        }
+        out
     }
 }
 
 /// What the upstream will answer next, as told by the agent side.
 #[derive(Debug, Clone)]
 pub enum Expect {
-    /// A Simple Query: its RowDescriptions carry the real formats; ends at ReadyForQuery.
-    Query,
+    /// A Simple Query (with its text if it may hold a COPY): its RowDescriptions carry
+    /// the real formats; ends at ReadyForQuery.
+    Query(Option<Arc<str>>),
     /// Describe of a prepared statement: its RowDescription (formats not yet known)
     /// or NoData describes the statement.
     DescribeStatement(String),
@@ -356,12 +637,33 @@ pub struct ResultMasking<'a> {
     plan: Option<Arc<Plan>>,
     /// A row rewritten while it was still in the read buffer.
     rewritten: Option<Bytes>,
+    /// A COPY TO STDOUT in progress.
+    copy: Option<CopyOut>,
+}
+
+/// How the rows of a COPY TO STDOUT are masked.
+#[derive(Debug, Clone)]
+enum CopyOut {
+    /// Value detectors over each whole line (no column rules apply).
+    Lines,
+    /// Per-column actions over text-format lines (tab-separated), or CSV lines.
+    Columns { plan: Arc<Plan>, csv: bool, header: bool },
+    /// Refused: Airlock sent an error in place of the CopyOutResponse and drops the
+    /// rows until the COPY's CommandComplete.
+    Refused,
 }
 
 impl<'a> ResultMasking<'a> {
     /// A session's result masking.
     pub fn new(conn: &'a ConnectionMasking) -> Self {
-        ResultMasking { conn, expect: VecDeque::new(), statements: HashMap::new(), plan: None, rewritten: None }
+        ResultMasking {
+            conn,
+            expect: VecDeque::new(),
+            statements: HashMap::new(),
+            plan: None,
+            rewritten: None,
+            copy: None,
+        }
     }
 
     /// Takes what the agent side announced.
@@ -412,6 +714,8 @@ impl<'a> ResultMasking<'a> {
                     Some(Err(_)) | None => Disposition::Whole,
                 };
             }
+            tag::COPY_OUT => return Disposition::Whole,
+            tag::COPY_DATA | tag::COPY_DONE if self.copy.is_some() => return Disposition::Whole,
             tag::NO_DATA => {
                 if let Some(Expect::DescribeStatement(name)) = self.expect.front() {
                     self.statements.insert(name.clone(), Arc::new(Vec::new()));
@@ -420,13 +724,20 @@ impl<'a> ResultMasking<'a> {
                     self.pop();
                 }
             }
-            tag::COMMAND_COMPLETE | tag::EMPTY_QUERY | tag::PORTAL_SUSPENDED => match self.expect.front() {
-                Some(Expect::Execute { .. }) => self.pop(),
-                _ => self.plan = None,
-            },
+            tag::COMMAND_COMPLETE | tag::EMPTY_QUERY | tag::PORTAL_SUSPENDED => {
+                if matches!(self.copy.take(), Some(CopyOut::Refused)) {
+                    // The refused COPY's completion goes with its rows.
+                    return Disposition::Whole;
+                }
+                match self.expect.front() {
+                    Some(Expect::Execute { .. }) => self.pop(),
+                    _ => self.plan = None,
+                }
+            }
             tag::ERROR_RESPONSE => {
+                self.copy = None;
                 // After an error the server skips to the Sync; a Query goes on to its end.
-                if !matches!(self.expect.front(), Some(Expect::Query)) {
+                if !matches!(self.expect.front(), Some(Expect::Query(_))) {
                     while self.expect.front().is_some_and(|e| !matches!(e, Expect::Sync)) {
                         self.expect.pop_front();
                     }
@@ -435,7 +746,7 @@ impl<'a> ResultMasking<'a> {
             }
             tag::READY_FOR_QUERY => {
                 while let Some(e) = self.expect.pop_front() {
-                    if matches!(e, Expect::Sync | Expect::Query) {
+                    if matches!(e, Expect::Sync | Expect::Query(_)) {
                         break;
                     }
                 }
@@ -447,6 +758,45 @@ impl<'a> ResultMasking<'a> {
         Disposition::Pass
     }
 
+    /// A CopyOutResponse: decides how the rows are masked, or refuses the COPY (the
+    /// error goes to the agent in place of the CopyOutResponse).
+    async fn copy_out(&mut self, raw: Bytes) -> Result<Bytes, ProtocolError> {
+        let binary = raw.get(5) == Some(&1);
+        let mut refuse = |why: &str| {
+            self.copy = Some(CopyOut::Refused);
+            let hint = "run the same query with SELECT: its results are masked column by column";
+            Ok(message::error_response(Severity::Error, "0A000", why, Some(hint)))
+        };
+        if binary {
+            return refuse("Airlock cannot mask COPY in binary format on this connection");
+        }
+        if self.conn.columns.is_empty() {
+            self.copy = Some(CopyOut::Lines);
+            return Ok(raw);
+        }
+        let text = match self.expect.front() {
+            Some(Expect::Query(Some(text))) => text.clone(),
+            _ => return refuse("Airlock cannot tell which columns this COPY returns, so it cannot mask them"),
+        };
+        let Some(source) = copy_source(&text) else {
+            return refuse("Airlock cannot tell which columns this COPY returns, so it cannot mask them");
+        };
+        if source.custom_format {
+            return refuse("Airlock masks COPY TO STDOUT only in the default text or CSV formats");
+        }
+        match self.conn.catalog.describe(&source.select).await {
+            Ok(columns) => {
+                let plan = Arc::new(self.conn.plan(&columns, Some(&[])).await);
+                self.copy = Some(CopyOut::Columns { plan, csv: source.csv, header: source.header });
+                Ok(raw)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "describing a COPY's columns failed");
+                refuse("Airlock could not look up this COPY's columns, so it cannot mask them")
+            }
+        }
+    }
+
     /// A message asked for whole: returns what to send in its place.
     pub async fn frame(&mut self, tag: u8, raw: Bytes) -> Result<Bytes, ProtocolError> {
         let body = raw.get(5..).unwrap_or_default();
@@ -455,6 +805,9 @@ impl<'a> ResultMasking<'a> {
                 let columns = describe::row_description(body)?;
                 match self.expect.front().cloned() {
                     Some(Expect::DescribeStatement(name)) => {
+                        // Its rows are planned without waiting (in the scanner's
+                        // callback), so the catalog must know these tables by then.
+                        self.conn.learn(&columns).await;
                         self.statements.insert(name, Arc::new(columns));
                         self.pop();
                     }
@@ -466,6 +819,32 @@ impl<'a> ResultMasking<'a> {
                     _ => self.plan = Some(Arc::new(self.conn.plan(&columns, None).await)),
                 }
                 Ok(raw)
+            }
+            tag::COPY_OUT => self.copy_out(raw).await,
+            tag::COPY_DATA => Ok(match &self.copy {
+                Some(CopyOut::Refused) => Bytes::new(),
+                Some(CopyOut::Lines) => match self.conn.masker.mask(body) {
+                    std::borrow::Cow::Borrowed(_) => raw,
+                    std::borrow::Cow::Owned(line) => copy_data(&line),
+                },
+                Some(CopyOut::Columns { plan, csv, header }) => {
+                    if *header {
+                        if let Some(CopyOut::Columns { header, .. }) = self.copy.as_mut() {
+                            *header = false;
+                        }
+                        raw
+                    } else {
+                        copy_data(&self.conn.mask_line(plan, body, *csv))
+                    }
+                }
+                None => raw,
+            }),
+            tag::COPY_DONE | tag::COMMAND_COMPLETE => {
+                Ok(if matches!(self.copy, Some(CopyOut::Refused)) || tag == tag::COMMAND_COMPLETE {
+                    Bytes::new()
+                } else {
+                    raw
+                })
             }
             tag::DATA_ROW => {
                 if let Some(row) = self.rewritten.take() {
@@ -483,7 +862,7 @@ impl ConnectionMasking {
     /// A plan from known columns without a catalog lookup: rule identities come from
     /// the cache only (a miss is looked up when the next RowDescription is seen whole).
     fn plan_now(&self, columns: &[Column], formats: Option<&[i16]>) -> Plan {
-        let cached: HashMap<(u32, i16), String> = if self.columns.is_empty() {
+        let cached: HashMap<(u32, i16), Vec<String>> = if self.columns.is_empty() {
             HashMap::new()
         } else {
             let tables = self.catalog.tables.lock().unwrap_or_else(|p| p.into_inner());
@@ -520,6 +899,42 @@ impl ConnectionMasking {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn view_columns_lead_to_their_base_columns() {
+        // Shape of a PostgreSQL 15 `_RETURN` rule (trimmed): a subquery in the range
+        // table has its own target list, which must not be confused with the view's.
+        let tree = "({QUERY :commandType 1 :rtable ({RANGETBLENTRY :subquery {QUERY :targetList \
+            ({TARGETENTRY :expr {VAR :varno 1} :resno 1 :resname x :resorigtbl 999 :resorigcol 9 :resjunk false})}}) \
+            :targetList ({TARGETENTRY :expr {VAR :varno 1 :varattno 1} :resno 1 :resname id :ressortgroupref 0 \
+            :resorigtbl 16390 :resorigcol 1 :resjunk false} {TARGETENTRY :expr {FUNCEXPR :args ({VAR :varattno 2})} \
+            :resno 2 :resname lower :ressortgroupref 0 :resorigtbl 0 :resorigcol 0 :resjunk false} \
+            {TARGETENTRY :expr {VAR :varattno 3} :resno 3 :resname se\\ cret :ressortgroupref 0 :resorigtbl 16390 \
+            :resorigcol 5 :resjunk false}) :override 0})";
+        let origins = view_origins(tree);
+        assert_eq!(origins.len(), 2, "{origins:?}");
+        assert_eq!(origins[&1], (16390, 1));
+        assert_eq!(origins[&3], (16390, 5));
+        assert!(view_origins("garbage {{{").is_empty());
+    }
+
+    #[test]
+    fn copy_sources() {
+        let src = |q: &str| copy_source(q).map(|s| (s.select, s.csv, s.header, s.custom_format));
+        assert_eq!(
+            src("COPY (select email from t) TO STDOUT"),
+            Some(("select email from t".into(), false, false, false))
+        );
+        assert_eq!(
+            src("copy public.t (a, b) to stdout with csv header"),
+            Some(("SELECT a, b FROM public.t".into(), true, true, false))
+        );
+        assert_eq!(src("COPY t TO STDOUT (FORMAT csv, DELIMITER ';')").map(|s| s.3), Some(true));
+        assert_eq!(src("COPY t FROM STDIN"), None);
+        assert_eq!(src("COPY t TO STDOUT; COPY u TO STDOUT"), None);
+        assert_eq!(copy_fields(b"a,\"b,c\",d", true), vec![&b"a"[..], &b"\"b,c\""[..], &b"d"[..]]);
+        assert_eq!(copy_fields(b"a\tb", false), vec![&b"a"[..], &b"b"[..]]);
+    }
 
     #[test]
     fn globs() {

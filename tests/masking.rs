@@ -1,0 +1,143 @@
+//! Masking of results against a real PostgreSQL, psql and tokio-postgres: column rules
+//! by identity (aliases, joins, views), value detectors on every text value, COPY,
+//! binary results, and the recording.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+use std::process::Command;
+use support::*;
+
+const MASKING: &str = r#"
+[[masking]]
+connections = ["app-db"]
+columns = ["public.mask_people.password_hash", "*.mask_people.national_id"]
+"#;
+
+const SETUP: &str = "
+DROP VIEW IF EXISTS mask_view; DROP TABLE IF EXISTS mask_orders, mask_people;
+CREATE TABLE mask_people (id int primary key, email text, card text, password_hash text,
+                          national_id varchar(20), note text, balance bigint);
+INSERT INTO mask_people VALUES
+  (1, 'alice@example.com', '4111 1111 1111 1111', 'pbkdf2$310000$c2FsdA$aGFzaA', 'X-778-2231', 'order 12345 shipped 2024-05-01', 42),
+  (2, 'bob@example.org', NULL, 'pbkdf2$310000$b3RoZXI$b3RoZXI', NULL, 'commit 9fceb02 v1.2.3', 7);
+CREATE TABLE mask_orders (id int, person int);
+INSERT INTO mask_orders VALUES (10, 1);
+CREATE VIEW mask_view AS SELECT id, password_hash AS secret, lower(email) AS contact FROM mask_people;
+";
+
+fn query(airlock: &Airlock, sql: &str) -> String {
+    ok(&airlock.psql(&token("reader", &["agents"]), "app-db", &["-At", "-c", sql], None))
+}
+
+#[test]
+fn psql_results_are_masked_by_column_identity_and_by_value() {
+    let airlock = Airlock::start_with("", MASKING);
+    ok(&airlock.psql(&token("setup", FIXTURES), "app-db", &["-q", "-c", SETUP], None));
+
+    // A column rule follows the column, whatever the query calls it.
+    assert_eq!(query(&airlock, "SELECT password_hash AS h FROM mask_people WHERE id = 1"), "[MASKED]\n");
+    assert_eq!(
+        query(&airlock, "SELECT o.id, p.national_id FROM mask_orders o JOIN mask_people p ON p.id = o.person"),
+        "10|[MASKED]\n"
+    );
+    // ... and into views over the column.
+    assert_eq!(query(&airlock, "SELECT id, secret FROM mask_view ORDER BY id"), "1|[MASKED]\n2|[MASKED]\n");
+    // Detectors read every text value, aliased or computed.
+    assert_eq!(query(&airlock, "SELECT email AS x FROM mask_people WHERE id = 1"), "[MASKED:email]\n");
+    assert_eq!(
+        query(&airlock, "SELECT upper(email), 'my card ' || card FROM mask_people WHERE id = 1"),
+        "[MASKED:email]|my card [MASKED:credit_card]\n"
+    );
+    assert_eq!(query(&airlock, "SELECT contact FROM mask_view WHERE id = 2"), "[MASKED:email]\n");
+    // Look-alikes and NULLs pass untouched.
+    assert_eq!(
+        query(&airlock, "SELECT note, balance, card FROM mask_people ORDER BY id"),
+        "order 12345 shipped 2024-05-01|42|[MASKED:credit_card]\ncommit 9fceb02 v1.2.3|7|\n"
+    );
+
+    // COPY: the text and CSV rows are masked too.
+    let copy = |sql: &str| query(&airlock, sql);
+    assert_eq!(
+        copy("COPY (SELECT id, email, password_hash, note FROM mask_people ORDER BY id) TO STDOUT"),
+        "1\t[MASKED:email]\t[MASKED]\torder 12345 shipped 2024-05-01\n2\t[MASKED:email]\t[MASKED]\tcommit 9fceb02 v1.2.3\n"
+    );
+    assert_eq!(
+        copy("COPY mask_people (id, national_id, card) TO STDOUT WITH (FORMAT csv, HEADER)"),
+        "id,national_id,card\n1,[MASKED],[MASKED:credit_card]\n2,,\n"
+    );
+    let out = airlock.psql(
+        &token("reader", &["agents"]),
+        "app-db",
+        &["-At", "-c", "\\copy (select email, national_id from mask_people where id = 1) to stdout"],
+        None,
+    );
+    assert_eq!(ok(&out), "[MASKED:email]\t[MASKED]\n");
+    // Binary COPY cannot be masked: refused with a clear error, and the session goes on.
+    let out = airlock.psql(
+        &token("reader", &["agents"]),
+        "app-db",
+        &["-v", "ON_ERROR_STOP=0", "-At", "-c", "COPY mask_people TO STDOUT (FORMAT binary)", "-c", "SELECT 1"],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot mask COPY in binary format"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("1\n"));
+
+    // The recording holds only what the agent saw.
+    let log = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["sessions", "--json", "--subject", "reader", "--data-dir"])
+        .arg(&airlock.dir)
+        .output()
+        .unwrap();
+    let sessions: Vec<serde_json::Value> = serde_json::from_str(&ok(&log)).unwrap();
+    assert!(sessions.len() >= 8);
+    for s in sessions {
+        let replay = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["replay", s["id"].as_str().unwrap(), "--format", "jsonl", "--data-dir"])
+            .arg(&airlock.dir)
+            .output()
+            .unwrap();
+        let text = ok(&replay);
+        for secret in ["alice@example.com", "4111 1111 1111 1111", "pbkdf2$", "X-778-2231"] {
+            // The statements name no secret; only results could carry one.
+            assert!(!text.contains(secret), "{secret} recorded in {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_and_binary_results_are_masked() {
+    let airlock = Airlock::start_with("", MASKING);
+    ok(&airlock.psql(&token("setup", FIXTURES), "app-db", &["-q", "-c", SETUP], None));
+    let client = airlock.connect(&token("driver", &["agents"]), "app-db").await.unwrap();
+
+    // tokio-postgres describes the statement once, then asks for binary results.
+    let stmt = client
+        .prepare("SELECT id, email, password_hash, national_id, note FROM mask_people ORDER BY id")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let rows = client.query(&stmt, &[]).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        let row = &rows[0];
+        assert_eq!(row.get::<_, i32>(0), 1);
+        // Binary text values are text: the detectors still read them.
+        assert_eq!(row.get::<_, &str>(1), "[MASKED:email]");
+        // Binary values of masked columns are NULL.
+        assert_eq!(row.get::<_, Option<&str>>(2), None);
+        assert_eq!(row.get::<_, Option<&str>>(3), None);
+        assert_eq!(row.get::<_, &str>(4), "order 12345 shipped 2024-05-01");
+    }
+    // Parameters, a pipeline, and an error in the middle keep rows paired with their plans.
+    let (a, b, c) = tokio::join!(
+        client.query_one("SELECT email FROM mask_people WHERE id = $1", &[&2i32]),
+        client.query_one("SELECT 1/0", &[]),
+        client.query_one("SELECT note FROM mask_people WHERE id = $1", &[&2i32]),
+    );
+    assert_eq!(a.unwrap().get::<_, &str>(0), "[MASKED:email]");
+    assert!(b.is_err());
+    assert_eq!(c.unwrap().get::<_, &str>(0), "commit 9fceb02 v1.2.3");
+    let simple = client.simple_query("SELECT password_hash FROM mask_people WHERE id = 1").await.unwrap();
+    let tokio_postgres::SimpleQueryMessage::Row(row) = &simple[1] else { panic!("{simple:?}") };
+    assert_eq!(row.get(0), Some("[MASKED]"));
+}
