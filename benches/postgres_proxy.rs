@@ -9,8 +9,10 @@
 //! `BENCH_ONLY` (comma-separated scenario names), `BENCH_AIRLOCK_THREADS` (Airlock's
 //! `runtime.worker_threads`, default 0 = one per core), `BENCH_FSYNC` (Airlock's
 //! `recording.fsync`, default `every_batch`), `BENCH_FLUSH` (`recording.flush_interval`),
-//! `BENCH_VARIANT` (the fourth target: `recording-off`, the default, or `policy-off`,
-//! Airlock with `policy.enforce = false`, to measure what the policy costs).
+//! `BENCH_VARIANT` (the fourth target: `recording-off`, the default, `policy-off`
+//! (`policy.enforce = false`) or `masking-off` (no detectors, no column rules), to
+//! measure what each costs). `BENCH_ONLY=select100k` runs the 100k-row SELECT of
+//! customer-like rows, `copy` the 1M-row COPY.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/proc_stat.rs"]
@@ -70,13 +72,16 @@ fn main() {
     let work = cluster.dir.join("bench");
     std::fs::create_dir_all(&work).unwrap();
     let (bouncer, bouncer_port) = start_pgbouncer(&work, cluster.port);
-    let (airlock, airlock_port) = start_airlock(&work.join("airlock"), cluster.port, true, true);
+    let (airlock, airlock_port) = start_airlock(&work.join("airlock"), cluster.port, true, "");
     let variant = std::env::var("BENCH_VARIANT").unwrap_or_else(|_| "recording-off".into());
-    let (variant_airlock, variant_port) = match variant.as_str() {
-        "recording-off" => start_airlock(&work.join("airlock-norec"), cluster.port, false, true),
-        "policy-off" => start_airlock(&work.join("airlock-nopolicy"), cluster.port, true, false),
-        other => panic!("BENCH_VARIANT={other}: use recording-off or policy-off"),
+    let (recording, variant_config) = match variant.as_str() {
+        "recording-off" => (false, ""),
+        "policy-off" => (true, "[policy]\nenforce = false\n"),
+        "masking-off" => (true, "[[masking]]\ndetectors = []\n"),
+        other => panic!("BENCH_VARIANT={other}: use recording-off, policy-off or masking-off"),
     };
+    let (variant_airlock, variant_port) =
+        start_airlock(&work.join("airlock-variant"), cluster.port, recording, variant_config);
     let token = mint(HS256);
     let targets = [
         direct,
@@ -89,6 +94,16 @@ fn main() {
     let init = pgbench(&bin, &targets[0], &["-i", "-s", "10", "-q"]);
     assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
     cluster.psql("bench", "CREATE TABLE copy_src AS SELECT g AS id, md5(g::text) AS a, now() AS t FROM generate_series(1, 1000000) g; ALTER TABLE copy_src OWNER TO app_rw").unwrap();
+    // Rows like a customers table: names, half with an email, free-text notes.
+    cluster
+        .psql(
+            "bench",
+            "CREATE TABLE people_src AS SELECT g AS id, 'customer ' || g AS name, \
+             CASE WHEN g % 2 = 0 THEN 'user' || g || '@example.com' END AS email, \
+             'order ' || (g * 7919) || ' shipped on ' || (date '2024-01-01' + g % 365) || ', ref ' || md5(g::text) AS note, \
+             now() AS created FROM generate_series(1, 100000) g; ALTER TABLE people_src OWNER TO app_rw",
+        )
+        .unwrap();
 
     let mut results: Vec<(String, [Vec<f64>; 4])> = Vec::new();
     // Proxy CPU microseconds per transaction (or per row for COPY), by row.
@@ -98,9 +113,17 @@ fn main() {
         results.push((format!("{} (tps)", s.name), Default::default()));
         cpu.push(Default::default());
     }
-    let copy_row = wanted("copy");
-    if copy_row {
-        results.push(("COPY 1M rows TO STDOUT (rows/s)".into(), Default::default()));
+    // Bulk reads: (filter name, row label, statement, rows).
+    let bulk: Vec<(&str, &str, &str, f64)> = [
+        ("copy", "COPY 1M rows TO STDOUT (rows/s)", "COPY copy_src TO STDOUT", 1_000_000.0),
+        ("select100k", "SELECT 100k customer rows (rows/s)", "SELECT * FROM people_src", 100_000.0),
+    ]
+    .into_iter()
+    .filter(|(name, ..)| wanted(name))
+    .collect();
+    let first_bulk_row = results.len();
+    for (_, label, ..) in &bulk {
+        results.push((label.to_string(), Default::default()));
         cpu.push(Default::default());
     }
     let duration = seconds.to_string();
@@ -119,13 +142,13 @@ fn main() {
                 cpu[row][i].push(used * 1e6 / (tps * seconds as f64));
             }
         }
-        if copy_row {
-            let row = results.len() - 1;
-            for (i, t) in rotated(&targets, round) {
+        for (k, (name, _, sql, rows)) in bulk.iter().enumerate() {
+            let row = first_bulk_row + k;
+            for (i, t) in rotated(&targets, round + k) {
                 let start = Instant::now();
                 let cpu0 = t.cpu_seconds();
                 let out = Command::new(bin.join("psql"))
-                    .args(["-X", "-q", "-c", "COPY copy_src TO STDOUT"])
+                    .args(["-X", "-q", "-At", "-c", sql])
                     .arg(conninfo(t))
                     .env("PGPASSWORD", &t.password)
                     .stdout(Stdio::null())
@@ -133,10 +156,10 @@ fn main() {
                     .output()
                     .unwrap();
                 assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-                let rate = 1_000_000.0 / start.elapsed().as_secs_f64();
-                eprintln!("round {round} {:<28} {:<10} {rate:>10.0} rows/s", "copy", t.name);
+                let rate = rows / start.elapsed().as_secs_f64();
+                eprintln!("round {round} {name:<28} {:<10} {rate:>10.0} rows/s", t.name);
                 results[row].1[i].push(rate);
-                cpu[row][i].push((t.cpu_seconds() - cpu0) * 1e6 / 1_000_000.0);
+                cpu[row][i].push((t.cpu_seconds() - cpu0) * 1e6 / rows);
             }
         }
     }
@@ -213,7 +236,8 @@ fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
     (child, port)
 }
 
-fn start_airlock(work: &Path, pg_port: u16, recording: bool, policy: bool) -> (Child, u16) {
+/// Starts Airlock with the bench config plus `extra` (a variant's settings).
+fn start_airlock(work: &Path, pg_port: u16, recording: bool, extra: &str) -> (Child, u16) {
     std::fs::create_dir_all(work).unwrap();
     let config = work.join("airlock.toml");
     std::fs::write(
@@ -231,8 +255,6 @@ fsync = "{fsync}"
 flush_interval = "{flush}"
 [postgres]
 allow_plaintext_loopback = true
-[policy]
-enforce = {policy}
 [auth]
 hs256_secret = "{HS256}"
 [[connections]]
@@ -244,6 +266,7 @@ user = "app_rw"
 password = "{APP_PASSWORD}"
 allow_groups = ["bench"]
 tls = "disable"
+{extra}
 "#,
             work.join("airlock-data").display(),
             threads = std::env::var("BENCH_AIRLOCK_THREADS").unwrap_or_else(|_| "0".into()),

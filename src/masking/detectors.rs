@@ -130,6 +130,11 @@ fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8])
 }
 
 impl Detector {
+    /// The pattern's source.
+    pub fn pattern_str(&self) -> &str {
+        self.pattern.as_str()
+    }
+
     /// A detector from the config: the whole match of `pattern` is the secret.
     pub fn custom(name: &str, pattern: &str, max_len: usize) -> Result<Detector, regex::Error> {
         Ok(Detector {
@@ -200,17 +205,24 @@ impl Detector {
     pub fn find(&self, index: usize, text: &[u8], from: usize, out: &mut Vec<Found>) {
         let mut at = from;
         while at <= text.len() {
-            let Some(caps) = self.pattern.captures_at(text, at) else { break };
-            let (Some(whole), Some(value)) = (caps.get(0), caps.get(self.group)) else { break };
-            if (self.validate)(value.as_bytes()) {
+            // Capture groups cost; most detectors mask their whole match.
+            let (whole, value) = if self.group == 0 {
+                let Some(m) = self.pattern.find_at(text, at) else { break };
+                (m.range(), m.range())
+            } else {
+                let Some(caps) = self.pattern.captures_at(text, at) else { break };
+                let (Some(whole), Some(value)) = (caps.get(0), caps.get(self.group)) else { break };
+                (whole.range(), value.range())
+            };
+            if (self.validate)(&text[value.clone()]) {
                 out.push(Found {
-                    start: value.start(),
-                    end: value.end(),
-                    claim: (whole.start(), whole.end()),
+                    start: value.start,
+                    end: value.end,
+                    claim: (whole.start, whole.end),
                     detector: index,
                 });
             }
-            at = if whole.end() > whole.start() { whole.end() } else { whole.end() + 1 };
+            at = if whole.end > whole.start { whole.end } else { whole.end + 1 };
         }
     }
 }

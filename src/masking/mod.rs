@@ -13,6 +13,7 @@ pub mod detectors;
 use std::borrow::Cow;
 
 use aws_lc_rs::hmac;
+use regex::bytes::RegexSet;
 
 pub use detectors::{Detector, Found};
 
@@ -35,12 +36,23 @@ pub struct Masker {
     /// Bytes a stream must hold back: the longest possible match, plus one byte of
     /// lookahead for a word boundary.
     holdback: usize,
+    /// All patterns in one automaton: one pass tells which detectors can match at all.
+    prefilter: RegexSet,
 }
 
 impl std::fmt::Debug for Masker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Masker").field("detectors", &self.detectors).field("style", &self.style).finish()
     }
+}
+
+/// The detectors' patterns as one set. They were each compiled already, so together
+/// they compile too; should the set exceed the regex size limit, an always-matching
+/// set keeps every detector running.
+fn prefilter(detectors: &[Detector]) -> RegexSet {
+    RegexSet::new(detectors.iter().map(|d| d.pattern_str()))
+        .or_else(|_| RegexSet::new(detectors.iter().map(|_| "")))
+        .unwrap_or_else(|_| RegexSet::empty())
 }
 
 /// Bytes of already-emitted text kept as context for word boundaries.
@@ -55,13 +67,15 @@ impl Masker {
             .filter(|d| detectors.is_none_or(|names| names.iter().any(|n| *n == d.name)))
             .collect();
         let holdback = detectors.iter().map(|d| d.max_len).max().unwrap_or(0) + 1;
-        Masker { detectors, style, key: hmac::Key::new(hmac::HMAC_SHA256, hash_key), holdback }
+        let prefilter = prefilter(&detectors);
+        Masker { detectors, style, key: hmac::Key::new(hmac::HMAC_SHA256, hash_key), holdback, prefilter }
     }
 
     /// Adds a detector after the others (lowest priority on overlaps).
     pub fn add(&mut self, detector: Detector) {
         self.holdback = self.holdback.max(detector.max_len + 1);
         self.detectors.push(detector);
+        self.prefilter = prefilter(&self.detectors);
     }
 
     /// Whether the masker has no detectors (and so never changes anything).
@@ -98,8 +112,17 @@ impl Masker {
     /// Every validated match of every detector, overlaps included.
     fn candidates(&self, text: &[u8], from: usize) -> Vec<Found> {
         let mut all = Vec::new();
-        for (i, d) in self.detectors.iter().enumerate() {
-            d.find(i, text, from, &mut all);
+        // One byte of context before `from` keeps word boundaries as the detectors see
+        // them; the prefilter may report more than matches, never less.
+        let haystack = text.get(from.saturating_sub(1)..).unwrap_or_default();
+        // Most text holds no secret: one pass that allocates nothing says so.
+        if !self.prefilter.is_match(haystack) {
+            return all;
+        }
+        for i in self.prefilter.matches(haystack).iter() {
+            if let Some(d) = self.detectors.get(i) {
+                d.find(i, text, from, &mut all);
+            }
         }
         all
     }
@@ -149,7 +172,11 @@ impl Masker {
 
     fn replacement(&self, d: &Detector, value: &[u8], out: &mut Vec<u8>) {
         match self.style {
-            Style::Redact => out.extend_from_slice(format!("[MASKED:{}]", d.name).as_bytes()),
+            Style::Redact => {
+                out.extend_from_slice(b"[MASKED:");
+                out.extend_from_slice(d.name.as_bytes());
+                out.push(b']');
+            }
             Style::Hash => {
                 let tag = hmac::sign(&self.key, value);
                 out.extend_from_slice(format!("[MASKED:{}:{}]", d.name, hex::encode(&tag.as_ref()[..6])).as_bytes());

@@ -131,6 +131,31 @@ pub fn encode_data_row<'a>(values: impl ExactSizeIterator<Item = Option<&'a [u8]
     b.freeze()
 }
 
+/// The parameter values of a Bind body, each with its byte range in the body (None =
+/// NULL, with an empty range after its length).
+pub fn bind_parameters(body: &[u8]) -> Result<Vec<(std::ops::Range<usize>, Option<&[u8]>)>, ProtocolError> {
+    let mut c = Cursor::new(body, "Bind");
+    c.cbytes()?;
+    c.cbytes()?;
+    let n = c.i16()?;
+    for _ in 0..n {
+        c.i16()?;
+    }
+    let n = c.i16()?;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let len = c.i32()?;
+        let start = body.len() - c.remaining().len();
+        if len < 0 {
+            out.push((start..start, None));
+        } else {
+            let v = c.take(len as usize)?;
+            out.push((start..start + v.len(), Some(v)));
+        }
+    }
+    Ok(out)
+}
+
 /// The portal, statement and result format codes of a Bind body.
 pub fn bind_result_formats(body: &[u8]) -> Result<Vec<i16>, ProtocolError> {
     let mut c = Cursor::new(body, "Bind");

@@ -141,41 +141,33 @@ impl ConnectionMasking {
         Plan::new(actions, rest)
     }
 
-    /// The rewritten DataRow for `body`, or `None` if nothing changes.
+    /// The rewritten DataRow for `body`, or `None` if nothing changes (the common
+    /// case, which allocates nothing beyond the value list).
     fn mask_row(&self, plan: &Plan, body: &[u8]) -> Result<Option<Bytes>, ProtocolError> {
         let values = describe::data_row(body)?;
-        let mut replaced: Vec<Option<Vec<u8>>> = vec![None; values.len()];
-        let mut nulled = vec![false; values.len()];
-        let mut changed = false;
+        // Replacements, created at the first value that changes.
+        let mut replaced: Option<Vec<Option<Option<Vec<u8>>>>> = None;
         for (i, value) in values.iter().enumerate() {
             let Some(v) = value else { continue };
-            match plan.actions.get(i).copied().unwrap_or(plan.rest) {
-                Action::Pass => {}
-                Action::Null => {
-                    nulled[i] = true;
-                    changed = true;
-                }
+            let new = match plan.actions.get(i).copied().unwrap_or(plan.rest) {
+                Action::Pass => continue,
+                Action::Null => None,
                 Action::Mask(style) => {
                     let mut out = Vec::new();
                     self.masker.mask_column(style, v, &mut out);
-                    replaced[i] = Some(out);
-                    changed = true;
+                    Some(out)
                 }
-                Action::Scan => {
-                    if let std::borrow::Cow::Owned(out) = self.masker.mask(v) {
-                        replaced[i] = Some(out);
-                        changed = true;
-                    }
-                }
-            }
+                Action::Scan => match self.masker.mask(v) {
+                    std::borrow::Cow::Borrowed(_) => continue,
+                    std::borrow::Cow::Owned(out) => Some(out),
+                },
+            };
+            replaced.get_or_insert_with(|| vec![None; values.len()])[i] = Some(new);
         }
-        if !changed {
-            return Ok(None);
-        }
-        let row = values.iter().enumerate().map(|(i, v)| match (&replaced[i], nulled[i]) {
-            (_, true) => None,
-            (Some(r), _) => Some(r.as_slice()),
-            (None, _) => *v,
+        let Some(replaced) = replaced else { return Ok(None) };
+        let row = values.iter().zip(&replaced).map(|(v, r)| match r {
+            Some(new) => new.as_deref(),
+            None => *v,
         });
         Ok(Some(describe::encode_data_row(row)))
     }
@@ -602,6 +594,100 @@ impl ConnectionMasking {
             out.push(b'\n');
         }
         out
+    }
+}
+
+/// Masks what is recorded of the agent's side: Query and Parse text and Bind
+/// parameters go through the value detectors (the upstream still gets them as sent).
+/// Other messages are recorded as they are.
+pub struct FrontendMasking<'a> {
+    masker: &'a Masker,
+    /// Bytes of a message begun in an earlier batch, still to come.
+    carry: usize,
+}
+
+impl<'a> FrontendMasking<'a> {
+    /// Masking with this connection's detectors.
+    pub fn new(conn: &'a ConnectionMasking) -> Self {
+        FrontendMasking { masker: &conn.masker, carry: 0 }
+    }
+
+    /// What to record for a batch of frontend bytes.
+    pub fn apply(&mut self, bytes: &Bytes) -> Bytes {
+        let mut out: Option<BytesMut> = None;
+        let mut at = self.carry.min(bytes.len());
+        self.carry -= at;
+        while let Some(header) = bytes.get(at..at + 5) {
+            let len = i32::from_be_bytes([header[1], header[2], header[3], header[4]]).max(4) as usize + 1;
+            let end = at + len;
+            if end > bytes.len() {
+                // Statements always arrive whole (the gate reads them); what is split
+                // across batches is data, recorded as is.
+                self.carry = end - bytes.len();
+                break;
+            }
+            if let Some(masked) = self.mask_message(header[0], &bytes[at + 5..end]) {
+                let out = out.get_or_insert_with(|| BytesMut::from(&bytes[..at]));
+                out.extend_from_slice(&masked);
+            } else if let Some(out) = out.as_mut() {
+                out.extend_from_slice(&bytes[at..end]);
+            }
+            at = end;
+        }
+        match out {
+            None => bytes.clone(),
+            Some(mut out) => {
+                out.extend_from_slice(bytes.get(at..).unwrap_or_default());
+                out.freeze()
+            }
+        }
+    }
+
+    /// The message rebuilt with its secrets masked, if it has any.
+    fn mask_message(&self, tag: u8, body: &[u8]) -> Option<Bytes> {
+        let mask = |v: &[u8]| match self.masker.mask(v) {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(m) => Some(m),
+        };
+        let message = |tag: u8, parts: &[&[u8]]| {
+            let mut b = BytesMut::new();
+            b.extend_from_slice(&[tag, 0, 0, 0, 0]);
+            parts.iter().for_each(|p| b.extend_from_slice(p));
+            let len = (b.len() - 1) as i32;
+            b[1..5].copy_from_slice(&len.to_be_bytes());
+            b.freeze()
+        };
+        match tag {
+            tag::QUERY => {
+                let text = message::parse_query(body).ok()?;
+                Some(message(tag, &[&mask(text)?, b"\0"]))
+            }
+            tag::PARSE => {
+                let (name, text) = message::parse_parse(body).ok()?;
+                let rest = body.get(name.len() + text.len() + 2..)?;
+                Some(message(tag, &[name, b"\0", &mask(text)?, b"\0", rest]))
+            }
+            tag::BIND => {
+                let values = describe::bind_parameters(body).ok()?;
+                let masked: Vec<Option<Vec<u8>>> = values.iter().map(|(_, v)| v.and_then(mask)).collect();
+                if masked.iter().all(Option::is_none) {
+                    return None;
+                }
+                let mut b = BytesMut::new();
+                let mut last = 0;
+                for ((range, _), m) in values.iter().zip(&masked) {
+                    let Some(m) = m else { continue };
+                    // Each value is its i32 length then its bytes.
+                    b.extend_from_slice(&body[last..range.start - 4]);
+                    b.extend_from_slice(&(m.len() as i32).to_be_bytes());
+                    b.extend_from_slice(m);
+                    last = range.end;
+                }
+                b.extend_from_slice(&body[last..]);
+                Some(message(tag, &[&b]))
+            }
+            _ => None,
+        }
     }
 }
 

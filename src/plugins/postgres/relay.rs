@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 
 use super::error::SessionError;
 use super::gate::{Held, HeldKind, SessionGate, Step};
-use super::mask::{ConnectionMasking, Expect, ResultMasking};
+use super::mask::{ConnectionMasking, Expect, FrontendMasking, ResultMasking};
 use crate::approvals::{Broker, NewRequest, Outcome};
 use crate::identity::Identity;
 use crate::listener::Shutdown;
@@ -246,6 +246,8 @@ where
     // A message the gate held while it was still in the read buffer, until the
     // scanner hands it over whole.
     let mut held_in_place: Option<Held> = None;
+    // Secrets in the agent's statements and parameters are masked in the recording.
+    let mut recorded = ctx.masking.filter(|_| ctx.recorder.is_some()).map(FrontendMasking::new);
     // Created once: registering a waiter takes a lock, later polls one atomic load.
     let abort = ctx.shutdown.abort.fired();
     tokio::pin!(abort);
@@ -285,7 +287,7 @@ where
                     if !counts.commit(shared, None) {
                         return Ok(End::Drained);
                     }
-                    send_upstream(&mut out, wr, ctx, sent_total).await?;
+                    send_upstream(&mut out, wr, ctx, sent_total, recorded.as_mut()).await?;
                     let Some(enforcement) = ctx.enforcement.as_ref() else { continue };
                     let verdict = match decide(&held, enforcement, shared, ctx, rd, &mut buf).await? {
                         Ok(verdict) => verdict,
@@ -327,7 +329,7 @@ where
         if !counts.commit(shared, None) {
             return Ok(End::Drained);
         }
-        send_upstream(&mut out, wr, ctx, sent_total).await?;
+        send_upstream(&mut out, wr, ctx, sent_total, recorded.as_mut()).await?;
         if counts.terminate && scanner.at_boundary() {
             return Ok(End::Terminated);
         }
@@ -440,8 +442,11 @@ async fn send_upstream<W: AsyncWrite + Unpin>(
     wr: &mut W,
     ctx: &RelayContext<'_>,
     sent_total: &AtomicU64,
+    record_as: Option<&mut FrontendMasking<'_>>,
 ) -> Result<(), SessionError> {
-    let sent = out.send(wr, ctx.recorder, Direction::ToUpstream, Kind::PgFrontend, upstream_io).await?;
+    let sent = out
+        .send_recording_as(wr, ctx.recorder, Direction::ToUpstream, Kind::PgFrontend, upstream_io, record_as)
+        .await?;
     ctx.metrics.to_upstream.inc_by(sent as u64);
     sent_total.fetch_add(sent as u64, Ordering::Relaxed);
     Ok(())
@@ -808,6 +813,20 @@ impl Batch {
         kind: Kind,
         io_error: fn(std::io::Error) -> SessionError,
     ) -> Result<usize, SessionError> {
+        self.send_recording_as(wr, recorder, direction, kind, io_error, None).await
+    }
+
+    /// [`Batch::send`], recording what `record_as` makes of the bytes instead of the
+    /// bytes themselves (the agent's statements with their secrets masked).
+    async fn send_recording_as<W: AsyncWrite + Unpin>(
+        &mut self,
+        wr: &mut W,
+        recorder: Option<&SessionRecorder>,
+        direction: Direction,
+        kind: Kind,
+        io_error: fn(std::io::Error) -> SessionError,
+        record_as: Option<&mut FrontendMasking<'_>>,
+    ) -> Result<usize, SessionError> {
         let bytes = match self.chunks.len() {
             0 => return Ok(0),
             1 => self.chunks.pop().unwrap_or_default(),
@@ -821,7 +840,11 @@ impl Batch {
             }
         };
         if let Some(r) = recorder {
-            r.record(direction, kind, bytes.clone()).await.map_err(|RecorderDown| SessionError::RecorderFailed)?;
+            let recorded = match record_as {
+                Some(masking) => masking.apply(&bytes),
+                None => bytes.clone(),
+            };
+            r.record(direction, kind, recorded).await.map_err(|RecorderDown| SessionError::RecorderFailed)?;
         }
         wr.write_all(&bytes).await.map_err(io_error)?;
         wr.flush().await.map_err(io_error)?;
