@@ -131,9 +131,12 @@ pub fn encode_data_row<'a>(values: impl ExactSizeIterator<Item = Option<&'a [u8]
     b.freeze()
 }
 
-/// The parameter values of a Bind body, each with its byte range in the body (None =
-/// NULL, with an empty range after its length).
-pub fn bind_parameters(body: &[u8]) -> Result<Vec<(std::ops::Range<usize>, Option<&[u8]>)>, ProtocolError> {
+/// A Bind parameter: its byte range in the body and its value (None = NULL, with an
+/// empty range just after its length).
+pub type BindParameter<'a> = (std::ops::Range<usize>, Option<&'a [u8]>);
+
+/// The parameter values of a Bind body.
+pub fn bind_parameters(body: &[u8]) -> Result<Vec<BindParameter<'_>>, ProtocolError> {
     let mut c = Cursor::new(body, "Bind");
     c.cbytes()?;
     c.cbytes()?;
