@@ -419,7 +419,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             let policy = airlock::policy::Policy::new(&config.rules)?;
             let decision = policy.decide_query(&connection, &groups, &sql);
-            println!("{}", serde_json::to_string_pretty(&decision)?);
+            let mut out = serde_json::to_value(&decision)?;
+            // Which result columns column rules mask, where the query alone tells.
+            let masks = airlock::plugins::postgres::static_masks(&config, &connection, &sql);
+            if let Some(statements) = out["statements"].as_array_mut() {
+                for (s, masked) in statements.iter_mut().zip(masks) {
+                    s["masked_columns"] = serde_json::to_value(masked)?;
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
         Command::CheckConfig { config } => {

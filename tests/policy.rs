@@ -15,6 +15,10 @@ database = "app"
 user = "app_rw"
 allow_groups = ["agents", "ops"]
 
+[[masking]]
+columns = ["*.users.email", "public.*.password*"]
+style = "hash"
+
 [[rules]]
 name = "ops-ddl"
 groups = ["ops"]
@@ -59,6 +63,20 @@ fn explain_prints_each_statements_decision() {
     assert_eq!((v["decision"].as_str(), v["statements"][0]["rule"].as_str()), (Some("allow"), Some("ops-ddl")));
     let (_, v) = explain(&dir, "agents", "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d");
     assert_eq!(v["decision"], "approve");
+
+    // Masked result columns, where the query alone tells.
+    let (_, v) = explain(
+        &dir,
+        "agents",
+        "SELECT id, u.email AS contact FROM users u WHERE id = 1; SELECT * FROM app.users; SELECT a.x FROM users a JOIN t ON true",
+    );
+    let s = v["statements"].as_array().unwrap();
+    assert_eq!(
+        s[0]["masked_columns"],
+        serde_json::json!([{"column": "contact", "source": "public.users.email", "rule": "*.users.email", "style": "hash"}])
+    );
+    assert_eq!(s[1]["masked_columns"][0]["source"], "app.users.email");
+    assert_eq!(s[2]["masked_columns"], serde_json::Value::Null, "a join needs the catalog");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -69,10 +69,7 @@ impl ConnectionMasking {
         for p in rules.iter().flat_map(|r| &r.patterns) {
             masker.add(Detector::custom(&p.name, &p.regex, p.max_len)?);
         }
-        let columns: Vec<(Vec<String>, Style)> = rules
-            .iter()
-            .flat_map(|r| r.columns.iter().map(|c| (c.split('.').map(str::to_owned).collect(), style(r.style))))
-            .collect();
+        let columns = column_rules(config, name);
         if masker.is_empty() && columns.is_empty() {
             return Ok(None);
         }
@@ -83,11 +80,7 @@ impl ConnectionMasking {
     /// own name, and for a view column the base columns it shows).
     fn rule_for(&self, identities: &[String]) -> Option<Style> {
         identities.iter().find_map(|identity| {
-            let parts: Vec<&str> = identity.split('.').collect();
-            self.columns
-                .iter()
-                .find(|(glob, _)| glob.len() == parts.len() && glob.iter().zip(&parts).all(|(g, p)| glob_match(g, p)))
-                .map(|(_, s)| *s)
+            self.columns.iter().find(|(glob, _)| glob_parts_match(glob, identity)).map(|(_, s)| *s)
         })
     }
 
@@ -171,6 +164,107 @@ impl ConnectionMasking {
         });
         Ok(Some(describe::encode_data_row(row)))
     }
+}
+
+/// The column rules that apply to connection `name`: globs split into their three
+/// parts, with their style.
+fn column_rules(config: &Config, name: &str) -> Vec<(Vec<String>, Style)> {
+    config
+        .masking
+        .iter()
+        .filter(|r| r.connections.is_empty() || r.connections.iter().any(|c| c == name))
+        .flat_map(|r| r.columns.iter().map(|c| (c.split('.').map(str::to_owned).collect(), style(r.style))))
+        .collect()
+}
+
+fn glob_parts_match(glob: &[String], identity: &str) -> bool {
+    let parts: Vec<&str> = identity.split('.').collect();
+    glob.len() == parts.len() && glob.iter().zip(&parts).all(|(g, p)| glob_match(g, p))
+}
+
+/// What `airlock explain` can say about masking without a database: for each statement
+/// of the simple shape `SELECT columns FROM table ...` (one table, plain column
+/// references or `*`), the result columns column rules cover; `None` where only the
+/// upstream's catalog could tell. Unqualified tables are taken to be in `public`.
+/// Value detectors apply to every text value whatever this says.
+pub fn static_masks(config: &Config, connection: &str, query: &str) -> Vec<Option<Vec<serde_json::Value>>> {
+    use airlock_postgres::sql::{self, lexer::TokenKind};
+    let rules = column_rules(config, connection);
+    sql::split(query)
+        .iter()
+        .map(|s| {
+            let t = &s.tokens;
+            if !t.first()?.is("select") {
+                return None;
+            }
+            let from = t.iter().position(|x| x.is("from"))?;
+            // The relation: name or schema.name, then an optional alias, then the end or a
+            // clause that does not add relations.
+            let mut i = from + 1;
+            let mut name = vec![t.get(i)?];
+            while t.get(i + 1).is_some_and(|x| x.kind == TokenKind::Dot) {
+                name.push(t.get(i + 2)?);
+                i += 2;
+            }
+            i += 1;
+            let mut alias = None;
+            if t.get(i).is_some_and(|x| x.is("as")) {
+                i += 1;
+            }
+            if let Some(x) = t.get(i).filter(|x| {
+                x.kind == TokenKind::Word && !["where", "order", "limit", "offset", "group", "fetch"].iter().any(|k| x.is(k))
+            }) {
+                alias = Some(x.text.to_ascii_lowercase());
+                i += 1;
+            }
+            if let Some(x) = t.get(i)
+                && !["where", "order", "limit", "offset", "group", "fetch"].iter().any(|k| x.is(k))
+            {
+                return None;
+            }
+            if name.iter().any(|n| n.kind != TokenKind::Word) || name.len() > 2 {
+                return None;
+            }
+            let table = name.last()?.text.to_ascii_lowercase();
+            let schema = if name.len() == 2 { name[0].text.to_ascii_lowercase() } else { "public".into() };
+            let mut masked = Vec::new();
+            // Each select-list item: `*`, `col`, `qualifier.col`, optionally `AS name`.
+            for item in t[1..from].split(|x| x.kind == TokenKind::Comma) {
+                let (expr, out_name) = match item {
+                    [e @ .., a, n] if a.is("as") => (e, Some(n.text)),
+                    [e @ .., n] if e.len() == 1 && n.kind == TokenKind::Word => (e, Some(n.text)),
+                    e => (e, None),
+                };
+                let column = match expr {
+                    [c] => c,
+                    [q, d, c] if d.kind == TokenKind::Dot && alias.as_deref().is_none_or(|a| q.text.eq_ignore_ascii_case(a)) => c,
+                    _ => continue,
+                };
+                if column.text == "*" {
+                    let prefix = format!("{schema}.{table}.");
+                    for (glob, style) in &rules {
+                        if glob.len() == 3 && glob_match(&glob[0], &schema) && glob_match(&glob[1], &table) {
+                            masked.push(serde_json::json!({"column": "*", "rule": glob.join("."), "style": format!("{style:?}").to_lowercase(), "source": format!("{prefix}{}", glob[2])}));
+                        }
+                    }
+                    continue;
+                }
+                if column.kind != TokenKind::Word {
+                    continue;
+                }
+                let identity = format!("{schema}.{table}.{}", column.text.to_ascii_lowercase());
+                if let Some((glob, style)) = rules.iter().find(|(g, _)| glob_parts_match(g, &identity)) {
+                    masked.push(serde_json::json!({
+                        "column": out_name.unwrap_or(column.text),
+                        "source": identity,
+                        "rule": glob.join("."),
+                        "style": format!("{style:?}").to_lowercase(),
+                    }));
+                }
+            }
+            Some(masked)
+        })
+        .collect()
 }
 
 /// What happens to one column's values.

@@ -11,6 +11,8 @@ mod cancel;
 mod error;
 mod gate;
 mod mask;
+
+pub use mask::static_masks;
 mod relay;
 mod upstream;
 
