@@ -37,6 +37,9 @@ pub struct Detector {
     pub max_len: usize,
     /// A catch-all (like `password=...`) that yields to any specific detector it overlaps.
     pub generic: bool,
+    /// A literal every match starts with, for long detectors: a stream holds back from
+    /// an anchor it has seen instead of always holding back `max_len` bytes.
+    pub anchor: Option<&'static [u8]>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -126,7 +129,18 @@ fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8])
     // The built-in patterns are constants checked by the tests below.
     #[allow(clippy::expect_used)]
     let pattern = Regex::new(pattern).expect("built-in detector pattern");
-    Detector { name: Cow::Borrowed(name), pattern, group, validate, max_len, generic: name == "secret_assignment" }
+    // Only the PEM block is anchored: a JWT's first segment has no length bound, so
+    // the text before an `eyJ` can still belong to the match.
+    let anchor: Option<&'static [u8]> = (name == "private_key").then_some(b"-----BEGIN");
+    Detector {
+        name: Cow::Borrowed(name),
+        pattern,
+        group,
+        validate,
+        max_len,
+        generic: name == "secret_assignment",
+        anchor,
+    }
 }
 
 impl Detector {
@@ -144,6 +158,7 @@ impl Detector {
             validate: always,
             max_len,
             generic: false,
+            anchor: None,
         })
     }
 }

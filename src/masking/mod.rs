@@ -66,14 +66,16 @@ impl Masker {
             .into_iter()
             .filter(|d| detectors.is_none_or(|names| names.iter().any(|n| *n == d.name)))
             .collect();
-        let holdback = detectors.iter().map(|d| d.max_len).max().unwrap_or(0) + 1;
+        let holdback = detectors.iter().filter(|d| d.anchor.is_none()).map(|d| d.max_len).max().unwrap_or(0) + 1;
         let prefilter = prefilter(&detectors);
         Masker { detectors, style, key: hmac::Key::new(hmac::HMAC_SHA256, hash_key), holdback, prefilter }
     }
 
     /// Adds a detector after the others (lowest priority on overlaps).
     pub fn add(&mut self, detector: Detector) {
-        self.holdback = self.holdback.max(detector.max_len + 1);
+        if detector.anchor.is_none() {
+            self.holdback = self.holdback.max(detector.max_len + 1);
+        }
         self.detectors.push(detector);
         self.prefilter = prefilter(&self.detectors);
     }
@@ -220,7 +222,16 @@ impl StreamMasker<'_> {
     /// Adds a chunk; returns what can be sent now.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         self.buf.extend_from_slice(chunk);
-        let safe = self.buf.len().saturating_sub(self.masker.holdback);
+        let len = self.buf.len();
+        let mut safe = len.saturating_sub(self.masker.holdback);
+        // A long secret (a PEM key, a JWT) may still be growing from its anchor.
+        for d in &self.masker.detectors {
+            let Some(anchor) = d.anchor else { continue };
+            let from = len.saturating_sub(d.max_len).max(self.emitted);
+            if let Some(at) = self.buf[from..].windows(anchor.len()).position(|w| w == anchor) {
+                safe = safe.min(from + at);
+            }
+        }
         self.emit(safe)
     }
 
@@ -296,6 +307,8 @@ mod tests {
         "password=s3cr3t-value",
         "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudCJ9.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        "-----BEGIN PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n-----END PRIVATE KEY-----",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIBVQIBADANBgkqhkiG9w0B",
         "GB82 WEST 1234 5698 7654 32",
         "+441632960961",
         "order 1234567812345670",
