@@ -129,8 +129,9 @@ fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8])
     // The built-in patterns are constants checked by the tests below.
     #[allow(clippy::expect_used)]
     let pattern = Regex::new(pattern).expect("built-in detector pattern");
-    // Only the PEM block is anchored: a JWT's first segment has no length bound, so
-    // the text before an `eyJ` can still belong to the match.
+    // Only the PEM block is anchored. Anchoring JWTs at `eyJ` made streamed output
+    // differ from whole-text output in the property test; until that is understood,
+    // JWTs keep the plain holdback.
     let anchor: Option<&'static [u8]> = (name == "private_key").then_some(b"-----BEGIN");
     Detector {
         name: Cow::Borrowed(name),
