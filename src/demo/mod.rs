@@ -45,16 +45,19 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
 
     let server = Server::start(&config).await?;
     let key = DevKey::load_or_create(&config.data_dir())?;
-    let groups = vec!["agents".to_owned()];
-    let token = mint_token(
-        key.secret().expose(),
-        &config.auth.issuer,
-        &config.auth.audience,
-        &config.auth.groups_claim,
-        "demo-agent",
-        &groups,
-        Duration::from_secs(12 * 3600),
-    )?;
+    let mint = |subject: &str, group: &str| {
+        mint_token(
+            key.secret().expose(),
+            &config.auth.issuer,
+            &config.auth.audience,
+            &config.auth.groups_claim,
+            subject,
+            &[group.to_owned()],
+            Duration::from_secs(12 * 3600),
+        )
+    };
+    let token = mint("demo-agent", "agents")?;
+    let approver = mint("demo-approver", "sre")?;
     let pg = config.listen.postgres;
     println!(
         "
@@ -68,6 +71,13 @@ Connect as an agent (token: subject demo-agent, group agents, valid 12h):
 
   export TOKEN={token}
   PGPASSWORD=$TOKEN psql \"host={host} port={port} dbname=demo-db user=agent sslmode=require\" -c 'select * from customers'
+
+Emails and cards come back masked. Try `-c 'drop table customers'`: Airlock holds it and
+tells the agent the approval id. As the approver (token: subject demo-approver, group sre):
+
+  export AIRLOCK_TOKEN={approver}
+  airlock approvals --config {config}
+  airlock approve <id> --config {config}      # or: airlock deny <id> --reason '...'
 
 See what the agent did (every session is recorded):
   airlock sessions --config {config}
@@ -96,6 +106,7 @@ data_dir = "."
 
 [auth]
 dev_tokens = true
+approver_groups = ["sre"]
 
 [[connections]]
 name = "demo-db"

@@ -573,7 +573,7 @@ async fn decide<R: AsyncRead + Unpin>(
 
 /// The ErrorResponse for a statement Airlock refuses.
 fn refusal(message: &str, rule: &str) -> Bytes {
-    let hint = format!("decided by Airlock policy rule {rule:?}; nothing was run and the session is still usable");
+    let hint = format!("Airlock policy rule {rule:?}; nothing was run and the session is still usable");
     message::error_response(Severity::Error, "42501", message, Some(&hint))
 }
 
