@@ -261,6 +261,16 @@ impl StreamMasker<'_> {
             .map_or(limit, |c| c.min(limit))
             .max(self.emitted);
         let found = self.masker.resolve(all);
+        // Nor through a secret that won its overlap: its head would go out unmasked.
+        let mut cut = cut;
+        while let Some(start) =
+            found.iter().filter(|f| f.claim.0 < cut && f.claim.1 > cut).map(|f| f.claim.0.min(f.start)).min()
+        {
+            cut = start.max(self.emitted);
+            if cut == self.emitted {
+                break;
+            }
+        }
         let out = self.masker.replace(&self.buf, self.emitted, cut, &found);
         // Keep a little context for word boundaries, drop the rest.
         let drop = cut.saturating_sub(CONTEXT);
@@ -314,6 +324,22 @@ mod tests {
         "order 1234567812345670",
         "commit 3f786850e387550fdab836ed7e6dc881de23001b",
     ];
+
+    #[test]
+    fn a_stream_never_cuts_through_a_secret_that_won_its_overlap() {
+        // The email claims "ada@example.compostgres"; the URL starting inside it loses.
+        let m = &*REDACT;
+        let text = format!("ada@example.compostgres://app:hunter2@db:5432/app {}", "x ".repeat(400));
+        let whole = m.mask(text.as_bytes()).into_owned();
+        let mut s = m.stream();
+        let mut out = Vec::new();
+        for b in text.as_bytes() {
+            out.extend(s.push(std::slice::from_ref(b)));
+        }
+        out.extend(s.flush());
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&whole));
+        assert!(whole.starts_with(b"[MASKED:email]://"));
+    }
 
     proptest! {
         /// For any text and any chunking, streaming equals masking the whole at once.
