@@ -29,6 +29,11 @@ use crate::masking::{Detector, Masker, Style};
 
 /// How long a table's column names are trusted before they are looked up again.
 const CATALOG_TTL: Duration = Duration::from_secs(300);
+/// How soon a failed catalog lookup is tried again.
+const CATALOG_RETRY: Duration = Duration::from_secs(30);
+/// Statement descriptions a session's result masking remembers; rows of statements
+/// past the cap are masked blind (fail closed).
+const MAX_DESCRIBED: usize = 10_000;
 /// Time allowed for one catalog lookup, connection included.
 const CATALOG_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -381,8 +386,20 @@ impl Catalog {
         for _ in 0..=MAX_VIEW_DEPTH {
             let round = match tokio::time::timeout(CATALOG_TIMEOUT, self.lookup(&missing)).await {
                 Ok(Ok(round)) => round,
-                Ok(Err(e)) => return tracing::warn!(error = %e, "catalog lookup for column masking failed"),
-                Err(_) => return tracing::warn!("catalog lookup for column masking timed out"),
+                failed => {
+                    match failed {
+                        Ok(Err(e)) => tracing::warn!(error = %e, "catalog lookup for column masking failed"),
+                        _ => tracing::warn!("catalog lookup for column masking timed out"),
+                    }
+                    // Remember the failure for a while: their columns stay masked (fail
+                    // closed) without every result waiting on another lookup.
+                    let retry_at = Instant::now().checked_sub(CATALOG_TTL - CATALOG_RETRY).unwrap_or_else(Instant::now);
+                    let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+                    for oid in missing {
+                        tables.entry(oid).or_insert_with(|| (retry_at, Arc::default()));
+                    }
+                    return;
+                }
             };
             found.extend(round);
             for oid in &missing {
@@ -897,7 +914,9 @@ impl<'a> ResultMasking<'a> {
             tag::COPY_OUT => return Disposition::Whole,
             tag::COPY_DATA | tag::COPY_DONE if self.copy.is_some() => return Disposition::Whole,
             tag::NO_DATA => {
-                if let Some(Expect::DescribeStatement(name)) = self.expect.front() {
+                if let Some(Expect::DescribeStatement(name)) = self.expect.front()
+                    && (self.statements.len() < MAX_DESCRIBED || self.statements.contains_key(name))
+                {
                     self.statements.insert(name.clone(), Arc::new(Vec::new()));
                 }
                 if matches!(self.expect.front(), Some(Expect::DescribeStatement(_) | Expect::DescribePortal)) {
@@ -988,7 +1007,9 @@ impl<'a> ResultMasking<'a> {
                         // Its rows are planned without waiting (in the scanner's
                         // callback), so the catalog must know these tables by then.
                         self.conn.learn(&columns).await;
-                        self.statements.insert(name, Arc::new(columns));
+                        if self.statements.len() < MAX_DESCRIBED || self.statements.contains_key(&name) {
+                            self.statements.insert(name, Arc::new(columns));
+                        }
                         self.pop();
                     }
                     Some(Expect::DescribePortal) => {
