@@ -140,34 +140,55 @@ impl ConnectionMasking {
     }
 
     /// The rewritten DataRow for `body`, or `None` if nothing changes (the common
-    /// case, which allocates nothing beyond the value list).
+    /// case, which allocates nothing).
     fn mask_row(&self, plan: &Plan, body: &[u8]) -> Result<Option<Bytes>, ProtocolError> {
-        let values = describe::data_row(body)?;
-        // Replacements, created at the first value that changes.
-        let mut replaced: Option<Vec<Option<Option<Vec<u8>>>>> = None;
-        for (i, value) in values.iter().enumerate() {
-            let Some(v) = value else { continue };
-            let new = match plan.actions.get(i).copied().unwrap_or(plan.rest) {
-                Action::Pass => continue,
-                Action::Null => None,
-                Action::Mask(style) => {
-                    let mut out = Vec::new();
-                    self.masker.mask_column(style, v, &mut out);
-                    Some(out)
-                }
-                Action::Scan => match self.masker.mask(v) {
-                    std::borrow::Cow::Borrowed(_) => continue,
-                    std::borrow::Cow::Owned(out) => Some(out),
-                },
-            };
-            replaced.get_or_insert_with(|| vec![None; values.len()])[i] = Some(new);
+        // First pass, in place: the first value that changes, and its replacement.
+        let mut c = airlock_postgres::cursor::Cursor::new(body, "DataRow");
+        let width = c.i16()?.max(0) as usize;
+        let mut first = None;
+        for i in 0..width {
+            let len = c.i32()?;
+            if len < 0 {
+                continue;
+            }
+            let v = c.take(len as usize)?;
+            if let Some(new) = self.mask_value(plan.actions.get(i).copied().unwrap_or(plan.rest), v) {
+                first = Some((i, new));
+                break;
+            }
         }
-        let Some(replaced) = replaced else { return Ok(None) };
+        let Some((first, new)) = first else { return Ok(None) };
+        // Something changes: the whole row, rebuilt.
+        let values = describe::data_row(body)?;
+        let mut replaced: Vec<Option<Option<Vec<u8>>>> = vec![None; values.len()];
+        replaced[first] = Some(new);
+        for (i, value) in values.iter().enumerate().skip(first + 1) {
+            if let Some(v) = value {
+                replaced[i] = self.mask_value(plan.actions.get(i).copied().unwrap_or(plan.rest), v);
+            }
+        }
         let row = values.iter().zip(&replaced).map(|(v, r)| match r {
             Some(new) => new.as_deref(),
             None => *v,
         });
         Ok(Some(describe::encode_data_row(row)))
+    }
+
+    /// A value's replacement (`Some(None)` for NULL), or `None` if it stays.
+    fn mask_value(&self, action: Action, v: &[u8]) -> Option<Option<Vec<u8>>> {
+        match action {
+            Action::Pass => None,
+            Action::Null => Some(None),
+            Action::Mask(style) => {
+                let mut out = Vec::new();
+                self.masker.mask_column(style, v, &mut out);
+                Some(Some(out))
+            }
+            Action::Scan => match self.masker.mask(v) {
+                std::borrow::Cow::Borrowed(_) => None,
+                std::borrow::Cow::Owned(out) => Some(Some(out)),
+            },
+        }
     }
 }
 

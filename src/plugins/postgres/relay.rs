@@ -833,6 +833,7 @@ impl Batch {
             _ => {
                 // Small chunks are cheaper to copy than to write one by one.
                 self.scratch.clear();
+                self.scratch.reserve(self.chunks.iter().map(Bytes::len).sum());
                 for c in self.chunks.drain(..) {
                     self.scratch.extend_from_slice(&c);
                 }
