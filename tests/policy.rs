@@ -318,8 +318,10 @@ async fn extended_protocol_clients_are_held_refused_and_stay_consistent() {
 
     // A cancel gives up the wait.
     let cancel = client.cancel_token();
+    let a = airlock.clone();
     let canceller = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once the statement is held, not before.
+        tokio::task::spawn_blocking(move || pending(&a, 1)).await.unwrap();
         cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
     });
     let err = client.batch_execute("TRUNCATE pol_ext").await.unwrap_err();

@@ -503,6 +503,11 @@ async fn decide<R: AsyncRead + Unpin>(
             .await?;
         return Ok(Ok(None));
     }
+    // Listening for a cancel before the request exists: a cancel sent as soon as the
+    // agent sees the notice must not slip between filing and waiting.
+    let cancelled = e.cancel.notified();
+    tokio::pin!(cancelled);
+    cancelled.as_mut().enable();
     let mut ticket = e.broker.file(NewRequest {
         identity: e.identity.clone(),
         connection: e.connection.to_owned(),
@@ -536,7 +541,7 @@ async fn decide<R: AsyncRead + Unpin>(
             let room = buf.len() < ctx.max_message;
             tokio::select! {
                 outcome = &mut wait => break Some(outcome),
-                _ = e.cancel.notified() => break None,
+                _ = &mut cancelled => break None,
                 n = rd.read_buf(buf), if room => match n {
                     Ok(0) | Err(_) => return Ok(Err(End::AgentClosed)),
                     Ok(_) => continue,
