@@ -1,5 +1,5 @@
 //! What a policy decision costs per statement, over the SQL corpus, with the default
-//! policy and with a rule set like the README's: `cargo bench --bench policy`.
+//! policy and with three rules (`fixtures/policy/rules.toml`): `cargo bench --bench policy`.
 //! Prints p50/p90/p99 per statement (each statement timed over many iterations).
 
 use std::hint::black_box;
@@ -10,32 +10,8 @@ use airlock::policy::Policy;
 
 const CORPUS: &str = include_str!("../fixtures/sql/corpus.sql");
 
-const RULES: &str = r#"
-[[connections]]
-name = "prod"
-protocol = "postgres"
-address = "db:5432"
-database = "app"
-user = "u"
-allow_groups = ["agents"]
-
-[[rules]]
-name = "no-destruction-on-prod"
-connections = ["prod"]
-classes = ["destructive", "privilege"]
-action = "deny"
-
-[[rules]]
-name = "ops-ddl"
-groups = ["ops"]
-classes = ["ddl"]
-action = "allow"
-
-[[rules]]
-name = "no-pii-export"
-statement = "^copy .* to stdout"
-action = "approve"
-"#;
+/// Three rules, as the policy unit tests use them.
+const RULES: &str = include_str!("../fixtures/policy/rules.toml");
 
 fn main() {
     let statements: Vec<String> = CORPUS
@@ -44,9 +20,8 @@ fn main() {
         .filter_map(|case| case.split_once('\n').map(|(_, sql)| sql.trim().to_owned()))
         .collect();
     let groups = vec!["agents".to_owned()];
-    for (name, rules) in [("default policy", ""), ("three rules", RULES)] {
-        let config =
-            Config::parse(&format!("[auth]\ndev_tokens = true\n{rules}"), std::path::PathBuf::new()).expect("rules");
+    for (name, config) in [("default policy", "[auth]\ndev_tokens = true\n"), ("three rules", RULES)] {
+        let config = Config::parse(config, std::path::PathBuf::new()).expect("rules");
         let policy = Policy::new(&config.rules).expect("policy");
         let iterations = 2_000;
         let mut ns: Vec<f64> = statements

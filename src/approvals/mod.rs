@@ -26,6 +26,18 @@ pub use webhook::Webhook;
 pub struct Request {
     /// Short id approvers type.
     pub id: String,
+    /// The request itself.
+    #[serde(flatten)]
+    pub asked: Asked,
+    /// When it was filed (RFC 3339).
+    pub created_at: String,
+    /// When it is refused unless decided (RFC 3339).
+    pub expires_at: String,
+}
+
+/// What a session asks for; the broker adds the id and times.
+#[derive(Debug, Clone, Serialize)]
+pub struct Asked {
     /// Who asked.
     pub subject: String,
     /// Their groups.
@@ -40,35 +52,10 @@ pub struct Request {
     pub classes: Vec<&'static str>,
     /// The rule that asked for approval (`default` for the default policy).
     pub rule: String,
-    /// Why approval is needed.
+    /// Why approval is needed; shown to approvers and, on timeout, to the agent.
     pub reason: String,
-    /// When it was filed (RFC 3339).
-    pub created_at: String,
-    /// When it is refused unless decided (RFC 3339).
-    pub expires_at: String,
-    /// What a grant from this approval would cover.
+    /// What a grant from this approval would cover: the held statements' fingerprints.
     #[serde(skip)]
-    pub fingerprints: Vec<String>,
-}
-
-/// What a request needs filled in by the session; the broker adds id and times.
-#[derive(Debug, Clone)]
-pub struct NewRequest {
-    /// Who asks.
-    pub identity: Identity,
-    /// Connection name.
-    pub connection: String,
-    /// Protocol name.
-    pub protocol: &'static str,
-    /// Statement text.
-    pub statement: String,
-    /// Classes.
-    pub classes: Vec<&'static str>,
-    /// Deciding rule.
-    pub rule: String,
-    /// Reason shown to approvers and, on timeout, to the agent.
-    pub reason: String,
-    /// Fingerprints of the held statements.
     pub fingerprints: Vec<String>,
 }
 
@@ -237,7 +224,7 @@ impl Broker {
     }
 
     /// Files a request; the agent should be told its id, then wait on the ticket.
-    pub fn file(&self, new: NewRequest) -> Ticket<'_> {
+    pub fn file(&self, asked: Asked) -> Ticket<'_> {
         let now = SystemTime::now();
         let (tx, rx) = oneshot::channel();
         let mut state = self.lock();
@@ -247,23 +234,11 @@ impl Broker {
                 break id;
             }
         };
-        let request = Request {
-            id: id.clone(),
-            subject: new.identity.subject,
-            groups: new.identity.groups,
-            connection: new.connection,
-            protocol: new.protocol,
-            statement: new.statement,
-            classes: new.classes,
-            rule: new.rule,
-            reason: new.reason,
-            created_at: rfc3339(now),
-            expires_at: rfc3339(now + self.timeout),
-            fingerprints: new.fingerprints,
-        };
+        let request =
+            Request { id: id.clone(), asked, created_at: rfc3339(now), expires_at: rfc3339(now + self.timeout) };
         state.pending.insert(id, Pending { request: request.clone(), decide: tx });
         drop(state);
-        tracing::info!(id = %request.id, subject = %request.subject, connection = %request.connection, "approval requested");
+        tracing::info!(id = %request.id, subject = %request.asked.subject, connection = %request.asked.connection, "approval requested");
         self.announce("requested", &request, None);
         Ticket { broker: self, request, decided: Some(rx) }
     }
@@ -286,10 +261,10 @@ impl Broker {
             self.decide(id, approver, Outcome::Approved { by: approver.subject.clone() }, |state, request| {
                 if let Some(d) = grant {
                     let until = Instant::now() + d;
-                    for fp in &request.fingerprints {
+                    for fp in &request.asked.fingerprints {
                         state.grants.push(Grant {
-                            subject: request.subject.clone(),
-                            connection: request.connection.clone(),
+                            subject: request.asked.subject.clone(),
+                            connection: request.asked.connection.clone(),
                             fingerprint: fp.clone(),
                             until,
                         });
@@ -320,7 +295,7 @@ impl Broker {
     ) -> Result<Request, DecideError> {
         let mut state = self.lock();
         let pending = state.pending.get(id).ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
-        if pending.request.subject == approver.subject {
+        if pending.request.asked.subject == approver.subject {
             return Err(DecideError::OwnRequest(approver.subject.clone()));
         }
         let Some(Pending { request, decide }) = state.pending.remove(id) else {
@@ -367,9 +342,10 @@ mod tests {
         Broker::new(&ApprovalSettings { timeout, ..ApprovalSettings::default() }, Gauge::default()).unwrap()
     }
 
-    fn request(subject: &str) -> NewRequest {
-        NewRequest {
-            identity: identity(subject),
+    fn request(subject: &str) -> Asked {
+        Asked {
+            subject: subject.into(),
+            groups: vec!["agents".into()],
             connection: "db".into(),
             protocol: "postgres",
             statement: "DROP TABLE t".into(),

@@ -41,11 +41,16 @@ impl Webhook {
         let text = match by {
             None if event == "requested" => format!(
                 "Airlock: {} wants to run on {}: `{}` ({}). Approve: `airlock approve {}` or deny: `airlock deny {} --reason ...`",
-                request.subject, request.connection, request.statement, request.reason, request.id, request.id
+                request.asked.subject,
+                request.asked.connection,
+                request.asked.statement,
+                request.asked.reason,
+                request.id,
+                request.id
             ),
-            None => format!("Airlock: approval {} for {} {event}", request.id, request.subject),
+            None => format!("Airlock: approval {} for {} {event}", request.id, request.asked.subject),
             Some((approver, detail)) => {
-                format!("Airlock: approval {} for {} {event} by {approver} {detail}", request.id, request.subject)
+                format!("Airlock: approval {} for {} {event} by {approver} {detail}", request.id, request.asked.subject)
             }
         };
         let body = serde_json::json!({
@@ -131,17 +136,19 @@ mod tests {
         let hook = Webhook::new(&url, Duration::from_secs(5)).unwrap();
         let request = Request {
             id: "abcd2345".into(),
-            subject: "agent".into(),
-            groups: vec![],
-            connection: "db".into(),
-            protocol: "postgres",
-            statement: "DROP TABLE t".into(),
-            classes: vec!["ddl", "destructive"],
-            rule: "default".into(),
-            reason: "needs approval".into(),
+            asked: crate::approvals::Asked {
+                subject: "agent".into(),
+                groups: vec![],
+                connection: "db".into(),
+                protocol: "postgres",
+                statement: "DROP TABLE t".into(),
+                classes: vec!["ddl", "destructive"],
+                rule: "default".into(),
+                reason: "needs approval".into(),
+                fingerprints: vec![],
+            },
             created_at: String::new(),
             expires_at: String::new(),
-            fingerprints: vec![],
         };
         hook.send("requested", &request, None);
         let first: serde_json::Value = serde_json::from_str(&rx.recv().await.unwrap()).unwrap();

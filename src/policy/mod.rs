@@ -349,36 +349,7 @@ mod tests {
         Policy::new(&config.rules).unwrap()
     }
 
-    const RULES: &str = r#"
-[auth]
-dev_tokens = true
-
-[[connections]]
-name = "prod"
-protocol = "postgres"
-address = "db:5432"
-database = "app"
-user = "u"
-allow_groups = ["agents"]
-
-[[rules]]
-name = "no-drops-on-prod"
-connections = ["prod"]
-classes = ["destructive"]
-action = "deny"
-message = "destructive statements are never allowed on prod"
-
-[[rules]]
-name = "ops-may-ddl"
-groups = ["ops"]
-classes = ["ddl"]
-action = "allow"
-
-[[rules]]
-name = "no-pii-export"
-statement = "^copy .* to stdout"
-action = "approve"
-"#;
+    const RULES: &str = include_str!("../../fixtures/policy/rules.toml");
 
     #[test]
     fn first_matching_rule_wins_then_the_default() {

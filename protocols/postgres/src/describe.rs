@@ -135,8 +135,18 @@ pub fn encode_data_row<'a>(values: impl ExactSizeIterator<Item = Option<&'a [u8]
 /// empty range just after its length).
 pub type BindParameter<'a> = (std::ops::Range<usize>, Option<&'a [u8]>);
 
-/// The parameter values of a Bind body.
-pub fn bind_parameters(body: &[u8]) -> Result<Vec<BindParameter<'_>>, ProtocolError> {
+/// A Bind body, read: its parameter values and the result format codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind<'a> {
+    /// Parameter values, with their places in the body.
+    pub params: Vec<BindParameter<'a>>,
+    /// Result format codes (none: all text; one: for every column; else per column).
+    pub result_formats: Vec<i16>,
+}
+
+/// Reads a Bind body (portal and statement names, parameter formats, values, result
+/// formats).
+pub fn bind(body: &[u8]) -> Result<Bind<'_>, ProtocolError> {
     let mut c = Cursor::new(body, "Bind");
     c.cbytes()?;
     c.cbytes()?;
@@ -145,38 +155,16 @@ pub fn bind_parameters(body: &[u8]) -> Result<Vec<BindParameter<'_>>, ProtocolEr
         c.i16()?;
     }
     let n = c.i16()?;
-    let mut out = Vec::with_capacity(n.max(0) as usize);
+    let mut params = Vec::with_capacity(n.max(0) as usize);
     for _ in 0..n {
         let len = c.i32()?;
         let start = body.len() - c.remaining().len();
-        if len < 0 {
-            out.push((start..start, None));
-        } else {
-            let v = c.take(len as usize)?;
-            out.push((start..start + v.len(), Some(v)));
-        }
-    }
-    Ok(out)
-}
-
-/// The portal, statement and result format codes of a Bind body.
-pub fn bind_result_formats(body: &[u8]) -> Result<Vec<i16>, ProtocolError> {
-    let mut c = Cursor::new(body, "Bind");
-    c.cbytes()?;
-    c.cbytes()?;
-    let n = c.i16()?;
-    for _ in 0..n {
-        c.i16()?;
+        let value = if len < 0 { None } else { Some(c.take(len as usize)?) };
+        params.push((start..start + value.map_or(0, <[u8]>::len), value));
     }
     let n = c.i16()?;
-    for _ in 0..n {
-        let len = c.i32()?;
-        if len > 0 {
-            c.take(len as usize)?;
-        }
-    }
-    let n = c.i16()?;
-    (0..n).map(|_| c.i16()).collect()
+    let result_formats = (0..n).map(|_| c.i16()).collect::<Result<_, _>>()?;
+    Ok(Bind { params, result_formats })
 }
 
 /// Decodes a frontend message.
@@ -188,11 +176,8 @@ pub fn frontend(tag: u8, body: &[u8]) -> Result<Described, ProtocolError> {
         b'B' => {
             let portal = c.cstr()?.to_owned();
             let statement = c.cstr()?.to_owned();
-            let formats = c.i16()?;
-            for _ in 0..formats {
-                c.i16()?;
-            }
-            Described::Bind { portal, statement, params: values(&mut c)? }
+            let params = bind(body)?.params.into_iter().map(|(_, v)| v.map(<[u8]>::to_vec)).collect();
+            Described::Bind { portal, statement, params }
         }
         b'E' => Described::Execute { portal: c.cstr()?.to_owned() },
         b'S' => Described::Sync,
@@ -229,9 +214,9 @@ mod tests {
         assert_eq!(data_row(&raw[5..]).unwrap(), vec![Some(&b"a@b.io"[..]), None, Some(&b""[..])]);
         assert!(data_row(&raw[5..raw.len() - 1]).is_err());
         // portal "", statement "s", no param formats, one NULL param, result formats [1, 0]
-        let bind = b"\0s\0\0\0\0\x01\xff\xff\xff\xff\0\x02\0\x01\0\0";
-        assert_eq!(bind_result_formats(bind).unwrap(), vec![1, 0]);
-        assert!(bind_result_formats(&bind[..bind.len() - 1]).is_err());
+        let body = b"\0s\0\0\0\0\x01\xff\xff\xff\xff\0\x02\0\x01\0\0";
+        assert_eq!(bind(body).unwrap(), Bind { params: vec![(11..11, None)], result_formats: vec![1, 0] });
+        assert!(bind(&body[..body.len() - 1]).is_err());
     }
 
     #[test]

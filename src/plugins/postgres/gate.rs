@@ -156,7 +156,7 @@ impl<'a> SessionGate<'a> {
                     None => Arc::new(self.opaque(&format!("EXECUTE {statement} (prepared before Airlock saw it)"))),
                 };
                 let formats = if self.track_results {
-                    airlock_postgres::describe::bind_result_formats(body)?
+                    airlock_postgres::describe::bind(body)?.result_formats
                 } else {
                     Vec::new()
                 };

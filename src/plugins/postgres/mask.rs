@@ -800,7 +800,7 @@ impl<'a> FrontendMasking<'a> {
                 Some(message(tag, &[name, b"\0", &mask(text)?, b"\0", rest]))
             }
             tag::BIND => {
-                let values = describe::bind_parameters(body).ok()?;
+                let values = describe::bind(body).ok()?.params;
                 let masked: Vec<Option<Vec<u8>>> = values.iter().map(|(_, v)| v.and_then(mask)).collect();
                 if masked.iter().all(Option::is_none) {
                     return None;
@@ -1061,13 +1061,10 @@ impl<'a> ResultMasking<'a> {
                 }
                 None => raw,
             }),
-            tag::COPY_DONE | tag::COMMAND_COMPLETE => {
-                Ok(if matches!(self.copy, Some(CopyOut::Refused)) || tag == tag::COMMAND_COMPLETE {
-                    Bytes::new()
-                } else {
-                    raw
-                })
-            }
+            // A refused COPY's CopyDone goes with its rows; so does its CommandComplete,
+            // the only one ever asked for whole (`classify` has already ended the COPY).
+            tag::COPY_DONE if matches!(self.copy, Some(CopyOut::Refused)) => Ok(Bytes::new()),
+            tag::COMMAND_COMPLETE => Ok(Bytes::new()),
             tag::DATA_ROW => {
                 if let Some(row) = self.rewritten.take() {
                     return Ok(row);

@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use super::error::SessionError;
 use super::gate::{Held, HeldKind, SessionGate, Step};
 use super::mask::{ConnectionMasking, Expect, FrontendMasking, ResultMasking};
-use crate::approvals::{Broker, NewRequest, Outcome};
+use crate::approvals::{Asked, Broker, Outcome};
 use crate::identity::Identity;
 use crate::listener::Shutdown;
 use crate::metrics::SessionMetrics;
@@ -444,9 +444,7 @@ async fn send_upstream<W: AsyncWrite + Unpin>(
     sent_total: &AtomicU64,
     record_as: Option<&mut FrontendMasking<'_>>,
 ) -> Result<(), SessionError> {
-    let sent = out
-        .send_recording_as(wr, ctx.recorder, Direction::ToUpstream, Kind::PgFrontend, upstream_io, record_as)
-        .await?;
+    let sent = out.send(wr, ctx.recorder, Direction::ToUpstream, Kind::PgFrontend, upstream_io, record_as).await?;
     ctx.metrics.to_upstream.inc_by(sent as u64);
     sent_total.fetch_add(sent as u64, Ordering::Relaxed);
     Ok(())
@@ -508,8 +506,9 @@ async fn decide<R: AsyncRead + Unpin>(
     let cancelled = e.cancel.notified();
     tokio::pin!(cancelled);
     cancelled.as_mut().enable();
-    let mut ticket = e.broker.file(NewRequest {
-        identity: e.identity.clone(),
+    let mut ticket = e.broker.file(Asked {
+        subject: e.identity.subject.clone(),
+        groups: e.identity.groups.clone(),
         connection: e.connection.to_owned(),
         protocol: "postgres",
         statement: text.clone(),
@@ -667,7 +666,7 @@ where
         if close_now {
             out.push(shutdown_notice());
         }
-        let sent = out.send(wr, ctx.recorder, Direction::ToAgent, Kind::PgBackend, SessionError::AgentIo).await?;
+        let sent = send_to_agent(&mut out, wr, ctx).await?;
         ctx.metrics.to_agent.inc_by(sent as u64);
         sent_total.fetch_add(sent as u64, Ordering::Relaxed);
         if close_now {
@@ -678,7 +677,7 @@ where
             biased;
             _ = &mut abort => {
                 out.push(shutdown_notice());
-                let _ = out.send(wr, ctx.recorder, Direction::ToAgent, Kind::PgBackend, SessionError::AgentIo).await;
+                let _ = send_to_agent(&mut out, wr, ctx).await;
                 return Ok(End::Aborted);
             }
             _ = &mut drain, if !draining => {
@@ -690,7 +689,7 @@ where
                 };
                 if idle {
                     out.push(shutdown_notice());
-                    let _ = out.send(wr, ctx.recorder, Direction::ToAgent, Kind::PgBackend, SessionError::AgentIo).await;
+                    let _ = send_to_agent(&mut out, wr, ctx).await;
                     return Ok(End::Drained);
                 }
                 continue;
@@ -704,6 +703,15 @@ where
         }
         sizing.observe(n);
     }
+}
+
+/// Records and sends what the upstream pump has batched for the agent.
+async fn send_to_agent<W: AsyncWrite + Unpin>(
+    out: &mut Batch,
+    wr: &mut W,
+    ctx: &RelayContext<'_>,
+) -> Result<usize, SessionError> {
+    out.send(wr, ctx.recorder, Direction::ToAgent, Kind::PgBackend, SessionError::AgentIo, None).await
 }
 
 /// Closes the requests answered by `statuses` (in order), handing each request's
@@ -809,21 +817,9 @@ impl Batch {
     }
 
     /// Records the batch (waiting if the recorder's queue is full), then writes it,
-    /// returning the number of bytes written. What is recorded is exactly what is sent.
+    /// returning the number of bytes written. What is recorded is what is sent, or what
+    /// `record_as` makes of it (the agent's statements with their secrets masked).
     async fn send<W: AsyncWrite + Unpin>(
-        &mut self,
-        wr: &mut W,
-        recorder: Option<&SessionRecorder>,
-        direction: Direction,
-        kind: Kind,
-        io_error: fn(std::io::Error) -> SessionError,
-    ) -> Result<usize, SessionError> {
-        self.send_recording_as(wr, recorder, direction, kind, io_error, None).await
-    }
-
-    /// [`Batch::send`], recording what `record_as` makes of the bytes instead of the
-    /// bytes themselves (the agent's statements with their secrets masked).
-    async fn send_recording_as<W: AsyncWrite + Unpin>(
         &mut self,
         wr: &mut W,
         recorder: Option<&SessionRecorder>,
