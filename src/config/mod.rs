@@ -646,7 +646,7 @@ impl Config {
                 return err(key("columns"), format!("{c:?}: write schema.table.column, with * as a wildcard"));
             }
             for (j, p) in rule.patterns.iter().enumerate() {
-                if let Err(e) = regex::bytes::Regex::new(&p.regex) {
+                if let Err(e) = crate::masking::Detector::custom(&p.name, &p.regex, p.max_len) {
                     return err(format!("masking[{i}].patterns[{j}].regex"), format!("not a valid regex: {e}"));
                 }
                 if p.name.is_empty() || !p.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {

@@ -3,8 +3,11 @@
 //! mod-97 for IBANs, area/group rules for SSNs).
 
 use std::borrow::Cow;
+use std::ops::Range;
 
-use regex::bytes::Regex;
+use regex_automata::Input;
+use regex_automata::meta::Regex;
+use regex_automata::util::syntax;
 
 /// Names of the built-in detectors, in priority order.
 pub const NAMES: [&str; 15] = [
@@ -40,6 +43,9 @@ pub struct Detector {
     /// A literal every match starts with, for long detectors: a stream holds back from
     /// an anchor it has seen instead of always holding back `max_len` bytes.
     pub anchor: Option<&'static [u8]>,
+    /// Index in [`NAMES`] of a built-in detector, whose triggers [`super::scan`] knows;
+    /// a config pattern (`None`) searches the whole text.
+    pub builtin: Option<usize>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -60,6 +66,16 @@ pub struct Found {
     pub claim: (usize, usize),
     /// Index of the detector in its list.
     pub detector: usize,
+}
+
+/// Compiles a pattern over bytes (as `regex::bytes::Regex` does), so a search can be
+/// confined to a span while word boundaries still see the bytes around it.
+fn compile(pattern: &str) -> Result<Regex, Box<regex_automata::meta::BuildError>> {
+    Regex::builder()
+        .configure(Regex::config().utf8_empty(false))
+        .syntax(syntax::Config::new().utf8(false))
+        .build(pattern)
+        .map_err(Box::new)
 }
 
 fn always(_: &[u8]) -> bool {
@@ -128,7 +144,7 @@ fn iban(s: &[u8]) -> bool {
 fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8]) -> bool, max_len: usize) -> Detector {
     // The built-in patterns are constants checked by the tests below.
     #[allow(clippy::expect_used)]
-    let pattern = Regex::new(pattern).expect("built-in detector pattern");
+    let pattern = compile(pattern).expect("built-in detector pattern");
     let anchor: Option<&'static [u8]> = match name {
         "private_key" => Some(b"-----BEGIN"),
         "jwt" => Some(b"eyJ"),
@@ -142,104 +158,136 @@ fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8])
         max_len,
         generic: name == "secret_assignment",
         anchor,
+        builtin: NAMES.iter().position(|n| *n == name),
     }
 }
 
 impl Detector {
-    /// The pattern's source.
-    pub fn pattern_str(&self) -> &str {
-        self.pattern.as_str()
-    }
-
     /// A detector from the config: the whole match of `pattern` is the secret.
-    pub fn custom(name: &str, pattern: &str, max_len: usize) -> Result<Detector, regex::Error> {
+    pub fn custom(
+        name: &str,
+        pattern: &str,
+        max_len: usize,
+    ) -> Result<Detector, Box<regex_automata::meta::BuildError>> {
         Ok(Detector {
             name: Cow::Owned(name.to_owned()),
-            pattern: Regex::new(pattern)?,
+            pattern: compile(pattern)?,
             group: 0,
             validate: always,
             max_len,
             generic: false,
             anchor: None,
+            builtin: None,
         })
     }
 }
 
 /// The built-in detectors, in priority order (earlier wins an overlap).
+///
+/// Every pattern is ASCII-only (`(?-u)`: a word boundary next to `é` still counts, and
+/// case folding stays within ASCII). Each is bounded, so `max_len` is a true bound and
+/// a stream that holds back that much never splits a match; the two anchored ones (PEM
+/// keys, JWTs) hold a stream back from their anchor, up to `max_len`. Each match
+/// contains a trigger that [`super::scan`] looks for, within the reach it assumes.
 pub fn builtin() -> Vec<Detector> {
     vec![
         detector(
             "private_key",
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[A-Za-z0-9+/=\s:,-]{16,}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+            r"(?-u)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[A-Za-z0-9+/=\s:,-]{16,}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
             0,
             always,
             16 * 1024,
         ),
-        detector("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}", 0, always, 8 * 1024),
-        detector("aws_access_key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", 0, always, 20),
+        detector("jwt", r"(?-u)\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}", 0, always, 8 * 1024),
+        detector("aws_access_key", r"(?-u)\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", 0, always, 20),
         detector(
             "aws_secret_key",
-            r#"(?i)aws.{0,24}?(?:secret|key).{0,24}?[=:"' ]\s*["']?([A-Za-z0-9/+]{40})\b"#,
+            r#"(?i-u)aws.{0,24}?(?:secret|key).{0,24}?[=:"' ]\s{0,16}["']?([A-Za-z0-9/+]{40})\b"#,
             1,
             always,
             140,
         ),
-        detector("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b", 0, always, 93),
-        detector("gitlab_token", r"\bglpat-[A-Za-z0-9_-]{20}\b", 0, always, 26),
+        detector("github_token", r"(?-u)\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b", 0, always, 93),
+        detector("gitlab_token", r"(?-u)\bglpat-[A-Za-z0-9_-]{20}\b", 0, always, 26),
         detector(
             "slack_token",
-            r"\bxox[baprs]-[A-Za-z0-9-]{10,250}|https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,100}",
+            r"(?-u)\bxox[baprs]-[A-Za-z0-9-]{10,250}|https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,100}",
             0,
             always,
             260,
         ),
-        detector("stripe_key", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{24,99}\b", 0, always, 110),
-        detector("url_password", r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@]{1,64}:([^\s@/]{1,128})@", 1, always, 220),
+        detector("stripe_key", r"(?-u)\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{24,99}\b", 0, always, 110),
         detector(
-            "secret_assignment",
-            r#"(?i)(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)["']?\s*[=:]\s*["']?([^\s"',;&]{4,128})"#,
+            "url_password",
+            r"(?-u)\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@]{1,64}:([^\s@/]{1,128})@",
             1,
             always,
-            160,
+            220,
+        ),
+        detector(
+            "secret_assignment",
+            r#"(?i-u)(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)["']?\s{0,16}[=:]\s{0,16}["']?([^\s"',;&]{4,128})"#,
+            1,
+            always,
+            // The longest keyword, a quote, spaces, `=`, spaces, a quote, the value,
+            // and a character's UTF-8 tail.
+            14 + 1 + 16 + 1 + 16 + 1 + 128 + 3,
         ),
         detector(
             "email",
-            r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b",
+            r"(?-u)\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,4}\.[A-Za-z]{2,24}\b",
             0,
             always,
-            330,
+            64 + 1 + 63 + 4 * 64 + 1 + 24,
         ),
-        detector("credit_card", r"\b\d(?:[ -]?\d){12,18}\b", 0, card, 40),
-        detector("iban", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", 0, iban, 42),
-        detector("us_ssn", r"\b\d{3}-\d{2}-\d{4}\b", 0, ssn, 11),
-        detector("phone", r"\+[1-9]\d{7,14}\b", 0, always, 16),
+        detector("credit_card", r"(?-u)\b\d(?:[ -]?\d){12,18}\b", 0, card, 40),
+        detector("iban", r"(?-u)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", 0, iban, 44),
+        detector("us_ssn", r"(?-u)\b\d{3}-\d{2}-\d{4}\b", 0, ssn, 11),
+        detector("phone", r"(?-u)\+[1-9]\d{7,14}\b", 0, always, 16),
     ]
 }
 
 impl Detector {
-    /// Every validated secret in `text` searched from `from` (the text before `from`
-    /// is context only, for word boundaries).
-    pub fn find(&self, index: usize, text: &[u8], from: usize, out: &mut Vec<Found>) {
-        let mut at = from;
-        while at <= text.len() {
+    /// Every validated secret that starts and ends within `span` of `text` (the bytes
+    /// around it are context for word boundaries only).
+    pub fn find(&self, index: usize, text: &[u8], span: Range<usize>, out: &mut Vec<Found>) {
+        let mut input = Input::new(text).span(span.clone());
+        let mut caps = (self.group != 0).then(|| self.pattern.create_captures());
+        loop {
             // Capture groups cost; most detectors mask their whole match.
-            let (whole, value) = if self.group == 0 {
-                let Some(m) = self.pattern.find_at(text, at) else { break };
-                (m.range(), m.range())
-            } else {
-                let Some(caps) = self.pattern.captures_at(text, at) else { break };
-                let (Some(whole), Some(value)) = (caps.get(0), caps.get(self.group)) else { break };
-                (whole.range(), value.range())
+            let (whole, value) = match caps.as_mut() {
+                None => {
+                    let Some(m) = self.pattern.search(&input) else { break };
+                    (m.range(), m.range())
+                }
+                Some(caps) => {
+                    self.pattern.search_captures(&input, caps);
+                    let (Some(whole), Some(value)) = (caps.get_group(0), caps.get_group(self.group)) else { break };
+                    (whole.range(), value.range())
+                }
             };
-            if (self.validate)(&text[value.clone()]) {
+            if text.get(value.clone()).is_some_and(self.validate) {
+                // A value cut inside a character (its pattern counts bytes) takes the
+                // rest of the character, so the masked text stays valid UTF-8.
+                let tail = text
+                    .get(value.end..)
+                    .unwrap_or_default()
+                    .iter()
+                    .take(3)
+                    .take_while(|b| (0x80..0xc0).contains(*b))
+                    .count();
                 out.push(Found {
                     start: value.start,
-                    end: value.end,
-                    claim: (whole.start, whole.end),
+                    end: value.end + tail,
+                    claim: (whole.start, whole.end.max(value.end + tail)),
                     detector: index,
                 });
             }
-            at = if whole.end > whole.start { whole.end } else { whole.end + 1 };
+            let next = if whole.end > whole.start { whole.end } else { whole.end + 1 };
+            if next > span.end {
+                break;
+            }
+            input.set_start(next);
         }
     }
 }

@@ -3,17 +3,20 @@
 //! - [`detectors`]: the built-in value detectors (email, payment card with Luhn, SSN,
 //!   IBAN, E.164 phone, AWS keys, GitHub/GitLab/Slack/Stripe tokens, JWTs, PEM private
 //!   keys, passwords in URLs, `password=`-style assignments).
+//! - [`scan`]: one pass over the bytes that finds where each built-in detector could
+//!   match (its triggers: an `@`, a `://`, a run of digits...), so the patterns run
+//!   only there.
 //! - [`Masker`]: finds and replaces secrets in a whole text, in one of three [`Style`]s.
 //! - [`StreamMasker`]: the same over a byte stream cut into arbitrary chunks: it holds
 //!   back only the bytes a secret could still be growing into, so that for any chunking
 //!   its output equals masking the whole text at once.
 
 pub mod detectors;
+mod scan;
 
 use std::borrow::Cow;
 
 use aws_lc_rs::hmac;
-use regex::bytes::RegexSet;
 
 pub use detectors::{Detector, Found};
 
@@ -36,43 +39,18 @@ pub struct Masker {
     /// Bytes a stream must hold back: the longest possible match, plus one byte of
     /// lookahead for a word boundary.
     holdback: usize,
-    /// All patterns in one automaton: one pass tells which detectors can match at all.
-    prefilter: RegexSet,
-    /// No config patterns: [`could_hold_builtin`] may rule text out.
-    builtin_only: bool,
+    /// The built-in detectors in use, a bit per index in [`detectors::NAMES`].
+    enabled: u16,
+    /// Where each built-in detector (by index in [`detectors::NAMES`]) is in `detectors`.
+    slot: [Option<usize>; detectors::NAMES.len()],
+    /// Whether config patterns were added (they search all of a text).
+    patterns: bool,
 }
 
 impl std::fmt::Debug for Masker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Masker").field("detectors", &self.detectors).field("style", &self.style).finish()
     }
-}
-
-/// The detectors' patterns as one set. They were each compiled already, so together
-/// they compile too; should the set exceed the regex size limit, an always-matching
-/// set keeps every detector running.
-fn prefilter(detectors: &[Detector]) -> RegexSet {
-    RegexSet::new(detectors.iter().map(|d| d.pattern_str()))
-        .or_else(|_| RegexSet::new(detectors.iter().map(|_| "")))
-        .unwrap_or_else(|_| RegexSet::empty())
-}
-
-/// Whether `text` has the bytes some built-in detector needs: a punctuation mark one of
-/// them requires (`@ : = + - . _`), nine digits (card, SSN), four capitals and two
-/// digits... (AWS key ids, IBANs), `aws` (AWS secret keys), or any non-ASCII byte. A
-/// plain name or number has none and skips the regex pass.
-fn could_hold_builtin(text: &[u8]) -> bool {
-    let (mut digits, mut upper) = (0usize, 0usize);
-    for &b in text {
-        match b {
-            // Non-ASCII: case-insensitive patterns fold some letters to it (`ſ` is `s`).
-            b'@' | b':' | b'=' | b'+' | b'-' | b'.' | b'_' | 0x80.. => return true,
-            b'0'..=b'9' => digits += 1,
-            b'A'..=b'Z' => upper += 1,
-            _ => {}
-        }
-    }
-    digits >= 9 || upper >= 4 || (upper >= 2 && digits >= 2) || text.windows(3).any(|w| w.eq_ignore_ascii_case(b"aws"))
 }
 
 /// Bytes of already-emitted text kept as context for word boundaries.
@@ -87,14 +65,20 @@ impl Masker {
             .filter(|d| detectors.is_none_or(|names| names.iter().any(|n| *n == d.name)))
             .collect();
         let holdback = detectors.iter().filter(|d| d.anchor.is_none()).map(|d| d.max_len).max().unwrap_or(0) + 1;
-        let prefilter = prefilter(&detectors);
+        let mut slot = [None; detectors::NAMES.len()];
+        let mut enabled = 0u16;
+        for (i, id) in detectors.iter().enumerate().filter_map(|(i, d)| Some((i, d.builtin?))) {
+            slot[id] = Some(i);
+            enabled |= 1 << id;
+        }
         Masker {
             detectors,
             style,
             key: hmac::Key::new(hmac::HMAC_SHA256, hash_key),
             holdback,
-            prefilter,
-            builtin_only: true,
+            enabled,
+            slot,
+            patterns: false,
         }
     }
 
@@ -103,9 +87,8 @@ impl Masker {
         if detector.anchor.is_none() {
             self.holdback = self.holdback.max(detector.max_len + 1);
         }
+        self.patterns |= detector.builtin.is_none();
         self.detectors.push(detector);
-        self.prefilter = prefilter(&self.detectors);
-        self.builtin_only = false;
     }
 
     /// Whether the masker has no detectors (and so never changes anything).
@@ -142,23 +125,31 @@ impl Masker {
     /// Every validated match of every detector, overlaps included.
     fn candidates(&self, text: &[u8], from: usize) -> Vec<Found> {
         let mut all = Vec::new();
-        // One byte of context before `from` keeps word boundaries as the detectors see
-        // them; the prefilter may report more than matches, never less.
-        let haystack = text.get(from.saturating_sub(1)..).unwrap_or_default();
-        // Most text holds no secret: a byte census, then one automaton pass, say so
-        // without allocating.
-        if (self.builtin_only && !could_hold_builtin(haystack)) || !self.prefilter.is_match(haystack) {
-            return all;
+        let from = from.min(text.len());
+        // Built-in patterns run only where the scan saw their triggers (for most text,
+        // nowhere); config patterns, whose triggers nobody knows, over all of it.
+        let mut spans = Vec::new();
+        scan::spans(text, from, self.enabled, &mut spans);
+        for (id, span) in spans {
+            if let Some(&Some(i)) = self.slot.get(id)
+                && let Some(d) = self.detectors.get(i)
+                && span.start <= span.end
+            {
+                d.find(i, text, span, &mut all);
+            }
         }
-        for i in self.prefilter.matches(haystack).iter() {
-            if let Some(d) = self.detectors.get(i) {
-                d.find(i, text, from, &mut all);
+        if self.patterns {
+            for (i, d) in self.detectors.iter().enumerate().filter(|(_, d)| d.builtin.is_none()) {
+                d.find(i, text, from..text.len(), &mut all);
             }
         }
         all
     }
 
     fn resolve(&self, mut all: Vec<Found>) -> Vec<Found> {
+        if all.len() <= 1 {
+            return all;
+        }
         all.sort_by_key(|f| (f.claim.0, std::cmp::Reverse(f.claim.1), f.detector));
         let (generic, specific): (Vec<Found>, Vec<Found>) =
             all.into_iter().partition(|f| self.detectors[f.detector].generic);
@@ -257,7 +248,7 @@ impl StreamMasker<'_> {
         for d in &self.masker.detectors {
             let Some(anchor) = d.anchor else { continue };
             let from = len.saturating_sub(d.max_len).max(self.emitted);
-            if let Some(at) = self.buf[from..].windows(anchor.len()).position(|w| w == anchor) {
+            if let Some(at) = memchr::memmem::find(&self.buf[from..], anchor) {
                 safe = safe.min(from + at);
             }
         }
@@ -352,18 +343,34 @@ mod tests {
         "+441632960961",
         "order 1234567812345670",
         "commit 3f786850e387550fdab836ed7e6dc881de23001b",
+        "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "glpat-abcdefghij0123456789",
+        "xoxb-1234567890-abcdefghij",
+        "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXX",
+        "sk_live_abcdefghijklmnopqrstuvwx",
+        "ssn 123-45-6789",
+        "api_key: 'abcd1234é'",
+        "DE89370400440532013000",
+        "éada@exämple.com",
     ];
 
-    #[test]
-    fn the_byte_census_never_rules_out_a_corpus_secret() {
-        let corpus = include_str!("../../fixtures/masking/corpus.tsv");
-        for line in corpus.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
-            let (label, text) = line.split_once('\t').unwrap();
-            if label != "none" {
-                assert!(could_hold_builtin(text.replace("\\n", "\n").as_bytes()), "{line}");
-            }
+    /// What every detector finds searching the whole text, triggers ignored.
+    fn find_everywhere(m: &Masker, text: &[u8]) -> Vec<Found> {
+        let mut all = Vec::new();
+        for (i, d) in m.detectors.iter().enumerate() {
+            d.find(i, text, 0..text.len(), &mut all);
         }
-        assert!(!could_hold_builtin(b"customer 12345"));
+        m.resolve(all)
+    }
+
+    #[test]
+    fn spans_find_what_whole_text_search_finds_in_the_corpus() {
+        let corpus = include_str!("../../fixtures/masking/corpus.tsv");
+        let m = &*REDACT;
+        for line in corpus.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let text = line.replace("\\n", "\n");
+            assert_eq!(m.find(text.as_bytes(), 0), find_everywhere(m, text.as_bytes()), "{line}");
+        }
     }
 
     #[test]
@@ -383,6 +390,24 @@ mod tests {
     }
 
     proptest! {
+        /// Running the patterns only where the scan saw triggers finds exactly what
+        /// running them everywhere finds, whatever surrounds the secrets.
+        #[test]
+        fn spans_find_what_whole_text_search_finds(
+            parts in proptest::collection::vec((0usize..SAMPLES.len(), "[ a-zA-Z0-9.@:=_+\n\"'-]{0,12}"), 0..10),
+            from in 0usize..40,
+        ) {
+            let m = &*REDACT;
+            let text: Vec<u8> = parts.iter().flat_map(|(i, filler)| [filler.as_bytes(), SAMPLES[*i].as_bytes()].concat()).collect();
+            prop_assert_eq!(m.find(&text, 0), find_everywhere(m, &text));
+            let from = from.min(text.len());
+            let mut everywhere = Vec::new();
+            for (i, d) in m.detectors.iter().enumerate() {
+                d.find(i, &text, from..text.len(), &mut everywhere);
+            }
+            prop_assert_eq!(m.find(&text, from), m.resolve(everywhere));
+        }
+
         /// For any text and any chunking, streaming equals masking the whole at once.
         #[test]
         fn streaming_equals_whole_text(

@@ -140,38 +140,42 @@ impl ConnectionMasking {
     }
 
     /// The rewritten DataRow for `body`, or `None` if nothing changes (the common
-    /// case, which allocates nothing).
+    /// case, which allocates nothing). One pass: values are checked in place, and a
+    /// row that changes is copied into its new message around the values replaced.
     fn mask_row(&self, plan: &Plan, body: &[u8]) -> Result<Option<Bytes>, ProtocolError> {
-        // First pass, in place: the first value that changes, and its replacement.
         let mut c = airlock_postgres::cursor::Cursor::new(body, "DataRow");
         let width = c.i16()?.max(0) as usize;
-        let mut first = None;
+        let mut row: Option<Vec<u8>> = None;
+        // Bytes of `body` before this offset are already in `row`.
+        let mut copied = 0;
         for i in 0..width {
+            let field = body.len() - c.remaining().len();
             let len = c.i32()?;
             if len < 0 {
                 continue;
             }
             let v = c.take(len as usize)?;
-            if let Some(new) = self.mask_value(plan.actions.get(i).copied().unwrap_or(plan.rest), v) {
-                first = Some((i, new));
-                break;
+            let Some(new) = self.mask_value(plan.actions.get(i).copied().unwrap_or(plan.rest), v) else { continue };
+            let row = row.get_or_insert_with(|| {
+                let mut row = Vec::with_capacity(5 + body.len() + 64);
+                row.extend_from_slice(&[tag::DATA_ROW, 0, 0, 0, 0]);
+                row
+            });
+            row.extend_from_slice(body.get(copied..field).unwrap_or_default());
+            match new {
+                None => row.extend_from_slice(&(-1i32).to_be_bytes()),
+                Some(new) => {
+                    row.extend_from_slice(&(new.len() as i32).to_be_bytes());
+                    row.extend_from_slice(&new);
+                }
             }
+            copied = field + 4 + v.len();
         }
-        let Some((first, new)) = first else { return Ok(None) };
-        // Something changes: the whole row, rebuilt.
-        let values = describe::data_row(body)?;
-        let mut replaced: Vec<Option<Option<Vec<u8>>>> = vec![None; values.len()];
-        replaced[first] = Some(new);
-        for (i, value) in values.iter().enumerate().skip(first + 1) {
-            if let Some(v) = value {
-                replaced[i] = self.mask_value(plan.actions.get(i).copied().unwrap_or(plan.rest), v);
-            }
-        }
-        let row = values.iter().zip(&replaced).map(|(v, r)| match r {
-            Some(new) => new.as_deref(),
-            None => *v,
-        });
-        Ok(Some(describe::encode_data_row(row)))
+        let Some(mut row) = row else { return Ok(None) };
+        row.extend_from_slice(body.get(copied..).unwrap_or_default());
+        let len = (row.len() - 1) as i32;
+        row[1..5].copy_from_slice(&len.to_be_bytes());
+        Ok(Some(Bytes::from(row)))
     }
 
     /// A value's replacement (`Some(None)` for NULL), or `None` if it stays.

@@ -1,0 +1,258 @@
+//! Where a built-in detector could match: one pass over the bytes that marks, for each
+//! detector, the spans its pattern could match in.
+//!
+//! Every span rule is a necessary condition of its detector's pattern: each match
+//! contains a trigger (an `@` for an email, `://` for a URL password, a run of digits
+//! for a card...) and lies within the detector's reach of it. So running a pattern only
+//! inside its spans, merged, finds exactly what running it over the whole text finds
+//! (the `spans_find_what_whole_text_search_finds` property in `mod.rs` checks this),
+//! and most text, which holds no trigger at all, costs one table lookup a byte.
+
+use std::ops::Range;
+
+/// Indices into [`super::detectors::NAMES`].
+pub(super) mod id {
+    pub const PRIVATE_KEY: usize = 0;
+    pub const JWT: usize = 1;
+    pub const AWS_ACCESS_KEY: usize = 2;
+    pub const AWS_SECRET_KEY: usize = 3;
+    pub const GITHUB_TOKEN: usize = 4;
+    pub const GITLAB_TOKEN: usize = 5;
+    pub const SLACK_TOKEN: usize = 6;
+    pub const STRIPE_KEY: usize = 7;
+    pub const URL_PASSWORD: usize = 8;
+    pub const SECRET_ASSIGNMENT: usize = 9;
+    pub const EMAIL: usize = 10;
+    pub const CREDIT_CARD: usize = 11;
+    pub const IBAN: usize = 12;
+    pub const US_SSN: usize = 13;
+    pub const PHONE: usize = 14;
+}
+
+/// How far each detector's match can reach around its trigger. These follow the
+/// patterns in `detectors.rs`; change both together.
+mod reach {
+    /// Local part, before the `@`.
+    pub const EMAIL_BEFORE: usize = 64;
+    /// `@`, a label, four more, the top-level domain.
+    pub const EMAIL_AFTER: usize = 1 + 63 + 4 * 64 + 1 + 24;
+    /// The scheme before `://`.
+    pub const URL_BEFORE: usize = 21;
+    /// `://`, user, `:`, password, `@`.
+    pub const URL_AFTER: usize = 3 + 64 + 1 + 128 + 1;
+    /// `://hooks.slack.com/services/` and the path.
+    pub const SLACK_HOOK_AFTER: usize = 28 + 100;
+    /// What a keyword suffix can be preceded by (`access_` in `access_key`).
+    pub const KEYWORD_PREFIX: usize = 7;
+    /// Whitespace the assignment patterns allow around `=`/`:`.
+    pub const SPACES: usize = 16;
+    /// `=`, spaces, a quote, the value, a character's UTF-8 tail.
+    pub const ASSIGNED_AFTER: usize = 1 + SPACES + 1 + 128 + 3;
+    /// `aws`, then secret/key, then the key itself.
+    pub const AWS_SECRET_AFTER: usize = 140;
+}
+
+/// Bytes that trigger a look at their neighbours. Digits are not among them: cards,
+/// SSNs and IBANs are found by [`runs`].
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < SPECIALS.len() {
+        t[SPECIALS[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+const SPECIALS: &[u8; 10] = b"@+:=-_JAwW";
+
+/// Bytes a card, an SSN or an IBAN is made of.
+fn in_run(b: u8) -> bool {
+    b.is_ascii_digit() || b.is_ascii_uppercase() || b == b' ' || b == b'-'
+}
+
+/// The shortest card, SSN or IBAN match: an SSN's `ddd-dd-dddd`.
+const SHORTEST_RUN: usize = 11;
+/// Run sampling stride: any run of `SHORTEST_RUN` bytes holds a sampled byte.
+const STRIDE: usize = 8;
+const _: () = assert!(STRIDE <= SHORTEST_RUN);
+
+const KEYWORDS: [&[u8]; 6] = [b"password", b"passwd", b"pwd", b"secret", b"token", b"key"];
+
+/// A span to search: a detector id and a range of the text.
+pub(super) type Span = (usize, Range<usize>);
+
+/// Appends to `out` the spans of `text[from..]` where the detectors in `enabled` (a bit
+/// per id) could match, merged per detector. Bytes before `from` are context only.
+pub(super) fn spans(text: &[u8], from: usize, enabled: u16, out: &mut Vec<Span>) {
+    let mut scan = Scan { text, from, enabled, out, last: [u32::MAX; 15] };
+    runs(text, from, &mut |id, span| scan.add(id, span.start, span.end));
+    for p in from..text.len() {
+        if SPECIAL[scan.at(p) as usize] {
+            scan.special(p);
+        }
+    }
+}
+
+struct Scan<'t> {
+    text: &'t [u8],
+    from: usize,
+    enabled: u16,
+    out: &'t mut Vec<Span>,
+    /// Index in `out` of each detector's latest span, to merge into (`u32::MAX`: none).
+    last: [u32; 15],
+}
+
+impl Scan<'_> {
+    fn on(&self, id: usize) -> bool {
+        self.enabled & (1 << id) != 0
+    }
+
+    /// A span around a trigger, clipped to what may be searched and merged into the
+    /// detector's previous span when they meet.
+    fn add(&mut self, id: usize, start: usize, end: usize) {
+        if !self.on(id) {
+            return;
+        }
+        let span = start.max(self.from)..end.min(self.text.len());
+        let Some(last) = self.last.get_mut(id) else { return };
+        if let Some((_, prev)) = self.out.get_mut(*last as usize)
+            && span.start <= prev.end
+        {
+            prev.start = prev.start.min(span.start);
+            prev.end = prev.end.max(span.end);
+            return;
+        }
+        *last = self.out.len() as u32;
+        self.out.push((id, span));
+    }
+
+    fn at(&self, i: usize) -> u8 {
+        self.text.get(i).copied().unwrap_or(0)
+    }
+
+    // Literal checks look at one telling byte before comparing slices, which are calls.
+    fn before(&self, p: usize, s: &[u8]) -> bool {
+        p >= s.len() && self.text.get(p - 1) == s.last() && self.text.get(p - s.len()..p) == Some(s)
+    }
+
+    fn starts(&self, p: usize, s: &[u8]) -> bool {
+        self.text.get(p + 1) == s.get(1) && self.text.get(p..).is_some_and(|t| t.starts_with(s))
+    }
+
+    /// The spans a special byte at `p` opens.
+    fn special(&mut self, p: usize) {
+        let len = self.text.len();
+        let b = self.at(p);
+        match b {
+            b'@' => self.add(id::EMAIL, p.saturating_sub(reach::EMAIL_BEFORE), p + reach::EMAIL_AFTER + 1),
+            b'+' => self.add(id::PHONE, p, p + 16),
+            b'A' => {
+                let word = self.text.get(p..p + 4).unwrap_or_default();
+                if [&b"AKIA"[..], b"ASIA", b"ABIA", b"ACCA"].contains(&word) {
+                    self.add(id::AWS_ACCESS_KEY, p, p + 20);
+                }
+            }
+            b'J' if self.before(p, b"ey") => self.add(id::JWT, p - 2, len),
+            b'w' | b'W'
+                if p >= 1
+                    && self.at(p - 1).eq_ignore_ascii_case(&b'a')
+                    && self.at(p + 1).eq_ignore_ascii_case(&b's') =>
+            {
+                self.add(id::AWS_SECRET_KEY, p - 1, p - 1 + reach::AWS_SECRET_AFTER)
+            }
+            b'_' => {
+                if p >= 3 && self.before(p - 1, b"gh") && b"pousr".contains(&self.at(p - 1)) {
+                    self.add(id::GITHUB_TOKEN, p - 3, p + 37);
+                }
+                if self.before(p, b"github") && self.starts(p, b"_pat_") {
+                    self.add(id::GITHUB_TOKEN, p - 6, p + 5 + 82);
+                }
+                if (self.before(p, b"sk") || self.before(p, b"rk") || self.before(p, b"pk"))
+                    && (self.starts(p, b"_live_") || self.starts(p, b"_test_"))
+                {
+                    self.add(id::STRIPE_KEY, p - 2, p + 6 + 99);
+                }
+            }
+            b'-' => {
+                if self.starts(p, b"-----BEGIN ") {
+                    self.add(id::PRIVATE_KEY, p, len);
+                }
+                if self.before(p, b"glpat") {
+                    self.add(id::GITLAB_TOKEN, p - 5, p + 21);
+                }
+                if p >= 4 && self.before(p - 1, b"xox") && b"baprs".contains(&self.at(p - 1)) {
+                    self.add(id::SLACK_TOKEN, p - 4, p + 1 + 250);
+                }
+            }
+            _ => {}
+        }
+        if b == b':' && self.starts(p, b"://") {
+            self.add(id::URL_PASSWORD, p.saturating_sub(reach::URL_BEFORE), p + reach::URL_AFTER);
+            if self.starts(p, b"://hooks.slack.com/services/") {
+                self.add(id::SLACK_TOKEN, p.saturating_sub(5), p + reach::SLACK_HOOK_AFTER);
+            }
+        }
+        if (b == b'=' || b == b':')
+            && self.on(id::SECRET_ASSIGNMENT)
+            && let Some(start) = keyword_before(self.text, p)
+        {
+            self.add(id::SECRET_ASSIGNMENT, start, p + reach::ASSIGNED_AFTER);
+        }
+    }
+}
+
+/// Runs of digits, capitals, spaces and dashes long enough to hold a card, an SSN or
+/// an IBAN (each is such a run, at least [`SHORTEST_RUN`] bytes long), found by
+/// sampling every [`STRIDE`]th byte, each with the detectors whose digit and capital
+/// counts it meets.
+fn runs(text: &[u8], from: usize, span: &mut impl FnMut(usize, Range<usize>)) {
+    let mut p = from;
+    while let Some(&b) = text.get(p) {
+        if !in_run(b) {
+            p += STRIDE;
+            continue;
+        }
+        let start = from + text.get(from..p).unwrap_or_default().iter().rposition(|b| !in_run(*b)).map_or(0, |i| i + 1);
+        let end = p + text.get(p..).unwrap_or_default().iter().position(|b| !in_run(*b)).unwrap_or(text.len() - p);
+        let run = text.get(start..end).unwrap_or_default();
+        if run.len() >= SHORTEST_RUN {
+            let digits = run.iter().filter(|b| b.is_ascii_digit()).count();
+            let capitals = run.iter().filter(|b| b.is_ascii_uppercase()).count();
+            if digits >= 13 {
+                span(id::CREDIT_CARD, start..end);
+            }
+            if digits >= 9 && run.contains(&b'-') {
+                span(id::US_SSN, start..end);
+            }
+            if digits >= 2 && capitals >= 2 {
+                span(id::IBAN, start..end);
+            }
+        }
+        // The next sample after the run: the run ends at a byte outside it.
+        p = end + STRIDE;
+    }
+}
+
+/// Where a `password`/`secret`/`token`/`...key` keyword ends before the assignment at
+/// `op`, past spaces and a quote: the start of the span that could hold the match.
+fn keyword_before(text: &[u8], op: usize) -> Option<usize> {
+    let mut end = op;
+    let floor = op.saturating_sub(reach::SPACES);
+    // The patterns' ASCII `\s`, which unlike `is_ascii_whitespace` includes `\x0b`.
+    let space = |b: &u8| matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ');
+    while end > floor && text.get(end - 1).is_some_and(space) {
+        end -= 1;
+    }
+    if end > 0 && matches!(text.get(end - 1), Some(b'"' | b'\'')) {
+        end -= 1;
+    }
+    let head = text.get(..end)?;
+    // Every keyword ends in one of these.
+    if !matches!(head.last()?.to_ascii_lowercase(), b'd' | b't' | b'n' | b'y') {
+        return None;
+    }
+    KEYWORDS.iter().find_map(|k| {
+        let start = end.checked_sub(k.len())?;
+        head.get(start..)?.eq_ignore_ascii_case(k).then(|| start.saturating_sub(reach::KEYWORD_PREFIX))
+    })
+}
