@@ -15,6 +15,7 @@ pub mod detectors;
 mod scan;
 
 use std::borrow::Cow;
+use std::ops::Deref;
 
 use aws_lc_rs::hmac;
 
@@ -223,22 +224,28 @@ impl Masker {
     }
 
     /// A streaming masker over this one.
-    pub fn stream(&self) -> StreamMasker<'_> {
-        StreamMasker { masker: self, buf: Vec::new(), emitted: 0 }
+    pub fn stream(&self) -> StreamMasker<&Masker> {
+        StreamMasker::new(self)
     }
 }
 
 /// Masks a byte stream chunk by chunk.
 #[derive(Debug)]
-pub struct StreamMasker<'m> {
-    masker: &'m Masker,
+pub struct StreamMasker<M: Deref<Target = Masker>> {
+    masker: M,
     /// Context already emitted (at most [`CONTEXT`] bytes), then pending bytes.
     buf: Vec<u8>,
     /// How many bytes at the front of `buf` were already emitted.
     emitted: usize,
 }
 
-impl StreamMasker<'_> {
+impl<M: Deref<Target = Masker>> StreamMasker<M> {
+    /// A stream over `masker`: a reference, or an `Arc` for a stream that outlives
+    /// the borrow (a session's).
+    pub fn new(masker: M) -> Self {
+        StreamMasker { masker, buf: Vec::new(), emitted: 0 }
+    }
+
     /// Adds a chunk; returns what can be sent now.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         self.buf.extend_from_slice(chunk);

@@ -4,4 +4,5 @@
 //! handshake, authentication through [`crate::identity`], the upstream connection, then
 //! the relay loop. Format knowledge stays in the `protocols/` crates.
 
+pub mod masked;
 pub mod postgres;
