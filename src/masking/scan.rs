@@ -86,10 +86,20 @@ pub(super) type Span = (usize, Range<usize>);
 pub(super) fn spans(text: &[u8], from: usize, enabled: u16, out: &mut Vec<Span>) {
     let mut scan = Scan { text, from, enabled, out, last: [u32::MAX; 15] };
     runs(text, from, &mut |id, span| scan.add(id, span.start, span.end));
-    for p in from..text.len() {
-        if SPECIAL[scan.at(p) as usize] {
-            scan.special(p);
+    // A block's special bytes as a bit mask, built without branches, then visited bit
+    // by bit: text is full of specials at irregular places (dashes, colons), and a
+    // branch per byte would be mispredicted at each.
+    let mut block = from;
+    for bytes in text.get(from..).unwrap_or_default().chunks(64) {
+        let mut mask = 0u64;
+        for (k, &b) in bytes.iter().enumerate() {
+            mask |= u64::from(SPECIAL[b as usize]) << k;
         }
+        while mask != 0 {
+            scan.special(block + mask.trailing_zeros() as usize);
+            mask &= mask - 1;
+        }
+        block += bytes.len();
     }
 }
 
