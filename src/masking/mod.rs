@@ -336,6 +336,14 @@ mod tests {
         assert!(matches!(m.mask(b"nothing here"), Cow::Borrowed(_)));
     }
 
+    #[test]
+    fn a_value_cut_inside_a_character_takes_the_whole_character() {
+        // The value's pattern stops after 128 bytes: inside the 2-byte `é`.
+        let text = format!("password={}é rest", "a".repeat(127));
+        let masked = REDACT.mask(text.as_bytes()).into_owned();
+        assert_eq!(String::from_utf8(masked).unwrap(), "password=[MASKED:secret_assignment] rest");
+    }
+
     const SAMPLES: &[&str] = &[
         "ada@example.com",
         "4111 1111 1111 1111",
@@ -413,6 +421,36 @@ mod tests {
                 d.find(i, &text, from..text.len(), &mut everywhere);
             }
             prop_assert_eq!(m.find(&text, from), m.resolve(everywhere));
+        }
+
+        /// Any bytes at all: no panic, the scan still agrees with searching everywhere,
+        /// and streaming them in any cuts equals masking them whole.
+        #[test]
+        fn arbitrary_bytes(
+            text in proptest::collection::vec(proptest::sample::select(b"@+:=-_JAwWaes 0123459.\n\xc3\xa9\xff/GBKI".to_vec()), 0..300),
+            cut in 1usize..64,
+        ) {
+            let m = &*REDACT;
+            prop_assert_eq!(m.find(&text, 0), find_everywhere(m, &text));
+            let whole = m.mask(&text).into_owned();
+            let mut s = m.stream();
+            let mut out = Vec::new();
+            for chunk in text.chunks(cut) {
+                out.extend(s.push(chunk));
+            }
+            out.extend(s.flush());
+            prop_assert_eq!(out, whole);
+        }
+
+        /// Masked UTF-8 is still UTF-8, even where a value ends inside a character.
+        #[test]
+        fn masked_text_stays_utf8(
+            parts in proptest::collection::vec((0usize..SAMPLES.len(), "[a-zé€ 0-9=:@.-]{0,8}"), 0..8),
+        ) {
+            let m = &*REDACT;
+            let text: String = parts.iter().map(|(i, filler)| format!("{}{filler}", SAMPLES[*i])).collect();
+            let masked = m.mask(text.as_bytes()).into_owned();
+            prop_assert!(String::from_utf8(masked).is_ok());
         }
 
         /// For any text and any chunking, streaming equals masking the whole at once.
