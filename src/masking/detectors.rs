@@ -46,7 +46,12 @@ pub struct Detector {
     /// Index in [`NAMES`] of a built-in detector, whose triggers [`super::scan`] knows;
     /// a config pattern (`None`) searches the whole text.
     pub builtin: Option<usize>,
+    /// A hand-written matcher equal to `pattern`, used in its place.
+    fast: Option<Matcher>,
 }
+
+/// A hand-written pattern: the leftmost match within a span of a text.
+type Matcher = fn(&[u8], Range<usize>) -> Option<Range<usize>>;
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,10 +164,17 @@ fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8])
         generic: name == "secret_assignment",
         anchor,
         builtin: NAMES.iter().position(|n| *n == name),
+        fast: (name == "email").then_some(super::email::find as Matcher),
     }
 }
 
 impl Detector {
+    /// The compiled pattern.
+    #[cfg(test)]
+    pub(super) fn regex(&self) -> &Regex {
+        &self.pattern
+    }
+
     /// A detector from the config: the whole match of `pattern` is the secret.
     pub fn custom(
         name: &str,
@@ -178,6 +190,7 @@ impl Detector {
             generic: false,
             anchor: None,
             builtin: None,
+            fast: None,
         })
     }
 }
@@ -256,6 +269,10 @@ impl Detector {
         loop {
             // Capture groups cost; most detectors mask their whole match.
             let (whole, value) = match caps.as_mut() {
+                None if let Some(fast) = self.fast => {
+                    let Some(m) = fast(text, input.start()..input.end()) else { break };
+                    (m.clone(), m)
+                }
                 None => {
                     let Some(m) = self.pattern.search(&input) else { break };
                     (m.range(), m.range())

@@ -12,6 +12,7 @@
 //!   its output equals masking the whole text at once.
 
 pub mod detectors;
+mod email;
 mod scan;
 
 use std::borrow::Cow;
@@ -129,16 +130,14 @@ impl Masker {
         let from = from.min(text.len());
         // Built-in patterns run only where the scan saw their triggers (for most text,
         // nowhere); config patterns, whose triggers nobody knows, over all of it.
-        let mut spans = Vec::new();
-        scan::spans(text, from, self.enabled, &mut spans);
-        for (id, span) in spans {
+        scan::spans(text, from, self.enabled, &mut |id, span| {
             if let Some(&Some(i)) = self.slot.get(id)
                 && let Some(d) = self.detectors.get(i)
                 && span.start <= span.end
             {
                 d.find(i, text, span, &mut all);
             }
-        }
+        });
         if self.patterns {
             for (i, d) in self.detectors.iter().enumerate().filter(|(_, d)| d.builtin.is_none()) {
                 d.find(i, text, from..text.len(), &mut all);

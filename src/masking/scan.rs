@@ -67,8 +67,18 @@ const SPECIALS: &[u8; 10] = b"@+:=-_JAwW";
 
 /// Bytes a card, an SSN or an IBAN is made of.
 fn in_run(b: u8) -> bool {
-    b.is_ascii_digit() || b.is_ascii_uppercase() || b == b' ' || b == b'-'
+    RUN[b as usize]
 }
+const RUN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_digit() || c.is_ascii_uppercase() || c == b' ' || c == b'-';
+        b += 1;
+    }
+    t
+};
 
 /// The shortest card, SSN or IBAN match: an SSN's `ddd-dd-dddd`.
 const SHORTEST_RUN: usize = 11;
@@ -78,13 +88,11 @@ const _: () = assert!(STRIDE <= SHORTEST_RUN);
 
 const KEYWORDS: [&[u8]; 6] = [b"password", b"passwd", b"pwd", b"secret", b"token", b"key"];
 
-/// A span to search: a detector id and a range of the text.
-pub(super) type Span = (usize, Range<usize>);
-
-/// Appends to `out` the spans of `text[from..]` where the detectors in `enabled` (a bit
-/// per id) could match, merged per detector. Bytes before `from` are context only.
-pub(super) fn spans(text: &[u8], from: usize, enabled: u16, out: &mut Vec<Span>) {
-    let mut scan = Scan { text, from, enabled, out, last: [u32::MAX; 15] };
+/// Calls `search(detector id, span)` for each span of `text[from..]` where one of the
+/// detectors in `enabled` (a bit per id) could match, merged per detector, once the
+/// span is whole. Bytes before `from` are context only.
+pub(super) fn spans(text: &[u8], from: usize, enabled: u16, search: &mut dyn FnMut(usize, Range<usize>)) {
+    let mut scan = Scan { text, from, enabled, search, open: 0, spans: [(0, 0); 15] };
     runs(text, from, &mut |id, span| scan.add(id, span.start, span.end));
     // A block's special bytes as a bit mask, built without branches, then visited bit
     // by bit: text is full of specials at irregular places (dashes, colons), and a
@@ -101,15 +109,21 @@ pub(super) fn spans(text: &[u8], from: usize, enabled: u16, out: &mut Vec<Span>)
         }
         block += bytes.len();
     }
+    for (id, &(start, end)) in scan.spans.iter().enumerate() {
+        if scan.open & (1 << id) != 0 {
+            (scan.search)(id, start..end);
+        }
+    }
 }
 
 struct Scan<'t> {
     text: &'t [u8],
     from: usize,
     enabled: u16,
-    out: &'t mut Vec<Span>,
-    /// Index in `out` of each detector's latest span, to merge into (`u32::MAX`: none).
-    last: [u32; 15],
+    search: &'t mut dyn FnMut(usize, Range<usize>),
+    /// Each detector's span still open to merging, where its bit in `open` is set.
+    spans: [(usize, usize); 15],
+    open: u16,
 }
 
 impl Scan<'_> {
@@ -123,17 +137,18 @@ impl Scan<'_> {
         if !self.on(id) {
             return;
         }
-        let span = start.max(self.from)..end.min(self.text.len());
-        let Some(last) = self.last.get_mut(id) else { return };
-        if let Some((_, prev)) = self.out.get_mut(*last as usize)
-            && span.start <= prev.end
-        {
-            prev.start = prev.start.min(span.start);
-            prev.end = prev.end.max(span.end);
-            return;
+        let (start, end) = (start.max(self.from), end.min(self.text.len()));
+        let Some(open) = self.spans.get_mut(id) else { return };
+        if self.open & (1 << id) != 0 {
+            if start <= open.1 {
+                *open = (open.0.min(start), open.1.max(end));
+                return;
+            }
+            // Triggers come in order, so no later span can reach back into this one.
+            (self.search)(id, open.0..open.1);
         }
-        *last = self.out.len() as u32;
-        self.out.push((id, span));
+        *open = (start, end);
+        self.open |= 1 << id;
     }
 
     fn at(&self, i: usize) -> u8 {
@@ -216,22 +231,30 @@ impl Scan<'_> {
 /// sampling every [`STRIDE`]th byte, each with the detectors whose digit and capital
 /// counts it meets.
 fn runs(text: &[u8], from: usize, span: &mut impl FnMut(usize, Range<usize>)) {
+    let run_byte = |i: usize| text.get(i).is_some_and(|b| in_run(*b));
     let mut p = from;
     while let Some(&b) = text.get(p) {
-        if !in_run(b) {
+        // Most samples miss; a space or a dash only matters between run bytes.
+        let digit_or_capital = b.is_ascii_digit() || b.is_ascii_uppercase();
+        if !digit_or_capital && !((b == b' ' || b == b'-') && (run_byte(p + 1) || (p > from && run_byte(p - 1)))) {
             p += STRIDE;
             continue;
         }
-        let start = from + text.get(from..p).unwrap_or_default().iter().rposition(|b| !in_run(*b)).map_or(0, |i| i + 1);
-        let end = p + text.get(p..).unwrap_or_default().iter().position(|b| !in_run(*b)).unwrap_or(text.len() - p);
+        let head = text.get(from..p).unwrap_or_default();
+        let start = p - head.iter().rev().take_while(|b| in_run(**b)).count();
+        let end = p + text.get(p..).unwrap_or_default().iter().take_while(|b| in_run(**b)).count();
         let run = text.get(start..end).unwrap_or_default();
         if run.len() >= SHORTEST_RUN {
-            let digits = run.iter().filter(|b| b.is_ascii_digit()).count();
-            let capitals = run.iter().filter(|b| b.is_ascii_uppercase()).count();
+            let (mut digits, mut capitals, mut dashed) = (0usize, 0usize, false);
+            for &b in run {
+                digits += usize::from(b.is_ascii_digit());
+                capitals += usize::from(b.is_ascii_uppercase());
+                dashed |= b == b'-';
+            }
             if digits >= 13 {
                 span(id::CREDIT_CARD, start..end);
             }
-            if digits >= 9 && run.contains(&b'-') {
+            if digits >= 9 && dashed {
                 span(id::US_SSN, start..end);
             }
             if digits >= 2 && capitals >= 2 {
