@@ -83,7 +83,7 @@ const RUN: [bool; 256] = {
 /// The shortest card, SSN or IBAN match: an SSN's `ddd-dd-dddd`.
 const SHORTEST_RUN: usize = 11;
 /// Run sampling stride: any run of `SHORTEST_RUN` bytes holds a sampled byte.
-const STRIDE: usize = 8;
+const STRIDE: usize = 11;
 const _: () = assert!(STRIDE <= SHORTEST_RUN);
 
 const KEYWORDS: [&[u8]; 6] = [b"password", b"passwd", b"pwd", b"secret", b"token", b"key"];
