@@ -254,7 +254,8 @@ fn runs(text: &[u8], from: usize, span: &mut impl FnMut(usize, Range<usize>)) {
             if digits >= 13 {
                 span(id::CREDIT_CARD, start..end);
             }
-            if digits >= 9 && dashed {
+            // Dates and times make many dashed runs; only the SSN shape is worth a search.
+            if digits >= 9 && dashed && run.windows(11).any(ssn_shaped) {
                 span(id::US_SSN, start..end);
             }
             if digits >= 2 && capitals >= 2 {
@@ -264,6 +265,11 @@ fn runs(text: &[u8], from: usize, span: &mut impl FnMut(usize, Range<usize>)) {
         // The next sample after the run: the run ends at a byte outside it.
         p = end + STRIDE;
     }
+}
+
+/// `ddd-dd-dddd`.
+fn ssn_shaped(w: &[u8]) -> bool {
+    w.iter().enumerate().all(|(i, b)| if i == 3 || i == 6 { *b == b'-' } else { b.is_ascii_digit() })
 }
 
 /// Where a `password`/`secret`/`token`/`...key` keyword ends before the assignment at
