@@ -4,7 +4,8 @@
 //!
 //! - [`listener`]: one accept loop shape for every endpoint: connection limit, a task
 //!   and a `tracing` span per connection, two-phase shutdown signals.
-//! - [`plugins`]: protocol session drivers ([`plugins::postgres`]). A plugin owns the
+//! - [`plugins`]: protocol session drivers ([`plugins::postgres`]), and
+//!   [`plugins::masked`], the stream masking that byte-stream plugins share. A plugin owns the
 //!   sockets, uses a `protocols/` crate for the bytes, [`identity`] for who is asking,
 //!   and the connection's stored [`secrets`] to open the upstream.
 //! - [`identity`]: tokens (JWT via JWKS or HS256, API keys) to an [`identity::Identity`].

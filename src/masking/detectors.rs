@@ -43,7 +43,7 @@ pub struct Detector {
     /// A literal every match starts with, for long detectors: a stream holds back from
     /// an anchor it has seen instead of always holding back `max_len` bytes.
     pub anchor: Option<&'static [u8]>,
-    /// Index in [`NAMES`] of a built-in detector, whose triggers [`super::scan`] knows;
+    /// Index in [`NAMES`] of a built-in detector, whose triggers the `scan` module knows;
     /// a config pattern (`None`) searches the whole text.
     pub builtin: Option<usize>,
     /// A hand-written matcher equal to `pattern`, used in its place.
@@ -201,7 +201,7 @@ impl Detector {
 /// case folding stays within ASCII). Each is bounded, so `max_len` is a true bound and
 /// a stream that holds back that much never splits a match; the two anchored ones (PEM
 /// keys, JWTs) hold a stream back from their anchor, up to `max_len`. Each match
-/// contains a trigger that [`super::scan`] looks for, within the reach it assumes.
+/// contains a trigger that the `scan` module looks for, within the reach it assumes.
 pub fn builtin() -> Vec<Detector> {
     vec![
         detector(

@@ -3,7 +3,7 @@
 //! - [`detectors`]: the built-in value detectors (email, payment card with Luhn, SSN,
 //!   IBAN, E.164 phone, AWS keys, GitHub/GitLab/Slack/Stripe tokens, JWTs, PEM private
 //!   keys, passwords in URLs, `password=`-style assignments).
-//! - [`scan`]: one pass over the bytes that finds where each built-in detector could
+//! - `scan`: one pass over the bytes that finds where each built-in detector could
 //!   match (its triggers: an `@`, a `://`, a run of digits...), so the patterns run
 //!   only there.
 //! - [`Masker`]: finds and replaces secrets in a whole text, in one of three [`Style`]s.
