@@ -213,6 +213,11 @@ fn parse_tps(out: &str) -> Option<f64> {
 }
 
 fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
+    // setpriv starts whatever it is given, so a missing binary would only show as a
+    // port that never opens.
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let installed = std::env::split_paths(&path).any(|dir| dir.join("pgbouncer").is_file());
+    assert!(installed, "pgbouncer is not on PATH: apt-get install pgbouncer");
     let port = free_port().unwrap();
     let ini = work.join("pgbouncer.ini");
     let users = work.join("userlist.txt");
