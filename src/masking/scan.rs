@@ -10,6 +10,10 @@
 
 use std::ops::Range;
 
+/// How many built-in detectors there are (each has a bit in a `u16`).
+const DETECTORS: usize = super::detectors::NAMES.len();
+const _: () = assert!(DETECTORS <= 16);
+
 /// Indices into [`super::detectors::NAMES`].
 pub(super) mod id {
     pub const PRIVATE_KEY: usize = 0;
@@ -92,7 +96,7 @@ const KEYWORDS: [&[u8]; 6] = [b"password", b"passwd", b"pwd", b"secret", b"token
 /// detectors in `enabled` (a bit per id) could match, merged per detector, once the
 /// span is whole. Bytes before `from` are context only.
 pub(super) fn spans(text: &[u8], from: usize, enabled: u16, search: &mut dyn FnMut(usize, Range<usize>)) {
-    let mut scan = Scan { text, from, enabled, search, open: 0, spans: [(0, 0); 15] };
+    let mut scan = Scan { text, from, enabled, search, open: 0, spans: [(0, 0); DETECTORS] };
     runs(text, from, &mut |id, span| scan.add(id, span.start, span.end));
     // A block's special bytes as a bit mask, built without branches, then visited bit
     // by bit: text is full of specials at irregular places (dashes, colons), and a
@@ -122,7 +126,7 @@ struct Scan<'t> {
     enabled: u16,
     search: &'t mut dyn FnMut(usize, Range<usize>),
     /// Each detector's span still open to merging, where its bit in `open` is set.
-    spans: [(usize, usize); 15],
+    spans: [(usize, usize); DETECTORS],
     open: u16,
 }
 
