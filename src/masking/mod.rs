@@ -45,8 +45,6 @@ pub struct Masker {
     enabled: u16,
     /// Where each built-in detector (by index in [`detectors::NAMES`]) is in `detectors`.
     slot: [Option<usize>; detectors::NAMES.len()],
-    /// Whether config patterns were added (they search all of a text).
-    patterns: bool,
 }
 
 impl std::fmt::Debug for Masker {
@@ -73,15 +71,7 @@ impl Masker {
             slot[id] = Some(i);
             enabled |= 1 << id;
         }
-        Masker {
-            detectors,
-            style,
-            key: hmac::Key::new(hmac::HMAC_SHA256, hash_key),
-            holdback,
-            enabled,
-            slot,
-            patterns: false,
-        }
+        Masker { detectors, style, key: hmac::Key::new(hmac::HMAC_SHA256, hash_key), holdback, enabled, slot }
     }
 
     /// Adds a detector after the others (lowest priority on overlaps).
@@ -89,7 +79,6 @@ impl Masker {
         if detector.anchor.is_none() {
             self.holdback = self.holdback.max(detector.max_len + 1);
         }
-        self.patterns |= detector.builtin.is_none();
         self.detectors.push(detector);
     }
 
@@ -138,7 +127,8 @@ impl Masker {
                 d.find(i, text, span, &mut all);
             }
         });
-        if self.patterns {
+        // Config patterns: whatever is not a built-in.
+        if self.detectors.len() > self.enabled.count_ones() as usize {
             for (i, d) in self.detectors.iter().enumerate().filter(|(_, d)| d.builtin.is_none()) {
                 d.find(i, text, from..text.len(), &mut all);
             }

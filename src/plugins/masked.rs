@@ -57,11 +57,6 @@ impl<R: AsyncRead + Unpin> MaskedReader<R> {
         }
     }
 
-    /// The inner stream, for writing to it when it is a duplex one.
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.inner
-    }
-
     /// Takes what the masker let out, and arms or disarms the timer to match what it
     /// still holds.
     fn take(&mut self, out: Vec<u8>) {

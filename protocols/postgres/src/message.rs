@@ -408,10 +408,18 @@ fn tagged(tag: u8, body: impl FnOnce(&mut BytesMut)) -> Bytes {
     buf.put_u8(tag);
     buf.put_i32(0);
     body(&mut buf);
-    // Bodies built here are small; the length fits in an i32.
-    let len = (buf.len() - 1) as i32;
-    buf[1..5].copy_from_slice(&len.to_be_bytes());
+    set_length(&mut buf);
     buf.freeze()
+}
+
+/// Fills in the length field of a tagged message built in place: `message` holds the
+/// tag, four placeholder bytes and the whole body. Messages are capped far below
+/// `i32::MAX` (`frame::MAX_MESSAGE_LEN`), so the length fits.
+pub fn set_length(message: &mut [u8]) {
+    let len = (message.len().saturating_sub(1)) as i32;
+    if let Some(field) = message.get_mut(1..5) {
+        field.copy_from_slice(&len.to_be_bytes());
+    }
 }
 
 /// Splits `frame` into a tag and body after checking it is a whole message (helper for

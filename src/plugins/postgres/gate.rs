@@ -302,8 +302,7 @@ mod tests {
         for p in parts {
             b.put_slice(p);
         }
-        let len = (b.len() - 1) as i32;
-        b[1..5].copy_from_slice(&len.to_be_bytes());
+        airlock_postgres::message::set_length(&mut b);
         Frame::from_raw(b.freeze())
     }
 

@@ -173,8 +173,7 @@ impl ConnectionMasking {
         }
         let Some(mut row) = row else { return Ok(None) };
         row.extend_from_slice(body.get(copied..).unwrap_or_default());
-        let len = (row.len() - 1) as i32;
-        row[1..5].copy_from_slice(&len.to_be_bytes());
+        message::set_length(&mut row);
         Ok(Some(Bytes::from(row)))
     }
 
@@ -789,8 +788,7 @@ impl<'a> FrontendMasking<'a> {
             let mut b = BytesMut::new();
             b.extend_from_slice(&[tag, 0, 0, 0, 0]);
             parts.iter().for_each(|p| b.extend_from_slice(p));
-            let len = (b.len() - 1) as i32;
-            b[1..5].copy_from_slice(&len.to_be_bytes());
+            message::set_length(&mut b);
             b.freeze()
         };
         match tag {
