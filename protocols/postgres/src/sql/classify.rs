@@ -8,7 +8,9 @@
 
 use std::fmt;
 
-use super::lexer::{Token, TokenKind};
+use super::builtins::{self, Builtin};
+use super::lexer::{Token, TokenKind, ident_at, string_value};
+use super::settings;
 use super::split::Statement;
 
 /// One thing a statement may do.
@@ -141,42 +143,6 @@ pub fn classify(statement: &Statement<'_>) -> Classes {
     classify_tokens(&statement.tokens)
 }
 
-/// Functions that act on the server or its files, whatever statement calls them.
-const ADMIN_FUNCTIONS: &[&str] = &[
-    "pg_terminate_backend",
-    "pg_cancel_backend",
-    "pg_reload_conf",
-    "pg_rotate_logfile",
-    "pg_promote",
-    "pg_switch_wal",
-    "pg_create_restore_point",
-    "pg_read_file",
-    "pg_read_binary_file",
-    "pg_ls_dir",
-    "pg_stat_file",
-    "pg_file_write",
-    "pg_file_unlink",
-    "pg_file_rename",
-    "lo_import",
-    "lo_export",
-    "dblink",
-    "dblink_exec",
-    "dblink_connect",
-    "dblink_connect_u",
-    "dblink_send_query",
-    "pg_drop_replication_slot",
-    "pg_create_physical_replication_slot",
-    "pg_create_logical_replication_slot",
-    "pg_logical_emit_message",
-    "pg_replication_origin_create",
-];
-
-/// Functions that change privileges or the session's identity.
-const PRIVILEGE_FUNCTIONS: &[&str] = &["set_config"];
-
-/// Functions that write.
-const WRITE_FUNCTIONS: &[&str] = &["nextval", "setval", "lo_unlink", "lo_create", "lo_from_bytea", "lo_put"];
-
 fn word<'a>(t: &[Token<'a>], i: usize) -> Option<&'a str> {
     t.get(i).filter(|t| t.kind == TokenKind::Word).map(|t| t.text)
 }
@@ -222,27 +188,204 @@ fn has_top_level(t: &[Token<'_>], kw: &str) -> bool {
     top_level(t).into_iter().any(|i| t[i].is(kw))
 }
 
-/// Classes contributed by function calls anywhere in the statement.
-fn function_classes(t: &[Token<'_>]) -> Classes {
-    let mut out = Classes::NONE;
-    for (i, tok) in t.iter().enumerate() {
-        if tok.kind != TokenKind::Word || t.get(i + 1).map(|n| n.kind) != Some(TokenKind::LParen) {
+/// How deep SQL passed to SQL-running functions is followed before it counts as not
+/// understood.
+const MAX_DEPTH: usize = 4;
+
+/// Words before a name that make `name (` a relation, alias or statement name with a
+/// column list, not a call.
+const NOT_A_CALL_AFTER: &[&str] = &["into", "as", "prepare", "execute", "copy", "references", "only", "table"];
+
+/// A call found in a statement: the function's name as the server resolves it, its
+/// schema if written, and the index of its `(`.
+struct Call {
+    schema: Option<String>,
+    name: String,
+    open: usize,
+}
+
+/// The function calls in `t`. A name followed by `(` is a call unless the grammar
+/// makes it something else: a keyword's clause (`exists (`, `over (`), a type modifier
+/// (`::varchar(10)`), a relation's column list (`insert into t (a)`), an alias's
+/// (`as t(a)`), or a CTE's name (`with x (a) as (`).
+fn calls(t: &[Token<'_>]) -> Vec<Call> {
+    let mut out = Vec::new();
+    let is_with = is_word(t, 0, "with");
+    let mut i = 0;
+    while i < t.len() {
+        let Some((name, span)) = ident_at(t, i) else {
+            i += 1;
+            continue;
+        };
+        let open = i + span;
+        if t.get(open).map(|x| x.kind) != Some(TokenKind::LParen) {
+            i += span;
             continue;
         }
-        let name = tok.text.to_ascii_lowercase();
-        if ADMIN_FUNCTIONS.contains(&name.as_str()) {
-            out |= Admin.into();
-        } else if PRIVILEGE_FUNCTIONS.contains(&name.as_str()) {
-            out |= Classes::of(&[Privilege, Session]);
-        } else if WRITE_FUNCTIONS.contains(&name.as_str()) {
-            out |= Write.into();
+        // A qualified name: walk back over `schema .` (and `catalog . schema .`).
+        let mut start = i;
+        let mut schema = None;
+        while start >= 2 && t[start - 1].kind == TokenKind::Dot && ident_at(t, start - 2).is_some_and(|(_, s)| s == 1) {
+            if schema.is_none() {
+                schema = ident_at(t, start - 2).map(|(n, _)| n);
+            }
+            start -= 2;
         }
+        let prev = start.checked_sub(1).and_then(|p| t.get(p));
+        let keyword = schema.is_none()
+            && t[i].kind == TokenKind::Word
+            && builtins::function(&name).is_none()
+            && (builtins::is_syntax_keyword(&name) || builtins::CLAUSE_WORDS.contains(&name.as_str()));
+        // A statement never starts with a call (`COPY (`, `VACUUM (`, `EXPLAIN (`).
+        let relation = start == 0 || prev.is_some_and(|p| NOT_A_CALL_AFTER.iter().any(|w| p.is(w)) || p.text == "::");
+        let cte = is_with
+            && prev.is_some_and(|p| p.is("with") || p.is("recursive") || p.kind == TokenKind::Comma)
+            && skip_parens(t, open).is_some_and(|close| {
+                let mut k = close;
+                if !is_word(t, k, "as") {
+                    return false;
+                }
+                k += 1;
+                while is_word(t, k, "not") || is_word(t, k, "materialized") {
+                    k += 1;
+                }
+                t.get(k).map(|x| x.kind) == Some(TokenKind::LParen)
+            });
+        if !(keyword || relation || cte) {
+            out.push(Call { schema, name, open });
+        }
+        i = open;
     }
     out
 }
 
+/// The arguments of the call whose `(` is at `open`, each as its tokens.
+fn arguments<'t, 'a>(t: &'t [Token<'a>], open: usize) -> Vec<&'t [Token<'a>]> {
+    let Some(close) = skip_parens(t, open) else { return Vec::new() };
+    let inner = &t[open + 1..close - 1];
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (k, tok) in inner.iter().enumerate() {
+        match tok.kind {
+            TokenKind::LParen => depth += 1,
+            TokenKind::RParen => depth = depth.saturating_sub(1),
+            TokenKind::Comma if depth == 0 => {
+                out.push(&inner[start..k]);
+                start = k + 1;
+            }
+            _ => {}
+        }
+    }
+    if !inner.is_empty() {
+        out.push(&inner[start..]);
+    }
+    out
+}
+
+/// The value of an argument that is one string literal, possibly cast to text.
+fn literal(arg: Option<&&[Token<'_>]>) -> Option<String> {
+    match arg? {
+        [s] => string_value(s),
+        [s, cast, _] if cast.text == "::" => string_value(s),
+        _ => None,
+    }
+}
+
+/// Classes contributed by function calls anywhere in the statement. Built-in functions
+/// take their class from PostgreSQL's own catalog (see [`builtins`]); any other
+/// function may do anything, so it is `unknown`, except inside statements that need
+/// approval anyway (DDL, privileges).
+fn function_classes(t: &[Token<'_>], depth: usize) -> Classes {
+    let mut out = Classes::NONE;
+    let defines = ["create", "alter", "drop", "comment", "grant", "revoke", "security", "reassign"]
+        .iter()
+        .any(|kw| is_word(t, 0, kw));
+    for call in calls(t) {
+        let builtin = match call.schema.as_deref() {
+            None | Some("pg_catalog") => builtins::function(&call.name),
+            Some(_) => None,
+        };
+        let args = || arguments(t, call.open);
+        out |= match builtin {
+            // A statement's own class says it reads.
+            Some(Builtin::Read) => Classes::NONE,
+            Some(Builtin::Session) => Session.into(),
+            Some(Builtin::Write) => Write.into(),
+            Some(Builtin::Admin) => Admin.into(),
+            Some(Builtin::Setting) => {
+                let args = args();
+                match literal(args.first()) {
+                    Some(name) => settings::setting(&name.to_ascii_lowercase(), literal(args.get(1)).as_deref()).into(),
+                    None => Privilege.into(),
+                }
+            }
+            Some(Builtin::RunsSql(n)) => match literal(args().get(n)) {
+                Some(sql) if depth < MAX_DEPTH => {
+                    let inner = super::split(&sql).iter().fold(Classes::NONE, |acc, s| acc | classify_at(&s.tokens, depth + 1));
+                    if inner.is_empty() { Unknown.into() } else { inner }
+                }
+                _ => Unknown.into(),
+            },
+            None if defines => Classes::NONE,
+            None => Unknown.into(),
+        };
+    }
+    out
+}
+
+/// The relation named at `t[i]` (`name`, `schema.name` or `catalog.schema.name`): its
+/// schema if written, its name, and the index after it.
+fn relation_at(t: &[Token<'_>], i: usize) -> Option<(Option<String>, String, usize)> {
+    let (mut name, span) = ident_at(t, i)?;
+    let mut schema = None;
+    let mut k = i + span;
+    while t.get(k).map(|x| x.kind) == Some(TokenKind::Dot) {
+        let (next, span) = ident_at(t, k + 1)?;
+        schema = Some(std::mem::replace(&mut name, next));
+        k += 1 + span;
+    }
+    Some((schema, name, k))
+}
+
+/// Whether a relation is one of the server's catalogs. Unqualified `pg_*` names resolve
+/// to `pg_catalog` first unless the search path says otherwise; either way, writing to
+/// one is no agent's business.
+fn is_catalog(schema: Option<&str>, name: &str) -> bool {
+    match schema {
+        Some(s) => matches!(s, "pg_catalog" | "information_schema" | "pg_toast"),
+        None => name.starts_with("pg_"),
+    }
+}
+
+/// `privilege` if the relation a write targets (the first relation after `t[i]`, past
+/// `ONLY`/`TABLE`) is a system catalog.
+fn catalog_target(t: &[Token<'_>], mut i: usize) -> Classes {
+    while is_word(t, i, "only") || is_word(t, i, "table") {
+        i += 1;
+    }
+    match relation_at(t, i) {
+        Some((schema, name, _)) if is_catalog(schema.as_deref(), &name) => Privilege.into(),
+        Some(_) => Classes::NONE,
+        None => Unknown.into(),
+    }
+}
+
+/// `admin` if the statement names a relation holding the server's secrets.
+fn sensitive_relations(t: &[Token<'_>]) -> Classes {
+    let named = (0..t.len()).any(|i| {
+        matches!(t[i].kind, TokenKind::Word | TokenKind::QuotedIdent)
+            && ident_at(t, i).is_some_and(|(n, _)| builtins::SENSITIVE_RELATIONS.contains(&n.as_str()))
+    });
+    if named { Admin.into() } else { Classes::NONE }
+}
+
 /// Classifies a statement given as tokens.
 pub fn classify_tokens(t: &[Token<'_>]) -> Classes {
+    classify_at(t, 0)
+}
+
+/// Classifies a statement found `depth` levels down in SQL text passed to functions.
+fn classify_at(t: &[Token<'_>], depth: usize) -> Classes {
     if t.is_empty() {
         return Classes::NONE;
     }
@@ -251,27 +394,32 @@ pub fn classify_tokens(t: &[Token<'_>]) -> Classes {
     }
     // `(SELECT ...)` and `((SELECT ...)) UNION ...`: classify as a query.
     if t[0].kind == TokenKind::LParen {
-        return query(t) | function_classes(t);
+        return query(t) | function_classes(t, depth) | sensitive_relations(t);
     }
     let Some(first) = word(t, 0) else { return Unknown.into() };
     let main = match first.to_ascii_lowercase().as_str() {
         "select" | "values" | "table" => query(t),
-        "with" => with(t),
+        "with" => with(t, depth),
         "show" | "fetch" | "move" | "close" => Read.into(),
-        "explain" => explain(t),
-        "insert" | "merge" | "lock" | "refresh" => Write.into(),
-        "update" | "delete" => update_delete(t),
-        "copy" => copy(t),
-        "truncate" => Classes::of(&[Write, Destructive]),
+        "explain" => explain(t, depth),
+        "insert" | "merge" => Classes::from(Write) | catalog_target(t, 2),
+        "update" => update_delete(t) | catalog_target(t, 1),
+        "delete" => update_delete(t) | catalog_target(t, 2),
+        // Holding locks blocks everyone else: the server's business, not an agent's.
+        "lock" => Admin.into(),
+        "refresh" => Write.into(),
+        "copy" => copy(t, depth),
+        "truncate" => Classes::of(&[Write, Destructive]) | catalog_target(t, 1),
         "drop" => drop(t),
         "create" => create(t),
         "alter" => alter(t),
         "grant" | "revoke" | "security" | "reassign" => Privilege.into(),
         "set" => set(t),
         "reset" => reset(t),
-        "begin" | "start" | "commit" | "end" | "rollback" | "savepoint" | "release" | "abort" => Transaction.into(),
-        "prepare" => prepare(t),
-        "declare" => declare(t),
+        "begin" | "start" => transaction(t),
+        "commit" | "end" | "rollback" | "savepoint" | "release" | "abort" => Transaction.into(),
+        "prepare" => prepare(t, depth),
+        "declare" => declare(t, depth),
         "execute" | "call" => Unknown.into(),
         "do" => Classes::of(&[Ddl, Unknown]),
         "deallocate" | "discard" | "listen" | "unlisten" | "notify" => Session.into(),
@@ -280,7 +428,14 @@ pub fn classify_tokens(t: &[Token<'_>]) -> Classes {
         "comment" | "import" => Ddl.into(),
         _ => Unknown.into(),
     };
-    main | function_classes(t)
+    main | function_classes(t, depth) | sensitive_relations(t)
+}
+
+/// `BEGIN`/`START TRANSACTION`, which may say `READ WRITE`: on a read-only connection
+/// that lifts the database's own guard, so it is `privilege`.
+fn transaction(t: &[Token<'_>]) -> Classes {
+    let read_write = (1..t.len()).any(|i| t[i - 1].is("read") && t[i].is("write"));
+    if read_write { Classes::of(&[Transaction, Privilege]) } else { Transaction.into() }
 }
 
 /// SELECT / VALUES / TABLE: a read, unless it creates a table (`SELECT ... INTO t`) or
@@ -327,7 +482,7 @@ fn update_delete(t: &[Token<'_>]) -> Classes {
 
 /// `WITH [RECURSIVE] name [(cols)] AS [NOT] [MATERIALIZED] (stmt) [, ...] main`: the
 /// union of every CTE body and the main statement.
-fn with(t: &[Token<'_>]) -> Classes {
+fn with(t: &[Token<'_>], depth: usize) -> Classes {
     let mut out = Classes::NONE;
     let mut i = 1;
     if is_word(t, i, "recursive") {
@@ -361,7 +516,7 @@ fn with(t: &[Token<'_>]) -> Classes {
         if !starts_statement(t, i + 1) {
             out |= Unknown.into();
         }
-        out |= classify_tokens(&t[i + 1..close - 1]);
+        out |= classify_at(&t[i + 1..close - 1], depth);
         i = close;
         // SEARCH / CYCLE clauses run to the next comma or the main statement.
         while i < t.len() && (is_word(t, i, "search") || is_word(t, i, "cycle")) {
@@ -379,7 +534,7 @@ fn with(t: &[Token<'_>]) -> Classes {
     if main.is_empty() || !starts_statement(t, i) {
         return out | Unknown.into();
     }
-    out | classify_tokens(main)
+    out | classify_at(main, depth)
 }
 
 fn starts_statement(t: &[Token<'_>], i: usize) -> bool {
@@ -388,7 +543,7 @@ fn starts_statement(t: &[Token<'_>], i: usize) -> bool {
 }
 
 /// `EXPLAIN` reads the plan; with ANALYZE it also runs the statement.
-fn explain(t: &[Token<'_>]) -> Classes {
+fn explain(t: &[Token<'_>], depth: usize) -> Classes {
     let mut i = 1;
     let mut analyze = false;
     if t.get(i).map(|x| x.kind) == Some(TokenKind::LParen) {
@@ -407,7 +562,7 @@ fn explain(t: &[Token<'_>]) -> Classes {
             i += 1;
         }
     }
-    let inner = classify_tokens(t.get(i..).unwrap_or_default());
+    let inner = classify_at(t.get(i..).unwrap_or_default(), depth);
     if inner.is_empty() {
         return Unknown.into();
     }
@@ -416,12 +571,12 @@ fn explain(t: &[Token<'_>]) -> Classes {
 
 /// `COPY`: from STDIN writes, to STDOUT reads (and runs its query); a server file or
 /// PROGRAM is admin.
-fn copy(t: &[Token<'_>]) -> Classes {
+fn copy(t: &[Token<'_>], depth: usize) -> Classes {
     let mut out = Classes::NONE;
     let mut i = 1;
     if t.get(i).map(|x| x.kind) == Some(TokenKind::LParen) {
         let Some(close) = skip_parens(t, i) else { return Unknown.into() };
-        out |= classify_tokens(&t[i + 1..close - 1]);
+        out |= classify_at(&t[i + 1..close - 1], depth);
         i = close;
     }
     let Some(dir) = t.iter().enumerate().skip(i).find(|(_, x)| x.is("from") || x.is("to")).map(|(k, _)| k) else {
@@ -430,7 +585,7 @@ fn copy(t: &[Token<'_>]) -> Classes {
     let target = t.get(dir + 1);
     let from = t[dir].is("from");
     out |= match target {
-        Some(x) if x.is("stdin") && from => Write.into(),
+        Some(x) if x.is("stdin") && from => Classes::from(Write) | catalog_target(t, i),
         Some(x) if x.is("stdout") && !from => Read.into(),
         Some(x) if x.is("program") || x.kind == TokenKind::String => {
             Classes::of(&[Admin, if from { Write } else { Read }])
@@ -487,6 +642,10 @@ fn alter(t: &[Token<'_>]) -> Classes {
         Some("role" | "user" | "group") => return Privilege.into(),
         Some("default") if is_word(t, 2, "privileges") => return Privilege.into(),
         Some("system") => return Classes::of(&[Privilege, Admin]),
+        // Per-database settings apply to every later session, the guards' too.
+        Some("database") if has_top_level(t, "set") || has_top_level(t, "reset") => {
+            return Classes::of(&[Ddl, Privilege]);
+        }
         None => return Unknown.into(),
         _ => {}
     }
@@ -501,52 +660,82 @@ fn alter(t: &[Token<'_>]) -> Classes {
     out
 }
 
+/// `SET`, judged by the setting and, where it matters, the value.
 fn set(t: &[Token<'_>]) -> Classes {
     let mut i = 1;
-    if is_word(t, i, "session") && is_word(t, i + 1, "authorization") {
-        return Privilege.into();
-    }
     if is_word(t, i, "session") && is_word(t, i + 1, "characteristics") {
-        return Transaction.into();
+        return transaction(t);
     }
-    if is_word(t, i, "local") || is_word(t, i, "session") {
+    if is_word(t, i, "local") || (is_word(t, i, "session") && !is_word(t, i + 1, "authorization")) {
         i += 1;
     }
-    if is_word(t, i, "role") || (is_word(t, i, "session") && is_word(t, i + 1, "authorization")) {
+    if (is_word(t, i, "session") && is_word(t, i + 1, "authorization")) || is_word(t, i, "role") {
         return Privilege.into();
     }
-    if is_word(t, i, "transaction") || is_word(t, i, "constraints") {
-        return Transaction.into();
+    if is_word(t, i, "transaction") {
+        return transaction(t);
     }
-    if word(t, i).is_some() || t.get(i).map(|x| x.kind) == Some(TokenKind::QuotedIdent) {
-        Session.into()
-    } else {
-        Unknown.into()
+    if is_word(t, i, "constraints") || (is_word(t, i, "time") && is_word(t, i + 1, "zone")) {
+        return if is_word(t, i, "constraints") { Transaction.into() } else { Session.into() };
+    }
+    if is_word(t, i, "names") {
+        return settings::setting("names", set_value(t.get(i + 1..).unwrap_or_default()).as_deref()).into();
+    }
+    if is_word(t, i, "schema") || (is_word(t, i, "xml") && is_word(t, i + 1, "option")) {
+        return Session.into();
+    }
+    let Some((name, k)) = setting_name(t, i) else { return Unknown.into() };
+    if !(is_word(t, k, "to") || t.get(k).is_some_and(|x| x.text == "=")) {
+        return Unknown.into();
+    }
+    settings::setting(&name, set_value(t.get(k + 1..).unwrap_or_default()).as_deref()).into()
+}
+
+/// A setting's name at `t[i]` (`name` or `prefix.name`, quoted or not), normalised, and
+/// the index after it.
+fn setting_name(t: &[Token<'_>], i: usize) -> Option<(String, usize)> {
+    let (schema, name, k) = relation_at(t, i)?;
+    Some((schema.map_or_else(|| name.clone(), |s| format!("{s}.{name}")), k))
+}
+
+/// The value of `SET x TO value` when it is one literal or word.
+fn set_value(t: &[Token<'_>]) -> Option<String> {
+    match t {
+        [v] if v.kind == TokenKind::Word || v.kind == TokenKind::Number => Some(v.text.to_ascii_lowercase()),
+        [v] => string_value(v),
+        _ => None,
     }
 }
 
+/// `RESET`: back to the session's defaults, which include what the gateway put in the
+/// startup packet, so `RESET ALL` lifts no guard.
 fn reset(t: &[Token<'_>]) -> Classes {
-    if is_word(t, 1, "role") || is_word(t, 1, "session") || is_word(t, 1, "all") {
-        Privilege.into()
-    } else {
-        Session.into()
+    if is_word(t, 1, "all") || is_word(t, 1, "client_encoding") {
+        return Session.into();
+    }
+    if is_word(t, 1, "session") && is_word(t, 2, "authorization") {
+        return Privilege.into();
+    }
+    match setting_name(t, 1) {
+        Some((name, _)) => settings::setting(&name, None).into(),
+        None => Unknown.into(),
     }
 }
 
 /// `PREPARE name [(types)] AS stmt` classifies as the statement it prepares.
-fn prepare(t: &[Token<'_>]) -> Classes {
+fn prepare(t: &[Token<'_>], depth: usize) -> Classes {
     if is_word(t, 1, "transaction") {
         return Transaction.into();
     }
     let Some(as_) = top_level(t).into_iter().find(|&i| t[i].is("as")) else { return Unknown.into() };
-    let inner = classify_tokens(&t[as_ + 1..]);
+    let inner = classify_at(&t[as_ + 1..], depth);
     if inner.is_empty() { Unknown.into() } else { inner }
 }
 
 /// `DECLARE c CURSOR FOR query`.
-fn declare(t: &[Token<'_>]) -> Classes {
+fn declare(t: &[Token<'_>], depth: usize) -> Classes {
     let Some(for_) = top_level(t).into_iter().find(|&i| t[i].is("for")) else { return Unknown.into() };
-    let inner = classify_tokens(&t[for_ + 1..]);
+    let inner = classify_at(&t[for_ + 1..], depth);
     if inner.is_empty() { Unknown.into() } else { inner }
 }
 
@@ -555,4 +744,160 @@ fn vacuum(t: &[Token<'_>]) -> Classes {
         || (t.get(1).map(|x| x.kind) == Some(TokenKind::LParen)
             && skip_parens(t, 1).is_some_and(|close| t[2..close - 1].iter().any(|x| x.is("full"))));
     if full { Classes::of(&[Admin, Destructive]) } else { Admin.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::lexer::Dialect;
+    use crate::sql::{split, split_with};
+
+    fn classes(sql: &str) -> Classes {
+        split(sql).iter().fold(Classes::NONE, |acc, s| acc | classify(s))
+    }
+
+    fn has(sql: &str, c: Class) -> bool {
+        classes(sql).contains(c)
+    }
+
+    #[test]
+    fn statements_hidden_from_a_weaker_lexer_are_seen() {
+        assert!(has("select 1 --x\r; drop table v", Destructive));
+        assert!(has("select 1 --x\r\n; drop table v", Destructive));
+        assert!(has("select 1 /* /* */ ; drop table v; */ ; drop table w", Destructive));
+        assert!(has("select 1;\x0cdrop\ttable v", Destructive));
+        // Without standard strings the server sees a DROP; with them, one string.
+        let off = split_with("select 'x\\''; drop table v; --'", Dialect::BACKSLASH_QUOTES);
+        assert!(off.iter().any(|s| classify(s).contains(Destructive)));
+        assert_eq!(split("select 'x\\''; drop table v; --'").len(), 1);
+        // E'' always escapes; a continued string keeps its state.
+        assert_eq!(split("select E'a'\n'\\'; drop table v; --'").len(), 1);
+        assert!(has("select B'01''; drop table v; --'", Destructive) || split("select B'01''; drop table v; --'").len() == 1);
+    }
+
+    #[test]
+    fn functions_are_named_as_the_server_resolves_them() {
+        for sql in [
+            "select \"pg_read_file\"('/etc/hostname')",
+            "select pg_catalog.\"lo_export\"(1, '/tmp/x')",
+            "select U&\"pg\\005fread_file\"('/etc/hostname')",
+            "select U&\"pg!005fread_file\" UESCAPE '!' ('/etc/hostname')",
+            "select \"pg_terminate_backend\"(42)",
+            "select pg_catalog . /* c */ pg_read_file ('/x')",
+            "select \"pg_create_physical_replication_slot\"('s')",
+            "select \"pg_reload_conf\"()",
+            "select pg_stat_reset()",
+            "select * from pg_hba_file_rules",
+            "select passwd from \"pg_shadow\"",
+            "lock table v in access exclusive mode",
+        ] {
+            assert!(has(sql, Admin), "{sql}: {}", classes(sql));
+        }
+        assert!(has("select \"set_config\"('role', 'x', false)", Privilege));
+        assert!(has("select set_config('ROLE', 'x', false)", Privilege));
+        assert!(has("select set_config(name, 'x', false) from t", Privilege));
+        assert!(has("select set_config('client_encoding', 'SJIS', false)", Privilege));
+    }
+
+    #[test]
+    fn sql_passed_to_functions_is_classified() {
+        assert!(has("select query_to_xml('select pg_read_file(''/etc/passwd'') as f', true, true, '')", Admin));
+        assert!(has("select query_to_xml($$delete from v returning 1$$, true, true, '')", Write));
+        assert!(has("select query_to_xml(q, true, true, '') from t", Unknown));
+        assert!(has("select ts_stat('select pg_ls_dir(''.'')')", Admin));
+        assert!(has("select ts_rewrite('a'::tsquery, 'select pg_read_file(''x'')')", Admin));
+        assert!(has("select query_to_xml(E'select pg_read_file(\\'x\\')', true, true, '')", Admin));
+        assert!(has("select query_to_xml('select 1' || '', true, true, '')", Unknown));
+    }
+
+    #[test]
+    fn settings_are_judged_by_name_and_value() {
+        for sql in [
+            "set \"role\" = 'nobody'",
+            "set role nobody",
+            "set session_authorization = 'nobody'",
+            "set session authorization nobody",
+            "set session_replication_role = replica",
+            "set local session_replication_role to replica",
+            "set standard_conforming_strings = off",
+            "set \"standard_conforming_strings\" to off",
+            "set default_transaction_read_only = off",
+            "set transaction read write",
+            "begin read write",
+            "start transaction isolation level serializable, read write",
+            "set session characteristics as transaction read write",
+            "set client_encoding = 'SJIS'",
+            "set client_encoding to big5",
+            "set names 'gbk'",
+            "reset role",
+            "reset session authorization",
+            "alter database app set default_transaction_read_only = off",
+        ] {
+            assert!(has(sql, Privilege), "{sql}: {}", classes(sql));
+        }
+        for sql in [
+            "set extra_float_digits = 3",
+            "SET application_name = 'x'",
+            "set client_encoding = 'UTF8'",
+            "set names 'utf8'",
+            "set my.var = 'x'",
+            "set time zone 'UTC'",
+            "RESET ALL",
+            "reset client_encoding",
+            "DISCARD ALL",
+            "SELECT current_setting('jit') AS cur, set_config('jit', 'off', false) AS new",
+            "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;",
+            "begin read only",
+        ] {
+            let c = classes(sql);
+            assert!(
+                c.iter().all(|c| matches!(c, Read | Session | Transaction)),
+                "{sql}: {c}"
+            );
+        }
+    }
+
+    #[test]
+    fn catalog_writes_are_privilege() {
+        for sql in [
+            "update pg_settings set setting = 'replica' where name = 'session_replication_role'",
+            "update pg_authid set rolsuper = true where rolname = 'app'",
+            "update \"pg_catalog\".\"pg_class\" set relname = 'x' where relname = 'v'",
+            "delete from pg_trigger",
+            "delete from only pg_catalog.pg_trigger where true",
+            "insert into pg_catalog.pg_proc select * from pg_proc",
+            "truncate pg_largeobject",
+            "merge into pg_class c using (select 1) s on true when matched then delete",
+            "with x as (update pg_class set relname = 'y' returning 1) select 1",
+            "copy pg_catalog.pg_description from stdin",
+        ] {
+            assert!(has(sql, Privilege), "{sql}: {}", classes(sql));
+        }
+        assert!(!has("update pgx set a = 1 where id = 2", Privilege));
+    }
+
+    #[test]
+    fn user_functions_are_unknown_and_syntax_is_not_a_call() {
+        for sql in ["select del_all()", "select public.lower('x')", "select * from t where myschema.f(x)", "select \"coalesce\"(1)"] {
+            assert!(has(sql, Unknown), "{sql}: {}", classes(sql));
+        }
+        for sql in [
+            "insert into t (a, b) values (1, 2)",
+            "insert into s.t(a) select 1 on conflict (a) do update set (a) = (select 1)",
+            "with x (a) as (select 1), y (b) as materialized (select 2) select * from x, y",
+            "select cast(x as varchar(10)), x::numeric(10, 2) from t",
+            "select exists (select 1), coalesce(a, b), greatest(1, 2), extract(year from now()) from t",
+            "select * from a join (b join c on true) on true",
+            "select count(*) filter (where a) over (partition by b order by c) from t group by (a)",
+            "select trim(both from x), substring(x from 1 for 2), position('a' in x) from t",
+            "select * from t where id in (1, 2) and not (a) and id = any ($1)",
+            "select array(select 1), row(1, 2), left(x, 1) from t",
+            "update t set a = 1 where id = $1",
+            "prepare q (int) as select * from t where id = $1",
+            "select * from unnest(array[1]) with ordinality",
+            "copy t (a, b) from stdin",
+        ] {
+            assert!(!has(sql, Unknown), "{sql}: {}", classes(sql));
+        }
+    }
 }

@@ -4,7 +4,9 @@
 //! count (the lexer keeps those whole), nor do those inside SQL-standard function
 //! bodies (`BEGIN ATOMIC ... END`), which the server parses as one statement.
 
-use super::lexer::{Token, TokenKind, tokens};
+use super::lexer::{Dialect, Token, TokenKind, tokens_with};
+#[cfg(test)]
+use super::lexer::tokens;
 
 /// One statement of a query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,11 +21,16 @@ pub struct Statement<'a> {
 
 /// Splits `sql` into its statements; empty statements (`;;`) are dropped.
 pub fn split(sql: &str) -> Vec<Statement<'_>> {
+    split_with(sql, Dialect::STANDARD)
+}
+
+/// Splits `sql` as a server with these settings would.
+pub fn split_with(sql: &str, dialect: Dialect) -> Vec<Statement<'_>> {
     let mut out = Vec::new();
     let mut current: Vec<Token<'_>> = Vec::new();
     // Depth of BEGIN ATOMIC bodies, and CASE ... END within them.
     let mut atomic = 0usize;
-    let all = tokens(sql);
+    let all = tokens_with(sql, dialect);
     for (i, t) in all.iter().enumerate() {
         if t.kind == TokenKind::Semicolon && atomic == 0 {
             flush(sql, &mut current, &mut out);
