@@ -470,6 +470,11 @@ pub struct Connection {
     pub ca_file: Option<PathBuf>,
     /// Name to verify in the upstream certificate (default: the address's host).
     pub tls_server_name: Option<String>,
+    /// Postgres: open upstream sessions with `default_transaction_read_only=on` in the
+    /// startup packet, so the database itself refuses every write (25006), even one
+    /// hidden in a function. `RESET ALL` returns to it; switching it off is privilege.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 impl Connection {

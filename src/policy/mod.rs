@@ -116,6 +116,11 @@ impl Decision {
         Decision { decision, statements }
     }
 
+    /// Both decisions' statements: what may run when either may.
+    pub fn merged(&self, other: &Decision) -> Decision {
+        Decision::of(self.statements.iter().chain(&other.statements).cloned().collect())
+    }
+
     /// The strictest verdict.
     pub fn verdict(&self) -> Verdict {
         self.statements.iter().map(|s| s.verdict.clone()).max_by_key(Verdict::strictness).unwrap_or(Verdict::Allow)
@@ -269,15 +274,22 @@ impl Policy {
         query: &str,
         prepared: &dyn Fn(&str) -> Option<Classes>,
     ) -> Decision {
-        let statements: Vec<StatementDecision> = sql::split(query)
-            .iter()
-            .map(|s| {
-                let classes = statement_name(&s.tokens, "execute")
-                    .and_then(|name| prepared(&name))
-                    .unwrap_or_else(|| sql::classify(s));
-                self.decide(connection, groups, s.text, &s.tokens, classes)
-            })
-            .collect();
+        let decide = |s: &sql::Statement<'_>| {
+            let classes = statement_name(&s.tokens, "execute")
+                .and_then(|name| prepared(&name))
+                .unwrap_or_else(|| sql::classify(s));
+            self.decide(connection, groups, s.text, &s.tokens, classes)
+        };
+        let standard = sql::split(query);
+        let mut statements: Vec<StatementDecision> = standard.iter().map(decide).collect();
+        // Whether the server reads backslashes in plain strings as escapes is its
+        // setting, which the agent may change at any moment (and pipeline behind the
+        // change). Where the two readings differ, both are decided: the stricter wins.
+        if sql::lexer::depends_on_dialect(query) {
+            let other = sql::split_with(query, sql::lexer::Dialect::BACKSLASH_QUOTES);
+            let differs = |s: &&sql::Statement<'_>| !standard.iter().any(|t| t.offset == s.offset && t.text == s.text);
+            statements.extend(other.iter().filter(differs).map(decide));
+        }
         Decision::of(statements)
     }
 

@@ -51,6 +51,9 @@ pub enum SessionError {
         /// Safe text for the agent, when the upstream said something worth passing on.
         agent_message: Option<(String, String)>,
     },
+    /// The agent asked for a client encoding whose characters can hide `\\` or `'`.
+    #[error("client_encoding {0:?} refused")]
+    UnsafeEncoding(String),
     /// The handshake did not finish in time.
     #[error("handshake timed out")]
     HandshakeTimeout,
@@ -100,6 +103,14 @@ impl SessionError {
                     Some("try again later; if it persists, the Airlock operator can see the cause in Airlock's log"),
                 ),
             },
+            SessionError::UnsafeEncoding(name) => fatal(
+                "22023",
+                &format!("Airlock refuses client_encoding \"{name}\""),
+                Some(
+                    "its multi-byte characters can contain the bytes of \\ and ', so statements could not be read \
+                     as the server reads them; use UTF8 (PGCLIENTENCODING=UTF8)",
+                ),
+            ),
             SessionError::HandshakeTimeout => fatal("08006", "Airlock: connection handshake timed out", None),
             SessionError::ShuttingDown => fatal("57P01", "Airlock is shutting down", Some("reconnect in a moment")),
             SessionError::RecorderFailed => fatal(
@@ -121,6 +132,7 @@ impl SessionError {
             SessionError::UnknownConnection { .. } => "unknown_connection",
             SessionError::NotAllowed { .. } => "not_allowed",
             SessionError::Upstream { .. } => "upstream",
+            SessionError::UnsafeEncoding(_) => "unsafe_encoding",
             SessionError::HandshakeTimeout => "handshake_timeout",
             SessionError::ShuttingDown => "shutting_down",
             SessionError::RecorderFailed => "recorder",

@@ -14,6 +14,7 @@ use airlock_postgres::message::{self, CloseTarget, tag};
 use airlock_postgres::sql;
 
 use super::mask::Expect;
+use super::statements::{Effect, Statements};
 use crate::identity::Identity;
 use crate::policy::{self, Decision, MAX_PREPARED_NAMES, Policy, PreparedChange};
 
@@ -69,8 +70,8 @@ pub struct SessionGate<'a> {
     policy: &'a Policy,
     identity: &'a Identity,
     connection: &'a str,
-    /// Prepared statements (protocol Parse and SQL PREPARE) by name.
-    prepared: HashMap<String, Arc<Decision>>,
+    /// Prepared statements (protocol Parse and SQL PREPARE), as the server confirms them.
+    statements: Statements,
     /// Bound portals by name.
     portals: HashMap<String, Portal>,
     /// Whether results are masked, so answers must be announced ([`Expect`]).
@@ -99,7 +100,7 @@ impl<'a> SessionGate<'a> {
             policy,
             identity,
             connection,
-            prepared: HashMap::new(),
+            statements: Statements::default(),
             portals: HashMap::new(),
             track_results,
             cache: HashMap::new(),
@@ -145,14 +146,14 @@ impl<'a> SessionGate<'a> {
             tag::PARSE => {
                 let (name, text) = message::parse_parse(body)?;
                 let decision = self.decide(&String::from_utf8_lossy(text), true);
-                remember(&mut self.prepared, name_of(name), decision);
+                self.statements.parse(&name_of(name), decision);
                 forward(false, true)
             }
             tag::BIND => {
                 let (portal, statement) = message::parse_bind(body)?;
                 let statement = name_of(statement);
-                let decision = match self.prepared.get(statement.as_ref()) {
-                    Some(d) => d.clone(),
+                let decision = match self.statements.lookup(statement.as_ref()) {
+                    Some(d) => d,
                     None => Arc::new(self.opaque(&format!("EXECUTE {statement} (prepared before Airlock saw it)"))),
                 };
                 let formats = if self.track_results {
@@ -189,6 +190,7 @@ impl<'a> SessionGate<'a> {
                     ),
                 };
                 if decision.allowed() {
+                    self.statements.execute();
                     return Ok(Step::Forward { request: false, statement: false, expect });
                 }
                 Ok(Step::Decide(Held { decision, kind: HeldKind::Execute, expect }))
@@ -197,14 +199,16 @@ impl<'a> SessionGate<'a> {
                 let (target, name) = message::parse_close(body)?;
                 let name = name_of(name);
                 match target {
-                    CloseTarget::Statement => drop(self.prepared.remove(name.as_ref())),
+                    CloseTarget::Statement => self.statements.close(&name),
                     CloseTarget::Portal => drop(self.portals.remove(name.as_ref())),
                 }
                 forward(false, false)
             }
             tag::SYNC => {
                 // Portals die at the end of a transaction. Keeping them is harmless: a
-                // stale entry is replaced by the next Bind of that name.
+                // stale entry is replaced by the next Bind of that name, and a Bind that
+                // fails aborts the transaction, which takes every portal with it.
+                self.statements.ready();
                 Ok(Step::Forward { request: true, statement: false, expect: self.announce(|| Expect::Sync) })
             }
             tag::FUNCTION_CALL => {
@@ -212,6 +216,7 @@ impl<'a> SessionGate<'a> {
                 // Its answer ends at ReadyForQuery, like a Simple Query's.
                 let expect = self.announce(|| Expect::Query(None));
                 if decision.allowed() {
+                    self.statements.ready();
                     return Ok(Step::Forward { request: true, statement: false, expect });
                 }
                 Ok(Step::Decide(Held { decision: Arc::new(decision), kind: HeldKind::FunctionCall, expect }))
@@ -220,26 +225,51 @@ impl<'a> SessionGate<'a> {
         }
     }
 
-    /// Records what a query string that is going upstream prepares or deallocates.
+    /// Records a query string that is going upstream, with what each of its statements
+    /// will prepare or deallocate once the server confirms it ran.
     pub fn ran(&mut self, query: &str) {
         const WORDS: [&[u8]; 3] = [b"prepare", b"deallocate", b"discard"];
         let bytes = query.as_bytes();
         if !WORDS.iter().any(|w| bytes.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w))) {
-            return;
+            return self.statements.query(Vec::new());
         }
-        for s in sql::split(query) {
-            match policy::prepared_change(&s.tokens) {
-                Some(PreparedChange::Prepared(name)) => {
-                    let decision = self.decide(s.text, false);
-                    remember(&mut self.prepared, Cow::Owned(name), decision);
-                }
-                Some(PreparedChange::Deallocated(name)) => {
-                    self.prepared.remove(&name);
-                }
-                Some(PreparedChange::DeallocatedAll) => self.prepared.clear(),
-                None => {}
-            }
+        let statements = sql::split(query);
+        // Replies pair with statements by count; when the server's setting could cut
+        // the string differently, no effect is trusted (names stay as they were).
+        if sql::lexer::depends_on_dialect(query)
+            && sql::split_with(query, sql::lexer::Dialect::BACKSLASH_QUOTES).len() != statements.len()
+        {
+            return self.statements.query(Vec::new());
         }
+        let effects = statements
+            .iter()
+            .map(|s| match policy::prepared_change(&s.tokens)? {
+                PreparedChange::Prepared(name) => Some(Effect::Prepared(name, self.decide(s.text, false))),
+                PreparedChange::Deallocated(name) => Some(Effect::Deallocated(name)),
+                PreparedChange::DeallocatedAll => Some(Effect::DeallocatedAll),
+            })
+            .collect();
+        self.statements.query(effects);
+    }
+
+    /// A held Execute or FunctionCall was approved and goes upstream.
+    pub fn released(&mut self, kind: HeldKind) {
+        match kind {
+            HeldKind::Execute => self.statements.execute(),
+            HeldKind::FunctionCall => self.statements.ready(),
+            // `ran` records an approved query with its effects.
+            HeldKind::Query => {}
+        }
+    }
+
+    /// A held message was refused: Airlock sent a Sync upstream in its place.
+    pub fn refused(&mut self) {
+        self.statements.ready();
+    }
+
+    /// Replies from the server, by tag, in order (see [`Statements`]).
+    pub fn replies(&mut self, tags: &[u8]) {
+        tags.iter().for_each(|t| self.statements.reply(*t));
     }
 
     /// The decision for a query string. Drivers re-parse the same parameterised text
@@ -252,7 +282,7 @@ impl<'a> SessionGate<'a> {
         let consulted = std::cell::Cell::new(false);
         let prepared = |name: &str| {
             consulted.set(true);
-            self.prepared.get(name).map(|d| d.classes())
+            self.statements.lookup(name).map(|d| d.classes())
         };
         let decision = Arc::new(self.policy.decide_in_session(self.connection, &self.identity.groups, text, &prepared));
         if cacheable && !consulted.get() && text.len() <= MAX_CACHED_TEXT {
@@ -315,7 +345,8 @@ mod tests {
         let policy = Policy::new(&[]).unwrap();
         let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
         let mut gate = SessionGate::new(&policy, &identity, "db", true);
-        let mut step = |f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
+        let step = |gate: &mut SessionGate<'_>, f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
+        let mut step = |f: Frame| step(&mut gate, f);
         assert!(!is_held(step(frame(b'P', &[b"drop\0", b"DROP TABLE t\0", &[0, 0]]))));
         assert!(!is_held(step(frame(b'P', &[b"\0", b"SELECT 1\0", &[0, 0]]))));
         // Bound and executed: only the dangerous statement is held, at Execute.
@@ -327,8 +358,14 @@ mod tests {
         // Closed statements and portals are forgotten: unknown, so held.
         assert!(!is_held(step(frame(b'C', &[b"Pp1\0"]))));
         assert!(is_held(step(frame(b'E', &[b"p1\0", &[0, 0, 0, 0]]))));
-        // SQL PREPARE names are shared with the protocol's.
+        // SQL PREPARE names are shared with the protocol's, once the server confirms.
         assert!(!is_held(step(frame(b'Q', &[b"PREPARE q AS SELECT 1\0"]))));
+        assert!(!is_held(step(frame(b'B', &[b"\0", b"q\0", &[0, 0, 0, 0, 0, 0]]))));
+        assert!(is_held(step(frame(b'E', &[b"\0", &[0, 0, 0, 0]]))));
+        drop(step);
+        // ParseComplete twice, the first Execute's CommandComplete, then the Query's.
+        gate.replies(b"11CCZ");
+        let mut step = |f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
         assert!(!is_held(step(frame(b'B', &[b"\0", b"q\0", &[0, 0, 0, 0, 0, 0]]))));
         assert!(!is_held(step(frame(b'E', &[b"\0", &[0, 0, 0, 0]]))));
         assert!(!is_held(step(frame(b'Q', &[b"EXECUTE q\0"]))));

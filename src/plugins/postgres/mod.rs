@@ -14,6 +14,7 @@ mod mask;
 
 pub use mask::static_masks;
 mod relay;
+mod statements;
 mod upstream;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use airlock_postgres::message::{self, Severity, tag};
+use airlock_postgres::sql;
 use airlock_postgres::startup::{self, StartupMessage, StartupPacket};
 use airlock_postgres::{Chunk, Disposition, Frame, ProtocolError, Scanner};
 use anyhow::Context;
@@ -366,6 +368,13 @@ impl PostgresPlugin {
         let Some((identity, target, startup)) = self.handshake(agent).await? else {
             return Ok(None);
         };
+        if let Some((_, encoding)) = startup
+            .params
+            .iter()
+            .find(|(k, v)| k.eq_ignore_ascii_case("client_encoding") && sql::settings::unsafe_client_encoding(v))
+        {
+            return Err(SessionError::UnsafeEncoding(encoding.clone()));
+        }
         let upstream = target.open(&startup.params, &identity.subject).await.map_err(|e| {
             tracing::warn!(connection = %target.conn.name, subject = %identity.subject, error = %e, "upstream unavailable");
             SessionError::Upstream { connection: target.conn.name.clone(), agent_message: e.agent_message(), detail: e.to_string() }

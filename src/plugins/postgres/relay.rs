@@ -89,6 +89,9 @@ struct Progress {
     /// with, for result masking.
     expect: Vec<Expect>,
     status: TransactionStatus,
+    /// Tags of the upstream's replies that settle prepared-statement names, oldest
+    /// first, until the agent pump hands them to its gate.
+    replies: Vec<u8>,
     /// Set once, when the session is closing at a safe point: nothing more goes up.
     closing: bool,
     statements: u64,
@@ -182,6 +185,7 @@ pub async fn relay(
             notices: Vec::new(),
             expect: Vec::new(),
             status: TransactionStatus::Idle,
+            replies: Vec::new(),
             closing: false,
             statements: 0,
         }),
@@ -252,6 +256,10 @@ where
     let abort = ctx.shutdown.abort.fired();
     tokio::pin!(abort);
     loop {
+        if let Some(gate) = gate.as_mut() {
+            let replies = std::mem::take(&mut shared.lock().replies);
+            gate.replies(&replies);
+        }
         while let Some(chunk) = scanner
             .next(&mut buf, &mut |h| counts.classify(h, gate.as_mut(), skipping, ctx.max_message, &mut held_in_place))?
         {
@@ -296,6 +304,9 @@ where
                     counts.statements += u64::from(held.kind == HeldKind::Query);
                     match verdict {
                         None => {
+                            if let Some(gate) = gate.as_mut() {
+                                gate.released(held.kind);
+                            }
                             if held.kind == HeldKind::Query
                                 && let (Some(gate), Ok(text)) = (gate.as_mut(), message::parse_query(frame.body()))
                             {
@@ -306,6 +317,9 @@ where
                             out.push(frame.into_raw());
                         }
                         Some(error) => {
+                            if let Some(gate) = gate.as_mut() {
+                                gate.refused();
+                            }
                             let reply = match held.kind {
                                 HeldKind::Execute => {
                                     skipping = true;
@@ -599,6 +613,9 @@ where
     let mut draining = false;
     let mut statuses = Vec::new();
     let mut results = ctx.masking.map(ResultMasking::new);
+    // The gate pairs these replies with the names its requests define.
+    let track_replies = ctx.enforcement.is_some();
+    let mut replies = Vec::new();
     let abort = ctx.shutdown.abort.fired();
     let drain = ctx.shutdown.drain.fired();
     tokio::pin!(abort, drain);
@@ -618,6 +635,13 @@ where
                 // The result seam: masking follows every result message and asks for
                 // RowDescriptions and changed rows whole.
                 let masked = results.as_mut().map_or(Disposition::Pass, |r| r.classify(h));
+                if track_replies && matches!(h.tag, b'1' | b'3' | b'C' | b'I' | b's' | b'E' | b'Z') {
+                    replies.push(h.tag);
+                }
+                // Settings the server reports are checked whole (they are rare).
+                if h.tag == tag::PARAMETER_STATUS {
+                    return Disposition::Whole;
+                }
                 if h.tag != tag::READY_FOR_QUERY {
                     return masked;
                 }
@@ -633,6 +657,9 @@ where
                 None => break,
                 Some(Chunk::Raw(bytes)) => out.push(bytes),
                 Some(Chunk::Frame(frame)) if frame.tag() != tag::READY_FOR_QUERY => {
+                    if frame.tag() == tag::PARAMETER_STATUS {
+                        refuse_unsafe_encoding(frame.body())?;
+                    }
                     let raw = frame.into_raw();
                     match results.as_mut() {
                         Some(r) => out.push(r.frame(raw[0], raw).await.map_err(upstream_protocol)?),
@@ -657,6 +684,9 @@ where
             }
         }
         close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
+        if !replies.is_empty() {
+            shared.lock().replies.append(&mut replies);
+        }
         if shared.attention.load(Ordering::SeqCst) > 0 && !scanner.mid_message() {
             let mut p = shared.lock();
             let n = p.notices.len();
@@ -702,6 +732,19 @@ where
             return Ok(End::UpstreamClosed);
         }
         sizing.observe(n);
+    }
+}
+
+/// Ends the session if the server now reads the agent's bytes in an encoding whose
+/// characters can hide `\` or `'`: from then on no statement could be read as the
+/// server reads it. `SET client_encoding` to one is held as privilege; this catches
+/// every other way (an approved SET, a function, a role or database default).
+fn refuse_unsafe_encoding(body: &[u8]) -> Result<(), SessionError> {
+    match message::parse_parameter_status(body) {
+        Ok(("client_encoding", value)) if airlock_postgres::sql::settings::unsafe_client_encoding(value) => {
+            Err(SessionError::UnsafeEncoding(value.to_owned()))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -140,11 +140,19 @@ impl UpstreamTarget {
         let app_name = application_name(app, subject);
         let user = self.conn.user.as_deref().unwrap_or_default();
         let database = self.conn.database.as_deref().unwrap_or_default();
-        let startup_params =
-            [("user", user), ("database", database), ("application_name", app_name.as_str())].into_iter().chain(
+        // A read-only connection's guard is set by Airlock, never by the agent.
+        let guard = self.conn.read_only.then_some(("default_transaction_read_only", "on"));
+        let startup_params = [("user", user), ("database", database), ("application_name", app_name.as_str())]
+            .into_iter()
+            .chain(guard)
+            .chain(
                 params
                     .iter()
-                    .filter(|(k, _)| k != "application_name" && forwardable(k))
+                    .filter(|(k, _)| {
+                        k != "application_name"
+                            && forwardable(k)
+                            && !(guard.is_some() && k.eq_ignore_ascii_case("default_transaction_read_only"))
+                    })
                     .map(|(k, v)| (k.as_str(), v.as_str())),
             );
         stream.write_all(&startup::encode_startup(startup_params)).await?;

@@ -1,0 +1,270 @@
+//! Prepared statements as the server knows them.
+//!
+//! A statement name takes a new meaning only when the server confirms it: a Parse by
+//! its ParseComplete, an SQL `PREPARE` by its CommandComplete, a Close or `DEALLOCATE`
+//! likewise. A Parse that fails (a named statement that already exists answers 42P05)
+//! or that the server skips after an earlier error leaves the old meaning. Until a
+//! reply arrives, a name may run its confirmed statement or any of its unanswered
+//! Parses, so it takes the strictest of them.
+//!
+//! Replies are paired with requests by order. Only the messages whose replies say
+//! something about names, and those that bound a batch, are tracked: Parse (`1`), Close
+//! (`3`), Execute (`C`, `I`, `s`), Sync and FunctionCall (`Z`), Query (one `C` per
+//! statement, then `Z`). After an `E`, the server skips everything up to the next Sync.
+//! A reply that fits no request means the pairing is lost: from then on no name is
+//! trusted (every execution of a prepared statement is held), which fails closed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::policy::{Decision, MAX_PREPARED_NAMES};
+
+/// Unanswered requests tracked at most; past this the pairing is given up (closed).
+const MAX_PENDING: usize = 65_536;
+
+/// What a statement of a Simple Query does to the names once it has run.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// `PREPARE name AS ...`.
+    Prepared(String, Arc<Decision>),
+    /// `DEALLOCATE name`.
+    Deallocated(String),
+    /// `DEALLOCATE ALL`, `DISCARD ALL`.
+    DeallocatedAll,
+}
+
+#[derive(Debug)]
+enum Request {
+    Parse {
+        name: String,
+        decision: Arc<Decision>,
+    },
+    Close {
+        name: String,
+    },
+    Execute,
+    /// Sync or FunctionCall: answered by ReadyForQuery.
+    Ready,
+    /// A Simple Query: one effect slot per statement, in order.
+    Query {
+        effects: VecDeque<Option<Effect>>,
+    },
+}
+
+/// The session's prepared statements.
+#[derive(Debug, Default)]
+pub struct Statements {
+    confirmed: HashMap<String, Arc<Decision>>,
+    pending: VecDeque<Request>,
+    /// The pairing of replies to requests was lost.
+    lost: bool,
+}
+
+impl Statements {
+    /// A Parse of `name` went upstream.
+    pub fn parse(&mut self, name: &str, decision: Arc<Decision>) {
+        self.push(Request::Parse { name: name.to_owned(), decision });
+    }
+
+    /// A Close of statement `name` went upstream.
+    pub fn close(&mut self, name: &str) {
+        self.push(Request::Close { name: name.to_owned() });
+    }
+
+    /// An Execute went upstream.
+    pub fn execute(&mut self) {
+        self.push(Request::Execute);
+    }
+
+    /// A Sync or FunctionCall went upstream (Airlock's own Sync included).
+    pub fn ready(&mut self) {
+        self.push(Request::Ready);
+    }
+
+    /// A Simple Query went upstream; `effects` has one slot per statement.
+    pub fn query(&mut self, effects: Vec<Option<Effect>>) {
+        self.push(Request::Query { effects: effects.into() });
+    }
+
+    fn push(&mut self, request: Request) {
+        if self.lost {
+            return;
+        }
+        if self.pending.len() >= MAX_PENDING {
+            return self.lose();
+        }
+        self.pending.push_back(request);
+    }
+
+    fn lose(&mut self) {
+        self.lost = true;
+        self.confirmed.clear();
+        self.pending.clear();
+    }
+
+    /// What `name` may run: the strictest of its confirmed statement and its
+    /// unanswered Parses. `None` when Airlock knows of none (or no longer trusts
+    /// what it knows).
+    pub fn lookup(&self, name: &str) -> Option<Arc<Decision>> {
+        let parsed = self.pending.iter().filter_map(|r| match r {
+            Request::Parse { name: n, decision } if n == name => Some(decision),
+            _ => None,
+        });
+        let mut candidates = self.confirmed.get(name).into_iter().chain(parsed);
+        let first = candidates.next()?.clone();
+        Some(candidates.fold(first, |acc, d| if Arc::ptr_eq(&acc, d) { acc } else { Arc::new(acc.merged(d)) }))
+    }
+
+    /// One reply from the server, by its tag.
+    pub fn reply(&mut self, tag: u8) {
+        if self.lost {
+            return;
+        }
+        let fits = match (tag, self.pending.front_mut()) {
+            (b'1', Some(Request::Parse { .. })) => {
+                if let Some(Request::Parse { name, decision }) = self.pending.pop_front() {
+                    remember(&mut self.confirmed, name, decision);
+                }
+                true
+            }
+            (b'3', Some(Request::Close { .. })) => {
+                if let Some(Request::Close { name }) = self.pending.pop_front() {
+                    self.confirmed.remove(&name);
+                }
+                true
+            }
+            (b'C' | b'I' | b's', Some(Request::Execute)) => {
+                self.pending.pop_front();
+                true
+            }
+            (b'C' | b'I', Some(Request::Query { effects })) => {
+                if let Some(Some(effect)) = effects.pop_front() {
+                    self.apply(effect);
+                }
+                true
+            }
+            (b'E', Some(Request::Query { effects })) => {
+                effects.clear();
+                true
+            }
+            (b'E', Some(Request::Ready)) | (b'E', None) => true,
+            (b'E', Some(_)) => {
+                // The request at the head failed, or was skipped after an untracked
+                // one failed; the server skips the rest up to the Sync. A failed
+                // unnamed Parse leaves no unnamed statement.
+                if let Some(Request::Parse { name, .. }) = self.pending.pop_front()
+                    && name.is_empty()
+                {
+                    self.confirmed.remove("");
+                }
+                while matches!(
+                    self.pending.front(),
+                    Some(Request::Parse { .. } | Request::Close { .. } | Request::Execute)
+                ) {
+                    self.pending.pop_front();
+                }
+                true
+            }
+            (b'Z', Some(Request::Ready | Request::Query { .. })) => {
+                self.pending.pop_front();
+                true
+            }
+            // Replies to untracked requests (Bind, Describe) and asynchronous ones.
+            (b'1' | b'3' | b'C' | b'I' | b's' | b'Z', _) => false,
+            _ => true,
+        };
+        if !fits {
+            self.lose();
+        }
+    }
+
+    fn apply(&mut self, effect: Effect) {
+        match effect {
+            Effect::Prepared(name, decision) => remember(&mut self.confirmed, name, decision),
+            Effect::Deallocated(name) => drop(self.confirmed.remove(&name)),
+            Effect::DeallocatedAll => self.confirmed.clear(),
+        }
+    }
+}
+
+/// Past the cap new names are forgotten, which fails closed: executing a forgotten
+/// statement is `unknown`.
+fn remember(map: &mut HashMap<String, Arc<Decision>>, name: String, decision: Arc<Decision>) {
+    if map.len() < MAX_PREPARED_NAMES || map.contains_key(&name) || name.is_empty() {
+        map.insert(name, decision);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+
+    fn decision(sql: &str) -> Arc<Decision> {
+        Arc::new(Policy::new(&[]).unwrap().decide_query("db", &[], sql))
+    }
+
+    fn allowed(s: &Statements, name: &str) -> Option<bool> {
+        s.lookup(name).map(|d| d.allowed())
+    }
+
+    #[test]
+    fn a_failed_parse_keeps_the_old_meaning() {
+        let mut s = Statements::default();
+        s.parse("s", decision("delete from v"));
+        s.ready();
+        for tag in *b"1Z" {
+            s.reply(tag);
+        }
+        s.parse("s", decision("select 1"));
+        s.ready();
+        // Before the answer: either may run, so the stricter.
+        assert_eq!(allowed(&s, "s"), Some(false));
+        assert!(s.lookup("s").unwrap().statements.iter().any(|d| d.text == "delete from v"));
+        for tag in *b"EZ" {
+            s.reply(tag);
+        }
+        assert_eq!(s.lookup("s").unwrap().statements[0].text, "delete from v");
+        assert_eq!(s.lookup("s").unwrap().statements.len(), 1);
+    }
+
+    #[test]
+    fn skipped_requests_change_nothing_and_confirmed_ones_do() {
+        let mut s = Statements::default();
+        s.parse("a", decision("drop table t"));
+        s.ready();
+        for tag in *b"1Z" {
+            s.reply(tag);
+        }
+        // Parse x fails; the Close of a after it is skipped; a keeps its meaning.
+        s.parse("x", decision("select ("));
+        s.close("a");
+        s.ready();
+        for tag in *b"EZ" {
+            s.reply(tag);
+        }
+        assert!(s.lookup("a").is_some_and(|d| !d.allowed()));
+        s.close("a");
+        s.ready();
+        for tag in *b"3Z" {
+            s.reply(tag);
+        }
+        assert!(s.lookup("a").is_none());
+        s.query(vec![Some(Effect::Prepared("p".into(), decision("select 1"))), None]);
+        for tag in *b"CEZ" {
+            s.reply(tag);
+        }
+        assert_eq!(allowed(&s, "p"), Some(true));
+    }
+
+    #[test]
+    fn a_reply_that_fits_nothing_trusts_no_name() {
+        let mut s = Statements::default();
+        s.parse("a", decision("select 1"));
+        s.reply(b'3');
+        assert!(s.lookup("a").is_none());
+        s.parse("b", decision("select 1"));
+        s.reply(b'1');
+        assert!(s.lookup("b").is_none());
+    }
+}
