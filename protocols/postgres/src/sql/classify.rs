@@ -321,7 +321,8 @@ fn function_classes(t: &[Token<'_>], depth: usize) -> Classes {
             }
             Some(Builtin::RunsSql(n)) => match literal(args().get(n)) {
                 Some(sql) if depth < MAX_DEPTH => {
-                    let inner = super::split(&sql).iter().fold(Classes::NONE, |acc, s| acc | classify_at(&s.tokens, depth + 1));
+                    let inner =
+                        super::split(&sql).iter().fold(Classes::NONE, |acc, s| acc | classify_at(&s.tokens, depth + 1));
                     if inner.is_empty() { Unknown.into() } else { inner }
                 }
                 _ => Unknown.into(),
@@ -428,7 +429,10 @@ fn classify_at(t: &[Token<'_>], depth: usize) -> Classes {
         "comment" | "import" => Ddl.into(),
         _ => Unknown.into(),
     };
-    main | function_classes(t, depth) | sensitive_relations(t)
+    // COPY's own syntax has no calls (`TO STDOUT (FORMAT csv)`); its query was
+    // classified with its calls above.
+    let calls = if first.eq_ignore_ascii_case("copy") { Classes::NONE } else { function_classes(t, depth) };
+    main | calls | sensitive_relations(t)
 }
 
 /// `BEGIN`/`START TRANSACTION`, which may say `READ WRITE`: on a read-only connection
@@ -772,7 +776,10 @@ mod tests {
         assert_eq!(split("select 'x\\''; drop table v; --'").len(), 1);
         // E'' always escapes; a continued string keeps its state.
         assert_eq!(split("select E'a'\n'\\'; drop table v; --'").len(), 1);
-        assert!(has("select B'01''; drop table v; --'", Destructive) || split("select B'01''; drop table v; --'").len() == 1);
+        assert!(
+            has("select B'01''; drop table v; --'", Destructive)
+                || split("select B'01''; drop table v; --'").len() == 1
+        );
     }
 
     #[test]
@@ -850,10 +857,7 @@ mod tests {
             "begin read only",
         ] {
             let c = classes(sql);
-            assert!(
-                c.iter().all(|c| matches!(c, Read | Session | Transaction)),
-                "{sql}: {c}"
-            );
+            assert!(c.iter().all(|c| matches!(c, Read | Session | Transaction)), "{sql}: {c}");
         }
     }
 
@@ -878,7 +882,12 @@ mod tests {
 
     #[test]
     fn user_functions_are_unknown_and_syntax_is_not_a_call() {
-        for sql in ["select del_all()", "select public.lower('x')", "select * from t where myschema.f(x)", "select \"coalesce\"(1)"] {
+        for sql in [
+            "select del_all()",
+            "select public.lower('x')",
+            "select * from t where myschema.f(x)",
+            "select \"coalesce\"(1)",
+        ] {
             assert!(has(sql, Unknown), "{sql}: {}", classes(sql));
         }
         for sql in [
@@ -896,6 +905,8 @@ mod tests {
             "prepare q (int) as select * from t where id = $1",
             "select * from unnest(array[1]) with ordinality",
             "copy t (a, b) from stdin",
+            "copy t to stdout (format binary)",
+            "copy (select 1) to stdout with (format csv, header)",
         ] {
             assert!(!has(sql, Unknown), "{sql}: {}", classes(sql));
         }

@@ -92,7 +92,9 @@ mod tests {
         assert_eq!(setting("client_encoding", Some("UTF8")), Class::Session);
         assert_eq!(setting("client_encoding", Some("Shift_JIS")), Class::Privilege);
         assert_eq!(setting("names", None), Class::Privilege);
-        assert!(unsafe_client_encoding("SJIS") && unsafe_client_encoding("win-932") && unsafe_client_encoding("GB18030"));
+        assert!(
+            unsafe_client_encoding("SJIS") && unsafe_client_encoding("win-932") && unsafe_client_encoding("GB18030")
+        );
         assert!(!unsafe_client_encoding("LATIN1") && !unsafe_client_encoding("EUC_JP"));
     }
 }

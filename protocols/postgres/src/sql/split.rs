@@ -4,9 +4,9 @@
 //! count (the lexer keeps those whole), nor do those inside SQL-standard function
 //! bodies (`BEGIN ATOMIC ... END`), which the server parses as one statement.
 
-use super::lexer::{Dialect, Token, TokenKind, tokens_with};
 #[cfg(test)]
 use super::lexer::tokens;
+use super::lexer::{Dialect, Token, TokenKind, tokens_with};
 
 /// One statement of a query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
