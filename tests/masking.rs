@@ -177,3 +177,46 @@ async fn extended_protocol_and_binary_results_are_masked() {
         assert!(!text.contains(secret), "{secret} recorded in {text}");
     }
 }
+
+#[test]
+fn errors_notices_notifications_and_settings_are_masked() {
+    let airlock = Airlock::start_with("", MASKING);
+    setup(&airlock);
+    let secrets = ["alice@example.com", "bob@example.org"];
+    // A notification's payload, a setting the server reports back, and an error that
+    // echoes the value it could not convert.
+    let out = airlock.psql(
+        &token("echoes", &["agents"]),
+        "app-db",
+        &[
+            "-At",
+            "-c",
+            "LISTEN chan",
+            "-c",
+            "SELECT pg_notify('chan', email) FROM mask_people WHERE id = 1",
+            "-c",
+            "SELECT set_config('application_name', email, false) IS NOT NULL FROM mask_people WHERE id = 2",
+            "-c",
+            "SELECT email::int FROM mask_people WHERE id = 1",
+        ],
+        None,
+    );
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("with payload \"[MASKED:email]\""), "{stdout}");
+    assert!(stderr.contains("invalid input syntax for type integer: \"[MASKED:email]\""), "{stderr}");
+    // A notice a function raises.
+    let notice = airlock.psql(
+        &token("echoes", FIXTURES),
+        "app-db",
+        &["-At", "-c", "DO $$ BEGIN RAISE NOTICE 'contact %', (SELECT email FROM mask_people WHERE id = 1); END $$"],
+        None,
+    );
+    let notice_err = String::from_utf8_lossy(&notice.stderr);
+    assert!(notice_err.contains("NOTICE:  contact [MASKED:email]"), "{notice_err}");
+    let text = recorded(&airlock, "echoes");
+    for secret in secrets {
+        for seen in [&*stdout, &*stderr, &*notice_err, &text] {
+            assert!(!seen.contains(secret), "{secret} reached the agent or the recording: {seen}");
+        }
+    }
+}

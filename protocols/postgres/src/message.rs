@@ -62,6 +62,8 @@ pub mod tag {
     pub const NOTICE_RESPONSE: u8 = b'N';
     /// ParameterStatus (backend).
     pub const PARAMETER_STATUS: u8 = b'S';
+    /// NotificationResponse (backend).
+    pub const NOTIFICATION_RESPONSE: u8 = b'A';
     /// BackendKeyData (backend).
     pub const BACKEND_KEY_DATA: u8 = b'K';
     /// ReadyForQuery (backend).

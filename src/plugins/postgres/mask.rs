@@ -13,6 +13,7 @@
 //! Query and Sync will be answered with ([`Expect`]); the result side pairs rows with
 //! the statement's columns and the Bind's formats.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -977,7 +978,14 @@ impl<'a> ResultMasking<'a> {
             }
             _ => {}
         }
-        Disposition::Pass
+        // Values come back in more than rows: an error echoing a bad value, a notice a
+        // function raised, a notification's payload, a setting's new value.
+        match h.tag {
+            tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE | tag::PARAMETER_STATUS => {
+                Disposition::Whole
+            }
+            _ => Disposition::Pass,
+        }
     }
 
     /// A CopyOutResponse: decides how the rows are masked, or refuses the COPY (the
@@ -1067,6 +1075,9 @@ impl<'a> ResultMasking<'a> {
             // the only one ever asked for whole (`classify` has already ended the COPY).
             tag::COPY_DONE if matches!(self.copy, Some(CopyOut::Refused)) => Ok(Bytes::new()),
             tag::COMMAND_COMPLETE => Ok(Bytes::new()),
+            tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE | tag::PARAMETER_STATUS => {
+                Ok(mask_text_fields(&self.conn.masker, tag, body).unwrap_or(raw))
+            }
             tag::DATA_ROW => {
                 if let Some(row) = self.rewritten.take() {
                     return Ok(row);
@@ -1077,6 +1088,44 @@ impl<'a> ResultMasking<'a> {
             _ => Ok(raw),
         }
     }
+}
+
+/// An ErrorResponse or NoticeResponse (code byte and text per field), a
+/// NotificationResponse (pid, channel, payload) or a ParameterStatus (name, value) with
+/// the detected secrets in its texts masked; `None` when nothing changed or the body is
+/// malformed (the client then gets the server's own bytes, as for any other message).
+fn mask_text_fields(masker: &Masker, tag: u8, body: &[u8]) -> Option<Bytes> {
+    let fielded = matches!(tag, tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE);
+    let (head, mut rest) = if tag == tag::NOTIFICATION_RESPONSE { body.split_at_checked(4)? } else { (&[][..], body) };
+    let mut out = BytesMut::with_capacity(body.len() + 64);
+    out.extend_from_slice(&[tag, 0, 0, 0, 0]);
+    out.extend_from_slice(head);
+    let mut changed = false;
+    for index in 0.. {
+        if fielded {
+            let (&code, after) = rest.split_first()?;
+            out.extend_from_slice(&[code]);
+            if code == 0 {
+                break;
+            }
+            rest = after;
+        } else if rest.is_empty() {
+            break;
+        }
+        let end = memchr::memchr(0, rest)?;
+        let text = &rest[..end];
+        // A setting's name is the server's, not data.
+        let masked = if tag == tag::PARAMETER_STATUS && index == 0 { Cow::Borrowed(text) } else { masker.mask(text) };
+        changed |= matches!(masked, Cow::Owned(_));
+        out.extend_from_slice(&masked);
+        out.extend_from_slice(&[0]);
+        rest = &rest[end + 1..];
+    }
+    if !changed {
+        return None;
+    }
+    message::set_length(&mut out);
+    Some(out.freeze())
 }
 
 impl ConnectionMasking {
