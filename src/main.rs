@@ -53,6 +53,10 @@ enum Command {
     CheckConfig {
         /// Config file.
         config: PathBuf,
+        /// Also log in to every Postgres upstream and report a role that is too
+        /// powerful for an agent (superuser, BYPASSRLS, CREATEROLE, REPLICATION).
+        #[arg(long)]
+        connect: bool,
     },
     /// Show what the policy would decide for a query (JSON), without running it.
     Explain {
@@ -430,7 +434,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
-        Command::CheckConfig { config } => {
+        Command::CheckConfig { config, connect } => {
             let c = Config::load(&config)?;
             println!("{}: ok", config.display());
             println!("  data_dir     {}", c.data_dir().display());
@@ -445,6 +449,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     conn.user.as_deref().unwrap_or("-"),
                     conn.allow_groups.join(", ")
                 );
+            }
+            if connect {
+                let mut failed = false;
+                for (name, risks) in airlock::plugins::postgres::upstream_role_risks(&c).await? {
+                    match risks {
+                        Ok(r) if r.is_empty() => println!("  upstream     {name}: ok, least-privileged"),
+                        Ok(r) => {
+                            println!(
+                                "  upstream     {name}: WARNING: the role has {}; an approved or misread statement \
+                                 can do anything these allow (use a least-privileged role)",
+                                r.join(", ")
+                            );
+                        }
+                        Err(e) => {
+                            failed = true;
+                            println!("  upstream     {name}: cannot connect: {e:#}");
+                        }
+                    }
+                }
+                if failed {
+                    anyhow::bail!("some upstreams could not be reached");
+                }
             }
             Ok(())
         }

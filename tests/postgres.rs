@@ -481,3 +481,38 @@ fn token_command_mints_accepted_tokens() {
     let out = ok(&airlock.psql(&t, "app-db", &["-At", "-c", "select 'minted'"], None));
     assert_eq!(out.trim(), "minted");
 }
+
+#[test]
+fn check_config_connect_warns_about_powerful_upstream_roles() {
+    let dir = std::env::temp_dir().join(format!("airlock-ccc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("airlock.toml");
+    let su = format!(
+        "\n[[connections]]\nname = \"as-superuser\"\nprotocol = \"postgres\"\naddress = \"127.0.0.1:{}\"\n\
+         database = \"app\"\nuser = \"{}\"\npassword = \"{}\"\ntls = \"disable\"\nallow_groups = [\"ops\"]\n",
+        cluster().port,
+        airlock::demo::SUPERUSER,
+        cluster().superuser_password
+    );
+    // Without the unreachable connection, which would fail the check.
+    let text = config(&dir, "", &su);
+    let text = text.split("[[connections]]\nname = \"down-db\"").next().unwrap().to_owned()
+        + "# Tests that set up tables"
+        + text.split("# Tests that set up tables").nth(1).unwrap();
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["check-config", "--connect"])
+        .arg(&path)
+        .env("AIRLOCK_TEST_APP_PASSWORD", APP_PASSWORD)
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains("upstream     app-db: ok, least-privileged"), "{stdout}");
+    assert!(
+        stdout
+            .contains("upstream     as-superuser: WARNING: the role has SUPERUSER, BYPASSRLS, CREATEROLE, REPLICATION"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

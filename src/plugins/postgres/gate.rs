@@ -362,7 +362,6 @@ mod tests {
         assert!(!is_held(step(frame(b'Q', &[b"PREPARE q AS SELECT 1\0"]))));
         assert!(!is_held(step(frame(b'B', &[b"\0", b"q\0", &[0, 0, 0, 0, 0, 0]]))));
         assert!(is_held(step(frame(b'E', &[b"\0", &[0, 0, 0, 0]]))));
-        drop(step);
         // ParseComplete twice, the first Execute's CommandComplete, then the Query's.
         gate.replies(b"11CCZ");
         let mut step = |f: Frame| gate.inspect(f.tag(), f.body()).unwrap();

@@ -20,9 +20,8 @@ use std::time::{Duration, Instant};
 
 use airlock_postgres::describe::{self, Column};
 use airlock_postgres::message::{self, Severity, tag};
-use airlock_postgres::{Chunk, Disposition, Header, ProtocolError, Scanner};
+use airlock_postgres::{Disposition, Header, ProtocolError};
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::upstream::UpstreamTarget;
 use crate::config::{Config, MaskStyle};
@@ -474,24 +473,25 @@ impl Catalog {
         );
         let mut out: HashMap<u32, HashMap<i16, CatalogColumn>> = HashMap::new();
         let mut origins: HashMap<u32, HashMap<i16, (u32, i16)>> = HashMap::new();
-        self.exchange(message::query(&sql), |tag, body| {
-            if tag != tag::DATA_ROW {
-                return Ok(());
-            }
-            let v = describe::data_row(body)?;
-            let text = |i: usize| v.get(i).copied().flatten().map(String::from_utf8_lossy);
-            if let (Some(oid), Some(attnum), Some(name)) = (text(0), text(1), text(2)) {
-                let oid: u32 = oid.parse()?;
-                if let Some(rule) = text(3) {
-                    origins.insert(oid, view_origins(&rule));
+        self.target
+            .exchange(message::query(&sql), |tag, body| {
+                if tag != tag::DATA_ROW {
+                    return Ok(());
                 }
-                let attnum: i16 = attnum.parse()?;
-                let origin = origins.get(&oid).and_then(|o| o.get(&attnum)).copied();
-                out.entry(oid).or_default().insert(attnum, CatalogColumn { name: name.into_owned(), origin });
-            }
-            Ok(())
-        })
-        .await?;
+                let v = describe::data_row(body)?;
+                let text = |i: usize| v.get(i).copied().flatten().map(String::from_utf8_lossy);
+                if let (Some(oid), Some(attnum), Some(name)) = (text(0), text(1), text(2)) {
+                    let oid: u32 = oid.parse()?;
+                    if let Some(rule) = text(3) {
+                        origins.insert(oid, view_origins(&rule));
+                    }
+                    let attnum: i16 = attnum.parse()?;
+                    let origin = origins.get(&oid).and_then(|o| o.get(&attnum)).copied();
+                    out.entry(oid).or_default().insert(attnum, CatalogColumn { name: name.into_owned(), origin });
+                }
+                Ok(())
+            })
+            .await?;
         Ok(out)
     }
 
@@ -502,43 +502,15 @@ impl Catalog {
             request.extend_from_slice(&part);
         }
         let mut columns = Vec::new();
-        self.exchange(request.freeze(), |tag, body| {
-            if tag == tag::ROW_DESCRIPTION {
-                columns = describe::row_description(body)?;
-            }
-            Ok(())
-        })
-        .await?;
+        self.target
+            .exchange(request.freeze(), |tag, body| {
+                if tag == tag::ROW_DESCRIPTION {
+                    columns = describe::row_description(body)?;
+                }
+                Ok(())
+            })
+            .await?;
         Ok(columns)
-    }
-
-    /// Sends `request` on a new session as the connection's upstream user and hands
-    /// every reply to `on_message` until ReadyForQuery; an ErrorResponse is an error.
-    async fn exchange(
-        &self,
-        request: Bytes,
-        mut on_message: impl FnMut(u8, &[u8]) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let mut up = self.target.open(&[], "catalog").await?;
-        up.stream.write_all(&request).await?;
-        let mut scanner = Scanner::new(16 << 20);
-        loop {
-            let frame = loop {
-                if let Some(Chunk::Frame(f)) = scanner.next(&mut up.buf, &mut |_: Header<'_>| Disposition::Whole)? {
-                    break f;
-                }
-                if up.stream.read_buf(&mut up.buf).await? == 0 {
-                    anyhow::bail!("the upstream closed the catalog session");
-                }
-            };
-            match frame.tag() {
-                tag::ERROR_RESPONSE => anyhow::bail!("{}", message::Fields::parse(frame.body())?.message()),
-                tag::READY_FOR_QUERY => break,
-                tag => on_message(tag, frame.body())?,
-            }
-        }
-        let _ = up.stream.write_all(&message::terminate()).await;
-        Ok(())
     }
 }
 

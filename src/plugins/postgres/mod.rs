@@ -138,22 +138,10 @@ impl PostgresPlugin {
         policy: Option<Arc<Policy>>,
         broker: Arc<Broker>,
     ) -> anyhow::Result<PostgresPlugin> {
-        let mut targets = HashMap::new();
-        for (i, conn) in config.connections.iter().enumerate().filter(|(_, c)| c.protocol == Protocol::Postgres) {
-            let password = conn
-                .password
-                .as_ref()
-                .map(|p| p.load(&config.base_dir))
-                .transpose()
-                .with_context(|| format!("connections[{i}].password (connection {:?})", conn.name))?;
-            let target = UpstreamTarget {
-                conn: conn.clone(),
-                password,
-                tls: UpstreamTlsPlan::new(config, conn)?,
-                connect_timeout: config.limits.connect_timeout,
-                max_message: config.limits.max_message_size,
-            };
-            targets.insert(conn.name.clone(), Arc::new(target));
+        let targets = targets(config)?;
+        for target in targets.values() {
+            let target = target.clone();
+            tokio::spawn(async move { warn_about_role(&target).await });
         }
         let key = crate::identity::load_or_create_key(&config.data_dir().join("masking-hash.key"))
             .context("the masking hash key (data_dir/masking-hash.key)")?;
@@ -417,6 +405,56 @@ impl PostgresPlugin {
         agent.send(&greeting).await?;
         Ok(Some(Ready { identity, target, upstream, cancel_key, recording }))
     }
+}
+
+/// Every Postgres connection's upstream, with its secrets loaded.
+fn targets(config: &Config) -> anyhow::Result<HashMap<String, Arc<UpstreamTarget>>> {
+    let mut targets = HashMap::new();
+    for (i, conn) in config.connections.iter().enumerate().filter(|(_, c)| c.protocol == Protocol::Postgres) {
+        let password = conn
+            .password
+            .as_ref()
+            .map(|p| p.load(&config.base_dir))
+            .transpose()
+            .with_context(|| format!("connections[{i}].password (connection {:?})", conn.name))?;
+        let target = UpstreamTarget {
+            conn: conn.clone(),
+            password,
+            tls: UpstreamTlsPlan::new(config, conn)?,
+            connect_timeout: config.limits.connect_timeout,
+            max_message: config.limits.max_message_size,
+        };
+        targets.insert(conn.name.clone(), Arc::new(target));
+    }
+    Ok(targets)
+}
+
+/// Logs, loudly, an upstream role that can do more than an agent should.
+async fn warn_about_role(target: &UpstreamTarget) {
+    match target.role_risks().await {
+        Ok(risks) if !risks.is_empty() => tracing::warn!(
+            connection = %target.conn.name,
+            user = target.conn.user.as_deref().unwrap_or_default(),
+            attributes = %risks.join(", "),
+            "the upstream role is too powerful for an agent: an approved or misread statement can do anything \
+             these allow; give Airlock a least-privileged role (README: Against a hostile agent)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!(connection = %target.conn.name, error = %e, "upstream role not checked"),
+    }
+}
+
+/// For `airlock check-config --connect`: each Postgres connection's name and what its
+/// upstream role may do beyond an agent's needs (empty: nothing), or why it could not
+/// be checked.
+pub async fn upstream_role_risks(config: &Config) -> anyhow::Result<Vec<(String, anyhow::Result<Vec<&'static str>>)>> {
+    let mut out = Vec::new();
+    let mut targets: Vec<_> = targets(config)?.into_iter().collect();
+    targets.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, target) in targets {
+        out.push((name, target.role_risks().await));
+    }
+    Ok(out)
 }
 
 struct Ready {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_postgres::message::{self, AuthRequest, Fields, tag};
-use airlock_postgres::{Chunk, Disposition, Frame, Scanner, startup};
+use airlock_postgres::{Chunk, Disposition, Frame, Header, Scanner, startup};
 use bytes::{Bytes, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -182,6 +182,60 @@ impl UpstreamTarget {
                 }
             }
         }
+    }
+
+    /// Sends `request` on a new session of its own, as the connection's upstream user,
+    /// and hands every reply to `on_message` until ReadyForQuery; an ErrorResponse is
+    /// an error. For Airlock's own questions (catalog, role checks), never an agent's.
+    pub async fn exchange(
+        &self,
+        request: Bytes,
+        mut on_message: impl FnMut(u8, &[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut up = self.open(&[], "catalog").await?;
+        up.stream.write_all(&request).await?;
+        let mut scanner = Scanner::new(16 << 20);
+        loop {
+            let frame = loop {
+                if let Some(Chunk::Frame(f)) = scanner.next(&mut up.buf, &mut |_: Header<'_>| Disposition::Whole)? {
+                    break f;
+                }
+                if up.stream.read_buf(&mut up.buf).await? == 0 {
+                    anyhow::bail!("the upstream closed Airlock's side session");
+                }
+            };
+            match frame.tag() {
+                tag::ERROR_RESPONSE => anyhow::bail!("{}", Fields::parse(frame.body())?.message()),
+                tag::READY_FOR_QUERY => break,
+                tag => on_message(tag, frame.body())?,
+            }
+        }
+        let _ = up.stream.write_all(&message::terminate()).await;
+        Ok(())
+    }
+
+    /// What the upstream role may do beyond what an agent should: superuser,
+    /// BYPASSRLS, CREATEROLE, REPLICATION. Each lets an approved (or misread) statement
+    /// do far more than its class says; Airlock warns about them at start-up and in
+    /// `airlock check-config --connect`.
+    pub async fn role_risks(&self) -> anyhow::Result<Vec<&'static str>> {
+        const ATTRIBUTES: [&str; 4] = ["SUPERUSER", "BYPASSRLS", "CREATEROLE", "REPLICATION"];
+        let sql =
+            "SELECT rolsuper, rolbypassrls, rolcreaterole, rolreplication FROM pg_roles WHERE rolname = current_user";
+        let mut risks = Vec::new();
+        self.exchange(message::query(sql), |tag, body| {
+            if tag == tag::DATA_ROW {
+                let values = airlock_postgres::describe::data_row(body)?;
+                for (attribute, value) in ATTRIBUTES.iter().zip(values) {
+                    if value == Some(&b"t"[..]) {
+                        risks.push(*attribute);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(risks)
     }
 
     async fn connect(&self) -> Result<(TcpStream, SocketAddr), UpstreamError> {
