@@ -403,7 +403,9 @@ fn classify_at(t: &[Token<'_>], depth: usize) -> Classes {
         "with" => with(t, depth),
         "show" | "fetch" | "move" | "close" => Read.into(),
         "explain" => explain(t, depth),
-        "insert" | "merge" => Classes::from(Write) | catalog_target(t, 2),
+        "insert" => Classes::from(Write) | catalog_target(t, 2),
+        // A MERGE may touch every row its join finds: held until the database can count.
+        "merge" => Classes::of(&[Write, Destructive]) | catalog_target(t, 2),
         "update" => update_delete(t) | catalog_target(t, 1),
         "delete" => update_delete(t) | catalog_target(t, 2),
         // Holding locks blocks everyone else: the server's business, not an agent's.
@@ -474,14 +476,77 @@ fn update_delete(t: &[Token<'_>]) -> Classes {
     }
     // The condition runs to RETURNING or the end.
     let end = top.iter().copied().find(|&i| i > w && t[i].is("returning")).unwrap_or(t.len());
-    let cond = &t[w + 1..end];
-    let trivially_true = match cond {
-        [one] => one.is("true"),
-        [a, eq, b] => eq.text == "=" && a.kind == b.kind && a.text == b.text && a.kind != TokenKind::Word,
-        [not, f] => not.is("not") && f.is("false"),
+    if pins_rows(&t[w + 1..end]) { Write.into() } else { Classes::of(&[Write, Destructive]) }
+}
+
+/// Whether a WHERE condition pins the rows it touches: one of its top-level `AND`ed
+/// terms compares a column with values given in the statement (`id = $1`,
+/// `t.id = 42`, `id IN (1, 2)`, `id = ANY($1)`). Anything else (a range, a
+/// function, `id = id`, `true AND true`, an `OR`) may touch every row, and is
+/// `destructive` until the database can count the rows for Airlock.
+fn pins_rows(cond: &[Token<'_>]) -> bool {
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, tok) in cond.iter().enumerate() {
+        match tok.kind {
+            TokenKind::LParen => depth += 1,
+            TokenKind::RParen => depth -= 1,
+            _ if depth == 0 && tok.is("or") => return false,
+            _ if depth == 0 && tok.is("and") => {
+                terms.push(&cond[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&cond[start..]);
+    terms.into_iter().any(pins_by_equality)
+}
+
+fn pins_by_equality(term: &[Token<'_>]) -> bool {
+    let is_value = |t: &Token<'_>| matches!(t.kind, TokenKind::Param | TokenKind::Number | TokenKind::String);
+    // A value, optionally cast: `$1`, `42`, `'x'::uuid`.
+    let value = |v: &[Token<'_>]| match v {
+        [x] => is_value(x),
+        [x, cast, ty] => is_value(x) && cast.text == "::" && ty.kind == TokenKind::Word,
         _ => false,
     };
-    if trivially_true { Classes::of(&[Write, Destructive]) } else { Write.into() }
+    // A column: `id`, `t.id`, `"Id"`.
+    let column_len = |c: &[Token<'_>]| {
+        let ident = |i: usize| c.get(i).is_some_and(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent));
+        match (ident(0), c.get(1).map(|t| t.kind), ident(2)) {
+            (true, Some(TokenKind::Dot), true) => Some(3),
+            (true, _, _) => Some(1),
+            _ => None,
+        }
+    };
+    if let Some(n) = column_len(term)
+        && let Some(op) = term.get(n)
+    {
+        let rest = &term[n + 1..];
+        if op.text == "=" && value(rest) {
+            return true;
+        }
+        let list = |r: &[Token<'_>]| {
+            matches!((r.first(), r.last()), (Some(o), Some(c)) if o.kind == TokenKind::LParen && c.kind == TokenKind::RParen)
+                && r.len() > 2
+                && r[1..r.len() - 1].split(|t| t.kind == TokenKind::Comma).all(value)
+        };
+        if op.is("in") && list(rest) {
+            return true;
+        }
+        if op.text == "=" && rest.first().is_some_and(|a| a.is("any")) && list(&rest[1..]) {
+            return true;
+        }
+    }
+    // `value = column`.
+    if let Some(eq) = term.iter().position(|t| t.text == "=")
+        && value(&term[..eq])
+        && column_len(&term[eq + 1..]) == Some(term.len() - eq - 1)
+    {
+        return true;
+    }
+    false
 }
 
 /// `WITH [RECURSIVE] name [(cols)] AS [NOT] [MATERIALIZED] (stmt) [, ...] main`: the
@@ -909,6 +974,52 @@ mod tests {
             "copy (select 1) to stdout with (format csv, header)",
         ] {
             assert!(!has(sql, Unknown), "{sql}: {}", classes(sql));
+        }
+    }
+}
+
+#[cfg(test)]
+mod row_tests {
+    use super::*;
+    use crate::sql::split;
+
+    fn destructive(sql: &str) -> bool {
+        split(sql).iter().any(|s| classify(s).contains(Destructive))
+    }
+
+    #[test]
+    fn only_pinned_rows_are_plain_writes() {
+        for sql in [
+            "delete from v where (true)",
+            "delete from v where true and true",
+            "delete from v where 't'",
+            "delete from v where 1::bool",
+            "delete from v where 2 > 1",
+            "delete from v where id = id",
+            "delete from v where id is not null",
+            "delete from v where exists (select 1)",
+            "delete from v where id = 1 or true",
+            "update v set a = 1 where a = a",
+            "update v set a = 1 where id > 0",
+            "delete from v where id = (select id from v)",
+            "merge into v using (select 1) s on true when matched then delete",
+            "delete from v where id in (select id from v)",
+            "delete from v where id = any (select id from v)",
+        ] {
+            assert!(destructive(sql), "{sql}");
+        }
+        for sql in [
+            "delete from v where id = $1",
+            "delete from v where v.id = 42 and a > 1",
+            "update v set a = 1 where id = '7'::uuid",
+            "update v set a = $2 where tenant = $1 and (a > 1 or b)",
+            "delete from v where id in (1, 2, 3)",
+            "delete from v where id = any ($1)",
+            "delete from v where 5 = id",
+            "delete from v where current of c",
+            "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2",
+        ] {
+            assert!(!destructive(sql), "{sql}");
         }
     }
 }
