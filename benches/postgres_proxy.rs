@@ -11,7 +11,9 @@
 //! `recording.fsync`, default `every_batch`), `BENCH_FLUSH` (`recording.flush_interval`),
 //! `BENCH_VARIANT` (the fourth target: `recording-off`, the default, `policy-off`
 //! (`policy.enforce = false`) or `masking-off` (no detectors, no column rules), to
-//! measure what each costs). `BENCH_ONLY=select100k` runs the 100k-row SELECT of
+//! measure what each costs), or `baseline`: the same config run by another build of
+//! Airlock, named by `BENCH_BASELINE_BIN` (e.g. the last commit's, to measure a
+//! change in one interleaved run). `BENCH_ONLY=select100k` runs the 100k-row SELECT of
 //! customer-like rows, `copy` the 1M-row COPY.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -72,16 +74,21 @@ fn main() {
     let work = cluster.dir.join("bench");
     std::fs::create_dir_all(&work).unwrap();
     let (bouncer, bouncer_port) = start_pgbouncer(&work, cluster.port);
-    let (airlock, airlock_port) = start_airlock(&work.join("airlock"), cluster.port, true, "");
+    let this_build = env!("CARGO_BIN_EXE_airlock").to_owned();
+    let (airlock, airlock_port) = start_airlock(&this_build, &work.join("airlock"), cluster.port, true, "");
     let variant = std::env::var("BENCH_VARIANT").unwrap_or_else(|_| "recording-off".into());
-    let (recording, variant_config) = match variant.as_str() {
-        "recording-off" => (false, ""),
-        "policy-off" => (true, "[policy]\nenforce = false\n"),
-        "masking-off" => (true, "[[masking]]\ndetectors = []\n"),
-        other => panic!("BENCH_VARIANT={other}: use recording-off, policy-off or masking-off"),
+    let (recording, variant_config, variant_bin) = match variant.as_str() {
+        "recording-off" => (false, "", this_build),
+        "policy-off" => (true, "[policy]\nenforce = false\n", this_build),
+        "masking-off" => (true, "[[masking]]\ndetectors = []\n", this_build),
+        "baseline" => {
+            let bin = std::env::var("BENCH_BASELINE_BIN").expect("BENCH_VARIANT=baseline needs BENCH_BASELINE_BIN");
+            (true, "", bin)
+        }
+        other => panic!("BENCH_VARIANT={other}: use recording-off, policy-off, masking-off or baseline"),
     };
     let (variant_airlock, variant_port) =
-        start_airlock(&work.join("airlock-variant"), cluster.port, recording, variant_config);
+        start_airlock(&variant_bin, &work.join("airlock-variant"), cluster.port, recording, variant_config);
     let token = mint(HS256);
     let targets = [
         direct,
@@ -242,7 +249,7 @@ fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
 }
 
 /// Starts Airlock with the bench config plus `extra` (a variant's settings).
-fn start_airlock(work: &Path, pg_port: u16, recording: bool, extra: &str) -> (Child, u16) {
+fn start_airlock(bin: &str, work: &Path, pg_port: u16, recording: bool, extra: &str) -> (Child, u16) {
     std::fs::create_dir_all(work).unwrap();
     let config = work.join("airlock.toml");
     std::fs::write(
@@ -280,7 +287,7 @@ tls = "disable"
         ),
     )
     .unwrap();
-    let mut cmd = tied_command(env!("CARGO_BIN_EXE_airlock"), RunAs::Me, "TERM");
+    let mut cmd = tied_command(bin, RunAs::Me, "TERM");
     cmd.args(["serve", "--config"])
         .arg(&config)
         .env("RUST_LOG", "warn")

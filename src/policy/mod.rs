@@ -173,6 +173,25 @@ fn statement_name<'a>(tokens: &'a [sql::lexer::Token<'a>], verb: &str) -> Option
     }
 }
 
+/// A name a statement may refer to, in its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named<'a> {
+    /// A prepared statement (`EXECUTE name`).
+    Statement(&'a str),
+    /// A portal or cursor (`FETCH ... name`, `MOVE ... name`).
+    Portal(&'a str),
+}
+
+/// The cursor a `FETCH` or `MOVE` reads: its last token.
+fn cursor_name(tokens: &[sql::lexer::Token<'_>]) -> Option<String> {
+    let first = tokens.first()?;
+    if !(first.is("fetch") || first.is("move")) {
+        return None;
+    }
+    let last = tokens.len().checked_sub(1)?;
+    sql::lexer::ident_at(tokens, last).map(|(name, _)| name)
+}
+
 /// How a statement changes a session's prepared statements once it has run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PreparedChange {
@@ -265,19 +284,28 @@ impl Policy {
         self.decide_in_session(connection, groups, query, &|_| None)
     }
 
-    /// Decides every statement of a query string in a session where `prepared` gives
-    /// the classes of what a prepared statement name runs: `EXECUTE name` takes them.
+    /// Decides every statement of a query string in a session where `names` gives the
+    /// classes of what a prepared statement or a portal runs: `EXECUTE name` takes its
+    /// statement's, and `FETCH`/`MOVE` of a portal bound in the extended protocol (a
+    /// portal is a cursor too) take that portal's.
     pub fn decide_in_session(
         &self,
         connection: &str,
         groups: &[String],
         query: &str,
-        prepared: &dyn Fn(&str) -> Option<Classes>,
+        names: &dyn Fn(Named<'_>) -> Option<Classes>,
     ) -> Decision {
         let decide = |s: &sql::Statement<'_>| {
-            let classes = statement_name(&s.tokens, "execute")
-                .and_then(|name| prepared(&name))
-                .unwrap_or_else(|| sql::classify(s));
+            let classes = match statement_name(&s.tokens, "execute") {
+                Some(name) => names(Named::Statement(&name)).unwrap_or_else(|| sql::classify(s)),
+                None => {
+                    let own = sql::classify(s);
+                    match cursor_name(&s.tokens).and_then(|name| names(Named::Portal(&name))) {
+                        Some(portal) => own | portal,
+                        None => own,
+                    }
+                }
+            };
             self.decide(connection, groups, s.text, &s.tokens, classes)
         };
         let standard = sql::split(query);
@@ -410,7 +438,11 @@ mod tests {
         };
         track("PREPARE q (int) AS SELECT * FROM t WHERE id = $1; PREPARE \"D\" AS DROP TABLE t", &mut names);
         let decide = |q: &str, names: &std::collections::HashMap<String, Classes>| {
-            p.decide_in_session("x", &agents, q, &|n| names.get(n).copied()).decision
+            p.decide_in_session("x", &agents, q, &|n| match n {
+                Named::Statement(n) => names.get(n).copied(),
+                Named::Portal(_) => None,
+            })
+            .decision
         };
         assert_eq!(decide("EXECUTE q(1)", &names), "allow");
         assert_eq!(decide("execute \"D\"", &names), "approve");

@@ -16,7 +16,7 @@ use airlock_postgres::sql;
 use super::mask::Expect;
 use super::statements::{Effect, Statements};
 use crate::identity::Identity;
-use crate::policy::{self, Decision, MAX_PREPARED_NAMES, Policy, PreparedChange};
+use crate::policy::{self, Decision, MAX_PREPARED_NAMES, Named, Policy, PreparedChange};
 
 /// What the relay does with one frontend message.
 #[derive(Debug)]
@@ -280,11 +280,14 @@ impl<'a> SessionGate<'a> {
             return d.clone();
         }
         let consulted = std::cell::Cell::new(false);
-        let prepared = |name: &str| {
+        let names = |name: Named<'_>| {
             consulted.set(true);
-            self.statements.lookup(name).map(|d| d.classes())
+            match name {
+                Named::Statement(name) => self.statements.lookup(name).map(|d| d.classes()),
+                Named::Portal(name) => self.portals.get(name).map(|p| p.decision.classes()),
+            }
         };
-        let decision = Arc::new(self.policy.decide_in_session(self.connection, &self.identity.groups, text, &prepared));
+        let decision = Arc::new(self.policy.decide_in_session(self.connection, &self.identity.groups, text, &names));
         if cacheable && !consulted.get() && text.len() <= MAX_CACHED_TEXT {
             if self.cache.len() >= MAX_CACHED {
                 self.cache.clear();
@@ -371,6 +374,20 @@ mod tests {
         assert!(is_held(step(frame(b'Q', &[b"EXECUTE unknown_name\0"]))));
         assert!(is_held(step(frame(b'F', &[&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]]))));
         assert!(step(frame(b'Q', &[b"SELECT 1\0"])).is_forward_request());
+    }
+
+    #[test]
+    fn a_portal_fetched_as_a_cursor_keeps_its_statements_verdict() {
+        let policy = Policy::new(&[]).unwrap();
+        let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
+        let mut gate = SessionGate::new(&policy, &identity, "db", false);
+        let mut step = |f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
+        assert!(!is_held(step(frame(b'P', &[b"d\0", b"delete from v returning id\0", &[0, 0]]))));
+        assert!(!is_held(step(frame(b'B', &[b"c\0", b"d\0", &[0, 0, 0, 0, 0, 0]]))));
+        for sql in ["FETCH ALL FROM c\0", "move all in \"c\"\0", "fetch c\0"] {
+            assert!(is_held(step(frame(b'Q', &[sql.as_bytes()]))), "{sql}");
+        }
+        assert!(!is_held(step(frame(b'Q', &[b"fetch all from other\0"]))));
     }
 
     impl Step {

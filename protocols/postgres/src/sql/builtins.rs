@@ -15,6 +15,10 @@ pub enum Builtin {
     Session,
     /// Changes data: sequences, large objects.
     Write,
+    /// Removes data for good or rewinds what others rely on: `lo_unlink`, `setval`.
+    Destructive,
+    /// Its effect depends on session state Airlock does not follow (a cursor's query).
+    Unknown,
     /// Acts on the server: files, programs, signals, replication, configuration,
     /// statistics resets.
     Admin,
@@ -32,6 +36,8 @@ static FUNCTIONS: LazyLock<HashMap<&'static str, Builtin>> = LazyLock::new(|| {
             let class = match class {
                 "admin" => Builtin::Admin,
                 "write" => Builtin::Write,
+                "destructive" => Builtin::Destructive,
+                "unknown" => Builtin::Unknown,
                 "session" => Builtin::Session,
                 "setting" => Builtin::Setting,
                 "sql1" => Builtin::RunsSql(0),
@@ -76,6 +82,7 @@ pub const CLAUSE_WORDS: &[&str] = &[
     "repeatable",
     "passing",
     "escape",
+    "operator",
 ];
 
 /// Catalog relations whose contents are the server's own secrets or configuration:
@@ -107,6 +114,9 @@ mod tests {
         assert_eq!(function("ts_rewrite"), Some(Builtin::RunsSql(1)));
         assert_eq!(function("set_config"), Some(Builtin::Setting));
         assert_eq!(function("nextval"), Some(Builtin::Write));
+        assert_eq!(function("setval"), Some(Builtin::Destructive));
+        assert_eq!(function("lo_unlink"), Some(Builtin::Destructive));
+        assert_eq!(function("cursor_to_xml"), Some(Builtin::Unknown));
         assert_eq!(function("lower"), Some(Builtin::Read));
         assert_eq!(function("del_all"), None);
         assert!(is_syntax_keyword("exists") && is_syntax_keyword("coalesce") && !is_syntax_keyword("lower"));

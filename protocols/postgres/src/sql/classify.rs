@@ -237,7 +237,9 @@ fn calls(t: &[Token<'_>]) -> Vec<Call> {
             && builtins::function(&name).is_none()
             && (builtins::is_syntax_keyword(&name) || builtins::CLAUSE_WORDS.contains(&name.as_str()));
         // A statement never starts with a call (`COPY (`, `VACUUM (`, `EXPLAIN (`).
-        let relation = start == 0 || prev.is_some_and(|p| NOT_A_CALL_AFTER.iter().any(|w| p.is(w)) || p.text == "::");
+        let relation = start == 0
+            || prev.is_some_and(|p| NOT_A_CALL_AFTER.iter().any(|w| p.is(w)) || p.is("ordinality") || p.text == "::")
+            || (prev.is_some_and(|p| p.kind == TokenKind::RParen) && !after_distinct_on(t, start - 1));
         let cte = is_with
             && prev.is_some_and(|p| p.is("with") || p.is("recursive") || p.kind == TokenKind::Comma)
             && skip_parens(t, open).is_some_and(|close| {
@@ -257,6 +259,26 @@ fn calls(t: &[Token<'_>]) -> Vec<Call> {
         i = open;
     }
     out
+}
+
+/// Whether the `)` at `close` ends `DISTINCT ON (...)`, after which a call may follow.
+/// After any other `)` a name with a column list is an alias (`FROM f(x) g(i)`,
+/// `FROM (SELECT ...) s(a)`): no expression can follow a `)` directly.
+fn after_distinct_on(t: &[Token<'_>], close: usize) -> bool {
+    let mut depth = 0usize;
+    for k in (0..=close).rev() {
+        match t[k].kind {
+            TokenKind::RParen => depth += 1,
+            TokenKind::LParen => {
+                depth -= 1;
+                if depth == 0 {
+                    return k >= 2 && t[k - 1].is("on") && t[k - 2].is("distinct");
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The arguments of the call whose `(` is at `open`, each as its tokens.
@@ -311,6 +333,8 @@ fn function_classes(t: &[Token<'_>], depth: usize) -> Classes {
             Some(Builtin::Read) => Classes::NONE,
             Some(Builtin::Session) => Session.into(),
             Some(Builtin::Write) => Write.into(),
+            Some(Builtin::Destructive) => Classes::of(&[Write, Destructive]),
+            Some(Builtin::Unknown) => Unknown.into(),
             Some(Builtin::Admin) => Admin.into(),
             Some(Builtin::Setting) => {
                 let args = args();
@@ -971,6 +995,8 @@ mod tests {
             "select * from unnest(array[1]) with ordinality",
             "copy t (a, b) from stdin",
             "copy t to stdout (format binary)",
+            "select * from generate_series(1, 3) g(i), (select 1) s(a), unnest(x) with ordinality u(v, n)",
+            "select c.oid from pg_class c where c.relname OPERATOR(pg_catalog.~) '^(t)$'",
             "copy (select 1) to stdout with (format csv, header)",
         ] {
             assert!(!has(sql, Unknown), "{sql}: {}", classes(sql));

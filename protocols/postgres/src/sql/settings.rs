@@ -71,9 +71,22 @@ pub fn setting(name: &str, value: Option<&str>) -> Class {
         },
         // Custom settings (`my.var`) guard nothing of the server's.
         _ if name.contains('.') => Class::Session,
+        // Switching a guard on (or to its normal state) lifts nothing.
+        "standard_conforming_strings" | "default_transaction_read_only" | "transaction_read_only"
+            if value.is_some_and(is_on) =>
+        {
+            Class::Session
+        }
+        "session_replication_role" if value == Some("origin") => Class::Session,
         _ if GUARDS.contains(&name) || GUARD_PREFIXES.iter().any(|p| name.starts_with(p)) => Class::Privilege,
         _ => Class::Session,
     }
+}
+
+/// How the server spells a boolean `on` (any unique prefix of `on`, `true`, `yes`).
+fn is_on(value: &str) -> bool {
+    let v = value.to_ascii_lowercase();
+    matches!(v.as_str(), "on" | "true" | "tru" | "tr" | "t" | "yes" | "ye" | "y" | "1")
 }
 
 #[cfg(test)]
@@ -84,7 +97,11 @@ mod tests {
     fn guards_and_encodings() {
         assert_eq!(setting("role", Some("x")), Class::Privilege);
         assert_eq!(setting("session_replication_role", Some("replica")), Class::Privilege);
-        assert_eq!(setting("standard_conforming_strings", Some("on")), Class::Privilege);
+        assert_eq!(setting("standard_conforming_strings", Some("off")), Class::Privilege);
+        assert_eq!(setting("standard_conforming_strings", None), Class::Privilege);
+        assert_eq!(setting("standard_conforming_strings", Some("on")), Class::Session);
+        assert_eq!(setting("default_transaction_read_only", Some("true")), Class::Session);
+        assert_eq!(setting("session_replication_role", Some("origin")), Class::Session);
         assert_eq!(setting("log_statement", Some("none")), Class::Privilege);
         assert_eq!(setting("jit", Some("off")), Class::Session);
         assert_eq!(setting("extra_float_digits", Some("3")), Class::Session);
