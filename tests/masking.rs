@@ -203,7 +203,9 @@ fn errors_notices_notifications_and_settings_are_masked() {
     );
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("with payload \"[MASKED:email]\""), "{stdout}");
-    assert!(stderr.contains("invalid input syntax for type integer: \"[MASKED:email]\""), "{stderr}");
+    // The statement reads a table with masked columns, so the quoted value is withheld
+    // whole (elsewhere the detectors would have masked the email in it).
+    assert!(stderr.contains("invalid input syntax for type integer: \"[MASKED]\""), "{stderr}");
     // A notice a function raises.
     let notice = airlock.psql(
         &token("echoes", FIXTURES),

@@ -13,7 +13,7 @@ use airlock_postgres::ProtocolError;
 use airlock_postgres::message::{self, CloseTarget, tag};
 use airlock_postgres::sql;
 
-use super::mask::Expect;
+use super::mask::{ConnectionMasking, Expect, Taint};
 use super::statements::{Effect, Statements};
 use crate::identity::Identity;
 use crate::policy::{self, Decision, MAX_PREPARED_NAMES, Named, Policy, PreparedChange};
@@ -74,10 +74,18 @@ pub struct SessionGate<'a> {
     statements: Statements,
     /// Bound portals by name.
     portals: HashMap<String, Portal>,
-    /// Whether results are masked, so answers must be announced ([`Expect`]).
-    track_results: bool,
+    /// Result masking on this connection, when anything is masked there: answers
+    /// must then be announced ([`Expect`]).
+    masking: Option<&'a ConnectionMasking>,
     /// Recent decisions by query text.
     cache: HashMap<Box<str>, Arc<Decision>>,
+    /// Parse messages seen so far, and when each statement name was last parsed: a
+    /// portal bound before its statement's name was parsed again has a description
+    /// Airlock no longer knows.
+    parses: u64,
+    last_parse: HashMap<String, u64>,
+    /// Names parsed before this were forgotten (the map's cap).
+    forgotten_before: u64,
 }
 
 /// Decisions cached per session, and the longest text cached.
@@ -91,24 +99,61 @@ struct Portal {
     decision: Arc<Decision>,
     statement: String,
     formats: Vec<i16>,
+    /// `parses` when it was bound.
+    bound_at: u64,
+    taint: Taint,
 }
 
 impl<'a> SessionGate<'a> {
-    /// A gate for `identity` on `connection`; `track_results` when results are masked.
-    pub fn new(policy: &'a Policy, identity: &'a Identity, connection: &'a str, track_results: bool) -> Self {
+    /// A gate for `identity` on `connection`, with its result masking if any.
+    pub fn new(
+        policy: &'a Policy,
+        identity: &'a Identity,
+        connection: &'a str,
+        masking: Option<&'a ConnectionMasking>,
+    ) -> Self {
         SessionGate {
             policy,
             identity,
             connection,
             statements: Statements::default(),
             portals: HashMap::new(),
-            track_results,
+            masking,
             cache: HashMap::new(),
+            parses: 0,
+            last_parse: HashMap::new(),
+            forgotten_before: 0,
         }
     }
 
     fn announce(&self, expect: impl FnOnce() -> Expect) -> Option<Expect> {
-        self.track_results.then(expect)
+        self.masking.is_some().then(expect)
+    }
+
+    fn taint(&self, sql: &str) -> Taint {
+        self.masking.map_or(Taint::Clean, |m| m.taint(sql))
+    }
+
+    /// A statement that names a masked column and writes (to a table, or to session
+    /// state with `set_config`) can carry the value somewhere its column rule does not
+    /// follow: it is `unknown`.
+    fn launders(&self, text: &str, decision: Arc<Decision>) -> Arc<Decision> {
+        let classes = decision.classes();
+        if !(classes.contains(sql::Class::Write) || classes.contains(sql::Class::Session))
+            || self.taint(text) != Taint::Column
+        {
+            return decision;
+        }
+        let why = self.opaque(&format!("{text} (writes a value read from a masked column)"));
+        Arc::new(decision.merged(&why))
+    }
+
+    /// Whether `portal`'s statement still has the description Airlock saw for it.
+    fn fresh(&self, portal: &Portal) -> bool {
+        match self.last_parse.get(&portal.statement) {
+            Some(&at) => at <= portal.bound_at,
+            None => portal.bound_at >= self.forgotten_before,
+        }
     }
 
     /// Whether messages with this tag need [`SessionGate::inspect`].
@@ -134,9 +179,13 @@ impl<'a> SessionGate<'a> {
                 let text = String::from_utf8_lossy(message::parse_query(body)?);
                 // Simple queries usually carry their literals inline, so their texts
                 // rarely repeat: not worth caching.
-                let decision = self.decide(&text, false);
-                // A COPY's rows carry no column descriptions: keep the text to find out.
-                let expect = self.announce(|| Expect::Query(copy_text(&text)));
+                let mut decision = self.decide(&text, false);
+                let mut expect = None;
+                if self.masking.is_some() {
+                    decision = self.launders(&text, decision);
+                    // A COPY's rows carry no column descriptions: keep the text to find out.
+                    expect = Some(Expect::Query { copy: copy_text(&text), taint: self.taint(&text) });
+                }
                 if decision.allowed() {
                     self.ran(&text);
                     return Ok(Step::Forward { request: true, statement: true, expect });
@@ -145,8 +194,19 @@ impl<'a> SessionGate<'a> {
             }
             tag::PARSE => {
                 let (name, text) = message::parse_parse(body)?;
-                let decision = self.decide(&String::from_utf8_lossy(text), true);
-                self.statements.parse(&name_of(name), decision);
+                let text = String::from_utf8_lossy(text);
+                let mut decision = self.decide(&text, true);
+                let name = name_of(name);
+                if self.masking.is_some() {
+                    decision = self.launders(&text, decision);
+                    self.parses += 1;
+                    if self.last_parse.len() >= MAX_PREPARED_NAMES && !self.last_parse.contains_key(name.as_ref()) {
+                        self.last_parse.clear();
+                        self.forgotten_before = self.parses;
+                    }
+                    self.last_parse.insert(name.clone().into_owned(), self.parses);
+                }
+                self.statements.parse(&name, decision);
                 forward(false, true)
             }
             tag::BIND => {
@@ -156,12 +216,14 @@ impl<'a> SessionGate<'a> {
                     Some(d) => d,
                     None => Arc::new(self.opaque(&format!("EXECUTE {statement} (prepared before Airlock saw it)"))),
                 };
-                let formats = if self.track_results {
-                    airlock_postgres::describe::bind(body)?.result_formats
+                let (formats, taint) = if self.masking.is_some() {
+                    let texts: Vec<&str> = decision.statements.iter().map(|s| s.text.as_str()).collect();
+                    (airlock_postgres::describe::bind(body)?.result_formats, self.taint(&texts.join(";\n")))
                 } else {
-                    Vec::new()
+                    (Vec::new(), Taint::Clean)
                 };
-                let portal_state = Portal { decision, statement: statement.into_owned(), formats };
+                let portal_state =
+                    Portal { decision, statement: statement.into_owned(), formats, bound_at: self.parses, taint };
                 remember(&mut self.portals, name_of(portal), portal_state);
                 forward(false, false)
             }
@@ -169,7 +231,10 @@ impl<'a> SessionGate<'a> {
                 let (target, name) = message::parse_describe(body)?;
                 let expect = self.announce(|| match target {
                     CloseTarget::Statement => Expect::DescribeStatement(name_of(name).into_owned()),
-                    CloseTarget::Portal => Expect::DescribePortal,
+                    // A portal Airlock did not see bound may show anything.
+                    CloseTarget::Portal => Expect::DescribePortal(
+                        self.portals.get(name_of(name).as_ref()).map_or(Taint::Column, |p| p.taint),
+                    ),
                 });
                 Ok(Step::Forward { request: false, statement: false, expect })
             }
@@ -179,14 +244,19 @@ impl<'a> SessionGate<'a> {
                     Some(p) => (
                         p.decision.clone(),
                         self.announce(|| Expect::Execute {
-                            statement: p.statement.clone(),
+                            statement: self.fresh(p).then(|| p.statement.clone()),
                             formats: p.formats.clone(),
+                            taint: p.taint,
                         }),
                     ),
                     None => (
                         Arc::new(self.opaque(&format!("execute portal {portal:?} (not bound through Airlock)"))),
                         // A cursor's portal: unknown columns, read blind.
-                        self.announce(|| Expect::Execute { statement: String::new(), formats: Vec::new() }),
+                        self.announce(|| Expect::Execute {
+                            statement: None,
+                            formats: Vec::new(),
+                            taint: Taint::Column,
+                        }),
                     ),
                 };
                 if decision.allowed() {
@@ -214,7 +284,7 @@ impl<'a> SessionGate<'a> {
             tag::FUNCTION_CALL => {
                 let decision = self.opaque("fast-path function call");
                 // Its answer ends at ReadyForQuery, like a Simple Query's.
-                let expect = self.announce(|| Expect::Query(None));
+                let expect = self.announce(|| Expect::Query { copy: None, taint: Taint::Clean });
                 if decision.allowed() {
                     self.statements.ready();
                     return Ok(Step::Forward { request: true, statement: false, expect });
@@ -347,7 +417,8 @@ mod tests {
     fn extended_protocol_is_enforced_at_execute() {
         let policy = Policy::new(&[]).unwrap();
         let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
-        let mut gate = SessionGate::new(&policy, &identity, "db", true);
+        let masking = ConnectionMasking::for_tests(&["*.users.password_hash"]);
+        let mut gate = SessionGate::new(&policy, &identity, "db", Some(&masking));
         let step = |gate: &mut SessionGate<'_>, f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
         let mut step = |f: Frame| step(&mut gate, f);
         assert!(!is_held(step(frame(b'P', &[b"drop\0", b"DROP TABLE t\0", &[0, 0]]))));
@@ -380,7 +451,7 @@ mod tests {
     fn a_portal_fetched_as_a_cursor_keeps_its_statements_verdict() {
         let policy = Policy::new(&[]).unwrap();
         let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
-        let mut gate = SessionGate::new(&policy, &identity, "db", false);
+        let mut gate = SessionGate::new(&policy, &identity, "db", None);
         let mut step = |f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
         assert!(!is_held(step(frame(b'P', &[b"d\0", b"delete from v returning id\0", &[0, 0]]))));
         assert!(!is_held(step(frame(b'B', &[b"c\0", b"d\0", &[0, 0, 0, 0, 0, 0]]))));
@@ -390,9 +461,37 @@ mod tests {
         assert!(!is_held(step(frame(b'Q', &[b"fetch all from other\0"]))));
     }
 
+    #[test]
+    fn naming_a_masked_column_taints_results_and_writes_with_it_are_held() {
+        let policy = Policy::new(&[]).unwrap();
+        let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
+        let masking = ConnectionMasking::for_tests(&["*.users.password_hash"]);
+        let mut gate = SessionGate::new(&policy, &identity, "db", Some(&masking));
+        let mut query = |sql: &str| gate.inspect(b'Q', format!("{sql}\0").as_bytes()).unwrap();
+        let taint = |step: Step| match step {
+            Step::Forward { expect: Some(Expect::Query { taint, .. }), .. } => taint,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(taint(query("select password_hash || '' from users")), Taint::Column);
+        assert_eq!(taint(query("select row_to_json(u) from \"users\" u")), Taint::Table);
+        assert_eq!(taint(query("select count(*) from orders")), Taint::Clean);
+        for sql in [
+            "update users set note = password_hash where id = 1",
+            "insert into notes select password_hash from users",
+            "select set_config('my.x', password_hash, false) from users",
+            "select pg_notify('c', password_hash) from users",
+        ] {
+            assert!(is_held(query(sql)), "{sql}");
+        }
+        assert!(!is_held(query("update users set note = 'x' where id = 1")));
+    }
+
     impl Step {
         fn is_forward_request(&self) -> bool {
-            matches!(self, Step::Forward { request: true, statement: true, expect: Some(Expect::Query(None)) })
+            matches!(
+                self,
+                Step::Forward { request: true, statement: true, expect: Some(Expect::Query { copy: None, .. }) }
+            )
         }
     }
 }

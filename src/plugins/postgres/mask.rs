@@ -92,9 +92,67 @@ impl ConnectionMasking {
     /// The plan for `columns` with the given result formats (`None`: the formats the
     /// RowDescription carries; one code applies to all; none means text), looking up
     /// the catalog first if column rules need names it has not cached.
-    async fn plan(&self, columns: &[Column], formats: Option<&[i16]>) -> Plan {
+    async fn plan(&self, columns: &[Column], formats: Option<&[i16]>, taint: Taint) -> Plan {
         self.learn(columns).await;
-        self.plan_now(columns, formats)
+        self.plan_now(columns, formats, taint)
+    }
+
+    /// Masking for a test connection `db` with these column rules (no upstream).
+    #[cfg(test)]
+    pub fn for_tests(columns: &[&str]) -> ConnectionMasking {
+        let toml = format!(
+            "[auth]\ndev_tokens = true\n[[connections]]\nname = \"db\"\nprotocol = \"postgres\"\n\
+             address = \"127.0.0.1:1\"\ndatabase = \"d\"\nuser = \"u\"\nallow_groups = [\"a\"]\n[[masking]]\ncolumns = {columns:?}\n"
+        );
+        let config = Config::parse(&toml, std::path::PathBuf::new()).expect("test config");
+        let conn = config.connections[0].clone();
+        let target = UpstreamTarget {
+            tls: crate::tls::UpstreamTlsPlan::new(&config, &conn).expect("tls plan"),
+            conn,
+            password: None,
+            connect_timeout: Duration::from_secs(1),
+            max_message: 1 << 20,
+        };
+        ConnectionMasking::new(&config, Arc::new(target), b"key").expect("masking").expect("something masked")
+    }
+
+    /// How far a statement's computed results may carry rule-masked values: it names a
+    /// masked column, or a table holding one (names as the server resolves them).
+    pub fn taint(&self, sql: &str) -> Taint {
+        use airlock_postgres::sql::lexer::{TokenKind, ident_at, string_value, tokens};
+        if self.columns.is_empty() {
+            return Taint::Clean;
+        }
+        let t = tokens(sql);
+        let mut taint = Taint::Clean;
+        for i in 0..t.len() {
+            if matches!(t[i].kind, TokenKind::String | TokenKind::DollarString) {
+                // SQL or names passed as text: `query_to_xml('select password_hash ...')`,
+                // `table_to_xml('users', ...)`. Anything that is not a plain literal
+                // is read as it is written.
+                let inner = string_value(&t[i]).unwrap_or_else(|| t[i].text.replace(['\'', '$', '\\'], " "));
+                match self.taint(&inner) {
+                    Taint::Column => return Taint::Column,
+                    Taint::Table => taint = Taint::Table,
+                    Taint::Clean => {}
+                }
+                continue;
+            }
+            if !matches!(t[i].kind, TokenKind::Word | TokenKind::QuotedIdent) {
+                continue;
+            }
+            let Some((name, _)) = ident_at(&t, i) else { continue };
+            for (glob, _) in &self.columns {
+                let named = |part: Option<&String>| part.is_some_and(|g| g != "*" && glob_match(g, &name));
+                if named(glob.get(2)) {
+                    return Taint::Column;
+                }
+                if named(glob.get(1)) {
+                    taint = Taint::Table;
+                }
+            }
+        }
+        taint
     }
 
     /// Looks up the names of the tables `columns` come from, if column rules need them.
@@ -111,13 +169,8 @@ impl ConnectionMasking {
             (Some(_), _) if binary => Action::Null,
             (Some(style), _) => Action::Mask(style),
             (None, _) if self.masker.is_empty() => Action::Pass,
-            (None, Some(t)) if binary => {
-                if raw_text(t) {
-                    Action::Scan
-                } else {
-                    Action::Pass
-                }
-            }
+            (None, Some(t)) if binary => binary_action(t),
+            (None, Some(BYTEA)) => Action::ScanHex,
             (None, Some(t)) if !may_hold_secrets(t) => Action::Pass,
             // Unknown type in binary: its bytes are not text.
             (None, None) if binary => Action::Pass,
@@ -191,6 +244,20 @@ impl ConnectionMasking {
                 std::borrow::Cow::Borrowed(_) => None,
                 std::borrow::Cow::Owned(out) => Some(Some(out)),
             },
+            Action::ScanOrNull => match self.masker.mask(v) {
+                std::borrow::Cow::Borrowed(_) => None,
+                std::borrow::Cow::Owned(_) => Some(None),
+            },
+            Action::ScanHex => {
+                // Anything but well-formed hex is scanned as it is.
+                let Some(bytes) = v.strip_prefix(b"\\x").and_then(|h| hex::decode(h).ok()) else {
+                    return self.mask_value(Action::Scan, v);
+                };
+                match self.masker.mask(&bytes) {
+                    std::borrow::Cow::Borrowed(_) => None,
+                    std::borrow::Cow::Owned(out) => Some(Some(format!("\\x{}", hex::encode(out)).into_bytes())),
+                }
+            }
         }
     }
 }
@@ -302,6 +369,13 @@ enum Action {
     Pass,
     /// Run the value detectors.
     Scan,
+    /// A `bytea` in text form (`\x` and hex): the detectors read the bytes it encodes,
+    /// and a masked value is sent as the hex of the masked bytes.
+    ScanHex,
+    /// A binary value with framing of its own (an array, a record): the detectors
+    /// read it, and if they find a secret the value is sent as NULL, since masking in
+    /// place would break its framing.
+    ScanOrNull,
     /// A column rule: replace the whole value.
     Mask(Style),
     /// A column rule on a binary value: send NULL.
@@ -348,9 +422,55 @@ fn may_hold_secrets(type_oid: u32) -> bool {
     !SAFE.contains(&type_oid)
 }
 
-/// Types whose binary form is their text.
-fn raw_text(type_oid: u32) -> bool {
-    matches!(type_oid, 25 | 1043 | 1042 | 19 | 114 | 142 | 18 | 705)
+const BYTEA: u32 = 17;
+
+/// How a binary value of this type is read: text types, `bytea` and `jsonb` (a version
+/// byte, then text) are their text; arrays, records and types of the database's own
+/// (OIDs from 16384: composites, domains, enums) carry text inside framing.
+fn binary_action(type_oid: u32) -> Action {
+    match type_oid {
+        25 | 1043 | 1042 | 19 | 114 | 142 | 18 | 705 | BYTEA | 3802 => Action::Scan,
+        t if carries_text(t) => Action::ScanOrNull,
+        _ => Action::Pass,
+    }
+}
+
+/// Whether values of this type are what a whole row becomes in an expression
+/// (`row_to_json(u)`, `array_agg(u)`, `row(u.*)`): JSON, XML, records, arrays and the
+/// database's own types, but not plain text.
+fn carries_rows(type_oid: u32) -> bool {
+    carries_text(type_oid) && !matches!(type_oid, 17 | 18 | 19 | 25 | 705 | 1042 | 1043)
+}
+
+/// Whether values of this type can carry text taken from another column: text, JSON,
+/// XML, bytea, records and arrays of them, and the database's own types.
+fn carries_text(type_oid: u32) -> bool {
+    matches!(
+        type_oid,
+        17 | 18
+            | 19
+            | 25
+            | 114
+            | 142
+            | 194
+            | 705
+            | 1042
+            | 1043
+            | 2249
+            | 3614
+            | 3802
+            | 199
+            | 1001
+            | 1002
+            | 1003
+            | 1009
+            | 1014
+            | 1015
+            | 143
+            | 2287
+            | 3643
+            | 3807
+    ) || type_oid >= 16384
 }
 
 /// `*` matches any run of characters.
@@ -691,7 +811,7 @@ impl ConnectionMasking {
                 _ if field == null => out.extend_from_slice(field),
                 Action::Mask(style) => self.masker.mask_column(style, field, &mut out),
                 Action::Null => out.extend_from_slice(null),
-                Action::Pass | Action::Scan => out.extend_from_slice(field),
+                Action::Pass | Action::Scan | Action::ScanHex | Action::ScanOrNull => out.extend_from_slice(field),
             }
         }
         let mut out = match self.masker.mask(&out) {
@@ -803,21 +923,44 @@ impl<'a> FrontendMasking<'a> {
 pub enum Expect {
     /// A Simple Query (with its text if it may hold a COPY): its RowDescriptions carry
     /// the real formats; ends at ReadyForQuery.
-    Query(Option<Arc<str>>),
+    Query {
+        /// The query text, if it may hold a COPY.
+        copy: Option<Arc<str>>,
+        /// What its computed results may carry.
+        taint: Taint,
+    },
     /// Describe of a prepared statement: its RowDescription (formats not yet known)
     /// or NoData describes the statement.
     DescribeStatement(String),
     /// Describe of a portal: its RowDescription carries the real formats.
-    DescribePortal,
+    DescribePortal(Taint),
     /// Execute of a portal bound from `statement` with these result formats.
     Execute {
-        /// The statement the portal runs.
-        statement: String,
+        /// The statement the portal runs, when its description is known to be that
+        /// statement's (`None`: a cursor, or a name parsed again since the Bind).
+        statement: Option<String>,
         /// Bind's result format codes.
         formats: Vec<i16>,
+        /// What its computed results may carry.
+        taint: Taint,
     },
     /// A Sync: ends at ReadyForQuery; an error skips everything before it.
     Sync,
+}
+
+/// Whether a statement may bring a rule-masked value out in a computed column, where
+/// column identity no longer follows it (`password_hash || ''`, `row_to_json(u)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Taint {
+    /// It names nothing masked.
+    #[default]
+    Clean,
+    /// It names a table holding a masked column: computed values of the types a whole
+    /// row turns into (JSON, XML, records, arrays) are masked.
+    Table,
+    /// It names a masked column: every computed value is masked, whatever its type
+    /// (`ascii(substr(password_hash, 1, 1))` is a number).
+    Column,
 }
 
 /// The result side's state for one session.
@@ -826,6 +969,8 @@ pub struct ResultMasking<'a> {
     expect: VecDeque<Expect>,
     /// Statement columns learned from Describe (by statement name).
     statements: HashMap<String, Arc<Vec<Column>>>,
+    /// The taint of the request the last ErrorResponse or NoticeResponse answers.
+    text_taint: Taint,
     /// The plan rows use now.
     plan: Option<Arc<Plan>>,
     /// A row rewritten while it was still in the read buffer.
@@ -853,6 +998,7 @@ impl<'a> ResultMasking<'a> {
             conn,
             expect: VecDeque::new(),
             statements: HashMap::new(),
+            text_taint: Taint::Clean,
             plan: None,
             rewritten: None,
             copy: None,
@@ -870,11 +1016,11 @@ impl<'a> ResultMasking<'a> {
         if self.plan.is_some() {
             return;
         }
-        if let Some(Expect::Execute { statement, formats }) = self.expect.front() {
-            self.plan = Some(Arc::new(match self.statements.get(statement) {
+        if let Some(Expect::Execute { statement, formats, taint }) = self.expect.front() {
+            self.plan = Some(Arc::new(match statement.as_ref().and_then(|s| self.statements.get(s)) {
                 // Planned without catalog identities here (this runs in the scanner's
                 // callback); RowDescriptions seen whole get the full plan.
-                Some(cols) => self.conn.plan_now(cols, Some(formats)),
+                Some(cols) => self.conn.plan_now(cols, Some(formats), *taint),
                 None => self.conn.blind_plan(formats),
             }));
         }
@@ -890,6 +1036,15 @@ impl<'a> ResultMasking<'a> {
     /// must hand to [`ResultMasking::frame`]: RowDescriptions, and rows that change
     /// (already rewritten, parked) or are still arriving.
     pub fn classify(&mut self, h: Header<'_>) -> Disposition {
+        if matches!(h.tag, tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE) {
+            // Before the error moves the expectations on: whose error this is.
+            self.text_taint = match self.expect.front() {
+                Some(Expect::Query { taint, .. } | Expect::Execute { taint, .. } | Expect::DescribePortal(taint)) => {
+                    *taint
+                }
+                _ => Taint::Clean,
+            };
+        }
         match h.tag {
             tag::ROW_DESCRIPTION => return Disposition::Whole,
             tag::DATA_ROW => {
@@ -915,7 +1070,7 @@ impl<'a> ResultMasking<'a> {
                 {
                     self.statements.insert(name.clone(), Arc::new(Vec::new()));
                 }
-                if matches!(self.expect.front(), Some(Expect::DescribeStatement(_) | Expect::DescribePortal)) {
+                if matches!(self.expect.front(), Some(Expect::DescribeStatement(_) | Expect::DescribePortal(_))) {
                     self.pop();
                 }
             }
@@ -932,7 +1087,7 @@ impl<'a> ResultMasking<'a> {
             tag::ERROR_RESPONSE => {
                 self.copy = None;
                 // After an error the server skips to the Sync; a Query goes on to its end.
-                if !matches!(self.expect.front(), Some(Expect::Query(_))) {
+                if !matches!(self.expect.front(), Some(Expect::Query { .. })) {
                     while self.expect.front().is_some_and(|e| !matches!(e, Expect::Sync)) {
                         self.expect.pop_front();
                     }
@@ -941,7 +1096,7 @@ impl<'a> ResultMasking<'a> {
             }
             tag::READY_FOR_QUERY => {
                 while let Some(e) = self.expect.pop_front() {
-                    if matches!(e, Expect::Sync | Expect::Query(_)) {
+                    if matches!(e, Expect::Sync | Expect::Query { .. }) {
                         break;
                     }
                 }
@@ -976,8 +1131,8 @@ impl<'a> ResultMasking<'a> {
             self.copy = Some(CopyOut::Lines);
             return Ok(raw);
         }
-        let text = match self.expect.front() {
-            Some(Expect::Query(Some(text))) => text.clone(),
+        let (text, taint) = match self.expect.front() {
+            Some(Expect::Query { copy: Some(text), taint }) => (text.clone(), *taint),
             _ => return refuse("Airlock cannot tell which columns this COPY returns, so it cannot mask them"),
         };
         let Some(source) = copy_source(&text) else {
@@ -988,7 +1143,7 @@ impl<'a> ResultMasking<'a> {
         }
         match self.conn.catalog.describe(&source.select).await {
             Ok(columns) => {
-                let plan = Arc::new(self.conn.plan(&columns, Some(&[])).await);
+                let plan = Arc::new(self.conn.plan(&columns, Some(&[]), taint).await);
                 self.copy = Some(CopyOut::Columns { plan, csv: source.csv, header: source.header });
                 Ok(raw)
             }
@@ -1015,12 +1170,18 @@ impl<'a> ResultMasking<'a> {
                         }
                         self.pop();
                     }
-                    Some(Expect::DescribePortal) => {
-                        let plan = self.conn.plan(&columns, None).await;
+                    Some(Expect::DescribePortal(taint)) => {
+                        let plan = self.conn.plan(&columns, None, taint).await;
                         self.expect.pop_front();
                         self.plan = Some(Arc::new(plan));
                     }
-                    _ => self.plan = Some(Arc::new(self.conn.plan(&columns, None).await)),
+                    front => {
+                        let taint = match front {
+                            Some(Expect::Query { taint, .. }) => taint,
+                            _ => Taint::Clean,
+                        };
+                        self.plan = Some(Arc::new(self.conn.plan(&columns, None, taint).await));
+                    }
                 }
                 Ok(raw)
             }
@@ -1048,7 +1209,7 @@ impl<'a> ResultMasking<'a> {
             tag::COPY_DONE if matches!(self.copy, Some(CopyOut::Refused)) => Ok(Bytes::new()),
             tag::COMMAND_COMPLETE => Ok(Bytes::new()),
             tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE | tag::NOTIFICATION_RESPONSE | tag::PARAMETER_STATUS => {
-                Ok(mask_text_fields(&self.conn.masker, tag, body).unwrap_or(raw))
+                Ok(mask_text_fields(&self.conn.masker, tag, body, self.text_taint).unwrap_or(raw))
             }
             tag::DATA_ROW => {
                 if let Some(row) = self.rewritten.take() {
@@ -1066,7 +1227,7 @@ impl<'a> ResultMasking<'a> {
 /// NotificationResponse (pid, channel, payload) or a ParameterStatus (name, value) with
 /// the detected secrets in its texts masked; `None` when nothing changed or the body is
 /// malformed (the client then gets the server's own bytes, as for any other message).
-fn mask_text_fields(masker: &Masker, tag: u8, body: &[u8]) -> Option<Bytes> {
+fn mask_text_fields(masker: &Masker, tag: u8, body: &[u8], taint: Taint) -> Option<Bytes> {
     let fielded = matches!(tag, tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE);
     let (head, mut rest) = if tag == tag::NOTIFICATION_RESPONSE { body.split_at_checked(4)? } else { (&[][..], body) };
     let mut out = BytesMut::with_capacity(body.len() + 64);
@@ -1074,21 +1235,31 @@ fn mask_text_fields(masker: &Masker, tag: u8, body: &[u8]) -> Option<Bytes> {
     out.extend_from_slice(head);
     let mut changed = false;
     for index in 0.. {
+        let mut code = 0;
         if fielded {
-            let (&code, after) = rest.split_first()?;
-            out.extend_from_slice(&[code]);
-            if code == 0 {
+            let (&c, after) = rest.split_first()?;
+            out.extend_from_slice(&[c]);
+            if c == 0 {
                 break;
             }
+            code = c;
             rest = after;
         } else if rest.is_empty() {
             break;
         }
         let end = memchr::memchr(0, rest)?;
         let text = &rest[..end];
-        // A setting's name is the server's, not data.
-        let masked = if tag == tag::PARAMETER_STATUS && index == 0 { Cow::Borrowed(text) } else { masker.mask(text) };
-        changed |= matches!(masked, Cow::Owned(_));
+        let masked = match code {
+            // A setting's name is the server's, not data.
+            _ if tag == tag::PARAMETER_STATUS && index == 0 => Cow::Borrowed(text),
+            // An error in a statement that reads masked data may quote a masked value
+            // (`invalid input syntax for type integer: "..."`): quoted text, details,
+            // context and the internal query are withheld.
+            b'M' if taint != Taint::Clean => Cow::Owned(masker.mask(&redact_quoted(text)).into_owned()),
+            b'D' | b'W' | b'q' if taint != Taint::Clean => Cow::Borrowed(WITHHELD),
+            _ => masker.mask(text),
+        };
+        changed |= *masked != *text;
         out.extend_from_slice(&masked);
         out.extend_from_slice(&[0]);
         rest = &rest[end + 1..];
@@ -1100,10 +1271,28 @@ fn mask_text_fields(masker: &Masker, tag: u8, body: &[u8]) -> Option<Bytes> {
     Some(out.freeze())
 }
 
+/// What replaces error details that may quote masked data.
+const WITHHELD: &[u8] = b"[withheld by Airlock: the statement reads masked data]";
+
+/// `text` with every double-quoted span replaced by `"[MASKED]"`.
+fn redact_quoted(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut parts = text.split(|b| *b == b'"');
+    if let Some(first) = parts.next() {
+        out.extend_from_slice(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push(b'"');
+        // Odd parts are inside quotes; an unclosed quote withholds the rest.
+        out.extend_from_slice(if i % 2 == 0 { b"[MASKED]" } else { part });
+    }
+    out
+}
+
 impl ConnectionMasking {
     /// A plan from known columns without a catalog lookup: rule identities come from
     /// the cache only (a miss is looked up when the next RowDescription is seen whole).
-    fn plan_now(&self, columns: &[Column], formats: Option<&[i16]>) -> Plan {
+    fn plan_now(&self, columns: &[Column], formats: Option<&[i16]>, taint: Taint) -> Plan {
         let cached: HashMap<(u32, i16), Vec<String>> = if self.columns.is_empty() {
             HashMap::new()
         } else {
@@ -1131,6 +1320,15 @@ impl ConnectionMasking {
                 // Fail closed: a column from a table whose names are not known (the
                 // lookup failed) may be covered by a rule.
                 let rule = rule.or_else(|| (!self.columns.is_empty() && unknown_origin(c)).then_some(Style::Redact));
+                // Fail closed: a computed value in a statement that names what is
+                // masked may be that value, transformed.
+                let computed = c.table_oid == 0
+                    && match taint {
+                        Taint::Column => true,
+                        Taint::Table => carries_rows(c.type_oid),
+                        Taint::Clean => false,
+                    };
+                let rule = rule.or_else(|| computed.then_some(Style::Redact));
                 self.action(rule, Some(c.type_oid), binary)
             })
             .collect::<Vec<_>>();

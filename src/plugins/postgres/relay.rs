@@ -241,8 +241,7 @@ where
     let mut scanner = Scanner::new(ctx.max_message);
     let mut out = Batch::default();
     let mut sizing = ReadSizing::default();
-    let mut gate =
-        ctx.enforcement.as_ref().map(|e| SessionGate::new(e.policy, e.identity, e.connection, ctx.masking.is_some()));
+    let mut gate = ctx.enforcement.as_ref().map(|e| SessionGate::new(e.policy, e.identity, e.connection, ctx.masking));
     // After a refused Execute, the agent's messages up to its Sync are dropped, as
     // PostgreSQL does after an error; each is then looked at whole.
     let mut skipping = false;
