@@ -213,15 +213,26 @@ fn calls(t: &[Token<'_>]) -> Vec<Call> {
     let is_with = is_word(t, 0, "with");
     let mut i = 0;
     while i < t.len() {
-        let Some((name, span)) = ident_at(t, i) else {
-            i += 1;
-            continue;
+        // Only a name followed by `(` (after `UESCAPE 'c'` for a `U&` name) can be a
+        // call: look for that before normalising the name.
+        let span = match t[i].kind {
+            TokenKind::Word => 1,
+            TokenKind::QuotedIdent if is_word(t, i + 1, "uescape") => 3,
+            TokenKind::QuotedIdent => 1,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         let open = i + span;
         if t.get(open).map(|x| x.kind) != Some(TokenKind::LParen) {
-            i += span;
+            i += 1;
             continue;
         }
+        let Some((name, _)) = ident_at(t, i) else {
+            i += 1;
+            continue;
+        };
         // A qualified name: walk back over `schema .` (and `catalog . schema .`).
         let mut start = i;
         let mut schema = None;
@@ -397,9 +408,17 @@ fn catalog_target(t: &[Token<'_>], mut i: usize) -> Classes {
 
 /// `admin` if the statement names a relation holding the server's secrets.
 fn sensitive_relations(t: &[Token<'_>]) -> Classes {
+    // Every such name starts with `pg_`, which rules out almost every token unread.
+    let may_name = |tok: &Token<'_>| {
+        let text = tok.text.trim_start_matches(['u', 'U', '&', '"']);
+        match tok.kind {
+            TokenKind::Word => text.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("pg_")),
+            TokenKind::QuotedIdent => true,
+            _ => false,
+        }
+    };
     let named = (0..t.len()).any(|i| {
-        matches!(t[i].kind, TokenKind::Word | TokenKind::QuotedIdent)
-            && ident_at(t, i).is_some_and(|(n, _)| builtins::SENSITIVE_RELATIONS.contains(&n.as_str()))
+        may_name(&t[i]) && ident_at(t, i).is_some_and(|(n, _)| builtins::SENSITIVE_RELATIONS.contains(&n.as_str()))
     });
     if named { Admin.into() } else { Classes::NONE }
 }
