@@ -10,7 +10,7 @@ use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 
 /// Names of the built-in detectors, in priority order.
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 16] = [
     "private_key",
     "jwt",
     "aws_access_key",
@@ -19,6 +19,7 @@ pub const NAMES: [&str; 15] = [
     "gitlab_token",
     "slack_token",
     "stripe_key",
+    "password_hash",
     "url_password",
     "secret_assignment",
     "email",
@@ -48,6 +49,9 @@ pub struct Detector {
     pub builtin: Option<usize>,
     /// A hand-written matcher equal to `pattern`, used in its place.
     fast: Option<Matcher>,
+    /// The pattern's text, for tests that look at its syntax.
+    #[cfg(test)]
+    source: String,
 }
 
 /// A hand-written pattern: the leftmost match within a span of a text.
@@ -149,7 +153,7 @@ fn iban(s: &[u8]) -> bool {
 fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8]) -> bool, max_len: usize) -> Detector {
     // The built-in patterns are constants checked by the tests below.
     #[allow(clippy::expect_used)]
-    let pattern = compile(pattern).expect("built-in detector pattern");
+    let compiled = compile(pattern).expect("built-in detector pattern");
     let anchor: Option<&'static [u8]> = match name {
         "private_key" => Some(b"-----BEGIN"),
         "jwt" => Some(b"eyJ"),
@@ -157,7 +161,7 @@ fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8])
     };
     Detector {
         name: Cow::Borrowed(name),
-        pattern,
+        pattern: compiled,
         group,
         validate,
         max_len,
@@ -165,6 +169,8 @@ fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8])
         anchor,
         builtin: NAMES.iter().position(|n| *n == name),
         fast: (name == "email").then_some(super::email::find as Matcher),
+        #[cfg(test)]
+        source: pattern.to_owned(),
     }
 }
 
@@ -173,6 +179,12 @@ impl Detector {
     #[cfg(test)]
     pub(super) fn regex(&self) -> &Regex {
         &self.pattern
+    }
+
+    /// The pattern's text.
+    #[cfg(test)]
+    fn regex_source(&self) -> &str {
+        &self.source
     }
 
     /// A detector from the config: the whole match of `pattern` is the secret.
@@ -191,9 +203,42 @@ impl Detector {
             anchor: None,
             builtin: None,
             fast: None,
+            #[cfg(test)]
+            source: pattern.to_owned(),
         })
     }
 }
+
+/// Password hashes and verifiers, each form bounded (salts and hashes by generous
+/// lengths) and starting at a trigger the `scan` module looks for: a `$` followed by a
+/// crypt id, a `$` after `SCRAM-SHA-256` or `pbkdf2_sha256`/`pbkdf2_sha1`, or `md5`.
+/// A Django prefix (`argon2$`, `bcrypt_sha256$`) stays visible: the hash after it is
+/// masked.
+const PASSWORD_HASH: &str = concat!(
+    "(?-u)",
+    // bcrypt: cost and 22 characters of salt then 31 of hash, in crypt's base64.
+    r"\$2[abxy]\$\d{2}\$[./A-Za-z0-9]{53}",
+    // argon2 (PHC string): version, memory, time, parallelism, salt, hash.
+    r"|\$argon2(?:id|i|d)\$(?:v=\d{1,3}\$)?m=\d{1,10},t=\d{1,10},p=\d{1,3}\$[A-Za-z0-9+/]{8,64}={0,2}\$[A-Za-z0-9+/]{16,128}={0,2}",
+    // scrypt (passlib): log2 N, r, p, salt, hash.
+    r"|\$scrypt\$ln=\d{1,2},r=\d{1,3},p=\d{1,3}\$[A-Za-z0-9+./]{4,64}={0,2}\$[A-Za-z0-9+./]{16,128}={0,2}",
+    // scrypt and yescrypt (crypt): parameters and salt, then a 32-byte hash.
+    r"|\$7\$[./A-Za-z0-9]{11,96}\$[./A-Za-z0-9]{43}",
+    r"|\$y\$[./A-Za-z0-9]{1,32}\$[./A-Za-z0-9]{1,86}\$[./A-Za-z0-9]{43}",
+    // sha256-crypt, sha512-crypt: optional rounds, a salt of up to 16 characters.
+    r"|\$5\$(?:rounds=\d{1,9}\$)?[./A-Za-z0-9]{0,16}\$[./A-Za-z0-9]{43}",
+    r"|\$6\$(?:rounds=\d{1,9}\$)?[./A-Za-z0-9]{0,16}\$[./A-Za-z0-9]{86}",
+    // md5-crypt and Apache's variant: a salt of up to 8 characters.
+    r"|\$(?:1|apr1)\$[./A-Za-z0-9]{0,8}\$[./A-Za-z0-9]{22}",
+    // PBKDF2 (passlib): iterations, salt, hash in adapted base64.
+    r"|\$pbkdf2(?:-sha256|-sha512)?\$\d{1,10}\$[./A-Za-z0-9]{1,64}\$[./A-Za-z0-9]{27,86}",
+    // PostgreSQL SCRAM verifier: iterations, salt, StoredKey, ServerKey.
+    r"|\bSCRAM-SHA-256\$\d{1,10}:[A-Za-z0-9+/]{4,64}={0,2}\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=",
+    // PostgreSQL md5 role password: md5 of password and user name, in hex.
+    r"|\bmd5[0-9a-f]{32}\b",
+    // Django PBKDF2: iterations, salt, hash in standard base64.
+    r"|\bpbkdf2_sha(?:256|1)\$\d{1,10}\$[A-Za-z0-9./+]{1,64}\$[A-Za-z0-9+/]{27,86}={0,2}",
+);
 
 /// The built-in detectors, in priority order (earlier wins an overlap).
 ///
@@ -230,6 +275,15 @@ pub fn builtin() -> Vec<Detector> {
             260,
         ),
         detector("stripe_key", r"(?-u)\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{24,99}\b", 0, always, 110),
+        detector(
+            "password_hash",
+            PASSWORD_HASH,
+            0,
+            always,
+            // The longest form, argon2: `$argon2id$`, `v=19$`, the three parameters,
+            // `$`, the salt, `$`, the hash.
+            10 + 6 + (2 + 10 + 3 + 10 + 3 + 3) + (1 + 64 + 2) + (1 + 128 + 2),
+        ),
         detector(
             "url_password",
             r"(?-u)\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@]{1,64}:([^\s@/]{1,128})@",
@@ -325,5 +379,75 @@ mod tests {
         assert!(!ssn(b"000-45-6789") && !ssn(b"666-45-6789") && !ssn(b"923-45-6789"));
         let names: Vec<_> = builtin().into_iter().map(|d| d.name).collect();
         assert_eq!(names, NAMES);
+    }
+
+    /// `max_len` is a true bound: no match of a pattern is longer, except the anchored
+    /// detectors', whose streams hold back from their anchor.
+    #[test]
+    fn max_len_bounds_every_match() {
+        for d in builtin() {
+            let hir = syntax::parse_with(d.regex_source(), &syntax::Config::new().utf8(false)).unwrap();
+            match hir.properties().maximum_len() {
+                Some(longest) => assert!(longest <= d.max_len, "{}: {longest} > {}", d.name, d.max_len),
+                None => assert!(d.anchor.is_some(), "{} is unbounded", d.name),
+            }
+        }
+    }
+
+    /// What the `password_hash` detector masks in `text`.
+    fn hashes(text: &str) -> Vec<&str> {
+        let d = builtin().into_iter().find(|d| d.name == "password_hash").unwrap();
+        let mut found = Vec::new();
+        d.find(0, text.as_bytes(), 0..text.len(), &mut found);
+        found.iter().map(|f| &text[f.start..f.end]).collect()
+    }
+
+    #[test]
+    fn password_hashes() {
+        for hash in [
+            "$2b$12$lfrdJVPP8jVS6d/0uaNgbuh9IfnZ5J48IfRnlDDkwmsdmH4HyHR3K",
+            "$2y$10$.vGA1O9wmRjrwAVXD98HNOgsNpDczlqm3Jq7KnEd1rVAGv3Fykk1a",
+            "$argon2id$v=19$m=65536,t=3,p=4$g2Lty8UduDnSNyurHSsPaA$1G+zx8nv515KTQfHFcOzSSeaYz05qwnCeTSZJl3Nl/w",
+            "$argon2i$m=4096,t=3,p=1$c29tZXNhbHQ$iWh06vD8Fy27wf9npn6FXWiCX4K6pW6Ue1Bnzz07Z8A",
+            "$scrypt$ln=16,r=8,p=1$g2Lty8UduDnSNyurHSsPaA$MRTk.Euu/IDwoGUOuUH/32m5NOFHEF7YRL6Sxzko9FM",
+            "$7$CU..../....SodiumChloride$2d867YNSDEHb2rAMf/tuVMIGtXb0H5126IbCaC57IT4",
+            "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$PmNgGTLMFjJn.URBv11CpTEm5RwlKtPjRtztKe6.b33",
+            "$5$lfqIyHjFAfo4PSc9$5SYjEkXm79yLr5xw5.6bfDuhmAoMAM2zlT6KtrfQnj2",
+            "$5$rounds=10000$saltstringsaltst$tAXkYN130cFCU5dLDabuq9IJB8iffMbJ2m2GvsJ8HJ8",
+            "$6$rounds=656000$Mk2uQx7i$sHweZbnvyYRRmq3ElMFmB7F7AUkgfyq1LrFNUS40pse1VwHk89LRk8UVdCEli7LwFYEY13JhReRtsT2riKtBt1",
+            "$1$63iaNj.s$QIUnzFShdIdqRVLz.Lgn60",
+            "$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/",
+            "$pbkdf2-sha256$29000$g2Lty8UduDnSNyurHSsPaA$3RCgHK5K9prosgEDuERdw0lB.LD6romGK85C63Ifejo",
+            "SCRAM-SHA-256$4096:ofrZXExYkeA/3Pr78y0zNA==$hH0H/Pc4V4Lr5gIAVdBmf7WlTWvCGVvgefPjCuScxPM=:u9D3VsExQUkMxPuKOPwlGCzWTz6fSTb4gOE+ZN4A7iU=",
+            "md5ae683e9e3a46c249efd75afd69dd69d3",
+            "pbkdf2_sha256$870000$ZcXbbzQ0x8C1pV1ej7TXmH$b+2V4/qGi9/TOFiA2E3InlzsDZ+sAr892eSPCHBXdB4=",
+            "pbkdf2_sha1$260000$ZcXbbzQ0x8C1$yDzurNcMvcayWn+V46YLnJdAm0M=",
+        ] {
+            assert_eq!(hashes(hash), [hash]);
+            assert_eq!(hashes(&format!("'{hash}',")), [hash], "in context");
+        }
+        // Django's algorithm prefix stays: the hash after it is masked.
+        let bcrypt = "$2b$12$lfrdJVPP8jVS6d/0uaNgbuh9IfnZ5J48IfRnlDDkwmsdmH4HyHR3K";
+        assert_eq!(hashes(&format!("bcrypt_sha256${bcrypt}")), [bcrypt]);
+        let argon2 = "$argon2id$v=19$m=102400,t=2,p=8$c29tZXNhbHQxMjM0NTY$d2hhdGV2ZXJ0aGVoYXNoaXNsb25nZW5vdWdo";
+        assert_eq!(hashes(&format!("argon2{argon2}")), [argon2]);
+        for text in [
+            "total $5 and $6 each",
+            "echo $2 $6$ $1$ $y$",
+            "$2b$12$tooshort",
+            "$6$salt$hash",
+            "$argon2id$v=19$m=65536,t=3,p=4$",
+            "SCRAM-SHA-256 is the default",
+            "SCRAM-SHA-256$4096:c2FsdA==$short:short",
+            "md5 d41d8cd98f00b204e9800998ecf8427e",
+            "md5d41d8cd9",
+            "md5d41d8cd98f00b204e9800998ecf8427e0",
+            "xmd5d41d8cd98f00b204e9800998ecf8427e",
+            "md5D41D8CD98F00B204E9800998ECF8427E",
+            "pbkdf2_sha256$870000$",
+            "use pbkdf2_sha256 with 870000 iterations",
+        ] {
+            assert_eq!(hashes(text), Vec::<&str>::new(), "{text}");
+        }
     }
 }

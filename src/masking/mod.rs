@@ -2,9 +2,10 @@
 //!
 //! - [`detectors`]: the built-in value detectors (email, payment card with Luhn, SSN,
 //!   IBAN, E.164 phone, AWS keys, GitHub/GitLab/Slack/Stripe tokens, JWTs, PEM private
-//!   keys, passwords in URLs, `password=`-style assignments).
+//!   keys, password hashes (bcrypt, argon2, scrypt, crypt, SCRAM, PBKDF2), passwords
+//!   in URLs, `password=`-style assignments).
 //! - `scan`: one pass over the bytes that finds where each built-in detector could
-//!   match (its triggers: an `@`, a `://`, a run of digits...), so the patterns run
+//!   match (its triggers: an `@`, a `://`, a run of digits, a `$`...), so the patterns run
 //!   only there.
 //! - [`Masker`]: finds and replaces secrets in a whole text, in one of three [`Style`]s.
 //! - [`StreamMasker`]: the same over a byte stream cut into arbitrary chunks: it holds
@@ -356,6 +357,14 @@ mod tests {
         "api_key: 'abcd1234é'",
         "DE89370400440532013000",
         "éada@exämple.com",
+        "$2b$12$lfrdJVPP8jVS6d/0uaNgbuh9IfnZ5J48IfRnlDDkwmsdmH4HyHR3K",
+        "$argon2id$v=19$m=65536,t=3,p=4$g2Lty8UduDnSNyurHSsPaA$1G+zx8nv515KTQfHFcOzSSeaYz05qwnCeTSZJl3Nl/w",
+        "$6$rounds=656000$Mk2uQx7i$sHweZbnvyYRRmq3ElMFmB7F7AUkgfyq1LrFNUS40pse1VwHk89LRk8UVdCEli7LwFYEY13JhReRtsT2riKtBt1",
+        "$1$63iaNj.s$QIUnzFShdIdqRVLz.Lgn60",
+        "SCRAM-SHA-256$4096:ofrZXExYkeA/3Pr78y0zNA==$hH0H/Pc4V4Lr5gIAVdBmf7WlTWvCGVvgefPjCuScxPM=:u9D3VsExQUkMxPuKOPwlGCzWTz6fSTb4gOE+ZN4A7iU=",
+        "md5ae683e9e3a46c249efd75afd69dd69d3",
+        "pbkdf2_sha256$870000$ZcXbbzQ0x8C1pV1ej7TXmH$b+2V4/qGi9/TOFiA2E3InlzsDZ+sAr892eSPCHBXdB4=",
+        "price $5 $6$ md5 d41d8cd9 $2",
     ];
 
     /// What every detector finds searching the whole text, triggers ignored.
@@ -398,7 +407,7 @@ mod tests {
         /// running them everywhere finds, whatever surrounds the secrets.
         #[test]
         fn spans_find_what_whole_text_search_finds(
-            parts in proptest::collection::vec((0usize..SAMPLES.len(), "[ a-zA-Z0-9.@:=_+\n\"'-]{0,12}"), 0..10),
+            parts in proptest::collection::vec((0usize..SAMPLES.len(), "[ a-zA-Z0-9.@:=_+$/\n\"'-]{0,12}"), 0..10),
             from in 0usize..40,
         ) {
             let m = &*REDACT;
@@ -416,7 +425,7 @@ mod tests {
         /// and streaming them in any cuts equals masking them whole.
         #[test]
         fn arbitrary_bytes(
-            text in proptest::collection::vec(proptest::sample::select(b"@+:=-_JAwWaes 0123459.\n\xc3\xa9\xff/GBKI".to_vec()), 0..300),
+            text in proptest::collection::vec(proptest::sample::select(b"@+:=-_JAwWaes 0123459.\n\xc3\xa9\xff/GBKI$md5y".to_vec()), 0..300),
             cut in 1usize..64,
         ) {
             let m = &*REDACT;

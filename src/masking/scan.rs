@@ -3,10 +3,11 @@
 //!
 //! Every span rule is a necessary condition of its detector's pattern: each match
 //! contains a trigger (an `@` for an email, `://` for a URL password, a run of digits
-//! for a card...) and lies within the detector's reach of it. So running a pattern only
-//! inside its spans, merged, finds exactly what running it over the whole text finds
-//! (the `spans_find_what_whole_text_search_finds` property in `mod.rs` checks this),
-//! and most text, which holds no trigger at all, costs one table lookup a byte.
+//! for a card, a `$` and a crypt id for a password hash...) and lies within the
+//! detector's reach of it. So running a pattern only inside its spans, merged, finds
+//! exactly what running it over the whole text finds (the
+//! `spans_find_what_whole_text_search_finds` property in `mod.rs` checks this), and
+//! most text, which holds no trigger at all, costs one table lookup a byte.
 
 use std::ops::Range;
 
@@ -24,13 +25,14 @@ pub(super) mod id {
     pub const GITLAB_TOKEN: usize = 5;
     pub const SLACK_TOKEN: usize = 6;
     pub const STRIPE_KEY: usize = 7;
-    pub const URL_PASSWORD: usize = 8;
-    pub const SECRET_ASSIGNMENT: usize = 9;
-    pub const EMAIL: usize = 10;
-    pub const CREDIT_CARD: usize = 11;
-    pub const IBAN: usize = 12;
-    pub const US_SSN: usize = 13;
-    pub const PHONE: usize = 14;
+    pub const PASSWORD_HASH: usize = 8;
+    pub const URL_PASSWORD: usize = 9;
+    pub const SECRET_ASSIGNMENT: usize = 10;
+    pub const EMAIL: usize = 11;
+    pub const CREDIT_CARD: usize = 12;
+    pub const IBAN: usize = 13;
+    pub const US_SSN: usize = 14;
+    pub const PHONE: usize = 15;
 }
 
 /// How far each detector's match can reach around its trigger. These follow the
@@ -54,6 +56,13 @@ mod reach {
     pub const ASSIGNED_AFTER: usize = 1 + SPACES + 1 + 128 + 3;
     /// `aws`, then secret/key, then the key itself.
     pub const AWS_SECRET_AFTER: usize = 140;
+    /// `SCRAM-SHA-256` or `pbkdf2_sha256`, before the `$` that triggers the span.
+    pub const HASH_BEFORE: usize = 13;
+    /// The longest password hash (argon2), from the `$` on: longer than any form
+    /// reaches from its trigger.
+    pub const HASH_AFTER: usize = 245;
+    /// `md5` and 32 hex digits.
+    pub const MD5_ROLE: usize = 35;
 }
 
 /// Bytes that trigger a look at their neighbours. Digits are not among them: cards,
@@ -67,7 +76,7 @@ const SPECIAL: [bool; 256] = {
     }
     t
 };
-const SPECIALS: &[u8; 10] = b"@+:=-_JAwW";
+const SPECIALS: &[u8; 12] = b"@+:=-_JAwW$m";
 
 /// Bytes a card, an SSN or an IBAN is made of.
 fn in_run(b: u8) -> bool {
@@ -168,6 +177,27 @@ impl Scan<'_> {
         self.text.get(p + 1) == s.get(1) && self.text.get(p..).is_some_and(|t| t.starts_with(s))
     }
 
+    /// Whether the `$` at `p` starts a password hash's id (`$2b$`, `$argon2id$`, `$6$`,
+    /// `$scrypt$`...) or ends the prefix of one (`SCRAM-SHA-256$`, `pbkdf2_sha256$`).
+    /// Out of line: `$` is rare, and inlined these checks slow the dispatch of every
+    /// other special byte.
+    #[cold]
+    #[inline(never)]
+    fn hash_dollar(&self, p: usize) -> bool {
+        if self.before(p, b"SCRAM-SHA-256") || self.before(p, b"pbkdf2_sha256") || self.before(p, b"pbkdf2_sha1") {
+            return true;
+        }
+        let after = self.text.get(p + 1..).unwrap_or_default();
+        match after.first() {
+            Some(b'1' | b'5' | b'6' | b'7' | b'y') => after.get(1) == Some(&b'$'),
+            Some(b'2') => matches!(after.get(1), Some(b'a' | b'b' | b'x' | b'y')) && after.get(2) == Some(&b'$'),
+            Some(b'a') => after.starts_with(b"argon2") || after.starts_with(b"apr1$"),
+            Some(b's') => after.starts_with(b"scrypt$"),
+            Some(b'p') => after.starts_with(b"pbkdf2"),
+            _ => false,
+        }
+    }
+
     /// The spans a special byte at `p` opens.
     fn special(&mut self, p: usize) {
         let len = self.text.len();
@@ -182,6 +212,10 @@ impl Scan<'_> {
                 }
             }
             b'J' if self.before(p, b"ey") => self.add(id::JWT, p - 2, len),
+            b'$' if self.on(id::PASSWORD_HASH) && self.hash_dollar(p) => {
+                self.add(id::PASSWORD_HASH, p.saturating_sub(reach::HASH_BEFORE), p + reach::HASH_AFTER)
+            }
+            b'm' if self.starts(p, b"md5") => self.add(id::PASSWORD_HASH, p, p + reach::MD5_ROLE),
             b'w' | b'W'
                 if p >= 1
                     && self.at(p - 1).eq_ignore_ascii_case(&b'a')
