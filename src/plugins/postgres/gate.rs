@@ -6,7 +6,7 @@
 //! `PREPARE`/`EXECUTE` share the same names. A FunctionCall is `unknown`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use airlock_postgres::ProtocolError;
@@ -86,6 +86,8 @@ pub struct SessionGate<'a> {
     last_parse: HashMap<String, u64>,
     /// Names parsed before this were forgotten (the map's cap).
     forgotten_before: u64,
+    /// Relations that run the database's own code when read.
+    runs_code: Arc<HashSet<String>>,
 }
 
 /// Decisions cached per session, and the longest text cached.
@@ -123,6 +125,33 @@ impl<'a> SessionGate<'a> {
             parses: 0,
             last_parse: HashMap::new(),
             forgotten_before: 0,
+            runs_code: Arc::default(),
+        }
+    }
+
+    /// Statements naming one of `runs_code` are `unknown` (see `hidden.rs`).
+    pub fn with_hidden_code(mut self, runs_code: Arc<HashSet<String>>) -> Self {
+        self.runs_code = runs_code;
+        self
+    }
+
+    /// Adds `unknown` to a decision whose statement reads a relation that runs code of
+    /// the database's own.
+    fn hidden_code(&self, text: &str, decision: Arc<Decision>) -> Arc<Decision> {
+        if self.runs_code.is_empty() {
+            return decision;
+        }
+        let t = sql::lexer::tokens(text);
+        let named = (0..t.len()).find_map(|i| {
+            let (name, _) = sql::lexer::ident_at(&t, i)?;
+            self.runs_code.contains(&name).then_some(name)
+        });
+        match named {
+            Some(name) => {
+                let why = self.opaque(&format!("{text} (reading {name} runs functions Airlock cannot see into)"));
+                Arc::new(decision.merged(&why))
+            }
+            None => decision,
         }
     }
 
@@ -179,7 +208,8 @@ impl<'a> SessionGate<'a> {
                 let text = String::from_utf8_lossy(message::parse_query(body)?);
                 // Simple queries usually carry their literals inline, so their texts
                 // rarely repeat: not worth caching.
-                let mut decision = self.decide(&text, false);
+                let decision = self.decide(&text, false);
+                let mut decision = self.hidden_code(&text, decision);
                 let mut expect = None;
                 if self.masking.is_some() {
                     decision = self.launders(&text, decision);
@@ -195,7 +225,8 @@ impl<'a> SessionGate<'a> {
             tag::PARSE => {
                 let (name, text) = message::parse_parse(body)?;
                 let text = String::from_utf8_lossy(text);
-                let mut decision = self.decide(&text, true);
+                let decision = self.decide(&text, true);
+                let mut decision = self.hidden_code(&text, decision);
                 let name = name_of(name);
                 if self.masking.is_some() {
                     decision = self.launders(&text, decision);

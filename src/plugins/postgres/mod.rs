@@ -10,6 +10,7 @@
 mod cancel;
 mod error;
 mod gate;
+mod hidden;
 mod mask;
 
 pub use mask::static_masks;
@@ -294,7 +295,7 @@ impl PostgresPlugin {
                 return Err(e);
             }
         };
-        let Ready { identity, target, upstream, cancel_key, recording } = ready;
+        let Ready { identity, target, upstream, cancel_key, recording, runs_code } = ready;
         let span = tracing::info_span!("session", subject = %identity.subject, connection = %target.conn.name);
         async {
             tracing::info!(groups = ?identity.groups, tls = agent.tls, "session started");
@@ -317,6 +318,7 @@ impl PostgresPlugin {
                         identity: &identity,
                         connection: &target.conn.name,
                         cancel: &hold,
+                        runs_code: runs_code.clone(),
                     }),
                 masking,
             };
@@ -363,10 +365,21 @@ impl PostgresPlugin {
         {
             return Err(SessionError::UnsafeEncoding(encoding.clone()));
         }
-        let upstream = target.open(&startup.params, &identity.subject).await.map_err(|e| {
+        let mut upstream = target.open(&startup.params, &identity.subject).await.map_err(|e| {
             tracing::warn!(connection = %target.conn.name, subject = %identity.subject, error = %e, "upstream unavailable");
             SessionError::Upstream { connection: target.conn.name.clone(), agent_message: e.agent_message(), detail: e.to_string() }
         })?;
+        // Which relations run code of the database's own when read, as of now.
+        let runs_code = match self.policy.is_some() {
+            true => hidden::relations_running_code(&mut upstream, self.max_message).await.map_err(|e| {
+                SessionError::Upstream {
+                    connection: target.conn.name.clone(),
+                    agent_message: None,
+                    detail: format!("reading which views run functions: {e:#}"),
+                }
+            })?,
+            false => Default::default(),
+        };
         let recording = match &self.recorder {
             None => None,
             Some(r) => {
@@ -403,7 +416,7 @@ impl PostgresPlugin {
                 .map_err(|_| SessionError::RecorderFailed)?;
         }
         agent.send(&greeting).await?;
-        Ok(Some(Ready { identity, target, upstream, cancel_key, recording }))
+        Ok(Some(Ready { identity, target, upstream, cancel_key, recording, runs_code: Arc::new(runs_code) }))
     }
 }
 
@@ -463,6 +476,7 @@ struct Ready {
     upstream: upstream::Upstream,
     cancel_key: Option<cancel::CancelKey>,
     recording: Option<SessionRecorder>,
+    runs_code: Arc<std::collections::HashSet<String>>,
 }
 
 impl Plugin for PostgresPlugin {

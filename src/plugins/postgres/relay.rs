@@ -141,6 +141,8 @@ pub struct Enforcement<'a> {
     pub connection: &'a str,
     /// Notified when the agent sends a CancelRequest for this session.
     pub cancel: &'a Notify,
+    /// The relations that run the database's own code when read, as the session started.
+    pub runs_code: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
 /// What a relay needs besides the sockets.
@@ -241,7 +243,9 @@ where
     let mut scanner = Scanner::new(ctx.max_message);
     let mut out = Batch::default();
     let mut sizing = ReadSizing::default();
-    let mut gate = ctx.enforcement.as_ref().map(|e| SessionGate::new(e.policy, e.identity, e.connection, ctx.masking));
+    let mut gate = ctx.enforcement.as_ref().map(|e| {
+        SessionGate::new(e.policy, e.identity, e.connection, ctx.masking).with_hidden_code(e.runs_code.clone())
+    });
     // After a refused Execute, the agent's messages up to its Sync are dropped, as
     // PostgreSQL does after an error; each is then looked at whole.
     let mut skipping = false;

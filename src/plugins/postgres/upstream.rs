@@ -79,6 +79,41 @@ pub struct Upstream {
     pub addr: SocketAddr,
 }
 
+impl Upstream {
+    /// Sends `request` and hands every reply to `on_message` until ReadyForQuery; an
+    /// ErrorResponse is an error.
+    pub async fn exchange(
+        &mut self,
+        request: Bytes,
+        max_message: usize,
+        mut on_message: impl FnMut(u8, &[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.stream.write_all(&request).await?;
+        let mut scanner = Scanner::new(max_message);
+        let mut failed = None;
+        loop {
+            let frame = loop {
+                if let Some(Chunk::Frame(f)) = scanner.next(&mut self.buf, &mut |_: Header<'_>| Disposition::Whole)? {
+                    break f;
+                }
+                if self.stream.read_buf(&mut self.buf).await? == 0 {
+                    anyhow::bail!("the upstream closed the session");
+                }
+            };
+            match frame.tag() {
+                // Read on to ReadyForQuery, so the session stays usable.
+                tag::ERROR_RESPONSE => failed = Some(Fields::parse(frame.body())?.message().to_owned()),
+                tag::READY_FOR_QUERY => break,
+                tag => on_message(tag, frame.body())?,
+            }
+        }
+        match failed {
+            Some(e) => anyhow::bail!("{e}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Why the upstream could not be opened. `Display` is for the operator's log.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -190,26 +225,10 @@ impl UpstreamTarget {
     pub async fn exchange(
         &self,
         request: Bytes,
-        mut on_message: impl FnMut(u8, &[u8]) -> anyhow::Result<()>,
+        on_message: impl FnMut(u8, &[u8]) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let mut up = self.open(&[], "catalog").await?;
-        up.stream.write_all(&request).await?;
-        let mut scanner = Scanner::new(16 << 20);
-        loop {
-            let frame = loop {
-                if let Some(Chunk::Frame(f)) = scanner.next(&mut up.buf, &mut |_: Header<'_>| Disposition::Whole)? {
-                    break f;
-                }
-                if up.stream.read_buf(&mut up.buf).await? == 0 {
-                    anyhow::bail!("the upstream closed Airlock's side session");
-                }
-            };
-            match frame.tag() {
-                tag::ERROR_RESPONSE => anyhow::bail!("{}", Fields::parse(frame.body())?.message()),
-                tag::READY_FOR_QUERY => break,
-                tag => on_message(tag, frame.body())?,
-            }
-        }
+        up.exchange(request, self.max_message, on_message).await?;
         let _ = up.stream.write_all(&message::terminate()).await;
         Ok(())
     }
