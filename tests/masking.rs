@@ -55,9 +55,17 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
     // Detectors read every text value, aliased or computed.
     assert_eq!(query(&airlock, "SELECT email AS x FROM mask_people WHERE id = 1"), "[MASKED:email]\n");
     assert_eq!(
-        query(&airlock, "SELECT upper(email), 'my card ' || card FROM mask_people WHERE id = 1"),
+        query(&airlock, "SELECT upper('ada@example.com'), 'my card ' || '4111 1111 1111 1111'"),
         "[MASKED:email]|my card [MASKED:credit_card]\n"
     );
+    // Computed from a table that holds masked columns: masked whole (fail closed), as is
+    // a masked column renamed out of sight.
+    assert_eq!(
+        query(&airlock, "SELECT upper(email), 'my card ' || card FROM mask_people WHERE id = 1"),
+        "[MASKED]|[MASKED]\n"
+    );
+    assert_eq!(query(&airlock, "SELECT reverse(x) FROM mask_people AS p(a, b, c, x) WHERE a = 1"), "[MASKED]\n");
+    assert_eq!(query(&airlock, "SELECT lower(secret) FROM mask_view WHERE id = 1"), "[MASKED]\n");
     assert_eq!(query(&airlock, "SELECT contact FROM mask_view WHERE id = 2"), "[MASKED:email]\n");
     // Look-alikes and NULLs pass untouched.
     assert_eq!(

@@ -161,16 +161,11 @@ pub fn fingerprint(tokens: &[sql::lexer::Token<'_>]) -> String {
 
 /// The name a `PREPARE name AS ...` or `EXECUTE name` statement refers to.
 fn statement_name<'a>(tokens: &'a [sql::lexer::Token<'a>], verb: &str) -> Option<String> {
-    use sql::lexer::TokenKind;
-    let [first, name, ..] = tokens else { return None };
-    if !first.is(verb) {
+    // As the server resolves it: quoted or not, `U&`, truncated to 63 bytes.
+    if !tokens.first()?.is(verb) {
         return None;
     }
-    match name.kind {
-        TokenKind::Word => Some(name.text.to_ascii_lowercase()),
-        TokenKind::QuotedIdent => Some(name.text.trim_matches('"').replace("\"\"", "\"")),
-        _ => None,
-    }
+    sql::lexer::ident_at(tokens, 1).map(|(name, _)| name)
 }
 
 /// A name a statement may refer to, in its session.
@@ -215,10 +210,10 @@ pub fn prepared_change(tokens: &[sql::lexer::Token<'_>]) -> Option<PreparedChang
     if !first.is("deallocate") {
         return None;
     }
-    let rest: Vec<_> = tokens.iter().skip(1).filter(|t| !t.is("prepare")).copied().collect();
-    match rest.first() {
+    let name_at = if tokens.get(1).is_some_and(|t| t.is("prepare")) { 2 } else { 1 };
+    match tokens.get(name_at) {
         Some(t) if t.is("all") => Some(PreparedChange::DeallocatedAll),
-        Some(t) => statement_name(&[*first, *t], "deallocate").map(PreparedChange::Deallocated),
+        Some(_) => sql::lexer::ident_at(tokens, name_at).map(|(name, _)| PreparedChange::Deallocated(name)),
         None => None,
     }
 }

@@ -3,7 +3,7 @@
 --   psql -XAt -F "$(printf '\t')" -f protocols/postgres/data/functions.sql > protocols/postgres/data/functions.tsv
 -- Classes: admin (acts on the server: files, programs, signals, replication, settings
 -- files, statistics resets; PostgreSQL itself revokes EXECUTE from PUBLIC on most),
--- destructive (removes large objects, rewinds sequences), write, session, setting
+-- destructive (removes or overwrites large objects, rewinds sequences), write, session, setting
 -- (set_config: judged by its arguments), sql1/sql2 (runs the SQL text in its
 -- first/second argument), unknown (runs a cursor, whose query Airlock judged when it
 -- was opened but not what it became), read (everything else). An overloaded name
@@ -22,8 +22,8 @@ with f as (
                        'gin_clean_pending_list', 'pg_promote', 'pg_switch_wal', 'pg_create_restore_point',
                        'pg_reload_conf', 'pg_rotate_logfile', 'lo_import', 'lo_export') then 9
       when proname in ('cursor_to_xml', 'cursor_to_xmlschema') then 8
-      when proname in ('setval', 'lo_unlink', 'lo_truncate', 'lo_truncate64') then 4
-      when proname in ('nextval', 'lo_create', 'lo_creat', 'lo_from_bytea', 'lo_put', 'lowrite', 'lo_open',
+      when proname in ('setval', 'lo_unlink', 'lo_truncate', 'lo_truncate64', 'lo_put', 'lowrite') then 4
+      when proname in ('nextval', 'lo_create', 'lo_creat', 'lo_from_bytea', 'lo_open',
                        'lo_close', 'lo_lseek', 'lo_lseek64', 'lo_tell', 'lo_tell64') then 3
       when proname ~ '^pg_(try_)?advisory' or proname in ('pg_notify', 'setseed') then 2
       else 1

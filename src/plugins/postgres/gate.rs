@@ -88,6 +88,8 @@ pub struct SessionGate<'a> {
     forgotten_before: u64,
     /// Relations that run the database's own code when read.
     runs_code: Arc<HashSet<String>>,
+    /// Views that show a rule-masked column.
+    showing_masked: Arc<HashSet<String>>,
 }
 
 /// Decisions cached per session, and the longest text cached.
@@ -126,12 +128,16 @@ impl<'a> SessionGate<'a> {
             last_parse: HashMap::new(),
             forgotten_before: 0,
             runs_code: Arc::default(),
+            showing_masked: Arc::default(),
         }
     }
 
-    /// Statements naming one of `runs_code` are `unknown` (see `hidden.rs`).
-    pub fn with_hidden_code(mut self, runs_code: Arc<HashSet<String>>) -> Self {
+    /// What this session's catalog says: statements naming one of `runs_code` are
+    /// `unknown` (see `hidden.rs`), and naming one of `showing_masked` is naming a
+    /// masked column.
+    pub fn with_catalog(mut self, runs_code: Arc<HashSet<String>>, showing_masked: Arc<HashSet<String>>) -> Self {
         self.runs_code = runs_code;
+        self.showing_masked = showing_masked;
         self
     }
 
@@ -160,7 +166,7 @@ impl<'a> SessionGate<'a> {
     }
 
     fn taint(&self, sql: &str) -> Taint {
-        self.masking.map_or(Taint::Clean, |m| m.taint(sql))
+        self.masking.map_or(Taint::Clean, |m| m.taint(sql, &self.showing_masked))
     }
 
     /// A statement that names a masked column and writes (to a table, or to session
@@ -408,8 +414,11 @@ fn copy_text(query: &str) -> Option<Arc<str>> {
     query.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"copy")).then(|| Arc::from(query))
 }
 
+/// A statement or portal name as the server keys it: its first 63 bytes
+/// (NAMEDATALEN - 1), so `a...a` and `a...azzz` past that length are one name.
 fn name_of(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+    const MAX_NAME: usize = 63;
+    String::from_utf8_lossy(bytes.get(..MAX_NAME).unwrap_or(bytes))
 }
 
 /// Remembers a name's decision. Past the cap new names are forgotten, which fails
@@ -476,6 +485,26 @@ mod tests {
         assert!(is_held(step(frame(b'Q', &[b"EXECUTE unknown_name\0"]))));
         assert!(is_held(step(frame(b'F', &[&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]]))));
         assert!(step(frame(b'Q', &[b"SELECT 1\0"])).is_forward_request());
+    }
+
+    #[test]
+    fn names_are_truncated_as_the_server_truncates_them() {
+        let policy = Policy::new(&[]).unwrap();
+        let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
+        let mut gate = SessionGate::new(&policy, &identity, "db", None);
+        let long = "a".repeat(63);
+        let name = |suffix: &str| format!("{long}{suffix}\0");
+        let step = |gate: &mut SessionGate<'_>, f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
+        step(&mut gate, frame(b'P', &[name("").as_bytes(), b"select 1\0", &[0, 0]]));
+        step(&mut gate, frame(b'S', &[]));
+        gate.replies(b"1Z");
+        // The server closes `a...a` and stores the DELETE under the same 63 bytes.
+        step(&mut gate, frame(b'C', &[b"S", name("zzz").as_bytes()]));
+        step(&mut gate, frame(b'S', &[]));
+        gate.replies(b"3Z");
+        step(&mut gate, frame(b'P', &[name("yyy").as_bytes(), b"delete from v\0", &[0, 0]]));
+        step(&mut gate, frame(b'B', &[b"\0", name("").as_bytes(), &[0, 0, 0, 0, 0, 0]]));
+        assert!(is_held(step(&mut gate, frame(b'E', &[b"\0", &[0, 0, 0, 0]]))));
     }
 
     #[test]

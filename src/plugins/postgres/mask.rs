@@ -14,7 +14,7 @@
 //! the statement's columns and the Bind's formats.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -117,9 +117,24 @@ impl ConnectionMasking {
     }
 
     /// How far a statement's computed results may carry rule-masked values: it names a
-    /// masked column, or a table holding one (names as the server resolves them).
-    pub fn taint(&self, sql: &str) -> Taint {
+    /// masked column, one of `views` (views that show one), or a function that dumps
+    /// tables whole (`Column`); or it names a table holding a masked column (`Table`).
+    /// Names are read as the server resolves them, also inside string literals (SQL
+    /// passed to `query_to_xml`, a table name passed to `table_to_xml`).
+    pub fn taint(&self, sql: &str, views: &HashSet<String>) -> Taint {
         use airlock_postgres::sql::lexer::{TokenKind, ident_at, string_value, tokens};
+        /// Functions that dump tables, schemas or query results they may not name.
+        const DUMPS: [&str; 9] = [
+            "table_to_xml",
+            "table_to_xml_and_xmlschema",
+            "schema_to_xml",
+            "schema_to_xml_and_xmlschema",
+            "database_to_xml",
+            "database_to_xml_and_xmlschema",
+            "query_to_xml",
+            "query_to_xml_and_xmlschema",
+            "cursor_to_xml",
+        ];
         if self.columns.is_empty() {
             return Taint::Clean;
         }
@@ -127,11 +142,9 @@ impl ConnectionMasking {
         let mut taint = Taint::Clean;
         for i in 0..t.len() {
             if matches!(t[i].kind, TokenKind::String | TokenKind::DollarString) {
-                // SQL or names passed as text: `query_to_xml('select password_hash ...')`,
-                // `table_to_xml('users', ...)`. Anything that is not a plain literal
-                // is read as it is written.
+                // Anything that is not a plain literal is read as it is written.
                 let inner = string_value(&t[i]).unwrap_or_else(|| t[i].text.replace(['\'', '$', '\\'], " "));
-                match self.taint(&inner) {
+                match self.taint(&inner, views) {
                     Taint::Column => return Taint::Column,
                     Taint::Table => taint = Taint::Table,
                     Taint::Clean => {}
@@ -142,6 +155,9 @@ impl ConnectionMasking {
                 continue;
             }
             let Some((name, _)) = ident_at(&t, i) else { continue };
+            if views.contains(&name) || DUMPS.contains(&name.as_str()) {
+                return Taint::Column;
+            }
             for (glob, _) in &self.columns {
                 let named = |part: Option<&String>| part.is_some_and(|g| g != "*" && glob_match(g, &name));
                 if named(glob.get(2)) {
@@ -153,6 +169,64 @@ impl ConnectionMasking {
             }
         }
         taint
+    }
+
+    /// Whether column rules apply on this connection.
+    pub fn has_column_rules(&self) -> bool {
+        !self.columns.is_empty()
+    }
+
+    /// The views that show a rule-masked column, directly or through other views, by
+    /// name: a statement naming one is read as naming the column. Asked on the
+    /// session that is about to become the agent's.
+    pub async fn views_showing_masked_columns(
+        &self,
+        up: &mut super::upstream::Upstream,
+        max_message: usize,
+    ) -> anyhow::Result<HashSet<String>> {
+        const QUERY: &str = "\
+SELECT DISTINCT r.ev_class::int8, v.relname, d.refobjid::int8, n.nspname, c.relname, a.attname
+  FROM pg_rewrite r
+  JOIN pg_class v ON v.oid = r.ev_class
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class
+  JOIN pg_class c ON c.oid = d.refobjid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid AND d.refobjsubid > 0
+ WHERE v.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)";
+        // (view, its name, what it reads, and that relation's column if one).
+        let mut edges: Vec<(i64, String, i64, Option<String>)> = Vec::new();
+        up.exchange(message::query(QUERY), max_message, |t, body| {
+            if t != tag::DATA_ROW {
+                return Ok(());
+            }
+            let row = describe::data_row(body)?;
+            let text = |i: usize| row.get(i).copied().flatten().map(|v| String::from_utf8_lossy(v).into_owned());
+            let number = |i: usize| text(i).and_then(|v| v.parse::<i64>().ok());
+            if let (Some(view), Some(name), Some(read), Some(schema), Some(table)) =
+                (number(0), text(1), number(2), text(3), text(4))
+            {
+                let masked = text(5).map(|column| format!("{schema}.{table}.{column}"));
+                edges.push((view, name, read, masked));
+            }
+            Ok(())
+        })
+        .await?;
+        // Views reading a masked column, then views reading those, to a fixed point.
+        let mut showing: HashMap<i64, String> = HashMap::new();
+        loop {
+            let before = showing.len();
+            for (view, name, read, column) in &edges {
+                let direct = column.as_ref().is_some_and(|c| self.rule_for(std::slice::from_ref(c)).is_some());
+                if direct || showing.contains_key(read) {
+                    showing.insert(*view, name.clone());
+                }
+            }
+            if showing.len() == before {
+                break;
+            }
+        }
+        Ok(showing.into_values().collect())
     }
 
     /// Looks up the names of the tables `columns` come from, if column rules need them.
@@ -433,13 +507,6 @@ fn binary_action(type_oid: u32) -> Action {
         t if carries_text(t) => Action::ScanOrNull,
         _ => Action::Pass,
     }
-}
-
-/// Whether values of this type are what a whole row becomes in an expression
-/// (`row_to_json(u)`, `array_agg(u)`, `row(u.*)`): JSON, XML, records, arrays and the
-/// database's own types, but not plain text.
-fn carries_rows(type_oid: u32) -> bool {
-    carries_text(type_oid) && !matches!(type_oid, 17 | 18 | 19 | 25 | 705 | 1042 | 1043)
 }
 
 /// Whether values of this type can carry text taken from another column: text, JSON,
@@ -751,14 +818,25 @@ fn copy_source(query: &str) -> Option<CopySource> {
     if !(rest.first()?.is("to") && rest.get(1)?.is("stdout")) {
         return None;
     }
-    let words: Vec<String> =
-        rest[2..].iter().filter(|t| t.kind == TokenKind::Word).map(|t| t.text.to_ascii_lowercase()).collect();
+    // Options as the server reads them: names quoted or not, values as words or
+    // strings. Anything but the default text or CSV layout is a custom format.
+    let opts = &rest[2..];
+    let words: Vec<String> = (0..opts.len())
+        .filter_map(|i| match opts[i].kind {
+            TokenKind::Word | TokenKind::QuotedIdent => sql::lexer::ident_at(opts, i).map(|(name, _)| name),
+            TokenKind::String | TokenKind::DollarString => {
+                Some(sql::lexer::string_value(&opts[i]).unwrap_or_default().to_ascii_lowercase())
+            }
+            _ => None,
+        })
+        .collect();
     let has = |w: &str| words.iter().any(|x| x == w);
+    const PLAIN: [&str; 10] = ["with", "format", "text", "csv", "header", "true", "false", "on", "off", "match"];
     Some(CopySource {
         select,
         csv: has("csv"),
         header: has("header"),
-        custom_format: ["delimiter", "quote", "escape", "null", "force_quote", "binary"].iter().any(|w| has(w)),
+        custom_format: words.iter().any(|w| !PLAIN.contains(&w.as_str())),
     })
 }
 
@@ -955,8 +1033,8 @@ pub enum Taint {
     /// It names nothing masked.
     #[default]
     Clean,
-    /// It names a table holding a masked column: computed values of the types a whole
-    /// row turns into (JSON, XML, records, arrays) are masked.
+    /// It names a table holding a masked column: computed values that can carry text
+    /// (`reverse(x)` over a renamed column, a whole row as JSON) are masked.
     Table,
     /// It names a masked column: every computed value is masked, whatever its type
     /// (`ascii(substr(password_hash, 1, 1))` is a number).
@@ -1325,7 +1403,7 @@ impl ConnectionMasking {
                 let computed = c.table_oid == 0
                     && match taint {
                         Taint::Column => true,
-                        Taint::Table => carries_rows(c.type_oid),
+                        Taint::Table => carries_text(c.type_oid),
                         Taint::Clean => false,
                     };
                 let rule = rule.or_else(|| computed.then_some(Style::Redact));
@@ -1370,6 +1448,9 @@ mod tests {
             Some(("SELECT a, b FROM public.t".into(), true, true, false))
         );
         assert_eq!(src("COPY t TO STDOUT (FORMAT csv, DELIMITER ';')").map(|s| s.3), Some(true));
+        assert_eq!(src("copy t to stdout (\"delimiter\" '|')").map(|s| s.3), Some(true));
+        assert_eq!(src("copy t to stdout (format \"csv\", header)").map(|s| (s.1, s.3)), Some((true, false)));
+        assert_eq!(src("copy t to stdout (encoding 'latin1')").map(|s| s.3), Some(true));
         assert_eq!(src("COPY t FROM STDIN"), None);
         assert_eq!(src("COPY t TO STDOUT; COPY u TO STDOUT"), None);
         assert_eq!(copy_fields(b"a,\"b,c\",d", true), vec![&b"a"[..], &b"\"b,c\""[..], &b"d"[..]]);

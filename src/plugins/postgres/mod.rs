@@ -295,7 +295,7 @@ impl PostgresPlugin {
                 return Err(e);
             }
         };
-        let Ready { identity, target, upstream, cancel_key, recording, runs_code } = ready;
+        let Ready { identity, target, upstream, cancel_key, recording, runs_code, showing_masked } = ready;
         let span = tracing::info_span!("session", subject = %identity.subject, connection = %target.conn.name);
         async {
             tracing::info!(groups = ?identity.groups, tls = agent.tls, "session started");
@@ -319,6 +319,7 @@ impl PostgresPlugin {
                         connection: &target.conn.name,
                         cancel: &hold,
                         runs_code: runs_code.clone(),
+                        showing_masked: showing_masked.clone(),
                     }),
                 masking,
             };
@@ -380,6 +381,16 @@ impl PostgresPlugin {
             })?,
             false => Default::default(),
         };
+        let showing_masked = match self.masking.get(&target.conn.name).filter(|m| m.has_column_rules()) {
+            Some(m) => m.views_showing_masked_columns(&mut upstream, self.max_message).await.map_err(|e| {
+                SessionError::Upstream {
+                    connection: target.conn.name.clone(),
+                    agent_message: None,
+                    detail: format!("reading which views show masked columns: {e:#}"),
+                }
+            })?,
+            None => Default::default(),
+        };
         let recording = match &self.recorder {
             None => None,
             Some(r) => {
@@ -416,7 +427,15 @@ impl PostgresPlugin {
                 .map_err(|_| SessionError::RecorderFailed)?;
         }
         agent.send(&greeting).await?;
-        Ok(Some(Ready { identity, target, upstream, cancel_key, recording, runs_code: Arc::new(runs_code) }))
+        Ok(Some(Ready {
+            identity,
+            target,
+            upstream,
+            cancel_key,
+            recording,
+            runs_code: Arc::new(runs_code),
+            showing_masked: Arc::new(showing_masked),
+        }))
     }
 }
 
@@ -477,6 +496,7 @@ struct Ready {
     cancel_key: Option<cancel::CancelKey>,
     recording: Option<SessionRecorder>,
     runs_code: Arc<std::collections::HashSet<String>>,
+    showing_masked: Arc<std::collections::HashSet<String>>,
 }
 
 impl Plugin for PostgresPlugin {

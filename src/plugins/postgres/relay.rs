@@ -143,6 +143,8 @@ pub struct Enforcement<'a> {
     pub cancel: &'a Notify,
     /// The relations that run the database's own code when read, as the session started.
     pub runs_code: std::sync::Arc<std::collections::HashSet<String>>,
+    /// The views that show a rule-masked column, as the session started.
+    pub showing_masked: std::sync::Arc<std::collections::HashSet<String>>,
 }
 
 /// What a relay needs besides the sockets.
@@ -244,7 +246,8 @@ where
     let mut out = Batch::default();
     let mut sizing = ReadSizing::default();
     let mut gate = ctx.enforcement.as_ref().map(|e| {
-        SessionGate::new(e.policy, e.identity, e.connection, ctx.masking).with_hidden_code(e.runs_code.clone())
+        SessionGate::new(e.policy, e.identity, e.connection, ctx.masking)
+            .with_catalog(e.runs_code.clone(), e.showing_masked.clone())
     });
     // After a refused Execute, the agent's messages up to its Sync are dropped, as
     // PostgreSQL does after an error; each is then looked at whole.

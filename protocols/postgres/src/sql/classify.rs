@@ -446,7 +446,7 @@ fn classify_at(t: &[Token<'_>], depth: usize) -> Classes {
         "with" => with(t, depth),
         "show" | "fetch" | "move" | "close" => Read.into(),
         "explain" => explain(t, depth),
-        "insert" => Classes::from(Write) | catalog_target(t, 2),
+        "insert" => insert(t),
         // A MERGE may touch every row its join finds: held until the database can count.
         "merge" => Classes::of(&[Write, Destructive]) | catalog_target(t, 2),
         "update" => update_delete(t) | catalog_target(t, 1),
@@ -478,6 +478,18 @@ fn classify_at(t: &[Token<'_>], depth: usize) -> Classes {
     // classified with its calls above.
     let calls = if first.eq_ignore_ascii_case("copy") { Classes::NONE } else { function_classes(t, depth) };
     main | calls | sensitive_relations(t)
+}
+
+/// `INSERT`: adds rows, unless `ON CONFLICT DO UPDATE` turns it into an update of
+/// every row its source collides with; from anything but a `VALUES` list that is not
+/// bounded by the statement, so it is `destructive` like an unpinned UPDATE.
+fn insert(t: &[Token<'_>]) -> Classes {
+    let out = Classes::from(Write) | catalog_target(t, 2);
+    let top = top_level(t);
+    let upsert =
+        top.iter().any(|&i| t[i].is("conflict")) && top.iter().any(|&i| t[i].is("do") && is_word(t, i + 1, "update"));
+    let from_values = top.iter().any(|&i| t[i].is("values"));
+    if upsert && !from_values { out | Destructive.into() } else { out }
 }
 
 /// `BEGIN`/`START TRANSACTION`, which may say `READ WRITE`: on a read-only connection
@@ -517,6 +529,12 @@ fn update_delete(t: &[Token<'_>]) -> Classes {
     if is_word(t, w + 1, "current") && is_word(t, w + 2, "of") {
         return Write.into();
     }
+    // With other relations joined in (`DELETE ... USING`, `UPDATE ... FROM`) the pinned
+    // column may be theirs, not the target's.
+    let joins = if t[0].is("delete") { "using" } else { "from" };
+    if top.iter().any(|&i| i < w && t[i].is(joins)) {
+        return Classes::of(&[Write, Destructive]);
+    }
     // The condition runs to RETURNING or the end.
     let end = top.iter().copied().find(|&i| i > w && t[i].is("returning")).unwrap_or(t.len());
     if pins_rows(&t[w + 1..end]) { Write.into() } else { Classes::of(&[Write, Destructive]) }
@@ -554,9 +572,15 @@ fn pins_by_equality(term: &[Token<'_>]) -> bool {
         [x, cast, ty] => is_value(x) && cast.text == "::" && ty.kind == TokenKind::Word,
         _ => false,
     };
-    // A column: `id`, `t.id`, `"Id"`.
+    // A column: `id`, `t.id`, `"Id"`; never a keyword (`true`, `current_user`).
     let column_len = |c: &[Token<'_>]| {
-        let ident = |i: usize| c.get(i).is_some_and(|t| matches!(t.kind, TokenKind::Word | TokenKind::QuotedIdent));
+        let ident = |i: usize| {
+            c.get(i).is_some_and(|t| match t.kind {
+                TokenKind::Word => !builtins::is_syntax_keyword(&t.text.to_ascii_lowercase()),
+                TokenKind::QuotedIdent => true,
+                _ => false,
+            })
+        };
         match (ident(0), c.get(1).map(|t| t.kind), ident(2)) {
             (true, Some(TokenKind::Dot), true) => Some(3),
             (true, _, _) => Some(1),
@@ -660,13 +684,11 @@ fn explain(t: &[Token<'_>], depth: usize) -> Classes {
     let mut analyze = false;
     if t.get(i).map(|x| x.kind) == Some(TokenKind::LParen) {
         let Some(close) = skip_parens(t, i) else { return Unknown.into() };
+        // Option names are identifiers: `("analyze")` and `(U&"analyz\0065")` count.
+        // Any ANALYZE option is taken to run the statement, whatever its value says.
         let opts = &t[i + 1..close - 1];
-        for (k, tok) in opts.iter().enumerate() {
-            if tok.is("analyze") || tok.is("analyse") {
-                let off = opts.get(k + 1).is_some_and(|v| v.is("false") || v.is("off") || v.text == "0");
-                analyze |= !off;
-            }
-        }
+        analyze =
+            (0..opts.len()).any(|k| ident_at(opts, k).is_some_and(|(name, _)| name == "analyze" || name == "analyse"));
         i = close;
     } else {
         while is_word(t, i, "analyze") || is_word(t, i, "analyse") || is_word(t, i, "verbose") {
@@ -854,7 +876,10 @@ fn declare(t: &[Token<'_>], depth: usize) -> Classes {
 fn vacuum(t: &[Token<'_>]) -> Classes {
     let full = is_word(t, 1, "full")
         || (t.get(1).map(|x| x.kind) == Some(TokenKind::LParen)
-            && skip_parens(t, 1).is_some_and(|close| t[2..close - 1].iter().any(|x| x.is("full"))));
+            && skip_parens(t, 1).is_some_and(|close| {
+                let opts = &t[2..close - 1];
+                (0..opts.len()).any(|k| ident_at(opts, k).is_some_and(|(name, _)| name == "full"))
+            }));
     if full { Classes::of(&[Admin, Destructive]) } else { Admin.into() }
 }
 
@@ -1050,6 +1075,15 @@ mod row_tests {
             "merge into v using (select 1) s on true when matched then delete",
             "delete from v where id in (select id from v)",
             "delete from v where id = any (select id from v)",
+            "delete from v where true = 't'",
+            "delete from v where current_user = 'app_rw'",
+            "delete from v where 'x' = current_user",
+            "delete from v using (select 1 as k) s where s.k = 1",
+            "update v set a = 'x' from (values (1)) s(k) where s.k = 1",
+            "insert into v select * from v on conflict (id) do update set a = 'x'",
+            "explain (\"analyze\") delete from v where id = 1 or true",
+            "explain (U&\"analyz\\0065\", costs off) update v set a = 1",
+            "vacuum (\"full\") v",
         ] {
             assert!(destructive(sql), "{sql}");
         }
@@ -1063,6 +1097,8 @@ mod row_tests {
             "delete from v where 5 = id",
             "delete from v where current of c",
             "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2",
+            "insert into v values (1, 'a') on conflict (id) do update set a = excluded.a",
+            "insert into v select * from w on conflict do nothing",
         ] {
             assert!(!destructive(sql), "{sql}");
         }
