@@ -1931,3 +1931,107 @@ fn c14_masking() {
     app().sql(&setup).unwrap();
     run_category("mask", &app(), MASKING, masking());
 }
+
+// ---------------------------------------------------------------------------------------
+// 15. Found by attacking: statement names over 63 bytes, EXPLAIN options spelled oddly,
+//     WHERE clauses pinned to nothing, upserts, large-object writes, masking via aliases
+// ---------------------------------------------------------------------------------------
+
+/// Masking rules for category 15's own connection (its `rt_users` / `rt_config` live in
+/// database `rt_found`, so they cannot collide with category 14's in `app`).
+const FOUND_MASKING: &str = r#"
+[[masking]]
+connections = ["rt-found"]
+columns = ["*.rt_users.password_hash", "*.rt_config.v"]
+"#;
+
+/// `users_oid`: the OID of `rt_users` in the category's database.
+fn found_by_attacking(users_oid: &str) -> Vec<Attack> {
+    let simple = |name: &str, sql: &str| attack(name).q(sql);
+    let a63 = "a".repeat(63);
+    let q63 = "q".repeat(63);
+    let lo_setup = "do $$declare o oid; begin o := lo_from_bytea(0, convert_to('lo-original', 'UTF8'));
+        execute format('alter large object %s owner to {role}', o); end$$";
+    let lo_content = "select string_agg(convert_from(lo_get(oid), 'UTF8'), ',') from pg_largeobject_metadata
+        where lomowner = '{role}'::regrole";
+    let lo_unlink = "select lo_unlink(oid) from pg_largeobject_metadata where lomowner = '{role}'::regrole";
+    let lo = |name: &str, sql: &str| {
+        attack(name).bare().setup(lo_setup).q(sql).eq(lo_content, "lo-original").teardown(lo_unlink)
+    };
+    let m = |name: &str, sql: &str| {
+        attack(name).bare().q(sql).check(Check::Secret(HASH_SECRET.into())).check(Check::Secret(TOKEN_SECRET.into()))
+    };
+    // The masking attacks come first, while the schema holds only the masked tables (every
+    // attack below leaves a 5000-row victim table behind, which schema_to_xml would dump).
+    vec![
+        m("reverse(x) from rt_users as u(a,b,x) (column alias list)", "select reverse(x) from rt_users as u(a, b, x)"),
+        m("reverse(x) from a view over rt_users with an alias list", "select reverse(x) from rt_users_v as v(a, b, x)"),
+        m(
+            "with w(a,b,x) as (select * from rt_users) select reverse(x)",
+            "with w(a, b, x) as (select * from rt_users) select reverse(x) from w",
+        ),
+        m("reverse(x) from (table rt_users) as s(a,b,x)", "select reverse(x) from (table rt_users) as s(a, b, x)"),
+        m(
+            "reverse(value) from json_each_text(row_to_json(u))",
+            "select reverse(value) from rt_users u, json_each_text(row_to_json(u)) where key like 'pass%'",
+        ),
+        m("table_to_xml(<oid of rt_users>)", &format!("select table_to_xml({users_oid}, true, false, '')")),
+        // reverse() takes text, not xml.
+        m("reverse(schema_to_xml('public')::text)", "select reverse(schema_to_xml('public', true, false, '')::text)"),
+        m("copy rt_users to stdout (\"delimiter\" '|')", "copy rt_users to stdout (\"delimiter\" '|')"),
+        m("copy rt_users to stdout (format \"csv\")", "copy rt_users to stdout (format \"csv\")"),
+        attack("protocol names over 63 bytes: Close a63+zzz closes a63, Parse a63+yyy replaces it, Bind a63")
+            .send(vec![pa(&a63, "select 1"), sy()])
+            .send(vec![M::Close(b'S', format!("{a63}zzz")), sy()])
+            .send(vec![pa(&format!("{a63}yyy"), "delete from {t}"), sy()])
+            .send(vec![bi("", &a63), ex(""), sy()]),
+        attack("SQL names over 63 bytes: prepare q63, deallocate q63_anything, Parse q63_x, execute q63")
+            .q(&format!("prepare {q63} as select 1"))
+            .q(&format!("deallocate {q63}_anything"))
+            .send(vec![pa(&format!("{q63}_x"), "update {t} set v = 'pwned'"), sy()])
+            .q(&format!("execute {q63}")),
+        simple("explain (\"analyze\") delete", "explain (\"analyze\") delete from {t}"),
+        simple(
+            "explain (U&\"analyz\\0065\", costs off) update",
+            "explain (U&\"analyz\\0065\", costs off) update {t} set v = 'pwned'",
+        ),
+        simple("delete where true = 't'", "delete from {t} where true = 't'"),
+        simple("delete where current_user = '<role>'", "delete from {t} where current_user = '{role}'"),
+        simple("delete where '<role>' = current_user", "delete from {t} where '{role}' = current_user"),
+        simple("delete where current_date = current_date", "delete from {t} where current_date = current_date"),
+        simple("delete using (select 1 as k) s where s.k = 1", "delete from {t} using (select 1 as k) s where s.k = 1"),
+        simple(
+            "update from (values (1)) s(k) where s.k = 1",
+            "update {t} set v = 'pwned' from (values (1)) s(k) where s.k = 1",
+        ),
+        simple(
+            "insert select * from itself on conflict (id) do update",
+            "insert into {t} select * from {t} on conflict (id) do update set v = 'pwned2'",
+        ),
+        lo(
+            "lo_put over pg_largeobject_metadata",
+            "select lo_put(oid, 0, convert_to('XXXX', 'UTF8')) from pg_largeobject_metadata",
+        ),
+        lo(
+            "lowrite(lo_open(oid, INV_WRITE))",
+            "select lowrite(lo_open(oid, 131072), convert_to('XXXX', 'UTF8')) from pg_largeobject_metadata",
+        ),
+    ]
+}
+
+#[test]
+fn c15_found_by_attacking() {
+    let target = isolated("found", "");
+    let setup = format!(
+        "create table rt_users (id int primary key, name text, password_hash text);
+         insert into rt_users values (1, 'alice', '{HASH_SECRET}');
+         create table rt_config (k text primary key, v text);
+         insert into rt_config values ('api', '{TOKEN_SECRET}');
+         alter table rt_users owner to {role}; alter table rt_config owner to {role};
+         create view rt_users_v as select * from rt_users; grant select on rt_users_v to {role};",
+        role = target.role
+    );
+    target.sql(&setup).unwrap();
+    let users_oid = target.sql("select 'rt_users'::regclass::oid").unwrap();
+    run_category("found", &target, FOUND_MASKING, found_by_attacking(&users_oid));
+}
