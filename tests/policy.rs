@@ -332,3 +332,53 @@ async fn extended_protocol_clients_are_held_refused_and_stay_consistent() {
     let a = airlock.clone();
     assert!(tokio::task::spawn_blocking(move || pending(&a, 0)).await.unwrap().is_empty(), "withdrawn");
 }
+
+/// A read-only connection: the database itself refuses writes, even ones Airlock lets
+/// through or cannot see (a function that deletes), and the ways to lift the guard are
+/// held.
+#[test]
+fn read_only_connections_are_enforced_by_the_database() {
+    let port = cluster().port;
+    let extra = format!(
+        r#"
+[[connections]]
+name = "ro-db"
+protocol = "postgres"
+address = "127.0.0.1:{port}"
+database = "app"
+user = "app_rw"
+password = {{ env = "AIRLOCK_TEST_APP_PASSWORD" }}
+allow_groups = ["agents", "fixtures"]
+tls = "disable"
+read_only = true
+
+[approvals]
+timeout = "1s"
+"#
+    );
+    let airlock = Airlock::start_with("", &extra);
+    fixture(
+        &airlock,
+        "DROP TABLE IF EXISTS ro_t CASCADE; CREATE TABLE ro_t (id int primary key); \
+         INSERT INTO ro_t SELECT generate_series(1, 10); \
+         CREATE OR REPLACE FUNCTION ro_del() RETURNS int LANGUAGE sql AS 'DELETE FROM ro_t; SELECT 1'",
+    );
+    let run = |token: &str, sql: &str| airlock.psql(token, "ro-db", &["-v", "ON_ERROR_STOP=0", "-At", "-c", sql], None);
+    // Allowed by policy (the fixtures rule allows everything), refused by PostgreSQL.
+    for sql in ["DELETE FROM ro_t WHERE id = 1", "SELECT ro_del()", "RESET ALL; DELETE FROM ro_t WHERE id = 2"] {
+        let out = run(&token("setup", FIXTURES), sql);
+        assert!(stderr(&out).contains("cannot execute DELETE in a read-only transaction"), "{sql}: {}", stderr(&out));
+    }
+    // Lifting the guard is privilege: held, and nobody approves.
+    for sql in [
+        "SET default_transaction_read_only = off; DELETE FROM ro_t WHERE id = 3",
+        "BEGIN READ WRITE; DELETE FROM ro_t WHERE id = 3; COMMIT",
+        "SELECT set_config('transaction_read_only', 'off', false); DELETE FROM ro_t WHERE id = 3",
+    ] {
+        let out = run(&agent(), sql);
+        assert!(stderr(&out).contains("no approver decided in time"), "{sql}: {}", stderr(&out));
+    }
+    assert_eq!(upstream("SELECT count(*) FROM ro_t"), "10");
+    // Reads work as usual.
+    assert_eq!(ok(&run(&agent(), "SELECT count(*) FROM ro_t")), "10\n");
+}
