@@ -32,6 +32,7 @@ pub mod admin;
 pub mod approvals;
 pub mod config;
 pub mod demo;
+pub mod glob;
 pub mod identity;
 pub mod listener;
 pub mod masking;

@@ -438,6 +438,12 @@ pub struct RuleConfig {
     pub classes: Vec<airlock_postgres::sql::Class>,
     /// Regex on the normalised statement (lower-case keywords, single spaces).
     pub statement: Option<String>,
+    /// Functions that are not built in which this rule vouches for, as
+    /// `schema.name` globs (an unqualified call is matched by its name alone). Their
+    /// calls stop being `unknown`; the rest of the statement is judged as usual. Only
+    /// with `action = "allow"`.
+    #[serde(default)]
+    pub functions: Vec<String>,
     /// What to do.
     pub action: Action,
     /// Text for the agent (and approvers).
@@ -635,6 +641,12 @@ impl Config {
             }
             if let Some(c) = rule.connections.iter().find(|c| !self.connections.iter().any(|k| &k.name == *c)) {
                 return err(format!("rules[{i}].connections"), format!("no connection named {c:?}"));
+            }
+            if !rule.functions.is_empty() && rule.action != Action::Allow {
+                return err(
+                    format!("rules[{i}].functions"),
+                    "vouches for functions, so it goes with action = \"allow\" (calls of other functions stay unknown and need approval)".into(),
+                );
             }
         }
         let builtin: Vec<&str> = crate::masking::detectors::NAMES.to_vec();

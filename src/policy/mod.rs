@@ -54,8 +54,18 @@ struct Rule {
     groups: Vec<String>,
     classes: Classes,
     statement: Option<Regex>,
+    /// `schema.name` globs of functions this rule vouches for (an allow rule).
+    functions: Vec<String>,
     action: Action,
     message: Option<String>,
+}
+
+impl Rule {
+    /// Whether its connection and group conditions hold.
+    fn applies(&self, connection: &str, groups: &[String]) -> bool {
+        (self.connections.is_empty() || self.connections.iter().any(|c| c == connection))
+            && (self.groups.is_empty() || self.groups.iter().any(|g| groups.contains(g)))
+    }
 }
 
 /// The compiled rules.
@@ -251,6 +261,7 @@ impl Policy {
                     groups: r.groups.clone(),
                     classes: Classes::of(&r.classes),
                     statement: r.statement.as_deref().map(Regex::new).transpose()?,
+                    functions: r.functions.clone(),
                     action: r.action,
                     message: r.message.clone(),
                 })
@@ -268,6 +279,7 @@ impl Policy {
             groups: Vec::new(),
             classes: Classes::NONE,
             statement: None,
+            functions: Vec::new(),
             action: Action::Allow,
             message: None,
         };
@@ -290,11 +302,13 @@ impl Policy {
         query: &str,
         names: &dyn Fn(Named<'_>) -> Option<Classes>,
     ) -> Decision {
+        let trusted = |schema: Option<&str>, name: &str| self.vouched_for(connection, groups, schema, name);
+        let classify = |s: &sql::Statement<'_>| sql::classify_trusting(s, &trusted);
         let decide = |s: &sql::Statement<'_>| {
             let classes = match statement_name(&s.tokens, "execute") {
-                Some(name) => names(Named::Statement(&name)).unwrap_or_else(|| sql::classify(s)),
+                Some(name) => names(Named::Statement(&name)).unwrap_or_else(|| classify(s)),
                 None => {
-                    let own = sql::classify(s);
+                    let own = classify(s);
                     match cursor_name(&s.tokens).and_then(|name| names(Named::Portal(&name))) {
                         Some(portal) => own | portal,
                         None => own,
@@ -321,6 +335,18 @@ impl Policy {
         Decision::of(vec![self.decide(connection, groups, what, &[], Classes::of(&[Class::Unknown]))])
     }
 
+    /// Whether a rule that applies here vouches for the function `schema.name` (an
+    /// unqualified call is matched by its name against each glob's last part).
+    fn vouched_for(&self, connection: &str, groups: &[String], schema: Option<&str>, name: &str) -> bool {
+        self.rules.iter().filter(|r| !r.functions.is_empty() && r.applies(connection, groups)).any(|r| {
+            r.functions.iter().any(|glob| match (schema, glob.rsplit_once('.')) {
+                (Some(schema), Some((gs, gn))) => crate::glob::matches(gs, schema) && crate::glob::matches(gn, name),
+                (None, Some((_, gn))) => crate::glob::matches(gn, name),
+                (_, None) => crate::glob::matches(glob, name),
+            })
+        })
+    }
+
     fn decide(
         &self,
         connection: &str,
@@ -331,9 +357,9 @@ impl Policy {
     ) -> StatementDecision {
         // Normalised once, and only if a rule's regex gets that far.
         let mut normalized: Option<String> = None;
-        let matched = self.rules.iter().find(|r| {
-            (r.connections.is_empty() || r.connections.iter().any(|c| c == connection))
-                && (r.groups.is_empty() || r.groups.iter().any(|g| groups.contains(g)))
+        // Rules that vouch for functions did their part in classification.
+        let matched = self.rules.iter().filter(|r| r.functions.is_empty()).find(|r| {
+            r.applies(connection, groups)
                 && (r.classes.is_empty() || classes.iter().any(|c| r.classes.contains(c)))
                 && r.statement
                     .as_ref()
@@ -447,6 +473,26 @@ mod tests {
         assert_eq!(decide("EXECUTE q(1)", &names), "approve");
         track("DEALLOCATE ALL", &mut names);
         assert!(names.is_empty());
+    }
+
+    #[test]
+    fn rules_vouch_for_named_functions_and_nothing_else() {
+        let p = policy(
+            "[auth]\ndev_tokens = true\n[[connections]]\nname = \"x\"\nprotocol = \"postgres\"\naddress = \"h:1\"\n\
+             database = \"d\"\nuser = \"u\"\nallow_groups = [\"agents\"]\n\
+             [[rules]]\nname = \"safe-functions\"\nfunctions = [\"public.safe_*\"]\naction = \"allow\"\n",
+        );
+        let agents = vec!["agents".to_string()];
+        let verdict = |q: &str| p.decide_query("x", &agents, q).decision;
+        assert_eq!(verdict("select safe_count()"), "allow");
+        assert_eq!(verdict("select public.\"safe_count\"(1) from t"), "allow");
+        assert_eq!(verdict("select other.safe_count()"), "approve");
+        assert_eq!(verdict("select del_all()"), "approve");
+        assert_eq!(verdict("select safe_count(), pg_read_file('/etc/passwd')"), "approve");
+        assert_eq!(verdict("delete from t where safe_pick(id)"), "approve");
+        let config = "[auth]\ndev_tokens = true\n[[rules]]\nfunctions = [\"f\"]\naction = \"deny\"\n";
+        let e = Config::parse(config, std::path::PathBuf::new()).unwrap_err();
+        assert_eq!(e.key, "rules[0].functions");
     }
 
     #[test]

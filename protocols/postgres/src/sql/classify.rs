@@ -328,7 +328,7 @@ fn literal(arg: Option<&&[Token<'_>]>) -> Option<String> {
 /// take their class from PostgreSQL's own catalog (see [`builtins`]); any other
 /// function may do anything, so it is `unknown`, except inside statements that need
 /// approval anyway (DDL, privileges).
-fn function_classes(t: &[Token<'_>], depth: usize) -> Classes {
+fn function_classes(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
     let mut out = Classes::NONE;
     let defines = ["create", "alter", "drop", "comment", "grant", "revoke", "security", "reassign"]
         .iter()
@@ -355,14 +355,17 @@ fn function_classes(t: &[Token<'_>], depth: usize) -> Classes {
                 }
             }
             Some(Builtin::RunsSql(n)) => match literal(args().get(n)) {
-                Some(sql) if depth < MAX_DEPTH => {
-                    let inner =
-                        super::split(&sql).iter().fold(Classes::NONE, |acc, s| acc | classify_at(&s.tokens, depth + 1));
+                Some(sql) if scope.depth < MAX_DEPTH => {
+                    let inner = super::split(&sql)
+                        .iter()
+                        .fold(Classes::NONE, |acc, s| acc | classify_at(&s.tokens, scope.deeper()));
                     if inner.is_empty() { Unknown.into() } else { inner }
                 }
                 _ => Unknown.into(),
             },
             None if defines => Classes::NONE,
+            // A rule vouches for it (`functions = [...]`).
+            None if (scope.trusted)(call.schema.as_deref(), &call.name) => Classes::NONE,
             None => Unknown.into(),
         };
     }
@@ -425,11 +428,32 @@ fn sensitive_relations(t: &[Token<'_>]) -> Classes {
 
 /// Classifies a statement given as tokens.
 pub fn classify_tokens(t: &[Token<'_>]) -> Classes {
-    classify_at(t, 0)
+    classify_at(t, Scope { depth: 0, trusted: &|_, _| false })
+}
+
+/// Classifies a statement where `trusted(schema, name)` says which functions that are
+/// not built in a rule vouches for (their calls add nothing; others are `unknown`).
+pub fn classify_trusting(statement: &Statement<'_>, trusted: &dyn Fn(Option<&str>, &str) -> bool) -> Classes {
+    classify_at(&statement.tokens, Scope { depth: 0, trusted })
+}
+
+/// What classification carries down into nested statements.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    /// How deep in SQL text passed to functions.
+    depth: usize,
+    /// Functions that are not built in but vouched for, by schema (if written) and name.
+    trusted: &'a dyn Fn(Option<&str>, &str) -> bool,
+}
+
+impl Scope<'_> {
+    fn deeper(self) -> Self {
+        Scope { depth: self.depth + 1, ..self }
+    }
 }
 
 /// Classifies a statement found `depth` levels down in SQL text passed to functions.
-fn classify_at(t: &[Token<'_>], depth: usize) -> Classes {
+fn classify_at(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
     if t.is_empty() {
         return Classes::NONE;
     }
@@ -438,14 +462,14 @@ fn classify_at(t: &[Token<'_>], depth: usize) -> Classes {
     }
     // `(SELECT ...)` and `((SELECT ...)) UNION ...`: classify as a query.
     if t[0].kind == TokenKind::LParen {
-        return query(t) | function_classes(t, depth) | sensitive_relations(t);
+        return query(t) | function_classes(t, scope) | sensitive_relations(t);
     }
     let Some(first) = word(t, 0) else { return Unknown.into() };
     let main = match first.to_ascii_lowercase().as_str() {
         "select" | "values" | "table" => query(t),
-        "with" => with(t, depth),
+        "with" => with(t, scope),
         "show" | "fetch" | "move" | "close" => Read.into(),
-        "explain" => explain(t, depth),
+        "explain" => explain(t, scope),
         "insert" => insert(t),
         // A MERGE may touch every row its join finds: held until the database can count.
         "merge" => Classes::of(&[Write, Destructive]) | catalog_target(t, 2),
@@ -454,7 +478,7 @@ fn classify_at(t: &[Token<'_>], depth: usize) -> Classes {
         // Holding locks blocks everyone else: the server's business, not an agent's.
         "lock" => Admin.into(),
         "refresh" => Write.into(),
-        "copy" => copy(t, depth),
+        "copy" => copy(t, scope),
         "truncate" => Classes::of(&[Write, Destructive]) | catalog_target(t, 1),
         "drop" => drop(t),
         "create" => create(t),
@@ -464,8 +488,8 @@ fn classify_at(t: &[Token<'_>], depth: usize) -> Classes {
         "reset" => reset(t),
         "begin" | "start" => transaction(t),
         "commit" | "end" | "rollback" | "savepoint" | "release" | "abort" => Transaction.into(),
-        "prepare" => prepare(t, depth),
-        "declare" => declare(t, depth),
+        "prepare" => prepare(t, scope),
+        "declare" => declare(t, scope),
         "execute" | "call" => Unknown.into(),
         "do" => Classes::of(&[Ddl, Unknown]),
         "deallocate" | "discard" | "listen" | "unlisten" | "notify" => Session.into(),
@@ -476,7 +500,7 @@ fn classify_at(t: &[Token<'_>], depth: usize) -> Classes {
     };
     // COPY's own syntax has no calls (`TO STDOUT (FORMAT csv)`); its query was
     // classified with its calls above.
-    let calls = if first.eq_ignore_ascii_case("copy") { Classes::NONE } else { function_classes(t, depth) };
+    let calls = if first.eq_ignore_ascii_case("copy") { Classes::NONE } else { function_classes(t, scope) };
     main | calls | sensitive_relations(t)
 }
 
@@ -618,7 +642,7 @@ fn pins_by_equality(term: &[Token<'_>]) -> bool {
 
 /// `WITH [RECURSIVE] name [(cols)] AS [NOT] [MATERIALIZED] (stmt) [, ...] main`: the
 /// union of every CTE body and the main statement.
-fn with(t: &[Token<'_>], depth: usize) -> Classes {
+fn with(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
     let mut out = Classes::NONE;
     let mut i = 1;
     if is_word(t, i, "recursive") {
@@ -652,7 +676,7 @@ fn with(t: &[Token<'_>], depth: usize) -> Classes {
         if !starts_statement(t, i + 1) {
             out |= Unknown.into();
         }
-        out |= classify_at(&t[i + 1..close - 1], depth);
+        out |= classify_at(&t[i + 1..close - 1], scope);
         i = close;
         // SEARCH / CYCLE clauses run to the next comma or the main statement.
         while i < t.len() && (is_word(t, i, "search") || is_word(t, i, "cycle")) {
@@ -670,7 +694,7 @@ fn with(t: &[Token<'_>], depth: usize) -> Classes {
     if main.is_empty() || !starts_statement(t, i) {
         return out | Unknown.into();
     }
-    out | classify_at(main, depth)
+    out | classify_at(main, scope)
 }
 
 fn starts_statement(t: &[Token<'_>], i: usize) -> bool {
@@ -679,7 +703,7 @@ fn starts_statement(t: &[Token<'_>], i: usize) -> bool {
 }
 
 /// `EXPLAIN` reads the plan; with ANALYZE it also runs the statement.
-fn explain(t: &[Token<'_>], depth: usize) -> Classes {
+fn explain(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
     let mut i = 1;
     let mut analyze = false;
     if t.get(i).map(|x| x.kind) == Some(TokenKind::LParen) {
@@ -696,7 +720,7 @@ fn explain(t: &[Token<'_>], depth: usize) -> Classes {
             i += 1;
         }
     }
-    let inner = classify_at(t.get(i..).unwrap_or_default(), depth);
+    let inner = classify_at(t.get(i..).unwrap_or_default(), scope);
     if inner.is_empty() {
         return Unknown.into();
     }
@@ -705,12 +729,12 @@ fn explain(t: &[Token<'_>], depth: usize) -> Classes {
 
 /// `COPY`: from STDIN writes, to STDOUT reads (and runs its query); a server file or
 /// PROGRAM is admin.
-fn copy(t: &[Token<'_>], depth: usize) -> Classes {
+fn copy(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
     let mut out = Classes::NONE;
     let mut i = 1;
     if t.get(i).map(|x| x.kind) == Some(TokenKind::LParen) {
         let Some(close) = skip_parens(t, i) else { return Unknown.into() };
-        out |= classify_at(&t[i + 1..close - 1], depth);
+        out |= classify_at(&t[i + 1..close - 1], scope);
         i = close;
     }
     let Some(dir) = t.iter().enumerate().skip(i).find(|(_, x)| x.is("from") || x.is("to")).map(|(k, _)| k) else {
@@ -857,19 +881,19 @@ fn reset(t: &[Token<'_>]) -> Classes {
 }
 
 /// `PREPARE name [(types)] AS stmt` classifies as the statement it prepares.
-fn prepare(t: &[Token<'_>], depth: usize) -> Classes {
+fn prepare(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
     if is_word(t, 1, "transaction") {
         return Transaction.into();
     }
     let Some(as_) = top_level(t).into_iter().find(|&i| t[i].is("as")) else { return Unknown.into() };
-    let inner = classify_at(&t[as_ + 1..], depth);
+    let inner = classify_at(&t[as_ + 1..], scope);
     if inner.is_empty() { Unknown.into() } else { inner }
 }
 
 /// `DECLARE c CURSOR FOR query`.
-fn declare(t: &[Token<'_>], depth: usize) -> Classes {
+fn declare(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
     let Some(for_) = top_level(t).into_iter().find(|&i| t[i].is("for")) else { return Unknown.into() };
-    let inner = classify_at(&t[for_ + 1..], depth);
+    let inner = classify_at(&t[for_ + 1..], scope);
     if inner.is_empty() { Unknown.into() } else { inner }
 }
 

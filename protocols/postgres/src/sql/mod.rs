@@ -17,5 +17,5 @@ pub mod lexer;
 pub mod settings;
 pub mod split;
 
-pub use classify::{Class, Classes, classify};
+pub use classify::{Class, Classes, classify, classify_trusting};
 pub use split::{Statement, split, split_with};
