@@ -47,6 +47,12 @@ pub mod tag {
     pub const COPY_DATA: u8 = b'd';
     /// CopyDone (both directions).
     pub const COPY_DONE: u8 = b'c';
+    /// CopyFail (frontend).
+    pub const COPY_FAIL: u8 = b'f';
+    /// CopyInResponse (backend).
+    pub const COPY_IN: u8 = b'G';
+    /// CopyBothResponse (backend).
+    pub const COPY_BOTH: u8 = b'W';
     /// FunctionCall (legacy fast-path).
     pub const FUNCTION_CALL: u8 = b'F';
     /// Terminate.

@@ -196,6 +196,8 @@ impl<'a> SessionGate<'a> {
         matches!(
             tag,
             tag::QUERY
+                | tag::COPY_DONE
+                | tag::COPY_FAIL
                 | tag::PARSE
                 | tag::BIND
                 | tag::EXECUTE
@@ -327,6 +329,10 @@ impl<'a> SessionGate<'a> {
                     return Ok(Step::Forward { request: true, statement: false, expect });
                 }
                 Ok(Step::Decide(Held { decision: Arc::new(decision), kind: HeldKind::FunctionCall, expect }))
+            }
+            tag::COPY_DONE | tag::COPY_FAIL => {
+                self.statements.copy_end();
+                forward(false, false)
             }
             _ => forward(false, false),
         }

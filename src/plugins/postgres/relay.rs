@@ -641,7 +641,7 @@ where
                 // The result seam: masking follows every result message and asks for
                 // RowDescriptions and changed rows whole.
                 let masked = results.as_mut().map_or(Disposition::Pass, |r| r.classify(h));
-                if track_replies && matches!(h.tag, b'1' | b'3' | b'C' | b'I' | b's' | b'E' | b'Z') {
+                if track_replies && matches!(h.tag, b'1' | b'3' | b'C' | b'I' | b's' | b'E' | b'Z' | b'G' | b'W') {
                     replies.push(h.tag);
                 }
                 // Settings the server reports are checked whole (they are rare).

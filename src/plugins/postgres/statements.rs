@@ -11,6 +11,9 @@
 //! something about names, and those that bound a batch, are tracked: Parse (`1`), Close
 //! (`3`), Execute (`C`, `I`, `s`), Sync and FunctionCall (`Z`), Query (one `C` per
 //! statement, then `Z`). After an `E`, the server skips everything up to the next Sync.
+//! In copy-in mode (after `G`) the server ignores Sync until the agent's CopyDone or
+//! CopyFail (libpq sends one right after the COPY's Execute), so those Syncs are
+//! struck from the queue when `G` arrives.
 //! A reply that fits no request means the pairing is lost: from then on no name is
 //! trusted (every execution of a prepared statement is held), which fails closed.
 
@@ -49,6 +52,9 @@ enum Request {
     Query {
         effects: VecDeque<Option<Effect>>,
     },
+    /// The agent ended a COPY's data (CopyDone or CopyFail): Syncs before it, sent
+    /// while the server was copying in, were ignored. Answered by nothing.
+    CopyEnd,
 }
 
 /// The session's prepared statements.
@@ -58,6 +64,8 @@ pub struct Statements {
     pending: VecDeque<Request>,
     /// The pairing of replies to requests was lost.
     lost: bool,
+    /// The server is copying in and the agent has not ended the COPY yet.
+    copying: bool,
 }
 
 impl Statements {
@@ -86,9 +94,26 @@ impl Statements {
         self.push(Request::Query { effects: effects.into() });
     }
 
+    /// A CopyDone or CopyFail went upstream.
+    pub fn copy_end(&mut self) {
+        self.push(Request::CopyEnd);
+    }
+
     fn push(&mut self, request: Request) {
         if self.lost {
             return;
+        }
+        if self.copying {
+            match request {
+                // Ignored by the server while it copies in.
+                Request::Ready => return,
+                Request::CopyEnd => {
+                    self.copying = false;
+                    return;
+                }
+                // Nothing else belongs in a COPY's data: trust no name from here on.
+                _ => return self.lose(),
+            }
         }
         if self.pending.len() >= MAX_PENDING {
             return self.lose();
@@ -98,6 +123,7 @@ impl Statements {
 
     fn lose(&mut self) {
         self.lost = true;
+        self.copying = false;
         self.confirmed.clear();
         self.pending.clear();
     }
@@ -119,6 +145,10 @@ impl Statements {
     pub fn reply(&mut self, tag: u8) {
         if self.lost {
             return;
+        }
+        // A CopyEnd at the head belongs to a COPY that already ended (or never began).
+        while matches!(self.pending.front(), Some(Request::CopyEnd)) {
+            self.pending.pop_front();
         }
         let fits = match (tag, self.pending.front_mut()) {
             (b'1', Some(Request::Parse { .. })) => {
@@ -167,8 +197,34 @@ impl Statements {
             }
             (b'Z', Some(Request::Ready | Request::Query { .. })) => {
                 self.pending.pop_front();
+                // CopyEnd markers with no COPY in progress mean nothing.
+                while matches!(self.pending.front(), Some(Request::CopyEnd)) {
+                    self.pending.pop_front();
+                }
                 true
             }
+            // Copy-in begins for the Execute or Query at the head: the Syncs the agent
+            // sends until its CopyDone or CopyFail are ignored by the server. Those
+            // already queued go now; later ones are not queued (`copying`).
+            (b'G', Some(Request::Execute | Request::Query { .. })) => {
+                let mut k = 1;
+                loop {
+                    match self.pending.get(k) {
+                        Some(Request::Ready) => drop(self.pending.remove(k)),
+                        Some(Request::CopyEnd) => {
+                            self.pending.remove(k);
+                            break;
+                        }
+                        Some(_) => k += 1,
+                        None => {
+                            self.copying = true;
+                            break;
+                        }
+                    }
+                }
+                true
+            }
+            (b'G' | b'W', _) => false,
             // Replies to untracked requests (Bind, Describe) and asynchronous ones.
             (b'1' | b'3' | b'C' | b'I' | b's' | b'Z', _) => false,
             _ => true,
@@ -255,6 +311,45 @@ mod tests {
             s.reply(tag);
         }
         assert_eq!(allowed(&s, "p"), Some(true));
+    }
+
+    #[test]
+    fn syncs_sent_while_copying_in_are_not_answered() {
+        // libpq: Parse/Bind/Execute(COPY FROM STDIN), Sync (ignored), CopyData,
+        // CopyDone, Sync; then a failed re-Parse of `s` must not be confirmed by the
+        // next Parse's ParseComplete.
+        let mut s = Statements::default();
+        s.parse("s", decision("drop table t"));
+        s.ready();
+        for tag in *b"1Z" {
+            s.reply(tag);
+        }
+        s.parse("", decision("copy v from stdin"));
+        s.execute();
+        s.ready();
+        s.reply(b'1');
+        s.reply(b'G');
+        s.copy_end();
+        s.ready();
+        for tag in *b"CZ" {
+            s.reply(tag);
+        }
+        s.parse("s", decision("select 1"));
+        s.ready();
+        s.parse("u", decision("select 2"));
+        s.ready();
+        for tag in *b"EZ1Z" {
+            s.reply(tag);
+        }
+        assert!(s.lookup("s").is_some_and(|d| !d.allowed()), "the failed Parse kept the old meaning");
+        assert_eq!(allowed(&s, "u"), Some(true));
+        // A statement sent in the middle of a COPY's data: trust nothing.
+        s.parse("", decision("copy v from stdin"));
+        s.execute();
+        s.reply(b'1');
+        s.reply(b'G');
+        s.parse("x", decision("select 1"));
+        assert!(s.lookup("u").is_none());
     }
 
     #[test]

@@ -85,8 +85,8 @@ pub const CLAUSE_WORDS: &[&str] = &[
     "operator",
 ];
 
-/// Catalog relations whose contents are the server's own secrets or configuration:
-/// reading them is `admin`.
+/// Catalog relations whose contents are the server's own secrets or configuration, or
+/// samples of every column's values (statistics): reading them is `admin`.
 pub const SENSITIVE_RELATIONS: &[&str] = &[
     "pg_authid",
     "pg_shadow",
@@ -97,6 +97,10 @@ pub const SENSITIVE_RELATIONS: &[&str] = &[
     "pg_file_settings",
     "pg_largeobject",
     "pg_statistic",
+    "pg_stats",
+    "pg_stats_ext",
+    "pg_stats_ext_exprs",
+    "pg_statistic_ext_data",
 ];
 
 #[cfg(test)]

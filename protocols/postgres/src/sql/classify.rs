@@ -571,12 +571,20 @@ fn update_delete(t: &[Token<'_>]) -> Classes {
 /// `destructive` until the database can count the rows for Airlock.
 fn pins_rows(cond: &[Token<'_>]) -> bool {
     let mut terms = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
+    // Depth in parentheses, brackets and CASE ... END; an AND that belongs to a
+    // BETWEEN is no split (`id BETWEEN 0 AND id = 't'` is one term).
+    let (mut depth, mut start, mut between) = (0i32, 0usize, false);
     for (i, tok) in cond.iter().enumerate() {
         match tok.kind {
             TokenKind::LParen => depth += 1,
             TokenKind::RParen => depth -= 1,
+            TokenKind::Op if tok.text == "[" => depth += 1,
+            TokenKind::Op if tok.text == "]" => depth -= 1,
+            _ if tok.is("case") => depth += 1,
+            _ if tok.is("end") => depth -= 1,
             _ if depth == 0 && tok.is("or") => return false,
+            _ if depth == 0 && tok.is("between") => between = true,
+            _ if depth == 0 && tok.is("and") && between => between = false,
             _ if depth == 0 && tok.is("and") => {
                 terms.push(&cond[start..i]);
                 start = i + 1;
@@ -1108,6 +1116,9 @@ mod row_tests {
             "explain (\"analyze\") delete from v where id = 1 or true",
             "explain (U&\"analyz\\0065\", costs off) update v set a = 1",
             "vacuum (\"full\") v",
+            "delete from v where id between 0 and id = 't'",
+            "delete from v where case when true and id = 1 and true then true else true end",
+            "delete from v where array[true and id = 1 and true, true][2]",
         ] {
             assert!(destructive(sql), "{sql}");
         }
