@@ -382,3 +382,39 @@ timeout = "1s"
     // Reads work as usual.
     assert_eq!(ok(&run(&agent(), "SELECT count(*) FROM ro_t")), "10\n");
 }
+
+/// Code of the database's own that a read would run, through a view, an operator, a
+/// domain's check or a cast: the statement is held, and the function never runs.
+#[test]
+fn reads_that_would_run_the_databases_own_code_are_held() {
+    let airlock = Airlock::start_with("", "[approvals]\ntimeout = \"1s\"\n");
+    fixture(
+        &airlock,
+        "DROP TABLE IF EXISTS hid_victim CASCADE; DROP DOMAIN IF EXISTS hid_dom CASCADE; \
+         DROP OPERATOR IF EXISTS <%> (int, int); DROP FUNCTION IF EXISTS hid_del(int, int), hid_chk(int) CASCADE; \
+         CREATE TABLE hid_victim (id int); INSERT INTO hid_victim SELECT generate_series(1, 100); \
+         CREATE FUNCTION hid_del(int, int) RETURNS bool LANGUAGE sql AS 'DELETE FROM hid_victim; SELECT true'; \
+         CREATE FUNCTION hid_chk(int) RETURNS bool LANGUAGE sql AS 'DELETE FROM hid_victim; SELECT true'; \
+         CREATE OPERATOR <%> (LEFTARG = int, RIGHTARG = int, FUNCTION = hid_del); \
+         CREATE DOMAIN hid_dom AS int CHECK (hid_chk(VALUE)); \
+         CREATE VIEW hid_view_fn AS SELECT hid_del(1, 2) AS x; \
+         CREATE VIEW hid_view_op AS SELECT 1 <%> 2 AS x; \
+         CREATE VIEW hid_view_of_view AS SELECT * FROM hid_view_op",
+    );
+    let held = [
+        "SELECT * FROM hid_view_fn",
+        "SELECT * FROM hid_view_op",
+        "SELECT * FROM hid_view_of_view",
+        "SELECT 1 <%> 2",
+        "SELECT 1::hid_dom",
+        "SELECT query_to_xml('select * from hid_view_fn', true, true, '')",
+    ];
+    for sql in held {
+        let out = airlock.psql(&agent(), "app-db", &["-v", "ON_ERROR_STOP=0", "-At", "-c", sql], None);
+        assert!(stderr(&out).contains("no approver decided in time"), "{sql}: {}", stderr(&out));
+        assert_eq!(upstream("SELECT count(*) FROM hid_victim"), "100", "{sql} ran the function");
+    }
+    // Reading the table itself is a plain read.
+    let out = airlock.psql(&agent(), "app-db", &["-At", "-c", "SELECT count(*) FROM hid_victim"], None);
+    assert_eq!(ok(&out), "100\n");
+}

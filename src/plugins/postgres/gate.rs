@@ -13,6 +13,7 @@ use airlock_postgres::ProtocolError;
 use airlock_postgres::message::{self, CloseTarget, tag};
 use airlock_postgres::sql;
 
+use super::hidden::RunsCode;
 use super::mask::{ConnectionMasking, Expect, Taint};
 use super::statements::{Effect, Statements};
 use crate::identity::Identity;
@@ -87,7 +88,7 @@ pub struct SessionGate<'a> {
     /// Names parsed before this were forgotten (the map's cap).
     forgotten_before: u64,
     /// Relations that run the database's own code when read.
-    runs_code: Arc<HashSet<String>>,
+    runs_code: Arc<RunsCode>,
     /// Views that show a rule-masked column.
     showing_masked: Arc<HashSet<String>>,
 }
@@ -135,30 +136,46 @@ impl<'a> SessionGate<'a> {
     /// What this session's catalog says: statements naming one of `runs_code` are
     /// `unknown` (see `hidden.rs`), and naming one of `showing_masked` is naming a
     /// masked column.
-    pub fn with_catalog(mut self, runs_code: Arc<HashSet<String>>, showing_masked: Arc<HashSet<String>>) -> Self {
+    pub fn with_catalog(mut self, runs_code: Arc<RunsCode>, showing_masked: Arc<HashSet<String>>) -> Self {
         self.runs_code = runs_code;
         self.showing_masked = showing_masked;
         self
     }
 
-    /// Adds `unknown` to a decision whose statement reads a relation that runs code of
-    /// the database's own.
+    /// Adds `unknown` to a decision whose statement reads a relation, uses a type or an
+    /// operator that runs code of the database's own (see `hidden.rs`), also inside SQL
+    /// text passed to functions.
     fn hidden_code(&self, text: &str, decision: Arc<Decision>) -> Arc<Decision> {
-        if self.runs_code.is_empty() {
-            return decision;
-        }
-        let t = sql::lexer::tokens(text);
-        let named = (0..t.len()).find_map(|i| {
-            let (name, _) = sql::lexer::ident_at(&t, i)?;
-            self.runs_code.contains(&name).then_some(name)
-        });
-        match named {
-            Some(name) => {
-                let why = self.opaque(&format!("{text} (reading {name} runs functions Airlock cannot see into)"));
+        match self.runs_code(text) {
+            Some(what) => {
+                let why = self.opaque(&format!("{text} ({what} runs functions Airlock cannot see into)"));
                 Arc::new(decision.merged(&why))
             }
             None => decision,
         }
+    }
+
+    fn runs_code(&self, text: &str) -> Option<String> {
+        use sql::lexer::TokenKind;
+        if self.runs_code.is_empty() {
+            return None;
+        }
+        // An operator anywhere in the text, even in a string: only a false alarm.
+        if let Some(op) = self.runs_code.operators.iter().find(|op| text.contains(op.as_str())) {
+            return Some(format!("operator {op}"));
+        }
+        let t = sql::lexer::tokens(text);
+        (0..t.len()).find_map(|i| match t[i].kind {
+            TokenKind::String | TokenKind::DollarString => {
+                let inner =
+                    sql::lexer::string_value(&t[i]).unwrap_or_else(|| t[i].text.replace(['\'', '$', '\\'], " "));
+                self.runs_code(&inner)
+            }
+            _ => {
+                let (name, _) = sql::lexer::ident_at(&t, i)?;
+                self.runs_code.names.contains(&name).then_some(name)
+            }
+        })
     }
 
     fn announce(&self, expect: impl FnOnce() -> Expect) -> Option<Expect> {
@@ -539,7 +556,13 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(taint(query("select password_hash || '' from users")), Taint::Column);
-        assert_eq!(taint(query("select row_to_json(u) from \"users\" u")), Taint::Table);
+        assert_eq!(taint(query("select row_to_json(u) from \"users\" u")), Taint::Column);
+        assert_eq!(
+            taint(query("select array(select ascii(x) from regexp_split_to_table(u::text, '') x) from users u")),
+            Taint::Column
+        );
+        assert_eq!(taint(query("select upper(u.email) from users as u")), Taint::Table);
+        assert_eq!(taint(query("select count(*) from users")), Taint::Table);
         assert_eq!(taint(query("select count(*) from orders")), Taint::Clean);
         for sql in [
             "update users set note = password_hash where id = 1",

@@ -165,6 +165,11 @@ impl ConnectionMasking {
                 }
                 if named(glob.get(1)) {
                     taint = Taint::Table;
+                    // The table (or its alias) used as a value is the whole row, masked
+                    // column included, in any shape: `u::text`, `row_to_json(u)`.
+                    if whole_row_used(&t, i) {
+                        return Taint::Column;
+                    }
                 }
             }
         }
@@ -1332,6 +1337,30 @@ fn mask_text_fields(masker: &Masker, tag: u8, body: &[u8], taint: Taint) -> Opti
     }
     message::set_length(&mut out);
     Some(out.freeze())
+}
+
+/// Whether the relation named at `t[at]` is used as a value elsewhere in the statement:
+/// its name or alias (`users u`, `users AS u`) appears neither qualifying a column
+/// (`u.email`) nor where it was named.
+fn whole_row_used(t: &[airlock_postgres::sql::lexer::Token<'_>], at: usize) -> bool {
+    use airlock_postgres::sql::builtins::is_syntax_keyword;
+    use airlock_postgres::sql::lexer::{TokenKind, ident_at};
+    let Some((table, _)) = ident_at(t, at) else { return false };
+    let alias_at = match t.get(at + 1) {
+        Some(a) if a.is("as") => Some(at + 2),
+        Some(a) if a.kind == TokenKind::QuotedIdent => Some(at + 1),
+        Some(a) if a.kind == TokenKind::Word && !is_syntax_keyword(&a.text.to_ascii_lowercase()) => Some(at + 1),
+        _ => None,
+    };
+    let alias = alias_at.and_then(|k| ident_at(t, k)).map(|(a, _)| a);
+    (0..t.len()).any(|j| {
+        j != at
+            && Some(j) != alias_at
+            && matches!(t[j].kind, TokenKind::Word | TokenKind::QuotedIdent)
+            && t.get(j + 1).is_none_or(|n| n.kind != TokenKind::Dot)
+            && j.checked_sub(1).and_then(|p| t.get(p)).is_none_or(|p| p.kind != TokenKind::Dot)
+            && ident_at(t, j).is_some_and(|(n, _)| n == table || alias.as_ref() == Some(&n))
+    })
 }
 
 /// What replaces error details that may quote masked data.

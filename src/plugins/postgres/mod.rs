@@ -495,7 +495,7 @@ struct Ready {
     upstream: upstream::Upstream,
     cancel_key: Option<cancel::CancelKey>,
     recording: Option<SessionRecorder>,
-    runs_code: Arc<std::collections::HashSet<String>>,
+    runs_code: Arc<hidden::RunsCode>,
     showing_masked: Arc<std::collections::HashSet<String>>,
 }
 

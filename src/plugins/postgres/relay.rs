@@ -142,7 +142,7 @@ pub struct Enforcement<'a> {
     /// Notified when the agent sends a CancelRequest for this session.
     pub cancel: &'a Notify,
     /// The relations that run the database's own code when read, as the session started.
-    pub runs_code: std::sync::Arc<std::collections::HashSet<String>>,
+    pub runs_code: std::sync::Arc<super::hidden::RunsCode>,
     /// The views that show a rule-masked column, as the session started.
     pub showing_masked: std::sync::Arc<std::collections::HashSet<String>>,
 }
