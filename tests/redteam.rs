@@ -165,15 +165,10 @@ struct Wire {
 }
 
 fn error_fields(body: &[u8]) -> (String, String) {
-    let (mut code, mut text) = (String::new(), String::new());
-    for f in body.split(|b| *b == 0) {
-        match f.first() {
-            Some(b'C') => code = String::from_utf8_lossy(&f[1..]).into_owned(),
-            Some(b'M') => text = String::from_utf8_lossy(&f[1..]).into_owned(),
-            _ => {}
-        }
+    match airlock_postgres::message::Fields::parse(body) {
+        Ok(f) => (f.code().to_owned(), f.message().to_owned()),
+        Err(e) => (String::new(), format!("malformed ErrorResponse: {e}")),
     }
-    (code, text)
 }
 
 impl Wire {

@@ -150,15 +150,10 @@ impl Session {
 }
 
 fn error_text(body: &[u8]) -> String {
-    let (mut code, mut text) = (String::new(), String::new());
-    for f in body.split(|b| *b == 0) {
-        match f.first() {
-            Some(b'C') => code = String::from_utf8_lossy(&f[1..]).into_owned(),
-            Some(b'M') => text = String::from_utf8_lossy(&f[1..]).into_owned(),
-            _ => {}
-        }
+    match airlock_postgres::message::Fields::parse(body) {
+        Ok(f) => format!("{} {}", f.code(), f.message()),
+        Err(e) => format!("malformed ErrorResponse: {e}"),
     }
-    format!("{code} {text}")
 }
 
 #[test]

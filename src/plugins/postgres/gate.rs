@@ -166,11 +166,7 @@ impl<'a> SessionGate<'a> {
         }
         let t = sql::lexer::tokens(text);
         (0..t.len()).find_map(|i| match t[i].kind {
-            TokenKind::String | TokenKind::DollarString => {
-                let inner =
-                    sql::lexer::string_value(&t[i]).unwrap_or_else(|| t[i].text.replace(['\'', '$', '\\'], " "));
-                self.runs_code(&inner)
-            }
+            TokenKind::String | TokenKind::DollarString => self.runs_code(&sql::lexer::literal_text(&t[i])),
             _ => {
                 let (name, _) = sql::lexer::ident_at(&t, i)?;
                 self.runs_code.names.contains(&name).then_some(name)

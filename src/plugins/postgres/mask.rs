@@ -122,7 +122,7 @@ impl ConnectionMasking {
     /// Names are read as the server resolves them, also inside string literals (SQL
     /// passed to `query_to_xml`, a table name passed to `table_to_xml`).
     pub fn taint(&self, sql: &str, views: &HashSet<String>) -> Taint {
-        use airlock_postgres::sql::lexer::{TokenKind, ident_at, string_value, tokens};
+        use airlock_postgres::sql::lexer::{TokenKind, ident_at, literal_text, tokens};
         /// Functions that dump tables, schemas or query results they may not name.
         const DUMPS: [&str; 9] = [
             "table_to_xml",
@@ -142,9 +142,7 @@ impl ConnectionMasking {
         let mut taint = Taint::Clean;
         for i in 0..t.len() {
             if matches!(t[i].kind, TokenKind::String | TokenKind::DollarString) {
-                // Anything that is not a plain literal is read as it is written.
-                let inner = string_value(&t[i]).unwrap_or_else(|| t[i].text.replace(['\'', '$', '\\'], " "));
-                match self.taint(&inner, views) {
+                match self.taint(&literal_text(&t[i]), views) {
                     Taint::Column => return Taint::Column,
                     Taint::Table => taint = Taint::Table,
                     Taint::Clean => {}

@@ -157,6 +157,13 @@ fn truncate_name(mut name: String) -> String {
     name
 }
 
+/// The text a string literal carries, for looking for names in it: its value where
+/// [`string_value`] can tell, else its raw text with quotes and backslashes blanked
+/// (more is read as names, never less).
+pub fn literal_text(tok: &Token<'_>) -> String {
+    string_value(tok).unwrap_or_else(|| tok.text.replace(['\'', '$', '\\'], " "))
+}
+
 /// The value of a string literal token, when it has one without guesswork: `'..'`,
 /// `E'..'` with no escapes but `\\` and `\'`, and dollar quotes. `None` for anything
 /// else (the caller treats the argument as not understood).
