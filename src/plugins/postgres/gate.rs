@@ -185,11 +185,9 @@ impl<'a> SessionGate<'a> {
     /// A statement that names a masked column and writes (to a table, or to session
     /// state with `set_config`) can carry the value somewhere its column rule does not
     /// follow: it is `unknown`.
-    fn launders(&self, text: &str, decision: Arc<Decision>) -> Arc<Decision> {
+    fn launders(&self, text: &str, taint: Taint, decision: Arc<Decision>) -> Arc<Decision> {
         let classes = decision.classes();
-        if !(classes.contains(sql::Class::Write) || classes.contains(sql::Class::Session))
-            || self.taint(text) != Taint::Column
-        {
+        if taint != Taint::Column || !(classes.contains(sql::Class::Write) || classes.contains(sql::Class::Session)) {
             return decision;
         }
         let why = self.opaque(&format!("{text} (writes a value read from a masked column)"));
@@ -233,9 +231,10 @@ impl<'a> SessionGate<'a> {
                 let mut decision = self.hidden_code(&text, decision);
                 let mut expect = None;
                 if self.masking.is_some() {
-                    decision = self.launders(&text, decision);
+                    let taint = self.taint(&text);
+                    decision = self.launders(&text, taint, decision);
                     // A COPY's rows carry no column descriptions: keep the text to find out.
-                    expect = Some(Expect::Query { copy: copy_text(&text), taint: self.taint(&text) });
+                    expect = Some(Expect::Query { copy: copy_text(&text), taint });
                 }
                 if decision.allowed() {
                     self.ran(&text);
@@ -250,7 +249,7 @@ impl<'a> SessionGate<'a> {
                 let mut decision = self.hidden_code(&text, decision);
                 let name = name_of(name);
                 if self.masking.is_some() {
-                    decision = self.launders(&text, decision);
+                    decision = self.launders(&text, self.taint(&text), decision);
                     self.parses += 1;
                     if self.last_parse.len() >= MAX_PREPARED_NAMES && !self.last_parse.contains_key(name.as_ref()) {
                         self.last_parse.clear();
