@@ -66,6 +66,8 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
     );
     assert_eq!(query(&airlock, "SELECT reverse(x) FROM mask_people AS p(a, b, c, x) WHERE a = 1"), "[MASKED]\n");
     assert_eq!(query(&airlock, "SELECT lower(secret) FROM mask_view WHERE id = 1"), "[MASKED]\n");
+    // SQL text sessions run, which the upstream role shows every agent of the connection.
+    assert_eq!(query(&airlock, "SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()"), "[MASKED]\n");
     assert_eq!(query(&airlock, "SELECT contact FROM mask_view WHERE id = 2"), "[MASKED:email]\n");
     // Look-alikes and NULLs pass untouched.
     assert_eq!(

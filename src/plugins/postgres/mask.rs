@@ -341,13 +341,22 @@ SELECT DISTINCT r.ev_class::int8, v.relname, d.refobjid::int8, n.nspname, c.reln
 
 /// The column rules that apply to connection `name`: globs split into their three
 /// parts, with their style.
+/// With any column rule, the SQL text other sessions are running is masked too: the
+/// same upstream role serves every agent of a connection, so `pg_stat_activity.query`
+/// shows one agent the literals another typed.
+const QUERY_TEXTS: [&str; 2] = ["pg_catalog.pg_stat_activity.query", "public.pg_stat_statements.query"];
+
 fn column_rules(config: &Config, name: &str) -> Vec<(Vec<String>, Style)> {
-    config
+    let mut rules: Vec<(Vec<String>, Style)> = config
         .masking
         .iter()
         .filter(|r| r.connections.is_empty() || r.connections.iter().any(|c| c == name))
         .flat_map(|r| r.columns.iter().map(|c| (c.split('.').map(str::to_owned).collect(), style(r.style))))
-        .collect()
+        .collect();
+    if !rules.is_empty() {
+        rules.extend(QUERY_TEXTS.map(|c| (c.split('.').map(str::to_owned).collect(), Style::Redact)));
+    }
+    rules
 }
 
 fn glob_parts_match(glob: &[String], identity: &str) -> bool {
