@@ -232,3 +232,22 @@ fn errors_notices_notifications_and_settings_are_masked() {
         }
     }
 }
+
+/// DDL through Airlock makes the catalog be read again: a column renamed away and back
+/// is masked again at once, not after the cache's lifetime.
+#[test]
+fn renames_through_airlock_refresh_column_identities() {
+    let airlock =
+        Airlock::start_with("", "[[masking]]\nconnections = [\"app-db\"]\ncolumns = [\"*.mask_ren.national_id\"]\n");
+    let setup = |sql: &str| ok(&airlock.psql(&token("setup", FIXTURES), "app-db", &["-q", "-c", sql], None));
+    setup(
+        "DROP TABLE IF EXISTS mask_ren; CREATE TABLE mask_ren (id int, national_id text); INSERT INTO mask_ren VALUES (1, 'QQ-rename-77')",
+    );
+    assert_eq!(query(&airlock, "SELECT national_id FROM mask_ren"), "[MASKED]\n");
+    setup("ALTER TABLE mask_ren RENAME COLUMN national_id TO nid");
+    // No rule names `nid`: the value shows, and the cache now knows the column as `nid`.
+    assert_eq!(query(&airlock, "SELECT nid FROM mask_ren"), "QQ-rename-77\n");
+    setup("ALTER TABLE mask_ren RENAME COLUMN nid TO national_id");
+    assert_eq!(query(&airlock, "SELECT national_id FROM mask_ren"), "[MASKED]\n");
+    setup("DROP TABLE mask_ren");
+}

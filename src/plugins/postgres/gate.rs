@@ -185,6 +185,16 @@ impl<'a> SessionGate<'a> {
     /// A statement that names a masked column and writes (to a table, or to session
     /// state with `set_config`) can carry the value somewhere its column rule does not
     /// follow: it is `unknown`.
+    /// DDL may rename what column rules match: the connection's catalog cache is read
+    /// again before the next result is planned (for every session on the connection).
+    fn schema_may_change(&self, decision: &Decision) {
+        if let Some(m) = self.masking
+            && decision.classes().contains(sql::Class::Ddl)
+        {
+            m.forget_catalog();
+        }
+    }
+
     fn launders(&self, text: &str, taint: Taint, decision: Arc<Decision>) -> Arc<Decision> {
         let classes = decision.classes();
         if taint != Taint::Column || !(classes.contains(sql::Class::Write) || classes.contains(sql::Class::Session)) {
@@ -231,6 +241,7 @@ impl<'a> SessionGate<'a> {
                 let mut decision = self.hidden_code(&text, decision);
                 let mut expect = None;
                 if self.masking.is_some() {
+                    self.schema_may_change(&decision);
                     let taint = self.taint(&text);
                     decision = self.launders(&text, taint, decision);
                     // A COPY's rows carry no column descriptions: keep the text to find out.
@@ -249,6 +260,7 @@ impl<'a> SessionGate<'a> {
                 let mut decision = self.hidden_code(&text, decision);
                 let name = name_of(name);
                 if self.masking.is_some() {
+                    self.schema_may_change(&decision);
                     decision = self.launders(&text, self.taint(&text), decision);
                     self.parses += 1;
                     if self.last_parse.len() >= MAX_PREPARED_NAMES && !self.last_parse.contains_key(name.as_ref()) {

@@ -174,6 +174,12 @@ impl ConnectionMasking {
         taint
     }
 
+    /// Forgets every table's column names: a statement about to run may rename or
+    /// replace them (DDL), and a stale name could let a masked column through.
+    pub fn forget_catalog(&self) {
+        self.catalog.tables.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Whether column rules apply on this connection.
     pub fn has_column_rules(&self) -> bool {
         !self.columns.is_empty()
