@@ -80,11 +80,12 @@ pub struct SessionGate<'a> {
     masking: Option<&'a ConnectionMasking>,
     /// Recent decisions by query text.
     cache: HashMap<Box<str>, Arc<Decision>>,
-    /// Parse messages seen so far, and when each statement name was last parsed: a
+    /// Parse messages seen so far, and when each statement name was last parsed (a
     /// portal bound before its statement's name was parsed again has a description
-    /// Airlock no longer knows.
+    /// Airlock no longer knows), with the strictest taint of what it may run, so Binds
+    /// do not read the statement again.
     parses: u64,
-    last_parse: HashMap<String, u64>,
+    last_parse: HashMap<String, (u64, Taint)>,
     /// Names parsed before this were forgotten (the map's cap).
     forgotten_before: u64,
     /// Relations that run the database's own code when read.
@@ -204,10 +205,29 @@ impl<'a> SessionGate<'a> {
         Arc::new(decision.merged(&why))
     }
 
+    /// Notes that statement `name` was (maybe) given `text` by a Parse or a PREPARE;
+    /// returns the text's taint.
+    fn parsed(&mut self, name: &str, text: &str) -> Taint {
+        let taint = self.taint(text);
+        self.parses += 1;
+        if self.last_parse.len() >= MAX_PREPARED_NAMES && !self.last_parse.contains_key(name) {
+            self.last_parse.clear();
+            self.forgotten_before = self.parses;
+        }
+        // A named statement's old meaning may survive a failed Parse; the unnamed one
+        // is always replaced.
+        let kept = match self.last_parse.get(name) {
+            Some((_, old)) if !name.is_empty() => taint.max(*old),
+            _ => taint,
+        };
+        self.last_parse.insert(name.to_owned(), (self.parses, kept));
+        taint
+    }
+
     /// Whether `portal`'s statement still has the description Airlock saw for it.
     fn fresh(&self, portal: &Portal) -> bool {
         match self.last_parse.get(&portal.statement) {
-            Some(&at) => at <= portal.bound_at,
+            Some(&(at, _)) => at <= portal.bound_at,
             None => portal.bound_at >= self.forgotten_before,
         }
     }
@@ -261,13 +281,8 @@ impl<'a> SessionGate<'a> {
                 let name = name_of(name);
                 if self.masking.is_some() {
                     self.schema_may_change(&decision);
-                    decision = self.launders(&text, self.taint(&text), decision);
-                    self.parses += 1;
-                    if self.last_parse.len() >= MAX_PREPARED_NAMES && !self.last_parse.contains_key(name.as_ref()) {
-                        self.last_parse.clear();
-                        self.forgotten_before = self.parses;
-                    }
-                    self.last_parse.insert(name.clone().into_owned(), self.parses);
+                    let taint = self.parsed(&name, &text);
+                    decision = self.launders(&text, taint, decision);
                 }
                 self.statements.parse(&name, decision);
                 forward(false, true)
@@ -280,8 +295,15 @@ impl<'a> SessionGate<'a> {
                     None => Arc::new(self.opaque(&format!("EXECUTE {statement} (prepared before Airlock saw it)"))),
                 };
                 let (formats, taint) = if self.masking.is_some() {
-                    let texts: Vec<&str> = decision.statements.iter().map(|s| s.text.as_str()).collect();
-                    (airlock_postgres::describe::bind(body)?.result_formats, self.taint(&texts.join(";\n")))
+                    let taint = match self.last_parse.get(statement.as_ref()) {
+                        Some((_, taint)) => *taint,
+                        // Prepared with SQL PREPARE, or forgotten: read it again.
+                        None => {
+                            let texts: Vec<&str> = decision.statements.iter().map(|s| s.text.as_str()).collect();
+                            self.taint(&texts.join(";\n"))
+                        }
+                    };
+                    (airlock_postgres::describe::bind(body)?.result_formats, taint)
                 } else {
                     (Vec::new(), Taint::Clean)
                 };
@@ -381,7 +403,10 @@ impl<'a> SessionGate<'a> {
         let effects = statements
             .iter()
             .map(|s| match policy::prepared_change(&s.tokens)? {
-                PreparedChange::Prepared(name) => Some(Effect::Prepared(name, self.decide(s.text, false))),
+                PreparedChange::Prepared(name) => {
+                    self.parsed(&name, s.text);
+                    Some(Effect::Prepared(name, self.decide(s.text, false)))
+                }
                 PreparedChange::Deallocated(name) => Some(Effect::Deallocated(name)),
                 PreparedChange::DeallocatedAll => Some(Effect::DeallocatedAll),
             })
@@ -580,6 +605,16 @@ mod tests {
             assert!(is_held(query(sql)), "{sql}");
         }
         assert!(!is_held(query("update users set note = 'x' where id = 1")));
+        // A name given a new text by SQL PREPARE carries that text's taint to its portals.
+        let step = |gate: &mut SessionGate<'_>, f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
+        step(&mut gate, frame(b'P', &[b"p\0", b"select 1\0", &[0, 0]]));
+        step(&mut gate, frame(b'Q', &[b"PREPARE p AS SELECT password_hash || '' FROM users\0"]));
+        step(&mut gate, frame(b'B', &[b"c\0", b"p\0", &[0, 0, 0, 0, 0, 0]]));
+        let execute = step(&mut gate, frame(b'E', &[b"c\0", &[0, 0, 0, 0]]));
+        assert!(
+            matches!(&execute, Step::Forward { expect: Some(Expect::Execute { taint: Taint::Column, .. }), .. }),
+            "{execute:?}"
+        );
     }
 
     impl Step {

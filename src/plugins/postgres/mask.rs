@@ -1031,7 +1031,7 @@ pub enum Expect {
 
 /// Whether a statement may bring a rule-masked value out in a computed column, where
 /// column identity no longer follows it (`password_hash || ''`, `row_to_json(u)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Taint {
     /// It names nothing masked.
     #[default]
