@@ -418,3 +418,97 @@ fn reads_that_would_run_the_databases_own_code_are_held() {
     let out = airlock.psql(&agent(), "app-db", &["-At", "-c", "SELECT count(*) FROM hid_victim"], None);
     assert_eq!(ok(&out), "100\n");
 }
+
+/// The rows-affected guard: a DELETE or UPDATE that does not pin its rows runs, is
+/// counted by the database, and stands only within `max_rows`; over it, it is rolled
+/// back and held, inside the agent's transaction or outside one.
+#[test]
+fn bulk_changes_stand_within_max_rows_and_are_held_over_it() {
+    let port = cluster().port;
+    let config = |approvals: &str| {
+        format!(
+            r#"
+[[connections]]
+name = "guarded-db"
+protocol = "postgres"
+address = "127.0.0.1:{port}"
+database = "app"
+user = "app_rw"
+password = {{ env = "AIRLOCK_TEST_APP_PASSWORD" }}
+allow_groups = ["agents", "fixtures", "sre"]
+tls = "disable"
+max_rows = 10
+{approvals}"#
+        )
+    };
+    let airlock = Airlock::start_with("", &config("[approvals]\ntimeout = \"1s\"\n"));
+    fixture(
+        &airlock,
+        "DROP TABLE IF EXISTS guard_t; CREATE TABLE guard_t (id int primary key, v text); \
+         INSERT INTO guard_t SELECT g, 'row ' || g FROM generate_series(1, 100) g",
+    );
+    let count = || upstream("SELECT count(*) FROM guard_t");
+    let run = |sql: &str| {
+        airlock.psql(&agent(), "guarded-db", &["-X", "-q", "-v", "ON_ERROR_STOP=0", "-At", "-c", sql], None)
+    };
+    // Within the limit: it stands, and the agent sees its answer as the server gave it.
+    let out = run("DELETE FROM guard_t WHERE id > 95");
+    assert_eq!(ok(&out), "", "{}", stderr(&out));
+    assert_eq!(count(), "95");
+    let out = run("UPDATE guard_t SET v = 'x' WHERE id > 85 RETURNING id");
+    assert_eq!(ok(&out), "86\n87\n88\n89\n90\n91\n92\n93\n94\n95\n");
+    // Over it, however the WHERE is written: rolled back, held, and nobody approves.
+    for sql in [
+        "DELETE FROM guard_t WHERE id > 50",
+        "DELETE FROM guard_t WHERE true",
+        "UPDATE guard_t SET v = 'y' WHERE id = id",
+    ] {
+        let out = run(sql);
+        let err = stderr(&out);
+        assert!(err.contains("holding this statement") && err.contains("more than the 10 allowed"), "{sql}: {err}");
+        assert!(err.contains("no approver decided in time"), "{sql}: {err}");
+    }
+    assert_eq!(count(), "95");
+    assert_eq!(upstream("SELECT count(*) FROM guard_t WHERE v <> 'x' AND id <= 85"), "85");
+    // Inside the agent's transaction: only the held statement is undone, the rest commits.
+    let out = airlock.psql(
+        &agent(),
+        "guarded-db",
+        &["-X", "-q", "-v", "ON_ERROR_STOP=0", "-At"],
+        Some("BEGIN;\nDELETE FROM guard_t WHERE id > 93;\nDELETE FROM guard_t WHERE id > 0;\nSELECT count(*) FROM guard_t;\nCOMMIT;\n"),
+    );
+    assert_eq!(ok(&out), "93\n", "{}", stderr(&out));
+    assert_eq!(count(), "93");
+    // A failing bulk statement fails as it would without Airlock: outside a
+    // transaction the session goes on, inside one the transaction is aborted.
+    let out = run("DELETE FROM guard_t WHERE 1 / (id - id) > 0");
+    assert!(stderr(&out).contains("division by zero"), "{}", stderr(&out));
+    let out = airlock.psql(
+        &agent(),
+        "guarded-db",
+        &["-X", "-q", "-v", "ON_ERROR_STOP=0", "-At"],
+        Some("BEGIN;\nDELETE FROM guard_t WHERE 1 / (id - id) > 0;\nSELECT 1;\nROLLBACK;\nSELECT 2;\n"),
+    );
+    let err = stderr(&out);
+    assert!(err.contains("division by zero") && err.contains("current transaction is aborted"), "{err}");
+    assert_eq!(ok(&out), "2\n");
+    assert_eq!(count(), "93");
+    // Approved, it runs.
+    let airlock = Airlock::start_with("", &config(APPROVALS));
+    let waiting = Command::new(cluster().bin_dir().join("psql"))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-d", &airlock.conninfo("guarded-db", "require"), "-c"])
+        .arg("DELETE FROM guard_t WHERE id > 20")
+        .env("PGPASSWORD", agent())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let list = pending(&airlock, 1);
+    assert_eq!(list[0]["statement"], "DELETE FROM guard_t WHERE id > 20");
+    assert!(list[0]["reason"].as_str().unwrap().contains("it would change 73 rows"), "{list:?}");
+    assert_eq!(count(), "93", "rolled back while it waits");
+    assert!(ok(&cli(&airlock, &sre(), &["approve", list[0]["id"].as_str().unwrap()])).contains("approved"));
+    let out = waiting.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(count(), "20");
+}

@@ -17,6 +17,9 @@ use crate::secrets::SecretSource;
 
 mod values;
 
+/// A connection's rows-affected limit unless it sets `max_rows`.
+pub const DEFAULT_MAX_ROWS: u64 = 1000;
+
 pub use values::parse_size;
 use values::{de_classes, de_duration, de_opt_duration, de_size, defaults};
 
@@ -448,6 +451,9 @@ pub struct RuleConfig {
     pub action: Action,
     /// Text for the agent (and approvers).
     pub message: Option<String>,
+    /// For `bulk` statements this rule allows: the most rows one may change before it
+    /// is rolled back and held for approval (default: the connection's `max_rows`).
+    pub max_rows: Option<u64>,
 }
 
 /// `[[connections]]`: one upstream target.
@@ -481,6 +487,11 @@ pub struct Connection {
     /// hidden in a function. `RESET ALL` returns to it; switching it off is privilege.
     #[serde(default)]
     pub read_only: bool,
+    /// Postgres: the most rows a `bulk` statement (a DELETE, UPDATE or MERGE that does
+    /// not pin its rows by key) may change before Airlock rolls it back and holds it
+    /// for approval.
+    #[serde(default = "defaults::max_rows")]
+    pub max_rows: u64,
 }
 
 impl Connection {

@@ -10,7 +10,7 @@ pub(super) fn de_classes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<airlock_
         .map(|name| {
             airlock_postgres::sql::Class::parse(&name).ok_or_else(|| {
                 serde::de::Error::custom(format!(
-                    "unknown class {name:?}: use read, write, ddl, destructive, privilege, admin, transaction, session or unknown"
+                    "unknown class {name:?}: use read, write, bulk, ddl, destructive, privilege, admin, transaction, session or unknown"
                 ))
             })
         })
@@ -91,6 +91,9 @@ pub(super) mod defaults {
     }
     pub fn pattern_max_len() -> usize {
         256
+    }
+    pub fn max_rows() -> u64 {
+        crate::config::DEFAULT_MAX_ROWS
     }
     pub fn approval_timeout() -> Duration {
         Duration::from_secs(300)

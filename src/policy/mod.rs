@@ -46,7 +46,8 @@ impl Verdict {
 }
 
 /// Classes the default policy lets through without asking.
-const ALLOWED_BY_DEFAULT: [Class; 4] = [Class::Read, Class::Write, Class::Transaction, Class::Session];
+/// `bulk` statements run under the rows-affected guard.
+const ALLOWED_BY_DEFAULT: [Class; 5] = [Class::Read, Class::Write, Class::Bulk, Class::Transaction, Class::Session];
 
 struct Rule {
     name: String,
@@ -58,6 +59,7 @@ struct Rule {
     functions: Vec<String>,
     action: Action,
     message: Option<String>,
+    max_rows: Option<u64>,
 }
 
 impl Rule {
@@ -97,6 +99,10 @@ pub struct StatementDecision {
     /// computed for statements that need approval).
     #[serde(skip)]
     pub fingerprint: String,
+    /// For an allowed `bulk` statement, the rows-affected limit its rule sets (else
+    /// the connection's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
     #[serde(skip)]
     verdict: Verdict,
     #[serde(skip)]
@@ -149,6 +155,38 @@ impl Decision {
     /// The union of every statement's classes.
     pub fn classes(&self) -> Classes {
         self.statements.iter().fold(Classes::default(), |acc, s| acc | s.class_set)
+    }
+
+    /// For an allowed decision with `bulk` statements, the most rows they may change
+    /// together before a human is asked: the strictest of their rules' `max_rows`,
+    /// else `default` (the connection's).
+    pub fn row_limit(&self, default: u64) -> Option<u64> {
+        if !self.allowed() {
+            return None;
+        }
+        let bulk = self.statements.iter().filter(|s| s.class_set.contains(Class::Bulk));
+        bulk.map(|s| s.max_rows.unwrap_or(default)).min()
+    }
+
+    /// This decision with its `bulk` statements held for approval, for `reason`: the
+    /// guard found they change more rows than allowed.
+    pub fn held_for_rows(&self, reason: &str) -> Decision {
+        let statements = self
+            .statements
+            .iter()
+            .map(|s| {
+                let mut s = s.clone();
+                if s.class_set.contains(Class::Bulk) {
+                    s.verdict = Verdict::Approve(reason.to_owned());
+                    s.decision = s.verdict.as_str();
+                    s.rule = "max_rows".into();
+                    s.max_rows = None;
+                    s.fingerprint = fingerprint(&sql::lexer::tokens(&s.text));
+                }
+                s
+            })
+            .collect();
+        Decision::of(statements)
     }
 }
 
@@ -264,6 +302,7 @@ impl Policy {
                     functions: r.functions.clone(),
                     action: r.action,
                     message: r.message.clone(),
+                    max_rows: r.max_rows,
                 })
             })
             .collect::<Result<_, regex::Error>>()?;
@@ -282,6 +321,7 @@ impl Policy {
             functions: Vec::new(),
             action: Action::Allow,
             message: None,
+            max_rows: None,
         };
         Policy { rules: vec![rule] }
     }
@@ -365,7 +405,7 @@ impl Policy {
                     .as_ref()
                     .is_none_or(|re| re.is_match(normalized.get_or_insert_with(|| normalize(tokens))))
         });
-        let (verdict, rule, message) = match matched {
+        let (verdict, rule, message, max_rows) = match matched {
             Some(r) => {
                 let why = r.message.clone().unwrap_or_else(|| format!("rule {}", r.name));
                 let verdict = match r.action {
@@ -373,9 +413,11 @@ impl Policy {
                     Action::Deny => Verdict::Deny(why),
                     Action::Approve => Verdict::Approve(why),
                 };
-                (verdict, r.name.clone(), r.message.clone())
+                (verdict, r.name.clone(), r.message.clone(), r.max_rows)
             }
-            None if classes.iter().all(|c| ALLOWED_BY_DEFAULT.contains(&c)) => (Verdict::Allow, "default".into(), None),
+            None if classes.iter().all(|c| ALLOWED_BY_DEFAULT.contains(&c)) => {
+                (Verdict::Allow, "default".into(), None, None)
+            }
             None => {
                 let needs: Vec<&str> =
                     classes.iter().filter(|c| !ALLOWED_BY_DEFAULT.contains(c)).map(Class::as_str).collect();
@@ -383,9 +425,11 @@ impl Policy {
                     Verdict::Approve(format!("default policy: {} statements need approval", needs.join("/"))),
                     "default".into(),
                     None,
+                    None,
                 )
             }
         };
+        let max_rows = if verdict == Verdict::Allow && classes.contains(Class::Bulk) { max_rows } else { None };
         StatementDecision {
             text: text.to_owned(),
             classes: classes.iter().map(Class::as_str).collect(),
@@ -394,6 +438,7 @@ impl Policy {
             message,
             // Only held statements can be granted.
             fingerprint: if matches!(verdict, Verdict::Approve(_)) { fingerprint(tokens) } else { String::new() },
+            max_rows,
             verdict,
             class_set: classes,
         }
@@ -489,10 +534,35 @@ mod tests {
         assert_eq!(verdict("select other.safe_count()"), "approve");
         assert_eq!(verdict("select del_all()"), "approve");
         assert_eq!(verdict("select safe_count(), pg_read_file('/etc/passwd')"), "approve");
-        assert_eq!(verdict("delete from t where safe_pick(id)"), "approve");
+        // A bulk change: allowed under the rows-affected guard.
+        let d = p.decide_query("x", &agents, "delete from t where safe_pick(id)");
+        assert_eq!((d.decision, d.row_limit(1000)), ("allow", Some(1000)));
+        let d = p.decide_query("x", &agents, "delete from t where id = 1");
+        assert_eq!((d.decision, d.row_limit(1000)), ("allow", None));
         let config = "[auth]\ndev_tokens = true\n[[rules]]\nfunctions = [\"f\"]\naction = \"deny\"\n";
         let e = Config::parse(config, std::path::PathBuf::new()).unwrap_err();
         assert_eq!(e.key, "rules[0].functions");
+    }
+
+    #[test]
+    fn bulk_statements_take_their_rules_row_limit_and_are_held_over_it() {
+        let p = policy(
+            "[auth]\ndev_tokens = true\n\
+             [[rules]]\nname = \"archive\"\nclasses = [\"bulk\"]\nstatement = \"^delete from archive \"\naction = \"allow\"\nmax_rows = 100000\n\
+             [[rules]]\nname = \"no-bulk-on-users\"\nclasses = [\"bulk\"]\nstatement = \" users \"\naction = \"approve\"\n",
+        );
+        let agents = vec!["agents".to_string()];
+        let d = p.decide_query("x", &agents, "DELETE FROM archive WHERE at < now() - interval '1 year'");
+        assert_eq!(d.row_limit(1000), Some(100_000));
+        let d = p.decide_query("x", &agents, "DELETE FROM logs WHERE at < now()");
+        assert_eq!(d.row_limit(1000), Some(1000));
+        let d = p.decide_query("x", &agents, "UPDATE users SET x = 1 WHERE x > 1");
+        assert_eq!((d.decision, d.row_limit(1000)), ("approve", None));
+        let held =
+            p.decide_query("x", &agents, "DELETE FROM logs WHERE at < now()").held_for_rows("it would change 5 rows");
+        assert_eq!(held.decision, "approve");
+        assert_eq!(held.statements[0].rule, "max_rows");
+        assert!(!held.statements[0].fingerprint.is_empty());
     }
 
     #[test]

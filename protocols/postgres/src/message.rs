@@ -375,6 +375,17 @@ pub fn parse_describe(body: &[u8]) -> Result<(CloseTarget, &[u8]), ProtocolError
     parse_close(body).map_err(|_| ProtocolError::Malformed("Describe"))
 }
 
+/// The rows a DELETE, UPDATE, MERGE or INSERT changed, from its CommandComplete body
+/// (`DELETE 5`, `INSERT 0 5`); `None` for any other command tag.
+pub fn rows_changed(body: &[u8]) -> Option<u64> {
+    let tag = std::str::from_utf8(body.strip_suffix(&[0]).unwrap_or(body)).ok()?;
+    let mut words = tag.split(' ');
+    if !matches!(words.next()?, "DELETE" | "UPDATE" | "MERGE" | "INSERT") {
+        return None;
+    }
+    words.next_back()?.parse().ok()
+}
+
 /// A Simple Query message.
 pub fn query(sql: &str) -> Bytes {
     tagged(tag::QUERY, |b| {
@@ -449,6 +460,16 @@ mod tests {
 
     fn body(raw: &Bytes) -> &[u8] {
         &raw[5..]
+    }
+
+    #[test]
+    fn rows_changed_reads_only_row_changing_tags() {
+        assert_eq!(rows_changed(b"DELETE 5000\0"), Some(5000));
+        assert_eq!(rows_changed(b"INSERT 0 3\0"), Some(3));
+        assert_eq!(rows_changed(b"MERGE 0"), Some(0));
+        assert_eq!(rows_changed(b"SELECT 7\0"), None);
+        assert_eq!(rows_changed(b"UPDATE x\0"), None);
+        assert_eq!(rows_changed(b"DELETE\0"), None);
     }
 
     #[test]

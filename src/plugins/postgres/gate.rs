@@ -46,6 +46,9 @@ pub struct Held {
     pub kind: HeldKind,
     /// What its answer will hold if it goes upstream, when results are masked.
     pub expect: Option<Expect>,
+    /// An allowed `bulk` statement: it runs under the rows-affected guard, which holds
+    /// it if it changes more than this many rows.
+    pub max_rows: Option<u64>,
 }
 
 /// The kind of a held message, which decides how a refusal is answered.
@@ -92,6 +95,8 @@ pub struct SessionGate<'a> {
     runs_code: Arc<RunsCode>,
     /// Views that show a rule-masked column.
     showing_masked: Arc<HashSet<String>>,
+    /// The connection's rows-affected limit.
+    max_rows: u64,
 }
 
 /// Decisions cached per session, and the longest text cached.
@@ -131,7 +136,28 @@ impl<'a> SessionGate<'a> {
             forgotten_before: 0,
             runs_code: Arc::default(),
             showing_masked: Arc::default(),
+            max_rows: crate::config::DEFAULT_MAX_ROWS,
         }
+    }
+
+    /// The connection's rows-affected limit for `bulk` statements (`max_rows`).
+    pub fn with_max_rows(mut self, max_rows: u64) -> Self {
+        self.max_rows = max_rows;
+        self
+    }
+
+    /// A held message for `decision`: if allowed but `bulk`, to run under the
+    /// rows-affected guard, which counts one statement's rows by its command tag.
+    fn held(&self, decision: Arc<Decision>, kind: HeldKind, expect: Option<Expect>) -> Held {
+        let max_rows = decision.row_limit(self.max_rows);
+        let decision = match max_rows {
+            Some(_) if decision.statements.len() > 1 => Arc::new(decision.held_for_rows(
+                "a bulk statement sent with others in one query string: Airlock counts a bulk statement's rows when it comes alone",
+            )),
+            _ => decision,
+        };
+        let max_rows = max_rows.filter(|_| decision.allowed());
+        Held { decision, kind, expect, max_rows }
     }
 
     /// What this session's catalog says: statements naming one of `runs_code` are
@@ -267,11 +293,11 @@ impl<'a> SessionGate<'a> {
                     // A COPY's rows carry no column descriptions: keep the text to find out.
                     expect = Some(Expect::Query { copy: copy_text(&text), taint });
                 }
-                if decision.allowed() {
+                if decision.allowed() && !decision.classes().contains(sql::Class::Bulk) {
                     self.ran(&text);
                     return Ok(Step::Forward { request: true, statement: true, expect });
                 }
-                Ok(Step::Decide(Held { decision, kind: HeldKind::Query, expect }))
+                Ok(Step::Decide(self.held(decision, HeldKind::Query, expect)))
             }
             tag::PARSE => {
                 let (name, text) = message::parse_parse(body)?;
@@ -344,11 +370,11 @@ impl<'a> SessionGate<'a> {
                         }),
                     ),
                 };
-                if decision.allowed() {
+                if decision.allowed() && !decision.classes().contains(sql::Class::Bulk) {
                     self.statements.execute();
                     return Ok(Step::Forward { request: false, statement: false, expect });
                 }
-                Ok(Step::Decide(Held { decision, kind: HeldKind::Execute, expect }))
+                Ok(Step::Decide(self.held(decision, HeldKind::Execute, expect)))
             }
             tag::CLOSE => {
                 let (target, name) = message::parse_close(body)?;
@@ -374,7 +400,7 @@ impl<'a> SessionGate<'a> {
                     self.statements.ready();
                     return Ok(Step::Forward { request: true, statement: false, expect });
                 }
-                Ok(Step::Decide(Held { decision: Arc::new(decision), kind: HeldKind::FunctionCall, expect }))
+                Ok(Step::Decide(self.held(Arc::new(decision), HeldKind::FunctionCall, expect)))
             }
             tag::COPY_DONE | tag::COPY_FAIL => {
                 self.statements.copy_end();

@@ -320,6 +320,7 @@ impl PostgresPlugin {
                         cancel: &hold,
                         runs_code: runs_code.clone(),
                         showing_masked: showing_masked.clone(),
+                        max_rows: target.conn.max_rows,
                     }),
                 masking,
             };

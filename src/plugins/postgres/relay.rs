@@ -29,11 +29,11 @@ use airlock_postgres::message::{self, Severity, TransactionStatus, tag};
 use airlock_postgres::{Chunk, Disposition, Header, Scanner};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use super::error::SessionError;
 use super::gate::{Held, HeldKind, SessionGate, Step};
-use super::mask::{ConnectionMasking, Expect, FrontendMasking, ResultMasking};
+use super::mask::{ConnectionMasking, Expect, FrontendMasking, ResultMasking, Taint};
 use crate::approvals::{Asked, Broker, Outcome};
 use crate::identity::Identity;
 use crate::listener::Shutdown;
@@ -76,6 +76,58 @@ enum Reply {
     /// Airlock refused an Execute and sent a Sync to end the upstream's pipeline: this
     /// error instead of that ReadyForQuery (the agent's own Sync gets the next one).
     ErrorInstead(Bytes),
+    /// Airlock's own request (the rows guard's): its answer, up to and including its
+    /// ReadyForQuery, goes to the agent pump (if it asked), never to the agent.
+    Capture(Option<oneshot::Sender<Captured>>),
+    /// Airlock's own request that ends a guarded statement: the agent gets the
+    /// statement's answer (these bytes), or this request's own answer if it failed,
+    /// then this request's ReadyForQuery.
+    Instead(Bytes),
+}
+
+impl Reply {
+    /// Whether the request's answer is read by Airlock before the agent may see it.
+    fn captured(&self) -> bool {
+        matches!(self, Reply::Capture(_) | Reply::Instead(_))
+    }
+}
+
+/// The answer to one of Airlock's own requests, as the agent pump sees it.
+#[derive(Debug, Default)]
+struct Captured {
+    /// What the agent would have been sent (masked), without the ReadyForQuery.
+    bytes: BytesMut,
+    /// Rows changed, from a CommandComplete's tag.
+    rows: Option<u64>,
+    /// An ErrorResponse came.
+    failed: bool,
+    /// The answer was too large to keep whole: `bytes` is incomplete.
+    overflow: bool,
+    /// The ReadyForQuery's transaction status.
+    status: Option<TransactionStatus>,
+}
+
+impl Captured {
+    /// Cap on a captured answer: a bulk statement's RETURNING rows wait here until
+    /// its rows are counted.
+    const MAX: usize = 64 << 20;
+
+    fn push(&mut self, bytes: &[u8]) {
+        if self.bytes.len() + bytes.len() > Self::MAX {
+            self.overflow = true;
+        } else {
+            self.bytes.extend_from_slice(bytes);
+        }
+    }
+
+    /// Reads one whole message of the answer.
+    fn message(&mut self, tag: u8, body: &[u8]) {
+        match tag {
+            tag::COMMAND_COMPLETE => self.rows = message::rows_changed(body),
+            tag::ERROR_RESPONSE => self.failed = true,
+            _ => {}
+        }
+    }
 }
 
 /// Request/response bookkeeping shared by the two pumps.
@@ -113,6 +165,8 @@ struct Shared {
     attention: AtomicUsize,
     /// Wakes the upstream pump when a notice is waiting.
     bell: Notify,
+    /// Wakes the agent pump when no request is in flight.
+    settled: Notify,
 }
 
 impl Shared {
@@ -145,6 +199,8 @@ pub struct Enforcement<'a> {
     pub runs_code: std::sync::Arc<super::hidden::RunsCode>,
     /// The views that show a rule-masked column, as the session started.
     pub showing_masked: std::sync::Arc<std::collections::HashSet<String>>,
+    /// The connection's rows-affected limit for `bulk` statements.
+    pub max_rows: u64,
 }
 
 /// What a relay needs besides the sockets.
@@ -195,6 +251,7 @@ pub async fn relay(
         }),
         attention: AtomicUsize::new(0),
         bell: Notify::new(),
+        settled: Notify::new(),
     };
     let (mut agent_rd, mut agent_wr) = agent.into_split();
     let (mut up_rd, mut up_wr) = upstream.into_split();
@@ -248,6 +305,7 @@ where
     let mut gate = ctx.enforcement.as_ref().map(|e| {
         SessionGate::new(e.policy, e.identity, e.connection, ctx.masking)
             .with_catalog(e.runs_code.clone(), e.showing_masked.clone())
+            .with_max_rows(e.max_rows)
     });
     // After a refused Execute, the agent's messages up to its Sync are dropped, as
     // PostgreSQL does after an error; each is then looked at whole.
@@ -295,7 +353,7 @@ where
                     counts.expect.extend(expect);
                     out.push(frame.into_raw());
                 }
-                Step::Decide(held) => {
+                Step::Decide(mut held) => {
                     // What the agent sent before this goes first: its replies come
                     // before this one's, and nothing earlier waits on an approver.
                     if !counts.commit(shared, None) {
@@ -303,6 +361,30 @@ where
                     }
                     send_upstream(&mut out, wr, ctx, sent_total, recorded.as_mut()).await?;
                     let Some(enforcement) = ctx.enforcement.as_ref() else { continue };
+                    if let Some(max_rows) = held.max_rows {
+                        let mut up = OwnRequests { wr: &mut *wr, shared, ctx, sent_total, recorded: recorded.as_mut() };
+                        let counted = match held.kind {
+                            HeldKind::Query => guarded(frame.raw(), &held, max_rows, &mut up, rd, &mut buf).await?,
+                            _ => Ok(Counted::Hold(
+                                "a bulk statement through the extended protocol is not counted by Airlock".into(),
+                            )),
+                        };
+                        match counted {
+                            Err(end) => return Ok(end),
+                            Ok(Counted::Done) => {
+                                counts.statements += 1;
+                                if let (Some(gate), Ok(text)) = (gate.as_mut(), message::parse_query(frame.body())) {
+                                    gate.ran(&String::from_utf8_lossy(text));
+                                }
+                                continue;
+                            }
+                            // Allowed as it stands: forwarded below.
+                            Ok(Counted::Forward) => {}
+                            Ok(Counted::Hold(reason)) => {
+                                held.decision = std::sync::Arc::new(held.decision.held_for_rows(&reason));
+                            }
+                        }
+                    }
                     let verdict = match decide(&held, enforcement, shared, ctx, rd, &mut buf).await? {
                         Ok(verdict) => verdict,
                         Err(end) => return Ok(end),
@@ -470,6 +552,205 @@ async fn send_upstream<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// How a bulk statement fared under the rows-affected guard.
+#[derive(Debug)]
+enum Counted {
+    /// It changed no more rows than allowed: it stands, and its answer is on its way
+    /// to the agent.
+    Done,
+    /// It changed more, or could not be counted, and was rolled back: hold it, for
+    /// this reason.
+    Hold(String),
+    /// The guard does not run it (the agent's transaction has failed, so the server
+    /// refuses it anyway): it goes upstream as it is.
+    Forward,
+}
+
+/// Sends Airlock's own requests upstream from the agent pump.
+struct OwnRequests<'a, 'c, 'm, W> {
+    wr: &'a mut W,
+    shared: &'a Shared,
+    ctx: &'a RelayContext<'c>,
+    sent_total: &'a AtomicU64,
+    recorded: Option<&'a mut FrontendMasking<'m>>,
+}
+
+impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, W> {
+    /// Sends `requests` (each a message answered by a ReadyForQuery, how that answer
+    /// is handled, and what it holds for result masking). Returns false if the session
+    /// is closing: nothing more may go upstream.
+    async fn send(&mut self, requests: Vec<(Bytes, Reply, Expect)>) -> Result<bool, SessionError> {
+        let mut out = Batch::default();
+        {
+            let mut p = self.shared.lock();
+            if p.closing {
+                return Ok(false);
+            }
+            let now = Instant::now();
+            for (message, reply, expect) in requests {
+                if self.ctx.masking.is_some() {
+                    p.expect.push(expect);
+                }
+                p.in_flight.push_back(Request { sent: now, reply });
+                self.shared.attention.fetch_add(1, Ordering::SeqCst);
+                out.push(message);
+            }
+        }
+        send_upstream(&mut out, self.wr, self.ctx, self.sent_total, self.recorded.as_deref_mut()).await?;
+        Ok(true)
+    }
+}
+
+/// The savepoint the guard opens inside an agent's transaction.
+const GUARD_SAVEPOINT: &str = "airlock_rows";
+
+/// Runs a bulk Simple Query statement under the rows-affected guard: in a transaction
+/// of its own (outside the agent's) or a savepoint (inside it), it keeps the statement
+/// only if its command tag reports at most `max_rows` changed rows. Nothing else goes
+/// upstream meanwhile, so the count and the commit are one transaction's.
+async fn guarded<R, W>(
+    query: &Bytes,
+    held: &Held,
+    max_rows: u64,
+    up: &mut OwnRequests<'_, '_, '_, W>,
+    rd: &mut R,
+    buf: &mut BytesMut,
+) -> Result<Result<Counted, End>, SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let max_message = up.ctx.max_message;
+    let status = match settled(up.shared, rd, buf, max_message).await {
+        Ok(status) => status,
+        Err(end) => return Ok(Err(end)),
+    };
+    let autocommit = match status {
+        TransactionStatus::Idle => true,
+        TransactionStatus::InTransaction => false,
+        TransactionStatus::Failed => return Ok(Ok(Counted::Forward)),
+    };
+    let own = || Expect::Query { copy: None, taint: Taint::Clean };
+    let statement = held.expect.clone().unwrap_or_else(own);
+    let open = if autocommit { "BEGIN".to_owned() } else { format!("SAVEPOINT {GUARD_SAVEPOINT}") };
+    let (to, answer) = oneshot::channel();
+    let requests = vec![
+        (message::query(&open), Reply::Capture(None), own()),
+        (query.clone(), Reply::Capture(Some(to)), statement),
+    ];
+    if !up.send(requests).await? {
+        return Ok(Err(End::Drained));
+    }
+    let mut answer = match while_reading(answer, rd, buf, max_message).await {
+        Ok(Ok(answer)) => answer,
+        // The upstream pump dropped it: the session is ending.
+        Ok(Err(_)) => return Ok(Err(End::UpstreamClosed)),
+        Err(end) => return Ok(Err(end)),
+    };
+    let release = format!("RELEASE SAVEPOINT {GUARD_SAVEPOINT}");
+    let (keep, undo) = if autocommit {
+        ("COMMIT".to_owned(), "ROLLBACK".to_owned())
+    } else {
+        (release.clone(), format!("ROLLBACK TO SAVEPOINT {GUARD_SAVEPOINT}; {release}"))
+    };
+    let bytes = std::mem::take(&mut answer.bytes).freeze();
+    let rolled_back = |reason: String| ((message::query(&undo), Reply::Capture(None), own()), Counted::Hold(reason));
+    let (request, counted) = match answer.rows {
+        _ if answer.overflow => rolled_back(format!(
+            "its answer is larger than the {} MiB Airlock keeps while counting rows",
+            Captured::MAX >> 20
+        )),
+        // It failed: a transaction the guard opened is rolled back, the agent's is left
+        // as the failure left it (a Sync carries the answer back).
+        _ if answer.failed => {
+            let answer = Reply::Instead(bytes);
+            let request = if autocommit {
+                (message::query("ROLLBACK"), answer, own())
+            } else {
+                (message::sync(), answer, Expect::Sync)
+            };
+            (request, Counted::Done)
+        }
+        Some(rows) if rows <= max_rows => ((message::query(&keep), Reply::Instead(bytes), own()), Counted::Done),
+        Some(rows) => rolled_back(format!(
+            "it would change {rows} rows, more than the {max_rows} allowed without approval (max_rows)"
+        )),
+        None => rolled_back("its command tag does not say how many rows it changed".into()),
+    };
+    if !up.send(vec![request]).await? {
+        return Ok(Err(End::Drained));
+    }
+    let outcome = match &counted {
+        Counted::Done if answer.failed => "failed",
+        Counted::Done => "kept",
+        _ => "rolled back",
+    };
+    tracing::info!(rows = ?answer.rows, max_rows, outcome, "bulk statement counted");
+    let fields =
+        serde_json::json!({"statement": held.text(), "rows": answer.rows, "max_rows": max_rows, "outcome": outcome});
+    record_verdict(up.ctx, "counted", fields).await?;
+    Ok(Ok(counted))
+}
+
+/// The transaction status once every request sent so far is answered.
+async fn settled<R: AsyncRead + Unpin>(
+    shared: &Shared,
+    rd: &mut R,
+    buf: &mut BytesMut,
+    max_message: usize,
+) -> Result<TransactionStatus, End> {
+    loop {
+        let notified = shared.settled.notified();
+        tokio::pin!(notified);
+        // Listening before looking: an answer landing in between still wakes us.
+        notified.as_mut().enable();
+        {
+            let p = shared.lock();
+            if p.in_flight.is_empty() {
+                return Ok(p.status);
+            }
+        }
+        while_reading(notified, rd, buf, max_message).await?;
+    }
+}
+
+/// Waits for `until`, reading what the agent pipelines meanwhile (up to a cap) so
+/// that its leaving is noticed.
+async fn while_reading<F, R>(until: F, rd: &mut R, buf: &mut BytesMut, max_message: usize) -> Result<F::Output, End>
+where
+    F: std::future::Future,
+    R: AsyncRead + Unpin,
+{
+    tokio::pin!(until);
+    loop {
+        let room = buf.len() < max_message;
+        tokio::select! {
+            out = &mut until => return Ok(out),
+            n = rd.read_buf(buf), if room => match n {
+                Ok(0) | Err(_) => return Err(End::AgentClosed),
+                Ok(_) => continue,
+            },
+        }
+    }
+}
+
+/// Records a policy event in the session (as a verdict frame) and counts it.
+async fn record_verdict(
+    ctx: &RelayContext<'_>,
+    event: &'static str,
+    mut fields: serde_json::Value,
+) -> Result<(), SessionError> {
+    ctx.metrics.policy_event(event);
+    fields["event"] = event.into();
+    match ctx.recorder {
+        Some(r) => r
+            .record(Direction::None, Kind::Verdict, Bytes::from(fields.to_string()))
+            .await
+            .map_err(|RecorderDown| SessionError::RecorderFailed),
+        None => Ok(()),
+    }
+}
+
 /// Settles a held message: `Ok(Ok(None))` to forward it, `Ok(Ok(Some(error)))` to
 /// refuse it with that ErrorResponse, `Ok(Err(end))` when the session ends meanwhile.
 async fn decide<R: AsyncRead + Unpin>(
@@ -480,24 +761,12 @@ async fn decide<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
 ) -> Result<Result<Option<Bytes>, End>, SessionError> {
-    let recorder = ctx.recorder;
     let decision = &held.decision;
     let classes: Vec<&'static str> = decision.classes().iter().map(|c| c.as_str()).collect();
     let first_rule = |pick: fn(&Verdict) -> bool| {
         decision.statements.iter().find(|s| pick(s.verdict())).map(|s| s.rule.clone()).unwrap_or_default()
     };
-    // Counted, and recorded in the session as a verdict frame.
-    let record = |event: &'static str, mut fields: serde_json::Value| async move {
-        ctx.metrics.policy_event(event);
-        fields["event"] = event.into();
-        match recorder {
-            Some(r) => r
-                .record(Direction::None, Kind::Verdict, Bytes::from(fields.to_string()))
-                .await
-                .map_err(|RecorderDown| SessionError::RecorderFailed),
-            None => Ok(()),
-        }
-    };
+    let record = |event, fields| record_verdict(ctx, event, fields);
     let text = held.text();
     let reason = match decision.verdict() {
         Verdict::Allow => return Ok(Ok(None)),
@@ -622,6 +891,7 @@ where
     // The gate pairs these replies with the names its requests define.
     let track_replies = ctx.enforcement.is_some();
     let mut replies = Vec::new();
+    let mut captured = Captured::default();
     let abort = ctx.shutdown.abort.fired();
     let drain = ctx.shutdown.drain.fired();
     tokio::pin!(abort, drain);
@@ -635,6 +905,8 @@ where
         // view, so the message stays inside the raw run; only one split across two
         // reads is buffered whole, and every one while Airlock owes the agent a reply.
         let watch = shared.attention.load(Ordering::SeqCst) > 0;
+        // The answer to one of Airlock's own requests is kept from the agent.
+        let mut capturing = watch && front_captured(shared);
         let mut close_now = false;
         loop {
             let chunk = scanner.next(&mut buf, &mut |h: Header<'_>| {
@@ -646,6 +918,13 @@ where
                 }
                 // Settings the server reports are checked whole (they are rare).
                 if h.tag == tag::PARAMETER_STATUS {
+                    return Disposition::Whole;
+                }
+                // A captured answer's rows and errors are read; a notification from
+                // another session is no part of it.
+                if capturing
+                    && matches!(h.tag, tag::COMMAND_COMPLETE | tag::ERROR_RESPONSE | tag::NOTIFICATION_RESPONSE)
+                {
                     return Disposition::Whole;
                 }
                 if h.tag != tag::READY_FOR_QUERY {
@@ -661,21 +940,36 @@ where
             })?;
             match chunk {
                 None => break,
+                Some(Chunk::Raw(bytes)) if capturing => captured.push(&bytes),
                 Some(Chunk::Raw(bytes)) => out.push(bytes),
                 Some(Chunk::Frame(frame)) if frame.tag() != tag::READY_FOR_QUERY => {
-                    if frame.tag() == tag::PARAMETER_STATUS {
+                    let tag = frame.tag();
+                    if tag == tag::PARAMETER_STATUS {
                         refuse_unsafe_encoding(frame.body())?;
                     }
+                    if capturing {
+                        captured.message(tag, frame.body());
+                    }
                     let raw = frame.into_raw();
-                    match results.as_mut() {
-                        Some(r) => out.push(r.frame(raw[0], raw).await.map_err(upstream_protocol)?),
-                        None => out.push(raw),
+                    // Masking asks for a CommandComplete whole only to drop it (a
+                    // refused COPY's); the guard's are its own business.
+                    let raw = match results.as_mut() {
+                        Some(r) if !(capturing && tag == tag::COMMAND_COMPLETE) => {
+                            r.frame(tag, raw).await.map_err(upstream_protocol)?
+                        }
+                        _ => raw,
+                    };
+                    if capturing && tag != tag::NOTIFICATION_RESPONSE {
+                        captured.push(&raw);
+                    } else {
+                        out.push(raw);
                     }
                 }
                 Some(Chunk::Frame(frame)) => {
                     // Earlier ReadyForQuerys passed raw settle first, in order.
                     close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
-                    statuses.push(message::parse_ready_for_query(frame.body()));
+                    let status = message::parse_ready_for_query(frame.body());
+                    statuses.push(status.clone());
                     let mut reply = Reply::Upstream;
                     close_now |= settle(shared, ctx, &mut statuses, draining, |r| reply = r)?;
                     match reply {
@@ -685,7 +979,21 @@ where
                             out.push(frame.into_raw());
                         }
                         Reply::ErrorInstead(error) => out.push(error),
+                        Reply::Capture(to) => {
+                            let mut answer = std::mem::take(&mut captured);
+                            answer.status = status.ok();
+                            if let Some(to) = to {
+                                // The agent pump is gone only when the session is ending.
+                                let _ = to.send(answer);
+                            }
+                        }
+                        Reply::Instead(answer) => {
+                            let own = std::mem::take(&mut captured);
+                            out.push(if own.failed { own.bytes.freeze() } else { answer });
+                            out.push(frame.into_raw());
+                        }
                     }
+                    capturing = watch && front_captured(shared);
                 }
             }
         }
@@ -741,6 +1049,11 @@ where
     }
 }
 
+/// Whether the next answer from upstream is one Airlock reads before the agent may.
+fn front_captured(shared: &Shared) -> bool {
+    shared.lock().in_flight.front().is_some_and(|r| r.reply.captured())
+}
+
 /// Ends the session if the server now reads the agent's bytes in an encoding whose
 /// characters can hide `\` or `'`: from then on no statement could be read as the
 /// server reads it. `SET client_encoding` to one is held as privilege; this catches
@@ -779,11 +1092,16 @@ fn settle(
     for status in statuses.drain(..) {
         p.status = status.map_err(upstream_protocol)?;
         let Some(request) = p.in_flight.pop_front() else { continue };
-        ctx.metrics.statement_seconds.observe(request.sent.elapsed().as_secs_f64());
+        if !request.reply.captured() {
+            ctx.metrics.statement_seconds.observe(request.sent.elapsed().as_secs_f64());
+        }
         if !matches!(request.reply, Reply::Upstream) {
             shared.attention.fetch_sub(1, Ordering::SeqCst);
         }
         reply(request.reply);
+    }
+    if p.in_flight.is_empty() {
+        shared.settled.notify_one();
     }
     if draining && p.at_safe_point() {
         p.closing = true;
@@ -859,9 +1177,14 @@ impl Batch {
     /// are marked before their Sync goes upstream, so their ReadyForQuery is always
     /// looked at whole; should one slip through, the error still reaches the agent.
     fn push_unexpected(&mut self, reply: Reply) {
-        if let Reply::ErrorThenReady(error) | Reply::ErrorInstead(error) = reply {
-            tracing::error!("a refused request's ReadyForQuery passed raw; its error follows it");
-            self.push(error);
+        match reply {
+            Reply::ErrorThenReady(error) | Reply::ErrorInstead(error) | Reply::Instead(error) => {
+                tracing::error!("a request Airlock answers had its ReadyForQuery pass raw; its answer follows it");
+                self.push(error);
+            }
+            // Dropping the sender tells the agent pump nothing was counted.
+            Reply::Capture(_) => tracing::error!("a request Airlock captures had its ReadyForQuery pass raw"),
+            Reply::Upstream => {}
         }
     }
 

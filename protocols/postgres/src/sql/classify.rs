@@ -20,6 +20,10 @@ pub enum Class {
     Read,
     /// Changes rows.
     Write,
+    /// Changes rows the statement does not pin by key (a range, a join, a MERGE, an
+    /// upsert from a query): how many, only the database can say. Allowed statements
+    /// of this class run under the rows-affected guard.
+    Bulk,
     /// Changes the schema.
     Ddl,
     /// Removes data or objects wholesale (DROP, TRUNCATE, DELETE/UPDATE without WHERE).
@@ -38,9 +42,10 @@ pub enum Class {
 
 impl Class {
     /// Every class, in display order.
-    pub const ALL: [Class; 9] = [
+    pub const ALL: [Class; 10] = [
         Class::Read,
         Class::Write,
+        Class::Bulk,
         Class::Ddl,
         Class::Destructive,
         Class::Privilege,
@@ -55,6 +60,7 @@ impl Class {
         match self {
             Class::Read => "read",
             Class::Write => "write",
+            Class::Bulk => "bulk",
             Class::Ddl => "ddl",
             Class::Destructive => "destructive",
             Class::Privilege => "privilege",
@@ -91,6 +97,11 @@ impl Classes {
     /// Whether `c` is in the set.
     pub fn contains(self, c: Class) -> bool {
         self.0 & c.bit() != 0
+    }
+
+    /// The set without `c`.
+    pub fn without(self, c: Class) -> Classes {
+        Classes(self.0 & !c.bit())
     }
 
     /// Whether the set is empty.
@@ -471,8 +482,8 @@ fn classify_at(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
         "show" | "fetch" | "move" | "close" => Read.into(),
         "explain" => explain(t, scope),
         "insert" => insert(t),
-        // A MERGE may touch every row its join finds: held until the database can count.
-        "merge" => Classes::of(&[Write, Destructive]) | catalog_target(t, 2),
+        // A MERGE may touch every row its join finds.
+        "merge" => Classes::of(&[Write, Bulk]) | catalog_target(t, 2),
         "update" => update_delete(t) | catalog_target(t, 1),
         "delete" => update_delete(t) | catalog_target(t, 2),
         // Holding locks blocks everyone else: the server's business, not an agent's.
@@ -501,19 +512,25 @@ fn classify_at(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
     // COPY's own syntax has no calls (`TO STDOUT (FORMAT csv)`); its query was
     // classified with its calls above.
     let calls = if first.eq_ignore_ascii_case("copy") { Classes::NONE } else { function_classes(t, scope) };
-    main | calls | sensitive_relations(t)
+    let out = main | calls | sensitive_relations(t);
+    // The guard counts rows by the command tag, which speaks for the statement the
+    // server was sent: a bulk change inside another (a CTE, EXPLAIN ANALYZE, PREPARE,
+    // SQL text passed to a function) is counted by no tag, so it is held.
+    let tagged =
+        scope.depth == 0 && ["delete", "update", "merge", "insert"].iter().any(|v| first.eq_ignore_ascii_case(v));
+    if out.contains(Bulk) && !tagged { out.without(Bulk) | Destructive.into() } else { out }
 }
 
 /// `INSERT`: adds rows, unless `ON CONFLICT DO UPDATE` turns it into an update of
 /// every row its source collides with; from anything but a `VALUES` list that is not
-/// bounded by the statement, so it is `destructive` like an unpinned UPDATE.
+/// bounded by the statement, so it is `bulk` like an unpinned UPDATE.
 fn insert(t: &[Token<'_>]) -> Classes {
     let out = Classes::from(Write) | catalog_target(t, 2);
     let top = top_level(t);
     let upsert =
         top.iter().any(|&i| t[i].is("conflict")) && top.iter().any(|&i| t[i].is("do") && is_word(t, i + 1, "update"));
     let from_values = top.iter().any(|&i| t[i].is("values"));
-    if upsert && !from_values { out | Destructive.into() } else { out }
+    if upsert && !from_values { out | Bulk.into() } else { out }
 }
 
 /// `BEGIN`/`START TRANSACTION`, which may say `READ WRITE`: on a read-only connection
@@ -544,7 +561,8 @@ fn query(t: &[Token<'_>]) -> Classes {
     out
 }
 
-/// `UPDATE`/`DELETE`: a write; destructive without a WHERE or with a trivially true one.
+/// `UPDATE`/`DELETE`: a write; destructive without a WHERE; bulk unless the WHERE pins
+/// the rows it touches (the rows-affected guard then counts them).
 fn update_delete(t: &[Token<'_>]) -> Classes {
     let top = top_level(t);
     let Some(&w) = top.iter().find(|&&i| t[i].is("where")) else {
@@ -557,18 +575,18 @@ fn update_delete(t: &[Token<'_>]) -> Classes {
     // column may be theirs, not the target's.
     let joins = if t[0].is("delete") { "using" } else { "from" };
     if top.iter().any(|&i| i < w && t[i].is(joins)) {
-        return Classes::of(&[Write, Destructive]);
+        return Classes::of(&[Write, Bulk]);
     }
     // The condition runs to RETURNING or the end.
     let end = top.iter().copied().find(|&i| i > w && t[i].is("returning")).unwrap_or(t.len());
-    if pins_rows(&t[w + 1..end]) { Write.into() } else { Classes::of(&[Write, Destructive]) }
+    if pins_rows(&t[w + 1..end]) { Write.into() } else { Classes::of(&[Write, Bulk]) }
 }
 
 /// Whether a WHERE condition pins the rows it touches: one of its top-level `AND`ed
 /// terms compares a column with values given in the statement (`id = $1`,
 /// `t.id = 42`, `id IN (1, 2)`, `id = ANY($1)`). Anything else (a range, a
 /// function, `id = id`, `true AND true`, an `OR`) may touch every row, and is
-/// `destructive` until the database can count the rows for Airlock.
+/// `bulk`: the rows-affected guard counts them.
 fn pins_rows(cond: &[Token<'_>]) -> bool {
     let mut terms = Vec::new();
     // Depth in parentheses, brackets and CASE ... END; an AND that belongs to a
@@ -1085,8 +1103,31 @@ mod row_tests {
     use super::*;
     use crate::sql::split;
 
-    fn destructive(sql: &str) -> bool {
-        split(sql).iter().any(|s| classify(s).contains(Destructive))
+    /// Held or guarded: not a plain write.
+    fn unpinned(sql: &str) -> bool {
+        split(sql).iter().any(|s| classify(s).contains(Destructive) || classify(s).contains(Bulk))
+    }
+
+    fn classes(sql: &str) -> String {
+        classify(&split(sql)[0]).to_string()
+    }
+
+    #[test]
+    fn only_a_bulk_change_the_server_tags_is_left_to_the_guard() {
+        assert_eq!(classes("delete from v where id > 1"), "write,bulk");
+        assert_eq!(classes("MERGE into v using w on v.id = w.id when matched then delete"), "write,bulk");
+        assert_eq!(classes("with x as (select 1) update v set a = 1 where a > 1"), "read,write,destructive");
+        assert_eq!(
+            classes("with d as (delete from v where id > 1 returning *) select * from d"),
+            "read,write,destructive"
+        );
+        assert_eq!(classes("explain analyze delete from v where id > 1"), "read,write,destructive");
+        assert_eq!(classes("prepare p as delete from v where id > $1"), "write,destructive");
+        assert_eq!(
+            classes("select query_to_xml('delete from v where id > 1', true, true, '')"),
+            "read,write,destructive"
+        );
+        assert_eq!(classes("delete from v"), "write,destructive");
     }
 
     #[test]
@@ -1120,7 +1161,7 @@ mod row_tests {
             "delete from v where case when true and id = 1 and true then true else true end",
             "delete from v where array[true and id = 1 and true, true][2]",
         ] {
-            assert!(destructive(sql), "{sql}");
+            assert!(unpinned(sql), "{sql}");
         }
         for sql in [
             "delete from v where id = $1",
@@ -1135,7 +1176,7 @@ mod row_tests {
             "insert into v values (1, 'a') on conflict (id) do update set a = excluded.a",
             "insert into v select * from w on conflict do nothing",
         ] {
-            assert!(!destructive(sql), "{sql}");
+            assert!(!unpinned(sql), "{sql}");
         }
     }
 }
