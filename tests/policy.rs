@@ -419,15 +419,11 @@ fn reads_that_would_run_the_databases_own_code_are_held() {
     assert_eq!(ok(&out), "100\n");
 }
 
-/// The rows-affected guard: a DELETE or UPDATE that does not pin its rows runs, is
-/// counted by the database, and stands only within `max_rows`; over it, it is rolled
-/// back and held, inside the agent's transaction or outside one.
-#[test]
-fn bulk_changes_stand_within_max_rows_and_are_held_over_it() {
+/// A connection `guarded-db` with `max_rows = 10`, and `approvals` config.
+fn guarded_config(approvals: &str) -> String {
     let port = cluster().port;
-    let config = |approvals: &str| {
-        format!(
-            r#"
+    format!(
+        r#"
 [[connections]]
 name = "guarded-db"
 protocol = "postgres"
@@ -439,9 +435,15 @@ allow_groups = ["agents", "fixtures", "sre"]
 tls = "disable"
 max_rows = 10
 {approvals}"#
-        )
-    };
-    let airlock = Airlock::start_with("", &config("[approvals]\ntimeout = \"1s\"\n"));
+    )
+}
+
+/// The rows-affected guard: a DELETE or UPDATE that does not pin its rows runs, is
+/// counted by the database, and stands only within `max_rows`; over it, it is rolled
+/// back and held, inside the agent's transaction or outside one.
+#[test]
+fn bulk_changes_stand_within_max_rows_and_are_held_over_it() {
+    let airlock = Airlock::start_with("", &guarded_config("[approvals]\ntimeout = \"1s\"\n"));
     fixture(
         &airlock,
         "DROP TABLE IF EXISTS guard_t; CREATE TABLE guard_t (id int primary key, v text); \
@@ -494,7 +496,7 @@ max_rows = 10
     assert_eq!(ok(&out), "2\n");
     assert_eq!(count(), "93");
     // Approved, it runs.
-    let airlock = Airlock::start_with("", &config(APPROVALS));
+    let airlock = Airlock::start_with("", &guarded_config(APPROVALS));
     let waiting = Command::new(cluster().bin_dir().join("psql"))
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-d", &airlock.conninfo("guarded-db", "require"), "-c"])
         .arg("DELETE FROM guard_t WHERE id > 20")
@@ -511,4 +513,80 @@ max_rows = 10
     let out = waiting.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(count(), "20");
+}
+
+/// The rows-affected guard in the extended protocol: the Execute runs once, ahead of the
+/// agent's Sync; within `max_rows` its answer goes on, over it the agent waits with the
+/// transaction open, and a refusal aborts that transaction as any error would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_executes_stand_within_max_rows_and_wait_open_over_it() {
+    let airlock = std::sync::Arc::new(Airlock::start_with("", &guarded_config(APPROVALS)));
+    fixture(
+        &airlock,
+        "DROP TABLE IF EXISTS guard_x; CREATE TABLE guard_x (id int primary key, v text); \
+         INSERT INTO guard_x SELECT g, 'row ' || g FROM generate_series(1, 100) g",
+    );
+    let count = || upstream("SELECT count(*) FROM guard_x");
+    let mut client = airlock.connect(&agent(), "guarded-db").await.unwrap();
+    let delete = client.prepare("DELETE FROM guard_x WHERE id > $1").await.unwrap();
+    // Within the limit: the driver sees the server's own answer.
+    assert_eq!(client.execute(&delete, &[&95i32]).await.unwrap(), 5);
+    let rows = client.query("UPDATE guard_x SET v = 'x' WHERE id > $1 RETURNING id", &[&90i32]).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.get::<_, i32>(0)).sum::<i32>(), (91..=95).sum::<i32>());
+    assert_eq!(count(), "95");
+    // Over it: held while the transaction waits open; denied, nothing stands.
+    let denied = {
+        let a = airlock.clone();
+        let decide = tokio::task::spawn_blocking(move || {
+            let list = pending(&a, 1);
+            assert!(list[0]["reason"].as_str().unwrap().contains("it changed 45 rows"), "{list:?}");
+            ok(&cli(&a, &sre(), &["deny", list[0]["id"].as_str().unwrap(), "--reason", "too many"]));
+        });
+        let (r, d) = tokio::join!(client.execute(&delete, &[&50i32]), decide);
+        d.unwrap();
+        r
+    };
+    assert!(denied.unwrap_err().as_db_error().unwrap().message().contains("too many"));
+    assert_eq!(count(), "95");
+    assert_eq!(client.query_one("SELECT count(*) FROM guard_x", &[]).await.unwrap().get::<_, i64>(0), 95);
+    // Inside a transaction, a refusal after the statement ran aborts the transaction,
+    // as an error from the server would: what ran before it is undone too.
+    {
+        let tx = client.transaction().await.unwrap();
+        assert_eq!(tx.execute(&delete, &[&93i32]).await.unwrap(), 2);
+        let a = airlock.clone();
+        let deny = tokio::task::spawn_blocking(move || {
+            let id = pending(&a, 1)[0]["id"].as_str().unwrap().to_owned();
+            ok(&cli(&a, &sre(), &["deny", &id, "--reason", "no"]));
+        });
+        let (r, d) = tokio::join!(tx.execute("UPDATE guard_x SET v = 'y' WHERE v <> $1", &[&"z"]), deny);
+        d.unwrap();
+        assert_eq!(r.unwrap_err().code().unwrap().code(), "42501");
+        let after = tx.query_one("SELECT 1", &[]).await.unwrap_err();
+        assert_eq!(after.code().unwrap().code(), "25P02", "{after}");
+        drop(tx);
+    }
+    assert_eq!(count(), "95");
+    assert_eq!(upstream("SELECT count(*) FROM guard_x WHERE v = 'y'"), "0");
+    // Pipelined around a guarded Execute: every answer in order.
+    let count_stmt = client.prepare("SELECT count(*) FROM guard_x").await.unwrap();
+    let (a, b, c) = tokio::join!(
+        client.query_one(&count_stmt, &[]),
+        client.execute(&delete, &[&91i32]),
+        client.query_one(&count_stmt, &[]),
+    );
+    assert_eq!((a.unwrap().get::<_, i64>(0), b.unwrap(), c.unwrap().get::<_, i64>(0)), (95, 4, 91));
+    // Approved: the answer it already has goes on, and the change stands.
+    let approve = {
+        let a = airlock.clone();
+        tokio::task::spawn_blocking(move || {
+            let id = pending(&a, 1)[0]["id"].as_str().unwrap().to_owned();
+            ok(&cli(&a, &sre(), &["approve", &id]));
+        })
+    };
+    let (r, d) = tokio::join!(client.execute(&delete, &[&20i32]), approve);
+    d.unwrap();
+    assert_eq!(r.unwrap(), 71);
+    assert_eq!(count(), "20");
+    assert_eq!(client.query_one("SELECT count(*) FROM guard_x", &[]).await.unwrap().get::<_, i64>(0), 20);
 }

@@ -2030,3 +2030,78 @@ fn c15_found_by_attacking() {
     let users_oid = target.sql("select 'rt_users'::regclass::oid").unwrap();
     run_category("found", &target, FOUND_MASKING, found_by_attacking(&users_oid));
 }
+
+// ---------------------------------------------------------------------------------------
+// 16. Getting past the rows-affected guard
+// ---------------------------------------------------------------------------------------
+
+/// Bulk changes run under the guard (default `max_rows` 1000; every victim has 5000
+/// rows): each attack tries to make one stand anyway, or to commit it before it is
+/// counted.
+fn rows_guard() -> Vec<Attack> {
+    let simple = |name: &str, sql: &str| attack(name).q(sql);
+    vec![
+        simple("tautology", "delete from {t} where true"),
+        simple("range", "delete from {t} where id > 0"),
+        simple("update id = id", "update {t} set v = 'x' where id = id"),
+        simple("upsert from itself", "insert into {t} select * from {t} on conflict (id) do update set v = 'x'"),
+        simple("merge matched delete", "merge into {t} using {t} s on s.id = {t}.id when matched then delete"),
+        simple("delete ... returning everything", "delete from {t} where id > 0 returning *"),
+        simple("in a CTE", "with d as (delete from {t} where id > 0 returning 1) select count(*) from d"),
+        simple("begin; bulk; commit in one string", "begin; delete from {t} where true; commit"),
+        simple("bulk; commit in one string", "delete from {t} where true; commit"),
+        attack("bulk, then COMMIT pipelined behind it").send(vec![
+            qm("begin"),
+            qm("delete from {t} where true"),
+            qm("commit"),
+        ]),
+        attack("the guard's savepoint name, taken first")
+            .q("begin")
+            .q("savepoint airlock_rows")
+            .q("delete from {t} where true")
+            .q("release savepoint airlock_rows")
+            .q("commit"),
+        attack("extended: tautology").send(vec![pa("", "delete from {t} where true"), bi("", ""), ex(""), sy()]),
+        attack("extended: COMMIT executed behind it before the Sync").send(vec![
+            pa("d", "delete from {t} where id > $1"),
+            bip("p1", "d", &["0"]),
+            ex("p1"),
+            pa("c", "commit"),
+            bi("p2", "c"),
+            ex("p2"),
+            sy(),
+        ]),
+        attack("extended: inside BEGIN, then COMMIT")
+            .q("begin")
+            .send(vec![pa("", "delete from {t} where true"), bi("", ""), ex(""), sy()])
+            .q("commit"),
+        attack("extended: RETURNING fetched one row at a time").send(vec![
+            pa("", "delete from {t} where id > 0 returning id"),
+            bi("", ""),
+            M::Execute("".into(), 1),
+            M::Execute("".into(), 1),
+            sy(),
+        ]),
+        attack("extended: two bulk portals, one pipeline").send(vec![
+            pa("", "delete from {t} where id > 2500"),
+            bi("a", ""),
+            pa("s2", "delete from {t} where id <= 2500"),
+            bi("b", "s2"),
+            ex("a"),
+            ex("b"),
+            sy(),
+        ]),
+        attack("extended: the abort statement's name taken first").send(vec![
+            pa("airlock_refused", "select 1"),
+            pa("", "delete from {t} where true"),
+            bi("", ""),
+            ex(""),
+            sy(),
+        ]),
+    ]
+}
+
+#[test]
+fn c16_rows_guard() {
+    run_category("rows", &app(), "", rows_guard());
+}

@@ -21,7 +21,7 @@ mod values;
 pub const DEFAULT_MAX_ROWS: u64 = 1000;
 
 pub use values::parse_size;
-use values::{de_classes, de_duration, de_opt_duration, de_size, defaults};
+use values::{de_classes, de_duration, de_max_rows, de_opt_duration, de_opt_max_rows, de_size, defaults};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -452,7 +452,9 @@ pub struct RuleConfig {
     /// Text for the agent (and approvers).
     pub message: Option<String>,
     /// For `bulk` statements this rule allows: the most rows one may change before it
-    /// is rolled back and held for approval (default: the connection's `max_rows`).
+    /// is rolled back and held for approval, or `"unlimited"` (no guard); default: the
+    /// connection's `max_rows`.
+    #[serde(default, deserialize_with = "de_opt_max_rows")]
     pub max_rows: Option<u64>,
 }
 
@@ -489,8 +491,8 @@ pub struct Connection {
     pub read_only: bool,
     /// Postgres: the most rows a `bulk` statement (a DELETE, UPDATE or MERGE that does
     /// not pin its rows by key) may change before Airlock rolls it back and holds it
-    /// for approval.
-    #[serde(default = "defaults::max_rows")]
+    /// for approval, or `"unlimited"` (no guard).
+    #[serde(default = "defaults::max_rows", deserialize_with = "de_max_rows")]
     pub max_rows: u64,
 }
 

@@ -27,6 +27,25 @@ pub(super) fn de_opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<
     de_duration(d).map(Some)
 }
 
+/// A row count, or `"unlimited"` (`u64::MAX`).
+pub(super) fn de_max_rows<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Rows {
+        Count(u64),
+        Word(String),
+    }
+    match Rows::deserialize(d)? {
+        Rows::Count(n) => Ok(n),
+        Rows::Word(w) if w == "unlimited" => Ok(u64::MAX),
+        Rows::Word(w) => Err(serde::de::Error::custom(format!("{w:?} is not a row count or \"unlimited\""))),
+    }
+}
+
+pub(super) fn de_opt_max_rows<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    de_max_rows(d).map(Some)
+}
+
 pub(super) fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let s = String::deserialize(d)?;
     parse_size(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a size like \"64MiB\"")))

@@ -157,15 +157,15 @@ impl Decision {
         self.statements.iter().fold(Classes::default(), |acc, s| acc | s.class_set)
     }
 
-    /// For an allowed decision with `bulk` statements, the most rows they may change
-    /// together before a human is asked: the strictest of their rules' `max_rows`,
-    /// else `default` (the connection's).
+    /// For an allowed decision with `bulk` statements, the most rows one may change
+    /// before a human is asked: the strictest of their rules' `max_rows`, else
+    /// `default` (the connection's). `None` when there is no limit (`"unlimited"`).
     pub fn row_limit(&self, default: u64) -> Option<u64> {
         if !self.allowed() {
             return None;
         }
         let bulk = self.statements.iter().filter(|s| s.class_set.contains(Class::Bulk));
-        bulk.map(|s| s.max_rows.unwrap_or(default)).min()
+        bulk.map(|s| s.max_rows.unwrap_or(default)).min().filter(|&limit| limit != u64::MAX)
     }
 
     /// This decision with its `bulk` statements held for approval, for `reason`: the

@@ -140,6 +140,7 @@ allow_groups = ["agents"]
 name = "test-fixtures"
 groups = ["fixtures"]
 action = "allow"
+max_rows = "unlimited"
 {extra}
 "#,
         dir = dir.display(),

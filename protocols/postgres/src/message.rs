@@ -396,12 +396,23 @@ pub fn query(sql: &str) -> Bytes {
 
 /// Parse of an unnamed statement without parameter types.
 pub fn parse(sql: &str) -> Bytes {
+    parse_named("", sql)
+}
+
+/// Parse of statement `name` without parameter types.
+pub fn parse_named(name: &str, sql: &str) -> Bytes {
     tagged(tag::PARSE, |b| {
+        b.put_slice(name.as_bytes());
         b.put_u8(0);
         b.put_slice(sql.as_bytes());
         b.put_u8(0);
         b.put_i16(0);
     })
+}
+
+/// Flush: the server sends what it has buffered.
+pub fn flush() -> Bytes {
+    tagged(b'H', |_| {})
 }
 
 /// Describe of the unnamed statement.

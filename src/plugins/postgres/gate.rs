@@ -293,7 +293,7 @@ impl<'a> SessionGate<'a> {
                     // A COPY's rows carry no column descriptions: keep the text to find out.
                     expect = Some(Expect::Query { copy: copy_text(&text), taint });
                 }
-                if decision.allowed() && !decision.classes().contains(sql::Class::Bulk) {
+                if decision.allowed() && decision.row_limit(self.max_rows).is_none() {
                     self.ran(&text);
                     return Ok(Step::Forward { request: true, statement: true, expect });
                 }
@@ -370,7 +370,7 @@ impl<'a> SessionGate<'a> {
                         }),
                     ),
                 };
-                if decision.allowed() && !decision.classes().contains(sql::Class::Bulk) {
+                if decision.allowed() && decision.row_limit(self.max_rows).is_none() {
                     self.statements.execute();
                     return Ok(Step::Forward { request: false, statement: false, expect });
                 }
@@ -447,6 +447,18 @@ impl<'a> SessionGate<'a> {
             HeldKind::FunctionCall => self.statements.ready(),
             // `ran` records an approved query with its effects.
             HeldKind::Query => {}
+        }
+    }
+
+    /// Airlock sent a message of its own upstream (the rows guard's): a Query, Sync or
+    /// Execute, whose replies are then paired with it. Such a Query never prepares or
+    /// deallocates (it is transaction control, or a bulk change).
+    pub fn sent_own(&mut self, tag: u8) {
+        match tag {
+            tag::QUERY => self.statements.query(Vec::new()),
+            tag::SYNC => self.statements.ready(),
+            tag::EXECUTE => self.statements.execute(),
+            _ => {}
         }
     }
 

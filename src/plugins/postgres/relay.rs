@@ -92,6 +92,46 @@ impl Reply {
     }
 }
 
+/// An Execute the rows guard sent: its answer follows the `after`-th answer to the
+/// extended-protocol messages since the last ReadyForQuery.
+#[derive(Debug)]
+struct ExecuteCapture {
+    after: usize,
+    to: oneshot::Sender<Captured>,
+}
+
+/// Counts the answers to extended-protocol messages since the last ReadyForQuery, so
+/// that the answer to a given message can be told apart without a Sync.
+#[derive(Debug, Default)]
+struct Answers {
+    /// Messages answered: each Parse, Bind, Describe, Close and Execute gets one
+    /// answer that ends its reply.
+    count: usize,
+    /// An ErrorResponse came: the server skips everything else up to the Sync.
+    failed: bool,
+}
+
+impl Answers {
+    fn see(&mut self, tag: u8) {
+        match tag {
+            tag::READY_FOR_QUERY => *self = Answers::default(),
+            tag::ERROR_RESPONSE => {
+                self.count += 1;
+                self.failed = true;
+            }
+            _ if Self::ends(tag) => self.count += 1,
+            _ => {}
+        }
+    }
+
+    /// Whether a message ends the answer to one frontend message: ParseComplete,
+    /// BindComplete, CloseComplete, RowDescription or NoData (a Describe), and
+    /// CommandComplete, EmptyQueryResponse or PortalSuspended (an Execute).
+    fn ends(tag: u8) -> bool {
+        matches!(tag, b'1' | b'2' | b'3' | b'T' | b'n' | b'C' | b'I' | b's')
+    }
+}
+
 /// The answer to one of Airlock's own requests, as the agent pump sees it.
 #[derive(Debug, Default)]
 struct Captured {
@@ -103,8 +143,9 @@ struct Captured {
     failed: bool,
     /// The answer was too large to keep whole: `bytes` is incomplete.
     overflow: bool,
-    /// The ReadyForQuery's transaction status.
-    status: Option<TransactionStatus>,
+    /// An Execute's answer: whether the server ran it at all (not when an earlier
+    /// message of its pipeline failed).
+    ran: bool,
 }
 
 impl Captured {
@@ -137,6 +178,10 @@ struct Progress {
     in_flight: VecDeque<Request>,
     /// Notices Airlock owes the agent, sent at the next message boundary.
     notices: Vec<Bytes>,
+    /// Told once the notices queued with them have been written to the agent.
+    delivered: Vec<oneshot::Sender<()>>,
+    /// An Execute whose answer the rows guard reads before the agent may.
+    execute_capture: Option<ExecuteCapture>,
     /// What the requests sent since the upstream pump last looked will be answered
     /// with, for result masking.
     expect: Vec<Expect>,
@@ -180,6 +225,20 @@ impl Shared {
         self.lock().notices.push(notice);
         self.attention.fetch_add(1, Ordering::SeqCst);
         self.bell.notify_one();
+    }
+
+    /// Queues bytes for the agent, as a notice is; the receiver hears once they are
+    /// written. Used when nothing is in flight upstream but an answer Airlock holds.
+    fn deliver(&self, bytes: Bytes) -> oneshot::Receiver<()> {
+        let (done, written) = oneshot::channel();
+        {
+            let mut p = self.lock();
+            p.notices.push(bytes);
+            p.delivered.push(done);
+        }
+        self.attention.fetch_add(1, Ordering::SeqCst);
+        self.bell.notify_one();
+        written
     }
 }
 
@@ -243,6 +302,8 @@ pub async fn relay(
         progress: Mutex::new(Progress {
             in_flight: VecDeque::new(),
             notices: Vec::new(),
+            delivered: Vec::new(),
+            execute_capture: None,
             expect: Vec::new(),
             status: TransactionStatus::Idle,
             replies: Vec::new(),
@@ -360,28 +421,43 @@ where
                         return Ok(End::Drained);
                     }
                     send_upstream(&mut out, wr, ctx, sent_total, recorded.as_mut()).await?;
-                    let Some(enforcement) = ctx.enforcement.as_ref() else { continue };
+                    let (Some(enforcement), Some(gate)) = (ctx.enforcement.as_ref(), gate.as_mut()) else { continue };
+                    let mut up =
+                        OwnRequests { wr: &mut *wr, shared, ctx, sent_total, recorded: recorded.as_mut(), gate };
+                    // An Execute the guard ran and holds the answer of, its transaction open.
+                    let mut ran = None;
                     if let Some(max_rows) = held.max_rows {
-                        let mut up = OwnRequests { wr: &mut *wr, shared, ctx, sent_total, recorded: recorded.as_mut() };
                         let counted = match held.kind {
                             HeldKind::Query => guarded(frame.raw(), &held, max_rows, &mut up, rd, &mut buf).await?,
-                            _ => Ok(Counted::Hold(
-                                "a bulk statement through the extended protocol is not counted by Airlock".into(),
-                            )),
+                            HeldKind::Execute => {
+                                // The messages before it since the agent's last Sync.
+                                let earlier = counts.since_sync.saturating_sub(1);
+                                guarded_execute(frame.raw(), &held, max_rows, earlier, &mut up, rd, &mut buf).await?
+                            }
+                            HeldKind::FunctionCall => Ok(Counted::Forward),
                         };
                         match counted {
                             Err(end) => return Ok(end),
                             Ok(Counted::Done) => {
-                                counts.statements += 1;
-                                if let (Some(gate), Ok(text)) = (gate.as_mut(), message::parse_query(frame.body())) {
-                                    gate.ran(&String::from_utf8_lossy(text));
-                                }
+                                counts.statements += u64::from(held.kind == HeldKind::Query);
                                 continue;
                             }
                             // Allowed as it stands: forwarded below.
                             Ok(Counted::Forward) => {}
                             Ok(Counted::Hold(reason)) => {
                                 held.decision = std::sync::Arc::new(held.decision.held_for_rows(&reason));
+                            }
+                            Ok(Counted::HoldOpen(reason, answer)) => {
+                                held.decision = std::sync::Arc::new(held.decision.held_for_rows(&reason));
+                                ran = Some(answer);
+                            }
+                            Ok(Counted::Refuse(reason)) => {
+                                if let Err(end) = up.abort_ran(refusal(&reason, "max_rows"), rd, &mut buf).await? {
+                                    return Ok(end);
+                                }
+                                skipping = true;
+                                counts.since_sync = 0;
+                                continue;
                             }
                         }
                     }
@@ -390,13 +466,27 @@ where
                         Err(end) => return Ok(end),
                     };
                     counts.statements += u64::from(held.kind == HeldKind::Query);
-                    match verdict {
-                        None => {
-                            if let Some(gate) = gate.as_mut() {
-                                gate.released(held.kind);
+                    let mut up =
+                        OwnRequests { wr: &mut *wr, shared, ctx, sent_total, recorded: recorded.as_mut(), gate };
+                    match (verdict, ran) {
+                        // Approved after it ran: its answer goes on, so does its transaction.
+                        (None, Some(answer)) => {
+                            if let Err(end) = up.deliver(answer, rd, &mut buf).await {
+                                return Ok(end);
                             }
+                        }
+                        (Some(error), Some(_)) => {
+                            if let Err(end) = up.abort_ran(error, rd, &mut buf).await? {
+                                return Ok(end);
+                            }
+                            skipping = true;
+                            counts.since_sync = 0;
+                        }
+                        (None, None) => {
+                            let gate = up.gate;
+                            gate.released(held.kind);
                             if held.kind == HeldKind::Query
-                                && let (Some(gate), Ok(text)) = (gate.as_mut(), message::parse_query(frame.body()))
+                                && let Ok(text) = message::parse_query(frame.body())
                             {
                                 gate.ran(&String::from_utf8_lossy(text));
                             }
@@ -404,10 +494,8 @@ where
                             counts.expect.extend(held.expect);
                             out.push(frame.into_raw());
                         }
-                        Some(error) => {
-                            if let Some(gate) = gate.as_mut() {
-                                gate.refused();
-                            }
+                        (Some(error), None) => {
+                            up.gate.refused();
                             let reply = match held.kind {
                                 HeldKind::Execute => {
                                     skipping = true;
@@ -415,6 +503,7 @@ where
                                 }
                                 HeldKind::Query | HeldKind::FunctionCall => Reply::ErrorThenReady(error),
                             };
+                            counts.since_sync = 0;
                             // The Sync sent in its place is answered by a ReadyForQuery.
                             if ctx.masking.is_some() {
                                 counts.expect.push(Expect::Sync);
@@ -459,6 +548,10 @@ struct Counts {
     terminate: bool,
     /// What the forwarded requests will be answered with, for result masking.
     expect: Vec<Expect>,
+    /// Extended-protocol messages forwarded since the last Sync (or Query or
+    /// FunctionCall), each answered before a later one: where the answer to the next
+    /// one begins.
+    since_sync: usize,
 }
 
 impl Counts {
@@ -481,6 +574,13 @@ impl Counts {
     ) -> Disposition {
         if h.tag == tag::TERMINATE {
             self.terminate = true;
+        }
+        if !skipping || h.tag == tag::SYNC {
+            match h.tag {
+                tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE | tag::EXECUTE => self.since_sync += 1,
+                tag::SYNC | tag::QUERY | tag::FUNCTION_CALL => self.since_sync = 0,
+                _ => {}
+            }
         }
         if skipping || (matches!(h.tag, tag::QUERY | tag::PARSE) && h.len > max_message) {
             return Disposition::Whole;
@@ -564,40 +664,111 @@ enum Counted {
     /// The guard does not run it (the agent's transaction has failed, so the server
     /// refuses it anyway): it goes upstream as it is.
     Forward,
+    /// An Execute that ran and changed more rows than allowed, or could not be
+    /// counted: hold it, for this reason, with its transaction open and this answer
+    /// waiting for the agent.
+    HoldOpen(String, Bytes),
+    /// An Execute that ran but whose answer Airlock could not keep: refuse it.
+    Refuse(String),
 }
 
-/// Sends Airlock's own requests upstream from the agent pump.
-struct OwnRequests<'a, 'c, 'm, W> {
+/// One of Airlock's own messages to the upstream (the rows guard's).
+struct Own {
+    message: Bytes,
+    /// For a message answered by a ReadyForQuery: how that answer is handled.
+    reply: Option<Reply>,
+    /// What its answer holds, for result masking.
+    expect: Option<Expect>,
+}
+
+impl Own {
+    /// A Simple Query of Airlock's: its answer, up to its ReadyForQuery, is `reply`'s.
+    fn query(sql: &str, reply: Reply) -> Own {
+        Own {
+            message: message::query(sql),
+            reply: Some(reply),
+            expect: Some(Expect::Query { copy: None, taint: Taint::Clean }),
+        }
+    }
+
+    /// A Sync of Airlock's.
+    fn sync(reply: Reply) -> Own {
+        Own { message: message::sync(), reply: Some(reply), expect: Some(Expect::Sync) }
+    }
+}
+
+/// Sends Airlock's own messages upstream from the agent pump, keeping the gate's
+/// pairing of replies and result masking's expectations in step.
+struct OwnRequests<'a, 'c, 'm, 'g, W> {
     wr: &'a mut W,
     shared: &'a Shared,
     ctx: &'a RelayContext<'c>,
     sent_total: &'a AtomicU64,
     recorded: Option<&'a mut FrontendMasking<'m>>,
+    gate: &'a mut SessionGate<'g>,
 }
 
-impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, W> {
-    /// Sends `requests` (each a message answered by a ReadyForQuery, how that answer
-    /// is handled, and what it holds for result masking). Returns false if the session
-    /// is closing: nothing more may go upstream.
-    async fn send(&mut self, requests: Vec<(Bytes, Reply, Expect)>) -> Result<bool, SessionError> {
+impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, '_, W> {
+    /// Sends `messages`, with `execute` (an Execute among them whose answer the guard
+    /// reads). Returns false if the session is closing: nothing more may go upstream.
+    async fn send(&mut self, messages: Vec<Own>, execute: Option<ExecuteCapture>) -> Result<bool, SessionError> {
         let mut out = Batch::default();
         {
             let mut p = self.shared.lock();
             if p.closing {
                 return Ok(false);
             }
+            if let Some(capture) = execute {
+                p.execute_capture = Some(capture);
+                self.shared.attention.fetch_add(1, Ordering::SeqCst);
+            }
             let now = Instant::now();
-            for (message, reply, expect) in requests {
-                if self.ctx.masking.is_some() {
+            for own in messages {
+                if let Some(expect) = own.expect.filter(|_| self.ctx.masking.is_some()) {
                     p.expect.push(expect);
                 }
-                p.in_flight.push_back(Request { sent: now, reply });
-                self.shared.attention.fetch_add(1, Ordering::SeqCst);
-                out.push(message);
+                if let Some(reply) = own.reply {
+                    p.in_flight.push_back(Request { sent: now, reply });
+                    self.shared.attention.fetch_add(1, Ordering::SeqCst);
+                }
+                self.gate.sent_own(own.message[0]);
+                out.push(own.message);
             }
         }
         send_upstream(&mut out, self.wr, self.ctx, self.sent_total, self.recorded.as_deref_mut()).await?;
         Ok(true)
+    }
+
+    /// Refuses an Execute that has already run: the agent gets `error` in place of its
+    /// answer, and a Parse that always fails (bad SQL) makes the server abort the
+    /// transaction, as any error at that point would, so nothing the Execute did
+    /// stands. The server then skips the agent's messages up to its Sync; the caller
+    /// drops them. Ok(Err(end)) when the session ends meanwhile.
+    async fn abort_ran<R: AsyncRead + Unpin>(
+        &mut self,
+        error: Bytes,
+        rd: &mut R,
+        buf: &mut BytesMut,
+    ) -> Result<Result<(), End>, SessionError> {
+        if let Err(end) = self.deliver(error, rd, buf).await {
+            return Ok(Err(end));
+        }
+        let fail =
+            Own { message: message::parse_named("airlock_refused", "airlock: refused"), reply: None, expect: None };
+        if !self.send(vec![fail, Own::sync(Reply::Capture(None))], None).await? {
+            return Ok(Err(End::Drained));
+        }
+        Ok(Ok(()))
+    }
+
+    /// Writes `bytes` to the agent (through the upstream pump, the agent's only
+    /// writer) and waits until they are written, reading what the agent pipelines.
+    async fn deliver<R: AsyncRead + Unpin>(&mut self, bytes: Bytes, rd: &mut R, buf: &mut BytesMut) -> Result<(), End> {
+        let written = self.shared.deliver(bytes);
+        match while_reading(written, rd, buf, self.ctx.max_message).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(End::UpstreamClosed),
+        }
     }
 }
 
@@ -612,7 +783,7 @@ async fn guarded<R, W>(
     query: &Bytes,
     held: &Held,
     max_rows: u64,
-    up: &mut OwnRequests<'_, '_, '_, W>,
+    up: &mut OwnRequests<'_, '_, '_, '_, W>,
     rd: &mut R,
     buf: &mut BytesMut,
 ) -> Result<Result<Counted, End>, SessionError>
@@ -630,15 +801,10 @@ where
         TransactionStatus::InTransaction => false,
         TransactionStatus::Failed => return Ok(Ok(Counted::Forward)),
     };
-    let own = || Expect::Query { copy: None, taint: Taint::Clean };
-    let statement = held.expect.clone().unwrap_or_else(own);
     let open = if autocommit { "BEGIN".to_owned() } else { format!("SAVEPOINT {GUARD_SAVEPOINT}") };
     let (to, answer) = oneshot::channel();
-    let requests = vec![
-        (message::query(&open), Reply::Capture(None), own()),
-        (query.clone(), Reply::Capture(Some(to)), statement),
-    ];
-    if !up.send(requests).await? {
+    let statement = Own { message: query.clone(), reply: Some(Reply::Capture(Some(to))), expect: held.expect.clone() };
+    if !up.send(vec![Own::query(&open, Reply::Capture(None)), statement], None).await? {
         return Ok(Err(End::Drained));
     }
     let mut answer = match while_reading(answer, rd, buf, max_message).await {
@@ -654,7 +820,7 @@ where
         (release.clone(), format!("ROLLBACK TO SAVEPOINT {GUARD_SAVEPOINT}; {release}"))
     };
     let bytes = std::mem::take(&mut answer.bytes).freeze();
-    let rolled_back = |reason: String| ((message::query(&undo), Reply::Capture(None), own()), Counted::Hold(reason));
+    let rolled_back = |reason: String| (Own::query(&undo, Reply::Capture(None)), Counted::Hold(reason));
     let (request, counted) = match answer.rows {
         _ if answer.overflow => rolled_back(format!(
             "its answer is larger than the {} MiB Airlock keeps while counting rows",
@@ -664,26 +830,105 @@ where
         // as the failure left it (a Sync carries the answer back).
         _ if answer.failed => {
             let answer = Reply::Instead(bytes);
-            let request = if autocommit {
-                (message::query("ROLLBACK"), answer, own())
-            } else {
-                (message::sync(), answer, Expect::Sync)
-            };
-            (request, Counted::Done)
+            (if autocommit { Own::query("ROLLBACK", answer) } else { Own::sync(answer) }, Counted::Done)
         }
-        Some(rows) if rows <= max_rows => ((message::query(&keep), Reply::Instead(bytes), own()), Counted::Done),
+        Some(rows) if rows <= max_rows => (Own::query(&keep, Reply::Instead(bytes)), Counted::Done),
         Some(rows) => rolled_back(format!(
             "it would change {rows} rows, more than the {max_rows} allowed without approval (max_rows)"
         )),
         None => rolled_back("its command tag does not say how many rows it changed".into()),
     };
-    if !up.send(vec![request]).await? {
+    if !up.send(vec![request], None).await? {
         return Ok(Err(End::Drained));
     }
     let outcome = match &counted {
         Counted::Done if answer.failed => "failed",
         Counted::Done => "kept",
         _ => "rolled back",
+    };
+    tracing::info!(rows = ?answer.rows, max_rows, outcome, "bulk statement counted");
+    let fields =
+        serde_json::json!({"statement": held.text(), "rows": answer.rows, "max_rows": max_rows, "outcome": outcome});
+    record_verdict(up.ctx, "counted", fields).await?;
+    Ok(Ok(counted))
+}
+
+/// Runs a bulk Execute under the rows-affected guard. An extended-protocol statement
+/// cannot be sent again (its portal, and an implicit transaction, end at the Sync), so
+/// it runs once, ahead of the agent's Sync, with a Flush to have its answer now. Within
+/// `max_rows` the answer goes on. Over it, the agent waits for approval while the
+/// transaction stays open (with its locks): approved, the answer goes on; otherwise the
+/// transaction is aborted (see [`OwnRequests::abort_ran`]).
+async fn guarded_execute<R, W>(
+    execute: &Bytes,
+    held: &Held,
+    max_rows: u64,
+    earlier: usize,
+    up: &mut OwnRequests<'_, '_, '_, '_, W>,
+    rd: &mut R,
+    buf: &mut BytesMut,
+) -> Result<Result<Counted, End>, SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let max_message = up.ctx.max_message;
+    if let Err(end) = settled(up.shared, rd, buf, max_message).await {
+        return Ok(Err(end));
+    }
+    let (to, answer) = oneshot::channel();
+    let messages = vec![
+        Own { message: execute.clone(), reply: None, expect: held.expect.clone() },
+        Own { message: message::flush(), reply: None, expect: None },
+    ];
+    if !up.send(messages, Some(ExecuteCapture { after: earlier, to })).await? {
+        return Ok(Err(End::Drained));
+    }
+    let mut answer = match while_reading(answer, rd, buf, max_message).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => return Ok(Err(End::UpstreamClosed)),
+        Err(end) => return Ok(Err(end)),
+    };
+    let bytes = std::mem::take(&mut answer.bytes).freeze();
+    let (counted, outcome) = match answer.rows {
+        // An earlier message of its pipeline failed: the server skips it.
+        _ if !answer.ran => (Counted::Done, "skipped"),
+        _ if answer.overflow => (
+            Counted::Refuse(format!(
+                "its answer is larger than the {} MiB Airlock keeps while counting rows; the transaction was aborted",
+                Captured::MAX >> 20
+            )),
+            "refused",
+        ),
+        // It failed, or stays within the limit: the agent has its answer.
+        Some(rows) if rows <= max_rows || answer.failed => {
+            if let Err(end) = up.deliver(bytes, rd, buf).await {
+                return Ok(Err(end));
+            }
+            (Counted::Done, if answer.failed { "failed" } else { "kept" })
+        }
+        None if answer.failed => {
+            if let Err(end) = up.deliver(bytes, rd, buf).await {
+                return Ok(Err(end));
+            }
+            (Counted::Done, "failed")
+        }
+        Some(rows) => (
+            Counted::HoldOpen(
+                format!(
+                    "it changed {rows} rows, more than the {max_rows} allowed without approval (max_rows); its transaction waits open"
+                ),
+                bytes,
+            ),
+            "held open",
+        ),
+        None => (
+            Counted::HoldOpen(
+                "its answer does not say how many rows it changed; its transaction waits open".into(),
+                bytes,
+            ),
+            "held open",
+        ),
     };
     tracing::info!(rows = ?answer.rows, max_rows, outcome, "bulk statement counted");
     let fields =
@@ -892,6 +1137,11 @@ where
     let track_replies = ctx.enforcement.is_some();
     let mut replies = Vec::new();
     let mut captured = Captured::default();
+    // The rows guard's Execute: registered and waiting for the answers before its own,
+    // then being captured.
+    let mut answers = Answers::default();
+    let mut execute: Option<ExecuteCapture> = None;
+    let mut capturing_execute: Option<oneshot::Sender<Captured>> = None;
     let abort = ctx.shutdown.abort.fired();
     let drain = ctx.shutdown.drain.fired();
     tokio::pin!(abort, drain);
@@ -905,30 +1155,34 @@ where
         // view, so the message stays inside the raw run; only one split across two
         // reads is buffered whole, and every one while Airlock owes the agent a reply.
         let watch = shared.attention.load(Ordering::SeqCst) > 0;
-        // The answer to one of Airlock's own requests is kept from the agent.
-        let mut capturing = watch && front_captured(shared);
+        // The answer to one of Airlock's own requests is kept from the agent. While
+        // Airlock owes the agent something or reads an answer itself (both rare),
+        // every message that fits is looked at whole, so each is routed on its own.
+        let mut capturing = false;
+        if watch && scanner.at_boundary() {
+            capturing = route_captures(shared, &mut execute, &answers, &mut capturing_execute)?;
+        }
         let mut close_now = false;
+        // Whether masking asked for the message handed over next whole.
+        let mut masking_whole = false;
         loop {
             let chunk = scanner.next(&mut buf, &mut |h: Header<'_>| {
                 // The result seam: masking follows every result message and asks for
                 // RowDescriptions and changed rows whole.
                 let masked = results.as_mut().map_or(Disposition::Pass, |r| r.classify(h));
-                if track_replies && matches!(h.tag, b'1' | b'3' | b'C' | b'I' | b's' | b'E' | b'Z' | b'G' | b'W') {
-                    replies.push(h.tag);
+                masking_whole = masked == Disposition::Whole;
+                if track_replies {
+                    if matches!(h.tag, b'1' | b'3' | b'C' | b'I' | b's' | b'E' | b'Z' | b'G' | b'W') {
+                        replies.push(h.tag);
+                    }
+                    answers.see(h.tag);
                 }
                 // Settings the server reports are checked whole (they are rare).
                 if h.tag == tag::PARAMETER_STATUS {
                     return Disposition::Whole;
                 }
-                // A captured answer's rows and errors are read; a notification from
-                // another session is no part of it.
-                if capturing
-                    && matches!(h.tag, tag::COMMAND_COMPLETE | tag::ERROR_RESPONSE | tag::NOTIFICATION_RESPONSE)
-                {
-                    return Disposition::Whole;
-                }
                 if h.tag != tag::READY_FOR_QUERY {
-                    return masked;
+                    return if watch && h.len <= ctx.max_message { Disposition::Whole } else { masked };
                 }
                 match h.complete_body() {
                     Some(body) if !watch => {
@@ -938,73 +1192,88 @@ where
                     _ => Disposition::Whole,
                 }
             })?;
-            match chunk {
+            let frame = match chunk {
                 None => break,
-                Some(Chunk::Raw(bytes)) if capturing => captured.push(&bytes),
-                Some(Chunk::Raw(bytes)) => out.push(bytes),
-                Some(Chunk::Frame(frame)) if frame.tag() != tag::READY_FOR_QUERY => {
-                    let tag = frame.tag();
-                    if tag == tag::PARAMETER_STATUS {
-                        refuse_unsafe_encoding(frame.body())?;
+                Some(Chunk::Raw(bytes)) if capturing || capturing_execute.is_some() => {
+                    captured.push(&bytes);
+                    continue;
+                }
+                Some(Chunk::Raw(bytes)) => {
+                    out.push(bytes);
+                    continue;
+                }
+                Some(Chunk::Frame(frame)) => frame,
+            };
+            let tag = frame.tag();
+            if tag != tag::READY_FOR_QUERY {
+                if tag == tag::PARAMETER_STATUS {
+                    refuse_unsafe_encoding(frame.body())?;
+                }
+                let into_capture = capturing || capturing_execute.is_some();
+                if into_capture {
+                    captured.message(tag, frame.body());
+                }
+                let raw = frame.into_raw();
+                let raw = match results.as_mut() {
+                    Some(r) if masking_whole => r.frame(tag, raw).await.map_err(upstream_protocol)?,
+                    _ => raw,
+                };
+                // Notifications and settings are no part of any answer.
+                if into_capture && !matches!(tag, tag::NOTIFICATION_RESPONSE | tag::PARAMETER_STATUS) {
+                    captured.push(&raw);
+                } else {
+                    out.push(raw);
+                }
+                if capturing_execute.is_some() && (Answers::ends(tag) || tag == tag::ERROR_RESPONSE) {
+                    // The guard's Execute is answered.
+                    let answer = Captured { ran: true, ..std::mem::take(&mut captured) };
+                    if let Some(to) = capturing_execute.take() {
+                        let _ = to.send(answer);
                     }
-                    if capturing {
-                        captured.message(tag, frame.body());
+                    shared.attention.fetch_sub(1, Ordering::SeqCst);
+                }
+            } else {
+                // Earlier ReadyForQuerys passed raw settle first, in order.
+                close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
+                statuses.push(message::parse_ready_for_query(frame.body()));
+                let mut reply = Reply::Upstream;
+                close_now |= settle(shared, ctx, &mut statuses, draining, |r| reply = r)?;
+                match reply {
+                    Reply::Upstream => out.push(frame.into_raw()),
+                    Reply::ErrorThenReady(error) => {
+                        out.push(error);
+                        out.push(frame.into_raw());
                     }
-                    let raw = frame.into_raw();
-                    // Masking asks for a CommandComplete whole only to drop it (a
-                    // refused COPY's); the guard's are its own business.
-                    let raw = match results.as_mut() {
-                        Some(r) if !(capturing && tag == tag::COMMAND_COMPLETE) => {
-                            r.frame(tag, raw).await.map_err(upstream_protocol)?
+                    Reply::ErrorInstead(error) => out.push(error),
+                    Reply::Capture(to) => {
+                        let answer = std::mem::take(&mut captured);
+                        if let Some(to) = to {
+                            // The agent pump is gone only when the session is ending.
+                            let _ = to.send(answer);
                         }
-                        _ => raw,
-                    };
-                    if capturing && tag != tag::NOTIFICATION_RESPONSE {
-                        captured.push(&raw);
-                    } else {
-                        out.push(raw);
+                    }
+                    Reply::Instead(answer) => {
+                        let own = std::mem::take(&mut captured);
+                        out.push(if own.failed { own.bytes.freeze() } else { answer });
+                        out.push(frame.into_raw());
                     }
                 }
-                Some(Chunk::Frame(frame)) => {
-                    // Earlier ReadyForQuerys passed raw settle first, in order.
-                    close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
-                    let status = message::parse_ready_for_query(frame.body());
-                    statuses.push(status.clone());
-                    let mut reply = Reply::Upstream;
-                    close_now |= settle(shared, ctx, &mut statuses, draining, |r| reply = r)?;
-                    match reply {
-                        Reply::Upstream => out.push(frame.into_raw()),
-                        Reply::ErrorThenReady(error) => {
-                            out.push(error);
-                            out.push(frame.into_raw());
-                        }
-                        Reply::ErrorInstead(error) => out.push(error),
-                        Reply::Capture(to) => {
-                            let mut answer = std::mem::take(&mut captured);
-                            answer.status = status.ok();
-                            if let Some(to) = to {
-                                // The agent pump is gone only when the session is ending.
-                                let _ = to.send(answer);
-                            }
-                        }
-                        Reply::Instead(answer) => {
-                            let own = std::mem::take(&mut captured);
-                            out.push(if own.failed { own.bytes.freeze() } else { answer });
-                            out.push(frame.into_raw());
-                        }
-                    }
-                    capturing = watch && front_captured(shared);
-                }
+            }
+            // Past a whole message the next may belong to another answer.
+            if watch && scanner.at_boundary() {
+                capturing = route_captures(shared, &mut execute, &answers, &mut capturing_execute)?;
             }
         }
         close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
         if !replies.is_empty() {
             shared.lock().replies.append(&mut replies);
         }
+        let mut delivered = Vec::new();
         if shared.attention.load(Ordering::SeqCst) > 0 && !scanner.mid_message() {
             let mut p = shared.lock();
             let n = p.notices.len();
             p.notices.drain(..).for_each(|notice| out.push(notice));
+            delivered.append(&mut p.delivered);
             shared.attention.fetch_sub(n, Ordering::SeqCst);
         }
         if close_now {
@@ -1013,6 +1282,9 @@ where
         let sent = send_to_agent(&mut out, wr, ctx).await?;
         ctx.metrics.to_agent.inc_by(sent as u64);
         sent_total.fetch_add(sent as u64, Ordering::Relaxed);
+        for done in delivered {
+            let _ = done.send(());
+        }
         if close_now {
             return Ok(End::Drained);
         }
@@ -1049,9 +1321,36 @@ where
     }
 }
 
-/// Whether the next answer from upstream is one Airlock reads before the agent may.
-fn front_captured(shared: &Shared) -> bool {
-    shared.lock().in_flight.front().is_some_and(|r| r.reply.captured())
+/// Where the upstream's next bytes go, at a message boundary while `watch`ing:
+/// returns whether they are the answer to one of Airlock's own requests. Also starts
+/// capturing the answer to the rows guard's Execute once the answers to the messages
+/// before it have come, or tells the agent pump it will not run (an earlier message
+/// failed, so the server skips it).
+fn route_captures(
+    shared: &Shared,
+    execute: &mut Option<ExecuteCapture>,
+    answers: &Answers,
+    capturing: &mut Option<oneshot::Sender<Captured>>,
+) -> Result<bool, SessionError> {
+    let mut p = shared.lock();
+    if execute.is_none() && capturing.is_none() {
+        *execute = p.execute_capture.take();
+    }
+    let request = p.in_flight.front().is_some_and(|r| r.reply.captured());
+    drop(p);
+    let Some(pending) = execute.take_if(|c| answers.failed || answers.count >= c.after) else { return Ok(request) };
+    if answers.failed {
+        let _ = pending.to.send(Captured::default());
+        shared.attention.fetch_sub(1, Ordering::SeqCst);
+    } else if answers.count == pending.after {
+        *capturing = Some(pending.to);
+    } else {
+        // More answers than messages sent before it: where its own begins is lost, and
+        // only ending the session (which rolls its transaction back) is safe.
+        let lost = airlock_postgres::ProtocolError::Malformed("extended-protocol answers out of step");
+        return Err(upstream_protocol(lost));
+    }
+    Ok(request)
 }
 
 /// Ends the session if the server now reads the agent's bytes in an encoding whose
