@@ -590,3 +590,52 @@ async fn bulk_executes_stand_within_max_rows_and_wait_open_over_it() {
     assert_eq!(count(), "20");
     assert_eq!(client.query_one("SELECT count(*) FROM guard_x", &[]).await.unwrap().get::<_, i64>(0), 20);
 }
+
+/// Functions of the database's own, judged by its catalog: one that cannot change
+/// anything (not volatile, not SECURITY DEFINER, a body calling only built-ins that
+/// read) is called like a built-in read; any other is held, and so is a call by a
+/// built-in's name that one of them may answer.
+#[test]
+fn functions_of_the_databases_own_are_judged_by_the_catalog() {
+    let airlock = Airlock::start_with("", "[approvals]\ntimeout = \"1s\"\n");
+    fixture(
+        &airlock,
+        "DROP TABLE IF EXISTS fn_t CASCADE; CREATE TABLE fn_t (id int); INSERT INTO fn_t SELECT generate_series(1, 10); \
+         CREATE OR REPLACE FUNCTION fn_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) FROM fn_t'; \
+         CREATE OR REPLACE FUNCTION fn_twice(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$BEGIN IF (x > 0) THEN RETURN x * 2; END IF; RETURN abs(x); END$$; \
+         CREATE OR REPLACE FUNCTION fn_kill() RETURNS bool LANGUAGE sql STABLE AS 'SELECT pg_cancel_backend(0)'; \
+         CREATE OR REPLACE FUNCTION fn_dyn(q text) RETURNS int LANGUAGE plpgsql STABLE AS $$BEGIN EXECUTE q; RETURN 1; END$$; \
+         CREATE OR REPLACE FUNCTION fn_definer() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER AS 'SELECT count(*) FROM fn_t'; \
+         CREATE OR REPLACE FUNCTION fn_vol() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM fn_t'; \
+         CREATE OR REPLACE FUNCTION fn_nested() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT fn_count()'; \
+         CREATE OR REPLACE FUNCTION lower(int) RETURNS int LANGUAGE sql AS 'DELETE FROM fn_t; SELECT 1'",
+    );
+    let run = |sql: &str| airlock.psql(&agent(), "app-db", &["-X", "-v", "ON_ERROR_STOP=0", "-At", "-c", sql], None);
+    assert_eq!(ok(&run("SELECT fn_count(), public.fn_twice(2), \"fn_twice\"(-3)")), "10|4|3\n");
+    for sql in [
+        "SELECT fn_kill()",
+        "SELECT fn_dyn('select 1')",
+        "SELECT fn_definer()",
+        "SELECT fn_vol()",
+        "SELECT fn_nested()",
+        "SELECT lower(1)",
+        "SELECT lower('X')",
+    ] {
+        let out = run(sql);
+        assert!(stderr(&out).contains("no approver decided in time"), "{sql}: {}", stderr(&out));
+    }
+    assert_eq!(upstream("SELECT count(*) FROM fn_t"), "10");
+    // After DDL in the session (even held), only rules vouch for functions.
+    let out = airlock.psql(
+        &agent(),
+        "app-db",
+        &["-X", "-q", "-v", "ON_ERROR_STOP=0", "-At"],
+        Some("SELECT fn_count();\nCREATE OR REPLACE FUNCTION fn_count() RETURNS bigint LANGUAGE sql AS 'DELETE FROM fn_t; SELECT 1';\nSELECT fn_count();\n"),
+    );
+    assert_eq!(ok(&out), "10\n");
+    assert_eq!(stderr(&out).matches("no approver decided in time").count(), 2, "{}", stderr(&out));
+    fixture(
+        &airlock,
+        "DROP FUNCTION fn_count(), fn_twice(int), fn_kill(), fn_dyn(text), fn_definer(), fn_vol(), fn_nested(), lower(int); DROP TABLE fn_t",
+    );
+}

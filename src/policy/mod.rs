@@ -168,6 +168,22 @@ impl Decision {
         bulk.map(|s| s.max_rows.unwrap_or(default)).min().filter(|&limit| limit != u64::MAX)
     }
 
+    /// A refusal of `what` that no rule can lift (a protocol misuse), for `reason`.
+    pub fn refused(what: &str, reason: &str) -> Decision {
+        let verdict = Verdict::Deny(reason.to_owned());
+        Decision::of(vec![StatementDecision {
+            text: what.to_owned(),
+            classes: Vec::new(),
+            decision: verdict.as_str(),
+            rule: "protocol".into(),
+            message: None,
+            fingerprint: String::new(),
+            max_rows: None,
+            verdict,
+            class_set: Classes::NONE,
+        }])
+    }
+
     /// This decision with its `bulk` statements held for approval, for `reason`: the
     /// guard found they change more rows than allowed.
     pub fn held_for_rows(&self, reason: &str) -> Decision {
@@ -286,6 +302,33 @@ pub fn normalize(tokens: &[sql::lexer::Token<'_>]) -> String {
     out
 }
 
+/// What a session's statements are judged by: its catalog, and the rules that vouch
+/// for functions (their calls stop being `unknown` too).
+struct Vouched<'a> {
+    policy: &'a Policy,
+    connection: &'a str,
+    groups: &'a [String],
+    catalog: &'a dyn sql::Catalog,
+}
+
+impl sql::Catalog for Vouched<'_> {
+    fn trusted(&self, schema: Option<&str>, name: &str) -> bool {
+        self.catalog.trusted(schema, name) || self.policy.vouched_for(self.connection, self.groups, schema, name)
+    }
+
+    fn shadows(&self, name: &str) -> bool {
+        self.catalog.shadows(name)
+    }
+
+    fn pins(&self, schema: Option<&str>, name: &str, columns: &[String]) -> bool {
+        self.catalog.pins(schema, name, columns)
+    }
+
+    fn rewrites(&self, schema: Option<&str>, name: &str) -> bool {
+        self.catalog.rewrites(schema, name)
+    }
+}
+
 impl Policy {
     /// Compiles `[[rules]]`; regexes were checked by config validation.
     pub fn new(rules: &[RuleConfig]) -> Result<Policy, regex::Error> {
@@ -328,22 +371,24 @@ impl Policy {
 
     /// Decides every statement of a Simple Query string.
     pub fn decide_query(&self, connection: &str, groups: &[String], query: &str) -> Decision {
-        self.decide_in_session(connection, groups, query, &|_| None)
+        self.decide_in_session(connection, groups, query, &|_| None, &sql::NoCatalog)
     }
 
     /// Decides every statement of a query string in a session where `names` gives the
     /// classes of what a prepared statement or a portal runs: `EXECUTE name` takes its
     /// statement's, and `FETCH`/`MOVE` of a portal bound in the extended protocol (a
-    /// portal is a cursor too) take that portal's.
+    /// portal is a cursor too) take that portal's. `catalog` tells what the session's
+    /// database says of its functions that are not built in.
     pub fn decide_in_session(
         &self,
         connection: &str,
         groups: &[String],
         query: &str,
         names: &dyn Fn(Named<'_>) -> Option<Classes>,
+        catalog: &dyn sql::Catalog,
     ) -> Decision {
-        let trusted = |schema: Option<&str>, name: &str| self.vouched_for(connection, groups, schema, name);
-        let classify = |s: &sql::Statement<'_>| sql::classify_trusting(s, &trusted);
+        let functions = Vouched { policy: self, connection, groups, catalog };
+        let classify = |s: &sql::Statement<'_>| sql::classify_trusting(s, &functions);
         let decide = |s: &sql::Statement<'_>| {
             let classes = match statement_name(&s.tokens, "execute") {
                 Some(name) => names(Named::Statement(&name)).unwrap_or_else(|| classify(s)),
@@ -504,10 +549,16 @@ mod tests {
         };
         track("PREPARE q (int) AS SELECT * FROM t WHERE id = $1; PREPARE \"D\" AS DROP TABLE t", &mut names);
         let decide = |q: &str, names: &std::collections::HashMap<String, Classes>| {
-            p.decide_in_session("x", &agents, q, &|n| match n {
-                Named::Statement(n) => names.get(n).copied(),
-                Named::Portal(_) => None,
-            })
+            p.decide_in_session(
+                "x",
+                &agents,
+                q,
+                &|n| match n {
+                    Named::Statement(n) => names.get(n).copied(),
+                    Named::Portal(_) => None,
+                },
+                &sql::NoCatalog,
+            )
             .decision
         };
         assert_eq!(decide("EXECUTE q(1)", &names), "allow");

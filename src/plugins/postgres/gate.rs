@@ -13,7 +13,7 @@ use airlock_postgres::ProtocolError;
 use airlock_postgres::message::{self, CloseTarget, tag};
 use airlock_postgres::sql;
 
-use super::hidden::RunsCode;
+use super::hidden::SessionCatalog;
 use super::mask::{ConnectionMasking, Expect, Taint};
 use super::statements::{Effect, Statements};
 use crate::identity::Identity;
@@ -22,12 +22,9 @@ use crate::policy::{self, Decision, MAX_PREPARED_NAMES, Named, Policy, PreparedC
 /// What the relay does with one frontend message.
 #[derive(Debug)]
 pub enum Step {
-    /// Forward it. `request`: a ReadyForQuery will answer it; `statement`: it carries
-    /// SQL (for the session's statement count); `expect`: what its answer will carry,
-    /// for result masking.
+    /// Forward it. `statement`: it carries SQL (for the session's statement count);
+    /// `expect`: what its answer will carry, for result masking.
     Forward {
-        /// Answered by a ReadyForQuery.
-        request: bool,
         /// Carries a statement.
         statement: bool,
         /// What the upstream's answer holds, when results are masked.
@@ -63,6 +60,11 @@ pub enum HeldKind {
 }
 
 impl Held {
+    /// A message refused outright, for `reason`.
+    pub fn refused(what: &str, reason: &str, kind: HeldKind) -> Held {
+        Held { decision: Arc::new(Decision::refused(what, reason)), kind, expect: None, max_rows: None }
+    }
+
     /// The held statements' text, for approvers.
     pub fn text(&self) -> String {
         self.decision.statements.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("; ")
@@ -92,11 +94,14 @@ pub struct SessionGate<'a> {
     /// Names parsed before this were forgotten (the map's cap).
     forgotten_before: u64,
     /// Relations that run the database's own code when read.
-    runs_code: Arc<RunsCode>,
+    runs_code: Arc<SessionCatalog>,
     /// Views that show a rule-masked column.
     showing_masked: Arc<HashSet<String>>,
     /// The connection's rows-affected limit.
     max_rows: u64,
+    /// DDL went upstream in this session: the catalog read at its start may no longer
+    /// tell which functions can change nothing, nor which keys are unique.
+    functions_changed: bool,
 }
 
 /// Decisions cached per session, and the longest text cached.
@@ -137,6 +142,7 @@ impl<'a> SessionGate<'a> {
             runs_code: Arc::default(),
             showing_masked: Arc::default(),
             max_rows: crate::config::DEFAULT_MAX_ROWS,
+            functions_changed: false,
         }
     }
 
@@ -163,7 +169,7 @@ impl<'a> SessionGate<'a> {
     /// What this session's catalog says: statements naming one of `runs_code` are
     /// `unknown` (see `hidden.rs`), and naming one of `showing_masked` is naming a
     /// masked column.
-    pub fn with_catalog(mut self, runs_code: Arc<RunsCode>, showing_masked: Arc<HashSet<String>>) -> Self {
+    pub fn with_catalog(mut self, runs_code: Arc<SessionCatalog>, showing_masked: Arc<HashSet<String>>) -> Self {
         self.runs_code = runs_code;
         self.showing_masked = showing_masked;
         self
@@ -209,19 +215,25 @@ impl<'a> SessionGate<'a> {
         self.masking.map_or(Taint::Clean, |m| m.taint(sql, &self.showing_masked))
     }
 
-    /// A statement that names a masked column and writes (to a table, or to session
-    /// state with `set_config`) can carry the value somewhere its column rule does not
-    /// follow: it is `unknown`.
     /// DDL may rename what column rules match: the connection's catalog cache is read
     /// again before the next result is planned (for every session on the connection).
-    fn schema_may_change(&self, decision: &Decision) {
-        if let Some(m) = self.masking
-            && decision.classes().contains(sql::Class::Ddl)
-        {
+    /// It may also replace functions: from then on only rules vouch for any.
+    fn schema_may_change(&mut self, decision: &Decision) {
+        if !decision.classes().contains(sql::Class::Ddl) {
+            return;
+        }
+        if let Some(m) = self.masking {
             m.forget_catalog();
+        }
+        if !self.functions_changed {
+            self.functions_changed = true;
+            self.cache.clear();
         }
     }
 
+    /// A statement that names a masked column and writes (to a table, or to session
+    /// state with `set_config`) can carry the value somewhere its column rule does not
+    /// follow: it is `unknown`.
     fn launders(&self, text: &str, taint: Taint, decision: Arc<Decision>) -> Arc<Decision> {
         let classes = decision.classes();
         if taint != Taint::Column || !(classes.contains(sql::Class::Write) || classes.contains(sql::Class::Session)) {
@@ -277,7 +289,7 @@ impl<'a> SessionGate<'a> {
 
     /// Looks at one whole frontend message: its tag and body.
     pub fn inspect(&mut self, tag: u8, body: &[u8]) -> Result<Step, ProtocolError> {
-        let forward = |request, statement| Ok(Step::Forward { request, statement, expect: None });
+        let forward = |statement| Ok(Step::Forward { statement, expect: None });
         match tag {
             tag::QUERY => {
                 let text = String::from_utf8_lossy(message::parse_query(body)?);
@@ -285,9 +297,9 @@ impl<'a> SessionGate<'a> {
                 // rarely repeat: not worth caching.
                 let decision = self.decide(&text, false);
                 let mut decision = self.hidden_code(&text, decision);
+                self.schema_may_change(&decision);
                 let mut expect = None;
                 if self.masking.is_some() {
-                    self.schema_may_change(&decision);
                     let taint = self.taint(&text);
                     decision = self.launders(&text, taint, decision);
                     // A COPY's rows carry no column descriptions: keep the text to find out.
@@ -295,7 +307,7 @@ impl<'a> SessionGate<'a> {
                 }
                 if decision.allowed() && decision.row_limit(self.max_rows).is_none() {
                     self.ran(&text);
-                    return Ok(Step::Forward { request: true, statement: true, expect });
+                    return Ok(Step::Forward { statement: true, expect });
                 }
                 Ok(Step::Decide(self.held(decision, HeldKind::Query, expect)))
             }
@@ -305,13 +317,13 @@ impl<'a> SessionGate<'a> {
                 let decision = self.decide(&text, true);
                 let mut decision = self.hidden_code(&text, decision);
                 let name = name_of(name);
+                self.schema_may_change(&decision);
                 if self.masking.is_some() {
-                    self.schema_may_change(&decision);
                     let taint = self.parsed(&name, &text);
                     decision = self.launders(&text, taint, decision);
                 }
                 self.statements.parse(&name, decision);
-                forward(false, true)
+                forward(true)
             }
             tag::BIND => {
                 let (portal, statement) = message::parse_bind(body)?;
@@ -336,7 +348,7 @@ impl<'a> SessionGate<'a> {
                 let portal_state =
                     Portal { decision, statement: statement.into_owned(), formats, bound_at: self.parses, taint };
                 remember(&mut self.portals, name_of(portal), portal_state);
-                forward(false, false)
+                forward(false)
             }
             tag::DESCRIBE => {
                 let (target, name) = message::parse_describe(body)?;
@@ -347,7 +359,7 @@ impl<'a> SessionGate<'a> {
                         self.portals.get(name_of(name).as_ref()).map_or(Taint::Column, |p| p.taint),
                     ),
                 });
-                Ok(Step::Forward { request: false, statement: false, expect })
+                Ok(Step::Forward { statement: false, expect })
             }
             tag::EXECUTE => {
                 let portal = name_of(message::parse_execute(body)?);
@@ -372,7 +384,7 @@ impl<'a> SessionGate<'a> {
                 };
                 if decision.allowed() && decision.row_limit(self.max_rows).is_none() {
                     self.statements.execute();
-                    return Ok(Step::Forward { request: false, statement: false, expect });
+                    return Ok(Step::Forward { statement: false, expect });
                 }
                 Ok(Step::Decide(self.held(decision, HeldKind::Execute, expect)))
             }
@@ -383,14 +395,14 @@ impl<'a> SessionGate<'a> {
                     CloseTarget::Statement => self.statements.close(&name),
                     CloseTarget::Portal => drop(self.portals.remove(name.as_ref())),
                 }
-                forward(false, false)
+                forward(false)
             }
             tag::SYNC => {
                 // Portals die at the end of a transaction. Keeping them is harmless: a
                 // stale entry is replaced by the next Bind of that name, and a Bind that
                 // fails aborts the transaction, which takes every portal with it.
                 self.statements.ready();
-                Ok(Step::Forward { request: true, statement: false, expect: self.announce(|| Expect::Sync) })
+                Ok(Step::Forward { statement: false, expect: self.announce(|| Expect::Sync) })
             }
             tag::FUNCTION_CALL => {
                 let decision = self.opaque("fast-path function call");
@@ -398,15 +410,15 @@ impl<'a> SessionGate<'a> {
                 let expect = self.announce(|| Expect::Query { copy: None, taint: Taint::Clean });
                 if decision.allowed() {
                     self.statements.ready();
-                    return Ok(Step::Forward { request: true, statement: false, expect });
+                    return Ok(Step::Forward { statement: false, expect });
                 }
                 Ok(Step::Decide(self.held(Arc::new(decision), HeldKind::FunctionCall, expect)))
             }
             tag::COPY_DONE | tag::COPY_FAIL => {
                 self.statements.copy_end();
-                forward(false, false)
+                forward(false)
             }
-            _ => forward(false, false),
+            _ => forward(false),
         }
     }
 
@@ -487,7 +499,10 @@ impl<'a> SessionGate<'a> {
                 Named::Portal(name) => self.portals.get(name).map(|p| p.decision.classes()),
             }
         };
-        let decision = Arc::new(self.policy.decide_in_session(self.connection, &self.identity.groups, text, &names));
+        let stale = Stale(&self.runs_code);
+        let catalog: &dyn sql::Catalog = if self.functions_changed { &stale } else { &*self.runs_code };
+        let decision =
+            Arc::new(self.policy.decide_in_session(self.connection, &self.identity.groups, text, &names, catalog));
         if cacheable && !consulted.get() && text.len() <= MAX_CACHED_TEXT {
             if self.cache.len() >= MAX_CACHED {
                 self.cache.clear();
@@ -499,6 +514,24 @@ impl<'a> SessionGate<'a> {
 
     fn opaque(&self, what: &str) -> Decision {
         self.policy.decide_opaque(self.connection, &self.identity.groups, what)
+    }
+}
+
+/// The catalog after DDL in the session: it may have dropped a unique key or replaced a
+/// function, so it vouches for neither; what it knew to run code still does.
+struct Stale<'a>(&'a SessionCatalog);
+
+impl sql::Catalog for Stale<'_> {
+    fn trusted(&self, _: Option<&str>, _: &str) -> bool {
+        false
+    }
+
+    fn shadows(&self, name: &str) -> bool {
+        self.0.shadows(name)
+    }
+
+    fn rewrites(&self, schema: Option<&str>, name: &str) -> bool {
+        self.0.rewrites(schema, name)
     }
 }
 
@@ -577,7 +610,7 @@ mod tests {
         assert!(!is_held(step(frame(b'Q', &[b"EXECUTE q\0"]))));
         assert!(is_held(step(frame(b'Q', &[b"EXECUTE unknown_name\0"]))));
         assert!(is_held(step(frame(b'F', &[&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]]))));
-        assert!(step(frame(b'Q', &[b"SELECT 1\0"])).is_forward_request());
+        assert!(step(frame(b'Q', &[b"SELECT 1\0"])).is_forward_query());
     }
 
     #[test]
@@ -656,11 +689,8 @@ mod tests {
     }
 
     impl Step {
-        fn is_forward_request(&self) -> bool {
-            matches!(
-                self,
-                Step::Forward { request: true, statement: true, expect: Some(Expect::Query { copy: None, .. }) }
-            )
+        fn is_forward_query(&self) -> bool {
+            matches!(self, Step::Forward { statement: true, expect: Some(Expect::Query { copy: None, .. }) })
         }
     }
 }

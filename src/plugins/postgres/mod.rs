@@ -373,13 +373,13 @@ impl PostgresPlugin {
         })?;
         // Which relations run code of the database's own when read, as of now.
         let runs_code = match self.policy.is_some() {
-            true => hidden::relations_running_code(&mut upstream, self.max_message).await.map_err(|e| {
-                SessionError::Upstream {
+            true => {
+                hidden::read_catalog(&mut upstream, self.max_message).await.map_err(|e| SessionError::Upstream {
                     connection: target.conn.name.clone(),
                     agent_message: None,
-                    detail: format!("reading which views run functions: {e:#}"),
-                }
-            })?,
+                    detail: format!("reading the catalog (views and functions of its own): {e:#}"),
+                })?
+            }
             false => Default::default(),
         };
         let showing_masked = match self.masking.get(&target.conn.name).filter(|m| m.has_column_rules()) {
@@ -496,7 +496,7 @@ struct Ready {
     upstream: upstream::Upstream,
     cancel_key: Option<cancel::CancelKey>,
     recording: Option<SessionRecorder>,
-    runs_code: Arc<hidden::RunsCode>,
+    runs_code: Arc<hidden::SessionCatalog>,
     showing_masked: Arc<std::collections::HashSet<String>>,
 }
 

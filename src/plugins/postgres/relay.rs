@@ -63,6 +63,33 @@ pub enum End {
 struct Request {
     sent: Instant,
     reply: Reply,
+    /// A Sync (the server ignores one that arrives while it copies in), or a Query or
+    /// FunctionCall.
+    sync: bool,
+    /// Its place among all requests sent.
+    seq: u64,
+}
+
+/// A frontend message the relay's bookkeeping follows, in stream order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// A Query or FunctionCall: answered by a ReadyForQuery.
+    Query,
+    /// A Sync: answered by a ReadyForQuery, unless the server is copying in.
+    Sync,
+    /// A CopyDone or CopyFail: ends copying in; answered by nothing.
+    CopyEnd,
+}
+
+impl Ask {
+    fn of(tag: u8) -> Option<Ask> {
+        match tag {
+            tag::QUERY | tag::FUNCTION_CALL => Some(Ask::Query),
+            tag::SYNC => Some(Ask::Sync),
+            tag::COPY_DONE | tag::COPY_FAIL => Some(Ask::CopyEnd),
+            _ => None,
+        }
+    }
 }
 
 /// How the agent learns the outcome of a request.
@@ -143,6 +170,10 @@ struct Captured {
     failed: bool,
     /// The answer was too large to keep whole: `bytes` is incomplete.
     overflow: bool,
+    /// The ReadyForQuery's transaction status, for a request's answer.
+    status: Option<TransactionStatus>,
+    /// The first row, as the server sent it (before masking).
+    first_row: Option<Bytes>,
     /// An Execute's answer: whether the server ran it at all (not when an earlier
     /// message of its pipeline failed).
     ran: bool,
@@ -166,6 +197,7 @@ impl Captured {
         match tag {
             tag::COMMAND_COMPLETE => self.rows = message::rows_changed(body),
             tag::ERROR_RESPONSE => self.failed = true,
+            tag::DATA_ROW if self.first_row.is_none() => self.first_row = Some(Bytes::copy_from_slice(body)),
             _ => {}
         }
     }
@@ -191,6 +223,14 @@ struct Progress {
     replies: Vec<u8>,
     /// Set once, when the session is closing at a safe point: nothing more goes up.
     closing: bool,
+    /// The server copies in and the agent has not ended the COPY: its Syncs until then
+    /// are ignored by the server, so they are not requests.
+    copying: bool,
+    /// CopyDone/CopyFail not yet matched to a COPY: the `seq` of the request each came
+    /// before.
+    copy_ends: VecDeque<u64>,
+    /// Requests ever sent: the next one's `seq`.
+    pushed: u64,
     statements: u64,
 }
 
@@ -199,6 +239,54 @@ impl Progress {
     /// may close the session without the agent losing work.
     fn at_safe_point(&self) -> bool {
         self.in_flight.is_empty() && self.status == TransactionStatus::Idle
+    }
+
+    /// Awaits the answer to a request sent now; `sync`: it is a Sync.
+    fn push(&mut self, reply: Reply, sync: bool) {
+        self.in_flight.push_back(Request { sent: Instant::now(), reply, sync, seq: self.pushed });
+        self.pushed += 1;
+    }
+
+    /// Notes a request (or the end of COPY data) the agent sent. While the server
+    /// copies in, it ignores Syncs until the COPY data ends.
+    fn ask(&mut self, ask: Ask) {
+        match ask {
+            Ask::Sync if self.copying => {}
+            Ask::CopyEnd if self.copying => self.copying = false,
+            Ask::CopyEnd => {
+                // Kept small: an agent may send these with no COPY going on.
+                if self.copy_ends.len() >= 64 {
+                    self.copy_ends.pop_front();
+                }
+                self.copy_ends.push_back(self.pushed);
+            }
+            Ask::Query | Ask::Sync => self.push(Reply::Upstream, ask == Ask::Sync),
+        }
+    }
+
+    /// The server now copies in (CopyInResponse), for the request at the head (a
+    /// Query), or for an Execute before it (the head is then that pipeline's Sync):
+    /// the Syncs the agent sent from then until its CopyDone or CopyFail are ignored,
+    /// so they are no longer awaited. Returns the replies Airlock owed on them.
+    fn copying_in(&mut self) -> Vec<Reply> {
+        let Some(head) = self.in_flight.front() else {
+            self.copying = true;
+            return Vec::new();
+        };
+        let first = head.seq + u64::from(!head.sync);
+        // Ends sent before the COPY began belong to none (a CopyDone right before the
+        // pipeline's Sync ended this one before that Sync, which is then answered).
+        while self.copy_ends.front().is_some_and(|&at| at < first) {
+            self.copy_ends.pop_front();
+        }
+        let end = self.copy_ends.pop_front().unwrap_or_else(|| {
+            self.copying = true;
+            u64::MAX
+        });
+        let (ignored, kept) =
+            std::mem::take(&mut self.in_flight).into_iter().partition(|r| r.sync && (first..end).contains(&r.seq));
+        self.in_flight = kept;
+        ignored.into_iter().map(|r: Request| r.reply).collect()
     }
 }
 
@@ -255,7 +343,7 @@ pub struct Enforcement<'a> {
     /// Notified when the agent sends a CancelRequest for this session.
     pub cancel: &'a Notify,
     /// The relations that run the database's own code when read, as the session started.
-    pub runs_code: std::sync::Arc<super::hidden::RunsCode>,
+    pub runs_code: std::sync::Arc<super::hidden::SessionCatalog>,
     /// The views that show a rule-masked column, as the session started.
     pub showing_masked: std::sync::Arc<std::collections::HashSet<String>>,
     /// The connection's rows-affected limit for `bulk` statements.
@@ -308,6 +396,9 @@ pub async fn relay(
             status: TransactionStatus::Idle,
             replies: Vec::new(),
             closing: false,
+            copying: false,
+            copy_ends: VecDeque::new(),
+            pushed: 0,
             statements: 0,
         }),
         attention: AtomicUsize::new(0),
@@ -402,14 +493,14 @@ where
             } else if let Some(gate) = gate.as_mut() {
                 gate.inspect(frame.tag(), frame.body())?
             } else {
-                Step::Forward { request: false, statement: false, expect: None }
+                Step::Forward { statement: false, expect: None }
             };
             if frame.tag() == tag::SYNC {
                 skipping = false;
             }
             match step {
-                Step::Forward { request, statement, expect } => {
-                    counts.requests += usize::from(request);
+                Step::Forward { statement, expect, .. } => {
+                    counts.requests.extend(Ask::of(frame.tag()));
                     counts.statements += u64::from(statement);
                     counts.expect.extend(expect);
                     out.push(frame.into_raw());
@@ -429,6 +520,11 @@ where
                     if let Some(max_rows) = held.max_rows {
                         let counted = match held.kind {
                             HeldKind::Query => guarded(frame.raw(), &held, max_rows, &mut up, rd, &mut buf).await?,
+                            // After COPY data the server may have ignored a Sync, so
+                            // counting answers cannot find this Execute's: held first.
+                            HeldKind::Execute if counts.copied => Ok(Counted::Hold(
+                                "after COPY data in this session Airlock cannot count a bulk Execute's rows".into(),
+                            )),
                             HeldKind::Execute => {
                                 // The messages before it since the agent's last Sync.
                                 let earlier = counts.since_sync.saturating_sub(1);
@@ -490,7 +586,7 @@ where
                             {
                                 gate.ran(&String::from_utf8_lossy(text));
                             }
-                            counts.requests += usize::from(held.kind != HeldKind::Execute);
+                            counts.requests.extend(Ask::of(frame.tag()));
                             counts.expect.extend(held.expect);
                             out.push(frame.into_raw());
                         }
@@ -540,8 +636,9 @@ where
 /// What the agent pump has passed since it last updated `Progress`.
 #[derive(Debug, Default)]
 struct Counts {
-    /// Messages a ReadyForQuery will answer (Query, Sync, FunctionCall).
-    requests: usize,
+    /// Requests a ReadyForQuery will answer (Query, Sync, FunctionCall), and the ends
+    /// of COPY data between them, in order.
+    requests: Vec<Ask>,
     /// Query and Parse messages.
     statements: u64,
     /// The agent sent Terminate.
@@ -552,6 +649,9 @@ struct Counts {
     /// FunctionCall), each answered before a later one: where the answer to the next
     /// one begins.
     since_sync: usize,
+    /// The agent has sent COPY data in this session: the server may have ignored a
+    /// Sync of its, so counting answers no longer tells them apart.
+    copied: bool,
 }
 
 impl Counts {
@@ -575,14 +675,25 @@ impl Counts {
         if h.tag == tag::TERMINATE {
             self.terminate = true;
         }
-        if !skipping || h.tag == tag::SYNC {
-            match h.tag {
-                tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE | tag::EXECUTE => self.since_sync += 1,
-                tag::SYNC | tag::QUERY | tag::FUNCTION_CALL => self.since_sync = 0,
-                _ => {}
-            }
+        if skipping {
+            return Disposition::Whole;
         }
-        if skipping || (matches!(h.tag, tag::QUERY | tag::PARSE) && h.len > max_message) {
+        // The server ignores a Query or FunctionCall that comes while it skips to a
+        // Sync after an error in the extended protocol, which no answer would tell:
+        // Airlock asks for the Sync first.
+        if gate.is_some() && self.since_sync > 0 && matches!(h.tag, tag::QUERY | tag::FUNCTION_CALL) {
+            let kind = if h.tag == tag::QUERY { HeldKind::Query } else { HeldKind::FunctionCall };
+            let reason = "a Query or FunctionCall must not follow extended-protocol messages before their Sync";
+            *held = Some(Held::refused("(protocol)", reason, kind));
+            return Disposition::Whole;
+        }
+        match h.tag {
+            tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE | tag::EXECUTE => self.since_sync += 1,
+            tag::SYNC | tag::QUERY | tag::FUNCTION_CALL => self.since_sync = 0,
+            tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => self.copied = true,
+            _ => {}
+        }
+        if matches!(h.tag, tag::QUERY | tag::PARSE) && h.len > max_message {
             return Disposition::Whole;
         }
         if let Some(gate) = gate
@@ -590,8 +701,8 @@ impl Counts {
         {
             // A malformed message is asked for whole: the caller's inspection reports it.
             return match h.complete_body().map(|body| gate.inspect(h.tag, body)) {
-                Some(Ok(Step::Forward { request, statement, expect })) => {
-                    self.requests += usize::from(request);
+                Some(Ok(Step::Forward { statement, expect, .. })) => {
+                    self.requests.extend(Ask::of(h.tag));
                     self.statements += u64::from(statement);
                     self.expect.extend(expect);
                     Disposition::Pass
@@ -603,15 +714,8 @@ impl Counts {
                 Some(Err(_)) | None => Disposition::Whole,
             };
         }
-        match h.tag {
-            tag::QUERY => {
-                self.requests += 1;
-                self.statements += 1;
-            }
-            tag::PARSE => self.statements += 1,
-            tag::SYNC | tag::FUNCTION_CALL => self.requests += 1,
-            _ => {}
-        }
+        self.requests.extend(Ask::of(h.tag));
+        self.statements += u64::from(matches!(h.tag, tag::QUERY | tag::PARSE));
         Disposition::Pass
     }
 
@@ -619,8 +723,8 @@ impl Counts {
     /// before their bytes go upstream. Returns false if the session is closing:
     /// nothing more may go upstream.
     fn commit(&mut self, shared: &Shared, refused: Option<Reply>) -> bool {
-        let (n, statements) = (std::mem::take(&mut self.requests), std::mem::take(&mut self.statements));
-        if n == 0 && statements == 0 && refused.is_none() && self.expect.is_empty() {
+        let statements = std::mem::take(&mut self.statements);
+        if self.requests.is_empty() && statements == 0 && refused.is_none() && self.expect.is_empty() {
             return true;
         }
         let mut p = shared.lock();
@@ -628,11 +732,12 @@ impl Counts {
             return false;
         }
         p.expect.append(&mut self.expect);
-        let now = Instant::now();
-        p.in_flight.extend(std::iter::repeat_with(|| Request { sent: now, reply: Reply::Upstream }).take(n));
+        for ask in self.requests.drain(..) {
+            p.ask(ask);
+        }
         p.statements += statements;
         if let Some(reply) = refused {
-            p.in_flight.push_back(Request { sent: now, reply });
+            p.push(reply, true);
             shared.attention.fetch_add(1, Ordering::SeqCst);
         }
         true
@@ -722,13 +827,12 @@ impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, '_, W> {
                 p.execute_capture = Some(capture);
                 self.shared.attention.fetch_add(1, Ordering::SeqCst);
             }
-            let now = Instant::now();
             for own in messages {
                 if let Some(expect) = own.expect.filter(|_| self.ctx.masking.is_some()) {
                     p.expect.push(expect);
                 }
                 if let Some(reply) = own.reply {
-                    p.in_flight.push_back(Request { sent: now, reply });
+                    p.push(reply, own.message[0] == tag::SYNC);
                     self.shared.attention.fetch_add(1, Ordering::SeqCst);
                 }
                 self.gate.sent_own(own.message[0]);
@@ -801,10 +905,35 @@ where
         TransactionStatus::InTransaction => false,
         TransactionStatus::Failed => return Ok(Ok(Counted::Forward)),
     };
-    let open = if autocommit { "BEGIN".to_owned() } else { format!("SAVEPOINT {GUARD_SAVEPOINT}") };
+    // The opening answers with a value of its own, so its answer cannot be mistaken
+    // for another's: only then does the statement go.
+    let nonce = format!("airlock:{:016x}", rand::random::<u64>());
+    let open = match autocommit {
+        true => format!("BEGIN; SELECT '{nonce}'"),
+        false => format!("SAVEPOINT {GUARD_SAVEPOINT}; SELECT '{nonce}'"),
+    };
+    let (to, opened) = oneshot::channel();
+    if !up.send(vec![Own::query(&open, Reply::Capture(Some(to)))], None).await? {
+        return Ok(Err(End::Drained));
+    }
+    let opened = match while_reading(opened, rd, buf, max_message).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => return Ok(Err(End::UpstreamClosed)),
+        Err(end) => return Ok(Err(end)),
+    };
+    let ours = opened.first_row.as_ref().is_some_and(|row| row.ends_with(nonce.as_bytes()));
+    if opened.failed || opened.status != Some(TransactionStatus::InTransaction) || !ours {
+        // Its transaction state is not what the session's answers said: ending the
+        // session rolls back whatever the server has open.
+        return Err(SessionError::Upstream {
+            connection: String::new(),
+            detail: "the rows guard found the session's answers out of step".into(),
+            agent_message: None,
+        });
+    }
     let (to, answer) = oneshot::channel();
     let statement = Own { message: query.clone(), reply: Some(Reply::Capture(Some(to))), expect: held.expect.clone() };
-    if !up.send(vec![Own::query(&open, Reply::Capture(None)), statement], None).await? {
+    if !up.send(vec![statement], None).await? {
         return Ok(Err(End::Drained));
     }
     let mut answer = match while_reading(answer, rd, buf, max_message).await {
@@ -1177,8 +1306,9 @@ where
                     }
                     answers.see(h.tag);
                 }
-                // Settings the server reports are checked whole (they are rare).
-                if h.tag == tag::PARAMETER_STATUS {
+                // Settings the server reports are checked whole (they are rare), and so is
+                // the start of copying in, which changes what the server will answer.
+                if matches!(h.tag, tag::PARAMETER_STATUS | tag::COPY_IN) {
                     return Disposition::Whole;
                 }
                 if h.tag != tag::READY_FOR_QUERY {
@@ -1208,6 +1338,16 @@ where
             if tag != tag::READY_FOR_QUERY {
                 if tag == tag::PARAMETER_STATUS {
                     refuse_unsafe_encoding(frame.body())?;
+                }
+                if tag == tag::COPY_IN {
+                    // The answers before it settle first, against the requests as sent.
+                    close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
+                    for owed in shared.lock().copying_in() {
+                        if !matches!(owed, Reply::Upstream) {
+                            shared.attention.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        out.push_unexpected(owed);
+                    }
                 }
                 let into_capture = capturing || capturing_execute.is_some();
                 if into_capture {
@@ -1246,7 +1386,8 @@ where
                     }
                     Reply::ErrorInstead(error) => out.push(error),
                     Reply::Capture(to) => {
-                        let answer = std::mem::take(&mut captured);
+                        let status = message::parse_ready_for_query(frame.body()).ok();
+                        let answer = Captured { status, ..std::mem::take(&mut captured) };
                         if let Some(to) = to {
                             // The agent pump is gone only when the session is ending.
                             let _ = to.send(answer);
@@ -1522,5 +1663,64 @@ impl Batch {
         wr.write_all(&bytes).await.map_err(io_error)?;
         wr.flush().await.map_err(io_error)?;
         Ok(bytes.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(asks: &[Ask]) -> Progress {
+        let mut p = Progress {
+            in_flight: VecDeque::new(),
+            notices: Vec::new(),
+            delivered: Vec::new(),
+            execute_capture: None,
+            expect: Vec::new(),
+            status: TransactionStatus::Idle,
+            replies: Vec::new(),
+            closing: false,
+            copying: false,
+            copy_ends: VecDeque::new(),
+            pushed: 0,
+            statements: 0,
+        };
+        asks.iter().for_each(|&a| p.ask(a));
+        p
+    }
+
+    fn awaited(p: &Progress) -> Vec<(u64, bool)> {
+        p.in_flight.iter().map(|r| (r.seq, r.sync)).collect()
+    }
+
+    #[test]
+    fn syncs_sent_while_the_server_copies_in_are_not_awaited() {
+        use Ask::*;
+        // libpq's COPY in the extended protocol: Execute, Sync (ignored), data,
+        // CopyDone, Sync.
+        let mut p = progress(&[Sync, CopyEnd, Sync]);
+        assert!(p.copying_in().len() == 1 && awaited(&p) == [(1, true)]);
+        // A simple COPY with a stray Sync in its data: the Query is still answered.
+        let mut p = progress(&[Query, Sync, CopyEnd, Sync]);
+        p.copying_in();
+        assert_eq!(awaited(&p), [(0, false), (2, true)]);
+        // COPY data not ended yet: later Syncs are not awaited until it ends.
+        let mut p = progress(&[Query]);
+        p.copying_in();
+        [Sync, Sync, CopyEnd, Sync].into_iter().for_each(|a| p.ask(a));
+        assert_eq!(awaited(&p), [(0, false), (1, true)]);
+        // A CopyDone sent right before the pipeline's Sync ended the COPY: that Sync
+        // is answered; CopyDones from before the COPY are no part of it.
+        let mut p = progress(&[CopyEnd, Query, CopyEnd, Sync]);
+        p.pop_for_test();
+        p.ask(Sync);
+        p.copying_in();
+        assert_eq!(awaited(&p), [(1, true), (2, true)]);
+    }
+
+    impl Progress {
+        fn pop_for_test(&mut self) {
+            self.in_flight.pop_front();
+        }
     }
 }

@@ -17,5 +17,5 @@ pub mod lexer;
 pub mod settings;
 pub mod split;
 
-pub use classify::{Class, Classes, classify, classify_trusting};
+pub use classify::{Catalog, Class, Classes, NoCatalog, calls_only_reads, classify, classify_trusting};
 pub use split::{Statement, split, split_with};
