@@ -608,6 +608,8 @@ fn functions_of_the_databases_own_are_judged_by_the_catalog() {
          CREATE OR REPLACE FUNCTION fn_definer() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER AS 'SELECT count(*) FROM fn_t'; \
          CREATE OR REPLACE FUNCTION fn_vol() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM fn_t'; \
          CREATE OR REPLACE FUNCTION fn_nested() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT fn_count()'; \
+         CREATE OR REPLACE VIEW fn_view AS SELECT fn_vol() AS x; \
+         CREATE OR REPLACE FUNCTION fn_via_view() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT x FROM fn_view'; \
          CREATE OR REPLACE FUNCTION lower(int) RETURNS int LANGUAGE sql AS 'DELETE FROM fn_t; SELECT 1'",
     );
     let run = |sql: &str| airlock.psql(&agent(), "app-db", &["-X", "-v", "ON_ERROR_STOP=0", "-At", "-c", sql], None);
@@ -618,6 +620,7 @@ fn functions_of_the_databases_own_are_judged_by_the_catalog() {
         "SELECT fn_definer()",
         "SELECT fn_vol()",
         "SELECT fn_nested()",
+        "SELECT fn_via_view()",
         "SELECT lower(1)",
         "SELECT lower('X')",
     ] {
@@ -636,6 +639,7 @@ fn functions_of_the_databases_own_are_judged_by_the_catalog() {
     assert_eq!(stderr(&out).matches("no approver decided in time").count(), 2, "{}", stderr(&out));
     fixture(
         &airlock,
-        "DROP FUNCTION fn_count(), fn_twice(int), fn_kill(), fn_dyn(text), fn_definer(), fn_vol(), fn_nested(), lower(int); DROP TABLE fn_t",
+        "DROP VIEW fn_view; DROP FUNCTION fn_count(), fn_twice(int), fn_kill(), fn_dyn(text), fn_definer(), fn_vol(), \
+         fn_nested(), fn_via_view(), lower(int); DROP TABLE fn_t",
     );
 }

@@ -189,22 +189,7 @@ impl<'a> SessionGate<'a> {
     }
 
     fn runs_code(&self, text: &str) -> Option<String> {
-        use sql::lexer::TokenKind;
-        if self.runs_code.is_empty() {
-            return None;
-        }
-        // An operator anywhere in the text, even in a string: only a false alarm.
-        if let Some(op) = self.runs_code.operators.iter().find(|op| text.contains(op.as_str())) {
-            return Some(format!("operator {op}"));
-        }
-        let t = sql::lexer::tokens(text);
-        (0..t.len()).find_map(|i| match t[i].kind {
-            TokenKind::String | TokenKind::DollarString => self.runs_code(&sql::lexer::literal_text(&t[i])),
-            _ => {
-                let (name, _) = sql::lexer::ident_at(&t, i)?;
-                self.runs_code.names.contains(&name).then_some(name)
-            }
-        })
+        self.runs_code.runs_code_in(text)
     }
 
     fn announce(&self, expect: impl FnOnce() -> Expect) -> Option<Expect> {

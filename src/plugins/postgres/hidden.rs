@@ -146,13 +146,18 @@ impl sql::Catalog for SessionCatalog {
 pub struct UserFunctions {
     /// By name: each one's schema and whether it can change nothing.
     by_name: HashMap<String, Vec<(String, bool)>>,
+    /// Bodies of those that look safe, until what runs code is known: (name, index in
+    /// its `by_name` entry, body).
+    bodies: Vec<(String, usize, String)>,
 }
 
 impl UserFunctions {
     /// Notes function `schema.name`. It can change nothing when it is a plain
     /// function, not volatile and not `SECURITY DEFINER` (`plain_stable`), written in
     /// C (an extension's, trusted to its volatility) or in SQL or PL/pgSQL with a body
-    /// that calls only built-in functions that read; any other language may do anything.
+    /// that calls only built-in functions that read and names nothing that runs code of
+    /// the database's own (see [`UserFunctions::check_bodies`]); any other language
+    /// may do anything. A volatile function it reaches could write even so.
     pub fn add(&mut self, schema: &str, name: &str, plain_stable: bool, language: &str, body: Option<&str>) {
         let safe = plain_stable
             && match language {
@@ -160,7 +165,23 @@ impl UserFunctions {
                 "sql" | "plpgsql" => body.is_some_and(|b| !b.trim().is_empty() && sql::calls_only_reads(b)),
                 _ => false,
             };
-        self.by_name.entry(name.to_owned()).or_default().push((schema.to_owned(), safe));
+        let all = self.by_name.entry(name.to_owned()).or_default();
+        if let (true, Some(body)) = (safe, body) {
+            self.bodies.push((name.to_owned(), all.len(), body.to_owned()));
+        }
+        all.push((schema.to_owned(), safe));
+    }
+
+    /// Withdraws trust from functions whose bodies name what `runs_code` finds (a view,
+    /// operator, cast or domain that calls other functions).
+    pub fn check_bodies(&mut self, runs_code: impl Fn(&str) -> bool) {
+        for (name, i, body) in std::mem::take(&mut self.bodies) {
+            if runs_code(&body)
+                && let Some(entry) = self.by_name.get_mut(&name).and_then(|all| all.get_mut(i))
+            {
+                entry.1 = false;
+            }
+        }
     }
 }
 
@@ -179,10 +200,30 @@ impl sql::Catalog for UserFunctions {
 }
 
 impl SessionCatalog {
-    /// Whether no relation, type or operator runs code.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty() && self.operators.is_empty()
+    /// What in `text` runs code of the database's own: a relation, type or operator
+    /// named anywhere in it, also inside strings (SQL passed to functions).
+    pub fn runs_code_in(&self, text: &str) -> Option<String> {
+        runs_code_in(&self.names, &self.operators, text)
     }
+}
+
+fn runs_code_in(names: &HashSet<String>, operators: &[String], text: &str) -> Option<String> {
+    use sql::lexer::TokenKind;
+    if names.is_empty() && operators.is_empty() {
+        return None;
+    }
+    // An operator anywhere in the text, even in a string: only a false alarm.
+    if let Some(op) = operators.iter().find(|op| text.contains(op.as_str())) {
+        return Some(format!("operator {op}"));
+    }
+    let t = sql::lexer::tokens(text);
+    (0..t.len()).find_map(|i| match t[i].kind {
+        TokenKind::String | TokenKind::DollarString => runs_code_in(names, operators, &sql::lexer::literal_text(&t[i])),
+        _ => {
+            let (name, _) = sql::lexer::ident_at(&t, i)?;
+            names.contains(&name).then_some(name)
+        }
+    })
 }
 
 /// What runs code of the database's own when read, asked on the session that is
@@ -217,6 +258,8 @@ pub async fn read_catalog(up: &mut Upstream, max_message: usize) -> anyhow::Resu
         Ok(())
     })
     .await?;
+    let SessionCatalog { names, operators, functions, .. } = &mut out;
+    functions.check_bodies(|body| runs_code_in(names, operators, body).is_some());
     Ok(out)
 }
 
@@ -247,5 +290,10 @@ mod tests {
         assert!(f.trusted(Some("public"), "twin") && !f.trusted(Some("other"), "twin"));
         assert!(!f.trusted(Some("other"), "total"));
         assert!(f.shadows("twin") && !f.shadows("lower"));
+        // A body naming what runs code (a view calling another function) is not trusted.
+        f.add("public", "via_view", true, "sql", Some("select count(*) from deleting_view"));
+        assert!(f.trusted(None, "via_view"));
+        f.check_bodies(|body| body.contains("deleting_view"));
+        assert!(!f.trusted(None, "via_view") && f.trusted(None, "total"));
     }
 }
