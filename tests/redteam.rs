@@ -2158,6 +2158,38 @@ fn rows_guard() -> Vec<Attack> {
                 M::Raw(b'c', Vec::new()),
             ])
             .q("delete from {t} where id > 10"),
+        // Found by attacking the guard again.
+        simple("an OR hidden behind `AS end`", "delete from {t} where id = 1 and exists (select 1 as end) or true"),
+        simple("an OR hidden behind `AS case`", "update {t} set v = 'x' where id = 1 and (select true as case) or true"),
+        simple(
+            "upsert from a query UNION ALL VALUES",
+            "insert into {t} select g, 'x' from generate_series(1, 5000) g union all values (0, 'z') \
+             on conflict (id) do update set v = excluded.v",
+        ),
+        attack("same name in another schema, no key, found by search_path")
+            .setup(
+                "create schema {t}_s authorization {role};
+                 create table {t}_s.{t} (id int, v text); alter table {t}_s.{t} owner to {role};
+                 insert into {t}_s.{t} select 1, 'dup' from generate_series(1, 2000);",
+            )
+            .q("set search_path = {t}_s")
+            .q("delete from {t} where id = 1")
+            .eq("select count(*) from {t}_s.{t}", "2000")
+            .teardown("drop schema {t}_s cascade"),
+        attack("a function called as rel.f")
+            .setup(
+                "create function {t}_purge({t}) returns int language sql as 'delete from {t} where id = $1.id returning 1';
+                 alter function {t}_purge({t}) owner to {role};",
+            )
+            .q("select count(v.{t}_purge) from {t} v"),
+        attack("a portal revived by ROLLBACK TO after a failed re-bind")
+            .q("begin")
+            .send(vec![pa("d", "delete from {t} where id > $1"), bip("p", "d", &["0"]), sy()])
+            .q("savepoint s")
+            .send(vec![pa("s1", "select 1"), bi("p", "s1"), sy()])
+            .q("rollback to savepoint s")
+            .send(vec![ex("p"), sy()])
+            .q("commit"),
         attack("extended: the abort statement's name taken first").send(vec![
             pa("airlock_refused", "select 1"),
             pa("", "delete from {t} where true"),

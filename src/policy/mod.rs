@@ -588,8 +588,9 @@ mod tests {
         // A bulk change: allowed under the rows-affected guard.
         let d = p.decide_query("x", &agents, "delete from t where safe_pick(id)");
         assert_eq!((d.decision, d.row_limit(1000)), ("allow", Some(1000)));
+        // Without a catalog no key is known unique: any WHERE is bulk.
         let d = p.decide_query("x", &agents, "delete from t where id = 1");
-        assert_eq!((d.decision, d.row_limit(1000)), ("allow", None));
+        assert_eq!((d.decision, d.row_limit(1000)), ("allow", Some(1000)));
         let config = "[auth]\ndev_tokens = true\n[[rules]]\nfunctions = [\"f\"]\naction = \"deny\"\n";
         let e = Config::parse(config, std::path::PathBuf::new()).unwrap_err();
         assert_eq!(e.key, "rules[0].functions");

@@ -99,6 +99,9 @@ pub struct SessionGate<'a> {
     showing_masked: Arc<HashSet<String>>,
     /// The connection's rows-affected limit.
     max_rows: u64,
+    /// Statements whose description masking has (a Describe of them, or of a portal
+    /// bound from them), to plan the rows of later Executes that do not describe.
+    described: HashSet<String>,
     /// DDL went upstream in this session: the catalog read at its start may no longer
     /// tell which functions can change nothing, nor which keys are unique.
     functions_changed: bool,
@@ -118,6 +121,8 @@ struct Portal {
     /// `parses` when it was bound.
     bound_at: u64,
     taint: Taint,
+    /// A Describe of it went upstream: its rows are planned by that description.
+    described: bool,
 }
 
 impl<'a> SessionGate<'a> {
@@ -143,6 +148,7 @@ impl<'a> SessionGate<'a> {
             showing_masked: Arc::default(),
             max_rows: crate::config::DEFAULT_MAX_ROWS,
             functions_changed: false,
+            described: HashSet::new(),
         }
     }
 
@@ -290,6 +296,7 @@ impl<'a> SessionGate<'a> {
                     // A COPY's rows carry no column descriptions: keep the text to find out.
                     expect = Some(Expect::Query { copy: copy_text(&text), taint });
                 }
+                self.forget_portals_on_rollback_to(&decision);
                 if decision.allowed() && decision.row_limit(self.max_rows).is_none() {
                     self.ran(&text);
                     return Ok(Step::Forward { statement: true, expect });
@@ -306,6 +313,7 @@ impl<'a> SessionGate<'a> {
                 if self.masking.is_some() {
                     let taint = self.parsed(&name, &text);
                     decision = self.launders(&text, taint, decision);
+                    self.described.remove(name.as_ref());
                 }
                 self.statements.parse(&name, decision);
                 forward(true)
@@ -330,19 +338,47 @@ impl<'a> SessionGate<'a> {
                 } else {
                     (Vec::new(), Taint::Clean)
                 };
-                let portal_state =
-                    Portal { decision, statement: statement.into_owned(), formats, bound_at: self.parses, taint };
+                let portal_state = Portal {
+                    decision,
+                    statement: statement.into_owned(),
+                    formats,
+                    bound_at: self.parses,
+                    taint,
+                    described: false,
+                };
                 remember(&mut self.portals, name_of(portal), portal_state);
                 forward(false)
             }
             tag::DESCRIBE => {
                 let (target, name) = message::parse_describe(body)?;
+                if self.masking.is_some() {
+                    let statement = match target {
+                        CloseTarget::Statement => Some(name_of(name).into_owned()),
+                        CloseTarget::Portal => self.portals.get_mut(name_of(name).as_ref()).map(|p| {
+                            p.described = true;
+                            p.statement.clone()
+                        }),
+                    };
+                    let fresh = match target {
+                        CloseTarget::Statement => true,
+                        CloseTarget::Portal => self.portals.get(name_of(name).as_ref()).is_some_and(|p| self.fresh(p)),
+                    };
+                    if let Some(statement) = statement.filter(|_| fresh)
+                        && self.described.len() < MAX_PREPARED_NAMES
+                    {
+                        self.described.insert(statement);
+                    }
+                }
                 let expect = self.announce(|| match target {
                     CloseTarget::Statement => Expect::DescribeStatement(name_of(name).into_owned()),
                     // A portal Airlock did not see bound may show anything.
-                    CloseTarget::Portal => Expect::DescribePortal(
-                        self.portals.get(name_of(name).as_ref()).map_or(Taint::Column, |p| p.taint),
-                    ),
+                    CloseTarget::Portal => match self.portals.get(name_of(name).as_ref()) {
+                        Some(p) => Expect::DescribePortal {
+                            statement: self.fresh(p).then(|| p.statement.clone()),
+                            taint: p.taint,
+                        },
+                        None => Expect::DescribePortal { statement: None, taint: Taint::Column },
+                    },
                 });
                 Ok(Step::Forward { statement: false, expect })
             }
@@ -367,6 +403,23 @@ impl<'a> SessionGate<'a> {
                         }),
                     ),
                 };
+                // Rows of a statement whose columns Airlock does not know would be masked
+                // blind; a value nothing says to mask must not come back changed.
+                let blind = self.masking.is_some_and(|m| m.has_column_rules())
+                    && self.portals.get(portal.as_ref()).is_some_and(|p| {
+                        let known = p.described || (self.fresh(p) && self.described.contains(&p.statement));
+                        !known && p.decision.statements.iter().any(|s| may_return_rows(&s.text))
+                    });
+                if blind {
+                    let reason = "Airlock masks columns on this connection and does not know this statement's columns: \
+                                  Describe the statement or the portal before executing it";
+                    return Ok(Step::Decide(Held::refused(
+                        &format!("execute portal {portal:?}"),
+                        reason,
+                        HeldKind::Execute,
+                    )));
+                }
+                self.forget_portals_on_rollback_to(&decision);
                 if decision.allowed() && decision.row_limit(self.max_rows).is_none() {
                     self.statements.execute();
                     return Ok(Step::Forward { statement: false, expect });
@@ -404,6 +457,25 @@ impl<'a> SessionGate<'a> {
                 forward(false)
             }
             _ => forward(false),
+        }
+    }
+
+    /// `ROLLBACK TO SAVEPOINT` revives the portals that existed at the savepoint, also
+    /// one a later Bind failed to replace (the server refuses a Bind to a name in use,
+    /// or one with bad parameters, and keeps the old portal): from then on Airlock
+    /// cannot tell which portal a name runs, so it forgets them all (executing one is
+    /// `unknown`).
+    fn forget_portals_on_rollback_to(&mut self, decision: &Decision) {
+        let named = |w: &[u8]| s_contains(decision, w);
+        if !named(b"rollback") && !named(b"abort") {
+            return;
+        }
+        let rolls_back_to = decision.statements.iter().any(|s| {
+            let t = sql::lexer::tokens(&s.text);
+            t.first().is_some_and(|w| w.is("rollback") || w.is("abort")) && t.iter().any(|w| w.is("to"))
+        });
+        if rolls_back_to {
+            self.portals.clear();
         }
     }
 
@@ -520,6 +592,19 @@ impl sql::Catalog for Stale<'_> {
     }
 }
 
+/// Whether any of a decision's statements holds `word` (ASCII, any case).
+fn s_contains(decision: &Decision, word: &[u8]) -> bool {
+    decision.statements.iter().any(|s| s.text.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word)))
+}
+
+/// Whether a statement may answer with rows: a query, or a write with RETURNING.
+fn may_return_rows(text: &str) -> bool {
+    let t = sql::lexer::tokens(text);
+    let first = t.first().map(|w| w.text.to_ascii_lowercase()).unwrap_or_default();
+    matches!(first.as_str(), "select" | "values" | "table" | "with" | "show" | "fetch" | "explain" | "call" | "(")
+        || t.iter().any(|w| w.is("returning"))
+}
+
 /// The query text, if it may contain a COPY.
 fn copy_text(query: &str) -> Option<Arc<str>> {
     query.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"copy")).then(|| Arc::from(query))
@@ -574,8 +659,11 @@ mod tests {
         let mut step = |f: Frame| step(&mut gate, f);
         assert!(!is_held(step(frame(b'P', &[b"drop\0", b"DROP TABLE t\0", &[0, 0]]))));
         assert!(!is_held(step(frame(b'P', &[b"\0", b"SELECT 1\0", &[0, 0]]))));
-        // Bound and executed: only the dangerous statement is held, at Execute.
+        // Bound and executed: only the dangerous statement is held, at Execute. Rows
+        // whose columns masking does not know are refused, not masked blind.
         assert!(!is_held(step(frame(b'B', &[b"\0", b"\0", &[0, 0, 0, 0, 0, 0]]))));
+        assert!(is_held(step(frame(b'E', &[b"\0", &[0, 0, 0, 0]]))));
+        assert!(!is_held(step(frame(b'D', &[b"P\0"]))));
         assert!(!is_held(step(frame(b'E', &[b"\0", &[0, 0, 0, 0]]))));
         assert!(!is_held(step(frame(b'B', &[b"p1\0", b"drop\0", &[0, 0, 0, 0, 0, 0]]))));
         let held = step(frame(b'E', &[b"p1\0", &[0, 0, 0, 0]]));
@@ -660,12 +748,13 @@ mod tests {
         ] {
             assert!(is_held(query(sql)), "{sql}");
         }
-        assert!(!is_held(query("update users set note = 'x' where id = 1")));
+        assert!(!is_held(query("insert into notes values ('x')")));
         // A name given a new text by SQL PREPARE carries that text's taint to its portals.
         let step = |gate: &mut SessionGate<'_>, f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
         step(&mut gate, frame(b'P', &[b"p\0", b"select 1\0", &[0, 0]]));
         step(&mut gate, frame(b'Q', &[b"PREPARE p AS SELECT password_hash || '' FROM users\0"]));
         step(&mut gate, frame(b'B', &[b"c\0", b"p\0", &[0, 0, 0, 0, 0, 0]]));
+        step(&mut gate, frame(b'D', &[b"Pc\0"]));
         let execute = step(&mut gate, frame(b'E', &[b"c\0", &[0, 0, 0, 0]]));
         assert!(
             matches!(&execute, Step::Forward { expect: Some(Expect::Execute { taint: Taint::Column, .. }), .. }),

@@ -75,6 +75,11 @@ SELECT 'key', n.nspname, c.relname, json_agg(a.attname ORDER BY k.ord)::text
    AND k.ord <= i.indnkeyatts AND NOT (c.relkind = 'r' AND c.relhassubclass)
    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
  GROUP BY i.indexrelid, n.nspname, c.relname;
+SELECT 'relation', n.nspname, c.relname, c.relkind::text
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'f', 'm')
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+   AND c.relname IN (SELECT k.relname FROM pg_index i JOIN pg_class k ON k.oid = i.indrelid WHERE i.indisunique);
 SELECT 'rewrites', n.nspname, c.relname
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type <> '1')
@@ -240,6 +245,10 @@ pub async fn read_catalog(up: &mut Upstream, max_message: usize) -> anyhow::Resu
             [Some(b"operator"), Some(name)] => out.operators.push(String::from_utf8_lossy(name).into_owned()),
             [Some(b"rewrites"), schema, name] => {
                 out.relation(text(schema).unwrap_or_default(), text(name).unwrap_or_default()).rewrites = true;
+            }
+            // Every relation by a keyed one's name: an unqualified name may mean any.
+            [Some(b"relation"), schema, name, _] => {
+                out.relation(text(schema).unwrap_or_default(), text(name).unwrap_or_default());
             }
             [Some(b"key"), schema, name, Some(columns)] => {
                 let key: Vec<String> = serde_json::from_slice(columns)?;

@@ -1013,8 +1013,15 @@ pub enum Expect {
     /// Describe of a prepared statement: its RowDescription (formats not yet known)
     /// or NoData describes the statement.
     DescribeStatement(String),
-    /// Describe of a portal: its RowDescription carries the real formats.
-    DescribePortal(Taint),
+    /// Describe of a portal: its RowDescription carries the real formats, and
+    /// describes `statement`, the statement it was bound from (when Airlock knows it is
+    /// still that statement's description), for later Executes that do not describe.
+    DescribePortal {
+        /// The statement the portal was bound from.
+        statement: Option<String>,
+        /// What its computed results may carry.
+        taint: Taint,
+    },
     /// Execute of a portal bound from `statement` with these result formats.
     Execute {
         /// The statement the portal runs, when its description is known to be that
@@ -1120,9 +1127,9 @@ impl<'a> ResultMasking<'a> {
         if matches!(h.tag, tag::ERROR_RESPONSE | tag::NOTICE_RESPONSE) {
             // Before the error moves the expectations on: whose error this is.
             self.text_taint = match self.expect.front() {
-                Some(Expect::Query { taint, .. } | Expect::Execute { taint, .. } | Expect::DescribePortal(taint)) => {
-                    *taint
-                }
+                Some(
+                    Expect::Query { taint, .. } | Expect::Execute { taint, .. } | Expect::DescribePortal { taint, .. },
+                ) => *taint,
                 _ => Taint::Clean,
             };
         }
@@ -1146,12 +1153,13 @@ impl<'a> ResultMasking<'a> {
             tag::COPY_OUT => return Disposition::Whole,
             tag::COPY_DATA | tag::COPY_DONE if self.copy.is_some() => return Disposition::Whole,
             tag::NO_DATA => {
-                if let Some(Expect::DescribeStatement(name)) = self.expect.front()
+                if let Some(Expect::DescribeStatement(name) | Expect::DescribePortal { statement: Some(name), .. }) =
+                    self.expect.front()
                     && (self.statements.len() < MAX_DESCRIBED || self.statements.contains_key(name))
                 {
                     self.statements.insert(name.clone(), Arc::new(Vec::new()));
                 }
-                if matches!(self.expect.front(), Some(Expect::DescribeStatement(_) | Expect::DescribePortal(_))) {
+                if matches!(self.expect.front(), Some(Expect::DescribeStatement(_) | Expect::DescribePortal { .. })) {
                     self.pop();
                 }
             }
@@ -1251,7 +1259,15 @@ impl<'a> ResultMasking<'a> {
                         }
                         self.pop();
                     }
-                    Some(Expect::DescribePortal(taint)) => {
+                    Some(Expect::DescribePortal { statement, taint }) => {
+                        // Drivers describe a named statement's first portal, then only
+                        // bind and execute it (pgjdbc past its prepare threshold).
+                        if let Some(name) = statement
+                            && (self.statements.len() < MAX_DESCRIBED || self.statements.contains_key(&name))
+                        {
+                            self.conn.learn(&columns).await;
+                            self.statements.insert(name, Arc::new(columns.clone()));
+                        }
                         let plan = self.conn.plan(&columns, None, taint).await;
                         self.expect.pop_front();
                         self.plan = Some(Arc::new(plan));
@@ -1366,11 +1382,17 @@ fn whole_row_used(t: &[airlock_postgres::sql::lexer::Token<'_>], at: usize) -> b
         _ => None,
     };
     let alias = alias_at.and_then(|k| ident_at(t, k)).map(|(a, _)| a);
+    // `u.row_to_json` is `row_to_json(u)` (functional notation): the whole row too.
+    let function_after = |j: usize| {
+        t.get(j + 1).is_some_and(|n| n.kind == TokenKind::Dot)
+            && ident_at(t, j + 2).is_some_and(|(f, _)| airlock_postgres::sql::builtins::function(&f).is_some())
+            && t.get(j + 3).is_none_or(|n| n.kind != TokenKind::LParen && n.kind != TokenKind::Dot)
+    };
     (0..t.len()).any(|j| {
         j != at
             && Some(j) != alias_at
             && matches!(t[j].kind, TokenKind::Word | TokenKind::QuotedIdent)
-            && t.get(j + 1).is_none_or(|n| n.kind != TokenKind::Dot)
+            && (t.get(j + 1).is_none_or(|n| n.kind != TokenKind::Dot) || function_after(j))
             && j.checked_sub(1).and_then(|p| t.get(p)).is_none_or(|p| p.kind != TokenKind::Dot)
             && ident_at(t, j).is_some_and(|(n, _)| n == table || alias.as_ref() == Some(&n))
     })

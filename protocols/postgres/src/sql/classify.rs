@@ -344,6 +344,18 @@ fn function_classes(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
     let defines = ["create", "alter", "drop", "comment", "grant", "revoke", "security", "reassign"]
         .iter()
         .any(|kw| is_word(t, 0, kw));
+    // `rel.f` is `f(rel)` when `f` is a function (PostgreSQL's functional notation):
+    // one of the database's own named so after a dot is a call, unless trusted.
+    for i in 1..t.len() {
+        if t[i - 1].kind == TokenKind::Dot
+            && t.get(i + 1).is_none_or(|n| n.kind != TokenKind::LParen && n.kind != TokenKind::Dot)
+            && let Some((name, _)) = ident_at(t, i)
+            && scope.catalog.shadows(&name)
+            && !scope.catalog.trusted(None, &name)
+        {
+            out |= Unknown.into();
+        }
+    }
     for call in calls(t) {
         let builtin = match call.schema.as_deref() {
             None | Some("pg_catalog") => builtins::function(&call.name),
@@ -595,15 +607,20 @@ fn classify_at(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
 }
 
 /// `INSERT`: adds rows, unless `ON CONFLICT DO UPDATE` turns it into an update of
-/// every row its source collides with; from anything but a `VALUES` list that is not
-/// bounded by the statement, so it is `bulk` like an unpinned UPDATE.
+/// every row its source collides with; from anything but a single row of `VALUES` that
+/// is not bounded by the statement, so it is `bulk` like an unpinned UPDATE.
 fn insert(t: &[Token<'_>], scope: Scope<'_>) -> Classes {
     let out = Classes::from(Write) | write_target(t, 2, scope);
     let top = top_level(t);
     let upsert =
         top.iter().any(|&i| t[i].is("conflict")) && top.iter().any(|&i| t[i].is("do") && is_word(t, i + 1, "update"));
-    let from_values = top.iter().any(|&i| t[i].is("values"));
-    if upsert && !from_values { out | Bulk.into() } else { out }
+    // Bounded only by a single row of VALUES, followed directly by `ON CONFLICT`.
+    let one_row = top.iter().find(|&&i| t[i].is("values")).is_some_and(|&v| {
+        t.get(v + 1).is_some_and(|x| x.kind == TokenKind::LParen)
+            && skip_parens(t, v + 1).is_some_and(|after| is_word(t, after, "on"))
+            && !top.iter().any(|&i| ["select", "union", "intersect", "except", "table"].iter().any(|w| t[i].is(w)))
+    });
+    if upsert && !one_row { out | Bulk.into() } else { out }
 }
 
 /// `BEGIN`/`START TRANSACTION`, which may say `READ WRITE`: on a read-only connection
@@ -665,9 +682,14 @@ fn update_delete(t: &[Token<'_>], target: usize, scope: Scope<'_>) -> Classes {
 /// rows, only the relation's unique keys can say. `None` when the condition is an `OR`
 /// at the top: then it may touch every row.
 fn pinned_columns(cond: &[Token<'_>]) -> Option<Vec<String>> {
+    // A CASE at the top holds its own ANDs and ORs; where it ends only the grammar
+    // knows (`end` may be an alias), so a condition with one pins nothing.
+    if cond.iter().any(|t| t.is("case")) {
+        return None;
+    }
     let mut terms = Vec::new();
-    // Depth in parentheses, brackets and CASE ... END; an AND that belongs to a
-    // BETWEEN is no split (`id BETWEEN 0 AND id = 't'` is one term).
+    // Depth in parentheses and brackets; an AND that belongs to a BETWEEN is no split
+    // (`id BETWEEN 0 AND id = 't'` is one term).
     let (mut depth, mut start, mut between) = (0i32, 0usize, false);
     for (i, tok) in cond.iter().enumerate() {
         match tok.kind {
@@ -675,8 +697,6 @@ fn pinned_columns(cond: &[Token<'_>]) -> Option<Vec<String>> {
             TokenKind::RParen => depth -= 1,
             TokenKind::Op if tok.text == "[" => depth += 1,
             TokenKind::Op if tok.text == "]" => depth -= 1,
-            _ if tok.is("case") => depth += 1,
-            _ if tok.is("end") => depth -= 1,
             _ if depth == 0 && tok.is("or") => return None,
             _ if depth == 0 && tok.is("between") => between = true,
             _ if depth == 0 && tok.is("and") && between => between = false,
@@ -1185,6 +1205,9 @@ mod row_tests {
         fn rewrites(&self, _: Option<&str>, name: &str) -> bool {
             name == "r"
         }
+        fn shadows(&self, name: &str) -> bool {
+            name == "purge"
+        }
     }
 
     /// Held or guarded: not a plain write.
@@ -1211,6 +1234,20 @@ mod row_tests {
         assert_eq!(c("delete from r where id = 1"), "write,bulk,unknown");
         assert_eq!(c("insert into r values (1)"), "write,unknown");
         assert_eq!(classes("delete from v where id = 1"), "write,bulk");
+        // Found by attacking: keywords as aliases, upserts from more than one row,
+        // functions called as `rel.f`.
+        assert_eq!(c("delete from v where id = 1 and exists (select 1 as end) or true"), "write,bulk");
+        assert_eq!(c("update v set a = 1 where id = 1 and (select true as case) or true"), "write,bulk");
+        assert_eq!(
+            c(
+                "insert into v select g from generate_series(1, 9) g union all values (0) on conflict (id) do update set a = 1"
+            ),
+            "write,bulk"
+        );
+        assert_eq!(c("insert into v values (1), (2) on conflict (id) do update set a = 1"), "write,bulk");
+        assert_eq!(c("insert into v values (1, 'x') on conflict (id) do update set a = excluded.a"), "write");
+        assert_eq!(c("select count(x.purge) from v x"), "read,unknown");
+        assert_eq!(c("select count(x.id) from v x"), "read");
     }
 
     fn classes(sql: &str) -> String {
