@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod support;
-use std::process::Command;
 use support::*;
 
 const MASKING: &str = r#"
@@ -112,27 +111,6 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
     for secret in ["alice@example.com", "4111 1111 1111 1111", "pbkdf2$", "X-778-2231"] {
         assert!(!text.contains(secret), "{secret} recorded in {text}");
     }
-}
-
-/// Every recorded session of `subject`, as JSON lines.
-fn recorded(airlock: &Airlock, subject: &str) -> String {
-    let list = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["sessions", "--json", "--subject", subject, "--data-dir"])
-        .arg(&airlock.dir)
-        .output()
-        .unwrap();
-    let sessions: Vec<serde_json::Value> = serde_json::from_str(&ok(&list)).unwrap();
-    assert!(!sessions.is_empty());
-    let mut all = String::new();
-    for s in sessions {
-        let replay = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["replay", s["id"].as_str().unwrap(), "--format", "jsonl", "--data-dir"])
-            .arg(&airlock.dir)
-            .output()
-            .unwrap();
-        all.push_str(&ok(&replay));
-    }
-    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

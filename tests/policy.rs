@@ -513,6 +513,11 @@ fn bulk_changes_stand_within_max_rows_and_are_held_over_it() {
     let out = waiting.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(count(), "20");
+    // The recording holds the agent's statements and what the guard counted, not the
+    // guard's own transaction control.
+    let recorded = recorded(&airlock, "agent-7");
+    assert!(recorded.contains("DELETE FROM guard_t WHERE id > 20") && recorded.contains("\"counted\""), "{recorded}");
+    assert!(!recorded.contains("airlock:") && !recorded.contains("airlock_rows"), "{recorded}");
 }
 
 /// The rows-affected guard in the extended protocol: the Execute runs once, ahead of the

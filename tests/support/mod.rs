@@ -405,3 +405,24 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+/// Every recorded session of `subject`, as JSON lines.
+pub fn recorded(airlock: &Airlock, subject: &str) -> String {
+    let list = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["sessions", "--json", "--subject", subject, "--data-dir"])
+        .arg(&airlock.dir)
+        .output()
+        .unwrap();
+    let sessions: Vec<serde_json::Value> = serde_json::from_str(&ok(&list)).unwrap();
+    assert!(!sessions.is_empty());
+    let mut all = String::new();
+    for s in sessions {
+        let replay = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["replay", s["id"].as_str().unwrap(), "--format", "jsonl", "--data-dir"])
+            .arg(&airlock.dir)
+            .output()
+            .unwrap();
+        all.push_str(&ok(&replay));
+    }
+    all
+}

@@ -780,6 +780,9 @@ enum Counted {
 /// One of Airlock's own messages to the upstream (the rows guard's).
 struct Own {
     message: Bytes,
+    /// The agent's own message, sent by the guard: recorded as the agent's. Airlock's
+    /// transaction control is not (the session's verdict frames say what it did).
+    agents: bool,
     /// For a message answered by a ReadyForQuery: how that answer is handled.
     reply: Option<Reply>,
     /// What its answer holds, for result masking.
@@ -791,6 +794,7 @@ impl Own {
     fn query(sql: &str, reply: Reply) -> Own {
         Own {
             message: message::query(sql),
+            agents: false,
             reply: Some(reply),
             expect: Some(Expect::Query { copy: None, taint: Taint::Clean }),
         }
@@ -798,7 +802,7 @@ impl Own {
 
     /// A Sync of Airlock's.
     fn sync(reply: Reply) -> Own {
-        Own { message: message::sync(), reply: Some(reply), expect: Some(Expect::Sync) }
+        Own { message: message::sync(), agents: false, reply: Some(reply), expect: Some(Expect::Sync) }
     }
 }
 
@@ -818,6 +822,7 @@ impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, '_, W> {
     /// reads). Returns false if the session is closing: nothing more may go upstream.
     async fn send(&mut self, messages: Vec<Own>, execute: Option<ExecuteCapture>) -> Result<bool, SessionError> {
         let mut out = Batch::default();
+        let mut agents = BytesMut::new();
         {
             let mut p = self.shared.lock();
             if p.closing {
@@ -836,10 +841,27 @@ impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, '_, W> {
                     self.shared.attention.fetch_add(1, Ordering::SeqCst);
                 }
                 self.gate.sent_own(own.message[0]);
+                if own.agents {
+                    agents.extend_from_slice(&own.message);
+                }
                 out.push(own.message);
             }
         }
-        send_upstream(&mut out, self.wr, self.ctx, self.sent_total, self.recorded.as_deref_mut()).await?;
+        if let Some(r) = self.ctx.recorder
+            && !agents.is_empty()
+        {
+            let agents = agents.freeze();
+            let recorded = match self.recorded.as_deref_mut() {
+                Some(masking) => masking.apply(&agents),
+                None => agents,
+            };
+            r.record(Direction::ToUpstream, Kind::PgFrontend, recorded)
+                .await
+                .map_err(|RecorderDown| SessionError::RecorderFailed)?;
+        }
+        let sent = out.send(self.wr, None, Direction::ToUpstream, Kind::PgFrontend, upstream_io, None).await?;
+        self.ctx.metrics.to_upstream.inc_by(sent as u64);
+        self.sent_total.fetch_add(sent as u64, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -857,8 +879,12 @@ impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, '_, W> {
         if let Err(end) = self.deliver(error, rd, buf).await {
             return Ok(Err(end));
         }
-        let fail =
-            Own { message: message::parse_named("airlock_refused", "airlock: refused"), reply: None, expect: None };
+        let fail = Own {
+            message: message::parse_named("airlock_refused", "airlock: refused"),
+            agents: false,
+            reply: None,
+            expect: None,
+        };
         if !self.send(vec![fail, Own::sync(Reply::Capture(None))], None).await? {
             return Ok(Err(End::Drained));
         }
@@ -932,7 +958,12 @@ where
         });
     }
     let (to, answer) = oneshot::channel();
-    let statement = Own { message: query.clone(), reply: Some(Reply::Capture(Some(to))), expect: held.expect.clone() };
+    let statement = Own {
+        message: query.clone(),
+        agents: true,
+        reply: Some(Reply::Capture(Some(to))),
+        expect: held.expect.clone(),
+    };
     if !up.send(vec![statement], None).await? {
         return Ok(Err(End::Drained));
     }
@@ -1007,8 +1038,8 @@ where
     }
     let (to, answer) = oneshot::channel();
     let messages = vec![
-        Own { message: execute.clone(), reply: None, expect: held.expect.clone() },
-        Own { message: message::flush(), reply: None, expect: None },
+        Own { message: execute.clone(), agents: true, reply: None, expect: held.expect.clone() },
+        Own { message: message::flush(), agents: false, reply: None, expect: None },
     ];
     if !up.send(messages, Some(ExecuteCapture { after: earlier, to })).await? {
         return Ok(Err(End::Drained));
