@@ -138,6 +138,9 @@ enum Command {
         /// Ed25519 public key (hex, as in data_dir/recording-signing.pub): also check signatures.
         #[arg(long)]
         public_key: Option<PathBuf>,
+        /// Succeed when there is nothing to verify (otherwise no segments is an error).
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Rebuild the session index from the segments.
     Reindex {
@@ -191,6 +194,8 @@ struct DataSource {
 }
 
 impl DataSource {
+    /// The recordings directory, which must exist: a mistyped `--data-dir` is an error,
+    /// not an empty history.
     fn recordings(&self) -> anyhow::Result<PathBuf> {
         let data_dir = match (&self.data_dir, &self.config) {
             (Some(d), _) => d.clone(),
@@ -199,8 +204,17 @@ impl DataSource {
                 .map_err(|e| anyhow::anyhow!("{e} (or pass --config FILE or --data-dir DIR)"))?
                 .data_dir(),
         };
-        Ok(airlock::recording::store::recordings_dir(&data_dir))
+        let dir = airlock::recording::store::recordings_dir(&data_dir);
+        if !dir.is_dir() {
+            anyhow::bail!("no recordings in {}: {} does not exist", data_dir.display(), dir.display());
+        }
+        Ok(dir)
     }
+}
+
+/// `n` and `thing`, plural when `n` is not 1.
+fn count(n: u64, thing: &str) -> String {
+    if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -390,7 +404,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Verify { source, public_key } => {
+        Command::Verify { source, public_key, allow_empty } => {
             let dir = source.recordings()?;
             let key = match public_key {
                 Some(path) => {
@@ -404,9 +418,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let report = airlock::recording::verify::verify(&dir, key.as_deref())
                 .map_err(|p| anyhow::anyhow!("verification failed: {p}"))?;
+            if report.segments == 0 && !allow_empty {
+                anyhow::bail!(
+                    "nothing to verify: no segments in {} (pass --allow-empty if none are expected)",
+                    dir.display()
+                );
+            }
             println!(
-                "ok: {} segments ({} sealed), {} blocks, {} frames, {} retired segments, {} signatures checked",
-                report.segments, report.sealed, report.blocks, report.frames, report.retired, report.signatures
+                "ok: {}, {} sealed, {}, {}, {}, {} checked",
+                count(report.segments as u64, "segment"),
+                report.sealed,
+                count(report.blocks as u64, "block"),
+                count(report.frames as u64, "frame"),
+                count(report.retired as u64, "retired segment"),
+                count(report.signatures as u64, "signature"),
             );
             Ok(())
         }

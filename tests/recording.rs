@@ -43,7 +43,7 @@ fn a_psql_session_is_listed_replayed_and_verified() {
     assert!(text.contains("SELECT * FROM rec_t ORDER BY id"), "{text}");
     assert!(text.contains("alpha") && text.contains("beta") && text.contains("NULL"), "{text}");
     assert!(text.contains("SELECT 3"), "{text}");
-    assert!(text.contains("session ended: Terminated"), "{text}");
+    assert!(text.contains("session ended: the agent said goodbye (Terminate)"), "{text}");
 
     let jsonl = ok(&cli(&airlock, &["replay", &id[..8], "--format", "jsonl"]));
     let frames: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -57,6 +57,26 @@ fn a_psql_session_is_listed_replayed_and_verified() {
 
     let out = ok(&cli(&airlock, &["verify"]));
     assert!(out.starts_with("ok: "), "{out}");
+}
+
+/// A mistyped data directory is an error, not an empty history; an empty one verifies
+/// only when that is expected.
+#[test]
+fn missing_or_empty_recordings_are_errors() {
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_airlock")).args(args).output().unwrap();
+    for cmd in ["verify", "sessions"] {
+        let out = run(&[cmd, "--data-dir", "/no/such/dir"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("no recordings in /no/such/dir"), "{cmd}: {err}");
+    }
+    let dir = std::env::temp_dir().join(format!("airlock-empty-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("recordings")).unwrap();
+    let data_dir = dir.to_str().unwrap();
+    let out = run(&["verify", "--data-dir", data_dir]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nothing to verify"));
+    let out = run(&["verify", "--data-dir", data_dir, "--allow-empty"]);
+    assert!(ok(&out).starts_with("ok: 0 segments"), "{}", ok(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

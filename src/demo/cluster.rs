@@ -107,6 +107,14 @@ impl PgCluster {
         let dir = std::env::temp_dir().join(format!("airlock-pg-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
+        // A cluster kept in a static (a test binary's shared one) is never dropped: a
+        // janitor tied to this process removes its directory once the process is gone
+        // and the server has stopped.
+        let janitor =
+            "trap 'kill $! 2>/dev/null; sleep 3; rm -rf \"$0\"; exit 0' TERM; while :; do sleep 3600 & wait $!; done";
+        let mut cleanup = tied_command("sh", RunAs::Me, "TERM");
+        cleanup.args(["-c", janitor]).arg(&dir);
+        drop(spawn_tied(cleanup));
         let superuser_password = hex::encode(rand::random::<[u8; 12]>());
         std::fs::write(dir.join("pwfile"), &superuser_password)?;
         if is_root() {

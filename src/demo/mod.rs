@@ -24,6 +24,8 @@ INSERT INTO customers (name, email, card) VALUES
   ('Grace Hopper', 'grace@example.net', '3400 0000 0000 009');
 CREATE TABLE orders (id serial PRIMARY KEY, customer_id int REFERENCES customers, total numeric(10,2));
 INSERT INTO orders (customer_id, total) SELECT 1 + (g % 3), g * 1.5 FROM generate_series(1, 100) g;
+CREATE TABLE scratch (id int PRIMARY KEY, note text);
+INSERT INTO scratch SELECT g, 'note ' || g FROM generate_series(1, 2000) g;
 ";
 
 /// Runs the demo until Ctrl-C. Files go to `data_dir` (config, keys, certificate).
@@ -38,7 +40,7 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     cluster.psql("demo", &format!("SET ROLE app_rw; {DEMO_SQL}"))?;
 
     let password_file = data_dir.join("demo-db.password");
-    std::fs::write(&password_file, &app_password)?;
+    write_secret(&password_file, &app_password)?;
     let config_path = data_dir.join("demo.toml");
     std::fs::write(&config_path, demo_config(cluster.port))?;
     let config = Config::load(&config_path)?;
@@ -59,6 +61,8 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let token = mint("demo-agent", "agents")?;
     let approver = mint("demo-approver", "sre")?;
     let pg = config.listen.postgres;
+    // Printed lines must work when pasted, also where `airlock` is not on the PATH.
+    let airlock = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "airlock".into());
     println!(
         "
 Airlock demo is running.
@@ -72,19 +76,22 @@ Connect as an agent (token: subject demo-agent, group agents, valid 12h):
   export TOKEN={token}
   PGPASSWORD=$TOKEN psql \"host={host} port={port} dbname=demo-db user=agent sslmode=require\" -c 'select * from customers'
 
-Emails and cards come back masked. Try `-c 'drop table customers'`: Airlock holds it and
-tells the agent the approval id. As the approver (token: subject demo-approver, group sre):
+Emails and cards come back masked. Try `-c 'drop table scratch'`: Airlock holds it and
+tells the agent the approval id; `-c 'delete from scratch where id > 500'` changes more
+rows than the default 1000-row limit allows, so it is rolled back and held too. As the
+approver (token: subject demo-approver, group sre), in another shell:
 
+  export AIRLOCK_CONFIG={config}
   export AIRLOCK_TOKEN={approver}
-  airlock approvals --config {config}
-  airlock approve <id> --config {config}      # or: airlock deny <id> --reason '...'
+  {airlock} approvals
+  {airlock} approve <id>        # or: {airlock} deny <id> --reason '...'
 
 See what the agent did (every session is recorded):
-  airlock sessions --config {config}
-  airlock replay <session id> --config {config}
+  {airlock} sessions
+  {airlock} replay <session id>
 
 Mint another token:
-  airlock token --config {config} --sub agent-2 --groups agents --ttl 1h
+  {airlock} token --sub agent-2 --groups agents --ttl 1h
 
 Ctrl-C stops Airlock and deletes the throwaway database.",
         db_port = cluster.port,
@@ -97,6 +104,15 @@ Ctrl-C stops Airlock and deletes the throwaway database.",
     server.shutdown().await;
     drop(cluster);
     Ok(())
+}
+
+/// Writes a file only its owner may read.
+fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())
 }
 
 fn demo_config(db_port: u16) -> String {
@@ -119,4 +135,18 @@ allow_groups = ["agents"]
 tls = "disable"
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_are_written_for_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("airlock-demo-secret-{}", std::process::id()));
+        std::fs::write(&path, "old").unwrap();
+        super::write_secret(&path, "s3cret").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode, std::fs::read_to_string(&path).unwrap()), (0o600, "s3cret".to_owned()));
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -269,10 +269,27 @@ mod tests {
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
     }
 
-    fn temp_dir(tag: &str) -> PathBuf {
+    /// A directory of its own for one test, removed when it is dropped (also when the
+    /// test fails).
+    struct TempDir(PathBuf);
+
+    impl std::ops::Deref for TempDir {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_dir(tag: &str) -> TempDir {
         let d = std::env::temp_dir().join(format!("airlock-jwt-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        d
+        TempDir(d)
     }
 
     fn hs(claims: Value, key: &[u8]) -> String {
@@ -285,7 +302,8 @@ mod tests {
 
     #[test]
     fn hs256_claims_are_checked() {
-        let v = verifier(&temp_dir("hs"), "");
+        let dir = temp_dir("hs");
+        let v = verifier(&dir, "");
         let good = mint_token(
             b"dev-secret",
             "airlock",
@@ -322,7 +340,8 @@ mod tests {
 
     #[test]
     fn none_algorithm_is_rejected() {
-        let v = verifier(&temp_dir("none"), "");
+        let dir = temp_dir("none");
+        let v = verifier(&dir, "");
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
         let claims =
             URL_SAFE_NO_PAD.encode(json!({"iss":"airlock","aud":"airlock","sub":"a","exp":now()+60}).to_string());

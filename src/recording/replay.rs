@@ -164,14 +164,29 @@ pub fn render_text(
             }
             Kind::SessionEnd => {
                 let v: Value = serde_json::from_slice(&f.payload).unwrap_or(Value::Null);
-                writeln!(out, "{at} session ended: {}", v.get("reason").and_then(Value::as_str).unwrap_or("?"))?;
+                let reason = match v.get("reason").and_then(Value::as_str).unwrap_or("?") {
+                    "Terminated" => "the agent said goodbye (Terminate)",
+                    "AgentClosed" => "the agent closed its connection",
+                    "UpstreamClosed" => "the upstream closed its connection",
+                    "Drained" => "Airlock drained the session for shutdown",
+                    "Aborted" => "Airlock's shutdown grace period ran out",
+                    other => other,
+                };
+                writeln!(out, "{at} session ended: {reason}")?;
             }
             Kind::Verdict => {
                 let v: Value = serde_json::from_slice(&f.payload).unwrap_or(Value::Null);
                 let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
                 let id = v.get("approval").and_then(Value::as_str).map(|id| format!(" [{id}]")).unwrap_or_default();
                 let by = v.get("by").and_then(Value::as_str).map(|b| format!(" by {b}")).unwrap_or_default();
-                writeln!(out, "{at} POLICY {}{id}{by}: {} (rule {})", field("event"), field("reason"), field("rule"))?;
+                let detail = match field("event").as_str() {
+                    "counted" => format!("{} rows (max {}), {}", v["rows"], v["max_rows"], field("outcome")),
+                    _ => format!("{} (rule {})", field("reason"), field("rule")),
+                };
+                writeln!(out, "{at} POLICY {}{id}{by}: {detail}", field("event"))?;
+                if let Some(statement) = v.get("statement").and_then(Value::as_str) {
+                    writeln!(out, "           statement: {statement}")?;
+                }
             }
             Kind::SessionStart => {}
         }

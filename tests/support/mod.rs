@@ -279,11 +279,10 @@ impl Drop for Airlock {
         if self.dir.as_os_str().is_empty() {
             return;
         }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        } else {
+        if std::thread::panicking() {
             eprintln!("--- airlock log ({}) ---\n{}", self.dir.display(), self.log());
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -363,7 +363,11 @@ impl<'a> SessionGate<'a> {
                         CloseTarget::Statement => true,
                         CloseTarget::Portal => self.portals.get(name_of(name).as_ref()).is_some_and(|p| self.fresh(p)),
                     };
-                    if let Some(statement) = statement.filter(|_| fresh)
+                    // A portal's description is kept for its statement when that is
+                    // named (masking does the same).
+                    let keep = |s: &String| fresh && (target == CloseTarget::Statement || !s.is_empty());
+                    if let Some(statement) = statement.filter(keep)
+                        && !self.described.contains(&statement)
                         && self.described.len() < MAX_PREPARED_NAMES
                     {
                         self.described.insert(statement);
@@ -466,6 +470,9 @@ impl<'a> SessionGate<'a> {
     /// cannot tell which portal a name runs, so it forgets them all (executing one is
     /// `unknown`).
     fn forget_portals_on_rollback_to(&mut self, decision: &Decision) {
+        if !decision.classes().contains(sql::Class::Transaction) {
+            return;
+        }
         let named = |w: &[u8]| s_contains(decision, w);
         if !named(b"rollback") && !named(b"abort") {
             return;

@@ -1261,8 +1261,9 @@ impl<'a> ResultMasking<'a> {
                     }
                     Some(Expect::DescribePortal { statement, taint }) => {
                         // Drivers describe a named statement's first portal, then only
-                        // bind and execute it (pgjdbc past its prepare threshold).
-                        if let Some(name) = statement
+                        // bind and execute it (pgjdbc past its prepare threshold). The
+                        // unnamed statement is parsed again before it is reused.
+                        if let Some(name) = statement.filter(|n| !n.is_empty())
                             && (self.statements.len() < MAX_DESCRIBED || self.statements.contains_key(&name))
                         {
                             self.conn.learn(&columns).await;
