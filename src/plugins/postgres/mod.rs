@@ -201,6 +201,9 @@ impl PostgresPlugin {
                     }
                     StartupPacket::CancelRequest { pid, secret } => {
                         self.forward_cancel(pid, &secret).await;
+                        // Closed politely: over TLS a close_notify first, which libpq 17's
+                        // PQcancelBlocking waits for before it reports success.
+                        let _ = tokio::io::AsyncWriteExt::shutdown(&mut agent.stream).await;
                         return Ok(None);
                     }
                     StartupPacket::Startup(startup) => Phase::Authenticating(startup),
