@@ -229,3 +229,21 @@ fn renames_through_airlock_refresh_column_identities() {
     assert_eq!(query(&airlock, "SELECT national_id FROM mask_ren"), "[MASKED]\n");
     setup("DROP TABLE mask_ren");
 }
+
+/// A function of the database's own that the catalog shows cannot change anything is
+/// called like a built-in read, but it may read a masked column the statement never
+/// names: its results are masked.
+#[test]
+fn results_of_the_databases_own_functions_are_masked() {
+    let airlock = Airlock::start_with("", MASKING);
+    setup(&airlock);
+    let setup = |sql: &str| ok(&airlock.psql(&token("setup", FIXTURES), "app-db", &["-q", "-c", sql], None));
+    setup(
+        "CREATE OR REPLACE FUNCTION mask_hash_of(int) RETURNS text LANGUAGE sql STABLE \
+         AS 'SELECT password_hash FROM mask_people WHERE id = $1'",
+    );
+    assert_eq!(query(&airlock, "SELECT mask_hash_of(1)"), "[MASKED]\n");
+    // As for any statement that may carry a masked value, every computed column is masked.
+    assert_eq!(query(&airlock, "SELECT upper(mask_hash_of(1)) AS h, 1 AS one"), "[MASKED]|[MASKED]\n");
+    setup("DROP FUNCTION mask_hash_of(int)");
+}
