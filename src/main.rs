@@ -461,6 +461,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::CheckConfig { config, connect } => {
             let c = Config::load(&config)?;
+            // Secrets are read as `serve` reads them: a missing file or variable fails
+            // here too, naming it (never the value).
+            let secrets = c.auth.hs256_secret.iter().map(|s| ("auth.hs256_secret".to_owned(), s)).chain(
+                c.connections
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, conn)| conn.password.as_ref().map(|s| (format!("connections[{i}].password"), s))),
+            );
+            let missing: Vec<String> = secrets
+                .filter_map(|(key, source)| source.load(&c.base_dir).err().map(|e| format!("{key}: {e}")))
+                .collect();
+            if !missing.is_empty() {
+                anyhow::bail!("{}: secrets cannot be read:\n  {}", config.display(), missing.join("\n  "));
+            }
             println!("{}: ok", config.display());
             println!("  data_dir     {}", c.data_dir().display());
             println!("  postgres     {}", c.listen.postgres);

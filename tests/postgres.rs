@@ -460,6 +460,20 @@ fn check_config_names_file_line_and_key() {
         stderr.contains(&format!("{}:7: connections[0].address: \"nohost\": expected host:port", path.display())),
         "{stderr}"
     );
+    // A secret `serve` could not read fails the check too, naming it.
+    std::fs::write(
+        &path,
+        "[auth]\ndev_tokens = true\n\n[[connections]]\nname = \"x\"\nprotocol = \"postgres\"\naddress = \"h:1\"\n\
+         password = { file = \"no-such.password\" }\nallow_groups = [\"agents\"]\nuser = \"u\"\ndatabase = \"d\"\n",
+    )
+    .unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_airlock")).arg("check-config").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("connections[0].password") && stderr.contains("no-such.password"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
