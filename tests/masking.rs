@@ -84,6 +84,11 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
         copy("COPY mask_people (id, national_id, card) TO STDOUT WITH (FORMAT csv, HEADER)"),
         "id,national_id,card\n1,[MASKED],[MASKED:credit_card]\n2,,\n"
     );
+    // psycopg2's copy_to spells out the default layout.
+    assert_eq!(
+        copy("COPY mask_people (id, national_id) TO stdout WITH DELIMITER AS '\t' NULL AS '\\N'"),
+        "1\t[MASKED]\n2\t\\N\n"
+    );
     let out = airlock.psql(
         &token("reader", &["agents"]),
         "app-db",

@@ -822,25 +822,73 @@ fn copy_source(query: &str) -> Option<CopySource> {
         return None;
     }
     // Options as the server reads them: names quoted or not, values as words or
-    // strings. Anything but the default text or CSV layout is a custom format.
+    // strings. Anything but the default text or CSV layout is a custom format; a
+    // layout option set to its default (psycopg2 sends `DELIMITER AS '\t' NULL AS
+    // '\N'`) is no change.
     let opts = &rest[2..];
-    let words: Vec<String> = (0..opts.len())
+    let words: Vec<(String, bool)> = (0..opts.len())
         .filter_map(|i| match opts[i].kind {
-            TokenKind::Word | TokenKind::QuotedIdent => sql::lexer::ident_at(opts, i).map(|(name, _)| name),
-            TokenKind::String | TokenKind::DollarString => {
-                Some(sql::lexer::string_value(&opts[i]).unwrap_or_default().to_ascii_lowercase())
-            }
+            TokenKind::Word | TokenKind::QuotedIdent => sql::lexer::ident_at(opts, i).map(|(name, _)| (name, false)),
+            TokenKind::String | TokenKind::DollarString => copy_option_value(&opts[i]).map(|v| (v, true)),
             _ => None,
         })
         .collect();
-    let has = |w: &str| words.iter().any(|x| x == w);
-    const PLAIN: [&str; 10] = ["with", "format", "text", "csv", "header", "true", "false", "on", "off", "match"];
-    Some(CopySource {
-        select,
-        csv: has("csv"),
-        header: has("header"),
-        custom_format: words.iter().any(|w| !PLAIN.contains(&w.as_str())),
-    })
+    let has = |w: &str| words.iter().any(|(x, string)| !string && x == w || *string && x.eq_ignore_ascii_case(w));
+    let csv = has("csv");
+    let default = |option: &str| match (option, csv) {
+        ("delimiter", false) => Some("\t"),
+        ("delimiter", true) => Some(","),
+        ("null", false) => Some("\\N"),
+        ("null", true) => Some(""),
+        ("quote" | "escape", true) => Some("\""),
+        _ => None,
+    };
+    const PLAIN: [&str; 11] = ["with", "as", "format", "text", "csv", "header", "true", "false", "on", "off", "match"];
+    let mut custom_format = false;
+    let mut i = 0;
+    while i < words.len() {
+        let (word, string) = &words[i];
+        match default(word).filter(|_| !string) {
+            // The option's value is the next string (after an optional AS).
+            Some(expected) => {
+                let value = words[i + 1..].iter().find(|(w, s)| *s || w != "as");
+                custom_format |= !matches!(value, Some((v, true)) if v == expected);
+                i += 1 + words[i + 1..].iter().position(|(_, s)| *s).unwrap_or(0);
+            }
+            None => custom_format |= !PLAIN.contains(&word.to_ascii_lowercase().as_str()),
+        }
+        i += 1;
+    }
+    Some(CopySource { select, csv, header: has("header"), custom_format })
+}
+
+/// A COPY option's string as the server reads it with `standard_conforming_strings`
+/// on (Airlock holds turning it off): a plain string's backslashes are literal, an
+/// `E''` string's `\t`, `\n`, `\\` and `\'` are escapes; anything else is `None`.
+fn copy_option_value(tok: &airlock_postgres::sql::lexer::Token<'_>) -> Option<String> {
+    let text = tok.text;
+    if let Some(body) = text.strip_prefix('\'').and_then(|b| b.strip_suffix('\'')) {
+        return (!body.replace("''", "").contains('\'')).then(|| body.replace("''", "'"));
+    }
+    let body = text.strip_prefix(['e', 'E'])?.strip_prefix('\'')?.strip_suffix('\'')?;
+    let mut out = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        out.push(match c {
+            '\\' => match chars.next()? {
+                't' => '\t',
+                'n' => '\n',
+                c @ ('\\' | '\'') => c,
+                _ => return None,
+            },
+            '\'' => match chars.next()? {
+                '\'' => '\'',
+                _ => return None,
+            },
+            c => c,
+        });
+    }
+    Some(out)
 }
 
 /// A CopyData message.
@@ -1501,6 +1549,12 @@ mod tests {
         assert_eq!(src("copy t to stdout (\"delimiter\" '|')").map(|s| s.3), Some(true));
         assert_eq!(src("copy t to stdout (format \"csv\", header)").map(|s| (s.1, s.3)), Some((true, false)));
         assert_eq!(src("copy t to stdout (encoding 'latin1')").map(|s| s.3), Some(true));
+        // Options set to their defaults are none (psycopg2's copy_to).
+        assert_eq!(src("COPY t TO stdout WITH DELIMITER AS '\t' NULL AS E'\\\\N'").map(|s| s.3), Some(false));
+        assert_eq!(src("COPY t TO stdout WITH DELIMITER AS E'\\t' NULL AS '\\N'").map(|s| s.3), Some(false));
+        assert_eq!(src("COPY t TO stdout (FORMAT csv, DELIMITER ',', NULL '', QUOTE '\"')").map(|s| s.3), Some(false));
+        assert_eq!(src("COPY t TO stdout WITH DELIMITER AS '|'").map(|s| s.3), Some(true));
+        assert_eq!(src("COPY t TO stdout WITH NULL AS 'x'").map(|s| s.3), Some(true));
         assert_eq!(src("COPY t FROM STDIN"), None);
         assert_eq!(src("COPY t TO STDOUT; COPY u TO STDOUT"), None);
         assert_eq!(copy_fields(b"a,\"b,c\",d", true), vec![&b"a"[..], &b"\"b,c\""[..], &b"d"[..]]);
