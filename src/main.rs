@@ -12,7 +12,7 @@ use airlock::config::Config;
 use airlock::identity::{DevKey, mint_token};
 use airlock::server::{Server, shutdown_signal};
 
-/// A wire-level gateway that puts AI agents on a leash for PostgreSQL (and soon SSH and HTTP).
+/// A wire-level gateway that puts AI agents on a leash for PostgreSQL.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -106,7 +106,7 @@ enum Command {
         #[command(flatten)]
         source: DataSource,
         /// Only sessions started within this long, e.g. `1h`.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = parse_since)]
         since: Option<Duration>,
         /// Only this connection.
         #[arg(long)]
@@ -158,9 +158,9 @@ struct AdminArgs {
     /// The admin API's base URL, e.g. `http://127.0.0.1:8081`.
     #[arg(long, conflicts_with = "config")]
     admin: Option<String>,
-    /// An approver's token (JWT or API key).
+    /// An approver's token (JWT or API key); default: the AIRLOCK_TOKEN variable.
     #[arg(long, env = "AIRLOCK_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
 }
 
 impl AdminArgs {
@@ -178,7 +178,9 @@ impl AdminArgs {
                 format!("http://{addr}")
             }
         };
-        Ok(airlock::admin::AdminClient::new(&base, &self.token))
+        let token =
+            self.token.as_deref().context("no token: pass --token or set AIRLOCK_TOKEN to an approver's token")?;
+        Ok(airlock::admin::AdminClient::new(&base, token))
     }
 }
 
@@ -210,6 +212,11 @@ impl DataSource {
         }
         Ok(dir)
     }
+}
+
+/// A duration back from now (`--since`).
+fn parse_since(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|_| format!("{text:?} is not a duration: use e.g. 30m, 1h, 2days"))
 }
 
 /// `n` and `thing`, plural when `n` is not 1.
@@ -444,7 +451,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Explain { config, connection, groups, sql } => {
             let config = Config::load(&config)?;
             if config.connection(&connection).is_none() {
-                anyhow::bail!("no connection named {connection:?} in the config");
+                let names: Vec<&str> = config.connections.iter().map(|c| c.name.as_str()).collect();
+                anyhow::bail!("no connection named {connection:?} in the config (it has: {})", names.join(", "));
             }
             let policy = airlock::policy::Policy::new(&config.rules)?;
             let decision = policy.decide_query(&connection, &groups, &sql);

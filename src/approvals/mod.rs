@@ -255,7 +255,7 @@ impl Broker {
         if let Some(d) = grant
             && d > self.max_grant
         {
-            return Err(DecideError::GrantTooLong { max: humantime::format_duration(self.max_grant).to_string() });
+            return Err(DecideError::GrantTooLong { max: spoken(self.max_grant) });
         }
         let request =
             self.decide(id, approver, Outcome::Approved { by: approver.subject.clone() }, |state, request| {
@@ -271,7 +271,7 @@ impl Broker {
                     }
                 }
             })?;
-        let detail = grant.map(|d| format!("granted for {}", humantime::format_duration(d)));
+        let detail = grant.map(|d| format!("granted for {}", spoken(d)));
         tracing::info!(id, approver = %approver.subject, grant = ?detail, "approval approved");
         self.announce("approved", &request, Some((&approver.subject, detail.as_deref().unwrap_or(""))));
         Ok(request)
@@ -327,6 +327,18 @@ fn short_id() -> String {
 
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// A duration as people write it: `1 day`, `3 hours`, `90 minutes`, `45 seconds`.
+fn spoken(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s >= 3_600 && s % 3_600 == 0 => (s / 3_600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") }
 }
 
 #[cfg(test)]
