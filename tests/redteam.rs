@@ -1982,6 +1982,41 @@ fn found_by_attacking(users_oid: &str) -> Vec<Attack> {
             "select reverse(value) from rt_users u, json_each_text(row_to_json(u)) where key like 'pass%'",
         ),
         m("table_to_xml(<oid of rt_users>)", &format!("select table_to_xml({users_oid}, true, false, '')")),
+        // Found by the third attack round: text the statement does not show.
+        attack("a cursor's computed column, fetched")
+            .bare()
+            .q("begin")
+            .q("declare c cursor for select password_hash || '' from rt_users")
+            .q("fetch all c")
+            .q("commit")
+            .check(Check::Secret(HASH_SECRET.into())),
+        attack("a cursor's cast error, fetched")
+            .bare()
+            .q("begin")
+            .q("declare c cursor for select password_hash::int from rt_users")
+            .q("fetch 1 c")
+            .q("rollback")
+            .check(Check::Secret(HASH_SECRET.into())),
+        attack("PREPARE then EXECUTE a computed column")
+            .bare()
+            .q("prepare p as select password_hash || '' from rt_users")
+            .q("execute p")
+            .check(Check::Secret(HASH_SECRET.into())),
+        attack("a stable function of the database's own returning the hash")
+            .bare()
+            .setup(
+                "create or replace function rt_hash_of(int) returns text language sql stable
+                 as 'select password_hash from rt_users where id = $1';",
+            )
+            .q("select rt_hash_of(1)")
+            .check(Check::Secret(HASH_SECRET.into()))
+            .teardown("drop function rt_hash_of(int)"),
+        attack("a view computing from the hash")
+            .bare()
+            .setup("create or replace view rt_upper as select id, coalesce(password_hash, '') as h from rt_users;")
+            .q("select h from rt_upper")
+            .check(Check::Secret(HASH_SECRET.into()))
+            .teardown("drop view rt_upper"),
         // reverse() takes text, not xml.
         m("reverse(schema_to_xml('public')::text)", "select reverse(schema_to_xml('public', true, false, '')::text)"),
         m("copy rt_users to stdout (\"delimiter\" '|')", "copy rt_users to stdout (\"delimiter\" '|')"),

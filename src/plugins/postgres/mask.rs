@@ -139,6 +139,11 @@ impl ConnectionMasking {
             return Taint::Clean;
         }
         let t = tokens(sql);
+        // A cursor's or a prepared statement's rows come from text this one does not
+        // show (`FETCH ALL c`, `EXECUTE p`): what they compute may be masked values.
+        if t.first().is_some_and(|w| w.is("fetch") || w.is("move") || w.is("execute")) {
+            return Taint::Column;
+        }
         let mut taint = Taint::Clean;
         for i in 0..t.len() {
             if matches!(t[i].kind, TokenKind::String | TokenKind::DollarString) {
@@ -574,7 +579,13 @@ type TableColumns = HashMap<i16, Vec<String>>;
 struct CatalogColumn {
     name: String,
     origin: Option<(u32, i16)>,
+    /// A view's column computed in the view (no column of another relation).
+    computed: bool,
 }
+
+/// The last identity of a view column computed in the view: like a computed column of
+/// the statement itself, masked when the statement may carry masked values.
+const COMPUTED_IN_VIEW: &str = "(computed in a view)";
 
 /// How deep views over views are followed.
 const MAX_VIEW_DEPTH: usize = 4;
@@ -639,6 +650,9 @@ impl Catalog {
                     && out.len() <= MAX_VIEW_DEPTH
                 {
                     out.push(col.name.clone());
+                    if col.computed {
+                        out.push(COMPUTED_IN_VIEW.to_owned());
+                    }
                     at = col.origin;
                 }
             }
@@ -676,8 +690,12 @@ impl Catalog {
                         origins.insert(oid, view_origins(&rule));
                     }
                     let attnum: i16 = attnum.parse()?;
-                    let origin = origins.get(&oid).and_then(|o| o.get(&attnum)).copied();
-                    out.entry(oid).or_default().insert(attnum, CatalogColumn { name: name.into_owned(), origin });
+                    let view = origins.get(&oid);
+                    let origin = view.and_then(|o| o.get(&attnum)).copied();
+                    let computed = view.is_some() && origin.is_none();
+                    out.entry(oid)
+                        .or_default()
+                        .insert(attnum, CatalogColumn { name: name.into_owned(), origin, computed });
                 }
                 Ok(())
             })
@@ -1498,7 +1516,10 @@ impl ConnectionMasking {
                 let rule = rule.or_else(|| (!self.columns.is_empty() && unknown_origin(c)).then_some(Style::Redact));
                 // Fail closed: a computed value in a statement that names what is
                 // masked may be that value, transformed.
-                let computed = c.table_oid == 0
+                let in_view = || {
+                    cached.get(&(c.table_oid, c.attnum)).is_some_and(|ids| ids.iter().any(|i| i == COMPUTED_IN_VIEW))
+                };
+                let computed = (c.table_oid == 0 || in_view())
                     && match taint {
                         Taint::Column => true,
                         Taint::Table => carries_text(c.type_oid),
