@@ -481,6 +481,21 @@ fn bulk_changes_stand_within_max_rows_and_are_held_over_it() {
     );
     assert_eq!(ok(&out), "93\n", "{}", stderr(&out));
     assert_eq!(count(), "93");
+    // Rows a foreign key cascades to are counted too (the server's own count of what the
+    // transaction changed), even when the statement pins one row.
+    fixture(
+        &airlock,
+        "DROP TABLE IF EXISTS guard_child, guard_parent; CREATE TABLE guard_parent (id int PRIMARY KEY); \
+         INSERT INTO guard_parent VALUES (1), (2); \
+         CREATE TABLE guard_child (id serial PRIMARY KEY, pid int REFERENCES guard_parent ON DELETE CASCADE); \
+         INSERT INTO guard_child (pid) SELECT 1 FROM generate_series(1, 20); INSERT INTO guard_child (pid) VALUES (2), (2)",
+    );
+    let out = run("DELETE FROM guard_parent WHERE id = 1");
+    assert!(stderr(&out).contains("it would change 21 rows"), "{}", stderr(&out));
+    assert_eq!(upstream("SELECT count(*) FROM guard_child"), "22");
+    let out = run("DELETE FROM guard_parent WHERE id = 2");
+    assert_eq!(ok(&out), "", "{}", stderr(&out));
+    assert_eq!(upstream("SELECT count(*) FROM guard_child"), "20");
     // A failing bulk statement fails as it would without Airlock: outside a
     // transaction the session goes on, inside one the transaction is aborted.
     let out = run("DELETE FROM guard_t WHERE 1 / (id - id) > 0");

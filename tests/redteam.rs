@@ -2225,6 +2225,19 @@ fn rows_guard() -> Vec<Attack> {
             .q("rollback to savepoint s")
             .send(vec![ex("p"), sy()])
             .q("commit"),
+        // Found by the third attack round: rows a foreign key cascades to.
+        attack("ON DELETE CASCADE from a one-row parent")
+            .setup(
+                "create table {t}_p (id int primary key); insert into {t}_p values (1); alter table {t}_p owner to {role};
+                 alter table {t} add column pid int default 1 references {t}_p on delete cascade;",
+            )
+            .q("delete from {t}_p where id = 1"),
+        attack("ON DELETE CASCADE through the extended protocol")
+            .setup(
+                "create table {t}_p (id int primary key); insert into {t}_p values (1); alter table {t}_p owner to {role};
+                 alter table {t} add column pid int default 1 references {t}_p on delete cascade;",
+            )
+            .send(vec![pa("", "delete from {t}_p where id = $1"), bip("", "", &["1"]), ex(""), sy()]),
         attack("extended: the abort statement's name taken first").send(vec![
             pa("airlock_refused", "select 1"),
             pa("", "delete from {t} where true"),

@@ -327,6 +327,10 @@ impl sql::Catalog for Vouched<'_> {
     fn rewrites(&self, schema: Option<&str>, name: &str) -> bool {
         self.catalog.rewrites(schema, name)
     }
+
+    fn cascades(&self, schema: Option<&str>, name: &str) -> bool {
+        self.catalog.cascades(schema, name)
+    }
 }
 
 impl Policy {

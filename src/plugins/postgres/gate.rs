@@ -447,7 +447,13 @@ impl<'a> SessionGate<'a> {
                     self.statements.execute();
                     return Ok(Step::Forward { statement: false, expect });
                 }
-                Ok(Step::Decide(self.held(decision, HeldKind::Execute, expect)))
+                let mut held = self.held(decision, HeldKind::Execute, expect);
+                if held.max_rows.is_some() && self.cascades(&held.decision) {
+                    let reason = "its changes cascade to other tables, and through the extended protocol Airlock counts only a statement's own rows";
+                    held.decision = Arc::new(held.decision.held_for_rows(reason));
+                    held.max_rows = None;
+                }
+                Ok(Step::Decide(held))
             }
             tag::CLOSE => {
                 let (target, name) = message::parse_close(body)?;
@@ -481,6 +487,16 @@ impl<'a> SessionGate<'a> {
             }
             _ => forward(false),
         }
+    }
+
+    /// Whether a statement of `decision` writes to a relation whose changes cascade
+    /// (foreign keys, triggers).
+    fn cascades(&self, decision: &Decision) -> bool {
+        decision.statements.iter().any(|s| {
+            let t = sql::lexer::tokens(&s.text);
+            sql::written_relation(&t)
+                .is_some_and(|(schema, name)| sql::Catalog::cascades(&*self.runs_code, schema.as_deref(), &name))
+        })
     }
 
     /// `ROLLBACK TO SAVEPOINT` revives the portals that existed at the savepoint, also
@@ -615,6 +631,10 @@ impl sql::Catalog for Stale<'_> {
 
     fn rewrites(&self, schema: Option<&str>, name: &str) -> bool {
         self.0.rewrites(schema, name)
+    }
+
+    fn cascades(&self, schema: Option<&str>, name: &str) -> bool {
+        self.0.cascades(schema, name)
     }
 }
 

@@ -80,6 +80,11 @@ SELECT 'relation', n.nspname, c.relname, c.relkind::text
  WHERE c.relkind IN ('r', 'p', 'v', 'f', 'm')
    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
    AND c.relname IN (SELECT k.relname FROM pg_index i JOIN pg_class k ON k.oid = i.indrelid WHERE i.indisunique);
+SELECT 'cascades', n.nspname, c.relname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE EXISTS (SELECT FROM pg_constraint f WHERE f.contype = 'f' AND f.confrelid = c.oid
+                 AND (f.confdeltype IN ('c', 'n', 'd') OR f.confupdtype IN ('c', 'n', 'd')))
+    OR EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal);
 SELECT 'rewrites', n.nspname, c.relname
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE EXISTS (SELECT FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.ev_type <> '1')
@@ -105,6 +110,9 @@ struct Relation {
     schema: String,
     keys: Vec<Vec<String>>,
     rewrites: bool,
+    /// Deleting or updating its rows changes others: foreign keys that cascade (or set
+    /// null or a default) reference it, or it has triggers of the database's own.
+    cascades: bool,
 }
 
 impl SessionCatalog {
@@ -143,6 +151,10 @@ impl sql::Catalog for SessionCatalog {
 
     fn rewrites(&self, schema: Option<&str>, name: &str) -> bool {
         self.candidates(schema, name).any(|r| r.rewrites)
+    }
+
+    fn cascades(&self, schema: Option<&str>, name: &str) -> bool {
+        self.candidates(schema, name).any(|r| r.cascades)
     }
 }
 
@@ -243,6 +255,9 @@ pub async fn read_catalog(up: &mut Upstream, max_message: usize) -> anyhow::Resu
         let text = |v: &Option<&[u8]>| v.map(|b| String::from_utf8_lossy(b).into_owned());
         match describe::data_row(body)?.as_slice() {
             [Some(b"operator"), Some(name)] => out.operators.push(String::from_utf8_lossy(name).into_owned()),
+            [Some(b"cascades"), schema, name] => {
+                out.relation(text(schema).unwrap_or_default(), text(name).unwrap_or_default()).cascades = true;
+            }
             [Some(b"rewrites"), schema, name] => {
                 out.relation(text(schema).unwrap_or_default(), text(name).unwrap_or_default()).rewrites = true;
             }

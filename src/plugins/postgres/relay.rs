@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use airlock_postgres::message::{self, Severity, TransactionStatus, tag};
-use airlock_postgres::{Chunk, Disposition, Header, Scanner};
+use airlock_postgres::{Chunk, Disposition, Header, Scanner, describe};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
@@ -933,21 +933,22 @@ where
     };
     // The opening answers with a value of its own, so its answer cannot be mistaken
     // for another's: only then does the statement go.
+    // It also reads how many rows the transaction has changed so far, in every table
+    // (what cascades and triggers change counts too).
     let nonce = format!("airlock:{:016x}", rand::random::<u64>());
     let open = match autocommit {
-        true => format!("BEGIN; SELECT '{nonce}'"),
-        false => format!("SAVEPOINT {GUARD_SAVEPOINT}; SELECT '{nonce}'"),
+        true => format!("BEGIN; SELECT '{nonce}', {ROWS_CHANGED}"),
+        false => format!("SAVEPOINT {GUARD_SAVEPOINT}; SELECT '{nonce}', {ROWS_CHANGED}"),
     };
-    let (to, opened) = oneshot::channel();
-    if !up.send(vec![Own::query(&open, Reply::Capture(Some(to)))], None).await? {
-        return Ok(Err(End::Drained));
-    }
-    let opened = match while_reading(opened, rd, buf, max_message).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => return Ok(Err(End::UpstreamClosed)),
+    let opened = match own_answer(up, &open, rd, buf).await? {
+        Ok(answer) => answer,
         Err(end) => return Ok(Err(end)),
     };
-    let ours = opened.first_row.as_ref().is_some_and(|row| row.ends_with(nonce.as_bytes()));
+    let row = opened.first_row.as_deref().and_then(|r| describe::data_row(r).ok());
+    let (ours, before) = match row.as_deref() {
+        Some([Some(n), Some(count)]) => (*n == nonce.as_bytes(), parse_count(count)),
+        _ => (false, None),
+    };
     if opened.failed || opened.status != Some(TransactionStatus::InTransaction) || !ours {
         // Its transaction state is not what the session's answers said: ending the
         // session rolls back whatever the server has open.
@@ -973,6 +974,21 @@ where
         Ok(Err(_)) => return Ok(Err(End::UpstreamClosed)),
         Err(end) => return Ok(Err(end)),
     };
+    // Rows it changed anywhere, if more than its command tag says.
+    if !answer.failed && !answer.overflow {
+        let after = match own_answer(up, &format!("SELECT {ROWS_CHANGED}"), rd, buf).await? {
+            Ok(answer) => answer,
+            Err(end) => return Ok(Err(end)),
+        };
+        let after =
+            after.first_row.as_deref().and_then(|r| describe::data_row(r).ok()).and_then(|row| match row.as_slice() {
+                [Some(count)] => parse_count(count),
+                _ => None,
+            });
+        if let (Some(before), Some(after)) = (before, after) {
+            answer.rows = answer.rows.map(|tag| tag.max(after.saturating_sub(before)));
+        }
+    }
     let release = format!("RELEASE SAVEPOINT {GUARD_SAVEPOINT}");
     let (keep, undo) = if autocommit {
         ("COMMIT".to_owned(), "ROLLBACK".to_owned())
@@ -1095,6 +1111,39 @@ where
         serde_json::json!({"statement": held.text(), "rows": answer.rows, "max_rows": max_rows, "outcome": outcome});
     record_verdict(up.ctx, "counted", fields).await?;
     Ok(Ok(counted))
+}
+
+/// Rows the current transaction has inserted, updated or deleted in every table so far
+/// (the server counts what cascades and triggers change too).
+const ROWS_CHANGED: &str =
+    "(SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_catalog.pg_stat_xact_user_tables)::text";
+
+fn parse_count(text: &[u8]) -> Option<u64> {
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// Sends a query of Airlock's own and waits for its answer, kept from the agent.
+/// `Ok(Err(end))` when the session ends meanwhile.
+async fn own_answer<R, W>(
+    up: &mut OwnRequests<'_, '_, '_, '_, W>,
+    sql: &str,
+    rd: &mut R,
+    buf: &mut BytesMut,
+) -> Result<Result<Captured, End>, SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (to, answer) = oneshot::channel();
+    if !up.send(vec![Own::query(sql, Reply::Capture(Some(to)))], None).await? {
+        return Ok(Err(End::Drained));
+    }
+    Ok(match while_reading(answer, rd, buf, up.ctx.max_message).await {
+        Ok(Ok(answer)) => Ok(answer),
+        // The upstream pump dropped it: the session is ending.
+        Ok(Err(_)) => Err(End::UpstreamClosed),
+        Err(end) => Err(end),
+    })
 }
 
 /// The transaction status once every request sent so far is answered.

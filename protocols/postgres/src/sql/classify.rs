@@ -434,6 +434,17 @@ fn target_at(t: &[Token<'_>], mut i: usize) -> Option<(Option<String>, String)> 
     relation_at(t, i).map(|(schema, name, _)| (schema, name))
 }
 
+/// The relation a DELETE, UPDATE, MERGE or INSERT writes to, as written (schema if
+/// given, name).
+pub fn written_relation(t: &[Token<'_>]) -> Option<(Option<String>, String)> {
+    let first = word(t, 0)?.to_ascii_lowercase();
+    match first.as_str() {
+        "update" => target_at(t, 1),
+        "delete" | "merge" | "insert" => target_at(t, 2),
+        _ => None,
+    }
+}
+
 /// `privilege` if the relation a write targets (see [`target_at`]) is a system
 /// catalog; `unknown` if writing to it runs rules or INSTEAD OF triggers, whose
 /// changes are not the statement's own.
@@ -487,6 +498,12 @@ pub trait Catalog {
     /// Whether a write to relation `name` runs rules or INSTEAD OF triggers, so that
     /// what it changes is not what its command tag counts.
     fn rewrites(&self, _schema: Option<&str>, _name: &str) -> bool {
+        false
+    }
+
+    /// Whether deleting or updating rows of relation `name` changes other rows too
+    /// (foreign keys that cascade, triggers): pinning its rows bounds nothing.
+    fn cascades(&self, _schema: Option<&str>, _name: &str) -> bool {
         false
     }
 }
@@ -671,7 +688,9 @@ fn update_delete(t: &[Token<'_>], target: usize, scope: Scope<'_>) -> Classes {
     // The condition runs to RETURNING or the end.
     let end = top.iter().copied().find(|&i| i > w && t[i].is("returning")).unwrap_or(t.len());
     let pinned = match (target_at(t, target), pinned_columns(&t[w + 1..end])) {
-        (Some((schema, name)), Some(columns)) => scope.catalog.pins(schema.as_deref(), &name, &columns),
+        (Some((schema, name)), Some(columns)) => {
+            scope.catalog.pins(schema.as_deref(), &name, &columns) && !scope.catalog.cascades(schema.as_deref(), &name)
+        }
         _ => false,
     };
     if pinned { Write.into() } else { Classes::of(&[Write, Bulk]) }

@@ -17,5 +17,7 @@ pub mod lexer;
 pub mod settings;
 pub mod split;
 
-pub use classify::{Catalog, Class, Classes, NoCatalog, calls_only_reads, classify, classify_trusting};
+pub use classify::{
+    Catalog, Class, Classes, NoCatalog, calls_only_reads, classify, classify_trusting, written_relation,
+};
 pub use split::{Statement, split, split_with};
