@@ -234,6 +234,25 @@ struct Progress {
     statements: u64,
 }
 
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            in_flight: VecDeque::new(),
+            notices: Vec::new(),
+            delivered: Vec::new(),
+            execute_capture: None,
+            expect: Vec::new(),
+            status: TransactionStatus::Idle,
+            replies: Vec::new(),
+            closing: false,
+            copying: false,
+            copy_ends: VecDeque::new(),
+            pushed: 0,
+            statements: 0,
+        }
+    }
+}
+
 impl Progress {
     /// Idle between statements, outside any transaction: the only point where a drain
     /// may close the session without the agent losing work.
@@ -387,20 +406,7 @@ pub async fn relay(
     ctx: RelayContext<'_>,
 ) -> (Result<End, SessionError>, RelayStats, BoxWrite) {
     let shared = Shared {
-        progress: Mutex::new(Progress {
-            in_flight: VecDeque::new(),
-            notices: Vec::new(),
-            delivered: Vec::new(),
-            execute_capture: None,
-            expect: Vec::new(),
-            status: TransactionStatus::Idle,
-            replies: Vec::new(),
-            closing: false,
-            copying: false,
-            copy_ends: VecDeque::new(),
-            pushed: 0,
-            statements: 0,
-        }),
+        progress: Mutex::new(Progress::default()),
         attention: AtomicUsize::new(0),
         bell: Notify::new(),
         settled: Notify::new(),
@@ -1751,20 +1757,7 @@ mod tests {
     use super::*;
 
     fn progress(asks: &[Ask]) -> Progress {
-        let mut p = Progress {
-            in_flight: VecDeque::new(),
-            notices: Vec::new(),
-            delivered: Vec::new(),
-            execute_capture: None,
-            expect: Vec::new(),
-            status: TransactionStatus::Idle,
-            replies: Vec::new(),
-            closing: false,
-            copying: false,
-            copy_ends: VecDeque::new(),
-            pushed: 0,
-            statements: 0,
-        };
+        let mut p = Progress::default();
         asks.iter().for_each(|&a| p.ask(a));
         p
     }
