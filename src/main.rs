@@ -33,6 +33,12 @@ enum Command {
         /// Where the demo keeps its config, keys and certificate.
         #[arg(long, default_value = "airlock-data")]
         data_dir: PathBuf,
+        /// Port of Airlock's Postgres endpoint on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 15432)]
+        postgres: u16,
+        /// Port of the admin API on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 8081)]
+        admin: u16,
     },
     /// Mint a development token (needs `auth.dev_tokens = true` or `auth.hs256_secret`).
     Token {
@@ -282,7 +288,7 @@ fn init_tracing() {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config } => serve(&config).await,
-        Command::Demo { data_dir } => airlock::demo::run(&data_dir).await,
+        Command::Demo { data_dir, postgres, admin } => airlock::demo::run(&data_dir, postgres, admin).await,
         Command::Token { config, sub, groups, ttl } => {
             let config = Config::load(&config)?;
             let key = signing_key(&config)?;

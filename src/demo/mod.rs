@@ -28,8 +28,9 @@ CREATE TABLE scratch (id int PRIMARY KEY, note text);
 INSERT INTO scratch SELECT g, 'note ' || g FROM generate_series(1, 2000) g;
 ";
 
-/// Runs the demo until Ctrl-C. Files go to `data_dir` (config, keys, certificate).
-pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
+/// Runs the demo until Ctrl-C, Airlock listening on 127.0.0.1 at `postgres_port` and
+/// `admin_port` (0: any free port). Files go to `data_dir` (config, keys, certificate).
+pub async fn run(data_dir: &Path, postgres_port: u16, admin_port: u16) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     println!("Starting a throwaway PostgreSQL...");
@@ -42,10 +43,14 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     let password_file = data_dir.join("demo-db.password");
     write_secret(&password_file, &app_password)?;
     let config_path = data_dir.join("demo.toml");
-    std::fs::write(&config_path, demo_config(cluster.port))?;
+    std::fs::write(&config_path, demo_config(cluster.port, postgres_port, admin_port))?;
     let config = Config::load(&config_path)?;
 
     let server = Server::start(&config).await?;
+    // The ports actually used, also in the config the printed commands read.
+    let port = |endpoint: &str| server.bound().iter().find(|b| b.endpoint == endpoint).map(|b| b.addr.port());
+    let (pg_port, admin_port) = (port("postgres").unwrap_or(postgres_port), port("admin").unwrap_or(admin_port));
+    std::fs::write(&config_path, demo_config(cluster.port, pg_port, admin_port))?;
     let key = DevKey::load_or_create(&config.data_dir())?;
     let mint = |subject: &str, group: &str| {
         mint_token(
@@ -60,7 +65,8 @@ pub async fn run(data_dir: &Path) -> anyhow::Result<()> {
     };
     let token = mint("demo-agent", "agents")?;
     let approver = mint("demo-approver", "sre")?;
-    let pg = config.listen.postgres;
+    let pg = std::net::SocketAddr::from(([127, 0, 0, 1], pg_port));
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin_port));
     // Printed lines must work when pasted, also where `airlock` is not on the PATH.
     let airlock = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "airlock".into());
     println!(
@@ -95,7 +101,7 @@ Mint another token:
 
 Ctrl-C stops Airlock and deletes the throwaway database.",
         db_port = cluster.port,
-        admin = config.listen.admin,
+        admin = admin,
         config = config_path.display(),
         host = pg.ip(),
         port = pg.port(),
@@ -115,10 +121,14 @@ fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())
 }
 
-fn demo_config(db_port: u16) -> String {
+fn demo_config(db_port: u16, postgres_port: u16, admin_port: u16) -> String {
     format!(
         r#"# Written by `airlock demo`; see the README for every key.
 data_dir = "."
+
+[listen]
+postgres = "127.0.0.1:{postgres_port}"
+admin = "127.0.0.1:{admin_port}"
 
 [auth]
 dev_tokens = true
