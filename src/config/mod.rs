@@ -5,7 +5,7 @@
 //! checks what types cannot express. Every error names the file, the line and the key,
 //! and says how to fix it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -496,6 +496,27 @@ pub struct Connection {
     pub max_rows: u64,
 }
 
+/// The dotted key whose value starts at byte `offset`: the table headers above it
+/// (`[listen]`, the Nth `[[connections]]`) and the key on its line.
+fn key_at(text: &str, offset: usize) -> String {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.rsplit('\n').next().unwrap_or("");
+    let Some((name, _)) = line.split_once('=') else { return String::new() };
+    let name = name.trim();
+    let mut table = String::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for header in before.lines().map(str::trim).filter(|l| l.starts_with('[')) {
+        if let Some(array) = header.strip_prefix("[[").and_then(|h| h.strip_suffix("]]")) {
+            let n = seen.entry(array.trim().to_owned()).or_insert(0);
+            table = format!("{}[{}]", array.trim(), *n);
+            *n += 1;
+        } else if let Some(plain) = header.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            table = plain.trim().to_owned();
+        }
+    }
+    if table.is_empty() { name.to_owned() } else { format!("{table}.{name}") }
+}
+
 impl Connection {
     /// Host part of `address`.
     pub fn host(&self) -> &str {
@@ -553,7 +574,8 @@ impl Config {
     pub fn parse(text: &str, base_dir: PathBuf) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
-            ConfigError { file: None, line, key: String::new(), message: e.message().to_owned() }
+            let key = e.span().map(|s| key_at(text, s.start)).unwrap_or_default();
+            ConfigError { file: None, line, key, message: e.message().to_owned() }
         })?;
         config.base_dir = base_dir;
         config.validate().map_err(|(key, message)| ConfigError {

@@ -37,7 +37,14 @@ fn validation_error_names_key_and_line() {
 #[test]
 fn parse_error_names_line() {
     let err = Config::parse("[listen]\npostgres = \"nope\"\n", PathBuf::new()).unwrap_err();
-    assert_eq!(err.line, Some(2));
+    assert_eq!((err.line, err.key.as_str()), (Some(2), "listen.postgres"));
+    let err = Config::parse(
+        "[auth]\ndev_tokens = true\n[[connections]]\nname = \"a\"\nprotocol = \"postgres\"\naddress = \"h:1\"\n\
+         [[connections]]\nname = \"b\"\nprotocol = \"nope\"\naddress = \"h:1\"\n",
+        PathBuf::new(),
+    )
+    .unwrap_err();
+    assert_eq!((err.line, err.key.as_str()), (Some(9), "connections[1].protocol"), "{err}");
     let err = Config::parse("[limits]\nhandshake_timeout = \"soon\"\n", PathBuf::new()).unwrap_err();
     assert!(err.message.contains("not a duration"), "{err}");
     let err = Config::parse("[auth]\nisuer = \"x\"\n", PathBuf::new()).unwrap_err();
