@@ -2238,6 +2238,17 @@ fn rows_guard() -> Vec<Attack> {
                  alter table {t} add column pid int default 1 references {t}_p on delete cascade;",
             )
             .send(vec![pa("", "delete from {t}_p where id = $1"), bip("", "", &["1"]), ex(""), sy()]),
+        // Found by the fourth attack round: a refusal in a pipeline aborts it, as an
+        // error would, so what ran before it in the same transaction does not stand.
+        attack("a pinned delete, then a refused statement, one pipeline").send(vec![
+            pa("d1", "delete from {t} where id = $1"),
+            bip("", "d1", &["1"]),
+            ex(""),
+            pa("s", "do $$begin raise notice 'hi'; end$$"),
+            bi("", "s"),
+            ex(""),
+            sy(),
+        ]),
         attack("extended: the abort statement's name taken first").send(vec![
             pa("airlock_refused", "select 1"),
             pa("", "delete from {t} where true"),

@@ -100,8 +100,10 @@ enum Reply {
     /// Airlock refused the request and sent a Sync instead: this error, then the
     /// Sync's ReadyForQuery.
     ErrorThenReady(Bytes),
-    /// Airlock refused an Execute and sent a Sync to end the upstream's pipeline: this
-    /// error instead of that ReadyForQuery (the agent's own Sync gets the next one).
+    /// Airlock refused an Execute and ended the upstream's pipeline with a failing
+    /// Parse and a Sync, so the server aborts the transaction as it would after any
+    /// error: this error instead of their answer (the agent's own Sync gets the next
+    /// ReadyForQuery).
     ErrorInstead(Bytes),
     /// Airlock's own request (the rows guard's): its answer, up to and including its
     /// ReadyForQuery, goes to the agent pump (if it asked), never to the agent.
@@ -115,7 +117,7 @@ enum Reply {
 impl Reply {
     /// Whether the request's answer is read by Airlock before the agent may see it.
     fn captured(&self) -> bool {
-        matches!(self, Reply::Capture(_) | Reply::Instead(_))
+        matches!(self, Reply::Capture(_) | Reply::Instead(_) | Reply::ErrorInstead(_))
     }
 }
 
@@ -613,6 +615,9 @@ where
                             if !counts.commit(shared, Some(reply)) {
                                 return Ok(End::Drained);
                             }
+                            if held.kind == HeldKind::Execute {
+                                out.push(failing_parse());
+                            }
                             out.push(message::sync());
                         }
                     }
@@ -885,12 +890,7 @@ impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, '_, W> {
         if let Err(end) = self.deliver(error, rd, buf).await {
             return Ok(Err(end));
         }
-        let fail = Own {
-            message: message::parse_named("airlock_refused", "airlock: refused"),
-            agents: false,
-            reply: None,
-            expect: None,
-        };
+        let fail = Own { message: failing_parse(), agents: false, reply: None, expect: None };
         if !self.send(vec![fail, Own::sync(Reply::Capture(None))], None).await? {
             return Ok(Err(End::Drained));
         }
@@ -906,6 +906,12 @@ impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, '_, W> {
             Err(_) => Err(End::UpstreamClosed),
         }
     }
+}
+
+/// A Parse that always fails (its SQL is no SQL; a named statement, so the agent's
+/// unnamed one survives): the server then aborts the transaction, as after any error.
+fn failing_parse() -> Bytes {
+    message::parse_named("airlock_refused", "airlock: refused")
 }
 
 /// The savepoint the guard opens inside an agent's transaction.
@@ -1470,7 +1476,10 @@ where
                         out.push(error);
                         out.push(frame.into_raw());
                     }
-                    Reply::ErrorInstead(error) => out.push(error),
+                    Reply::ErrorInstead(error) => {
+                        drop(std::mem::take(&mut captured));
+                        out.push(error);
+                    }
                     Reply::Capture(to) => {
                         let status = message::parse_ready_for_query(frame.body()).ok();
                         let answer = Captured { status, ..std::mem::take(&mut captured) };
