@@ -203,26 +203,8 @@ impl<'a> SessionGate<'a> {
     }
 
     fn taint(&self, sql: &str) -> Taint {
-        let Some(m) = self.masking else { return Taint::Clean };
-        // A function of the database's own may read a masked column where the
-        // statement cannot show it: its computed results are masked.
-        if m.has_column_rules() && self.calls_own_function(sql) {
-            return Taint::Column;
-        }
-        m.taint(sql, &self.showing_masked)
-    }
-
-    /// Whether `sql` calls a function that is not built in (also as `rel.f`).
-    fn calls_own_function(&self, sql: &str) -> bool {
-        use sql::lexer::TokenKind;
-        let t = sql::lexer::tokens(sql);
-        (0..t.len()).any(|i| {
-            let called = t.get(i + 1).is_some_and(|n| n.kind == TokenKind::LParen)
-                || i.checked_sub(1).is_some_and(|p| t[p].kind == TokenKind::Dot);
-            called
-                && sql::lexer::ident_at(&t, i)
-                    .is_some_and(|(name, _)| sql::Catalog::shadows(&self.runs_code.functions, &name))
-        })
+        let own = |name: &str| sql::Catalog::shadows(&self.runs_code.functions, name);
+        self.masking.map_or(Taint::Clean, |m| m.taint(sql, &self.showing_masked, &own))
     }
 
     /// DDL may rename what column rules match: the connection's catalog cache is read

@@ -117,11 +117,13 @@ impl ConnectionMasking {
     }
 
     /// How far a statement's computed results may carry rule-masked values: it names a
-    /// masked column, one of `views` (views that show one), or a function that dumps
-    /// tables whole (`Column`); or it names a table holding a masked column (`Table`).
-    /// Names are read as the server resolves them, also inside string literals (SQL
-    /// passed to `query_to_xml`, a table name passed to `table_to_xml`).
-    pub fn taint(&self, sql: &str, views: &HashSet<String>) -> Taint {
+    /// masked column, one of `views` (views that show one), a function that dumps
+    /// tables whole, or calls a function `own` says is the database's own, which may
+    /// read a masked column the statement never names (`Column`); or it names a table
+    /// holding a masked column (`Table`). Names are read as the server resolves them,
+    /// also inside string literals (SQL passed to `query_to_xml`, a table name passed
+    /// to `table_to_xml`).
+    pub fn taint(&self, sql: &str, views: &HashSet<String>, own: &dyn Fn(&str) -> bool) -> Taint {
         use airlock_postgres::sql::lexer::{TokenKind, ident_at, literal_text, tokens};
         /// Functions that dump tables, schemas or query results they may not name.
         const DUMPS: [&str; 9] = [
@@ -147,7 +149,7 @@ impl ConnectionMasking {
         let mut taint = Taint::Clean;
         for i in 0..t.len() {
             if matches!(t[i].kind, TokenKind::String | TokenKind::DollarString) {
-                match self.taint(&literal_text(&t[i]), views) {
+                match self.taint(&literal_text(&t[i]), views, own) {
                     Taint::Column => return Taint::Column,
                     Taint::Table => taint = Taint::Table,
                     Taint::Clean => {}
@@ -159,6 +161,11 @@ impl ConnectionMasking {
             }
             let Some((name, _)) = ident_at(&t, i) else { continue };
             if views.contains(&name) || DUMPS.contains(&name.as_str()) {
+                return Taint::Column;
+            }
+            let called = t.get(i + 1).is_some_and(|n| n.kind == TokenKind::LParen)
+                || i.checked_sub(1).is_some_and(|p| t[p].kind == TokenKind::Dot);
+            if called && own(&name) {
                 return Taint::Column;
             }
             for (glob, _) in &self.columns {
