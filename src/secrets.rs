@@ -44,12 +44,12 @@ pub enum SecretError {
     #[error("environment variable {0} is not set (export it before starting Airlock)")]
     MissingEnv(String),
     /// The file could not be read.
-    #[error("cannot read secret file {path}: {source}")]
+    #[error("cannot read secret file {path}: {error}")]
     File {
         /// The file.
         path: PathBuf,
-        /// What went wrong.
-        source: std::io::Error,
+        /// What went wrong (in the message, so not also a source: said once).
+        error: std::io::Error,
     },
     /// The value is empty.
     #[error("secret from {0} is empty")]
@@ -66,7 +66,7 @@ impl SecretSource {
             SecretSource::File { file } => {
                 let path = base.join(file);
                 let mut bytes =
-                    std::fs::read(&path).map_err(|source| SecretError::File { path: path.clone(), source })?;
+                    std::fs::read(&path).map_err(|error| SecretError::File { path: path.clone(), error })?;
                 while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     bytes.pop();
                 }
