@@ -980,10 +980,8 @@ where
     if !up.send(vec![statement], None).await? {
         return Ok(Err(End::Drained));
     }
-    let mut answer = match while_reading(answer, rd, buf, max_message).await {
-        Ok(Ok(answer)) => answer,
-        // The upstream pump dropped it: the session is ending.
-        Ok(Err(_)) => return Ok(Err(End::UpstreamClosed)),
+    let mut answer = match captured(answer, rd, buf, max_message).await {
+        Ok(answer) => answer,
         Err(end) => return Ok(Err(end)),
     };
     // Rows it changed anywhere, if more than its command tag says.
@@ -1072,9 +1070,8 @@ where
     if !up.send(messages, Some(ExecuteCapture { after: earlier, to })).await? {
         return Ok(Err(End::Drained));
     }
-    let mut answer = match while_reading(answer, rd, buf, max_message).await {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => return Ok(Err(End::UpstreamClosed)),
+    let mut answer = match captured(answer, rd, buf, max_message).await {
+        Ok(answer) => answer,
         Err(end) => return Ok(Err(end)),
     };
     let bytes = std::mem::take(&mut answer.bytes).freeze();
@@ -1150,12 +1147,22 @@ where
     if !up.send(vec![Own::query(sql, Reply::Capture(Some(to)))], None).await? {
         return Ok(Err(End::Drained));
     }
-    Ok(match while_reading(answer, rd, buf, up.ctx.max_message).await {
-        Ok(Ok(answer)) => Ok(answer),
+    Ok(captured(answer, rd, buf, up.ctx.max_message).await)
+}
+
+/// The answer the upstream pump captured for Airlock, read while waiting for it
+/// (see [`while_reading`]).
+async fn captured<R: AsyncRead + Unpin>(
+    answer: oneshot::Receiver<Captured>,
+    rd: &mut R,
+    buf: &mut BytesMut,
+    max_message: usize,
+) -> Result<Captured, End> {
+    match while_reading(answer, rd, buf, max_message).await? {
+        Ok(answer) => Ok(answer),
         // The upstream pump dropped it: the session is ending.
-        Ok(Err(_)) => Err(End::UpstreamClosed),
-        Err(end) => Err(end),
-    })
+        Err(_) => Err(End::UpstreamClosed),
+    }
 }
 
 /// The transaction status once every request sent so far is answered.
