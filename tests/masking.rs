@@ -97,16 +97,28 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
         None,
     );
     assert_eq!(ok(&out), "[MASKED:email]\t[MASKED]\n");
-    // Binary COPY cannot be masked: refused with a clear error, and the session goes on.
-    let out = airlock.psql(
-        &token("reader", &["agents"]),
-        "app-db",
-        &["-v", "ON_ERROR_STOP=0", "-At", "-c", "COPY mask_people TO STDOUT (FORMAT binary)", "-c", "SELECT 1"],
-        None,
+    // Binary COPY: fields of rule-masked columns are NULL, text fields are scanned,
+    // fixed-format fields pass exactly; also on a connection with no column rules.
+    let binary = |groups: &[&str], db: &str, sql: &str| {
+        let out = airlock.psql(&token("reader", groups), db, &["-c", sql], None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        binary_copy_tuples(&out.stdout)
+    };
+    let text = |v: &str| Some(v.as_bytes().to_vec());
+    assert_eq!(
+        binary(&["agents"], "app-db", "COPY (SELECT id, email, password_hash, note FROM mask_people ORDER BY id) TO STDOUT (FORMAT binary)"),
+        vec![
+            vec![Some(1i32.to_be_bytes().to_vec()), text("[MASKED:email]"), None, text("order 12345 shipped 2024-05-01")],
+            vec![Some(2i32.to_be_bytes().to_vec()), text("[MASKED:email]"), None, text("commit 9fceb02 v1.2.3")],
+        ]
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot mask COPY in binary format"), "{stderr}");
-    assert!(String::from_utf8_lossy(&out.stdout).ends_with("1\n"));
+    assert_eq!(
+        binary(&["ops"], "ops-db", "COPY mask_people (id, card, balance) TO STDOUT WITH BINARY"),
+        vec![
+            vec![Some(1i32.to_be_bytes().to_vec()), text("[MASKED:credit_card]"), Some(42i64.to_be_bytes().to_vec())],
+            vec![Some(2i32.to_be_bytes().to_vec()), None, Some(7i64.to_be_bytes().to_vec())],
+        ]
+    );
 
     // A secret in a statement reaches the database, not the recording.
     assert_eq!(query(&airlock, "SELECT count(*) FROM mask_people WHERE email = 'alice@example.com'"), "1\n");
@@ -116,6 +128,30 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
     assert!(text.contains("[MASKED:email]"), "{text}");
     for secret in ["alice@example.com", "4111 1111 1111 1111", "pbkdf2$", "X-778-2231"] {
         assert!(!text.contains(secret), "{secret} recorded in {text}");
+    }
+}
+
+/// The tuples of a binary COPY stream, each field's bytes (`None` for NULL).
+fn binary_copy_tuples(stream: &[u8]) -> Vec<Vec<Option<Vec<u8>>>> {
+    assert!(stream.starts_with(b"PGCOPY\n\xff\r\n\0"), "not a binary COPY: {stream:?}");
+    let be = |at: usize, n: usize| stream[at..at + n].iter().fold(0i64, |v, b| v << 8 | i64::from(*b));
+    let mut at = 19 + be(15, 4) as usize;
+    let mut tuples = Vec::new();
+    loop {
+        let count = be(at, 2) as i16;
+        at += 2;
+        if count == -1 {
+            assert_eq!(at, stream.len(), "bytes after the trailer");
+            return tuples;
+        }
+        let mut tuple = Vec::new();
+        for _ in 0..count {
+            let len = be(at, 4) as i32;
+            at += 4;
+            tuple.push((len >= 0).then(|| stream[at..at + len as usize].to_vec()));
+            at += len.max(0) as usize;
+        }
+        tuples.push(tuple);
     }
 }
 

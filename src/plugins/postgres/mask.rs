@@ -288,10 +288,27 @@ SELECT DISTINCT r.ev_class::int8, v.relname, d.refobjid::int8, n.nspname, c.reln
     }
 
     /// The rewritten DataRow for `body`, or `None` if nothing changes (the common
-    /// case, which allocates nothing). One pass: values are checked in place, and a
-    /// row that changes is copied into its new message around the values replaced.
+    /// case, which allocates nothing).
     fn mask_row(&self, plan: &Plan, body: &[u8]) -> Result<Option<Bytes>, ProtocolError> {
-        let mut c = airlock_postgres::cursor::Cursor::new(body, "DataRow");
+        let Some(mut row) = self.mask_fields(plan, body, &[tag::DATA_ROW, 0, 0, 0, 0], "DataRow")? else {
+            return Ok(None);
+        };
+        message::set_length(&mut row);
+        Ok(Some(Bytes::from(row)))
+    }
+
+    /// `prefix`, then `body` (a field count, then each field's length and bytes: a
+    /// DataRow's body, or a binary COPY tuple) with its values masked; `None` if
+    /// nothing changes. One pass: values are checked in place, and a row that changes
+    /// is copied into its new bytes around the values replaced.
+    fn mask_fields(
+        &self,
+        plan: &Plan,
+        body: &[u8],
+        prefix: &[u8],
+        what: &'static str,
+    ) -> Result<Option<Vec<u8>>, ProtocolError> {
+        let mut c = airlock_postgres::cursor::Cursor::new(body, what);
         let width = c.i16()?.max(0) as usize;
         let mut row: Option<Vec<u8>> = None;
         // Bytes of `body` before this offset are already in `row`.
@@ -305,8 +322,8 @@ SELECT DISTINCT r.ev_class::int8, v.relname, d.refobjid::int8, n.nspname, c.reln
             let v = c.take(len as usize)?;
             let Some(new) = self.mask_value(plan.actions.get(i).copied().unwrap_or(plan.rest), v) else { continue };
             let row = row.get_or_insert_with(|| {
-                let mut row = Vec::with_capacity(5 + body.len() + 64);
-                row.extend_from_slice(&[tag::DATA_ROW, 0, 0, 0, 0]);
+                let mut row = Vec::with_capacity(prefix.len() + body.len() + 64);
+                row.extend_from_slice(prefix);
                 row
             });
             row.extend_from_slice(body.get(copied..field).unwrap_or_default());
@@ -321,8 +338,7 @@ SELECT DISTINCT r.ev_class::int8, v.relname, d.refobjid::int8, n.nspname, c.reln
         }
         let Some(mut row) = row else { return Ok(None) };
         row.extend_from_slice(body.get(copied..).unwrap_or_default());
-        message::set_length(&mut row);
-        Ok(Some(Bytes::from(row)))
+        Ok(Some(row))
     }
 
     /// A value's replacement (`Some(None)` for NULL), or `None` if it stays.
@@ -801,6 +817,8 @@ struct CopySource {
     select: String,
     csv: bool,
     header: bool,
+    /// `FORMAT binary` (or the older `BINARY`): tuples of typed fields.
+    binary: bool,
     /// Delimiter, quote, escape or NULL options: not parsed, so not masked by column.
     custom_format: bool,
 }
@@ -868,7 +886,8 @@ fn copy_source(query: &str) -> Option<CopySource> {
         ("quote" | "escape", true) => Some("\""),
         _ => None,
     };
-    const PLAIN: [&str; 11] = ["with", "as", "format", "text", "csv", "header", "true", "false", "on", "off", "match"];
+    const PLAIN: [&str; 12] =
+        ["with", "as", "format", "text", "csv", "binary", "header", "true", "false", "on", "off", "match"];
     let mut custom_format = false;
     let mut i = 0;
     while i < words.len() {
@@ -884,7 +903,7 @@ fn copy_source(query: &str) -> Option<CopySource> {
         }
         i += 1;
     }
-    Some(CopySource { select, csv, header: has("header"), custom_format })
+    Some(CopySource { select, csv, header: has("header"), binary: has("binary"), custom_format })
 }
 
 /// A COPY option's string as the server reads it with `standard_conforming_strings`
@@ -1147,9 +1166,111 @@ enum CopyOut {
     Lines,
     /// Per-column actions over text-format lines (tab-separated), or CSV lines.
     Columns { plan: Arc<Plan>, csv: bool, header: bool },
+    /// Per-column actions over binary tuples.
+    Binary { plan: Arc<Plan>, tuples: BinaryTuples },
     /// Refused: Airlock sent an error in place of the CopyOutResponse and drops the
     /// rows until the COPY's CommandComplete.
     Refused,
+}
+
+/// Reads a binary COPY stream (the `PGCOPY` header, tuples, then a `-1` trailer) tuple
+/// by tuple. The server sends each tuple in a CopyData of its own; a tuple split across
+/// messages is carried to the next, up to `MAX_CARRY` bytes.
+#[derive(Debug, Clone, Default)]
+struct BinaryTuples {
+    header_read: bool,
+    ended: bool,
+    carry: Vec<u8>,
+}
+
+/// The signature opening a binary COPY stream.
+const PGCOPY: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
+
+impl BinaryTuples {
+    /// The most bytes of an unfinished tuple (or header) held back.
+    const MAX_CARRY: usize = 64 << 20;
+
+    /// The payload to send for one CopyData's `body`, each whole tuple passed through
+    /// `mask` (which returns `None` when it changes nothing), or `None` when the body
+    /// goes as it came.
+    fn mask(
+        &mut self,
+        body: &[u8],
+        mask: impl Fn(&[u8]) -> Result<Option<Vec<u8>>, ProtocolError>,
+    ) -> Result<Option<Vec<u8>>, ProtocolError> {
+        let malformed = ProtocolError::Malformed("binary COPY");
+        let carried = !self.carry.is_empty();
+        let joined = if carried { [std::mem::take(&mut self.carry).as_slice(), body].concat() } else { Vec::new() };
+        let mut data: &[u8] = if carried { &joined } else { body };
+        let mut out: Option<Vec<u8>> = carried.then(Vec::new);
+        // Bytes of `data` before this offset are in `out` (or unchanged, with no `out`).
+        let mut kept = 0;
+        let start = data;
+        loop {
+            if self.ended {
+                if !data.is_empty() {
+                    return Err(malformed);
+                }
+                break;
+            }
+            let Some(len) = self.next_len(data)? else { break };
+            let (item, rest) = data.split_at(len);
+            let is_tuple = std::mem::replace(&mut self.header_read, true);
+            if let Some(new) = if is_tuple && !self.ended { mask(item)? } else { None } {
+                let offset = start.len() - data.len();
+                let out = out.get_or_insert_with(|| Vec::with_capacity(body.len() + 64));
+                out.extend_from_slice(&start[kept..offset]);
+                out.extend_from_slice(&new);
+                kept = offset + len;
+            }
+            data = rest;
+        }
+        if data.len() > Self::MAX_CARRY {
+            return Err(ProtocolError::TooLarge { tag: 'd', len: data.len(), max: Self::MAX_CARRY });
+        }
+        let done = start.len() - data.len();
+        self.carry = data.to_vec();
+        match out {
+            Some(mut out) => {
+                out.extend_from_slice(&start[kept..done]);
+                Ok(Some(out))
+            }
+            None if !data.is_empty() => Ok(Some(start[..done].to_vec())),
+            None => Ok(None),
+        }
+    }
+
+    /// The length of the header or tuple `data` starts with, `None` if it is not all
+    /// there yet. Marks the trailer.
+    fn next_len(&mut self, data: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        let malformed = ProtocolError::Malformed("binary COPY");
+        let be32 = |at: usize| data.get(at..at + 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        if !self.header_read {
+            let Some(extension) = be32(15) else { return Ok(None) };
+            if !data.starts_with(PGCOPY) || extension < 0 {
+                return Err(malformed);
+            }
+            let len = 19 + extension as usize;
+            return Ok((data.len() >= len).then_some(len));
+        }
+        let Some(count) = data.get(..2).map(|b| i16::from_be_bytes([b[0], b[1]])) else { return Ok(None) };
+        if count == -1 {
+            self.ended = true;
+            return Ok(Some(2));
+        }
+        if count < 0 {
+            return Err(malformed);
+        }
+        let mut len = 2;
+        for _ in 0..count {
+            let Some(field) = be32(len) else { return Ok(None) };
+            len += 4 + field.max(0) as usize;
+            if field < -1 {
+                return Err(malformed);
+            }
+        }
+        Ok((data.len() >= len).then_some(len))
+    }
 }
 
 impl<'a> ResultMasking<'a> {
@@ -1286,11 +1407,12 @@ impl<'a> ResultMasking<'a> {
             let hint = "run the same query with SELECT: its results are masked column by column";
             Ok(message::error_response(Severity::Error, "0A000", why, Some(hint)))
         };
-        if binary {
-            return refuse("Airlock cannot mask COPY in binary format on this connection");
-        }
-        if self.conn.columns.is_empty() {
+        if self.conn.columns.is_empty() && !binary {
             self.copy = Some(CopyOut::Lines);
+            return Ok(raw);
+        }
+        if self.conn.columns.is_empty() && self.conn.masker.is_empty() {
+            // Nothing could be masked: the rows pass as they come.
             return Ok(raw);
         }
         let (text, taint) = match self.expect.front() {
@@ -1300,13 +1422,18 @@ impl<'a> ResultMasking<'a> {
         let Some(source) = copy_source(&text) else {
             return refuse("Airlock cannot tell which columns this COPY returns, so it cannot mask them");
         };
-        if source.custom_format {
-            return refuse("Airlock masks COPY TO STDOUT only in the default text or CSV formats");
+        if source.custom_format || source.binary != binary {
+            return refuse("Airlock masks COPY TO STDOUT only in the default text, CSV or binary formats");
         }
         match self.conn.catalog.describe(&source.select).await {
             Ok(columns) => {
-                let plan = Arc::new(self.conn.plan(&columns, Some(&[]), taint).await);
-                self.copy = Some(CopyOut::Columns { plan, csv: source.csv, header: source.header });
+                let formats: &[i16] = if binary { &[1] } else { &[] };
+                let plan = Arc::new(self.conn.plan(&columns, Some(formats), taint).await);
+                self.copy = Some(if binary {
+                    CopyOut::Binary { plan, tuples: BinaryTuples::default() }
+                } else {
+                    CopyOut::Columns { plan, csv: source.csv, header: source.header }
+                });
                 Ok(raw)
             }
             Err(e) => {
@@ -1357,20 +1484,25 @@ impl<'a> ResultMasking<'a> {
                 Ok(raw)
             }
             tag::COPY_OUT => self.copy_out(raw).await,
-            tag::COPY_DATA => Ok(match &self.copy {
+            tag::COPY_DATA => Ok(match &mut self.copy {
                 Some(CopyOut::Refused) => Bytes::new(),
                 Some(CopyOut::Lines) => match self.conn.masker.mask(body) {
                     std::borrow::Cow::Borrowed(_) => raw,
                     std::borrow::Cow::Owned(line) => copy_data(&line),
                 },
-                Some(CopyOut::Columns { plan, csv, header }) => {
-                    if *header {
-                        if let Some(CopyOut::Columns { header, .. }) = self.copy.as_mut() {
-                            *header = false;
-                        }
-                        raw
-                    } else {
-                        copy_data(&self.conn.mask_line(plan, body, *csv))
+                Some(CopyOut::Columns { header, .. }) if *header => {
+                    *header = false;
+                    raw
+                }
+                Some(CopyOut::Columns { plan, csv, .. }) => copy_data(&self.conn.mask_line(plan, body, *csv)),
+                Some(CopyOut::Binary { plan, tuples }) => {
+                    let conn = self.conn;
+                    let masked = tuples.mask(body, |tuple| conn.mask_fields(plan, tuple, &[], "COPY tuple"))?;
+                    match masked {
+                        None => raw,
+                        // All of it is carried to the next CopyData.
+                        Some(payload) if payload.is_empty() => Bytes::new(),
+                        Some(payload) => copy_data(&payload),
                     }
                 }
                 None => raw,
@@ -1565,6 +1697,12 @@ mod tests {
     #[test]
     fn copy_sources() {
         let src = |q: &str| copy_source(q).map(|s| (s.select, s.csv, s.header, s.custom_format));
+        let binary = |q: &str| copy_source(q).map(|s| (s.binary, s.custom_format));
+        assert_eq!(binary("COPY t TO STDOUT (FORMAT binary)"), Some((true, false)));
+        assert_eq!(binary("copy t to stdout with binary"), Some((true, false)));
+        assert_eq!(binary("COPY t TO STDOUT (FORMAT \"binary\")"), Some((true, false)));
+        assert_eq!(binary("COPY t TO STDOUT (FORMAT text)"), Some((false, false)));
+        assert_eq!(binary("COPY t TO STDOUT (FORMAT binary, ENCODING 'latin1')"), Some((true, true)));
         assert_eq!(
             src("COPY (select email from t) TO STDOUT"),
             Some(("select email from t".into(), false, false, false))
@@ -1587,6 +1725,86 @@ mod tests {
         assert_eq!(src("COPY t TO STDOUT; COPY u TO STDOUT"), None);
         assert_eq!(copy_fields(b"a,\"b,c\",d", true), vec![&b"a"[..], &b"\"b,c\""[..], &b"d"[..]]);
         assert_eq!(copy_fields(b"a\tb", false), vec![&b"a"[..], &b"b"[..]]);
+    }
+
+    /// A binary COPY stream of these tuples (`None`: a NULL field).
+    fn binary_copy(tuples: &[&[Option<&[u8]>]]) -> Vec<u8> {
+        let mut out = PGCOPY.to_vec();
+        out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 2, 0xab, 0xcd]);
+        for tuple in tuples {
+            out.extend_from_slice(&(tuple.len() as i16).to_be_bytes());
+            for field in *tuple {
+                match field {
+                    None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+                    Some(v) => {
+                        out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                        out.extend_from_slice(v);
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out
+    }
+
+    /// Replaces a tuple holding `secret` with a one-NULL tuple.
+    fn hide_secrets(tuple: &[u8]) -> Result<Option<Vec<u8>>, ProtocolError> {
+        Ok(tuple.windows(6).any(|w| w == b"secret").then(|| vec![0, 1, 255, 255, 255, 255]))
+    }
+
+    /// Feeds `stream` to a reader in chunks cut at `cuts`; returns what goes out.
+    fn through(stream: &[u8], cuts: &[usize]) -> Result<Vec<u8>, ProtocolError> {
+        let mut tuples = BinaryTuples::default();
+        let mut out = Vec::new();
+        let mut from = 0;
+        for &to in cuts.iter().chain([stream.len()].iter()) {
+            let body = &stream[from..to];
+            out.extend_from_slice(&tuples.mask(body, hide_secrets)?.unwrap_or_else(|| body.to_vec()));
+            from = to;
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn binary_copy_tuples_are_masked_whatever_the_chunking() {
+        let stream = binary_copy(&[&[Some(b"1"), Some(b"plain")], &[Some(b"2"), Some(b"a secret"), None], &[]]);
+        let expected = binary_copy(&[&[Some(b"1"), Some(b"plain")], &[None], &[]]);
+        assert_eq!(through(&stream, &[]).unwrap(), expected);
+        for a in 0..=stream.len() {
+            for b in a..=stream.len() {
+                assert_eq!(through(&stream, &[a, b]).unwrap(), expected, "cut at {a} and {b}");
+            }
+        }
+        // Nothing to mask: each CopyData goes as it came.
+        let plain = binary_copy(&[&[Some(b"x")]]);
+        assert_eq!(BinaryTuples::default().mask(&plain, hide_secrets).unwrap(), None);
+    }
+
+    #[test]
+    fn malformed_binary_copy_is_an_error() {
+        let stream = binary_copy(&[&[Some(b"1")]]);
+        let mut bad_signature = stream.clone();
+        bad_signature[0] = b'X';
+        assert!(through(&bad_signature, &[]).is_err());
+        let mut after_trailer = stream.clone();
+        after_trailer.push(0);
+        assert!(through(&after_trailer, &[]).is_err());
+        let mut negative_count = stream[..21].to_vec();
+        negative_count.extend_from_slice(&(-2i16).to_be_bytes());
+        assert!(through(&negative_count, &[]).is_err());
+        let mut bad_length = stream[..21].to_vec();
+        bad_length.extend_from_slice(&[0, 1, 0xff, 0xff, 0xff, 0xfe]);
+        assert!(through(&bad_length, &[]).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn binary_copy_reader_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), cut in 0usize..64) {
+            let mut stream = PGCOPY.to_vec();
+            stream.extend_from_slice(&[0; 8]);
+            stream.extend_from_slice(&bytes);
+            let _ = through(&stream, &[cut.min(stream.len())]);
+        }
     }
 
     #[test]
