@@ -6,6 +6,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use airlock::config::Config;
+use airlock::plugins::postgres::judge::decide_query;
 use airlock::policy::Policy;
 
 const CORPUS: &str = include_str!("../fixtures/sql/corpus.sql");
@@ -29,7 +30,7 @@ fn main() {
             .map(|sql| {
                 let start = Instant::now();
                 for _ in 0..iterations {
-                    black_box(policy.decide_query("app-db", &groups, black_box(sql)));
+                    black_box(decide_query(&policy, "app-db", &groups, black_box(sql)));
                 }
                 start.elapsed().as_nanos() as f64 / iterations as f64
             })

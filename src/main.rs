@@ -413,7 +413,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             match format {
                 ReplayFormat::Text => airlock::recording::replay::render_text(&summary, &frames, max_rows, &mut out)?,
-                ReplayFormat::Jsonl => airlock::recording::replay::render_jsonl(&frames, &mut out)?,
+                ReplayFormat::Jsonl => airlock::recording::replay::render_jsonl(&summary, &frames, &mut out)?,
             }
             Ok(())
         }
@@ -461,7 +461,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("no connection named {connection:?} in the config (it has: {})", names.join(", "));
             }
             let policy = airlock::policy::Policy::new(&config.rules)?;
-            let decision = policy.decide_query(&connection, &groups, &sql);
+            let decision = airlock::plugins::postgres::judge::decide_query(&policy, &connection, &groups, &sql);
             let mut out = serde_json::to_value(&decision)?;
             // Which result columns column rules mask, where the query alone tells.
             let masks = airlock::plugins::postgres::static_masks(&config, &connection, &sql);

@@ -438,7 +438,7 @@ pub struct RuleConfig {
     pub groups: Vec<String>,
     /// Statement classes it applies to (default: all).
     #[serde(default, deserialize_with = "de_classes")]
-    pub classes: Vec<airlock_postgres::sql::Class>,
+    pub classes: Vec<airlock_classes::Class>,
     /// Regex on the normalised statement (lower-case keywords, single spaces).
     pub statement: Option<String>,
     /// Functions that are not built in which this rule vouches for, as

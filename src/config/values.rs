@@ -4,11 +4,11 @@
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
-pub(super) fn de_classes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<airlock_postgres::sql::Class>, D::Error> {
+pub(super) fn de_classes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<airlock_classes::Class>, D::Error> {
     Vec::<String>::deserialize(d)?
         .into_iter()
         .map(|name| {
-            airlock_postgres::sql::Class::parse(&name).ok_or_else(|| {
+            airlock_classes::Class::parse(&name).ok_or_else(|| {
                 serde::de::Error::custom(format!(
                     "unknown class {name:?}: use read, write, bulk, ddl, destructive, privilege, admin, transaction, session or unknown"
                 ))

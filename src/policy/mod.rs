@@ -1,21 +1,27 @@
-//! Policy: what happens to each statement (and later each command and request).
+//! Policy: what happens to each statement, command or request.
+//!
+//! Policy knows no protocol. A plugin reads its protocol, classifies what the agent
+//! asks into shared [`Classes`], and asks [`Policy::decide`] about one [`Command`] at
+//! a time; its own code (for Postgres, `plugins::postgres::judge`) splits a query
+//! string into statements and combines their decisions into one [`Decision`].
 //!
 //! `[[rules]]` are tried in order and the first that matches decides. A rule matches
 //! when every condition it sets holds: the connection, one of the identity's groups,
-//! one of the statement's classes, a regex on the normalised statement. When no rule
-//! matches, the default policy applies (fail closed): `read`, `write`, `transaction`
-//! and `session` are allowed, anything else (including `unknown`) needs approval. A
-//! query string with several statements takes the strictest verdict of its parts.
+//! one of the command's classes, a regex on the normalised command. When no rule
+//! matches, the default policy applies (fail closed): `read`, `write`, `bulk`,
+//! `transaction` and `session` are allowed, anything else (including `unknown`) needs
+//! approval. A request of several commands takes the strictest verdict of its parts.
 
 use std::fmt;
 
-use airlock_postgres::sql::{self, Class, Classes};
+use airlock_classes::{Class, Classes};
 use regex::Regex;
 use serde::Serialize;
+use serde::ser::SerializeStruct;
 
 use crate::config::{Action, RuleConfig};
 
-/// What to do with a statement.
+/// What to do with a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Forward it.
@@ -43,6 +49,32 @@ impl Verdict {
             Verdict::Approve(_) => "approve",
         }
     }
+}
+
+/// A verdict serializes as its name; its reason is the rule's, said elsewhere.
+impl Serialize for Verdict {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One thing an agent asks for, as its plugin understood it: a SQL statement, a
+/// shell command, an HTTP request.
+pub struct Command<'a> {
+    /// The connection it goes to.
+    pub connection: &'a str,
+    /// The asking identity's groups.
+    pub groups: &'a [String],
+    /// As the agent wrote it.
+    pub text: &'a str,
+    /// What it may do.
+    pub classes: Classes,
+    /// The form rule regexes match (for SQL: comments dropped, words lower-cased);
+    /// computed only when a rule's regex gets that far.
+    pub normalized: &'a dyn Fn() -> String,
+    /// Its shape with literal values left out, hashed: what a grant covers; computed
+    /// only for a command that needs approval.
+    pub fingerprint: &'a dyn Fn() -> String,
 }
 
 /// Classes the default policy lets through without asking.
@@ -81,55 +113,53 @@ impl fmt::Debug for Policy {
     }
 }
 
-/// One statement's decision, for logs, `airlock explain` and recordings.
+/// One command's decision, for logs, `airlock explain` and recordings.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatementDecision {
-    /// The statement as written.
+    /// The command as written.
     pub text: String,
     /// Its classes.
-    pub classes: Vec<&'static str>,
-    /// `allow`, `deny` or `approve`.
-    pub decision: &'static str,
+    pub classes: Classes,
+    /// What to do with it.
+    #[serde(rename = "decision")]
+    pub verdict: Verdict,
     /// The rule that decided (`default` for the default policy).
     pub rule: String,
     /// The rule's message, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The statement with its literals blanked out, hashed: what a grant covers (only
-    /// computed for statements that need approval).
+    /// What a grant covers (see [`Command::fingerprint`]); only computed for commands
+    /// that need approval.
     #[serde(skip)]
     pub fingerprint: String,
-    /// For an allowed `bulk` statement, the rows-affected limit its rule sets (else
+    /// For an allowed `bulk` command, the rows-affected limit its rule sets (else
     /// the connection's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_rows: Option<u64>,
-    #[serde(skip)]
-    verdict: Verdict,
-    #[serde(skip)]
-    class_set: Classes,
 }
 
-/// The decision for a whole query string.
-#[derive(Debug, Clone, Serialize)]
+/// The decision for a whole request (a query string of several statements): the
+/// strictest of its commands' verdicts.
+#[derive(Debug, Clone)]
 pub struct Decision {
-    /// The strictest statement decision.
-    pub decision: &'static str,
-    /// Each statement's decision.
+    /// Each command's decision.
     pub statements: Vec<StatementDecision>,
 }
 
-impl StatementDecision {
-    /// This statement's verdict.
-    pub fn verdict(&self) -> &Verdict {
-        &self.verdict
+/// `{"decision": <the strictest verdict>, "statements": [...]}`.
+impl Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_struct("Decision", 2)?;
+        out.serialize_field("decision", &self.verdict())?;
+        out.serialize_field("statements", &self.statements)?;
+        out.end()
     }
 }
 
 impl Decision {
-    fn of(statements: Vec<StatementDecision>) -> Decision {
-        let decision =
-            statements.iter().map(|s| &s.verdict).max_by_key(|v| v.strictness()).map_or("allow", Verdict::as_str);
-        Decision { decision, statements }
+    /// The decision of these commands together.
+    pub fn of(statements: Vec<StatementDecision>) -> Decision {
+        Decision { statements }
     }
 
     /// Both decisions' statements: what may run when either may.
@@ -138,13 +168,13 @@ impl Decision {
     }
 
     /// The strictest verdict.
-    pub fn verdict(&self) -> Verdict {
-        self.statements.iter().map(|s| s.verdict.clone()).max_by_key(Verdict::strictness).unwrap_or(Verdict::Allow)
+    pub fn verdict(&self) -> &Verdict {
+        self.statements.iter().map(|s| &s.verdict).max_by_key(|v| v.strictness()).unwrap_or(&Verdict::Allow)
     }
 
     /// Whether every statement is allowed outright.
     pub fn allowed(&self) -> bool {
-        self.decision == "allow"
+        self.statements.iter().all(|s| s.verdict == Verdict::Allow)
     }
 
     /// The statements that need approval.
@@ -154,7 +184,7 @@ impl Decision {
 
     /// The union of every statement's classes.
     pub fn classes(&self) -> Classes {
-        self.statements.iter().fold(Classes::default(), |acc, s| acc | s.class_set)
+        self.statements.iter().fold(Classes::default(), |acc, s| acc | s.classes)
     }
 
     /// For an allowed decision with `bulk` statements, the most rows one may change
@@ -164,172 +194,42 @@ impl Decision {
         if !self.allowed() {
             return None;
         }
-        let bulk = self.statements.iter().filter(|s| s.class_set.contains(Class::Bulk));
+        let bulk = self.statements.iter().filter(|s| s.classes.contains(Class::Bulk));
         bulk.map(|s| s.max_rows.unwrap_or(default)).min().filter(|&limit| limit != u64::MAX)
     }
 
     /// A refusal of `what` that no rule can lift (a protocol misuse), for `reason`.
     pub fn refused(what: &str, reason: &str) -> Decision {
-        let verdict = Verdict::Deny(reason.to_owned());
         Decision::of(vec![StatementDecision {
             text: what.to_owned(),
-            classes: Vec::new(),
-            decision: verdict.as_str(),
+            classes: Classes::NONE,
+            verdict: Verdict::Deny(reason.to_owned()),
             rule: "protocol".into(),
             message: None,
             fingerprint: String::new(),
             max_rows: None,
-            verdict,
-            class_set: Classes::NONE,
         }])
     }
 
     /// This decision with its `bulk` statements held for approval, for `reason`: the
-    /// guard found they change more rows than allowed.
-    pub fn held_for_rows(&self, reason: &str) -> Decision {
+    /// guard found they change more rows than allowed. `fingerprint` gives a command's
+    /// fingerprint from its text.
+    pub fn held_for_rows(&self, reason: &str, fingerprint: impl Fn(&str) -> String) -> Decision {
         let statements = self
             .statements
             .iter()
             .map(|s| {
                 let mut s = s.clone();
-                if s.class_set.contains(Class::Bulk) {
+                if s.classes.contains(Class::Bulk) {
                     s.verdict = Verdict::Approve(reason.to_owned());
-                    s.decision = s.verdict.as_str();
                     s.rule = "max_rows".into();
                     s.max_rows = None;
-                    s.fingerprint = fingerprint(&sql::lexer::tokens(&s.text));
+                    s.fingerprint = fingerprint(&s.text);
                 }
                 s
             })
             .collect();
         Decision::of(statements)
-    }
-}
-
-/// The literal-free shape of a statement, hashed: `DELETE FROM t WHERE id = 1` and
-/// `... id = 2` share it, `DELETE FROM u ...` does not.
-pub fn fingerprint(tokens: &[sql::lexer::Token<'_>]) -> String {
-    use sha2::Digest;
-    use sql::lexer::TokenKind;
-    let mut hasher = sha2::Sha256::new();
-    for t in tokens {
-        match t.kind {
-            TokenKind::String | TokenKind::DollarString | TokenKind::Number => hasher.update(b"?"),
-            TokenKind::Word => hasher.update(t.text.to_ascii_lowercase()),
-            _ => hasher.update(t.text),
-        }
-        hasher.update(b" ");
-    }
-    hex::encode(&hasher.finalize()[..12])
-}
-
-/// The name a `PREPARE name AS ...` or `EXECUTE name` statement refers to.
-fn statement_name<'a>(tokens: &'a [sql::lexer::Token<'a>], verb: &str) -> Option<String> {
-    // As the server resolves it: quoted or not, `U&`, truncated to 63 bytes.
-    if !tokens.first()?.is(verb) {
-        return None;
-    }
-    sql::lexer::ident_at(tokens, 1).map(|(name, _)| name)
-}
-
-/// A name a statement may refer to, in its session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Named<'a> {
-    /// A prepared statement (`EXECUTE name`).
-    Statement(&'a str),
-    /// A portal or cursor (`FETCH ... name`, `MOVE ... name`).
-    Portal(&'a str),
-}
-
-/// The cursor a `FETCH` or `MOVE` reads: its last token.
-fn cursor_name(tokens: &[sql::lexer::Token<'_>]) -> Option<String> {
-    let first = tokens.first()?;
-    if !(first.is("fetch") || first.is("move")) {
-        return None;
-    }
-    let last = tokens.len().checked_sub(1)?;
-    sql::lexer::ident_at(tokens, last).map(|(name, _)| name)
-}
-
-/// How a statement changes a session's prepared statements once it has run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PreparedChange {
-    /// `PREPARE name AS ...`: the name now runs a statement of these classes.
-    Prepared(String),
-    /// `DEALLOCATE name`.
-    Deallocated(String),
-    /// `DEALLOCATE ALL` (or `DISCARD ALL`).
-    DeallocatedAll,
-}
-
-/// The change a statement makes to the session's prepared statements, if any.
-pub fn prepared_change(tokens: &[sql::lexer::Token<'_>]) -> Option<PreparedChange> {
-    let first = tokens.first()?;
-    if let Some(name) = statement_name(tokens, "prepare") {
-        return Some(PreparedChange::Prepared(name));
-    }
-    if first.is("discard") && tokens.get(1).is_some_and(|t| t.is("all")) {
-        return Some(PreparedChange::DeallocatedAll);
-    }
-    if !first.is("deallocate") {
-        return None;
-    }
-    let name_at = if tokens.get(1).is_some_and(|t| t.is("prepare")) { 2 } else { 1 };
-    match tokens.get(name_at) {
-        Some(t) if t.is("all") => Some(PreparedChange::DeallocatedAll),
-        Some(_) => sql::lexer::ident_at(tokens, name_at).map(|(name, _)| PreparedChange::Deallocated(name)),
-        None => None,
-    }
-}
-
-/// Cap on the prepared statements a session's policy remembers; beyond it, executing an
-/// unremembered statement is `unknown` (held), never allowed.
-pub const MAX_PREPARED_NAMES: usize = 10_000;
-
-/// A statement normalised for rule regexes: comments dropped, words lower-cased,
-/// tokens separated by single spaces; strings and quoted identifiers as written.
-pub fn normalize(tokens: &[sql::lexer::Token<'_>]) -> String {
-    let mut out = String::new();
-    for t in tokens {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        match t.kind {
-            sql::lexer::TokenKind::Word => out.push_str(&t.text.to_ascii_lowercase()),
-            _ => out.push_str(t.text),
-        }
-    }
-    out
-}
-
-/// What a session's statements are judged by: its catalog, and the rules that vouch
-/// for functions (their calls stop being `unknown` too).
-struct Vouched<'a> {
-    policy: &'a Policy,
-    connection: &'a str,
-    groups: &'a [String],
-    catalog: &'a dyn sql::Catalog,
-}
-
-impl sql::Catalog for Vouched<'_> {
-    fn trusted(&self, schema: Option<&str>, name: &str) -> bool {
-        self.catalog.trusted(schema, name) || self.policy.vouched_for(self.connection, self.groups, schema, name)
-    }
-
-    fn shadows(&self, name: &str) -> bool {
-        self.catalog.shadows(name)
-    }
-
-    fn pins(&self, schema: Option<&str>, name: &str, columns: &[String]) -> bool {
-        self.catalog.pins(schema, name, columns)
-    }
-
-    fn rewrites(&self, schema: Option<&str>, name: &str) -> bool {
-        self.catalog.rewrites(schema, name)
-    }
-
-    fn cascades(&self, schema: Option<&str>, name: &str) -> bool {
-        self.catalog.cascades(schema, name)
     }
 }
 
@@ -373,60 +273,9 @@ impl Policy {
         Policy { rules: vec![rule] }
     }
 
-    /// Decides every statement of a Simple Query string.
-    pub fn decide_query(&self, connection: &str, groups: &[String], query: &str) -> Decision {
-        self.decide_in_session(connection, groups, query, &|_| None, &sql::NoCatalog)
-    }
-
-    /// Decides every statement of a query string in a session where `names` gives the
-    /// classes of what a prepared statement or a portal runs: `EXECUTE name` takes its
-    /// statement's, and `FETCH`/`MOVE` of a portal bound in the extended protocol (a
-    /// portal is a cursor too) take that portal's. `catalog` tells what the session's
-    /// database says of its functions that are not built in.
-    pub fn decide_in_session(
-        &self,
-        connection: &str,
-        groups: &[String],
-        query: &str,
-        names: &dyn Fn(Named<'_>) -> Option<Classes>,
-        catalog: &dyn sql::Catalog,
-    ) -> Decision {
-        let functions = Vouched { policy: self, connection, groups, catalog };
-        let classify = |s: &sql::Statement<'_>| sql::classify_trusting(s, &functions);
-        let decide = |s: &sql::Statement<'_>| {
-            let classes = match statement_name(&s.tokens, "execute") {
-                Some(name) => names(Named::Statement(&name)).unwrap_or_else(|| classify(s)),
-                None => {
-                    let own = classify(s);
-                    match cursor_name(&s.tokens).and_then(|name| names(Named::Portal(&name))) {
-                        Some(portal) => own | portal,
-                        None => own,
-                    }
-                }
-            };
-            self.decide(connection, groups, s.text, &s.tokens, classes)
-        };
-        let standard = sql::split(query);
-        let mut statements: Vec<StatementDecision> = standard.iter().map(decide).collect();
-        // Whether the server reads backslashes in plain strings as escapes is its
-        // setting, which the agent may change at any moment (and pipeline behind the
-        // change). Where the two readings differ, both are decided: the stricter wins.
-        if sql::lexer::depends_on_dialect(query) {
-            let other = sql::split_with(query, sql::lexer::Dialect::BACKSLASH_QUOTES);
-            let differs = |s: &&sql::Statement<'_>| !standard.iter().any(|t| t.offset == s.offset && t.text == s.text);
-            statements.extend(other.iter().filter(differs).map(decide));
-        }
-        Decision::of(statements)
-    }
-
-    /// Decides a request whose text is not SQL (a FunctionCall): it is `unknown`.
-    pub fn decide_opaque(&self, connection: &str, groups: &[String], what: &str) -> Decision {
-        Decision::of(vec![self.decide(connection, groups, what, &[], Classes::of(&[Class::Unknown]))])
-    }
-
     /// Whether a rule that applies here vouches for the function `schema.name` (an
     /// unqualified call is matched by its name against each glob's last part).
-    fn vouched_for(&self, connection: &str, groups: &[String], schema: Option<&str>, name: &str) -> bool {
+    pub fn vouched_for(&self, connection: &str, groups: &[String], schema: Option<&str>, name: &str) -> bool {
         self.rules.iter().filter(|r| !r.functions.is_empty() && r.applies(connection, groups)).any(|r| {
             r.functions.iter().any(|glob| match (schema, glob.rsplit_once('.')) {
                 (Some(schema), Some((gs, gn))) => crate::glob::matches(gs, schema) && crate::glob::matches(gn, name),
@@ -436,14 +285,9 @@ impl Policy {
         })
     }
 
-    fn decide(
-        &self,
-        connection: &str,
-        groups: &[String],
-        text: &str,
-        tokens: &[sql::lexer::Token<'_>],
-        classes: Classes,
-    ) -> StatementDecision {
+    /// Decides one command: the first rule that matches, else the default policy.
+    pub fn decide(&self, command: &Command<'_>) -> StatementDecision {
+        let Command { connection, groups, text, classes, .. } = *command;
         // Normalised once, and only if a rule's regex gets that far.
         let mut normalized: Option<String> = None;
         // Rules that vouch for functions did their part in classification.
@@ -452,7 +296,7 @@ impl Policy {
                 && (r.classes.is_empty() || classes.iter().any(|c| r.classes.contains(c)))
                 && r.statement
                     .as_ref()
-                    .is_none_or(|re| re.is_match(normalized.get_or_insert_with(|| normalize(tokens))))
+                    .is_none_or(|re| re.is_match(normalized.get_or_insert_with(|| (command.normalized)())))
         });
         let (verdict, rule, message, max_rows) = match matched {
             Some(r) => {
@@ -481,15 +325,13 @@ impl Policy {
         let max_rows = if verdict == Verdict::Allow && classes.contains(Class::Bulk) { max_rows } else { None };
         StatementDecision {
             text: text.to_owned(),
-            classes: classes.iter().map(Class::as_str).collect(),
-            decision: verdict.as_str(),
+            classes,
             rule,
             message,
-            // Only held statements can be granted.
-            fingerprint: if matches!(verdict, Verdict::Approve(_)) { fingerprint(tokens) } else { String::new() },
+            // Only held commands can be granted.
+            fingerprint: if matches!(verdict, Verdict::Approve(_)) { (command.fingerprint)() } else { String::new() },
             max_rows,
             verdict,
-            class_set: classes,
         }
     }
 }
@@ -504,133 +346,79 @@ mod tests {
         Policy::new(&config.rules).unwrap()
     }
 
-    const RULES: &str = include_str!("../../fixtures/policy/rules.toml");
-
-    #[test]
-    fn first_matching_rule_wins_then_the_default() {
-        let p = policy(RULES);
-        let agents = vec!["agents".to_string()];
-        let ops = vec!["ops".to_string()];
-        let d = p.decide_query("prod", &agents, "DROP TABLE users");
-        assert_eq!((d.decision, d.statements[0].rule.as_str()), ("deny", "no-drops-on-prod"));
-        let d = p.decide_query("staging", &agents, "DROP TABLE users");
-        assert_eq!((d.decision, d.statements[0].rule.as_str()), ("approve", "default"));
-        let d = p.decide_query("staging", &ops, "CREATE INDEX i ON t (x)");
-        assert_eq!((d.decision, d.statements[0].rule.as_str()), ("allow", "ops-may-ddl"));
-        let d = p.decide_query("staging", &agents, "COPY   users TO STDOUT");
-        assert_eq!((d.decision, d.statements[0].rule.as_str()), ("approve", "no-pii-export"));
-        let d = p.decide_query("staging", &agents, "select * from t; update t set x = 1 where id = 2");
-        assert_eq!(d.decision, "allow");
-    }
-
-    #[test]
-    fn a_query_string_takes_its_strictest_verdict() {
-        let p = policy(RULES);
-        let agents = vec!["agents".to_string()];
-        let d = p.decide_query("prod", &agents, "SELECT 1; TRUNCATE t; CREATE TABLE x (i int)");
-        assert_eq!(d.decision, "deny");
-        let decisions: Vec<&str> = d.statements.iter().map(|s| s.decision).collect();
-        assert_eq!(decisions, ["allow", "deny", "approve"]);
-        assert!(matches!(d.verdict(), Verdict::Deny(m) if m.contains("never allowed on prod")));
-        // Unknown is never allowed by default.
-        assert_eq!(p.decide_query("x", &agents, "CALL p()").decision, "approve");
-    }
-
-    #[test]
-    fn execute_takes_the_classes_of_what_was_prepared() {
-        let p = policy(RULES);
-        let agents = vec!["agents".to_string()];
-        let mut names = std::collections::HashMap::new();
-        let track = |q: &str, names: &mut std::collections::HashMap<String, Classes>| {
-            for s in sql::split(q) {
-                match prepared_change(&s.tokens) {
-                    Some(PreparedChange::Prepared(n)) => drop(names.insert(n, sql::classify(&s))),
-                    Some(PreparedChange::Deallocated(n)) => drop(names.remove(&n)),
-                    Some(PreparedChange::DeallocatedAll) => names.clear(),
-                    None => {}
-                }
-            }
+    fn decide(p: &Policy, connection: &str, groups: &[&str], text: &str, classes: &[Class]) -> StatementDecision {
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        let command = Command {
+            connection,
+            groups: &groups,
+            text,
+            classes: Classes::of(classes),
+            normalized: &|| text.to_lowercase(),
+            fingerprint: &|| format!("fp:{text}"),
         };
-        track("PREPARE q (int) AS SELECT * FROM t WHERE id = $1; PREPARE \"D\" AS DROP TABLE t", &mut names);
-        let decide = |q: &str, names: &std::collections::HashMap<String, Classes>| {
-            p.decide_in_session(
-                "x",
-                &agents,
-                q,
-                &|n| match n {
-                    Named::Statement(n) => names.get(n).copied(),
-                    Named::Portal(_) => None,
-                },
-                &sql::NoCatalog,
-            )
-            .decision
-        };
-        assert_eq!(decide("EXECUTE q(1)", &names), "allow");
-        assert_eq!(decide("execute \"D\"", &names), "approve");
-        // Unknown names stay unknown.
-        assert_eq!(decide("EXECUTE other", &names), "approve");
-        track("DEALLOCATE PREPARE q", &mut names);
-        assert_eq!(decide("EXECUTE q(1)", &names), "approve");
-        track("DEALLOCATE ALL", &mut names);
-        assert!(names.is_empty());
+        p.decide(&command)
     }
 
     #[test]
-    fn rules_vouch_for_named_functions_and_nothing_else() {
-        let p = policy(
-            "[auth]\ndev_tokens = true\n[[connections]]\nname = \"x\"\nprotocol = \"postgres\"\naddress = \"h:1\"\n\
-             database = \"d\"\nuser = \"u\"\nallow_groups = [\"agents\"]\n\
-             [[rules]]\nname = \"safe-functions\"\nfunctions = [\"public.safe_*\"]\naction = \"allow\"\n",
+    fn rules_match_on_connection_group_class_and_text_then_the_default_decides() {
+        let p = policy(include_str!("../../fixtures/policy/rules.toml"));
+        let d = decide(&p, "prod", &["agents"], "DROP TABLE users", &[Class::Destructive]);
+        assert_eq!(
+            (&d.verdict, d.rule.as_str()),
+            (&Verdict::Deny("destructive statements are never allowed on prod".into()), "no-drops-on-prod")
         );
-        let agents = vec!["agents".to_string()];
-        let verdict = |q: &str| p.decide_query("x", &agents, q).decision;
-        assert_eq!(verdict("select safe_count()"), "allow");
-        assert_eq!(verdict("select public.\"safe_count\"(1) from t"), "allow");
-        assert_eq!(verdict("select other.safe_count()"), "approve");
-        assert_eq!(verdict("select del_all()"), "approve");
-        assert_eq!(verdict("select safe_count(), pg_read_file('/etc/passwd')"), "approve");
-        // A bulk change: allowed under the rows-affected guard.
-        let d = p.decide_query("x", &agents, "delete from t where safe_pick(id)");
-        assert_eq!((d.decision, d.row_limit(1000)), ("allow", Some(1000)));
-        // Without a catalog no key is known unique: any WHERE is bulk.
-        let d = p.decide_query("x", &agents, "delete from t where id = 1");
-        assert_eq!((d.decision, d.row_limit(1000)), ("allow", Some(1000)));
-        let config = "[auth]\ndev_tokens = true\n[[rules]]\nfunctions = [\"f\"]\naction = \"deny\"\n";
-        let e = Config::parse(config, std::path::PathBuf::new()).unwrap_err();
-        assert_eq!(e.key, "rules[0].functions");
+        let d = decide(&p, "staging", &["agents"], "DROP TABLE users", &[Class::Destructive]);
+        assert_eq!(
+            (d.verdict.as_str(), d.rule.as_str(), d.fingerprint.as_str()),
+            ("approve", "default", "fp:DROP TABLE users")
+        );
+        let d = decide(&p, "staging", &["ops"], "create index", &[Class::Ddl]);
+        assert_eq!((d.verdict.as_str(), d.rule.as_str(), d.fingerprint.as_str()), ("allow", "ops-may-ddl", ""));
+        // The default lets these through and holds the rest, `unknown` included.
+        for class in Class::ALL {
+            let d = decide(&p, "x", &["agents"], "x", &[class]);
+            let allowed =
+                matches!(class, Class::Read | Class::Write | Class::Bulk | Class::Transaction | Class::Session);
+            assert_eq!(d.verdict == Verdict::Allow, allowed, "{class:?}");
+        }
     }
 
     #[test]
-    fn bulk_statements_take_their_rules_row_limit_and_are_held_over_it() {
+    fn a_decision_is_its_strictest_verdict_and_serializes_it_once() {
+        let p = policy(include_str!("../../fixtures/policy/rules.toml"));
+        let d = Decision::of(vec![
+            decide(&p, "prod", &["agents"], "select", &[Class::Read]),
+            decide(&p, "prod", &["agents"], "truncate", &[Class::Destructive]),
+            decide(&p, "prod", &["agents"], "create", &[Class::Ddl]),
+        ]);
+        assert!(matches!(d.verdict(), Verdict::Deny(_)) && !d.allowed());
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["decision"], "deny");
+        assert_eq!(json["statements"][1]["classes"], serde_json::json!(["destructive"]));
+        let verdicts: Vec<&str> = d.statements.iter().map(|s| s.verdict.as_str()).collect();
+        assert_eq!(verdicts, ["allow", "deny", "approve"]);
+        let refused = Decision::refused("FunctionCall", "no");
+        assert_eq!((refused.verdict().as_str(), refused.statements[0].rule.as_str()), ("deny", "protocol"));
+    }
+
+    #[test]
+    fn bulk_commands_take_their_rules_row_limit_and_are_held_over_it() {
         let p = policy(
             "[auth]\ndev_tokens = true\n\
-             [[rules]]\nname = \"archive\"\nclasses = [\"bulk\"]\nstatement = \"^delete from archive \"\naction = \"allow\"\nmax_rows = 100000\n\
-             [[rules]]\nname = \"no-bulk-on-users\"\nclasses = [\"bulk\"]\nstatement = \" users \"\naction = \"approve\"\n",
+             [[rules]]\nname = \"archive\"\nclasses = [\"bulk\"]\nstatement = \"^delete from archive \"\naction = \"allow\"\nmax_rows = 100000\n",
         );
-        let agents = vec!["agents".to_string()];
-        let d = p.decide_query("x", &agents, "DELETE FROM archive WHERE at < now() - interval '1 year'");
-        assert_eq!(d.row_limit(1000), Some(100_000));
-        let d = p.decide_query("x", &agents, "DELETE FROM logs WHERE at < now()");
-        assert_eq!(d.row_limit(1000), Some(1000));
-        let d = p.decide_query("x", &agents, "UPDATE users SET x = 1 WHERE x > 1");
-        assert_eq!((d.decision, d.row_limit(1000)), ("approve", None));
-        let held =
-            p.decide_query("x", &agents, "DELETE FROM logs WHERE at < now()").held_for_rows("it would change 5 rows");
-        assert_eq!(held.decision, "approve");
-        assert_eq!(held.statements[0].rule, "max_rows");
-        assert!(!held.statements[0].fingerprint.is_empty());
-    }
-
-    #[test]
-    fn fingerprints_ignore_literals_only() {
-        let fp = |q: &str| p_fingerprint(q);
-        assert_eq!(fp("DELETE FROM t WHERE id = 1"), fp("delete from t where id = 42"));
-        assert_eq!(fp("DROP TABLE t"), fp("drop  table t"));
-        assert_ne!(fp("DROP TABLE t"), fp("DROP TABLE u"));
-        assert_ne!(fp("DELETE FROM t WHERE id = 1"), fp("DELETE FROM t WHERE id = '1' OR true"));
-    }
-
-    fn p_fingerprint(q: &str) -> String {
-        fingerprint(&sql::lexer::tokens(q))
+        let archive = decide(&p, "x", &["a"], "DELETE FROM archive WHERE old", &[Class::Bulk]);
+        let logs = decide(&p, "x", &["a"], "DELETE FROM logs WHERE old", &[Class::Bulk]);
+        let read = decide(&p, "x", &["a"], "SELECT 1", &[Class::Read]);
+        assert_eq!(Decision::of(vec![archive.clone()]).row_limit(1000), Some(100_000));
+        assert_eq!(Decision::of(vec![logs.clone(), archive]).row_limit(1000), Some(1000));
+        assert_eq!(Decision::of(vec![read.clone()]).row_limit(1000), None);
+        let held = Decision::of(vec![read, logs]).held_for_rows("it would change 5 rows", |t| format!("fp:{t}"));
+        assert_eq!(held.verdict().as_str(), "approve");
+        assert_eq!(held.statements[0].verdict, Verdict::Allow);
+        assert_eq!(
+            (held.statements[1].rule.as_str(), held.statements[1].fingerprint.as_str()),
+            ("max_rows", "fp:DELETE FROM logs WHERE old")
+        );
     }
 }

@@ -14,10 +14,11 @@ use airlock_postgres::message::{self, CloseTarget, tag};
 use airlock_postgres::sql;
 
 use super::hidden::SessionCatalog;
+use super::judge::{self, MAX_PREPARED_NAMES, Named, PreparedChange};
 use super::mask::{ConnectionMasking, Expect, Taint};
 use super::statements::{Effect, Statements};
 use crate::identity::Identity;
-use crate::policy::{self, Decision, MAX_PREPARED_NAMES, Named, Policy, PreparedChange};
+use crate::policy::{Decision, Policy};
 
 /// What the relay does with one frontend message.
 #[derive(Debug)]
@@ -165,6 +166,7 @@ impl<'a> SessionGate<'a> {
         let decision = match max_rows {
             Some(_) if decision.statements.len() > 1 => Arc::new(decision.held_for_rows(
                 "a bulk statement sent with others in one query string: Airlock counts a bulk statement's rows when it comes alone",
+                judge::text_fingerprint,
             )),
             _ => decision,
         };
@@ -432,7 +434,7 @@ impl<'a> SessionGate<'a> {
                 let mut held = self.held(decision, HeldKind::Execute, expect);
                 if held.max_rows.is_some() && self.cascades(&held.decision) {
                     let reason = "its changes cascade to other tables, and through the extended protocol Airlock counts only a statement's own rows";
-                    held.decision = Arc::new(held.decision.held_for_rows(reason));
+                    held.decision = Arc::new(held.decision.held_for_rows(reason, judge::text_fingerprint));
                     held.max_rows = None;
                 }
                 Ok(Step::Decide(held))
@@ -521,7 +523,7 @@ impl<'a> SessionGate<'a> {
         }
         let effects = statements
             .iter()
-            .map(|s| match policy::prepared_change(&s.tokens)? {
+            .map(|s| match judge::prepared_change(&s.tokens)? {
                 PreparedChange::Prepared(name) => {
                     self.parsed(&name, s.text);
                     Some(Effect::Prepared(name, self.decide(s.text, false)))
@@ -582,8 +584,14 @@ impl<'a> SessionGate<'a> {
         };
         let stale = Stale(&self.runs_code);
         let catalog: &dyn sql::Catalog = if self.functions_changed { &stale } else { &*self.runs_code };
-        let decision =
-            Arc::new(self.policy.decide_in_session(self.connection, &self.identity.groups, text, &names, catalog));
+        let decision = Arc::new(judge::decide_in_session(
+            self.policy,
+            self.connection,
+            &self.identity.groups,
+            text,
+            &names,
+            catalog,
+        ));
         if cacheable && !consulted.get() && text.len() <= MAX_CACHED_TEXT {
             if self.cache.len() >= MAX_CACHED {
                 self.cache.clear();
@@ -594,7 +602,7 @@ impl<'a> SessionGate<'a> {
     }
 
     fn opaque(&self, what: &str) -> Decision {
-        self.policy.decide_opaque(self.connection, &self.identity.groups, what)
+        judge::decide_opaque(self.policy, self.connection, &self.identity.groups, what)
     }
 }
 

@@ -20,7 +20,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::policy::{Decision, MAX_PREPARED_NAMES};
+use super::judge::MAX_PREPARED_NAMES;
+use crate::policy::Decision;
 
 /// Unanswered requests tracked at most; past this the pairing is given up (closed).
 const MAX_PENDING: usize = 65_536;
@@ -257,7 +258,7 @@ mod tests {
     use crate::policy::Policy;
 
     fn decision(sql: &str) -> Arc<Decision> {
-        Arc::new(Policy::new(&[]).unwrap().decide_query("db", &[], sql))
+        Arc::new(super::super::judge::decide_query(&Policy::new(&[]).unwrap(), "db", &[], sql))
     }
 
     fn allowed(s: &Statements, name: &str) -> Option<bool> {
