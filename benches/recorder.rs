@@ -10,7 +10,7 @@ mod proc_stat;
 
 use std::time::{Duration, Instant};
 
-use airlock::recording::format::{Direction, Kind};
+use airlock::recording::format::{Direction, Kind, SessionEnd, SessionStart};
 use airlock::recording::{FsyncPolicy, Recorder, RecordingSettings};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -110,8 +110,14 @@ fn run(kind: &str, make: fn(u64) -> Bytes, total: usize) {
             let recorder = recorder.clone();
             let payloads = payloads.clone();
             tasks.push(tokio::spawn(async move {
-                let session =
-                    recorder.session(serde_json::json!({"subject": "bench", "protocol": "postgres"})).await.unwrap();
+                let session = recorder
+                    .session(&SessionStart {
+                        subject: "bench".into(),
+                        protocol: "postgres".into(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
                 let mut sent = 0;
                 let mut i = s;
                 while sent < per_session {
@@ -120,7 +126,7 @@ fn run(kind: &str, make: fn(u64) -> Bytes, total: usize) {
                     i += 7;
                     session.record(Direction::ToAgent, Kind::PgBackend, p).await.unwrap();
                 }
-                session.finish(serde_json::json!({"reason": "done"})).await.unwrap();
+                session.finish(&SessionEnd { reason: "done".into(), ..Default::default() }).await.unwrap();
                 sent
             }));
         }

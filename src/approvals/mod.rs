@@ -7,6 +7,7 @@
 //! Everything lives in memory: a restart refuses whatever was pending (the agents'
 //! sessions end with it).
 
+mod hold;
 mod webhook;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Approvals as ApprovalSettings;
 use crate::identity::Identity;
+pub use hold::{Holding, Refusal, Settled, hold, record};
 pub use webhook::Webhook;
 
 /// What an agent asked for, as approvers see it.

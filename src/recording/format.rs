@@ -15,6 +15,7 @@
 //! in `prev_hash`, across segment boundaries, so removing, reordering or editing any
 //! block breaks the chain. CRC32C catches torn writes cheaply before hashing.
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A SHA-256 hash.
@@ -36,6 +37,117 @@ pub const MAX_BLOCK_LEN: usize = 256 << 20;
 pub const MAX_FRAME_LEN: usize = 64 << 20;
 /// Largest number of retired segments one header may list.
 pub const MAX_RETIRED: usize = 1 << 20;
+
+/// The payload of a session's first frame (`Kind::SessionStart`), as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionStart {
+    /// The identity's subject.
+    pub subject: String,
+    /// Its groups.
+    pub groups: Vec<String>,
+    /// The connection's name.
+    pub connection: String,
+    /// `postgres`, `ssh` or `http`: which transcript decoder reads the traffic.
+    pub protocol: String,
+    /// The agent's address.
+    pub client: String,
+    /// Whether the agent spoke TLS.
+    pub tls: bool,
+    /// The account Airlock logged in as upstream.
+    pub upstream_user: Option<String>,
+    /// The Airlock that recorded it.
+    pub airlock_version: String,
+}
+
+/// The payload of a session's last frame (`Kind::SessionEnd`), as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionEnd {
+    /// How it ended (`Terminated`, `AgentClosed`, ... or an error).
+    pub reason: String,
+    /// Statements, commands or requests seen.
+    pub statements: u64,
+    /// How long it lasted.
+    pub duration_ms: u64,
+    /// Bytes relayed towards the upstream.
+    pub bytes_to_upstream: u64,
+    /// Bytes relayed towards the agent.
+    pub bytes_to_agent: u64,
+}
+
+/// What happened under policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyEvent {
+    /// Refused, by policy or by an approver.
+    #[default]
+    Denied,
+    /// Allowed by an earlier approval's grant.
+    Granted,
+    /// Held for approval.
+    Held,
+    /// Approved.
+    Approved,
+    /// Nobody decided in time.
+    Expired,
+    /// The agent cancelled it while it waited.
+    Canceled,
+    /// The agent left while it waited.
+    Withdrawn,
+    /// The rows-affected guard counted what it changed.
+    Counted,
+}
+
+impl PolicyEvent {
+    /// Its name, as recorded and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyEvent::Denied => "denied",
+            PolicyEvent::Granted => "granted",
+            PolicyEvent::Held => "held",
+            PolicyEvent::Approved => "approved",
+            PolicyEvent::Expired => "expired",
+            PolicyEvent::Canceled => "canceled",
+            PolicyEvent::Withdrawn => "withdrawn",
+            PolicyEvent::Counted => "counted",
+        }
+    }
+}
+
+/// The payload of a policy event frame (`Kind::Verdict`), as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VerdictEvent {
+    /// What happened.
+    pub event: PolicyEvent,
+    /// The approval request, once one was filed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+    /// The statement, command or request.
+    pub statement: String,
+    /// Its classes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// The rule that decided.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rule: String,
+    /// Why.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The approver who decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// For `counted`: the rows it changed, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// ... the most it may change, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<u64>,
+    /// ... and what became of it (`committed`, `rolled back and held`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
 
 /// Which way recorded bytes travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

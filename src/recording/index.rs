@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::format::{Frame, Kind};
+use super::format::{Frame, Kind, SessionEnd, SessionStart};
 use super::store::{self, Scan};
 
 /// One line of `index.jsonl`.
@@ -176,19 +176,19 @@ pub fn sessions(dir: &Path) -> std::io::Result<Vec<SessionSummary>> {
         reindex(dir)?;
     }
     let mut by_id: BTreeMap<String, SessionSummary> = BTreeMap::new();
-    let text = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
     for e in read_entries(&path)? {
         if e.event == "start" {
+            let start: SessionStart = serde_json::from_value(e.info).unwrap_or_default();
             by_id.insert(
                 e.session.clone(),
                 SessionSummary {
                     id: e.session.clone(),
                     start_us: e.ts_us,
                     duration_ms: None,
-                    subject: text(&e.info, "subject"),
-                    connection: text(&e.info, "connection"),
-                    protocol: text(&e.info, "protocol"),
-                    client: text(&e.info, "client"),
+                    subject: start.subject,
+                    connection: start.connection,
+                    protocol: start.protocol,
+                    client: start.client,
                     statements: None,
                     end_reason: None,
                     start_at: (e.segment, e.offset),
@@ -197,8 +197,9 @@ pub fn sessions(dir: &Path) -> std::io::Result<Vec<SessionSummary>> {
             );
         } else if let Some(s) = by_id.get_mut(&e.session) {
             s.duration_ms = Some(e.ts_us.saturating_sub(s.start_us) / 1000);
-            s.statements = e.info.get("statements").and_then(|v| v.as_u64());
-            s.end_reason = e.info.get("reason").and_then(|v| v.as_str()).map(str::to_owned);
+            let end: SessionEnd = serde_json::from_value(e.info).unwrap_or_default();
+            s.statements = Some(end.statements);
+            s.end_reason = Some(end.reason);
             s.end_at = Some((e.segment, e.offset));
         }
     }

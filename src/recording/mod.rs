@@ -167,16 +167,21 @@ mod tests {
     async fn record(recorder: &Recorder, sessions: usize, frames: usize) {
         for s in 0..sessions {
             let session = recorder
-                .session(
-                    serde_json::json!({"subject": format!("agent-{s}"), "connection": "db", "protocol": "postgres"}),
-                )
+                .session(&format::SessionStart {
+                    subject: format!("agent-{s}"),
+                    connection: "db".into(),
+                    protocol: "postgres".into(),
+                    ..Default::default()
+                })
                 .await
                 .unwrap();
             for i in 0..frames {
                 let row = format!("row {i} of session {s}: {}", "x".repeat(i % 50));
                 session.record(Direction::ToAgent, Kind::PgBackend, Bytes::from(row)).await.unwrap();
             }
-            session.finish(serde_json::json!({"reason": "Terminated", "statements": frames})).await.unwrap();
+            let end =
+                format::SessionEnd { reason: "Terminated".into(), statements: frames as u64, ..Default::default() };
+            session.finish(&end).await.unwrap();
         }
     }
 

@@ -3,12 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use airlock_postgres::describe::{self, Described};
-use airlock_postgres::{Chunk, Disposition, Scanner};
-use bytes::BytesMut;
 use serde_json::{Value, json};
 
-use super::format::{Direction, Frame, Kind};
+use super::format::{Direction, Frame, Kind, PolicyEvent, SessionEnd, VerdictEvent};
 use super::index::{self, SessionSummary};
 use super::store;
 
@@ -38,38 +35,57 @@ pub fn load(dir: &Path, id: &str) -> anyhow::Result<(SessionSummary, Vec<Frame>)
     Ok((summary, frames))
 }
 
-/// Splits a direction's recorded bytes into decoded messages, carrying partial
-/// messages across frames.
-struct Decoder {
-    buf: BytesMut,
-    scanner: Scanner,
-    frontend: bool,
+/// How a protocol's recorded traffic reads: each protocol crate has its transcript.
+trait Traffic {
+    /// Writes the text lines for `bytes` recorded at `ts_us`, from the agent or to it.
+    fn text(
+        &mut self,
+        from_agent: bool,
+        bytes: &[u8],
+        ts_us: u64,
+        at: &str,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()>;
+    /// One JSON object per message in `bytes`.
+    fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<Value>;
 }
 
-impl Decoder {
-    fn new(frontend: bool) -> Self {
-        Decoder { buf: BytesMut::new(), scanner: Scanner::new(airlock_postgres::frame::MAX_MESSAGE_LEN), frontend }
+impl Traffic for airlock_postgres::transcript::Transcript {
+    fn text(
+        &mut self,
+        from_agent: bool,
+        bytes: &[u8],
+        ts_us: u64,
+        at: &str,
+        out: &mut dyn Write,
+    ) -> std::io::Result<()> {
+        airlock_postgres::transcript::Transcript::text(self, from_agent, bytes, ts_us, at, out)
     }
 
-    fn feed(&mut self, bytes: &[u8]) -> Vec<Described> {
-        self.buf.extend_from_slice(bytes);
-        let mut out = Vec::new();
-        while let Ok(Some(Chunk::Frame(f))) = self.scanner.next(&mut self.buf, &mut |_| Disposition::Whole) {
-            let d = if self.frontend {
-                describe::frontend(f.tag(), f.body())
-            } else {
-                describe::backend(f.tag(), f.body())
-            };
-            out.push(d.unwrap_or(Described::Other(f.tag() as char, f.body().len())));
-        }
-        out
+    fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<Value> {
+        airlock_postgres::transcript::Transcript::json(self, from_agent, bytes)
     }
 }
 
-fn text(v: &Option<Vec<u8>>) -> String {
-    match v {
-        None => "NULL".into(),
-        Some(b) => String::from_utf8(b.clone()).unwrap_or_else(|_| format!("\\x{}", hex::encode(b))),
+/// Traffic of a protocol this Airlock has no transcript for: sizes only.
+struct Opaque;
+
+impl Traffic for Opaque {
+    fn text(&mut self, from_agent: bool, bytes: &[u8], _: u64, at: &str, out: &mut dyn Write) -> std::io::Result<()> {
+        let way = if from_agent { "from the agent" } else { "to the agent" };
+        writeln!(out, "{at} {} bytes {way}", bytes.len())
+    }
+
+    fn json(&mut self, _: bool, bytes: &[u8]) -> Vec<Value> {
+        vec![json!({"type": "bytes", "bytes": bytes.len()})]
+    }
+}
+
+/// The transcript for a session of `protocol`.
+fn traffic(protocol: &str, max_rows: usize) -> Box<dyn Traffic> {
+    match protocol {
+        "postgres" => Box::new(airlock_postgres::transcript::Transcript::new(max_rows)),
+        _ => Box::new(Opaque),
     }
 }
 
@@ -96,75 +112,16 @@ pub fn render_text(
         summary.duration_ms.map(|d| format!(" · {d} ms")).unwrap_or_else(|| " · still open or cut short".into())
     )?;
     let start = summary.start_us;
-    let (mut front, mut back) = (Decoder::new(true), Decoder::new(false));
-    let mut columns: Vec<String> = Vec::new();
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut shown_rows = 0usize;
-    let mut sent_at = start;
+    let mut traffic = traffic(&summary.protocol, max_rows);
     for f in frames {
         let at = format!("[+{:.3}s]", f.ts_us.saturating_sub(start) as f64 / 1e6);
         match f.kind {
-            Kind::PgFrontend => {
-                for m in front.feed(&f.payload) {
-                    match m {
-                        Described::Query(q) => {
-                            sent_at = f.ts_us;
-                            writeln!(out, "{at} {}", q.trim())?;
-                        }
-                        Described::Parse { name, query } => {
-                            sent_at = f.ts_us;
-                            let label = if name.is_empty() { String::new() } else { format!(" [{name}]") };
-                            writeln!(out, "{at} PARSE{label} {}", query.trim())?;
-                        }
-                        Described::Bind { params, .. } if !params.is_empty() => {
-                            writeln!(
-                                out,
-                                "           params: {}",
-                                params.iter().map(text).collect::<Vec<_>>().join(", ")
-                            )?;
-                        }
-                        Described::CopyData(d) => writeln!(out, "           copy in: {} bytes", d.len())?,
-                        _ => {}
-                    }
-                }
-            }
-            Kind::PgBackend => {
-                for m in back.feed(&f.payload) {
-                    match m {
-                        Described::RowDescription(cols) => {
-                            columns = cols.into_iter().map(|c| c.name).collect();
-                            rows.clear();
-                            shown_rows = 0;
-                        }
-                        Described::DataRow(values) => {
-                            if shown_rows < max_rows {
-                                rows.push(values.iter().map(text).collect());
-                            }
-                            shown_rows += 1;
-                        }
-                        Described::CommandComplete(tag) => {
-                            if !columns.is_empty() {
-                                table(out, &columns, &rows)?;
-                                if shown_rows > rows.len() {
-                                    writeln!(out, "           ... {} more rows", shown_rows - rows.len())?;
-                                }
-                            }
-                            let ms = f.ts_us.saturating_sub(sent_at) as f64 / 1000.0;
-                            writeln!(out, "           {tag} ({ms:.1} ms)")?;
-                            columns.clear();
-                            rows.clear();
-                        }
-                        Described::Error(fields) => {
-                            writeln!(out, "{at} ERROR {}: {}", fields.code(), fields.message())?;
-                        }
-                        Described::Notice(fields) => writeln!(out, "           NOTICE: {}", fields.message())?,
-                        _ => {}
-                    }
-                }
+            Kind::PgFrontend | Kind::PgBackend => {
+                traffic.text(f.direction == Direction::ToUpstream, &f.payload, f.ts_us, &at, out)?
             }
             Kind::SessionEnd => {
-                let v: Value = serde_json::from_slice(&f.payload).unwrap_or(Value::Null);
-                let reason = match v.get("reason").and_then(Value::as_str).unwrap_or("?") {
+                let end: SessionEnd = serde_json::from_slice(&f.payload).unwrap_or_default();
+                let reason = match end.reason.as_str() {
                     "Terminated" => "the agent said goodbye (Terminate)",
                     "AgentClosed" => "the agent closed its connection",
                     "UpstreamClosed" => "the upstream closed its connection",
@@ -175,17 +132,21 @@ pub fn render_text(
                 writeln!(out, "{at} session ended: {reason}")?;
             }
             Kind::Verdict => {
-                let v: Value = serde_json::from_slice(&f.payload).unwrap_or(Value::Null);
-                let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-                let id = v.get("approval").and_then(Value::as_str).map(|id| format!(" [{id}]")).unwrap_or_default();
-                let by = v.get("by").and_then(Value::as_str).map(|b| format!(" by {b}")).unwrap_or_default();
-                let detail = match field("event").as_str() {
-                    "counted" => format!("{} rows (max {}), {}", v["rows"], v["max_rows"], field("outcome")),
-                    _ => format!("{} (rule {})", field("reason"), field("rule")),
+                let v: VerdictEvent = serde_json::from_slice(&f.payload).unwrap_or_default();
+                let id = v.approval.as_ref().map(|id| format!(" [{id}]")).unwrap_or_default();
+                let by = v.by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default();
+                let detail = match v.event {
+                    PolicyEvent::Counted => format!(
+                        "{} rows (max {}), {}",
+                        v.rows.map_or("?".into(), |r| r.to_string()),
+                        v.max_rows.map_or("?".into(), |r| r.to_string()),
+                        v.outcome.as_deref().unwrap_or("?")
+                    ),
+                    _ => format!("{} (rule {})", v.reason, v.rule),
                 };
-                writeln!(out, "{at} POLICY {}{id}{by}: {detail}", field("event"))?;
-                if let Some(statement) = v.get("statement").and_then(Value::as_str) {
-                    writeln!(out, "           statement: {statement}")?;
+                writeln!(out, "{at} POLICY {}{id}{by}: {detail}", v.event.as_str())?;
+                if !v.statement.is_empty() {
+                    writeln!(out, "           statement: {}", v.statement.escape_debug())?;
                 }
             }
             Kind::SessionStart => {}
@@ -194,57 +155,9 @@ pub fn render_text(
     Ok(())
 }
 
-fn table(out: &mut impl Write, columns: &[String], rows: &[Vec<String>]) -> std::io::Result<()> {
-    let widths: Vec<usize> = (0..columns.len())
-        .map(|i| {
-            rows.iter()
-                .filter_map(|r| r.get(i))
-                .map(|v| v.chars().count())
-                .chain([columns[i].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| -> String {
-        let row = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join(" | ");
-        row.trim_end().to_owned()
-    };
-    writeln!(out, "           {}", line(columns.iter().map(String::as_str).collect()))?;
-    writeln!(out, "           {}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-"))?;
-    for r in rows {
-        writeln!(out, "           {}", line(r.iter().map(String::as_str).collect()))?;
-    }
-    Ok(())
-}
-
-fn message_json(m: &Described) -> Value {
-    match m {
-        Described::Query(q) => json!({"type": "query", "text": q}),
-        Described::Parse { name, query } => json!({"type": "parse", "name": name, "text": query}),
-        Described::Bind { portal, statement, params } => {
-            json!({"type": "bind", "portal": portal, "statement": statement, "params": params.iter().map(|p| p.as_ref().map(|_| text(p))).collect::<Vec<_>>()})
-        }
-        Described::Execute { portal } => json!({"type": "execute", "portal": portal}),
-        Described::Sync => json!({"type": "sync"}),
-        Described::CopyData(d) => json!({"type": "copy_data", "bytes": d.len()}),
-        Described::CopyDone => json!({"type": "copy_done"}),
-        Described::Terminate => json!({"type": "terminate"}),
-        Described::RowDescription(cols) => json!({"type": "row_description", "columns": cols.iter().map(|c| json!({
-            "name": c.name, "table_oid": c.table_oid, "attnum": c.attnum, "type_oid": c.type_oid, "format": c.format})).collect::<Vec<_>>()}),
-        Described::DataRow(values) => {
-            json!({"type": "data_row", "values": values.iter().map(|v| v.as_ref().map(|_| text(v))).collect::<Vec<_>>()})
-        }
-        Described::CommandComplete(tag) => json!({"type": "command_complete", "tag": tag}),
-        Described::Error(f) => json!({"type": "error", "code": f.code(), "message": f.message()}),
-        Described::Notice(f) => json!({"type": "notice", "code": f.code(), "message": f.message()}),
-        Described::Ready(s) => json!({"type": "ready_for_query", "status": format!("{s:?}")}),
-        Described::Other(tag, len) => json!({"type": "other", "tag": tag.to_string(), "bytes": len}),
-    }
-}
-
 /// Writes one JSON object per frame.
-pub fn render_jsonl(frames: &[Frame], out: &mut impl Write) -> std::io::Result<()> {
-    let (mut front, mut back) = (Decoder::new(true), Decoder::new(false));
+pub fn render_jsonl(summary: &SessionSummary, frames: &[Frame], out: &mut impl Write) -> std::io::Result<()> {
+    let mut traffic = traffic(&summary.protocol, usize::MAX);
     for f in frames {
         let mut v = json!({
             "session": index::session_name(f.session),
@@ -254,8 +167,9 @@ pub fn render_jsonl(frames: &[Frame], out: &mut impl Write) -> std::io::Result<(
             "kind": f.kind.as_str(),
         });
         match f.kind {
-            Kind::PgFrontend => v["messages"] = front.feed(&f.payload).iter().map(message_json).collect(),
-            Kind::PgBackend => v["messages"] = back.feed(&f.payload).iter().map(message_json).collect(),
+            Kind::PgFrontend | Kind::PgBackend => {
+                v["messages"] = traffic.json(f.direction == Direction::ToUpstream, &f.payload).into()
+            }
             Kind::SessionStart | Kind::SessionEnd | Kind::Verdict => {
                 v["info"] = serde_json::from_slice(&f.payload).unwrap_or(Value::Null)
             }

@@ -17,7 +17,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::format::{self, Direction, Footer, Frame, Hash, Kind, SegmentHeader};
+use super::format::{self, Direction, Footer, Frame, Hash, Kind, SegmentHeader, SessionEnd, SessionStart};
 use super::index::{Index, IndexEntry};
 use super::store::{self, OpenSegment};
 use super::{FsyncPolicy, RecordingSettings, SigningKey, now_us};
@@ -90,7 +90,7 @@ impl Recorder {
     }
 
     /// Opens a session's recording, writing its start frame.
-    pub async fn session(&self, start: serde_json::Value) -> Result<SessionRecorder, RecorderDown> {
+    pub async fn session(&self, start: &SessionStart) -> Result<SessionRecorder, RecorderDown> {
         if self.failed.is_fired() {
             return Err(RecorderDown);
         }
@@ -98,7 +98,8 @@ impl Recorder {
         // and, from a random start, unpredictable across runs.
         let id = self.next_session.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let s = SessionRecorder { recorder: self.clone(), id, seq: AtomicU64::new(0) };
-        s.record(Direction::None, Kind::SessionStart, Bytes::from(start.to_string())).await?;
+        let start = serde_json::to_vec(start).map_err(|_| RecorderDown)?;
+        s.record(Direction::None, Kind::SessionStart, Bytes::from(start)).await?;
         Ok(s)
     }
 
@@ -142,8 +143,9 @@ impl SessionRecorder {
     }
 
     /// Writes the end frame and waits until the whole session is durable.
-    pub async fn finish(self, end: serde_json::Value) -> Result<(), RecorderDown> {
-        self.record(Direction::None, Kind::SessionEnd, Bytes::from(end.to_string())).await?;
+    pub async fn finish(self, end: &SessionEnd) -> Result<(), RecorderDown> {
+        let end = serde_json::to_vec(end).map_err(|_| RecorderDown)?;
+        self.record(Direction::None, Kind::SessionEnd, Bytes::from(end)).await?;
         self.recorder.flush().await
     }
 

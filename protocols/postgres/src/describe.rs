@@ -31,6 +31,8 @@ pub enum Described {
         name: String,
         /// SQL text.
         query: String,
+        /// Parameter type OIDs the client gave (0: the server infers it).
+        types: Vec<u32>,
     },
     /// Bind with its parameter values (None = NULL).
     Bind {
@@ -38,9 +40,21 @@ pub enum Described {
         portal: String,
         /// Statement.
         statement: String,
+        /// Parameter format codes (none: all text; one: for every parameter; else
+        /// per parameter).
+        formats: Vec<i16>,
         /// Values as sent.
         params: Vec<Option<Vec<u8>>>,
     },
+    /// Describe of a statement (`S`) or a portal (`P`).
+    Describe {
+        /// `S` or `P`.
+        kind: char,
+        /// Its name.
+        name: String,
+    },
+    /// ParameterDescription: the parameter types of the statement described.
+    ParameterDescription(Vec<u32>),
     /// Execute.
     Execute {
         /// Portal.
@@ -117,6 +131,9 @@ pub type BindParameter<'a> = (std::ops::Range<usize>, Option<&'a [u8]>);
 /// A Bind body, read: its parameter values and the result format codes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bind<'a> {
+    /// Parameter format codes (none: all text; one: for every parameter; else per
+    /// parameter).
+    pub param_formats: Vec<i16>,
     /// Parameter values, with their places in the body.
     pub params: Vec<BindParameter<'a>>,
     /// Result format codes (none: all text; one: for every column; else per column).
@@ -130,9 +147,7 @@ pub fn bind(body: &[u8]) -> Result<Bind<'_>, ProtocolError> {
     c.cbytes()?;
     c.cbytes()?;
     let n = c.i16()?;
-    for _ in 0..n {
-        c.i16()?;
-    }
+    let param_formats = (0..n).map(|_| c.i16()).collect::<Result<_, _>>()?;
     let n = c.i16()?;
     let mut params = Vec::with_capacity(n.max(0) as usize);
     for _ in 0..n {
@@ -143,7 +158,7 @@ pub fn bind(body: &[u8]) -> Result<Bind<'_>, ProtocolError> {
     }
     let n = c.i16()?;
     let result_formats = (0..n).map(|_| c.i16()).collect::<Result<_, _>>()?;
-    Ok(Bind { params, result_formats })
+    Ok(Bind { param_formats, params, result_formats })
 }
 
 /// Decodes a frontend message.
@@ -151,13 +166,20 @@ pub fn frontend(tag: u8, body: &[u8]) -> Result<Described, ProtocolError> {
     let mut c = Cursor::new(body, "frontend message");
     Ok(match tag {
         b'Q' => Described::Query(c.cstr()?.to_owned()),
-        b'P' => Described::Parse { name: c.cstr()?.to_owned(), query: c.cstr()?.to_owned() },
+        b'P' => {
+            let (name, query) = (c.cstr()?.to_owned(), c.cstr()?.to_owned());
+            let n = c.i16()?;
+            let types = (0..n).map(|_| c.i32().map(|t| t as u32)).collect::<Result<_, _>>()?;
+            Described::Parse { name, query, types }
+        }
         b'B' => {
             let portal = c.cstr()?.to_owned();
             let statement = c.cstr()?.to_owned();
-            let params = bind(body)?.params.into_iter().map(|(_, v)| v.map(<[u8]>::to_vec)).collect();
-            Described::Bind { portal, statement, params }
+            let bind = bind(body)?;
+            let params = bind.params.into_iter().map(|(_, v)| v.map(<[u8]>::to_vec)).collect();
+            Described::Bind { portal, statement, formats: bind.param_formats, params }
         }
+        b'D' => Described::Describe { kind: c.u8()? as char, name: c.cstr()?.to_owned() },
         b'E' => Described::Execute { portal: c.cstr()?.to_owned() },
         b'S' => Described::Sync,
         b'd' => Described::CopyData(body.to_vec()),
@@ -172,6 +194,10 @@ pub fn backend(tag: u8, body: &[u8]) -> Result<Described, ProtocolError> {
     let mut c = Cursor::new(body, "backend message");
     Ok(match tag {
         b'T' => Described::RowDescription(row_description(body)?),
+        b't' => {
+            let n = c.i16()?;
+            Described::ParameterDescription((0..n).map(|_| c.i32().map(|t| t as u32)).collect::<Result<_, _>>()?)
+        }
         b'D' => Described::DataRow(values(&mut c)?),
         b'C' => Described::CommandComplete(c.cstr()?.to_owned()),
         b'E' => Described::Error(Fields::parse(body)?),
@@ -195,7 +221,10 @@ mod tests {
         assert!(data_row(&body[..body.len() - 1]).is_err());
         // portal "", statement "s", no param formats, one NULL param, result formats [1, 0]
         let body = b"\0s\0\0\0\0\x01\xff\xff\xff\xff\0\x02\0\x01\0\0";
-        assert_eq!(bind(body).unwrap(), Bind { params: vec![(11..11, None)], result_formats: vec![1, 0] });
+        assert_eq!(
+            bind(body).unwrap(),
+            Bind { param_formats: vec![], params: vec![(11..11, None)], result_formats: vec![1, 0] }
+        );
         assert!(bind(&body[..body.len() - 1]).is_err());
     }
 
@@ -207,7 +236,12 @@ mod tests {
         bind.extend([0, 0, 0, 1, 0, 0, 0, 2, b'4', b'2', 0, 0]);
         assert_eq!(
             frontend(b'B', &bind).unwrap(),
-            Described::Bind { portal: "".into(), statement: "s1".into(), params: vec![Some(b"42".to_vec())] }
+            Described::Bind {
+                portal: "".into(),
+                statement: "s1".into(),
+                formats: vec![],
+                params: vec![Some(b"42".to_vec())]
+            }
         );
         assert!(backend(b'D', &[0, 1, 0, 0, 0, 9, b'x']).is_err(), "a value longer than the body");
     }

@@ -25,5 +25,7 @@ pub mod frame;
 pub mod message;
 pub mod sql;
 pub mod startup;
+pub mod transcript;
+pub mod types;
 
 pub use frame::{Chunk, Disposition, Frame, Header, ProtocolError, Scanner};

@@ -11,6 +11,7 @@ mod cancel;
 mod error;
 mod gate;
 mod hidden;
+pub mod judge;
 mod mask;
 
 pub use mask::static_masks;
@@ -44,7 +45,7 @@ use crate::listener::{Incoming, Plugin, Refusal};
 use crate::metrics::Metrics;
 use crate::net::{BoxStream, Stream};
 use crate::policy::Policy;
-use crate::recording::format::{Direction, Kind};
+use crate::recording::format::{Direction, Kind, SessionEnd, SessionStart};
 use crate::recording::{Recorder, SessionRecorder};
 use crate::tls::UpstreamTlsPlan;
 
@@ -335,14 +336,14 @@ impl PostgresPlugin {
                     Ok(end) => format!("{end:?}"),
                     Err(e) => e.to_string(),
                 };
-                let end = serde_json::json!({
-                    "reason": reason,
-                    "statements": stats.statements,
-                    "duration_ms": duration_ms,
-                    "bytes_to_upstream": stats.to_upstream,
-                    "bytes_to_agent": stats.to_agent,
-                });
-                if r.finish(end).await.is_err() {
+                let end = SessionEnd {
+                    reason,
+                    statements: stats.statements,
+                    duration_ms,
+                    bytes_to_upstream: stats.to_upstream,
+                    bytes_to_agent: stats.to_agent,
+                };
+                if r.finish(&end).await.is_err() {
                     tracing::error!("the end of this session could not be recorded");
                 }
             }
@@ -398,17 +399,17 @@ impl PostgresPlugin {
         let recording = match &self.recorder {
             None => None,
             Some(r) => {
-                let start = serde_json::json!({
-                    "subject": identity.subject,
-                    "groups": identity.groups,
-                    "connection": target.conn.name,
-                    "protocol": "postgres",
-                    "client": agent.peer.to_string(),
-                    "tls": agent.tls,
-                    "upstream_user": target.conn.user,
-                    "airlock_version": env!("CARGO_PKG_VERSION"),
-                });
-                Some(r.session(start).await.map_err(|_| SessionError::RecorderFailed)?)
+                let start = SessionStart {
+                    subject: identity.subject.clone(),
+                    groups: identity.groups.clone(),
+                    connection: target.conn.name.clone(),
+                    protocol: "postgres".into(),
+                    client: agent.peer.to_string(),
+                    tls: agent.tls,
+                    upstream_user: target.conn.user.clone(),
+                    airlock_version: env!("CARGO_PKG_VERSION").into(),
+                };
+                Some(r.session(&start).await.map_err(|_| SessionError::RecorderFailed)?)
             }
         };
         let cancel_key = upstream.key.clone().map(|(pid, secret)| {

@@ -33,14 +33,15 @@ use tokio::sync::{Notify, oneshot};
 
 use super::error::SessionError;
 use super::gate::{Held, HeldKind, SessionGate, Step};
+use super::judge;
 use super::mask::{ConnectionMasking, Expect, FrontendMasking, ResultMasking, Taint};
-use crate::approvals::{Asked, Broker, Outcome};
+use crate::approvals::{self, Broker, Holding, Settled};
 use crate::identity::Identity;
 use crate::listener::Shutdown;
 use crate::metrics::SessionMetrics;
 use crate::net::{BoxWrite, Stream};
-use crate::policy::{Policy, Verdict};
-use crate::recording::format::{Direction, Kind};
+use crate::policy::Policy;
+use crate::recording::format::{Direction, Kind, PolicyEvent, VerdictEvent};
 use crate::recording::{RecorderDown, SessionRecorder};
 
 /// How a relay ended without error.
@@ -549,10 +550,12 @@ where
                             // Allowed as it stands: forwarded below.
                             Ok(Counted::Forward) => {}
                             Ok(Counted::Hold(reason)) => {
-                                held.decision = std::sync::Arc::new(held.decision.held_for_rows(&reason));
+                                held.decision =
+                                    std::sync::Arc::new(held.decision.held_for_rows(&reason, judge::text_fingerprint));
                             }
                             Ok(Counted::HoldOpen(reason, answer)) => {
-                                held.decision = std::sync::Arc::new(held.decision.held_for_rows(&reason));
+                                held.decision =
+                                    std::sync::Arc::new(held.decision.held_for_rows(&reason, judge::text_fingerprint));
                                 ran = Some(answer);
                             }
                             Ok(Counted::Refuse(reason)) => {
@@ -1033,9 +1036,7 @@ where
         _ => "rolled back",
     };
     tracing::info!(rows = ?answer.rows, max_rows, outcome, "bulk statement counted");
-    let fields =
-        serde_json::json!({"statement": held.text(), "rows": answer.rows, "max_rows": max_rows, "outcome": outcome});
-    record_verdict(up.ctx, "counted", fields).await?;
+    record_verdict(up.ctx, counted_event(held, answer.rows, max_rows, outcome)).await?;
     Ok(Ok(counted))
 }
 
@@ -1116,9 +1117,7 @@ where
         ),
     };
     tracing::info!(rows = ?answer.rows, max_rows, outcome, "bulk statement counted");
-    let fields =
-        serde_json::json!({"statement": held.text(), "rows": answer.rows, "max_rows": max_rows, "outcome": outcome});
-    record_verdict(up.ctx, "counted", fields).await?;
+    record_verdict(up.ctx, counted_event(held, answer.rows, max_rows, outcome)).await?;
     Ok(Ok(counted))
 }
 
@@ -1207,25 +1206,37 @@ where
     }
 }
 
-/// Records a policy event in the session (as a verdict frame) and counts it.
-async fn record_verdict(
-    ctx: &RelayContext<'_>,
-    event: &'static str,
-    mut fields: serde_json::Value,
-) -> Result<(), SessionError> {
-    ctx.metrics.policy_event(event);
-    fields["event"] = event.into();
-    match ctx.recorder {
-        Some(r) => r
-            .record(Direction::None, Kind::Verdict, Bytes::from(fields.to_string()))
-            .await
-            .map_err(|RecorderDown| SessionError::RecorderFailed),
-        None => Ok(()),
+/// The record of a bulk statement the rows-affected guard counted.
+fn counted_event(held: &Held, rows: Option<u64>, max_rows: u64, outcome: &str) -> VerdictEvent {
+    VerdictEvent {
+        event: PolicyEvent::Counted,
+        statement: held.text(),
+        rows,
+        max_rows: Some(max_rows),
+        outcome: Some(outcome.to_owned()),
+        ..VerdictEvent::default()
     }
 }
 
+/// How this session holds statements, for `approvals::hold`.
+fn holding<'a>(e: &'a Enforcement<'_>, ctx: &'a RelayContext<'_>) -> Holding<'a> {
+    Holding {
+        broker: e.broker,
+        identity: e.identity,
+        connection: e.connection,
+        protocol: "postgres",
+        recorder: ctx.recorder,
+        metrics: ctx.metrics,
+    }
+}
+
+/// Records a policy event in the session (as a verdict frame) and counts it.
+async fn record_verdict(ctx: &RelayContext<'_>, event: VerdictEvent) -> Result<(), SessionError> {
+    approvals::record(ctx.recorder, ctx.metrics, event).await.map_err(|RecorderDown| SessionError::RecorderFailed)
+}
+
 /// Settles a held message: `Ok(Ok(None))` to forward it, `Ok(Ok(Some(error)))` to
-/// refuse it with that ErrorResponse, `Ok(Err(end))` when the session ends meanwhile.
+/// refuse it with that ErrorResponse, `Ok(Err(end))` when the agent leaves meanwhile.
 async fn decide<R: AsyncRead + Unpin>(
     held: &Held,
     e: &Enforcement<'_>,
@@ -1234,107 +1245,44 @@ async fn decide<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
 ) -> Result<Result<Option<Bytes>, End>, SessionError> {
-    let decision = &held.decision;
-    let classes: Vec<&'static str> = decision.classes().iter().map(|c| c.as_str()).collect();
-    let first_rule = |pick: fn(&Verdict) -> bool| {
-        decision.statements.iter().find(|s| pick(s.verdict())).map(|s| s.rule.clone()).unwrap_or_default()
+    let notify = |request: &approvals::Request| {
+        let id = &request.id;
+        shared.notify_agent(message::notice_response(
+            "00000",
+            &format!("Airlock is holding this statement for approval (id {id}): {}", request.asked.reason),
+            Some(&format!(
+                "An approver runs `airlock approve {id}` or `airlock deny {id} --reason ...`; this session waits until {} and then gives up.",
+                request.expires_at
+            )),
+        ));
     };
-    let record = |event, fields| record_verdict(ctx, event, fields);
-    let text = held.text();
-    let reason = match decision.verdict() {
-        Verdict::Allow => return Ok(Ok(None)),
-        Verdict::Deny(reason) => {
-            let rule = first_rule(|v| matches!(v, Verdict::Deny(_)));
-            tracing::info!(%rule, %reason, "statement denied by policy");
-            record(
-                "denied",
-                serde_json::json!({"statement": text, "classes": classes, "rule": rule, "reason": reason}),
-            )
-            .await?;
-            return Ok(Ok(Some(refusal(&format!("Airlock policy denies this statement: {reason}"), &rule))));
-        }
-        Verdict::Approve(reason) => reason,
-    };
-    let rule = first_rule(|v| matches!(v, Verdict::Approve(_)));
-    let fingerprints: Vec<String> = decision.held().map(|s| s.fingerprint.clone()).collect();
-    if e.broker.granted(&e.identity.subject, e.connection, &fingerprints) {
-        tracing::info!(%rule, "statement allowed by an earlier grant");
-        record("granted", serde_json::json!({"statement": text, "classes": classes, "rule": rule, "reason": reason}))
-            .await?;
-        return Ok(Ok(None));
-    }
-    // Listening for a cancel before the request exists: a cancel sent as soon as the
-    // agent sees the notice must not slip between filing and waiting.
-    let cancelled = e.cancel.notified();
-    tokio::pin!(cancelled);
-    cancelled.as_mut().enable();
-    let mut ticket = e.broker.file(Asked {
-        subject: e.identity.subject.clone(),
-        groups: e.identity.groups.clone(),
-        connection: e.connection.to_owned(),
-        protocol: "postgres",
-        statement: text.clone(),
-        classes: classes.clone(),
-        rule: rule.clone(),
-        reason: reason.clone(),
-        fingerprints,
-    });
-    let id = ticket.request.id.clone();
-    record(
-        "held",
-        serde_json::json!({"approval": id, "statement": text, "classes": classes, "rule": rule, "reason": reason}),
-    )
-    .await?;
-    shared.notify_agent(message::notice_response(
-        "00000",
-        &format!("Airlock is holding this statement for approval (id {id}): {reason}"),
-        Some(&format!(
-            "An approver runs `airlock approve {id}` or `airlock deny {id} --reason ...`; this session waits until {} and then gives up.",
-            ticket.request.expires_at
-        )),
-    ));
-    let outcome = {
-        let wait = ticket.wait();
-        tokio::pin!(wait);
+    // The agent may pipeline more messages or leave while it waits; keep reading (up
+    // to a cap) so that a departure withdraws the request.
+    let gone = async {
         loop {
-            // The agent may pipeline more messages or leave while it waits; keep reading
-            // (up to a cap) so that a departure withdraws the request.
-            let room = buf.len() < ctx.max_message;
-            tokio::select! {
-                outcome = &mut wait => break Some(outcome),
-                _ = &mut cancelled => break None,
-                n = rd.read_buf(buf), if room => match n {
-                    Ok(0) | Err(_) => return Ok(Err(End::AgentClosed)),
-                    Ok(_) => continue,
-                },
+            if buf.len() >= ctx.max_message {
+                std::future::pending::<()>().await;
+            }
+            match rd.read_buf(buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
             }
         }
     };
-    let (event, by, error) = match outcome {
-        Some(Outcome::Approved { by }) => ("approved", by, None),
-        Some(Outcome::Denied { by, reason }) => {
-            let message = format!("approval {id} was denied by {by}: {reason}");
-            ("denied", by, Some(refusal(&message, &rule)))
-        }
-        Some(Outcome::TimedOut) => {
-            let message = format!("approval {id} timed out: no approver decided in time ({reason})");
-            ("expired", String::new(), Some(refusal(&message, &rule)))
-        }
-        None => {
-            let error = message::error_response(
-                Severity::Error,
-                "57014",
-                "canceling statement due to user request (it was waiting for approval)",
-                None,
-            );
-            ("canceled", String::new(), Some(error))
-        }
-    };
-    tracing::info!(approval = %id, event, by = %by, "held statement settled");
-    let by = (!by.is_empty()).then_some(by);
-    record(event, serde_json::json!({"approval": id, "statement": text, "rule": rule, "reason": reason, "by": by}))
-        .await?;
-    Ok(Ok(error))
+    let settled = approvals::hold(&holding(e, ctx), &held.decision, &held.text(), notify, e.cancel, gone)
+        .await
+        .map_err(|RecorderDown| SessionError::RecorderFailed)?;
+    Ok(match settled {
+        Settled::Allowed | Settled::Approved => Ok(None),
+        Settled::Denied(r) | Settled::Expired(r) => Ok(Some(refusal(&r.message, &r.rule))),
+        Settled::Canceled => Ok(Some(message::error_response(
+            Severity::Error,
+            "57014",
+            "canceling statement due to user request (it was waiting for approval)",
+            None,
+        ))),
+        Settled::Withdrawn => Err(End::AgentClosed),
+    })
 }
 
 /// The ErrorResponse for a statement Airlock refuses.
