@@ -106,9 +106,18 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
     };
     let text = |v: &str| Some(v.as_bytes().to_vec());
     assert_eq!(
-        binary(&["agents"], "app-db", "COPY (SELECT id, email, password_hash, note FROM mask_people ORDER BY id) TO STDOUT (FORMAT binary)"),
+        binary(
+            &["agents"],
+            "app-db",
+            "COPY (SELECT id, email, password_hash, note FROM mask_people ORDER BY id) TO STDOUT (FORMAT binary)"
+        ),
         vec![
-            vec![Some(1i32.to_be_bytes().to_vec()), text("[MASKED:email]"), None, text("order 12345 shipped 2024-05-01")],
+            vec![
+                Some(1i32.to_be_bytes().to_vec()),
+                text("[MASKED:email]"),
+                None,
+                text("order 12345 shipped 2024-05-01")
+            ],
             vec![Some(2i32.to_be_bytes().to_vec()), text("[MASKED:email]"), None, text("commit 9fceb02 v1.2.3")],
         ]
     );
