@@ -215,8 +215,9 @@ fn split_raw(buf: &mut BytesMut, n: usize) -> Option<Chunk> {
     (n > 0).then(|| Chunk::Raw(buf.split_to(n).freeze()))
 }
 
-/// Total wire length (tag included) of a message whose length field is `len_bytes`.
-fn message_len(tag: u8, len_bytes: [u8; 4]) -> Result<usize, ProtocolError> {
+/// Total wire length (tag included) of a message with this tag whose length field is
+/// `len_bytes`; a length under 4 or over [`MAX_MESSAGE_LEN`] is an error.
+pub fn message_len(tag: u8, len_bytes: [u8; 4]) -> Result<usize, ProtocolError> {
     let len = i32::from_be_bytes(len_bytes);
     if len < 4 {
         return Err(ProtocolError::InvalidLength { tag: tag as char, len: len.into() });
@@ -283,6 +284,19 @@ mod tests {
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].body(), b"I");
         assert_eq!(frames[1].body(), b"T");
+    }
+
+    #[test]
+    fn message_lengths_are_checked() {
+        assert_eq!(message_len(b'Q', 4i32.to_be_bytes()), Ok(5));
+        assert_eq!(message_len(b'Q', 9i32.to_be_bytes()), Ok(10));
+        assert_eq!(message_len(b'Q', 3i32.to_be_bytes()), Err(ProtocolError::InvalidLength { tag: 'Q', len: 3 }));
+        assert_eq!(message_len(b'Q', (-1i32).to_be_bytes()), Err(ProtocolError::InvalidLength { tag: 'Q', len: -1 }));
+        let over = MAX_MESSAGE_LEN + 1;
+        assert_eq!(
+            message_len(b'D', (over as i32).to_be_bytes()),
+            Err(ProtocolError::TooLarge { tag: 'D', len: over, max: MAX_MESSAGE_LEN })
+        );
     }
 
     #[test]

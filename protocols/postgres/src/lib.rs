@@ -12,6 +12,10 @@
 //!   ReadyForQuery, PasswordMessage) and building the ones it sends itself.
 //! - [`describe`]: decoding any message for display (recording replay).
 //! - [`sql`]: SQL lexing, statement splitting and classification (for policy).
+//! - [`copy`]: what a `COPY ... TO STDOUT` reads and in what layout, and its data lines.
+//! - [`types`]: built-in data types by OID, and what their values can carry.
+//! - [`transcript`]: a recorded session read back as text or JSON lines.
+//! - [`node_tree`]: the server's stored query trees (where a view's columns come from).
 //! - [`cursor`]: a bounds-checked reader every parser here goes through.
 //!
 //! Data flows: socket bytes -> [`frame::Scanner`] -> [`frame::Chunk`] -> (gateway
@@ -19,10 +23,12 @@
 //! bytes is done here with checked reads so that no peer input can panic.
 #![forbid(unsafe_code)]
 
+pub mod copy;
 pub mod cursor;
 pub mod describe;
 pub mod frame;
 pub mod message;
+pub mod node_tree;
 pub mod sql;
 pub mod startup;
 pub mod transcript;

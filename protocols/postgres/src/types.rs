@@ -1,12 +1,14 @@
-//! Built-in type OIDs, and how a binary value of one reads as text.
+//! Built-in data types by OID (as in the server's `pg_type.dat`), and what their values
+//! can carry: which may hold a secret in their text form, which carry text taken from
+//! another column, and which are their text in binary format too.
 
 /// `bool`.
 pub const BOOL: u32 = 16;
-/// `bytea`.
+/// `bytea`: binary data (hex text `\x...` in text format).
 pub const BYTEA: u32 = 17;
-/// `"char"`.
+/// `"char"`: one byte.
 pub const CHAR: u32 = 18;
-/// `name`.
+/// `name`: an identifier of up to 63 bytes.
 pub const NAME: u32 = 19;
 /// `int8`.
 pub const INT8: u32 = 20;
@@ -18,22 +20,144 @@ pub const INT4: u32 = 23;
 pub const TEXT: u32 = 25;
 /// `oid`.
 pub const OID: u32 = 26;
+/// `xid`: a transaction id.
+pub const XID: u32 = 28;
 /// `json`.
 pub const JSON: u32 = 114;
+/// `xml`.
+pub const XML: u32 = 142;
+/// `xml[]`.
+pub const XML_ARRAY: u32 = 143;
+/// `pg_node_tree`: a stored query or expression tree (text).
+pub const PG_NODE_TREE: u32 = 194;
+/// `json[]`.
+pub const JSON_ARRAY: u32 = 199;
 /// `float4`.
 pub const FLOAT4: u32 = 700;
 /// `float8`.
 pub const FLOAT8: u32 = 701;
-/// `unknown`.
+/// `unknown`: an untyped literal, sent as its text.
 pub const UNKNOWN: u32 = 705;
-/// `bpchar`.
+/// `bytea[]`.
+pub const BYTEA_ARRAY: u32 = 1001;
+/// `"char"[]`.
+pub const CHAR_ARRAY: u32 = 1002;
+/// `name[]`.
+pub const NAME_ARRAY: u32 = 1003;
+/// `text[]`.
+pub const TEXT_ARRAY: u32 = 1009;
+/// `bpchar[]`.
+pub const BPCHAR_ARRAY: u32 = 1014;
+/// `varchar[]`.
+pub const VARCHAR_ARRAY: u32 = 1015;
+/// `bpchar`: `char(n)`.
 pub const BPCHAR: u32 = 1042;
 /// `varchar`.
 pub const VARCHAR: u32 = 1043;
+/// `date`.
+pub const DATE: u32 = 1082;
+/// `time`.
+pub const TIME: u32 = 1083;
+/// `timestamp`.
+pub const TIMESTAMP: u32 = 1114;
+/// `timestamptz`.
+pub const TIMESTAMPTZ: u32 = 1184;
+/// `interval`.
+pub const INTERVAL: u32 = 1186;
+/// `timetz`.
+pub const TIMETZ: u32 = 1266;
+/// `record`: an anonymous row.
+pub const RECORD: u32 = 2249;
+/// `record[]`.
+pub const RECORD_ARRAY: u32 = 2287;
 /// `uuid`.
 pub const UUID: u32 = 2950;
-/// `jsonb`.
+/// `pg_lsn`: a write-ahead log position.
+pub const PG_LSN: u32 = 3220;
+/// `tsvector`: the lexemes of a text.
+pub const TSVECTOR: u32 = 3614;
+/// `tsvector[]`.
+pub const TSVECTOR_ARRAY: u32 = 3643;
+/// `jsonb`: a version byte, then JSON text, in binary format.
 pub const JSONB: u32 = 3802;
+/// `jsonb[]`.
+pub const JSONB_ARRAY: u32 = 3807;
+/// The first OID of an object the database defined itself (`FirstNormalObjectId`):
+/// composites, domains, enums and their arrays.
+pub const FIRST_NORMAL_OID: u32 = 16384;
+
+/// Fixed-format types too short or too structured for their text form to hold a
+/// secret. `bytea` is among them: its text form is hex, read separately as the bytes
+/// it encodes.
+const NO_SECRETS: [u32; 16] = [
+    BOOL,
+    INT2,
+    INT4,
+    OID,
+    FLOAT4,
+    FLOAT8,
+    DATE,
+    TIME,
+    TIMESTAMP,
+    TIMESTAMPTZ,
+    INTERVAL,
+    TIMETZ,
+    UUID,
+    XID,
+    PG_LSN,
+    BYTEA,
+];
+
+/// Types whose binary form is their text: text types, `bytea` (its bytes) and `jsonb`
+/// (a version byte, then text).
+const TEXT_IN_BINARY: [u32; 10] = [TEXT, VARCHAR, BPCHAR, NAME, JSON, XML, CHAR, UNKNOWN, BYTEA, JSONB];
+
+/// Built-in types whose values can carry text taken from another column: text, JSON,
+/// XML, bytea, records and arrays of them.
+const CARRY_TEXT: [u32; 24] = [
+    BYTEA,
+    CHAR,
+    NAME,
+    TEXT,
+    JSON,
+    XML,
+    PG_NODE_TREE,
+    UNKNOWN,
+    BPCHAR,
+    VARCHAR,
+    RECORD,
+    TSVECTOR,
+    JSONB,
+    JSON_ARRAY,
+    BYTEA_ARRAY,
+    CHAR_ARRAY,
+    NAME_ARRAY,
+    TEXT_ARRAY,
+    BPCHAR_ARRAY,
+    VARCHAR_ARRAY,
+    XML_ARRAY,
+    RECORD_ARRAY,
+    TSVECTOR_ARRAY,
+    JSONB_ARRAY,
+];
+
+/// Types whose text form can carry a secret: everything but a few fixed-format types
+/// too short or too structured to hold one. Unknown (user-defined) types are read.
+pub fn may_hold_secrets(type_oid: u32) -> bool {
+    !NO_SECRETS.contains(&type_oid)
+}
+
+/// Whether a value of this type in binary format is its text (or its bytes, for
+/// `bytea`), so that value detectors can read it as it is.
+pub fn text_in_binary(type_oid: u32) -> bool {
+    TEXT_IN_BINARY.contains(&type_oid)
+}
+
+/// Whether values of this type can carry text taken from another column: text, JSON,
+/// XML, bytea, records and arrays of them, and the database's own types.
+pub fn carries_text(type_oid: u32) -> bool {
+    CARRY_TEXT.contains(&type_oid) || type_oid >= FIRST_NORMAL_OID
+}
 
 /// A binary value of a built-in type as its text form, where it is simple to read;
 /// `None` for other types or a value of the wrong length.
@@ -70,6 +194,29 @@ pub fn decode_binary(type_oid: u32, v: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_looked_for_in_all_but_fixed_formats() {
+        for t in [BOOL, INT4, TIMESTAMPTZ, UUID, BYTEA] {
+            assert!(!may_hold_secrets(t), "{t}");
+        }
+        // Any type not listed is read: int8, numeric, the database's own.
+        for t in [TEXT, JSONB, 20, 1700, RECORD, FIRST_NORMAL_OID + 7] {
+            assert!(may_hold_secrets(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn text_types_are_text_in_binary_and_carry_text() {
+        for t in TEXT_IN_BINARY {
+            assert!(carries_text(t), "{t}");
+        }
+        assert!(text_in_binary(JSONB) && text_in_binary(BYTEA) && text_in_binary(UNKNOWN));
+        // Arrays and records frame their text; numbers carry none.
+        assert!(!text_in_binary(TEXT_ARRAY) && !text_in_binary(RECORD) && !text_in_binary(INT4));
+        assert!(carries_text(TEXT_ARRAY) && carries_text(RECORD) && carries_text(FIRST_NORMAL_OID));
+        assert!(!carries_text(INT4) && !carries_text(TIMESTAMP) && !carries_text(FIRST_NORMAL_OID - 1));
+    }
 
     #[test]
     fn binary_values_read_as_text() {

@@ -7,7 +7,7 @@
 //! `dblink`...), and answers `unknown` for anything it does not understand.
 
 use super::builtins::{self, Builtin};
-use super::lexer::{Token, TokenKind, ident_at, string_value};
+use super::lexer::{Token, TokenKind, ident_at, skip_parens, string_value};
 use super::settings;
 use super::split::Statement;
 
@@ -26,24 +26,6 @@ fn word<'a>(t: &[Token<'a>], i: usize) -> Option<&'a str> {
 
 fn is_word(t: &[Token<'_>], i: usize, kw: &str) -> bool {
     t.get(i).is_some_and(|t| t.is(kw))
-}
-
-/// Index just past the parenthesised group opening at `open`, if it closes.
-fn skip_parens(t: &[Token<'_>], open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, tok) in t.iter().enumerate().skip(open) {
-        match tok.kind {
-            TokenKind::LParen => depth += 1,
-            TokenKind::RParen => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }
 
 /// Indexes of the words at parenthesis depth 0.

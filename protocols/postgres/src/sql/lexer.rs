@@ -110,6 +110,24 @@ pub fn ident_at(t: &[Token<'_>], i: usize) -> Option<(String, usize)> {
     Some((truncate_name(name), span))
 }
 
+/// Index just past the parenthesised group opening at `open`, if it closes.
+pub(crate) fn skip_parens(t: &[Token<'_>], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, tok) in t.iter().enumerate().skip(open) {
+        match tok.kind {
+            TokenKind::LParen => depth += 1,
+            TokenKind::RParen => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The body of a quoted construct whose opening quote is already stripped: closing
 /// quote dropped, doubled quotes undoubled.
 fn unquote(body: &str, q: char) -> String {
@@ -454,6 +472,18 @@ mod tests {
 
     fn kinds(sql: &str) -> Vec<(TokenKind, &str)> {
         tokens(sql).into_iter().map(|t| (t.kind, t.text)).collect()
+    }
+
+    #[test]
+    fn groups_are_skipped_to_their_closing_paren() {
+        let t = tokens("f((a, ')'), b) c (");
+        // `f`, `(`, `(`, `a`, `,`, `')'`, `)`, `,`, `b`, `)`, `c`, `(`
+        assert_eq!(skip_parens(&t, 1), Some(10));
+        assert_eq!(skip_parens(&t, 2), Some(7));
+        assert_eq!(skip_parens(&t, 11), None);
+        assert_eq!(skip_parens(&t, 99), None);
+        // Starting at a closing paren is no group.
+        assert_eq!(skip_parens(&t, 6), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!   privilege, admin, transaction, session, unknown), looking inside what hides
 //!   statements (data-modifying CTEs, `EXPLAIN ANALYZE`, `PREPARE ... AS`, SQL text
 //!   passed to `query_to_xml`). Anything not understood is `unknown`, never `read`.
+//! - [`select`]: the simplest `SELECT columns FROM table`, read without the server.
 //! - [`builtins`]: the server's own functions and keywords, as generated data.
 //! - [`settings`]: run-time settings by what changing them can undo, and the client
 //!   encodings no byte-wise lexer can follow.
@@ -14,6 +15,7 @@
 pub mod builtins;
 pub mod classify;
 pub mod lexer;
+pub mod select;
 pub mod settings;
 pub mod split;
 
