@@ -467,7 +467,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let masks = airlock::plugins::postgres::static_masks(&config, &connection, &sql);
             if let Some(statements) = out["statements"].as_array_mut() {
                 for (s, masked) in statements.iter_mut().zip(masks) {
-                    s["masked_columns"] = serde_json::to_value(masked)?;
+                    s["masked_by_column_rules"] = serde_json::to_value(masked)?;
                 }
             }
             println!("{}", serde_json::to_string_pretty(&out)?);

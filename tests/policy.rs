@@ -72,11 +72,11 @@ fn explain_prints_each_statements_decision() {
     );
     let s = v["statements"].as_array().unwrap();
     assert_eq!(
-        s[0]["masked_columns"],
+        s[0]["masked_by_column_rules"],
         serde_json::json!([{"column": "contact", "source": "public.users.email", "rule": "*.users.email", "style": "hash"}])
     );
-    assert_eq!(s[1]["masked_columns"][0]["source"], "app.users.email");
-    assert_eq!(s[2]["masked_columns"], serde_json::Value::Null, "a join needs the catalog");
+    assert_eq!(s[1]["masked_by_column_rules"][0]["source"], "app.users.email");
+    assert_eq!(s[2]["masked_by_column_rules"], serde_json::Value::Null, "a join needs the catalog");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -3,6 +3,39 @@
 //! A plugin turns an [`Incoming`](crate::listener::Incoming) connection into a session:
 //! handshake, authentication through [`crate::identity`], the upstream connection, then
 //! the relay loop. Format knowledge stays in the `protocols/` crates.
+//!
+//! # The shape every plugin takes
+//!
+//! The Postgres plugin is the model; SSH and HTTP follow it file for file, so that a
+//! reader who knows one knows where to look in the others.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | the [`Plugin`](crate::listener::Plugin) impl (serve, refuse when full), the handshake as a phase enum, the session's start and end records |
+//! | `error.rs` | session errors turned into the protocol's own replies, in one place |
+//! | `upstream.rs` | dialling the real target with the connection's stored secrets |
+//! | `relay.rs` | the sockets, one state per direction, the pumps between them |
+//! | `gate.rs` | message → [`Command`](crate::policy::Command)s → [`Policy::decide`](crate::policy::Policy::decide) → [`approvals::hold`](crate::approvals::hold) |
+//! | `mask.rs` | the reply side: what the agent may see of the results |
+//!
+//! Each `protocols/<p>` crate holds what is pure about its format, with no I/O: the
+//! parser (returning `Ok(Some(message))`, `Ok(None)` for "need more bytes", or an
+//! error; every length capped), the classifier producing the shared
+//! [`Classes`](airlock_classes::Classes), and the transcript decoder `airlock replay`
+//! uses for the protocol's sessions.
+//!
+//! What the core gives every plugin, and what no plugin re-implements:
+//! - [`crate::policy`]: rules and the fail-closed default, knowing no protocol;
+//! - [`crate::approvals::hold`]: grants, filing, waiting, cancel and departure, and
+//!   the verdict records; the plugin only turns [`Settled`](crate::approvals::Settled)
+//!   into its bytes (a notice and an error for Postgres, a message on stderr and an
+//!   exit status for SSH, a status code for HTTP);
+//! - [`crate::recording`]: frames in, with typed
+//!   [`SessionStart`](crate::recording::format::SessionStart) and
+//!   [`SessionEnd`](crate::recording::format::SessionEnd) records around them;
+//! - [`crate::masking`] and [`masked`]: value detectors and the streaming masker.
+//!
+//! A file over about 600 lines is a sign that a concern wants its own file.
 
 pub mod masked;
 pub mod postgres;
