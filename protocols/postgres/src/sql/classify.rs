@@ -69,7 +69,7 @@ struct Call {
 /// (`as t(a)`), or a CTE's name (`with x (a) as (`).
 fn calls(t: &[Token<'_>]) -> Vec<Call> {
     let mut out = Vec::new();
-    let is_with = is_word(t, 0, "with");
+    let ctes = cte_names(t);
     let mut i = 0;
     while i < t.len() {
         // Only a name followed by `(` (after `UESCAPE 'c'` for a `U&` name) can be a
@@ -110,23 +110,48 @@ fn calls(t: &[Token<'_>]) -> Vec<Call> {
         let relation = start == 0
             || prev.is_some_and(|p| NOT_A_CALL_AFTER.iter().any(|w| p.is(w)) || p.is("ordinality") || p.text == "::")
             || (prev.is_some_and(|p| p.kind == TokenKind::RParen) && !after_distinct_on(t, start - 1));
-        let cte = is_with
-            && prev.is_some_and(|p| p.is("with") || p.is("recursive") || p.kind == TokenKind::Comma)
-            && skip_parens(t, open).is_some_and(|close| {
-                let mut k = close;
-                if !is_word(t, k, "as") {
-                    return false;
-                }
-                k += 1;
-                while is_word(t, k, "not") || is_word(t, k, "materialized") {
-                    k += 1;
-                }
-                t.get(k).map(|x| x.kind) == Some(TokenKind::LParen)
-            });
+        let cte = ctes.contains(&i);
         if !(keyword || relation || cte) {
             out.push(Call { schema, name, open });
         }
         i = open;
+    }
+    out
+}
+
+/// Where the names of common table expressions start, at any depth: each `name
+/// [(columns)] AS [NOT] [MATERIALIZED] (` of a `WITH [RECURSIVE]` list, the first after
+/// the `WITH`, each next one after the `,` that follows the previous one's body. A
+/// list this does not follow to its end (a `SEARCH` or `CYCLE` clause) leaves the
+/// names after it read as calls, which fails closed.
+fn cte_names(t: &[Token<'_>]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for with in (0..t.len()).filter(|&w| t[w].is("with")) {
+        let mut k = with + 1 + usize::from(is_word(t, with + 1, "recursive"));
+        loop {
+            let Some((_, span)) = ident_at(t, k) else { break };
+            let mut at = k + span;
+            if t.get(at).map(|x| x.kind) == Some(TokenKind::LParen) {
+                let Some(close) = skip_parens(t, at) else { break };
+                at = close;
+            }
+            if !is_word(t, at, "as") {
+                break;
+            }
+            at += 1;
+            while is_word(t, at, "not") || is_word(t, at, "materialized") {
+                at += 1;
+            }
+            if t.get(at).map(|x| x.kind) != Some(TokenKind::LParen) {
+                break;
+            }
+            let Some(close) = skip_parens(t, at) else { break };
+            out.push(k);
+            if t.get(close).map(|x| x.kind) != Some(TokenKind::Comma) {
+                break;
+            }
+            k = close + 1;
+        }
     }
     out
 }
@@ -1019,6 +1044,12 @@ mod tests {
             "select public.lower('x')",
             "select * from t where myschema.f(x)",
             "select \"coalesce\"(1)",
+            // A call in a FROM list after a CTE is a call, column definition list or not.
+            "with q as (select 1) select * from q, del_all(1) as (a text)",
+            "with q as (select 1) select * from q, del_all(1)",
+            "select (with q as (select 1) select 1), del_all(1) as (a int)",
+            // Past a SEARCH clause the CTE list is not followed: what comes after is read as a call.
+            "with recursive r(n) as (select 1) search depth first by n set o, s(x) as (select 1) select 1",
         ] {
             assert!(has(sql, Unknown), "{sql}: {}", classes(sql));
         }
@@ -1026,6 +1057,10 @@ mod tests {
             "insert into t (a, b) values (1, 2)",
             "insert into s.t(a) select 1 on conflict (a) do update set (a) = (select 1)",
             "with x (a) as (select 1), y (b) as materialized (select 2) select * from x, y",
+            // CTEs at any depth (asyncpg's type introspection nests one in a CASE).
+            "select (with b(x) as (select 1) select x from b)",
+            "select * from (with recursive b(x, d) as (select 1, 0), c (y) as not materialized (select 2) select x from b, c) s",
+            "select case when true then (with recursive t(o) as (select 1 union all select o from t) select o from t) end",
             "select cast(x as varchar(10)), x::numeric(10, 2) from t",
             "select exists (select 1), coalesce(a, b), greatest(1, 2), extract(year from now()) from t",
             "select * from a join (b join c on true) on true",
