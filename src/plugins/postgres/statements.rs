@@ -129,10 +129,20 @@ impl Statements {
         self.pending.clear();
     }
 
-    /// What `name` may run: the strictest of its confirmed statement and its
-    /// unanswered Parses. `None` when Airlock knows of none (or no longer trusts
-    /// what it knows).
+    /// What `name` may run now: the strictest of its confirmed statement and its
+    /// unanswered Parses. When its last Parse is in the batch now being sent (no
+    /// Sync since), that Parse alone: a message using the name runs what that Parse
+    /// made, or is skipped with it after an error (the server skips to the Sync), and
+    /// a Parse of the unnamed statement drops the old one before it parses. `None`
+    /// when Airlock knows of none (or no longer trusts what it knows).
     pub fn lookup(&self, name: &str) -> Option<Arc<Decision>> {
+        let parses_of = |r: &Request| matches!(r, Request::Parse { name: n, .. } if n == name);
+        if let Some(last) = self.pending.iter().rposition(parses_of)
+            && !self.pending.iter().skip(last).any(|r| matches!(r, Request::Ready | Request::Query { .. }))
+            && let Some(Request::Parse { decision, .. }) = self.pending.get(last)
+        {
+            return Some(decision.clone());
+        }
         let parsed = self.pending.iter().filter_map(|r| match r {
             Request::Parse { name: n, decision } if n == name => Some(decision),
             _ => None,
@@ -283,6 +293,26 @@ mod tests {
         }
         assert_eq!(s.lookup("s").unwrap().statements[0].text, "delete from v");
         assert_eq!(s.lookup("s").unwrap().statements.len(), 1);
+    }
+
+    #[test]
+    fn a_parse_in_the_batch_being_sent_is_what_its_name_runs() {
+        let mut s = Statements::default();
+        s.parse("", decision("drop table t"));
+        s.ready();
+        for tag in *b"1Z" {
+            s.reply(tag);
+        }
+        // Parse, then Bind in the same batch: the new statement or nothing.
+        s.parse("", decision("select 1"));
+        assert_eq!(allowed(&s, ""), Some(true));
+        assert_eq!(s.lookup("").unwrap().statements.len(), 1);
+        // Across a Sync the Parse may have been skipped: either may run.
+        s.ready();
+        assert_eq!(allowed(&s, ""), Some(false));
+        // A stricter Parse in the batch is the one that counts, too.
+        s.parse("", decision("drop table u"));
+        assert_eq!(s.lookup("").unwrap().statements[0].text, "drop table u");
     }
 
     #[test]
