@@ -411,9 +411,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let dir = source.recordings()?;
             let (summary, frames) = airlock::recording::replay::load(&dir, &session)?;
             let mut out = std::io::stdout().lock();
+            let mut transcript = airlock::plugins::transcript(&summary.protocol, max_rows);
             match format {
-                ReplayFormat::Text => airlock::recording::replay::render_text(&summary, &frames, max_rows, &mut out)?,
-                ReplayFormat::Jsonl => airlock::recording::replay::render_jsonl(&summary, &frames, &mut out)?,
+                ReplayFormat::Text => {
+                    airlock::recording::replay::render_text(&summary, &frames, transcript.as_mut(), &mut out)?
+                }
+                ReplayFormat::Jsonl => {
+                    airlock::recording::replay::render_jsonl(&frames, transcript.as_mut(), &mut out)?
+                }
             }
             Ok(())
         }

@@ -39,3 +39,31 @@
 
 pub mod masked;
 pub mod postgres;
+
+use crate::recording::replay::{Opaque, Transcript};
+
+/// The transcript `airlock replay` reads a session of `protocol` with, showing at most
+/// `max_rows` rows of each result.
+pub fn transcript(protocol: &str, max_rows: usize) -> Box<dyn Transcript> {
+    match protocol {
+        "postgres" => Box::new(airlock_postgres::transcript::Transcript::new(max_rows)),
+        _ => Box::new(Opaque),
+    }
+}
+
+impl Transcript for airlock_postgres::transcript::Transcript {
+    fn text(
+        &mut self,
+        from_agent: bool,
+        bytes: &[u8],
+        ts_us: u64,
+        at: &str,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        self.text(from_agent, bytes, ts_us, at, out)
+    }
+
+    fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<serde_json::Value> {
+        self.json(from_agent, bytes)
+    }
+}

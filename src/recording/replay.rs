@@ -35,9 +35,11 @@ pub fn load(dir: &Path, id: &str) -> anyhow::Result<(SessionSummary, Vec<Frame>)
     Ok((summary, frames))
 }
 
-/// How a protocol's recorded traffic reads: each protocol crate has its transcript.
-trait Traffic {
-    /// Writes the text lines for `bytes` recorded at `ts_us`, from the agent or to it.
+/// How a protocol's recorded traffic reads. Each protocol crate has its transcript;
+/// [`crate::plugins::transcript`] picks it by the session's protocol.
+pub trait Transcript {
+    /// Writes the text lines for `bytes` recorded at `ts_us` (µs since the epoch),
+    /// sent by the agent or to it; `at` labels the time.
     fn text(
         &mut self,
         from_agent: bool,
@@ -50,27 +52,10 @@ trait Traffic {
     fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<Value>;
 }
 
-impl Traffic for airlock_postgres::transcript::Transcript {
-    fn text(
-        &mut self,
-        from_agent: bool,
-        bytes: &[u8],
-        ts_us: u64,
-        at: &str,
-        out: &mut dyn Write,
-    ) -> std::io::Result<()> {
-        airlock_postgres::transcript::Transcript::text(self, from_agent, bytes, ts_us, at, out)
-    }
-
-    fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<Value> {
-        airlock_postgres::transcript::Transcript::json(self, from_agent, bytes)
-    }
-}
-
 /// Traffic of a protocol this Airlock has no transcript for: sizes only.
-struct Opaque;
+pub struct Opaque;
 
-impl Traffic for Opaque {
+impl Transcript for Opaque {
     fn text(&mut self, from_agent: bool, bytes: &[u8], _: u64, at: &str, out: &mut dyn Write) -> std::io::Result<()> {
         let way = if from_agent { "from the agent" } else { "to the agent" };
         writeln!(out, "{at} {} bytes {way}", bytes.len())
@@ -78,14 +63,6 @@ impl Traffic for Opaque {
 
     fn json(&mut self, _: bool, bytes: &[u8]) -> Vec<Value> {
         vec![json!({"type": "bytes", "bytes": bytes.len()})]
-    }
-}
-
-/// The transcript for a session of `protocol`.
-fn traffic(protocol: &str, max_rows: usize) -> Box<dyn Traffic> {
-    match protocol {
-        "postgres" => Box::new(airlock_postgres::transcript::Transcript::new(max_rows)),
-        _ => Box::new(Opaque),
     }
 }
 
@@ -97,7 +74,7 @@ fn time(us: u64) -> String {
 pub fn render_text(
     summary: &SessionSummary,
     frames: &[Frame],
-    max_rows: usize,
+    traffic: &mut dyn Transcript,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     writeln!(
@@ -112,7 +89,6 @@ pub fn render_text(
         summary.duration_ms.map(|d| format!(" · {d} ms")).unwrap_or_else(|| " · still open or cut short".into())
     )?;
     let start = summary.start_us;
-    let mut traffic = traffic(&summary.protocol, max_rows);
     for f in frames {
         let at = format!("[+{:.3}s]", f.ts_us.saturating_sub(start) as f64 / 1e6);
         match f.kind {
@@ -156,8 +132,7 @@ pub fn render_text(
 }
 
 /// Writes one JSON object per frame.
-pub fn render_jsonl(summary: &SessionSummary, frames: &[Frame], out: &mut impl Write) -> std::io::Result<()> {
-    let mut traffic = traffic(&summary.protocol, usize::MAX);
+pub fn render_jsonl(frames: &[Frame], traffic: &mut dyn Transcript, out: &mut impl Write) -> std::io::Result<()> {
     for f in frames {
         let mut v = json!({
             "session": index::session_name(f.session),
