@@ -128,8 +128,7 @@ fn cte_names(t: &[Token<'_>]) -> Vec<usize> {
     let mut out = Vec::new();
     for with in (0..t.len()).filter(|&w| t[w].is("with")) {
         let mut k = with + 1 + usize::from(is_word(t, with + 1, "recursive"));
-        loop {
-            let Some((_, span)) = ident_at(t, k) else { break };
+        while let Some((_, span)) = ident_at(t, k) {
             let mut at = k + span;
             if t.get(at).map(|x| x.kind) == Some(TokenKind::LParen) {
                 let Some(close) = skip_parens(t, at) else { break };
