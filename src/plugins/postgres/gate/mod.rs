@@ -5,7 +5,6 @@
 //! it is enforced at Execute, so every execution of a named statement is checked. SQL
 //! `PREPARE`/`EXECUTE` share the same names. A FunctionCall is `unknown`.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -14,11 +13,15 @@ use airlock_postgres::message::{self, CloseTarget, tag};
 use airlock_postgres::sql;
 
 use super::hidden::SessionCatalog;
-use super::judge::{self, MAX_PREPARED_NAMES, Named, PreparedChange};
+use super::judge::{self, Named};
 use super::mask::{ConnectionMasking, Expect, Taint};
-use super::statements::{Effect, Statements};
+use super::statements::Statements;
 use crate::identity::Identity;
 use crate::policy::{Decision, Policy};
+
+mod portals;
+
+use portals::{Portal, name_of};
 
 /// What the relay does with one frontend message.
 #[derive(Debug)]
@@ -111,20 +114,6 @@ pub struct SessionGate<'a> {
 /// Decisions cached per session, and the longest text cached.
 const MAX_CACHED: usize = 256;
 const MAX_CACHED_TEXT: usize = 4096;
-
-/// A bound portal: its statement's decision, and for result masking the statement
-/// and Bind's result formats.
-#[derive(Debug, Clone)]
-struct Portal {
-    decision: Arc<Decision>,
-    statement: String,
-    formats: Vec<i16>,
-    /// `parses` when it was bound.
-    bound_at: u64,
-    taint: Taint,
-    /// A Describe of it went upstream: its rows are planned by that description.
-    described: bool,
-}
 
 impl<'a> SessionGate<'a> {
     /// A gate for `identity` on `connection`, with its result masking if any.
@@ -237,33 +226,6 @@ impl<'a> SessionGate<'a> {
         Arc::new(decision.merged(&why))
     }
 
-    /// Notes that statement `name` was (maybe) given `text` by a Parse or a PREPARE;
-    /// returns the text's taint.
-    fn parsed(&mut self, name: &str, text: &str) -> Taint {
-        let taint = self.taint(text);
-        self.parses += 1;
-        if self.last_parse.len() >= MAX_PREPARED_NAMES && !self.last_parse.contains_key(name) {
-            self.last_parse.clear();
-            self.forgotten_before = self.parses;
-        }
-        // A named statement's old meaning may survive a failed Parse; the unnamed one
-        // is always replaced.
-        let kept = match self.last_parse.get(name) {
-            Some((_, old)) if !name.is_empty() => taint.max(*old),
-            _ => taint,
-        };
-        self.last_parse.insert(name.to_owned(), (self.parses, kept));
-        taint
-    }
-
-    /// Whether `portal`'s statement still has the description Airlock saw for it.
-    fn fresh(&self, portal: &Portal) -> bool {
-        match self.last_parse.get(&portal.statement) {
-            Some(&(at, _)) => at <= portal.bound_at,
-            None => portal.bound_at >= self.forgotten_before,
-        }
-    }
-
     /// Whether messages with this tag need [`SessionGate::inspect`].
     pub fn wants(tag: u8) -> bool {
         matches!(
@@ -322,73 +284,10 @@ impl<'a> SessionGate<'a> {
                 forward(true)
             }
             tag::BIND => {
-                let (portal, statement) = message::parse_bind(body)?;
-                let statement = name_of(statement);
-                let decision = match self.statements.lookup(statement.as_ref()) {
-                    Some(d) => d,
-                    None => Arc::new(self.opaque(&format!("EXECUTE {statement} (prepared before Airlock saw it)"))),
-                };
-                let (formats, taint) = if self.masking.is_some() {
-                    let taint = match self.last_parse.get(statement.as_ref()) {
-                        Some((_, taint)) => *taint,
-                        // Prepared with SQL PREPARE, or forgotten: read it again.
-                        None => {
-                            let texts: Vec<&str> = decision.statements.iter().map(|s| s.text.as_str()).collect();
-                            self.taint(&texts.join(";\n"))
-                        }
-                    };
-                    (airlock_postgres::describe::bind(body)?.result_formats, taint)
-                } else {
-                    (Vec::new(), Taint::Clean)
-                };
-                let portal_state = Portal {
-                    decision,
-                    statement: statement.into_owned(),
-                    formats,
-                    bound_at: self.parses,
-                    taint,
-                    described: false,
-                };
-                remember(&mut self.portals, name_of(portal), portal_state);
+                self.bind(body)?;
                 forward(false)
             }
-            tag::DESCRIBE => {
-                let (target, name) = message::parse_describe(body)?;
-                if self.masking.is_some() {
-                    let statement = match target {
-                        CloseTarget::Statement => Some(name_of(name).into_owned()),
-                        CloseTarget::Portal => self.portals.get_mut(name_of(name).as_ref()).map(|p| {
-                            p.described = true;
-                            p.statement.clone()
-                        }),
-                    };
-                    let fresh = match target {
-                        CloseTarget::Statement => true,
-                        CloseTarget::Portal => self.portals.get(name_of(name).as_ref()).is_some_and(|p| self.fresh(p)),
-                    };
-                    // A portal's description is kept for its statement when that is
-                    // named (masking does the same).
-                    let keep = |s: &String| fresh && (target == CloseTarget::Statement || !s.is_empty());
-                    if let Some(statement) = statement.filter(keep)
-                        && !self.described.contains(&statement)
-                        && self.described.len() < MAX_PREPARED_NAMES
-                    {
-                        self.described.insert(statement);
-                    }
-                }
-                let expect = self.announce(|| match target {
-                    CloseTarget::Statement => Expect::DescribeStatement(name_of(name).into_owned()),
-                    // A portal Airlock did not see bound may show anything.
-                    CloseTarget::Portal => match self.portals.get(name_of(name).as_ref()) {
-                        Some(p) => Expect::DescribePortal {
-                            statement: self.fresh(p).then(|| p.statement.clone()),
-                            taint: p.taint,
-                        },
-                        None => Expect::DescribePortal { statement: None, taint: Taint::Column },
-                    },
-                });
-                Ok(Step::Forward { statement: false, expect })
-            }
+            tag::DESCRIBE => self.describe(body),
             tag::EXECUTE => {
                 let portal = name_of(message::parse_execute(body)?);
                 let (decision, expect) = match self.portals.get(portal.as_ref()) {
@@ -483,90 +382,6 @@ impl<'a> SessionGate<'a> {
         })
     }
 
-    /// `ROLLBACK TO SAVEPOINT` revives the portals that existed at the savepoint, also
-    /// one a later Bind failed to replace (the server refuses a Bind to a name in use,
-    /// or one with bad parameters, and keeps the old portal): from then on Airlock
-    /// cannot tell which portal a name runs, so it forgets them all (executing one is
-    /// `unknown`).
-    fn forget_portals_on_rollback_to(&mut self, decision: &Decision) {
-        if !decision.classes().contains(sql::Class::Transaction) {
-            return;
-        }
-        let named = |w: &[u8]| s_contains(decision, w);
-        if !named(b"rollback") && !named(b"abort") {
-            return;
-        }
-        let rolls_back_to = decision.statements.iter().any(|s| {
-            let t = sql::lexer::tokens(&s.text);
-            t.first().is_some_and(|w| w.is("rollback") || w.is("abort")) && t.iter().any(|w| w.is("to"))
-        });
-        if rolls_back_to {
-            self.portals.clear();
-        }
-    }
-
-    /// Records a query string that is going upstream, with what each of its statements
-    /// will prepare or deallocate once the server confirms it ran.
-    pub fn ran(&mut self, query: &str) {
-        const WORDS: [&[u8]; 3] = [b"prepare", b"deallocate", b"discard"];
-        let bytes = query.as_bytes();
-        if !WORDS.iter().any(|w| bytes.windows(w.len()).any(|win| win.eq_ignore_ascii_case(w))) {
-            return self.statements.query(Vec::new());
-        }
-        let statements = sql::split(query);
-        // Replies pair with statements by count; when the server's setting could cut
-        // the string differently, no effect is trusted (names stay as they were).
-        if sql::lexer::depends_on_dialect(query)
-            && sql::split_with(query, sql::lexer::Dialect::BACKSLASH_QUOTES).len() != statements.len()
-        {
-            return self.statements.query(Vec::new());
-        }
-        let effects = statements
-            .iter()
-            .map(|s| match judge::prepared_change(&s.tokens)? {
-                PreparedChange::Prepared(name) => {
-                    self.parsed(&name, s.text);
-                    Some(Effect::Prepared(name, self.decide(s.text, false)))
-                }
-                PreparedChange::Deallocated(name) => Some(Effect::Deallocated(name)),
-                PreparedChange::DeallocatedAll => Some(Effect::DeallocatedAll),
-            })
-            .collect();
-        self.statements.query(effects);
-    }
-
-    /// A held Execute or FunctionCall was approved and goes upstream.
-    pub fn released(&mut self, kind: HeldKind) {
-        match kind {
-            HeldKind::Execute => self.statements.execute(),
-            HeldKind::FunctionCall => self.statements.ready(),
-            // `ran` records an approved query with its effects.
-            HeldKind::Query => {}
-        }
-    }
-
-    /// Airlock sent a message of its own upstream (the rows guard's): a Query, Sync or
-    /// Execute, whose replies are then paired with it. Such a Query never prepares or
-    /// deallocates (it is transaction control, or a bulk change).
-    pub fn sent_own(&mut self, tag: u8) {
-        match tag {
-            tag::QUERY => self.statements.query(Vec::new()),
-            tag::SYNC => self.statements.ready(),
-            tag::EXECUTE => self.statements.execute(),
-            _ => {}
-        }
-    }
-
-    /// A held message was refused: Airlock sent a Sync upstream in its place.
-    pub fn refused(&mut self) {
-        self.statements.ready();
-    }
-
-    /// Replies from the server, by tag, in order (see [`Statements`]).
-    pub fn replies(&mut self, tags: &[u8]) {
-        tags.iter().for_each(|t| self.statements.reply(*t));
-    }
-
     /// The decision for a query string. Drivers re-parse the same parameterised text
     /// over and over, so `cacheable` decisions are cached by text, except those that
     /// depend on the session's prepared statements.
@@ -628,11 +443,6 @@ impl sql::Catalog for Stale<'_> {
     }
 }
 
-/// Whether any of a decision's statements holds `word` (ASCII, any case).
-fn s_contains(decision: &Decision, word: &[u8]) -> bool {
-    decision.statements.iter().any(|s| s.text.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word)))
-}
-
 /// Whether a statement may answer with rows: a query, or a write with RETURNING.
 fn may_return_rows(text: &str) -> bool {
     let t = sql::lexer::tokens(text);
@@ -644,23 +454,6 @@ fn may_return_rows(text: &str) -> bool {
 /// The query text, if it may contain a COPY.
 fn copy_text(query: &str) -> Option<Arc<str>> {
     query.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"copy")).then(|| Arc::from(query))
-}
-
-/// A statement or portal name as the server keys it: its first 63 bytes
-/// (NAMEDATALEN - 1), so `a...a` and `a...azzz` past that length are one name.
-fn name_of(bytes: &[u8]) -> Cow<'_, str> {
-    const MAX_NAME: usize = 63;
-    String::from_utf8_lossy(bytes.get(..MAX_NAME).unwrap_or(bytes))
-}
-
-/// Remembers a name's decision. Past the cap new names are forgotten, which fails
-/// closed: executing a forgotten statement is `unknown`.
-fn remember<T>(map: &mut HashMap<String, T>, name: Cow<'_, str>, decision: T) {
-    if let Some(slot) = map.get_mut(name.as_ref()) {
-        *slot = decision;
-    } else if map.len() < MAX_PREPARED_NAMES || name.is_empty() {
-        map.insert(name.into_owned(), decision);
-    }
 }
 
 #[cfg(test)]

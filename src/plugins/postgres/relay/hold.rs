@@ -1,0 +1,87 @@
+//! Holding a statement for approval while the agent waits, the refusal the agent gets
+//! when it is not approved, and the verdict frames in the session's recording.
+
+use airlock_postgres::message::{self, Severity};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::progress::Shared;
+use super::{End, Enforcement, RelayContext};
+use crate::approvals::{self, Holding, Settled};
+use crate::plugins::postgres::error::SessionError;
+use crate::plugins::postgres::gate::Held;
+use crate::recording::RecorderDown;
+use crate::recording::format::VerdictEvent;
+
+/// How this session holds statements, for `approvals::hold`.
+fn holding<'a>(e: &'a Enforcement<'_>, ctx: &'a RelayContext<'_>) -> Holding<'a> {
+    Holding {
+        broker: e.broker,
+        identity: e.identity,
+        connection: e.connection,
+        protocol: "postgres",
+        recorder: ctx.recorder,
+        metrics: ctx.metrics,
+    }
+}
+
+/// Records a policy event in the session (as a verdict frame) and counts it.
+pub(super) async fn record_verdict(ctx: &RelayContext<'_>, event: VerdictEvent) -> Result<(), SessionError> {
+    approvals::record(ctx.recorder, ctx.metrics, event).await.map_err(|RecorderDown| SessionError::RecorderFailed)
+}
+
+/// Settles a held message: `Ok(Ok(None))` to forward it, `Ok(Ok(Some(error)))` to
+/// refuse it with that ErrorResponse, `Ok(Err(end))` when the agent leaves meanwhile.
+pub(super) async fn decide<R: AsyncRead + Unpin>(
+    held: &Held,
+    e: &Enforcement<'_>,
+    shared: &Shared,
+    ctx: &RelayContext<'_>,
+    rd: &mut R,
+    buf: &mut BytesMut,
+) -> Result<Result<Option<Bytes>, End>, SessionError> {
+    let notify = |request: &approvals::Request| {
+        let id = &request.id;
+        shared.notify_agent(message::notice_response(
+            "00000",
+            &format!("Airlock is holding this statement for approval (id {id}): {}", request.asked.reason),
+            Some(&format!(
+                "An approver runs `airlock approve {id}` or `airlock deny {id} --reason ...`; this session waits until {} and then gives up.",
+                request.expires_at
+            )),
+        ));
+    };
+    // The agent may pipeline more messages or leave while it waits; keep reading (up
+    // to a cap) so that a departure withdraws the request.
+    let gone = async {
+        loop {
+            if buf.len() >= ctx.max_message {
+                std::future::pending::<()>().await;
+            }
+            match rd.read_buf(buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    let settled = approvals::hold(&holding(e, ctx), &held.decision, &held.text(), notify, e.cancel, gone)
+        .await
+        .map_err(|RecorderDown| SessionError::RecorderFailed)?;
+    Ok(match settled {
+        Settled::Allowed | Settled::Approved => Ok(None),
+        Settled::Denied(r) | Settled::Expired(r) => Ok(Some(refusal(&r.message, &r.rule))),
+        Settled::Canceled => Ok(Some(message::error_response(
+            Severity::Error,
+            "57014",
+            "canceling statement due to user request (it was waiting for approval)",
+            None,
+        ))),
+        Settled::Withdrawn => Err(End::AgentClosed),
+    })
+}
+
+/// The ErrorResponse for a statement Airlock refuses.
+pub(super) fn refusal(message: &str, rule: &str) -> Bytes {
+    let hint = format!("Airlock policy rule {rule:?}; nothing was run and the session is still usable");
+    message::error_response(Severity::Error, "42501", message, Some(&hint))
+}
