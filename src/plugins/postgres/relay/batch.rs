@@ -67,6 +67,7 @@ impl Batch {
             }
             // Dropping the sender tells the agent pump nothing was counted.
             Reply::Capture(_) => tracing::error!("a request Airlock captures had its ReadyForQuery pass raw"),
+            Reply::Unsaid => tracing::error!("Airlock's own Sync had its ReadyForQuery pass raw"),
             Reply::Upstream => {}
         }
     }

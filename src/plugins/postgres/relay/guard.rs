@@ -43,7 +43,7 @@ pub(super) enum Counted {
 }
 
 /// One of Airlock's own messages to the upstream (the rows guard's).
-struct Own {
+pub(super) struct Own {
     message: Bytes,
     /// The agent's own message, sent by the guard: recorded as the agent's. Airlock's
     /// transaction control is not (the session's verdict frames say what it did).
@@ -66,7 +66,7 @@ impl Own {
     }
 
     /// A Sync of Airlock's.
-    fn sync(reply: Reply) -> Own {
+    pub(super) fn sync(reply: Reply) -> Own {
         Own { message: message::sync(), agents: false, reply: Some(reply), expect: Some(Expect::Sync) }
     }
 }
@@ -85,7 +85,11 @@ pub(super) struct OwnRequests<'a, 'c, 'm, 'g, W> {
 impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, '_, W> {
     /// Sends `messages`, with `execute` (an Execute among them whose answer the guard
     /// reads). Returns false if the session is closing: nothing more may go upstream.
-    async fn send(&mut self, messages: Vec<Own>, execute: Option<ExecuteCapture>) -> Result<bool, SessionError> {
+    pub(super) async fn send(
+        &mut self,
+        messages: Vec<Own>,
+        execute: Option<ExecuteCapture>,
+    ) -> Result<bool, SessionError> {
         let mut out = Batch::default();
         let mut agents = BytesMut::new();
         {

@@ -57,7 +57,7 @@ mod progress;
 mod to_agent;
 
 use batch::{Batch, ReadSizing};
-use guard::{Counted, OwnRequests, failing_parse, guarded, guarded_execute};
+use guard::{Counted, Own, OwnRequests, failing_parse, guarded, guarded_execute};
 use hold::{decide, refusal};
 use progress::{Ask, Progress, Reply, Shared};
 use to_agent::upstream_to_agent;
@@ -220,6 +220,20 @@ where
                 }
                 Chunk::Frame(frame) => frame,
             };
+            if std::mem::take(&mut counts.sync_first) {
+                // What the agent sent before goes first, then Airlock's Sync ending it.
+                if !counts.commit(shared, None) {
+                    return Ok(End::Drained);
+                }
+                send_upstream(&mut out, wr, ctx, sent_total, recorded.as_mut()).await?;
+                if let Some(gate) = gate.as_mut() {
+                    let mut up =
+                        OwnRequests { wr: &mut *wr, shared, ctx, sent_total, recorded: recorded.as_mut(), gate };
+                    if !up.send(vec![Own::sync(Reply::Unsaid)], None).await? {
+                        return Ok(End::Drained);
+                    }
+                }
+            }
             let step = if skipping && !matches!(frame.tag(), tag::SYNC | tag::TERMINATE) {
                 continue;
             } else if let Some(held) = held_in_place.take() {
@@ -256,8 +270,8 @@ where
                             HeldKind::Query => guarded(frame.raw(), &held, max_rows, &mut up, rd, &mut buf).await?,
                             // After COPY data the server may have ignored a Sync, so
                             // counting answers cannot find this Execute's: held first.
-                            HeldKind::Execute if counts.copied => Ok(Counted::Hold(
-                                "after COPY data in this session Airlock cannot count a bulk Execute's rows".into(),
+                            HeldKind::Execute if counts.misaligned => Ok(Counted::Hold(
+                                "after COPY data whose Syncs the server may have ignored, Airlock cannot count a bulk Execute's rows until a Sync after the COPY".into(),
                             )),
                             HeldKind::Execute => {
                                 // The messages before it since the agent's last Sync.
@@ -388,12 +402,49 @@ struct Counts {
     /// FunctionCall), each answered before a later one: where the answer to the next
     /// one begins.
     since_sync: usize,
-    /// The agent has sent COPY data in this session: the server may have ignored a
-    /// Sync of its, so counting answers no longer tells them apart.
-    copied: bool,
+    /// A Bind or Execute was forwarded since the last Sync: a Sync of Airlock's would
+    /// end the transaction and portals they began.
+    unsynced_portals: bool,
+    /// Airlock sends a Sync of its own before the message asked for whole now (a
+    /// Query after Parse, Describe or Close messages without their Sync).
+    sync_first: bool,
+    /// A Sync was forwarded since the last Execute or Query, the messages that may
+    /// start copying in (during which the server ignores Syncs).
+    synced_since_start: bool,
+    /// The last of those was an Execute: it runs one statement, so once its COPY data
+    /// ends no other COPY follows it.
+    started_by_execute: bool,
+    /// COPY data ended (CopyDone or CopyFail) after that Execute.
+    copy_ended: bool,
+    /// COPY data came after a Sync that may then have been ignored, and no Sync known
+    /// to be answered has followed: counting answers no longer tells them apart.
+    misaligned: bool,
 }
 
 impl Counts {
+    /// Follows what may have made the server ignore a Sync: COPY data after a Sync
+    /// that came after an Execute or Query (which may have started copying in). A Sync
+    /// after an Execute's COPY data ended is answered whatever happened (the COPY
+    /// ended, never began, or failed), so it realigns the count.
+    fn follow_copies(&mut self, tag: u8) {
+        match tag {
+            tag::EXECUTE | tag::QUERY => {
+                self.synced_since_start = false;
+                self.started_by_execute = tag == tag::EXECUTE;
+                self.copy_ended = false;
+            }
+            tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {
+                self.misaligned |= self.synced_since_start;
+                self.copy_ended |= tag != tag::COPY_DATA && self.started_by_execute;
+            }
+            tag::SYNC => {
+                self.misaligned &= !self.copy_ended;
+                self.synced_since_start = true;
+            }
+            _ => {}
+        }
+    }
+
     /// The statement seam, called once per frontend message header. Statements stay
     /// within limits.max_message_size even while they pass raw: asking for an
     /// oversized one whole makes the scanner refuse it. While `skipping`, everything
@@ -418,19 +469,35 @@ impl Counts {
             return Disposition::Whole;
         }
         // The server ignores a Query or FunctionCall that comes while it skips to a
-        // Sync after an error in the extended protocol, which no answer would tell:
-        // Airlock asks for the Sync first.
+        // Sync after an error in the extended protocol, which no answer would tell.
+        // After statements only (asyncpg prepares with Parse, Describe and Flush, then
+        // may send a Query), Airlock sends the Sync itself: it ends nothing the agent
+        // began. After a Bind or Execute it would end their transaction and portals
+        // early, so the agent is asked for its Sync first.
         if gate.is_some() && self.since_sync > 0 && matches!(h.tag, tag::QUERY | tag::FUNCTION_CALL) {
-            let kind = if h.tag == tag::QUERY { HeldKind::Query } else { HeldKind::FunctionCall };
-            let reason = "a Query or FunctionCall must not follow extended-protocol messages before their Sync";
-            *held = Some(Held::refused("(protocol)", reason, kind));
-            return Disposition::Whole;
+            if self.unsynced_portals {
+                let kind = if h.tag == tag::QUERY { HeldKind::Query } else { HeldKind::FunctionCall };
+                let reason = "a Query or FunctionCall must not follow a Bind or Execute before their Sync";
+                *held = Some(Held::refused("(protocol)", reason, kind));
+                return Disposition::Whole;
+            }
+            self.sync_first = true;
         }
         match h.tag {
-            tag::PARSE | tag::BIND | tag::DESCRIBE | tag::CLOSE | tag::EXECUTE => self.since_sync += 1,
-            tag::SYNC | tag::QUERY | tag::FUNCTION_CALL => self.since_sync = 0,
-            tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => self.copied = true,
+            tag::PARSE | tag::DESCRIBE | tag::CLOSE => self.since_sync += 1,
+            tag::BIND | tag::EXECUTE => {
+                self.since_sync += 1;
+                self.unsynced_portals = true;
+            }
+            tag::SYNC | tag::QUERY | tag::FUNCTION_CALL => {
+                self.since_sync = 0;
+                self.unsynced_portals = false;
+            }
             _ => {}
+        }
+        self.follow_copies(h.tag);
+        if self.sync_first {
+            return Disposition::Whole;
         }
         if matches!(h.tag, tag::QUERY | tag::PARSE) && h.len > max_message {
             return Disposition::Whole;

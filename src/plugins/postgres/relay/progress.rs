@@ -67,6 +67,10 @@ pub(super) enum Reply {
     /// statement's answer (these bytes), or this request's own answer if it failed,
     /// then this request's ReadyForQuery.
     Instead(Bytes),
+    /// Airlock's own Sync ahead of an agent's Query that followed Parse, Describe or
+    /// Close messages without their Sync: the answers before it are the agent's (they
+    /// pass as they come); its ReadyForQuery is Airlock's and goes nowhere.
+    Unsaid,
 }
 
 impl Reply {

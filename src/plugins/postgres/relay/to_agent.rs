@@ -175,6 +175,7 @@ where
                         out.push(if own.failed { own.bytes.freeze() } else { answer });
                         out.push(frame.into_raw());
                     }
+                    Reply::Unsaid => {}
                 }
             }
             // Past a whole message the next may belong to another answer.
