@@ -129,6 +129,24 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
         ]
     );
 
+    // A row longer than one read is masked like any other, in results and COPY alike.
+    let wide = "password_hash, email, repeat('x', 100000) FROM mask_people WHERE id = 1";
+    assert_eq!(query(&airlock, &format!("SELECT {wide}")), "[MASKED]|[MASKED:email]|[MASKED]\n");
+    assert_eq!(query(&airlock, &format!("COPY (SELECT {wide}) TO STDOUT")), "[MASKED]\t[MASKED:email]\t[MASKED]\n");
+    assert_eq!(
+        binary(&["agents"], "app-db", &format!("COPY (SELECT {wide}) TO STDOUT (FORMAT binary)")),
+        vec![vec![None, text("[MASKED:email]"), None]]
+    );
+    let out = airlock.psql(
+        &token("reader", &["ops"]),
+        "ops-db",
+        &["-c", "COPY (SELECT id, repeat('y', 300000), card FROM mask_people ORDER BY id) TO STDOUT (FORMAT binary)"],
+        None,
+    );
+    let tuples = binary_copy_tuples(&out.stdout);
+    assert_eq!(tuples.iter().map(|t| t[2].clone()).collect::<Vec<_>>(), vec![text("[MASKED:credit_card]"), None]);
+    assert!(tuples.iter().all(|t| t[1].as_ref().is_some_and(|v| v.len() == 300_000)), "wide values pass whole");
+
     // A secret in a statement reaches the database, not the recording.
     assert_eq!(query(&airlock, "SELECT count(*) FROM mask_people WHERE email = 'alice@example.com'"), "1\n");
 

@@ -45,6 +45,10 @@ where
     let mut answers = Answers::default();
     let mut execute: Option<ExecuteCapture> = None;
     let mut capturing_execute: Option<oneshot::Sender<Captured>> = None;
+    // Both describe the message being read, which may span reads: whether it is part
+    // of an answer Airlock captures, and whether masking asked for it whole.
+    let mut capturing = false;
+    let mut masking_whole = false;
     let abort = ctx.shutdown.abort.fired();
     let drain = ctx.shutdown.drain.fired();
     tokio::pin!(abort, drain);
@@ -61,13 +65,10 @@ where
         // The answer to one of Airlock's own requests is kept from the agent. While
         // Airlock owes the agent something or reads an answer itself (both rare),
         // every message that fits is looked at whole, so each is routed on its own.
-        let mut capturing = false;
-        if watch && scanner.at_boundary() {
-            capturing = route_captures(shared, &mut execute, &answers, &mut capturing_execute)?;
+        if scanner.at_boundary() {
+            capturing = watch && route_captures(shared, &mut execute, &answers, &mut capturing_execute)?;
         }
         let mut close_now = false;
-        // Whether masking asked for the message handed over next whole.
-        let mut masking_whole = false;
         loop {
             let chunk = scanner.next(&mut buf, &mut |h: Header<'_>| {
                 // The result seam: masking follows every result message and asks for
