@@ -226,10 +226,19 @@ fn s_contains(decision: &Decision, word: &[u8]) -> bool {
 }
 
 /// A statement or portal name as the server keys it: its first 63 bytes
-/// (NAMEDATALEN - 1), so `a...a` and `a...azzz` past that length are one name.
+/// (NAMEDATALEN - 1), so `a...a` and `a...azzz` past that length are one name. The
+/// cut may split a character, and the server compares bytes: names that are not
+/// UTF-8 are kept as a NUL (which no name holds) and their bytes in hex, so two names
+/// are one key only if the server takes them for one.
 pub(super) fn name_of(bytes: &[u8]) -> Cow<'_, str> {
     const MAX_NAME: usize = 63;
-    String::from_utf8_lossy(bytes.get(..MAX_NAME).unwrap_or(bytes))
+    let bytes = bytes.get(..MAX_NAME).unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(name) => Cow::Borrowed(name),
+        Err(_) => {
+            Cow::Owned(std::iter::once('\0'.to_string()).chain(bytes.iter().map(|b| format!("{b:02x}"))).collect())
+        }
+    }
 }
 
 /// Remembers a name's decision. Past the cap new names are forgotten, which fails
