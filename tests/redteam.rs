@@ -1970,6 +1970,24 @@ fn found_by_attacking(users_oid: &str) -> Vec<Attack> {
     // The masking attacks come first, while the schema holds only the masked tables (every
     // attack below leaves a 5000-row victim table behind, which schema_to_xml would dump).
     vec![
+        // Found by the fifth attack round: a row longer than one read, and a COPY the
+        // extended protocol carries (whose refusal once let the next result through).
+        m("a row wider than one read", "select password_hash, repeat('x', 100000) from rt_users"),
+        m("a COPY line wider than one read", "copy (select password_hash, repeat('x', 100000) from rt_users) to stdout"),
+        attack("an extended COPY, then a described select in the same pipeline")
+            .bare()
+            .send(vec![
+                pa("sc", "copy rt_users to stdout"),
+                pa("sa", "select id, password_hash from rt_users"),
+                M::Raw(b'D', b"Ssa\0".to_vec()),
+                sy(),
+                bi("pc", "sc"),
+                ex("pc"),
+                bi("pa", "sa"),
+                ex("pa"),
+                sy(),
+            ])
+            .check(Check::Secret(HASH_SECRET.into())),
         m("reverse(x) from rt_users as u(a,b,x) (column alias list)", "select reverse(x) from rt_users as u(a, b, x)"),
         m("reverse(x) from a view over rt_users with an alias list", "select reverse(x) from rt_users_v as v(a, b, x)"),
         m(
@@ -2057,6 +2075,24 @@ fn found_by_attacking(users_oid: &str) -> Vec<Attack> {
             "lowrite(lo_open(oid, INV_WRITE))",
             "select lowrite(lo_open(oid, 131072), convert_to('XXXX', 'UTF8')) from pg_largeobject_metadata",
         ),
+        // Found by the fifth attack round: names cut at 63 bytes inside a character.
+        attack("statement names cut inside a character").send(vec![
+            pa(&format!("{}é", "a".repeat(62)), "drop table {t}"),
+            pa(&format!("{}ę", "a".repeat(62)), "select 1"),
+            sy(),
+            bi("", &format!("{}é", "a".repeat(62))),
+            ex(""),
+            sy(),
+        ]),
+        attack("portal names cut inside a character").send(vec![
+            pa("d", "drop table {t}"),
+            pa("s", "select 1"),
+            M::Raw(b'D', b"Ss\0".to_vec()),
+            bi(&format!("{}é", "p".repeat(62)), "d"),
+            bi(&format!("{}ę", "p".repeat(62)), "s"),
+            ex(&format!("{}é", "p".repeat(62))),
+            sy(),
+        ]),
     ]
 }
 

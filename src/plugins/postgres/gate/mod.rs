@@ -325,6 +325,25 @@ impl<'a> SessionGate<'a> {
                         HeldKind::Execute,
                     )));
                 }
+                // A COPY's rows are masked by its query text (with column rules, by a
+                // description of its query too), which only a Simple Query carries, and
+                // a refusal in place of its CopyOutResponse would not stop the server
+                // running the rest of the pipeline: one that needs them is refused here,
+                // before it runs.
+                let column_rules = self.masking.is_some_and(|m| m.has_column_rules());
+                let unmaskable_copy = self.masking.is_some()
+                    && self.portals.get(portal.as_ref()).is_some_and(|p| {
+                        p.decision.statements.iter().any(|s| copy_needs_a_query(&s.text, column_rules))
+                    });
+                if unmaskable_copy {
+                    let reason = "Airlock masks COPY TO STDOUT here only when sent as a simple query (or, with no \
+                                  column rules, in text or CSV format): send it with the simple query protocol";
+                    return Ok(Step::Decide(Held::refused(
+                        &format!("execute portal {portal:?}"),
+                        reason,
+                        HeldKind::Execute,
+                    )));
+                }
                 self.forget_portals_on_rollback_to(&decision);
                 if decision.allowed() && decision.row_limit(self.max_rows).is_none() {
                     self.statements.execute();
@@ -449,6 +468,17 @@ fn may_return_rows(text: &str) -> bool {
     let first = t.first().map(|w| w.text.to_ascii_lowercase()).unwrap_or_default();
     matches!(first.as_str(), "select" | "values" | "table" | "with" | "show" | "fetch" | "explain" | "call" | "(")
         || t.iter().any(|w| w.is("returning"))
+}
+
+/// Whether `text` is a COPY TO STDOUT whose rows can be masked only from a Simple
+/// Query: any with column rules on, else one in binary or a layout Airlock does not
+/// read (or cannot parse).
+fn copy_needs_a_query(text: &str, column_rules: bool) -> bool {
+    let t = sql::lexer::tokens(text);
+    let to_stdout = t.first().is_some_and(|w| w.is("copy")) && t.windows(2).any(|w| w[0].is("to") && w[1].is("stdout"));
+    to_stdout
+        && (column_rules
+            || airlock_postgres::copy::copy_source(text).is_none_or(|source| source.binary || source.custom_format))
 }
 
 /// The query text, if it may contain a COPY.
