@@ -53,46 +53,130 @@ pub fn copy_source(query: &str) -> Option<CopySource> {
     if !(rest.first()?.is("to") && rest.get(1)?.is("stdout")) {
         return None;
     }
-    // Options as the server reads them: names quoted or not, values as words or
-    // strings. Anything but the default text or CSV layout is a custom format; a
-    // layout option set to its default (psycopg2 sends `DELIMITER AS '\t' NULL AS
-    // '\N'`) is no change.
-    let opts = &rest[2..];
-    let words: Vec<(String, bool)> = (0..opts.len())
-        .filter_map(|i| match opts[i].kind {
-            TokenKind::Word | TokenKind::QuotedIdent => ident_at(opts, i).map(|(name, _)| (name, false)),
-            TokenKind::String | TokenKind::DollarString => copy_option_value(&opts[i]).map(|v| (v, true)),
-            _ => None,
-        })
-        .collect();
-    let has = |w: &str| words.iter().any(|(x, string)| !string && x == w || *string && x.eq_ignore_ascii_case(w));
-    let csv = has("csv");
-    let default = |option: &str| match (option, csv) {
-        ("delimiter", false) => Some("\t"),
-        ("delimiter", true) => Some(","),
-        ("null", false) => Some("\\N"),
-        ("null", true) => Some(""),
-        ("quote" | "escape", true) => Some("\""),
-        _ => None,
-    };
-    const PLAIN: [&str; 12] =
-        ["with", "as", "format", "text", "csv", "binary", "header", "true", "false", "on", "off", "match"];
-    let mut custom_format = false;
-    let mut i = 0;
-    while i < words.len() {
-        let (word, string) = &words[i];
-        match default(word).filter(|_| !string) {
-            // The option's value is the next string (after an optional AS).
-            Some(expected) => {
-                let value = words[i + 1..].iter().find(|(w, s)| *s || w != "as");
-                custom_format |= !matches!(value, Some((v, true)) if v == expected);
-                i += 1 + words[i + 1..].iter().position(|(_, s)| *s).unwrap_or(0);
-            }
-            None => custom_format |= !PLAIN.contains(&word.to_ascii_lowercase().as_str()),
-        }
-        i += 1;
+    let options = read_options(&rest[2..]);
+    let default = Options::default();
+    let options = options.unwrap_or(Options { custom: true, ..default });
+    Some(CopySource {
+        select,
+        csv: options.format == Format::Csv,
+        header: options.header,
+        binary: options.format == Format::Binary,
+        custom_format: options.custom,
+    })
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Format {
+    #[default]
+    Text,
+    Csv,
+    Binary,
+}
+
+/// The options of a COPY TO, as far as masking cares.
+#[derive(Debug, Clone, Copy, Default)]
+struct Options {
+    format: Format,
+    header: bool,
+    /// A layout option set to something else than its default, or one Airlock does
+    /// not read (an encoding, FORCE QUOTE...).
+    custom: bool,
+}
+
+/// Reads the options after `TO STDOUT` as the grammar does, in either spelling:
+/// `[WITH] (name [value], ...)` or the older `[WITH] BINARY | CSV | HEADER |
+/// DELIMITER [AS] 'x' | NULL [AS] 'x' | QUOTE [AS] 'x' | ESCAPE [AS] 'x' ...`. `None`
+/// for anything not understood (a value spelled in a way Airlock does not read, a
+/// token out of place), which the caller treats as a custom layout (fail closed).
+fn read_options(t: &[Token<'_>]) -> Option<Options> {
+    let mut t = t;
+    if t.first().is_some_and(|w| w.is("with")) {
+        t = &t[1..];
     }
-    Some(CopySource { select, csv, header: has("header"), binary: has("binary"), custom_format })
+    // (name, value) pairs in order.
+    let mut pairs: Vec<(String, Option<&Token<'_>>)> = Vec::new();
+    if t.first().is_some_and(|w| w.kind == TokenKind::LParen) {
+        let close = skip_parens(t, 0)?;
+        if close != t.len() {
+            return None;
+        }
+        for option in t[1..close - 1].split(|w| w.kind == TokenKind::Comma) {
+            let (name, span) = ident_at(option, 0)?;
+            match &option[span..] {
+                [] => pairs.push((name, None)),
+                [value] => pairs.push((name, Some(value))),
+                _ => return None,
+            }
+        }
+    } else {
+        let mut i = 0;
+        while i < t.len() {
+            let word = t[i].kind == TokenKind::Word;
+            let name = t[i].text.to_ascii_lowercase();
+            match name.as_str() {
+                "binary" | "csv" | "header" if word => {
+                    pairs.push(if name == "header" { (name, None) } else { ("format".into(), Some(&t[i])) });
+                    i += 1;
+                }
+                "delimiter" | "null" | "quote" | "escape" if word => {
+                    i += 1 + usize::from(t.get(i + 1).is_some_and(|w| w.is("as")));
+                    pairs.push((name, Some(t.get(i)?)));
+                    i += 1;
+                }
+                _ => return None,
+            }
+        }
+    }
+    let mut options = Options::default();
+    let mut layout: Vec<(String, String)> = Vec::new();
+    for (name, value) in pairs {
+        match (name.as_str(), value) {
+            ("format", Some(v)) => {
+                options.format = match option_word(v)?.as_str() {
+                    "text" => Format::Text,
+                    "csv" => Format::Csv,
+                    "binary" => Format::Binary,
+                    _ => return None,
+                }
+            }
+            ("header", None) => options.header = true,
+            ("header", Some(v)) => {
+                options.header = match option_word(v)?.to_ascii_lowercase().as_str() {
+                    "true" | "on" | "1" => true,
+                    "false" | "off" | "0" => false,
+                    _ => return None,
+                }
+            }
+            ("delimiter" | "null" | "quote" | "escape", Some(v)) if v.kind == TokenKind::String => {
+                layout.push((name, copy_option_value(v)?));
+            }
+            _ => options.custom = true,
+        }
+    }
+    let csv = options.format == Format::Csv;
+    for (name, value) in layout {
+        let default = match (name.as_str(), csv) {
+            ("delimiter", false) => "\t",
+            ("delimiter", true) => ",",
+            ("null", false) => "\\N",
+            ("null", true) => "",
+            ("quote" | "escape", true) => "\"",
+            _ => return None,
+        };
+        options.custom |= value != default;
+    }
+    Some(options)
+}
+
+/// A word or string an option takes as its value: a word as the server folds it, a
+/// quoted name or a plain string as written. `None` for what Airlock does not read.
+fn option_word(tok: &Token<'_>) -> Option<String> {
+    match tok.kind {
+        TokenKind::Word | TokenKind::QuotedIdent => ident_at(std::slice::from_ref(tok), 0).map(|(name, _)| name),
+        TokenKind::String => copy_option_value(tok),
+        TokenKind::Number => Some(tok.text.to_owned()),
+        _ => None,
+    }
 }
 
 /// A COPY option's string as the server reads it with `standard_conforming_strings`
@@ -177,6 +261,17 @@ mod tests {
         assert_eq!(src("COPY t TO stdout (FORMAT csv, DELIMITER ',', NULL '', QUOTE '\"')").map(|s| s.3), Some(false));
         assert_eq!(src("COPY t TO stdout WITH DELIMITER AS '|'").map(|s| s.3), Some(true));
         assert_eq!(src("COPY t TO stdout WITH NULL AS 'x'").map(|s| s.3), Some(true));
+        // Spellings Airlock does not read are custom; a header turned off is none.
+        assert_eq!(src("COPY t TO STDOUT (FORMAT $$csv$$)").map(|s| s.3), Some(true));
+        assert_eq!(src("COPY t TO STDOUT (FORMAT U&'csv')").map(|s| s.3), Some(true));
+        assert_eq!(src("COPY t TO STDOUT (FORMAT csv, HEADER false)").map(|s| (s.1, s.2, s.3)), Some((true, false, false)));
+        assert_eq!(src("COPY t TO STDOUT (FORMAT csv, HEADER off)").map(|s| s.2), Some(false));
+        assert_eq!(src("COPY t TO STDOUT (FORMAT csv, HEADER 'true')").map(|s| s.2), Some(true));
+        assert_eq!(src("COPY t TO STDOUT (FORMAT csv, HEADER match)").map(|s| s.3), Some(true));
+        assert_eq!(src("COPY t TO STDOUT (FORMAT 'CSV')").map(|s| s.3), Some(true), "the server reads 'CSV' as no format");
+        assert_eq!(src("COPY t TO STDOUT (NULL 'csv')").map(|s| (s.1, s.3)), Some((false, true)));
+        assert_eq!(src("COPY t TO STDOUT WITH CSV DELIMITER AS $$,$$").map(|s| s.3), Some(true));
+        assert_eq!(src("COPY t TO STDOUT (FORMAT csv) extra").map(|s| s.3), Some(true));
         assert_eq!(src("COPY t FROM STDIN"), None);
         assert_eq!(src("COPY t TO STDOUT; COPY u TO STDOUT"), None);
     }
