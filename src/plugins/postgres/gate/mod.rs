@@ -50,6 +50,9 @@ pub struct Held {
     /// An allowed `bulk` statement: it runs under the rows-affected guard, which holds
     /// it if it changes more than this many rows.
     pub max_rows: Option<u64>,
+    /// The query a COPY TO STDOUT reads, which Airlock describes in the agent's
+    /// session right before the COPY runs: its lines are masked by those columns.
+    pub describe: Option<String>,
 }
 
 /// The kind of a held message, which decides how a refusal is answered.
@@ -66,7 +69,7 @@ pub enum HeldKind {
 impl Held {
     /// A message refused outright, for `reason`.
     pub fn refused(what: &str, reason: &str, kind: HeldKind) -> Held {
-        Held { decision: Arc::new(Decision::refused(what, reason)), kind, expect: None, max_rows: None }
+        Held { decision: Arc::new(Decision::refused(what, reason)), kind, expect: None, max_rows: None, describe: None }
     }
 
     /// The held statements' text, for approvers.
@@ -160,7 +163,7 @@ impl<'a> SessionGate<'a> {
             _ => decision,
         };
         let max_rows = max_rows.filter(|_| decision.allowed());
-        Held { decision, kind, expect, max_rows }
+        Held { decision, kind, expect, max_rows, describe: None }
     }
 
     /// What this session's catalog says: statements naming one of `runs_code` are
@@ -255,18 +258,22 @@ impl<'a> SessionGate<'a> {
                 let mut decision = self.hidden_code(&text, decision);
                 self.schema_may_change(&decision);
                 let mut expect = None;
-                if self.masking.is_some() {
+                let mut describe = None;
+                if let Some(masking) = self.masking {
                     let taint = self.taint(&text);
                     decision = self.launders(&text, taint, decision);
-                    // A COPY's rows carry no column descriptions: keep the text to find out.
-                    expect = Some(Expect::Query { copy: copy_text(&text), taint });
+                    // A COPY's rows carry no column descriptions: keep the text to find
+                    // out, and have its query described where it runs.
+                    let copy = copy_text(&text);
+                    describe = copy.as_deref().and_then(|text| copy_to_describe(text, masking.has_column_rules()));
+                    expect = Some(Expect::Query { copy, described: None, taint });
                 }
                 self.forget_portals_on_rollback_to(&decision);
-                if decision.allowed() && decision.row_limit(self.max_rows).is_none() {
+                if decision.allowed() && decision.row_limit(self.max_rows).is_none() && describe.is_none() {
                     self.ran(&text);
                     return Ok(Step::Forward { statement: true, expect });
                 }
-                Ok(Step::Decide(self.held(decision, HeldKind::Query, expect)))
+                Ok(Step::Decide(Held { describe, ..self.held(decision, HeldKind::Query, expect) }))
             }
             tag::PARSE => {
                 let (name, text) = message::parse_parse(body)?;
@@ -376,7 +383,7 @@ impl<'a> SessionGate<'a> {
             tag::FUNCTION_CALL => {
                 let decision = self.opaque("fast-path function call");
                 // Its answer ends at ReadyForQuery, like a Simple Query's.
-                let expect = self.announce(|| Expect::Query { copy: None, taint: Taint::Clean });
+                let expect = self.announce(|| Expect::Query { copy: None, described: None, taint: Taint::Clean });
                 if decision.allowed() {
                     self.statements.ready();
                     return Ok(Step::Forward { statement: false, expect });
@@ -479,6 +486,16 @@ fn copy_needs_a_query(text: &str, column_rules: bool) -> bool {
     to_stdout
         && (column_rules
             || airlock_postgres::copy::copy_source(text).is_none_or(|source| source.binary || source.custom_format))
+}
+
+/// For a query string that is one COPY TO STDOUT whose rows are masked column by
+/// column (with column rules on, or in binary), the query it reads: Airlock
+/// describes it in the agent's session. `None` otherwise (a COPY among other
+/// statements is then refused when its rows arrive).
+fn copy_to_describe(text: &str, column_rules: bool) -> Option<String> {
+    let source = airlock_postgres::copy::copy_source(text)?;
+    let alone = sql::split(text).len() == 1;
+    (alone && (column_rules || source.binary)).then_some(source.select)
 }
 
 /// The query text, if it may contain a COPY.

@@ -201,6 +201,11 @@ impl SessionGate<'_> {
     /// deallocates (it is transaction control, or a bulk change).
     pub fn sent_own(&mut self, tag: u8) {
         match tag {
+            // Airlock's own describe: the unnamed statement runs nothing of the agent's.
+            tag::PARSE => self.statements.parse(
+                "",
+                Arc::new(Decision::refused("(Airlock's own statement)", "the unnamed statement is Airlock's")),
+            ),
             tag::QUERY => self.statements.query(Vec::new()),
             tag::SYNC => self.statements.ready(),
             tag::EXECUTE => self.statements.execute(),

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use airlock_postgres::describe::{self, Column};
 use airlock_postgres::message::{self, tag};
 use airlock_postgres::node_tree;
-use bytes::BytesMut;
 
 use super::ConnectionMasking;
 use crate::plugins::postgres::upstream::{Upstream, UpstreamTarget};
@@ -176,24 +175,6 @@ impl Catalog {
             })
             .await?;
         Ok(out)
-    }
-
-    /// The columns a query would return, described (not run) on the upstream.
-    pub(super) async fn describe(&self, sql: &str) -> anyhow::Result<Vec<Column>> {
-        let mut request = BytesMut::new();
-        for part in [message::parse(sql), message::describe_unnamed_statement(), message::sync()] {
-            request.extend_from_slice(&part);
-        }
-        let mut columns = Vec::new();
-        self.target
-            .exchange(request.freeze(), |tag, body| {
-                if tag == tag::ROW_DESCRIPTION {
-                    columns = describe::row_description(body)?;
-                }
-                Ok(())
-            })
-            .await?;
-        Ok(columns)
     }
 }
 

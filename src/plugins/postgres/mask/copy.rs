@@ -6,6 +6,7 @@ use std::sync::Arc;
 use airlock_postgres::ProtocolError;
 use airlock_postgres::copy::{copy_fields, copy_source};
 use airlock_postgres::cursor::Cursor;
+use airlock_postgres::describe::Column;
 use airlock_postgres::message::{self, Severity, tag};
 use bytes::{Bytes, BytesMut};
 
@@ -35,7 +36,7 @@ impl CopyOut {
     pub(super) async fn begin(
         conn: &ConnectionMasking,
         raw: Bytes,
-        query: Option<(Arc<str>, Taint)>,
+        query: Option<(Arc<str>, Option<Arc<Vec<Column>>>, Taint)>,
     ) -> (Option<CopyOut>, Bytes) {
         let binary = raw.get(5) == Some(&1);
         let refuse = |why: &str| {
@@ -49,7 +50,7 @@ impl CopyOut {
             // Nothing could be masked: the rows pass as they come.
             return (None, raw);
         }
-        let Some((text, taint)) = query else {
+        let Some((text, described, taint)) = query else {
             return refuse("Airlock cannot tell which columns this COPY returns, so it cannot mask them");
         };
         let Some(source) = copy_source(&text) else {
@@ -58,22 +59,26 @@ impl CopyOut {
         if source.custom_format || source.binary != binary {
             return refuse("Airlock masks COPY TO STDOUT only in the default text, CSV or binary formats");
         }
-        match conn.catalog.describe(&source.select).await {
-            Ok(columns) => {
-                let formats: &[i16] = if binary { &[1] } else { &[] };
-                let plan = Arc::new(conn.plan(&columns, Some(formats), taint).await);
-                let copy = if binary {
-                    CopyOut::Binary { plan, tuples: BinaryTuples::default() }
-                } else {
-                    CopyOut::Columns { plan, csv: source.csv, header: source.header }
-                };
-                (Some(copy), raw)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "describing a COPY's columns failed");
-                refuse("Airlock could not look up this COPY's columns, so it cannot mask them")
-            }
+        // Described in the agent's own session (its search_path, its temporary
+        // tables), just before the COPY: the statement alone in its query string.
+        let Some(columns) = described else {
+            return refuse(
+                "Airlock masks this COPY only when it is alone in its query string and its query can be described",
+            );
+        };
+        // A table's generated columns are in `SELECT *` but not in its COPY.
+        let width = raw.get(6..8).map(|w| i16::from_be_bytes([w[0], w[1]]));
+        if width != Some(columns.len() as i16) {
+            return refuse("this COPY's columns are not its query's (a generated column?), so Airlock cannot mask them");
         }
+        let formats: &[i16] = if binary { &[1] } else { &[] };
+        let plan = Arc::new(conn.plan(&columns, Some(formats), taint).await);
+        let copy = if binary {
+            CopyOut::Binary { plan, tuples: BinaryTuples::default() }
+        } else {
+            CopyOut::Columns { plan, csv: source.csv, header: source.header }
+        };
+        (Some(copy), raw)
     }
 
     /// What to send in place of one CopyData (`raw`) of this COPY.

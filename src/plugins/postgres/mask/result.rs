@@ -29,6 +29,9 @@ pub enum Expect {
     Query {
         /// The query text, if it may hold a COPY.
         copy: Option<Arc<str>>,
+        /// The columns of its COPY's query, as the agent's session described them just
+        /// before it ran (with column rules on).
+        described: Option<Arc<Vec<Column>>>,
         /// What its computed results may carry.
         taint: Taint,
     },
@@ -241,7 +244,9 @@ impl<'a> ResultMasking<'a> {
             }
             tag::COPY_OUT => {
                 let query = match self.expect.front() {
-                    Some(Expect::Query { copy: Some(text), taint }) => Some((text.clone(), *taint)),
+                    Some(Expect::Query { copy: Some(text), described, taint }) => {
+                        Some((text.clone(), described.clone(), *taint))
+                    }
                     _ => None,
                 };
                 let (copy, reply) = CopyOut::begin(self.conn, raw, query).await;

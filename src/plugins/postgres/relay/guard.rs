@@ -6,7 +6,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use airlock_postgres::describe;
+use airlock_postgres::describe::{self, Column};
+use airlock_postgres::{Chunk, Disposition, Scanner};
 use airlock_postgres::message::{self, TransactionStatus, tag};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -61,7 +62,7 @@ impl Own {
             message: message::query(sql),
             agents: false,
             reply: Some(reply),
-            expect: Some(Expect::Query { copy: None, taint: Taint::Clean }),
+            expect: Some(Expect::Query { copy: None, described: None, taint: Taint::Clean }),
         }
     }
 
@@ -407,6 +408,51 @@ where
         return Ok(Err(End::Drained));
     }
     Ok(captured(answer, rd, buf, up.ctx.max_message).await)
+}
+
+/// Describes `select` in the agent's own session, the answer kept from the agent:
+/// its columns as that session resolves them (its search_path, its temporary
+/// tables), or `None` if the server could not describe it. The unnamed statement it
+/// uses is the one the Simple Query after it replaces anyway.
+pub(super) async fn describe_in_session<R, W>(
+    up: &mut OwnRequests<'_, '_, '_, '_, W>,
+    select: &str,
+    rd: &mut R,
+    buf: &mut BytesMut,
+) -> Result<Result<Option<Vec<Column>>, End>, SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (to, answer) = oneshot::channel();
+    let messages = vec![
+        Own { message: message::parse(select), agents: false, reply: None, expect: None },
+        Own {
+            message: message::describe_unnamed_statement(),
+            agents: false,
+            reply: None,
+            expect: Some(Expect::DescribeStatement(String::new())),
+        },
+        Own::sync(Reply::Capture(Some(to))),
+    ];
+    if !up.send(messages, None).await? {
+        return Ok(Err(End::Drained));
+    }
+    let answer = match captured(answer, rd, buf, up.ctx.max_message).await {
+        Ok(answer) => answer,
+        Err(end) => return Ok(Err(end)),
+    };
+    if answer.failed || answer.overflow {
+        return Ok(Ok(None));
+    }
+    let mut bytes = answer.bytes;
+    let mut scanner = Scanner::new(up.ctx.max_message);
+    while let Ok(Some(Chunk::Frame(frame))) = scanner.next(&mut bytes, &mut |_| Disposition::Whole) {
+        if frame.tag() == tag::ROW_DESCRIPTION {
+            return Ok(Ok(describe::row_description(frame.body()).ok()));
+        }
+    }
+    Ok(Ok(None))
 }
 
 /// The answer the upstream pump captured for Airlock, read while waiting for it

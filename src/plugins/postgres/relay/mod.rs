@@ -57,7 +57,7 @@ mod progress;
 mod to_agent;
 
 use batch::{Batch, ReadSizing};
-use guard::{Counted, Own, OwnRequests, failing_parse, guarded, guarded_execute};
+use guard::{Counted, Own, OwnRequests, describe_in_session, failing_parse, guarded, guarded_execute};
 use hold::{decide, refusal};
 use progress::{Ask, Progress, Reply, Shared};
 use to_agent::upstream_to_agent;
@@ -329,6 +329,16 @@ where
                             counts.since_sync = 0;
                         }
                         (None, None) => {
+                            let mut expect = held.expect;
+                            if let Some(select) = &held.describe {
+                                let columns = match describe_in_session(&mut up, select, rd, &mut buf).await? {
+                                    Ok(columns) => columns,
+                                    Err(end) => return Ok(end),
+                                };
+                                if let Some(Expect::Query { described, .. }) = expect.as_mut() {
+                                    *described = columns.map(std::sync::Arc::new);
+                                }
+                            }
                             let gate = up.gate;
                             gate.released(held.kind);
                             if held.kind == HeldKind::Query
@@ -337,7 +347,7 @@ where
                                 gate.ran(&String::from_utf8_lossy(text));
                             }
                             counts.requests.extend(Ask::of(frame.tag()));
-                            counts.expect.extend(held.expect);
+                            counts.expect.extend(expect);
                             out.push(frame.into_raw());
                         }
                         (Some(error), None) => {
