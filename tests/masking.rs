@@ -129,6 +129,13 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
         ]
     );
 
+    // A cast to a type whose binary form is text (or that Airlock does not know)
+    // keeps the value's bytes: they are read as text, or sent as NULL if they hide one.
+    assert_eq!(
+        binary(&["ops"], "ops-db", "COPY (SELECT email::refcursor, to_jsonb(email)::text::jsonpath FROM mask_people WHERE id = 1) TO STDOUT (FORMAT binary)")[0][0],
+        text("[MASKED:email]")
+    );
+
     // A row longer than one read is masked like any other, in results and COPY alike.
     let wide = "password_hash, email, repeat('x', 100000) FROM mask_people WHERE id = 1";
     assert_eq!(query(&airlock, &format!("SELECT {wide}")), "[MASKED]|[MASKED:email]|[MASKED]\n");

@@ -1973,7 +1973,10 @@ fn found_by_attacking(users_oid: &str) -> Vec<Attack> {
         // Found by the fifth attack round: a row longer than one read, and a COPY the
         // extended protocol carries (whose refusal once let the next result through).
         m("a row wider than one read", "select password_hash, repeat('x', 100000) from rt_users"),
-        m("a COPY line wider than one read", "copy (select password_hash, repeat('x', 100000) from rt_users) to stdout"),
+        m(
+            "a COPY line wider than one read",
+            "copy (select password_hash, repeat('x', 100000) from rt_users) to stdout",
+        ),
         attack("an extended COPY, then a described select in the same pipeline")
             .bare()
             .send(vec![

@@ -264,11 +264,18 @@ mod tests {
         // Spellings Airlock does not read are custom; a header turned off is none.
         assert_eq!(src("COPY t TO STDOUT (FORMAT $$csv$$)").map(|s| s.3), Some(true));
         assert_eq!(src("COPY t TO STDOUT (FORMAT U&'csv')").map(|s| s.3), Some(true));
-        assert_eq!(src("COPY t TO STDOUT (FORMAT csv, HEADER false)").map(|s| (s.1, s.2, s.3)), Some((true, false, false)));
+        assert_eq!(
+            src("COPY t TO STDOUT (FORMAT csv, HEADER false)").map(|s| (s.1, s.2, s.3)),
+            Some((true, false, false))
+        );
         assert_eq!(src("COPY t TO STDOUT (FORMAT csv, HEADER off)").map(|s| s.2), Some(false));
         assert_eq!(src("COPY t TO STDOUT (FORMAT csv, HEADER 'true')").map(|s| s.2), Some(true));
         assert_eq!(src("COPY t TO STDOUT (FORMAT csv, HEADER match)").map(|s| s.3), Some(true));
-        assert_eq!(src("COPY t TO STDOUT (FORMAT 'CSV')").map(|s| s.3), Some(true), "the server reads 'CSV' as no format");
+        assert_eq!(
+            src("COPY t TO STDOUT (FORMAT 'CSV')").map(|s| s.3),
+            Some(true),
+            "the server reads 'CSV' as no format"
+        );
         assert_eq!(src("COPY t TO STDOUT (NULL 'csv')").map(|s| (s.1, s.3)), Some((false, true)));
         assert_eq!(src("COPY t TO STDOUT WITH CSV DELIMITER AS $$,$$").map(|s| s.3), Some(true));
         assert_eq!(src("COPY t TO STDOUT (FORMAT csv) extra").map(|s| s.3), Some(true));

@@ -80,6 +80,14 @@ pub const TSVECTOR: u32 = 3614;
 pub const TSVECTOR_ARRAY: u32 = 3643;
 /// `jsonb`: a version byte, then JSON text, in binary format.
 pub const JSONB: u32 = 3802;
+/// `refcursor`: a cursor's name, its text in binary format.
+pub const REFCURSOR: u32 = 1790;
+/// `jsonpath`: a version byte, then its text, in binary format.
+pub const JSONPATH: u32 = 4072;
+/// `numeric`.
+pub const NUMERIC: u32 = 1700;
+/// `money`.
+pub const MONEY: u32 = 790;
 /// `jsonb[]`.
 pub const JSONB_ARRAY: u32 = 3807;
 /// The first OID of an object the database defined itself (`FirstNormalObjectId`):
@@ -108,37 +116,47 @@ const NO_SECRETS: [u32; 16] = [
     BYTEA,
 ];
 
-/// Types whose binary form is their text: text types, `bytea` (its bytes) and `jsonb`
-/// (a version byte, then text).
-const TEXT_IN_BINARY: [u32; 10] = [TEXT, VARCHAR, BPCHAR, NAME, JSON, XML, CHAR, UNKNOWN, BYTEA, JSONB];
+/// Types whose binary form is their text: text types, `bytea` (its bytes), `jsonb` and
+/// `jsonpath` (a version byte, then text).
+const TEXT_IN_BINARY: [u32; 12] =
+    [TEXT, VARCHAR, BPCHAR, NAME, JSON, XML, CHAR, UNKNOWN, BYTEA, JSONB, REFCURSOR, JSONPATH];
 
-/// Built-in types whose values can carry text taken from another column: text, JSON,
-/// XML, bytea, records and arrays of them.
-const CARRY_TEXT: [u32; 24] = [
-    BYTEA,
-    CHAR,
-    NAME,
-    TEXT,
-    JSON,
-    XML,
-    PG_NODE_TREE,
-    UNKNOWN,
-    BPCHAR,
-    VARCHAR,
-    RECORD,
-    TSVECTOR,
-    JSONB,
-    JSON_ARRAY,
-    BYTEA_ARRAY,
-    CHAR_ARRAY,
-    NAME_ARRAY,
-    TEXT_ARRAY,
-    BPCHAR_ARRAY,
-    VARCHAR_ARRAY,
-    XML_ARRAY,
-    RECORD_ARRAY,
-    TSVECTOR_ARRAY,
-    JSONB_ARRAY,
+/// Numbers, times and fixed structures (and arrays of them): neither their text nor
+/// their binary form can carry text taken from another column. Every other type is
+/// taken to carry text (fail closed: a cast to a type not listed keeps its bytes).
+const NO_TEXT: [u32; 32] = [
+    BOOL,
+    INT2,
+    INT4,
+    INT8,
+    OID,
+    FLOAT4,
+    FLOAT8,
+    NUMERIC,
+    MONEY,
+    DATE,
+    TIME,
+    TIMESTAMP,
+    TIMESTAMPTZ,
+    INTERVAL,
+    TIMETZ,
+    UUID,
+    XID,
+    PG_LSN, // arrays of them:
+    1000,
+    1005,
+    1007,
+    1016,
+    1028,
+    1021,
+    1022,
+    1231,
+    1182,
+    1183,
+    1115,
+    1185,
+    1187,
+    2951,
 ];
 
 /// Types whose text form can carry a secret: everything but a few fixed-format types
@@ -153,10 +171,11 @@ pub fn text_in_binary(type_oid: u32) -> bool {
     TEXT_IN_BINARY.contains(&type_oid)
 }
 
-/// Whether values of this type can carry text taken from another column: text, JSON,
-/// XML, bytea, records and arrays of them, and the database's own types.
+/// Whether values of this type can carry text taken from another column: all but
+/// numbers, times and fixed structures, so text, JSON, XML, bytea, records, arrays of
+/// them, the database's own types and any type Airlock does not know.
 pub fn carries_text(type_oid: u32) -> bool {
-    CARRY_TEXT.contains(&type_oid) || type_oid >= FIRST_NORMAL_OID
+    !NO_TEXT.contains(&type_oid)
 }
 
 /// A binary value of a built-in type as its text form, where it is simple to read;
@@ -215,7 +234,10 @@ mod tests {
         // Arrays and records frame their text; numbers carry none.
         assert!(!text_in_binary(TEXT_ARRAY) && !text_in_binary(RECORD) && !text_in_binary(INT4));
         assert!(carries_text(TEXT_ARRAY) && carries_text(RECORD) && carries_text(FIRST_NORMAL_OID));
-        assert!(!carries_text(INT4) && !carries_text(TIMESTAMP) && !carries_text(FIRST_NORMAL_OID - 1));
+        assert!(!carries_text(INT4) && !carries_text(TIMESTAMP) && !carries_text(INT8) && !carries_text(1007));
+        // A type not listed (refcursor, a cast away from text) is taken to carry text.
+        assert!(carries_text(REFCURSOR) && carries_text(4072) && carries_text(FIRST_NORMAL_OID - 1));
+        assert!(text_in_binary(REFCURSOR) && text_in_binary(JSONPATH));
     }
 
     #[test]

@@ -69,7 +69,9 @@ impl CopyOut {
         // A table's generated columns are in `SELECT *` but not in its COPY.
         let width = raw.get(6..8).map(|w| i16::from_be_bytes([w[0], w[1]]));
         if width != Some(columns.len() as i16) {
-            return refuse("this COPY's columns are not its query's (a generated column?), so Airlock cannot mask them");
+            return refuse(
+                "this COPY's columns are not its query's (a generated column?), so Airlock cannot mask them",
+            );
         }
         let formats: &[i16] = if binary { &[1] } else { &[] };
         let plan = Arc::new(conn.plan(&columns, Some(formats), taint).await);

@@ -51,8 +51,9 @@ impl Plan {
 }
 
 /// How a binary value of this type is read: text types, `bytea` and `jsonb` (a version
-/// byte, then text) are their text; arrays, records and types of the database's own
-/// (OIDs from 16384: composites, domains, enums) carry text inside framing.
+/// byte, then text) are their text; numbers, times and fixed structures pass; anything
+/// else (arrays, records, types of the database's own, types Airlock does not know)
+/// may carry text inside framing.
 fn binary_action(type_oid: u32) -> Action {
     match type_oid {
         t if text_in_binary(t) => Action::Scan,

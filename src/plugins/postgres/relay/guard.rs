@@ -7,8 +7,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use airlock_postgres::describe::{self, Column};
-use airlock_postgres::{Chunk, Disposition, Scanner};
 use airlock_postgres::message::{self, TransactionStatus, tag};
+use airlock_postgres::{Chunk, Disposition, Scanner};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::oneshot;
