@@ -132,7 +132,11 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
     // A cast to a type whose binary form is text (or that Airlock does not know)
     // keeps the value's bytes: they are read as text, or sent as NULL if they hide one.
     assert_eq!(
-        binary(&["ops"], "ops-db", "COPY (SELECT email::refcursor, to_jsonb(email)::text::jsonpath FROM mask_people WHERE id = 1) TO STDOUT (FORMAT binary)")[0][0],
+        binary(
+            &["ops"],
+            "ops-db",
+            "COPY (SELECT email::refcursor, to_jsonb(email)::text::jsonpath FROM mask_people WHERE id = 1) TO STDOUT (FORMAT binary)"
+        )[0][0],
         text("[MASKED:email]")
     );
 

@@ -77,6 +77,7 @@ pub fn render_text(
     traffic: &mut dyn Transcript,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
+    let out = &mut TerminalSafe(out);
     writeln!(
         out,
         "session {} · {} via {} ({}) from {} · started {}{}",
@@ -133,6 +134,7 @@ pub fn render_text(
 
 /// Writes one JSON object per frame.
 pub fn render_jsonl(frames: &[Frame], traffic: &mut dyn Transcript, out: &mut impl Write) -> std::io::Result<()> {
+    let out = &mut TerminalSafe(out);
     for f in frames {
         let mut v = json!({
             "session": index::session_name(f.session),
@@ -155,4 +157,57 @@ pub fn render_jsonl(frames: &[Frame], traffic: &mut dyn Transcript, out: &mut im
         writeln!(out, "{v}")?;
     }
     Ok(())
+}
+
+/// Output a terminal shows as it is: characters that reorder or hide text (C1
+/// controls, bidirectional overrides and isolates, line and paragraph separators,
+/// zero-width characters) are written as `\uXXXX`, which is also their escape in a
+/// JSON string (and these never occur outside one). Transcripts escape C0 controls
+/// themselves, so that lines stay lines.
+struct TerminalSafe<W>(W);
+
+/// Whether a terminal could be made to show something other than what was recorded.
+fn hides_text(c: char) -> bool {
+    matches!(c, '\u{80}'..='\u{9f}' | '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+impl<W: Write> Write for TerminalSafe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match std::str::from_utf8(buf) {
+            Ok(text) if text.chars().any(hides_text) => {
+                let mut safe = String::with_capacity(text.len() + 16);
+                for c in text.chars() {
+                    if hides_text(c) {
+                        safe.push_str(&format!("\\u{:04x}", c as u32));
+                    } else {
+                        safe.push(c);
+                    }
+                }
+                self.0.write_all(safe.as_bytes())?;
+                Ok(buf.len())
+            }
+            _ => self.0.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_would_reorder_or_hide_text_is_escaped() {
+        let mut out = Vec::new();
+        write!(TerminalSafe(&mut out), "{}", "a\u{202e}b\u{9b}c\u{2028}d é").unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "a\\u202eb\\u009bc\\u2028d é");
+        let line = serde_json::json!({"v": "x\u{202e}y"}).to_string();
+        let mut out = Vec::new();
+        TerminalSafe(&mut out).write_all(line.as_bytes()).unwrap();
+        let back: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back["v"], "x\u{202e}y", "the same value in JSON");
+    }
 }
