@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn what_would_reorder_or_hide_text_is_escaped() {
         let mut out = Vec::new();
-        write!(TerminalSafe(&mut out), "{}", "a\u{202e}b\u{9b}c\u{2028}d é").unwrap();
+        TerminalSafe(&mut out).write_all("a\u{202e}b\u{9b}c\u{2028}d é".as_bytes()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a\\u202eb\\u009bc\\u2028d é");
         let line = serde_json::json!({"v": "x\u{202e}y"}).to_string();
         let mut out = Vec::new();

@@ -28,6 +28,16 @@ pub(super) enum CopyOut {
     Refused,
 }
 
+/// What the Simple Query that ran a COPY said of it.
+pub(super) struct CopyQuery {
+    /// The query string.
+    pub(super) text: Arc<str>,
+    /// Its query's columns, as the agent's session described them.
+    pub(super) described: Option<Arc<Vec<Column>>>,
+    /// What its computed results may carry.
+    pub(super) taint: Taint,
+}
+
 impl CopyOut {
     /// How the rows of the COPY that a CopyOutResponse (`raw`) opens are masked, and
     /// what goes to the agent in its place: the response, or an error refusing the COPY.
@@ -36,7 +46,7 @@ impl CopyOut {
     pub(super) async fn begin(
         conn: &ConnectionMasking,
         raw: Bytes,
-        query: Option<(Arc<str>, Option<Arc<Vec<Column>>>, Taint)>,
+        query: Option<CopyQuery>,
     ) -> (Option<CopyOut>, Bytes) {
         let binary = raw.get(5) == Some(&1);
         let refuse = |why: &str| {
@@ -50,7 +60,7 @@ impl CopyOut {
             // Nothing could be masked: the rows pass as they come.
             return (None, raw);
         }
-        let Some((text, described, taint)) = query else {
+        let Some(CopyQuery { text, described, taint }) = query else {
             return refuse("Airlock cannot tell which columns this COPY returns, so it cannot mask them");
         };
         let Some(source) = copy_source(&text) else {

@@ -12,7 +12,7 @@ use airlock_postgres::{Disposition, Header, ProtocolError};
 use bytes::{Bytes, BytesMut};
 
 use super::ConnectionMasking;
-use super::copy::CopyOut;
+use super::copy::{CopyOut, CopyQuery};
 use super::plan::Plan;
 use super::taint::Taint;
 use crate::masking::Masker;
@@ -245,7 +245,7 @@ impl<'a> ResultMasking<'a> {
             tag::COPY_OUT => {
                 let query = match self.expect.front() {
                     Some(Expect::Query { copy: Some(text), described, taint }) => {
-                        Some((text.clone(), described.clone(), *taint))
+                        Some(CopyQuery { text: text.clone(), described: described.clone(), taint: *taint })
                     }
                     _ => None,
                 };
