@@ -3,7 +3,9 @@
 //! a `WRONG: ...` line on the first wrong value and prints `ok` at the end.
 //!
 //! Runtimes (`.ci/run` installs them all; a missing one fails its test, naming it):
-//! - pgjdbc and a JDK from Debian packages.
+//! - pgjdbc and a JDK from Debian packages;
+//! - Python packages in a venv: `AIRLOCK_DRIVERS_PYTHON` names its interpreter,
+//!   default `target/drivers/venv/bin/python` under the workspace root.
 //!
 //! A program learns where to connect from `DRV_*` variables (see `Target::env`). It
 //! drops two tables the agent's policy holds, approving one and denying the other
@@ -167,6 +169,29 @@ fn require(candidates: &[&str], install: &str) -> String {
         .unwrap_or_else(|| panic!("missing {}: install {install}", candidates.join(" or ")))
 }
 
+/// What `.ci/run` does to make the Python drivers available.
+const PYTHON_INSTALL: &str = "python3 -m venv target/drivers/venv && target/drivers/venv/bin/pip install \
+    'psycopg[binary]>=3.2,<4' 'psycopg2-binary>=2.9,<3' 'asyncpg>=0.29,<1' 'SQLAlchemy[asyncio]>=2,<3' \
+    (apt-get install python3-venv; or point AIRLOCK_DRIVERS_PYTHON at an interpreter that has them)";
+
+/// A Python interpreter that can import `modules`, or a failure saying how to get one.
+fn python(modules: &str) -> Command {
+    let python = std::env::var("AIRLOCK_DRIVERS_PYTHON")
+        .unwrap_or_else(|_| root().join("target/drivers/venv/bin/python").display().to_string());
+    let check = Command::new(&python).args(["-c", &format!("import {modules}")]).output();
+    match check {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "{python} cannot import {modules} ({}); to install the drivers run {PYTHON_INSTALL}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => panic!("no Python at {python} ({e}); to install the drivers run {PYTHON_INSTALL}"),
+    }
+    let mut cmd = Command::new(python);
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
+    cmd
+}
+
 #[test]
 fn pgjdbc_prepare_threshold_batch_and_held_statements() {
     let java = require(&["/usr/bin/java"], "a JDK (apt-get install default-jdk-headless)");
@@ -175,4 +200,32 @@ fn pgjdbc_prepare_threshold_batch_and_held_statements() {
     let mut cmd = Command::new(java);
     cmd.args(["-cp", &jar]).arg(program("Jdbc.java"));
     target.run("jdbc", cmd);
+}
+
+#[test]
+fn psycopg3_text_binary_pipeline_copy_and_cancel() {
+    let mut cmd = python("psycopg");
+    cmd.arg(program("py_psycopg3.py"));
+    Target::with_fixtures("pg3").run("pg3", cmd);
+}
+
+#[test]
+fn psycopg2_text_batches_copy_and_cancel() {
+    let mut cmd = python("psycopg2");
+    cmd.arg(program("py_psycopg2.py"));
+    Target::with_fixtures("pg2").run("pg2", cmd);
+}
+
+#[test]
+fn asyncpg_introspection_statement_cache_binary_copy_and_pool() {
+    let mut cmd = python("asyncpg");
+    cmd.arg(program("py_asyncpg.py"));
+    Target::with_fixtures("apg").run("apg", cmd);
+}
+
+#[test]
+fn sqlalchemy_pools_over_psycopg_psycopg2_and_asyncpg() {
+    let mut cmd = python("sqlalchemy.ext.asyncio, psycopg, psycopg2, asyncpg");
+    cmd.arg(program("py_sqlalchemy.py"));
+    Target::with_fixtures("sa").run("sa", cmd);
 }
