@@ -5,7 +5,10 @@
 //! Runtimes (`.ci/run` installs them all; a missing one fails its test, naming it):
 //! - pgjdbc and a JDK from Debian packages;
 //! - Python packages in a venv: `AIRLOCK_DRIVERS_PYTHON` names its interpreter,
-//!   default `target/drivers/venv/bin/python` under the workspace root.
+//!   default `target/drivers/venv/bin/python` under the workspace root;
+//! - Node packages in a `node_modules` folder: `AIRLOCK_DRIVERS_NODE_PATH`, default
+//!   `target/drivers/node/node_modules` under the workspace root, run by the `node`
+//!   on `PATH`.
 //!
 //! A program learns where to connect from `DRV_*` variables (see `Target::env`). It
 //! drops two tables the agent's policy holds, approving one and denying the other
@@ -174,6 +177,11 @@ const PYTHON_INSTALL: &str = "python3 -m venv target/drivers/venv && target/driv
     'psycopg[binary]>=3.2,<4' 'psycopg2-binary>=2.9,<3' 'asyncpg>=0.29,<1' 'SQLAlchemy[asyncio]>=2,<3' \
     (apt-get install python3-venv; or point AIRLOCK_DRIVERS_PYTHON at an interpreter that has them)";
 
+/// What `.ci/run` does to make the Node drivers available.
+const NODE_INSTALL: &str = "mkdir -p target/drivers/node && npm install --prefix target/drivers/node \
+    pg@8 pg-copy-streams@7 postgres@3 (apt-get install nodejs npm; or point AIRLOCK_DRIVERS_NODE_PATH at a \
+    node_modules folder that has them)";
+
 /// A Python interpreter that can import `modules`, or a failure saying how to get one.
 fn python(modules: &str) -> Command {
     let python = std::env::var("AIRLOCK_DRIVERS_PYTHON")
@@ -189,6 +197,26 @@ fn python(modules: &str) -> Command {
     }
     let mut cmd = Command::new(python);
     cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
+    cmd
+}
+
+/// `node` with a `NODE_PATH` that resolves `modules`, or a failure saying how to get them.
+fn node(modules: &[&str]) -> Command {
+    let path = std::env::var("AIRLOCK_DRIVERS_NODE_PATH")
+        .unwrap_or_else(|_| root().join("target/drivers/node/node_modules").display().to_string());
+    let requires: String = modules.iter().map(|m| format!("require({m:?});")).collect();
+    let check = Command::new("node").args(["-e", &requires]).env("NODE_PATH", &path).output();
+    match check {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "node cannot load {} from {path} ({}); to install the drivers run {NODE_INSTALL}",
+            modules.join(", "),
+            String::from_utf8_lossy(&out.stderr).lines().find(|l| l.starts_with("Error")).unwrap_or("")
+        ),
+        Err(e) => panic!("no node on PATH ({e}); to install it and the drivers run {NODE_INSTALL}"),
+    }
+    let mut cmd = Command::new("node");
+    cmd.env("NODE_PATH", path);
     cmd
 }
 
@@ -228,4 +256,18 @@ fn sqlalchemy_pools_over_psycopg_psycopg2_and_asyncpg() {
     let mut cmd = python("sqlalchemy.ext.asyncio, psycopg, psycopg2, asyncpg");
     cmd.arg(program("py_sqlalchemy.py"));
     Target::with_fixtures("sa").run("sa", cmd);
+}
+
+#[test]
+fn node_postgres_named_statements_copy_streams_and_pool() {
+    let mut cmd = node(&["pg", "pg-copy-streams"]);
+    cmd.arg(program("node_pg.cjs"));
+    Target::with_fixtures("npg").run("npg", cmd);
+}
+
+#[test]
+fn postgres_js_prepared_pipelined_copy_and_cancel() {
+    let mut cmd = node(&["postgres"]);
+    cmd.arg(program("node_postgres_js.cjs"));
+    Target::with_fixtures("pjs").run("pjs", cmd);
 }
