@@ -66,7 +66,8 @@ async function main() {
     eq(name, PEOPLE[id][0], 'COPY people name')
     masked(hash, id, 'COPY people password_hash')
   }
-  if (AIRLOCK) await raises('0A000', 'prepared COPY TO STDOUT', sql`COPY ${people} TO STDOUT`)
+  // Through the extended protocol a COPY cannot be masked by column: refused before it runs.
+  if (AIRLOCK) await raises('42501', 'prepared COPY TO STDOUT', sql`COPY ${people} TO STDOUT`)
 
   // Pipelined: with one connection, every query is written before its answer is read.
   const piped = await Promise.all([
