@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::progress::Shared;
-use super::{End, Enforcement, RelayContext};
+use super::{Enforcement, RelayContext};
 use crate::approvals::{self, Holding, Settled};
 use crate::plugins::postgres::error::SessionError;
 use crate::plugins::postgres::gate::Held;
@@ -30,8 +30,17 @@ pub(super) async fn record_verdict(ctx: &RelayContext<'_>, event: VerdictEvent) 
     approvals::record(ctx.recorder, ctx.metrics, event).await.map_err(|RecorderDown| SessionError::RecorderFailed)
 }
 
-/// Settles a held message: `Ok(Ok(None))` to forward it, `Ok(Ok(Some(error)))` to
-/// refuse it with that ErrorResponse, `Ok(Err(end))` when the agent leaves meanwhile.
+/// What becomes of a held message, in Postgres terms.
+pub(super) enum Ruling {
+    /// It goes upstream.
+    Forward,
+    /// The agent gets this ErrorResponse in its place.
+    Refuse(Bytes),
+    /// The agent left while it waited.
+    Left,
+}
+
+/// Settles a held message through `approvals::hold`.
 pub(super) async fn decide<R: AsyncRead + Unpin>(
     held: &Held,
     e: &Enforcement<'_>,
@@ -39,7 +48,7 @@ pub(super) async fn decide<R: AsyncRead + Unpin>(
     ctx: &RelayContext<'_>,
     rd: &mut R,
     buf: &mut BytesMut,
-) -> Result<Result<Option<Bytes>, End>, SessionError> {
+) -> Result<Ruling, SessionError> {
     let notify = |request: &approvals::Request| {
         let id = &request.id;
         shared.notify_agent(message::notice_response(
@@ -68,15 +77,15 @@ pub(super) async fn decide<R: AsyncRead + Unpin>(
         .await
         .map_err(|RecorderDown| SessionError::RecorderFailed)?;
     Ok(match settled {
-        Settled::Allowed | Settled::Approved => Ok(None),
-        Settled::Denied(r) | Settled::Expired(r) => Ok(Some(refusal(&r.message, &r.rule))),
-        Settled::Canceled => Ok(Some(message::error_response(
+        Settled::Allowed | Settled::Approved => Ruling::Forward,
+        Settled::Denied(r) | Settled::Expired(r) => Ruling::Refuse(refusal(&r.message, &r.rule)),
+        Settled::Canceled => Ruling::Refuse(message::error_response(
             Severity::Error,
             "57014",
             "canceling statement due to user request (it was waiting for approval)",
             None,
-        ))),
-        Settled::Withdrawn => Err(End::AgentClosed),
+        )),
+        Settled::Withdrawn => Ruling::Left,
     })
 }
 

@@ -58,7 +58,7 @@ mod to_agent;
 
 use batch::{Batch, ReadSizing};
 use guard::{Counted, Own, OwnRequests, describe_in_session, failing_parse, guarded, guarded_execute};
-use hold::{decide, refusal};
+use hold::{Ruling, decide, refusal};
 use progress::{Ask, Progress, Reply, Shared};
 use to_agent::upstream_to_agent;
 
@@ -308,8 +308,9 @@ where
                         }
                     }
                     let verdict = match decide(&held, enforcement, shared, ctx, rd, &mut buf).await? {
-                        Ok(verdict) => verdict,
-                        Err(end) => return Ok(end),
+                        Ruling::Forward => None,
+                        Ruling::Refuse(error) => Some(error),
+                        Ruling::Left => return Ok(End::AgentClosed),
                     };
                     counts.statements += u64::from(held.kind == HeldKind::Query);
                     let mut up =
