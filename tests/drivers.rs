@@ -43,7 +43,7 @@ columns = ["*.*_people.password_hash"]
 "#;
 
 /// Longest a driver program may run.
-const DEADLINE: Duration = Duration::from_secs(240);
+const DEADLINE: Duration = Duration::from_secs(120);
 
 /// A driver's fixtures: people with a masked column, types to round-trip, a table for
 /// COPY, two tables the program tries to drop (one approved, one denied).

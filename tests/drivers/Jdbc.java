@@ -1,6 +1,8 @@
 // pgjdbc: statements reused past the driver's prepare threshold (where it switches
 // to named server-side statements) keep their values, and masked columns stay masked,
-// in text and binary transfer; a batch; a held DROP approved and another denied.
+// in text and binary transfer; types round-trip; transactions, savepoints and an
+// error; COPY both ways; a batch; cancel; a pool of connections; a held DROP approved
+// and another denied.
 // Connects where the DRV_* variables say (see tests/drivers.rs). Exits non-zero on
 // the first wrong value, naming it.
 import java.net.URI;
@@ -101,6 +103,136 @@ public class Jdbc {
         }
     }
 
+    /** Arrays, an enum, a composite, json/jsonb, bytea, numeric and timestamptz come back as sent. */
+    static void types(Connection c) throws Exception {
+        String sql = "SELECT ?::int[] AS a, 'happy'::" + P + "_mood AS m, ROW(7, 'x')::" + P + "_pair AS p, "
+                + "?::jsonb AS j, ?::json AS js, ?::bytea AS b, ?::numeric AS n, ?::timestamptz AS t";
+        try (PreparedStatement s = c.prepareStatement(sql)) {
+            for (int i = 0; i < 7; i++) {
+                s.setArray(1, c.createArrayOf("int4", new Integer[] {1, null, 3}));
+                s.setString(2, "{\"k\": [1, 2]}");
+                s.setString(3, "{\"k\":1}");
+                s.setBytes(4, new byte[] {0, (byte) 0xff, 65});
+                s.setBigDecimal(5, new java.math.BigDecimal("12345678901234567890.123456789"));
+                s.setObject(6, java.time.OffsetDateTime.parse("2024-02-29T12:34:56.789012Z"));
+                try (ResultSet r = s.executeQuery()) {
+                    expect(r.next(), "a row of types");
+                    Object[] a = (Object[]) r.getArray("a").getArray();
+                    expect(a.length == 3 && Integer.valueOf(1).equals(a[0]) && a[1] == null && Integer.valueOf(3).equals(a[2]), "int[]: " + java.util.Arrays.toString(a));
+                    expect("happy".equals(r.getString("m")), "enum: " + r.getString("m"));
+                    expect("(7,x)".equals(r.getString("p")), "composite: " + r.getString("p"));
+                    expect("{\"k\": [1, 2]}".equals(r.getString("j")), "jsonb: " + r.getString("j"));
+                    expect("{\"k\":1}".equals(r.getString("js")), "json: " + r.getString("js"));
+                    expect(java.util.Arrays.equals(new byte[] {0, (byte) 0xff, 65}, r.getBytes("b")), "bytea");
+                    expect(new java.math.BigDecimal("12345678901234567890.123456789").equals(r.getBigDecimal("n")), "numeric: " + r.getBigDecimal("n"));
+                    expect(java.time.OffsetDateTime.parse("2024-02-29T12:34:56.789012Z").isEqual(r.getObject("t", java.time.OffsetDateTime.class)), "timestamptz: " + r.getString("t"));
+                }
+            }
+        }
+    }
+
+    /** A transaction with a savepoint rolled back to, then an error, then the connection reused. */
+    static void transactions(Connection c) throws Exception {
+        c.setAutoCommit(false);
+        try (Statement s = c.createStatement()) {
+            s.execute("INSERT INTO " + P + "_items (id, name) VALUES (150, 'kept')");
+            Savepoint sp = c.setSavepoint("sp");
+            s.execute("INSERT INTO " + P + "_items (id, name) VALUES (151, 'undone')");
+            c.rollback(sp);
+            c.commit();
+            try {
+                s.executeQuery("SELECT 1 / 0");
+                expect(false, "division by zero raised nothing");
+            } catch (SQLException e) {
+                expect("22012".equals(e.getSQLState()), "division by zero: " + e.getSQLState());
+            }
+            c.rollback();
+            c.setAutoCommit(true);
+            try (ResultSet r = s.executeQuery("SELECT string_agg(name, ',' ORDER BY id) FROM " + P + "_items WHERE id BETWEEN 150 AND 159")) {
+                expect(r.next() && "kept".equals(r.getString(1)), "after the savepoint: " + r.getString(1));
+            }
+        }
+    }
+
+    /** COPY in, and out in text: the masked column stays masked. */
+    static void copy(Connection c) throws Exception {
+        org.postgresql.copy.CopyManager copy = c.unwrap(org.postgresql.PGConnection.class).getCopyAPI();
+        long in = copy.copyIn("COPY " + P + "_items (id, name) FROM STDIN", new java.io.StringReader("160\tcopied a\n161\tcopied b\n"));
+        expect(in == 2, "COPY in rows: " + in);
+        java.io.StringWriter out = new java.io.StringWriter();
+        copy.copyOut("COPY (SELECT id, name, password_hash FROM " + P + "_people ORDER BY id) TO STDOUT", out);
+        String[] lines = out.toString().split("\n");
+        expect(lines.length == 2 && lines[0].startsWith("1\talice\t"), "COPY out: " + out);
+        masked(lines[0].split("\t")[2], "bcrypt-secret-alice", false, "COPY out password_hash");
+    }
+
+    /** A long statement cancelled from another thread ends with 57014, and the connection goes on. */
+    static void cancel(Connection c) throws Exception {
+        try (Statement s = c.createStatement()) {
+            Thread canceller = new Thread(() -> {
+                try {
+                    Thread.sleep(500);
+                    s.cancel();
+                } catch (Exception e) {
+                    expect(false, "cancel: " + e);
+                }
+            });
+            canceller.start();
+            long started = System.nanoTime();
+            try {
+                s.execute("SELECT pg_sleep(30)");
+                expect(false, "the cancelled statement raised nothing");
+            } catch (SQLException e) {
+                expect("57014".equals(e.getSQLState()), "cancel: " + e.getSQLState() + " " + e.getMessage());
+            }
+            canceller.join();
+            expect(System.nanoTime() - started < 20_000_000_000L, "the cancel took effect promptly");
+            try (ResultSet r = s.executeQuery("SELECT 'after cancel'")) {
+                expect(r.next() && "after cancel".equals(r.getString(1)), "after cancel");
+            }
+        }
+    }
+
+    /** Four threads share a pool of two connections, each statement past the prepare threshold. */
+    static void pool(String url, Properties props) throws Exception {
+        java.util.concurrent.BlockingQueue<Connection> pool = new java.util.concurrent.ArrayBlockingQueue<>(2);
+        for (int i = 0; i < 2; i++) pool.add(DriverManager.getConnection(url, props));
+        java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newFixedThreadPool(4);
+        java.util.List<java.util.concurrent.Future<Boolean>> done = new java.util.ArrayList<>();
+        for (int t = 0; t < 4; t++) {
+            final int thread = t;
+            done.add(threads.submit(() -> {
+                for (int i = 0; i < 25; i++) {
+                    Connection c = pool.take();
+                    try (PreparedStatement s = c.prepareStatement("SELECT ?::int * 2");
+                            PreparedStatement h = c.prepareStatement("SELECT password_hash FROM " + P + "_people WHERE id = ?")) {
+                        s.setInt(1, thread * 100 + i);
+                        try (ResultSet r = s.executeQuery()) {
+                            expect(r.next() && r.getInt(1) == (thread * 100 + i) * 2, "pooled value");
+                        }
+                        h.setInt(1, 2);
+                        try (ResultSet r = h.executeQuery()) {
+                            expect(r.next(), "a pooled row");
+                            masked(r.getString(1), "bcrypt-secret-bob", false, "pooled password_hash");
+                        }
+                    } finally {
+                        pool.put(c);
+                    }
+                }
+                return true;
+            }));
+        }
+        for (java.util.concurrent.Future<Boolean> f : done) {
+            try {
+                expect(f.get(), "a pooled thread");
+            } catch (java.util.concurrent.ExecutionException e) {
+                expect(false, "a pooled thread: " + e.getCause());
+            }
+        }
+        threads.shutdown();
+        for (Connection c : pool) c.close();
+    }
+
     public static void main(String[] args) throws Exception {
         watchHolds();
         String url = "jdbc:postgresql://" + System.getenv("DRV_HOST") + ":" + System.getenv("DRV_PORT") + "/" + System.getenv("DRV_DBNAME");
@@ -137,6 +269,14 @@ public class Jdbc {
                 }
             }
         }
+
+        try (Connection c = DriverManager.getConnection(url, props)) {
+            types(c);
+            transactions(c);
+            copy(c);
+            cancel(c);
+        }
+        pool(url, props);
 
         try (Connection c = DriverManager.getConnection(url, props)) {
             // A batch: pgjdbc sends every execution before one Sync.
