@@ -3,7 +3,11 @@
 //! finding one. It matches exactly what the `email` pattern in `detectors.rs` matches
 //! (leftmost first, same bounds; the `same_as_the_pattern` property checks it):
 //!
-//! `\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,4}\.[A-Za-z]{2,24}\b`
+//! `[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,4}\.[A-Za-z]{2,24}\b`
+//!
+//! The local part needs no word boundary before it: an address glued to a longer run
+//! of word characters (`xxxx...alice@example.com`, `user_alice@example.com`) is still
+//! found, up to 64 local characters with it, from a letter or digit.
 
 use std::ops::Range;
 
@@ -34,12 +38,12 @@ pub(super) fn find(text: &[u8], span: Range<usize>) -> Option<Range<usize>> {
         search = at + 1;
         let Some(domain_end) = domain(text, at + 1, end) else { continue };
         // The local part cannot hold an `@`, so it ends here; it starts at the first
-        // word boundary within reach of the local characters before the `@`.
+        // letter or digit as far back as local characters reach, up to 64 of them.
         let mut first = at;
         while first > span.start && at - first < 64 && text.get(first - 1).is_some_and(|b| is_local(*b)) {
             first -= 1;
         }
-        if let Some(start) = (first..at).find(|i| boundary(text, *i)) {
+        if let Some(start) = (first..at).find(|i| text[*i].is_ascii_alphanumeric()) {
             return Some(start..domain_end);
         }
     }
@@ -99,6 +103,10 @@ mod tests {
         assert_eq!(find("éada@example.com"), Some("ada@example.com"));
         assert_eq!(find(".ada@example.com"), Some("ada@example.com"));
         assert_eq!(find("a@b.c.d.e.f.gh"), Some("a@b.c.d.e.f.gh"));
+        // Glued to a longer run of word characters: still found.
+        let glued = format!("{}alice@example.com", "x".repeat(70));
+        assert_eq!(find(&glued), Some(&glued[70 + 5 - 64..]));
+        assert_eq!(find("id:user_alice@example.com"), Some("user_alice@example.com"));
         assert_eq!(find("a@b.c.d.e.f.g.hi"), None, "at most four middle labels... and no start after");
     }
 
