@@ -159,16 +159,45 @@ pub fn render_jsonl(frames: &[Frame], traffic: &mut dyn Transcript, out: &mut im
     Ok(())
 }
 
-/// Output a terminal shows as it is: characters that reorder or hide text (C1
-/// controls, bidirectional overrides and isolates, line and paragraph separators,
-/// zero-width characters) are written as `\uXXXX`, which is also their escape in a
-/// JSON string (and these never occur outside one). Transcripts escape C0 controls
-/// themselves, so that lines stay lines.
+/// Output a terminal shows as it is: characters that reorder or hide text (see
+/// [`hides_text`]) are written as JSON escapes (`\uXXXX`, a surrogate pair past the
+/// first plane), which inside a JSON string, where these only ever occur, read back
+/// as the same character. Transcripts escape C0 controls themselves, so that lines
+/// stay lines.
 struct TerminalSafe<W>(W);
 
-/// Whether a terminal could be made to show something other than what was recorded.
+/// Whether a terminal could be made to show something other than what was recorded:
+/// DEL and C1 controls, bidirectional controls, line and paragraph separators, and
+/// the characters that draw nothing (default-ignorable, fillers and blanks).
 fn hides_text(c: char) -> bool {
-    matches!(c, '\u{80}'..='\u{9f}' | '\u{61c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    matches!(
+        c,
+        '\u{7f}'..='\u{9f}'
+            | '\u{ad}'
+            | '\u{34f}'
+            | '\u{61c}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{2800}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fffb}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
+    )
+}
+
+/// `c` as a JSON escape: `\uXXXX`, or a surrogate pair past the first plane.
+fn escape(c: char) -> String {
+    let mut units = [0u16; 2];
+    c.encode_utf16(&mut units).iter().map(|u| format!("\\u{u:04x}")).collect()
 }
 
 impl<W: Write> Write for TerminalSafe<W> {
@@ -178,7 +207,7 @@ impl<W: Write> Write for TerminalSafe<W> {
                 let mut safe = String::with_capacity(text.len() + 16);
                 for c in text.chars() {
                     if hides_text(c) {
-                        safe.push_str(&format!("\\u{:04x}", c as u32));
+                        safe.push_str(&escape(c));
                     } else {
                         safe.push(c);
                     }
@@ -204,10 +233,11 @@ mod tests {
         let mut out = Vec::new();
         TerminalSafe(&mut out).write_all("a\u{202e}b\u{9b}c\u{2028}d é".as_bytes()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a\\u202eb\\u009bc\\u2028d é");
-        let line = serde_json::json!({"v": "x\u{202e}y"}).to_string();
+        let line = serde_json::json!({"v": "x\u{202e}y\u{e0041}\u{7f}z"}).to_string();
         let mut out = Vec::new();
         TerminalSafe(&mut out).write_all(line.as_bytes()).unwrap();
         let back: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(back["v"], "x\u{202e}y", "the same value in JSON");
+        assert_eq!(back["v"], "x\u{202e}y\u{e0041}\u{7f}z", "the same value in JSON");
+        assert!(out.iter().all(|b| b.is_ascii_graphic() || *b == b' '), "{}", String::from_utf8_lossy(&out));
     }
 }
