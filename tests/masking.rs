@@ -140,6 +140,16 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
         text("[MASKED:email]")
     );
 
+    // A card number held by a binary number is read as the number's text: NULL.
+    assert_eq!(
+        binary(
+            &["ops"],
+            "ops-db",
+            "COPY (SELECT 4111111111111111::int8, 4111111111111111::numeric, 42::int8) TO STDOUT (FORMAT binary)"
+        ),
+        vec![vec![None, None, Some(42i64.to_be_bytes().to_vec())]]
+    );
+
     // A row longer than one read is masked like any other, in results and COPY alike.
     let wide = "password_hash, email, repeat('x', 100000) FROM mask_people WHERE id = 1";
     assert_eq!(query(&airlock, &format!("SELECT {wide}")), "[MASKED]|[MASKED:email]|[MASKED]\n");

@@ -193,6 +193,7 @@ pub fn decode_binary(type_oid: u32, v: &[u8]) -> Option<String> {
         INT2 => int(2)?.to_string(),
         INT4 => int(4)?.to_string(),
         INT8 => int(8)?.to_string(),
+        NUMERIC => numeric(v)?,
         OID => (int(4)? as u32).to_string(),
         FLOAT4 => f32::from_be_bytes(v.try_into().ok()?).to_string(),
         FLOAT8 => f64::from_be_bytes(v.try_into().ok()?).to_string(),
@@ -208,6 +209,44 @@ pub fn decode_binary(type_oid: u32, v: &[u8]) -> Option<String> {
         BYTEA => format!("\\x{}", v.iter().map(|b| format!("{b:02x}")).collect::<String>()),
         _ => return None,
     })
+}
+
+/// A binary `numeric` as its text: sign, then base-10000 digit groups around the
+/// decimal point, to its display scale.
+fn numeric(v: &[u8]) -> Option<String> {
+    let be16 = |i: usize| v.get(i..i + 2).map(|b| i16::from_be_bytes([b[0], b[1]]));
+    let (ndigits, weight, sign, dscale) = (be16(0)?, be16(2)?, be16(4)? as u16, be16(6)?);
+    if ndigits < 0 || dscale < 0 || v.len() != 8 + 2 * ndigits as usize {
+        return None;
+    }
+    let digit = |i: i32| if (0..i32::from(ndigits)).contains(&i) { be16(8 + 2 * i as usize) } else { Some(0) };
+    let mut out = match sign {
+        0x0000 => String::new(),
+        0x4000 => "-".to_owned(),
+        0xC000 => return Some("NaN".into()),
+        0xD000 => return Some("Infinity".into()),
+        0xF000 => return Some("-Infinity".into()),
+        _ => return None,
+    };
+    if weight < 0 {
+        out.push('0');
+    }
+    for i in 0..=i32::from(weight) {
+        let d = digit(i)?;
+        out.push_str(&if i == 0 { d.to_string() } else { format!("{d:04}") });
+    }
+    if dscale > 0 {
+        let mut fraction = String::new();
+        let mut i = i32::from(weight) + 1;
+        while fraction.len() < dscale as usize {
+            fraction.push_str(&format!("{:04}", digit(i)?));
+            i += 1;
+        }
+        fraction.truncate(dscale as usize);
+        out.push('.');
+        out.push_str(&fraction);
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -251,5 +290,19 @@ mod tests {
         assert_eq!(decode_binary(BYTEA, &[0, 0xab]).as_deref(), Some("\\x00ab"));
         assert_eq!(decode_binary(UUID, &[0x12; 16]).as_deref(), Some("12121212-1212-1212-1212-121212121212"));
         assert_eq!(decode_binary(1186, &[0; 16]), None, "interval: not read");
+        // numeric: 5500005555555559 is groups 5500 0055 5555 5559, weight 3; -0.00123 is
+        // group 12 (0.0012) then 3000, weight -1, scale 5.
+        let numeric = |ndigits: i16, weight: i16, sign: u16, dscale: i16, digits: &[i16]| {
+            let mut v = Vec::new();
+            for x in [ndigits, weight, sign as i16, dscale].iter().chain(digits) {
+                v.extend_from_slice(&x.to_be_bytes());
+            }
+            decode_binary(NUMERIC, &v)
+        };
+        assert_eq!(numeric(4, 3, 0, 0, &[5500, 55, 5555, 5559]).as_deref(), Some("5500005555555559"));
+        assert_eq!(numeric(2, -1, 0x4000, 5, &[12, 3000]).as_deref(), Some("-0.00123"));
+        assert_eq!(numeric(2, 0, 0, 2, &[7, 5000]).as_deref(), Some("7.50"));
+        assert_eq!(numeric(0, 0, 0xC000, 0, &[]).as_deref(), Some("NaN"));
+        assert_eq!(numeric(1, 0, 0x1234, 0, &[1]), None, "an unknown sign");
     }
 }

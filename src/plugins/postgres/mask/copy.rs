@@ -251,7 +251,9 @@ impl ConnectionMasking {
                 _ if field == null => out.extend_from_slice(field),
                 Action::Mask(style) => self.masker.mask_column(style, field, &mut out),
                 Action::Null => out.extend_from_slice(null),
-                Action::Pass | Action::Scan | Action::ScanHex | Action::ScanOrNull => out.extend_from_slice(field),
+                Action::Pass | Action::Scan | Action::ScanHex | Action::ScanOrNull | Action::ScanNumber(_) => {
+                    out.extend_from_slice(field)
+                }
             }
         }
         let mut out = match self.masker.mask(&out) {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use airlock_postgres::ProtocolError;
 use airlock_postgres::describe::Column;
 use airlock_postgres::message::{self, tag};
-use airlock_postgres::types::{BYTEA, carries_text, may_hold_secrets, text_in_binary};
+use airlock_postgres::types::{BYTEA, INT8, NUMERIC, carries_text, decode_binary, may_hold_secrets, text_in_binary};
 use bytes::Bytes;
 
 use super::ConnectionMasking;
@@ -27,6 +27,9 @@ pub(super) enum Action {
     /// read it, and if they find a secret the value is sent as NULL, since masking in
     /// place would break its framing.
     ScanOrNull,
+    /// A binary number (`int8`, `numeric`) that may hold a card number's digits: the
+    /// detectors read its text form, and if they find a secret it is sent as NULL.
+    ScanNumber(u32),
     /// A column rule: replace the whole value.
     Mask(Style),
     /// A column rule on a binary value: send NULL.
@@ -57,6 +60,7 @@ impl Plan {
 fn binary_action(type_oid: u32) -> Action {
     match type_oid {
         t if text_in_binary(t) => Action::Scan,
+        INT8 | NUMERIC => Action::ScanNumber(type_oid),
         t if carries_text(t) => Action::ScanOrNull,
         _ => Action::Pass,
     }
@@ -209,6 +213,14 @@ impl ConnectionMasking {
             Action::ScanOrNull => match self.masker.mask(v) {
                 std::borrow::Cow::Borrowed(_) => None,
                 std::borrow::Cow::Owned(_) => Some(None),
+            },
+            // A value that does not decode is not the type's: NULL (fail closed).
+            Action::ScanNumber(type_oid) => match decode_binary(type_oid, v) {
+                Some(text) => match self.masker.mask(text.as_bytes()) {
+                    std::borrow::Cow::Borrowed(_) => None,
+                    std::borrow::Cow::Owned(_) => Some(None),
+                },
+                None => Some(None),
             },
             Action::ScanHex => {
                 // Anything but well-formed hex is scanned as it is.
