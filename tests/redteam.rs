@@ -1991,6 +1991,28 @@ fn found_by_attacking(users_oid: &str) -> Vec<Attack> {
                 sy(),
             ])
             .check(Check::Secret(HASH_SECRET.into())),
+        // Found by the sixth attack round: in LATIN1 two names Airlock told apart became
+        // one on the server (converted to UTF-8, then cut at 63 bytes).
+        attack("LATIN1 statement names that meet once converted")
+            .bare()
+            .send({
+                let name = |last: u8| [&[b'a'; 62][..], &[last, 0]].concat();
+                let parse =
+                    |last: u8, sql: &str| M::Raw(b'P', [name(last), sql.as_bytes().to_vec(), vec![0, 0, 0]].concat());
+                vec![
+                    qm("set client_encoding to 'LATIN1'"),
+                    parse(0xe9, "select 'x'::text as a, 'y'::text as b"),
+                    M::Raw(b'D', [&b"S"[..], &name(0xe9)].concat()),
+                    sy(),
+                    M::Raw(b'C', [&b"S"[..], &name(0xe8)].concat()),
+                    parse(0xe8, "select password_hash, 'q'::text from rt_users"),
+                    sy(),
+                    M::Raw(b'B', [&[0][..], &name(0xe9), &[0, 0, 0, 0, 0, 0]].concat()),
+                    ex(""),
+                    sy(),
+                ]
+            })
+            .check(Check::Secret(HASH_SECRET.into())),
         m("reverse(x) from rt_users as u(a,b,x) (column alias list)", "select reverse(x) from rt_users as u(a, b, x)"),
         m("reverse(x) from a view over rt_users with an alias list", "select reverse(x) from rt_users_v as v(a, b, x)"),
         m(

@@ -96,7 +96,9 @@ fn statement_name<'a>(tokens: &'a [sql::lexer::Token<'a>], verb: &str) -> Option
     if !tokens.first()?.is(verb) {
         return None;
     }
-    sql::lexer::ident_at(tokens, 1).map(|(name, _)| name)
+    // Only ASCII names are tracked: the server reads others in the client encoding
+    // (two spellings Airlock reads alike may be two names to it, and the reverse).
+    sql::lexer::ident_at(tokens, 1).map(|(name, _)| name).filter(|name| name.is_ascii())
 }
 
 /// A name a statement may refer to, in its session.
@@ -115,7 +117,7 @@ fn cursor_name(tokens: &[sql::lexer::Token<'_>]) -> Option<String> {
         return None;
     }
     let last = tokens.len().checked_sub(1)?;
-    sql::lexer::ident_at(tokens, last).map(|(name, _)| name)
+    sql::lexer::ident_at(tokens, last).map(|(name, _)| name).filter(|name| name.is_ascii())
 }
 
 /// How a statement changes a session's prepared statements once it has run.

@@ -249,6 +249,11 @@ impl<'a> SessionGate<'a> {
     /// Looks at one whole frontend message: its tag and body.
     pub fn inspect(&mut self, tag: u8, body: &[u8]) -> Result<Step, ProtocolError> {
         let forward = |statement| Ok(Step::Forward { statement, expect: None });
+        if !names_are_ascii(tag, body)? {
+            let reason = "Airlock tracks statement and portal names in ASCII only (the server reads others in \
+                          the client encoding): use an ASCII name";
+            return Ok(Step::Decide(Held::refused("(a statement or portal name)", reason, HeldKind::Execute)));
+        }
         match tag {
             tag::QUERY => {
                 let text = String::from_utf8_lossy(message::parse_query(body)?);
@@ -496,6 +501,24 @@ fn copy_to_describe(text: &str, column_rules: bool) -> Option<String> {
     let source = airlock_postgres::copy::copy_source(text)?;
     let alone = sql::split(text).len() == 1;
     (alone && (column_rules || source.binary)).then_some(source.select)
+}
+
+/// Whether the statement and portal names an extended-protocol message carries are
+/// ASCII where the server keys them (their first 63 bytes). Past those, any byte: the
+/// server cuts it off, as `name_of` does.
+fn names_are_ascii(tag: u8, body: &[u8]) -> Result<bool, ProtocolError> {
+    let ascii = |name: &[u8]| name.iter().take(63).all(u8::is_ascii);
+    Ok(match tag {
+        tag::PARSE => ascii(message::parse_parse(body)?.0),
+        tag::BIND => {
+            let (portal, statement) = message::parse_bind(body)?;
+            ascii(portal) && ascii(statement)
+        }
+        tag::EXECUTE => ascii(message::parse_execute(body)?),
+        tag::DESCRIBE => ascii(message::parse_describe(body)?.1),
+        tag::CLOSE => ascii(message::parse_close(body)?.1),
+        _ => true,
+    })
 }
 
 /// The query text, if it may contain a COPY.

@@ -93,6 +93,12 @@ fn names_cut_inside_a_character_stay_apart() {
     step(&mut gate, frame(b'B', &[b"\0", name('é').as_bytes(), &[0, 0, 0, 0, 0, 0]]));
     assert!(is_held(step(&mut gate, frame(b'E', &[b"\0", &[0, 0, 0, 0]]))));
     assert_ne!(name_of(name('é').as_bytes()), name_of(name('ę').as_bytes()));
+    // Names that are not ASCII where the server keys them are refused outright: in
+    // another client encoding the server converts them before it cuts them.
+    let latin1 = [&[b'a'; 62][..], &[0xe9, 0]].concat();
+    assert!(is_held(step(&mut gate, frame(b'P', &[&latin1, b"select 1\0", &[0, 0]]))));
+    let long_ascii = [&[b'a'; 63][..], &[0xe9, 0]].concat();
+    assert!(!is_held(step(&mut gate, frame(b'P', &[&long_ascii, b"select 1\0", &[0, 0]]))));
     assert_eq!(name_of(b"plain"), "plain");
 }
 
