@@ -150,6 +150,19 @@ fn psql_results_are_masked_by_column_identity_and_by_value() {
         vec![vec![None, None, Some(42i64.to_be_bytes().to_vec())]]
     );
 
+    // ... and so is one inside a float8, money, an array, a record or a range.
+    let row = binary(
+        &["ops"],
+        "ops-db",
+        "COPY (SELECT 4111111111111111::float8, 4111111111111111::numeric::money, ARRAY[4111111111111111::int8], \
+         row(4111111111111111::int8, 'x'), int8range(4111111111111111, null), 7::int8, ARRAY[7::int8]) TO STDOUT (FORMAT binary)",
+    )
+    .remove(0);
+    assert_eq!(row[..6], [None, None, None, None, None, Some(7i64.to_be_bytes().to_vec())]);
+    assert!(row[6].as_ref().is_some_and(|a| a.ends_with(&7i64.to_be_bytes())), "an array without a secret passes");
+    // A whole float8 is read as its digits in text too.
+    assert_eq!(query(&airlock, "SELECT 378282246310005::float8"), "[MASKED:credit_card]\n");
+
     // A row longer than one read is masked like any other, in results and COPY alike.
     let wide = "password_hash, email, repeat('x', 100000) FROM mask_people WHERE id = 1";
     assert_eq!(query(&airlock, &format!("SELECT {wide}")), "[MASKED]|[MASKED:email]|[MASKED]\n");

@@ -88,6 +88,8 @@ pub const JSONPATH: u32 = 4072;
 pub const NUMERIC: u32 = 1700;
 /// `money`.
 pub const MONEY: u32 = 790;
+/// `xid8`.
+pub const XID8: u32 = 5069;
 /// `jsonb[]`.
 pub const JSONB_ARRAY: u32 = 3807;
 /// The first OID of an object the database defined itself (`FirstNormalObjectId`):
@@ -97,24 +99,8 @@ pub const FIRST_NORMAL_OID: u32 = 16384;
 /// Fixed-format types too short or too structured for their text form to hold a
 /// secret. `bytea` is among them: its text form is hex, read separately as the bytes
 /// it encodes.
-const NO_SECRETS: [u32; 16] = [
-    BOOL,
-    INT2,
-    INT4,
-    OID,
-    FLOAT4,
-    FLOAT8,
-    DATE,
-    TIME,
-    TIMESTAMP,
-    TIMESTAMPTZ,
-    INTERVAL,
-    TIMETZ,
-    UUID,
-    XID,
-    PG_LSN,
-    BYTEA,
-];
+const NO_SECRETS: [u32; 15] =
+    [BOOL, INT2, INT4, OID, FLOAT4, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL, TIMETZ, UUID, XID, PG_LSN, BYTEA];
 
 /// Types whose binary form is their text: text types, `bytea` (its bytes), `jsonb` and
 /// `jsonpath` (a version byte, then text).
@@ -159,6 +145,17 @@ const NO_TEXT: [u32; 32] = [
     2951,
 ];
 
+/// Fixed-format types too small or too structured for their binary form to hold a
+/// secret's digits or text (a card number needs 13 digits: more than an `int4` or a
+/// `float4` holds exactly).
+const SHORT_FIXED: [u32; 14] =
+    [BOOL, INT2, INT4, OID, FLOAT4, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL, TIMETZ, UUID, XID, PG_LSN];
+
+/// Whether a binary value of this type is too small or structured to hold a secret.
+pub fn short_fixed(type_oid: u32) -> bool {
+    SHORT_FIXED.contains(&type_oid)
+}
+
 /// Types whose text form can carry a secret: everything but a few fixed-format types
 /// too short or too structured to hold one. Unknown (user-defined) types are read.
 pub fn may_hold_secrets(type_oid: u32) -> bool {
@@ -193,10 +190,25 @@ pub fn decode_binary(type_oid: u32, v: &[u8]) -> Option<String> {
         INT2 => int(2)?.to_string(),
         INT4 => int(4)?.to_string(),
         INT8 => int(8)?.to_string(),
+        XID8 => (int(8)? as u64).to_string(),
         NUMERIC => numeric(v)?,
+        // Cents; the digits as the detectors would read a plain amount.
+        MONEY => {
+            let cents = int(8)?;
+            format!(
+                "{}{}.{:02}",
+                if cents < 0 { "-" } else { "" },
+                (cents / 100).unsigned_abs(),
+                (cents % 100).unsigned_abs()
+            )
+        }
         OID => (int(4)? as u32).to_string(),
         FLOAT4 => f32::from_be_bytes(v.try_into().ok()?).to_string(),
-        FLOAT8 => f64::from_be_bytes(v.try_into().ok()?).to_string(),
+        FLOAT8 => {
+            let x = f64::from_be_bytes(v.try_into().ok()?);
+            // A whole number as its digits (as the detectors would read it).
+            if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e20 { format!("{x:.0}") } else { x.to_string() }
+        }
         TEXT | VARCHAR | BPCHAR | NAME | CHAR | JSON | UNKNOWN => String::from_utf8(v.to_vec()).ok()?,
         JSONB => match v.split_first() {
             Some((1, text)) => String::from_utf8(text.to_vec()).ok()?,
@@ -209,6 +221,119 @@ pub fn decode_binary(type_oid: u32, v: &[u8]) -> Option<String> {
         BYTEA => format!("\\x{}", v.iter().map(|b| format!("{b:02x}")).collect::<String>()),
         _ => return None,
     })
+}
+
+/// How deep arrays, records and ranges inside each other are read.
+const MAX_NESTING: usize = 4;
+
+/// A binary value as text the detectors can read: a built-in scalar as its text form,
+/// an array, record or range as its elements' texts joined by commas, read by the
+/// element types the value itself names (arrays, records) or its type implies
+/// (ranges). `None` when it is not read (an unknown element type, malformed framing).
+pub fn readable_binary(type_oid: u32, v: &[u8]) -> Option<String> {
+    readable(type_oid, v, 0)
+}
+
+fn readable(type_oid: u32, v: &[u8], depth: usize) -> Option<String> {
+    if depth > MAX_NESTING {
+        return None;
+    }
+    if let Some(text) = decode_binary(type_oid, v) {
+        return Some(text);
+    }
+    if let Some(subtype) = range_subtype(type_oid) {
+        return range(subtype, v, depth);
+    }
+    array(v, depth).or_else(|| record(v, depth))
+}
+
+/// The element type of a built-in range.
+fn range_subtype(type_oid: u32) -> Option<u32> {
+    Some(match type_oid {
+        3904 => INT4,
+        3906 => NUMERIC,
+        3908 => TIMESTAMP,
+        3910 => TIMESTAMPTZ,
+        3912 => DATE,
+        3926 => INT8,
+        _ => return None,
+    })
+}
+
+/// A value framed as `len:i32 bytes` (`-1`: NULL) at the start of `v`, and the rest.
+fn framed(v: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+    let len = i32::from_be_bytes(v.get(..4)?.try_into().ok()?);
+    let rest = &v[4..];
+    if len < 0 {
+        return (len == -1).then_some((None, rest));
+    }
+    let len = len as usize;
+    Some((Some(rest.get(..len)?), &rest[len..]))
+}
+
+/// A binary array (`ndim`, flags, element type, dimensions, then the elements), only
+/// if its framing holds exactly.
+fn array(v: &[u8], depth: usize) -> Option<String> {
+    let be32 = |at: usize| v.get(at..at + 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let (ndim, flags, element) = (be32(0)?, be32(4)?, be32(8)? as u32);
+    if !(0..=6).contains(&ndim) || !(0..=1).contains(&flags) {
+        return None;
+    }
+    let mut count: usize = 1;
+    for d in 0..ndim as usize {
+        count = count.checked_mul(usize::try_from(be32(12 + 8 * d)?).ok()?)?;
+    }
+    let count = if ndim == 0 { 0 } else { count };
+    let mut rest = v.get(12 + 8 * ndim as usize..)?;
+    let mut texts = Vec::new();
+    for _ in 0..count {
+        let (value, after) = framed(rest)?;
+        if let Some(value) = value {
+            texts.push(readable(element, value, depth + 1)?);
+        }
+        rest = after;
+    }
+    rest.is_empty().then(|| texts.join(","))
+}
+
+/// A binary record (field count, then each field's type, length and bytes), only if
+/// its framing holds exactly.
+fn record(v: &[u8], depth: usize) -> Option<String> {
+    let count = i32::from_be_bytes(v.get(..4)?.try_into().ok()?);
+    if !(0..=1600).contains(&count) {
+        return None;
+    }
+    let mut rest = &v[4..];
+    let mut texts = Vec::new();
+    for _ in 0..count {
+        let type_oid = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+        let (value, after) = framed(&rest[4..])?;
+        if let Some(value) = value {
+            texts.push(readable(type_oid, value, depth + 1)?);
+        }
+        rest = after;
+    }
+    rest.is_empty().then(|| texts.join(","))
+}
+
+/// A binary range: its flags, then the bounds it has.
+fn range(subtype: u32, v: &[u8], depth: usize) -> Option<String> {
+    const EMPTY: u8 = 0x01;
+    const LOWER_INFINITE: u8 = 0x08;
+    const UPPER_INFINITE: u8 = 0x10;
+    let (&flags, mut rest) = v.split_first()?;
+    if flags & EMPTY != 0 {
+        return rest.is_empty().then(String::new);
+    }
+    let mut texts = Vec::new();
+    for infinite in [LOWER_INFINITE, UPPER_INFINITE] {
+        if flags & infinite == 0 {
+            let (value, after) = framed(rest)?;
+            texts.push(readable(subtype, value?, depth + 1)?);
+            rest = after;
+        }
+    }
+    rest.is_empty().then(|| texts.join(","))
 }
 
 /// A binary `numeric` as its text: sign, then base-10000 digit groups around the
@@ -304,5 +429,38 @@ mod tests {
         assert_eq!(numeric(2, 0, 0, 2, &[7, 5000]).as_deref(), Some("7.50"));
         assert_eq!(numeric(0, 0, 0xC000, 0, &[]).as_deref(), Some("NaN"));
         assert_eq!(numeric(1, 0, 0x1234, 0, &[1]), None, "an unknown sign");
+        let card = 4111111111111111i64;
+        assert_eq!(decode_binary(FLOAT8, &(card as f64).to_be_bytes()).as_deref(), Some("4111111111111111"));
+        assert_eq!(decode_binary(MONEY, &(card * 100 + 5).to_be_bytes()).as_deref(), Some("4111111111111111.05"));
+        assert_eq!(decode_binary(XID8, &card.to_be_bytes()).as_deref(), Some("4111111111111111"));
+    }
+
+    #[test]
+    fn arrays_records_and_ranges_read_as_their_elements() {
+        let framed = |v: &[u8]| [&(v.len() as i32).to_be_bytes()[..], v].concat();
+        let card = 4111111111111111i64.to_be_bytes();
+        // int8[] of two elements, one NULL.
+        let array = [
+            &1i32.to_be_bytes()[..],
+            &1i32.to_be_bytes(),
+            &INT8.to_be_bytes(),
+            &2i32.to_be_bytes(),
+            &1i32.to_be_bytes(),
+            &framed(&card),
+            &(-1i32).to_be_bytes(),
+        ]
+        .concat();
+        assert_eq!(readable_binary(1016, &array).as_deref(), Some("4111111111111111"));
+        assert_eq!(readable_binary(1016, &array[..array.len() - 1]), None, "cut short");
+        // A record of an int8 and a text.
+        let record =
+            [&2i32.to_be_bytes()[..], &INT8.to_be_bytes(), &framed(&card), &TEXT.to_be_bytes(), &framed(b"x")].concat();
+        assert_eq!(readable_binary(RECORD, &record).as_deref(), Some("4111111111111111,x"));
+        // int8range [card, infinity).
+        let range = [&[0x02 | 0x10][..], &framed(&card)].concat();
+        assert_eq!(readable_binary(3926, &range).as_deref(), Some("4111111111111111"));
+        assert_eq!(readable_binary(3926, &[0x01]).as_deref(), Some(""));
+        // Framing that does not hold is not read.
+        assert_eq!(readable_binary(FIRST_NORMAL_OID, b"\x00\x00\x00\x09junk"), None);
     }
 }

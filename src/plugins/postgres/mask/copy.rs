@@ -251,7 +251,7 @@ impl ConnectionMasking {
                 _ if field == null => out.extend_from_slice(field),
                 Action::Mask(style) => self.masker.mask_column(style, field, &mut out),
                 Action::Null => out.extend_from_slice(null),
-                Action::Pass | Action::Scan | Action::ScanHex | Action::ScanOrNull | Action::ScanNumber(_) => {
+                Action::Pass | Action::Scan | Action::ScanHex | Action::ScanOrNull | Action::ScanDecoded(_) => {
                     out.extend_from_slice(field)
                 }
             }

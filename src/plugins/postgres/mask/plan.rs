@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use airlock_postgres::ProtocolError;
 use airlock_postgres::describe::Column;
 use airlock_postgres::message::{self, tag};
-use airlock_postgres::types::{BYTEA, INT8, NUMERIC, carries_text, decode_binary, may_hold_secrets, text_in_binary};
+use airlock_postgres::types::{BYTEA, carries_text, may_hold_secrets, readable_binary, short_fixed, text_in_binary};
 use bytes::Bytes;
 
 use super::ConnectionMasking;
@@ -27,9 +27,11 @@ pub(super) enum Action {
     /// read it, and if they find a secret the value is sent as NULL, since masking in
     /// place would break its framing.
     ScanOrNull,
-    /// A binary number (`int8`, `numeric`) that may hold a card number's digits: the
-    /// detectors read its text form, and if they find a secret it is sent as NULL.
-    ScanNumber(u32),
+    /// A binary value of another type (numbers that may hold a card number's digits,
+    /// arrays, records, ranges, types of the database's own): the detectors read it
+    /// as text where its type or framing says how (else its bytes), and if they find
+    /// a secret it is sent as NULL.
+    ScanDecoded(u32),
     /// A column rule: replace the whole value.
     Mask(Style),
     /// A column rule on a binary value: send NULL.
@@ -54,15 +56,14 @@ impl Plan {
 }
 
 /// How a binary value of this type is read: text types, `bytea` and `jsonb` (a version
-/// byte, then text) are their text; numbers, times and fixed structures pass; anything
-/// else (arrays, records, types of the database's own, types Airlock does not know)
-/// may carry text inside framing.
+/// byte, then text) are their text; small numbers, times and fixed structures pass;
+/// anything else (wide numbers, arrays, records, ranges, types of the database's own,
+/// types Airlock does not know) is read as text where Airlock can, as bytes where not.
 fn binary_action(type_oid: u32) -> Action {
     match type_oid {
         t if text_in_binary(t) => Action::Scan,
-        INT8 | NUMERIC => Action::ScanNumber(type_oid),
-        t if carries_text(t) => Action::ScanOrNull,
-        _ => Action::Pass,
+        t if short_fixed(t) => Action::Pass,
+        t => Action::ScanDecoded(t),
     }
 }
 
@@ -214,13 +215,12 @@ impl ConnectionMasking {
                 std::borrow::Cow::Borrowed(_) => None,
                 std::borrow::Cow::Owned(_) => Some(None),
             },
-            // A value that does not decode is not the type's: NULL (fail closed).
-            Action::ScanNumber(type_oid) => match decode_binary(type_oid, v) {
+            Action::ScanDecoded(type_oid) => match readable_binary(type_oid, v) {
                 Some(text) => match self.masker.mask(text.as_bytes()) {
-                    std::borrow::Cow::Borrowed(_) => None,
+                    std::borrow::Cow::Borrowed(_) => self.mask_value(Action::ScanOrNull, v),
                     std::borrow::Cow::Owned(_) => Some(None),
                 },
-                None => Some(None),
+                None => self.mask_value(Action::ScanOrNull, v),
             },
             Action::ScanHex => {
                 // Anything but well-formed hex is scanned as it is.
