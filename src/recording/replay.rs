@@ -167,8 +167,9 @@ pub fn render_jsonl(frames: &[Frame], traffic: &mut dyn Transcript, out: &mut im
 struct TerminalSafe<W>(W);
 
 /// Whether a terminal could be made to show something other than what was recorded:
-/// DEL and C1 controls, bidirectional controls, line and paragraph separators, and
-/// the characters that draw nothing (default-ignorable, fillers and blanks).
+/// DEL and C1 controls, bidirectional and other format controls, line and paragraph
+/// separators, characters that draw nothing (default-ignorable, fillers and blanks)
+/// or over their neighbours, and private-use characters.
 fn hides_text(c: char) -> bool {
     matches!(
         c,
@@ -191,6 +192,18 @@ fn hides_text(c: char) -> bool {
             | '\u{1bca0}'..='\u{1bca3}'
             | '\u{1d173}'..='\u{1d17a}'
             | '\u{e0000}'..='\u{e0fff}'
+            // Signs that draw over or around what follows them, and format controls.
+            | '\u{600}'..='\u{605}'
+            | '\u{6dd}'
+            | '\u{70f}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8e2}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1345f}'
+            // Private use: what they draw is up to the terminal's font.
+            | '\u{e000}'..='\u{f8ff}'
+            | '\u{f0000}'..='\u{10ffff}'
     )
 }
 
