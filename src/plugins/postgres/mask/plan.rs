@@ -245,7 +245,8 @@ mod tests {
     fn binary_values_are_read_by_type() {
         assert_eq!(binary_action(TEXT), Action::Scan);
         assert_eq!(binary_action(BYTEA), Action::Scan);
-        assert_eq!(binary_action(TEXT_ARRAY), Action::ScanOrNull);
+        assert_eq!(binary_action(TEXT_ARRAY), Action::ScanDecoded(TEXT_ARRAY));
+        assert_eq!(binary_action(20), Action::ScanDecoded(20), "int8 can hold a card number");
         assert_eq!(binary_action(INT4), Action::Pass);
     }
 
