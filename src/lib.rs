@@ -11,11 +11,12 @@
 //! - [`identity`]: tokens (JWT via JWKS or HS256, API keys) to an [`identity::Identity`].
 //! - [`recording`]: every session, as forwarded, into a compressed, hash-chained log;
 //!   `sessions`, `replay` and `verify` read it back.
-//! - [`policy`]: `[[rules]]` and the fail-closed default turn classified statements
-//!   into a [`policy::Verdict`]; the Postgres relay enforces it through a per-session
-//!   gate, and `airlock explain` prints it.
-//! - [`approvals`]: held statements wait in the broker until an approver decides
-//!   through the admin API (`airlock approvals/approve/deny`); grants and the webhook.
+//! - [`policy`]: `[[rules]]` and the fail-closed default turn one classified
+//!   [`policy::Command`] into a [`policy::Verdict`], knowing no protocol; the Postgres
+//!   gate asks it per statement, and `airlock explain` prints it.
+//! - [`approvals`]: [`approvals::hold`] holds a command until an approver decides
+//!   through the admin API (`airlock approvals/approve/deny`), for every protocol;
+//!   grants and the webhook.
 //! - [`masking`]: value detectors and a streaming masker for what flows back to agents.
 //! - [`config`] / [`secrets`]: the TOML file, validated, and where credentials come from.
 //! - [`tls`]: the certificate agents see and how upstreams are dialled.
@@ -24,8 +25,9 @@
 //! - [`server`]: binds all endpoints and runs shutdown; [`demo`] wraps it with a
 //!   throwaway PostgreSQL so a first run needs nothing but this binary.
 //!
-//! Format knowledge lives in the `protocols/` crates (`airlock-postgres`); this crate
-//! decides what to do with it.
+//! Format knowledge lives in the `protocols/` crates (`airlock-postgres`, and
+//! `airlock-classes` for the classes every protocol shares); this crate decides what to
+//! do with it.
 #![forbid(unsafe_code)]
 
 pub mod admin;
