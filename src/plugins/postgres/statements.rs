@@ -67,6 +67,9 @@ pub struct Statements {
     lost: bool,
     /// The server is copying in and the agent has not ended the COPY yet.
     copying: bool,
+    /// An extended-protocol message failed and no Sync has been sent since: the server
+    /// skips what the agent sends until its Sync, so none of it is queued.
+    skipping: bool,
 }
 
 impl Statements {
@@ -104,6 +107,18 @@ impl Statements {
         if self.lost {
             return;
         }
+        if self.skipping {
+            match request {
+                Request::Ready => self.skipping = false,
+                // Skipped by the server: no answer comes.
+                Request::Parse { .. } | Request::Close { .. } | Request::Execute | Request::CopyEnd => return,
+                // The relay sends no Query into a pipeline the server is skipping.
+                Request::Query { .. } => {
+                    tracing::warn!("a Query while the server skips to a Sync: prepared names are no longer trusted");
+                    return self.lose();
+                }
+            }
+        }
         if self.copying {
             match request {
                 // Ignored by the server while it copies in.
@@ -113,7 +128,10 @@ impl Statements {
                     return;
                 }
                 // Nothing else belongs in a COPY's data: trust no name from here on.
-                _ => return self.lose(),
+                _ => {
+                    tracing::warn!(?request, "a request during COPY data: prepared names are no longer trusted");
+                    return self.lose();
+                }
             }
         }
         if self.pending.len() >= MAX_PENDING {
@@ -125,6 +143,7 @@ impl Statements {
     fn lose(&mut self) {
         self.lost = true;
         self.copying = false;
+        self.skipping = false;
         self.confirmed.clear();
         self.pending.clear();
     }
@@ -188,7 +207,13 @@ impl Statements {
                 effects.clear();
                 true
             }
-            (b'E', Some(Request::Ready)) | (b'E', None) => true,
+            (b'E', Some(Request::Ready)) => true,
+            // An untracked message (a Bind, a Describe) failed before the agent's Sync
+            // was sent: what comes until then is skipped.
+            (b'E', None) => {
+                self.skipping = true;
+                true
+            }
             (b'E', Some(_)) => {
                 // The request at the head failed, or was skipped after an untracked
                 // one failed; the server skips the rest up to the Sync. A failed
@@ -204,6 +229,8 @@ impl Statements {
                 ) {
                     self.pending.pop_front();
                 }
+                // The agent's Sync is not sent yet: what it sends until then is skipped.
+                self.skipping = self.pending.is_empty();
                 true
             }
             (b'Z', Some(Request::Ready | Request::Query { .. })) => {
@@ -241,6 +268,7 @@ impl Statements {
             _ => true,
         };
         if !fits {
+            tracing::warn!(reply = %(tag as char), pending = ?self.pending.front(), "a reply fits no request: prepared names are no longer trusted");
             self.lose();
         }
     }
@@ -293,6 +321,26 @@ mod tests {
         }
         assert_eq!(s.lookup("s").unwrap().statements[0].text, "delete from v");
         assert_eq!(s.lookup("s").unwrap().statements.len(), 1);
+    }
+
+    #[test]
+    fn an_error_answered_before_the_rest_of_its_pipeline_is_sent_skips_that_rest() {
+        // psycopg's pipeline: the failing statement's error comes back before the next
+        // statement's messages reach Airlock; the server skips them up to the Sync.
+        let mut s = Statements::default();
+        s.parse("", decision("select 1/0"));
+        s.execute();
+        for tag in *b"1E" {
+            s.reply(tag);
+        }
+        s.parse("", decision("insert into t values (1)"));
+        s.execute();
+        s.ready();
+        s.reply(b'Z');
+        assert!(!s.lost, "the skipped Parse and Execute are not awaited");
+        assert_eq!(s.lookup("").unwrap().statements[0].text, "select 1/0", "the server kept the first");
+        s.parse("", decision("select 2"));
+        assert_eq!(allowed(&s, ""), Some(true));
     }
 
     #[test]
