@@ -26,30 +26,14 @@ pub const XID: u32 = 28;
 pub const JSON: u32 = 114;
 /// `xml`.
 pub const XML: u32 = 142;
-/// `xml[]`.
-pub const XML_ARRAY: u32 = 143;
-/// `pg_node_tree`: a stored query or expression tree (text).
-pub const PG_NODE_TREE: u32 = 194;
-/// `json[]`.
-pub const JSON_ARRAY: u32 = 199;
 /// `float4`.
 pub const FLOAT4: u32 = 700;
 /// `float8`.
 pub const FLOAT8: u32 = 701;
 /// `unknown`: an untyped literal, sent as its text.
 pub const UNKNOWN: u32 = 705;
-/// `bytea[]`.
-pub const BYTEA_ARRAY: u32 = 1001;
-/// `"char"[]`.
-pub const CHAR_ARRAY: u32 = 1002;
-/// `name[]`.
-pub const NAME_ARRAY: u32 = 1003;
 /// `text[]`.
 pub const TEXT_ARRAY: u32 = 1009;
-/// `bpchar[]`.
-pub const BPCHAR_ARRAY: u32 = 1014;
-/// `varchar[]`.
-pub const VARCHAR_ARRAY: u32 = 1015;
 /// `bpchar`: `char(n)`.
 pub const BPCHAR: u32 = 1042;
 /// `varchar`.
@@ -68,16 +52,10 @@ pub const INTERVAL: u32 = 1186;
 pub const TIMETZ: u32 = 1266;
 /// `record`: an anonymous row.
 pub const RECORD: u32 = 2249;
-/// `record[]`.
-pub const RECORD_ARRAY: u32 = 2287;
 /// `uuid`.
 pub const UUID: u32 = 2950;
 /// `pg_lsn`: a write-ahead log position.
 pub const PG_LSN: u32 = 3220;
-/// `tsvector`: the lexemes of a text.
-pub const TSVECTOR: u32 = 3614;
-/// `tsvector[]`.
-pub const TSVECTOR_ARRAY: u32 = 3643;
 /// `jsonb`: a version byte, then JSON text, in binary format.
 pub const JSONB: u32 = 3802;
 /// `refcursor`: a cursor's name, its text in binary format.
@@ -90,8 +68,6 @@ pub const NUMERIC: u32 = 1700;
 pub const MONEY: u32 = 790;
 /// `xid8`.
 pub const XID8: u32 = 5069;
-/// `jsonb[]`.
-pub const JSONB_ARRAY: u32 = 3807;
 /// The first OID of an object the database defined itself (`FirstNormalObjectId`):
 /// composites, domains, enums and their arrays.
 pub const FIRST_NORMAL_OID: u32 = 16384;
