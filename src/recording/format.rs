@@ -193,6 +193,10 @@ pub enum Kind {
     PgFrontend = 10,
     /// Raw PostgreSQL backend messages, exactly as sent to the agent.
     PgBackend = 11,
+    /// An SSH event from the agent (`airlock_ssh::record::Event`: input, requests).
+    SshAgent = 30,
+    /// An SSH event towards the agent (output as the agent saw it, exits, SFTP results).
+    SshHost = 31,
     /// A policy verdict or approval event: JSON with the statement, classes, decision,
     /// rule, and for approvals the id, outcome and approver.
     Verdict = 20,
@@ -205,6 +209,8 @@ impl Kind {
             2 => Kind::SessionEnd,
             10 => Kind::PgFrontend,
             11 => Kind::PgBackend,
+            30 => Kind::SshAgent,
+            31 => Kind::SshHost,
             20 => Kind::Verdict,
             _ => return None,
         })
@@ -217,6 +223,8 @@ impl Kind {
             Kind::SessionEnd => "session_end",
             Kind::PgFrontend => "pg_frontend",
             Kind::PgBackend => "pg_backend",
+            Kind::SshAgent => "ssh_agent",
+            Kind::SshHost => "ssh_host",
             Kind::Verdict => "verdict",
         }
     }
