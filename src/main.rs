@@ -64,19 +64,31 @@ enum Command {
         #[arg(long)]
         connect: bool,
     },
-    /// Show what the policy would decide for a query (JSON), without running it.
+    /// Show what the policy would decide for a query or, on an SSH connection, a
+    /// command line (JSON), without running it.
     Explain {
         /// Config file.
         #[arg(long, short, default_value = "airlock.toml", env = "AIRLOCK_CONFIG")]
         config: PathBuf,
-        /// Connection the query would run on.
+        /// Connection the query or command would run on.
         #[arg(long)]
         connection: String,
         /// Groups of the identity asking (comma-separated).
         #[arg(long, value_delimiter = ',')]
         groups: Vec<String>,
-        /// The query string (one or more statements).
+        /// The query string (one or more statements), or the command line.
         sql: String,
+    },
+    /// Print the SSH host key's fingerprint (generating the key on first use).
+    SshHostkey {
+        /// Config file whose data_dir holds the key.
+        #[arg(long, short, default_value = "airlock.toml", env = "AIRLOCK_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print the host key line to pin in an SSH connection's `host_key`.
+    SshKeyscan {
+        /// The upstream's `host:port`.
+        address: String,
     },
     /// List statements waiting for approval.
     Approvals {
@@ -466,6 +478,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("no connection named {connection:?} in the config (it has: {})", names.join(", "));
             }
             let policy = airlock::policy::Policy::new(&config.rules)?;
+            if config.connection(&connection).is_some_and(|c| c.protocol == airlock::config::Protocol::Ssh) {
+                let (decision, analysis) = airlock::plugins::ssh::judge::exec(&policy, &connection, &groups, &sql);
+                let mut out = serde_json::to_value(&decision)?;
+                out["commands"] = analysis
+                    .commands
+                    .iter()
+                    .map(|c| serde_json::json!({"argv": c.argv, "classes": c.classes, "reason": c.reason}))
+                    .collect();
+                if let Some(error) = &analysis.error {
+                    out["not_understood"] = error.clone().into();
+                }
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(());
+            }
             let decision = airlock::plugins::postgres::judge::decide_query(&policy, &connection, &groups, &sql);
             let mut out = serde_json::to_value(&decision)?;
             // Which result columns column rules mask, where the query alone tells.
@@ -476,6 +502,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(())
+        }
+        Command::SshHostkey { config } => {
+            let config = Config::load(&config)?;
+            let key = airlock::plugins::ssh::load_or_create_host_key(&config.data_dir())?;
+            println!("{}", airlock::plugins::ssh::host_key_fingerprint(&key));
+            println!("{}", key.public_key().to_openssh().map_err(|e| anyhow::anyhow!("{e}"))?);
+            Ok(())
+        }
+        Command::SshKeyscan { address } => {
+            println!("{}", airlock::plugins::ssh::keyscan(&address).await?);
             Ok(())
         }
         Command::CheckConfig { config, connect } => {

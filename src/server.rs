@@ -14,6 +14,7 @@ use crate::identity::Authenticator;
 use crate::listener::Listeners;
 use crate::metrics::Metrics;
 use crate::plugins::postgres::PostgresPlugin;
+use crate::plugins::ssh::SshPlugin;
 use crate::policy::Policy;
 use crate::recording::{Recorder, RecordingSettings};
 
@@ -55,6 +56,17 @@ impl Server {
             None
         };
         let broker = Arc::new(Broker::new(&config.approvals, metrics.approvals_pending())?);
+        let ssh = match config.connections.iter().any(|c| c.protocol == crate::config::Protocol::Ssh) {
+            true => Some(Arc::new(SshPlugin::new(
+                config,
+                auth.clone(),
+                metrics.clone(),
+                recorder.clone(),
+                policy.clone(),
+                broker.clone(),
+            )?)),
+            false => None,
+        };
         let postgres = Arc::new(PostgresPlugin::new(
             config,
             auth.clone(),
@@ -73,6 +85,12 @@ impl Server {
         bound.push(Bound { endpoint: "admin", addr: admin_listener.local_addr()? });
         tokio::spawn(listeners.clone().run(pg, postgres));
         tokio::spawn(listeners.clone().run(admin_listener, admin));
+        if let Some(ssh) = ssh {
+            let listener = bind("listen.ssh", config.listen.ssh).await?;
+            bound.push(Bound { endpoint: "ssh", addr: listener.local_addr()? });
+            tracing::info!(fingerprint = ssh.fingerprint(), "SSH host key");
+            tokio::spawn(listeners.clone().run(listener, ssh));
+        }
         for b in &bound {
             tracing::info!(endpoint = b.endpoint, addr = %b.addr, "listening");
         }

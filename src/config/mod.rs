@@ -82,11 +82,14 @@ pub struct Listen {
     /// Admin API (`/healthz`, `/metrics`).
     #[serde(default = "defaults::admin_addr")]
     pub admin: SocketAddr,
+    /// SSH endpoint; it listens only when an SSH connection is configured.
+    #[serde(default = "defaults::ssh_addr")]
+    pub ssh: SocketAddr,
 }
 
 impl Default for Listen {
     fn default() -> Self {
-        Listen { postgres: defaults::postgres_addr(), admin: defaults::admin_addr() }
+        Listen { postgres: defaults::postgres_addr(), admin: defaults::admin_addr(), ssh: defaults::ssh_addr() }
     }
 }
 
@@ -296,6 +299,9 @@ pub struct Auth {
     /// Static API keys, stored as SHA-256 hashes.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
+    /// SSH public keys that identify agents at the SSH endpoint.
+    #[serde(default)]
+    pub ssh_keys: Vec<SshKey>,
 }
 
 impl Default for Auth {
@@ -311,6 +317,7 @@ impl Default for Auth {
             leeway: defaults::leeway(),
             approver_groups: Vec::new(),
             api_keys: Vec::new(),
+            ssh_keys: Vec::new(),
         }
     }
 }
@@ -328,12 +335,27 @@ pub struct ApiKey {
     pub sha256: String,
 }
 
+/// `[[auth.ssh_keys]]`: an agent's SSH public key, standing for an identity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshKey {
+    /// Who the key identifies.
+    pub subject: String,
+    /// Groups of that identity.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The public key as in `authorized_keys`: `ssh-ed25519 AAAA... comment`.
+    pub key: String,
+}
+
 /// Protocols a connection can speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// PostgreSQL.
     Postgres,
+    /// SSH: exec, shells and SFTP.
+    Ssh,
 }
 
 impl Protocol {
@@ -341,6 +363,7 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Postgres => "postgres",
+            Protocol::Ssh => "ssh",
         }
     }
 }
@@ -494,6 +517,65 @@ pub struct Connection {
     /// for approval, or `"unlimited"` (no guard).
     #[serde(default = "defaults::max_rows", deserialize_with = "de_max_rows")]
     pub max_rows: u64,
+    /// SSH: the private key Airlock logs in with (OpenSSH format), unless `password`.
+    pub private_key: Option<SecretSource>,
+    /// SSH: the upstream's host key, pinned (`ssh-ed25519 AAAA...`, as printed by
+    /// `airlock ssh-keyscan`). Required: an agent cannot answer a trust prompt.
+    pub host_key: Option<String>,
+    /// SSH: what an interactive shell needs.
+    #[serde(default)]
+    pub shell: ShellPolicy,
+    /// SSH: what SFTP (and so `scp`) may do.
+    #[serde(default)]
+    pub sftp: SftpMode,
+    /// SSH: path globs SFTP may and may not touch.
+    #[serde(default)]
+    pub sftp_paths: PathGlobs,
+    /// SSH: let agents forward ports (`ssh -L`/`-R`). Off: forwarding bypasses the
+    /// gateway's view of what is done.
+    #[serde(default)]
+    pub allow_forwarding: bool,
+    /// SSH: environment variables an agent may pass (`SendEnv`); `*` ends a prefix.
+    #[serde(default = "defaults::ssh_env")]
+    pub env: Vec<String>,
+}
+
+/// What an interactive SSH shell needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShellPolicy {
+    /// A human approves each shell.
+    #[default]
+    Approve,
+    /// Shells open without asking.
+    Allow,
+    /// No shells.
+    Deny,
+}
+
+/// What SFTP may do on an SSH connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SftpMode {
+    /// Read and write.
+    #[default]
+    ReadWrite,
+    /// Read only: opening for write, removing, renaming... are refused.
+    ReadOnly,
+    /// No SFTP subsystem.
+    Deny,
+}
+
+/// Path globs (`*` within a name, `**` across directories) that allow and deny.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathGlobs {
+    /// When not empty, only paths matching one of these.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Never paths matching one of these.
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 /// The dotted key whose value starts at byte `offset`: the table headers above it
@@ -647,7 +729,8 @@ impl Config {
             || auth.jwks_url.is_some()
             || auth.hs256_secret.is_some()
             || auth.dev_tokens
-            || !auth.api_keys.is_empty();
+            || !auth.api_keys.is_empty()
+            || !auth.ssh_keys.is_empty();
         if !has_verifier && !self.connections.is_empty() {
             return err(
                 "auth".into(),
@@ -666,6 +749,17 @@ impl Config {
             }
             if key.subject.is_empty() {
                 return err(format!("auth.api_keys[{i}].subject"), "must not be empty".into());
+            }
+        }
+        for (i, k) in auth.ssh_keys.iter().enumerate() {
+            if russh::keys::PublicKey::from_openssh(&k.key).is_err() {
+                return err(
+                    format!("auth.ssh_keys[{i}].key"),
+                    "must be a public key line as in authorized_keys (ssh-ed25519 AAAA... comment)".into(),
+                );
+            }
+            if k.subject.is_empty() {
+                return err(format!("auth.ssh_keys[{i}].subject"), "must not be empty".into());
             }
         }
         for (i, rule) in self.rules.iter().enumerate() {
@@ -725,6 +819,35 @@ impl Config {
                 );
             }
             match c.protocol {
+                Protocol::Ssh => {
+                    if c.user.as_deref().unwrap_or("").is_empty() {
+                        return err(key("user"), "the upstream account Airlock logs in as is required".into());
+                    }
+                    if c.private_key.is_none() && c.password.is_none() {
+                        return err(
+                            key("private_key"),
+                            "set private_key (or password) for the upstream account".into(),
+                        );
+                    }
+                    match c.host_key.as_deref() {
+                        None => {
+                            return err(
+                                key("host_key"),
+                                format!(
+                                    "the upstream's host key must be pinned: run `airlock ssh-keyscan {}` and paste the line",
+                                    c.address
+                                ),
+                            );
+                        }
+                        Some(k) if russh::keys::PublicKey::from_openssh(k).is_err() => {
+                            return err(
+                                key("host_key"),
+                                format!("{k:?} is not an OpenSSH public key line (ssh-ed25519 AAAA...)"),
+                            );
+                        }
+                        Some(_) => {}
+                    }
+                }
                 Protocol::Postgres => {
                     if c.user.as_deref().unwrap_or("").is_empty() {
                         return err(key("user"), "the upstream user Airlock logs in as is required".into());

@@ -81,6 +81,12 @@ pub(super) mod defaults {
     pub fn admin_addr() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 8081))
     }
+    pub fn ssh_addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 2222))
+    }
+    pub fn ssh_env() -> Vec<String> {
+        vec!["LANG".into(), "LC_*".into()]
+    }
     pub fn max_connections() -> usize {
         1024
     }

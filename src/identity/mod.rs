@@ -43,6 +43,8 @@ pub enum AuthMethod {
     Jwt,
     /// A configured API key.
     ApiKey,
+    /// An SSH public key registered in `[[auth.ssh_keys]]`.
+    SshKey,
 }
 
 /// Why a token was rejected. The text is safe to show to the agent: it names the

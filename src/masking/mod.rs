@@ -54,6 +54,27 @@ impl std::fmt::Debug for Masker {
     }
 }
 
+/// The value masker of connection `name`: the detectors chosen by the first
+/// `[[masking]]` rule that applies there and names some (all built-ins when none
+/// does), in that rule's style, plus every applying rule's own patterns. Column rules
+/// are the Postgres plugin's.
+pub fn for_connection(config: &crate::config::Config, name: &str, hash_key: &[u8]) -> anyhow::Result<Masker> {
+    use crate::config::MaskStyle;
+    let rules: Vec<_> =
+        config.masking.iter().filter(|r| r.connections.is_empty() || r.connections.iter().any(|c| c == name)).collect();
+    let chooser = rules.iter().find(|r| r.detectors.is_some());
+    let style = match chooser.map(|r| r.style) {
+        None | Some(MaskStyle::Redact) => Style::Redact,
+        Some(MaskStyle::Partial) => Style::Partial,
+        Some(MaskStyle::Hash) => Style::Hash,
+    };
+    let mut masker = Masker::new(chooser.and_then(|r| r.detectors.as_deref()), style, hash_key);
+    for p in rules.iter().flat_map(|r| &r.patterns) {
+        masker.add(Detector::custom(&p.name, &p.regex, p.max_len)?);
+    }
+    Ok(masker)
+}
+
 /// Bytes of already-emitted text kept as context for word boundaries.
 const CONTEXT: usize = 64;
 

@@ -39,6 +39,7 @@
 
 pub mod masked;
 pub mod postgres;
+pub mod ssh;
 
 use crate::recording::replay::{Opaque, Transcript};
 

@@ -149,6 +149,11 @@ impl SessionRecorder {
         self.recorder.flush().await
     }
 
+    /// Waits until everything this process recorded so far is durable.
+    pub async fn flush(&self) -> Result<(), RecorderDown> {
+        self.recorder.flush().await
+    }
+
     /// Fires when the recorder fails.
     pub fn failed(&self) -> &Signal {
         &self.recorder.failed

@@ -2,6 +2,8 @@
 //! both on ephemeral ports, and helpers to drive real clients against them.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +67,8 @@ pub struct Airlock {
     pub pg: SocketAddr,
     /// Admin endpoint.
     pub admin: SocketAddr,
+    /// SSH endpoint, when an SSH connection is configured.
+    pub ssh: Option<SocketAddr>,
     /// Its data directory (config, log).
     pub dir: PathBuf,
 }
@@ -89,6 +93,7 @@ data_dir = "{dir}"
 [listen]
 postgres = "127.0.0.1:0"
 admin = "127.0.0.1:0"
+ssh = "127.0.0.1:0"
 
 [limits]
 shutdown_grace = "10s"
@@ -188,8 +193,9 @@ impl Airlock {
                 }
             }
         });
-        let (mut pg, mut admin) = (None, None);
-        while pg.is_none() || admin.is_none() {
+        let wants_ssh = std::fs::read_to_string(&config).unwrap_or_default().contains("protocol = \"ssh\"");
+        let (mut pg, mut admin, mut ssh) = (None, None, None);
+        while pg.is_none() || admin.is_none() || (wants_ssh && ssh.is_none()) {
             let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
                 panic!(
                     "airlock did not start: {}",
@@ -200,10 +206,11 @@ impl Airlock {
             match (parts.next(), parts.next(), parts.next()) {
                 (Some("listening"), Some("postgres"), Some(a)) => pg = a.parse().ok(),
                 (Some("listening"), Some("admin"), Some(a)) => admin = a.parse().ok(),
+                (Some("listening"), Some("ssh"), Some(a)) => ssh = a.parse().ok(),
                 _ => {}
             }
         }
-        Airlock { child, pg: pg.unwrap(), admin: admin.unwrap(), dir }
+        Airlock { child, pg: pg.unwrap(), admin: admin.unwrap(), ssh, dir }
     }
 
     /// Airlock's log so far.

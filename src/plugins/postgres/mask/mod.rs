@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use super::upstream::UpstreamTarget;
 use crate::config::Config;
-use crate::masking::{Detector, Masker, Style};
+use crate::masking::{Masker, Style};
 
 mod catalog;
 mod copy;
@@ -40,8 +40,8 @@ mod taint;
 use catalog::Catalog;
 pub use recorded::FrontendMasking;
 pub use result::{Expect, ResultMasking};
+use rules::column_rules;
 pub use rules::static_masks;
-use rules::{column_rules, style};
 pub use taint::Taint;
 
 /// What one connection masks, built at start-up.
@@ -62,17 +62,7 @@ impl ConnectionMasking {
     /// masked there (no detectors, no patterns, no column rules).
     pub fn new(config: &Config, target: Arc<UpstreamTarget>, key: &[u8]) -> anyhow::Result<Option<ConnectionMasking>> {
         let name = target.conn.name.as_str();
-        let rules: Vec<_> = config
-            .masking
-            .iter()
-            .filter(|r| r.connections.is_empty() || r.connections.iter().any(|c| c == name))
-            .collect();
-        let chooser = rules.iter().find(|r| r.detectors.is_some());
-        let detectors = chooser.and_then(|r| r.detectors.as_deref());
-        let mut masker = Masker::new(detectors, chooser.map_or(Style::Redact, |r| style(r.style)), key);
-        for p in rules.iter().flat_map(|r| &r.patterns) {
-            masker.add(Detector::custom(&p.name, &p.regex, p.max_len)?);
-        }
+        let masker = crate::masking::for_connection(config, name, key)?;
         let columns = column_rules(config, name);
         if masker.is_empty() && columns.is_empty() {
             return Ok(None);

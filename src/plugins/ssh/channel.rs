@@ -1,0 +1,448 @@
+//! One agent session channel and the upstream channel it maps to.
+//!
+//! A channel moves through two phases. In `setup`, requests that shape it (pty, env,
+//! window size) are passed on as they come, and the first exec, shell or subsystem
+//! request is judged: allowed, refused (exit status 126, the reason on stderr), or
+//! held while the agent is told on stderr how to get it approved. Once it runs, two
+//! pumps move data, one per direction, each with its own state: keys and stdin go up
+//! (typed lines rebuilt for the record), output comes down through the masker, with
+//! stdout and stderr on pipes of their own so that both are masked as streams. Each
+//! write waits for the receiving side's window, so a slow agent makes the upstream
+//! wait and memory per channel stays bounded.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use airlock_ssh::record::{Event, Stream};
+use bytes::Bytes;
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use super::{Shared, judge};
+use crate::approvals::{self, Holding, Settled};
+use crate::plugins::masked::{FLUSH_AFTER, MaskedReader};
+use crate::policy::Decision;
+
+/// Exit status of a refused command, as a shell reports "cannot execute".
+const REFUSED: u32 = 126;
+/// Input an agent may send before its command starts (or while it is held).
+const MAX_EARLY_INPUT: usize = 1 << 20;
+/// Bytes of output buffered per stream between the upstream and the masker.
+const PIPE: usize = 256 * 1024;
+/// Output read per chunk.
+const CHUNK: usize = 32 * 1024;
+
+/// Why a channel stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The recorder failed: nothing more may pass unrecorded.
+    RecorderFailed,
+    /// The agent's side went away.
+    AgentGone,
+}
+
+type AgentTx = Arc<ChannelWriteHalf<Msg>>;
+type UpstreamTx = ChannelWriteHalf<russh::client::Msg>;
+
+/// Whether `name` is in the connection's `env` allowlist (`LC_*` ends a prefix).
+pub(super) fn env_allowed(list: &[String], name: &str) -> bool {
+    list.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => p == name,
+    })
+}
+
+/// What the channel was asked to run.
+enum Start {
+    Exec(Vec<u8>),
+    Shell,
+    Subsystem(String),
+}
+
+/// What came from the agent before the channel ran.
+#[derive(Default)]
+struct Setup {
+    channel: u32,
+    pty: bool,
+    early: Vec<Bytes>,
+    early_len: usize,
+    eof: bool,
+    closed: bool,
+}
+
+impl Setup {
+    /// Takes one agent message during setup; `Some` once the channel is asked to run.
+    async fn take(&mut self, msg: Option<ChannelMsg>, shared: &Shared, up: &UpstreamTx) -> Result<Option<Start>, End> {
+        match msg {
+            None | Some(ChannelMsg::Close) => {
+                self.closed = true;
+                return Err(End::AgentGone);
+            }
+            Some(ChannelMsg::RequestPty {
+                term, col_width, row_height, pix_width, pix_height, terminal_modes, ..
+            }) => {
+                let _ =
+                    up.request_pty(false, &term, col_width, row_height, pix_width, pix_height, &terminal_modes).await;
+                self.pty = true;
+                let term = term.as_str();
+                shared
+                    .record(true, Event::Pty { channel: self.channel, cols: col_width, rows: row_height, term })
+                    .await?;
+            }
+            Some(ChannelMsg::SetEnv { variable_name, variable_value, .. }) => {
+                if env_allowed(&shared.target.conn.env, &variable_name) {
+                    let _ = up.set_env(false, variable_name, variable_value).await;
+                }
+            }
+            Some(ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height }) => {
+                let _ = up.window_change(col_width, row_height, pix_width, pix_height).await;
+            }
+            Some(ChannelMsg::Exec { command, .. }) => return Ok(Some(Start::Exec(command))),
+            Some(ChannelMsg::RequestShell { .. }) => return Ok(Some(Start::Shell)),
+            Some(ChannelMsg::RequestSubsystem { name, .. }) => return Ok(Some(Start::Subsystem(name))),
+            Some(ChannelMsg::Data { data }) => {
+                self.early_len += data.len();
+                if self.early_len > MAX_EARLY_INPUT {
+                    return Err(End::AgentGone);
+                }
+                self.early.push(data);
+            }
+            Some(ChannelMsg::Eof) => self.eof = true,
+            Some(_) => {}
+        }
+        Ok(None)
+    }
+}
+
+impl Setup {
+    /// Keeps what the agent sends while its command is held; `false` once it has
+    /// closed the channel or sent more than the cap.
+    fn keep(&mut self, msg: Option<ChannelMsg>) -> bool {
+        match msg {
+            None | Some(ChannelMsg::Close) => {
+                self.closed = true;
+                false
+            }
+            Some(ChannelMsg::Data { data }) => {
+                self.early_len += data.len();
+                self.early.push(data);
+                self.early_len < MAX_EARLY_INPUT
+            }
+            Some(ChannelMsg::Eof) => {
+                self.eof = true;
+                true
+            }
+            Some(_) => true,
+        }
+    }
+}
+
+/// Runs one session channel to its end.
+pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
+    let channel = u32::from(agent.id());
+    let (mut agent_rx, agent_tx) = agent.split();
+    let agent_tx: AgentTx = Arc::new(agent_tx);
+    let upstream = match shared.upstream.channel_open_session().await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "the upstream refused a session channel");
+            let _ = refuse(&shared, &agent_tx, channel, &format!("the host refused a session channel: {e}")).await;
+            return;
+        }
+    };
+    let (up_rx, up_tx) = upstream.split();
+    let mut setup = Setup { channel, ..Setup::default() };
+    let start = loop {
+        let msg = agent_rx.wait().await;
+        match setup.take(msg, &shared, &up_tx).await {
+            Ok(Some(start)) => break start,
+            Ok(None) => {}
+            Err(_) => {
+                let _ = up_tx.close().await;
+                return;
+            }
+        }
+    };
+    let outcome = match start {
+        Start::Exec(command) => {
+            let text = String::from_utf8_lossy(&command).into_owned();
+            shared.commands.fetch_add(1, Ordering::Relaxed);
+            if shared.record(true, Event::Exec { channel, command: &text }).await.is_err() {
+                return;
+            }
+            let decision = match (&shared.policy, std::str::from_utf8(&command)) {
+                (None, _) => None,
+                (Some(policy), Ok(line)) => {
+                    let (decision, analysis) =
+                        judge::exec(policy, &shared.target.conn.name, &shared.identity.groups, line);
+                    tracing::info!(command = line, classes = %analysis.classes, verdict = decision.verdict().as_str(), "exec");
+                    Some(decision)
+                }
+                (Some(_), Err(_)) => Some(Decision::refused(&text, "the command line is not UTF-8")),
+            };
+            match settle(&shared, &agent_tx, &mut agent_rx, &mut setup, channel, decision, &text).await {
+                Ok(true) => up_tx.exec(true, command).await.map_err(|_| End::AgentGone),
+                Ok(false) => Err(End::AgentGone),
+                Err(e) => Err(e),
+            }
+        }
+        Start::Shell => {
+            if shared.record(true, Event::Shell { channel }).await.is_err() {
+                return;
+            }
+            let decision = shared.policy.as_ref().map(|_| judge::shell(&shared.target.conn));
+            match settle(&shared, &agent_tx, &mut agent_rx, &mut setup, channel, decision, "shell").await {
+                Ok(true) => up_tx.request_shell(true).await.map_err(|_| End::AgentGone),
+                Ok(false) => Err(End::AgentGone),
+                Err(e) => Err(e),
+            }
+        }
+        Start::Subsystem(name) => {
+            if shared.record(true, Event::Subsystem { channel, name: &name }).await.is_err() || name != "sftp" {
+                let _ = up_tx.close().await;
+                return;
+            }
+            if up_tx.request_subsystem(true, "sftp").await.is_err() {
+                return;
+            }
+            super::sftp::relay(&shared, channel, agent_rx, agent_tx, up_rx, up_tx, setup.early).await;
+            return;
+        }
+    };
+    if outcome.is_err() {
+        let _ = up_tx.close().await;
+        return;
+    }
+    for data in setup.early.drain(..) {
+        if up_tx.data_bytes(data).await.is_err() {
+            return;
+        }
+    }
+    if setup.eof {
+        let _ = up_tx.eof().await;
+    }
+    let editor = setup.pty.then(airlock_ssh::terminal::LineEditor::default);
+    tokio::join!(pump_in(&shared, channel, agent_rx, up_tx, editor), pump_out(&shared, channel, up_rx, agent_tx),);
+}
+
+/// Settles a decision: `Ok(true)` to run, `Ok(false)` when refused (the agent was told
+/// and the channel closed) or when the agent left.
+async fn settle(
+    shared: &Shared,
+    agent_tx: &AgentTx,
+    agent_rx: &mut ChannelReadHalf,
+    setup: &mut Setup,
+    channel: u32,
+    decision: Option<Decision>,
+    text: &str,
+) -> Result<bool, End> {
+    let Some(decision) = decision else { return Ok(true) };
+    let holding = Holding {
+        broker: &shared.broker,
+        identity: &shared.identity,
+        connection: &shared.target.conn.name,
+        protocol: "ssh",
+        recorder: shared.recorder.as_ref(),
+        metrics: &shared.metrics,
+    };
+    let notify = |request: &approvals::Request| {
+        let id = &request.id;
+        let line = format!(
+            "Airlock is holding this command for approval (id {id}): {}\r\n\
+             An approver runs `airlock approve {id}` or `airlock deny {id} --reason ...`; it waits until {} and then gives up.\r\n",
+            request.asked.reason, request.expires_at
+        );
+        let tx = agent_tx.clone();
+        tokio::spawn(async move { tx.extended_data_bytes(1, Bytes::from(line)).await });
+    };
+    // While it waits, the agent's input is kept (up to a cap) and its departure noticed.
+    let gone = async {
+        while setup.keep(agent_rx.wait().await) {}
+        // Past the input cap, stop reading: the agent waits for its window instead.
+        if !setup.closed {
+            std::future::pending::<()>().await;
+        }
+    };
+    let never = Notify::new();
+    let settled =
+        approvals::hold(&holding, &decision, text, notify, &never, gone).await.map_err(|_| End::RecorderFailed)?;
+    match settled {
+        Settled::Allowed | Settled::Approved => Ok(true),
+        Settled::Denied(r) | Settled::Expired(r) => {
+            refuse(shared, agent_tx, channel, &r.message).await?;
+            Ok(false)
+        }
+        Settled::Canceled | Settled::Withdrawn => Ok(false),
+    }
+}
+
+/// Tells the agent why on stderr, exits 126 and closes the channel.
+async fn refuse(shared: &Shared, agent_tx: &AgentTx, channel: u32, message: &str) -> Result<(), End> {
+    let line = format!("Airlock: {message}\r\n");
+    shared.record(false, Event::Data { channel, stream: Stream::Err, bytes: line.as_bytes() }).await?;
+    shared.record(false, Event::Exit { channel, status: REFUSED }).await?;
+    let _ = agent_tx.extended_data_bytes(1, Bytes::from(line)).await;
+    let _ = agent_tx.exit_status(REFUSED).await;
+    let _ = agent_tx.eof().await;
+    let _ = agent_tx.close().await;
+    Ok(())
+}
+
+/// Agent to upstream: stdin and keys (typed lines rebuilt for the record), EOF,
+/// resizes and signals, until the agent closes the channel.
+async fn pump_in(
+    shared: &Shared,
+    channel: u32,
+    mut agent_rx: ChannelReadHalf,
+    up_tx: UpstreamTx,
+    mut editor: Option<airlock_ssh::terminal::LineEditor>,
+) {
+    loop {
+        match agent_rx.wait().await {
+            Some(ChannelMsg::Data { data }) => {
+                if shared.record(true, Event::Data { channel, stream: Stream::In, bytes: &data }).await.is_err() {
+                    break;
+                }
+                for line in editor.as_mut().map(|e| e.feed(&data)).unwrap_or_default() {
+                    if shared.record(true, Event::Line { channel, line: &line.text }).await.is_err() {
+                        break;
+                    }
+                }
+                shared.to_upstream.fetch_add(data.len() as u64, Ordering::Relaxed);
+                shared.metrics.to_upstream.inc_by(data.len() as u64);
+                if up_tx.data_bytes(data).await.is_err() {
+                    break;
+                }
+            }
+            Some(ChannelMsg::Eof) => {
+                let _ = shared.record(true, Event::Eof { channel }).await;
+                let _ = up_tx.eof().await;
+            }
+            Some(ChannelMsg::WindowChange { col_width, row_height, pix_width, pix_height }) => {
+                let _ = shared.record(true, Event::Resize { channel, cols: col_width, rows: row_height }).await;
+                let _ = up_tx.window_change(col_width, row_height, pix_width, pix_height).await;
+            }
+            Some(ChannelMsg::Signal { signal }) => {
+                let _ = up_tx.signal(signal).await;
+            }
+            None | Some(ChannelMsg::Close) => break,
+            Some(_) => {}
+        }
+    }
+    let _ = up_tx.close().await;
+}
+
+/// How the upstream command ended.
+enum Exit {
+    Status(u32),
+    Signal { name: russh::Sig, core_dumped: bool, message: String },
+}
+
+/// Upstream to agent: stdout and stderr through the masker, then the exit status,
+/// EOF and close once all output is out.
+async fn pump_out(shared: &Shared, channel: u32, mut up_rx: ChannelReadHalf, agent_tx: AgentTx) {
+    let (out_w, out_r) = tokio::io::duplex(PIPE);
+    let (err_w, err_r) = tokio::io::duplex(PIPE);
+    let route = async {
+        let (mut out_w, mut err_w) = (Some(out_w), Some(err_w));
+        let mut exit = None;
+        loop {
+            match up_rx.wait().await {
+                Some(ChannelMsg::Data { data }) => {
+                    if let Some(w) = out_w.as_mut()
+                        && w.write_all(&data).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(ChannelMsg::ExtendedData { data, .. }) => {
+                    if let Some(w) = err_w.as_mut()
+                        && w.write_all(&data).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => exit = Some(Exit::Status(exit_status)),
+                Some(ChannelMsg::ExitSignal { signal_name, core_dumped, error_message, .. }) => {
+                    exit = Some(Exit::Signal { name: signal_name, core_dumped, message: error_message })
+                }
+                Some(ChannelMsg::Eof) => {
+                    // Output is over; the exit status may still follow.
+                    out_w = None;
+                    err_w = None;
+                }
+                Some(ChannelMsg::Failure) => {
+                    if let Some(w) = err_w.as_mut() {
+                        let _ = w.write_all(b"Airlock: the host refused the request\r\n").await;
+                    }
+                }
+                None | Some(ChannelMsg::Close) => break,
+                Some(_) => {}
+            }
+        }
+        drop((out_w, err_w));
+        exit
+    };
+    let masker = shared.masker.clone();
+    let reader = |r: tokio::io::DuplexStream| -> Box<dyn AsyncRead + Unpin + Send> {
+        match &masker {
+            Some(m) => Box::new(MaskedReader::new(r, m.clone(), FLUSH_AFTER)),
+            None => Box::new(r),
+        }
+    };
+    let (exit, out, err) = tokio::join!(
+        route,
+        forward(shared, channel, reader(out_r), &agent_tx, Stream::Out),
+        forward(shared, channel, reader(err_r), &agent_tx, Stream::Err),
+    );
+    if out.is_err() || err.is_err() {
+        let _ = agent_tx.close().await;
+        return;
+    }
+    let recorded = match &exit {
+        Some(Exit::Status(status)) => {
+            let _ = agent_tx.exit_status(*status).await;
+            shared.record(false, Event::Exit { channel, status: *status }).await
+        }
+        Some(Exit::Signal { name, core_dumped, message }) => {
+            let _ = shared
+                .agent
+                .exit_signal_request(agent_tx.id(), name.clone(), *core_dumped, message.clone(), String::new())
+                .await;
+            shared.record(false, Event::ExitSignal { channel, signal: &format!("{name:?}") }).await
+        }
+        None => Ok(()),
+    };
+    let _ = recorded;
+    let _ = shared.record(false, Event::Close { channel }).await;
+    let _ = agent_tx.eof().await;
+    let _ = agent_tx.close().await;
+}
+
+/// Copies one output stream to the agent, recording what it sees.
+async fn forward(
+    shared: &Shared,
+    channel: u32,
+    mut from: Box<dyn AsyncRead + Unpin + Send>,
+    agent_tx: &AgentTx,
+    stream: Stream,
+) -> Result<(), End> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = from.read(&mut buf).await.map_err(|_| End::AgentGone)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let chunk = Bytes::copy_from_slice(&buf[..n]);
+        shared.record(false, Event::Data { channel, stream, bytes: &chunk }).await?;
+        shared.to_agent.fetch_add(n as u64, Ordering::Relaxed);
+        shared.metrics.to_agent.inc_by(n as u64);
+        let sent = match stream {
+            Stream::Err => agent_tx.extended_data_bytes(1, chunk).await,
+            _ => agent_tx.data_bytes(chunk).await,
+        };
+        sent.map_err(|_| End::AgentGone)?;
+    }
+}

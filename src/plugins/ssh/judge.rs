@@ -1,0 +1,73 @@
+//! What an SSH request asks for, as a policy [`Decision`]: exec command lines are
+//! classified by the shell lexer in `airlock_ssh::shell` (and SQL handed to `psql` by
+//! the Postgres classifier); an interactive shell is judged by the connection's
+//! `shell` setting, since what will be typed in it cannot be known in advance.
+
+use airlock_classes::{Class, Classes};
+use airlock_postgres::sql;
+use airlock_ssh::shell;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Connection, ShellPolicy};
+use crate::policy::{Command, Decision, Policy, StatementDecision, Verdict};
+
+/// The classes of SQL given to `psql`, read both with and without backslash escapes
+/// in strings, since the server's setting is not known here: the union is the
+/// stricter reading.
+pub fn classify_sql(text: &str) -> Classes {
+    let mut classes = Classes::NONE;
+    for dialect in [sql::lexer::Dialect::default(), sql::lexer::Dialect::BACKSLASH_QUOTES] {
+        for statement in sql::split_with(text, dialect) {
+            classes |= sql::classify(&statement);
+        }
+    }
+    if classes.is_empty() { Class::Read.into() } else { classes }
+}
+
+/// What a grant for `text` covers: that exact command line.
+fn fingerprint(kind: &str, text: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(text.as_bytes());
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The decision on an exec request's command line, and what the lexer found.
+pub fn exec(policy: &Policy, connection: &str, groups: &[String], command: &str) -> (Decision, shell::Analysis) {
+    let analysis = shell::analyze(command, &classify_sql);
+    let normalized = || command.trim().to_owned();
+    let fingerprint = || fingerprint("exec", command);
+    let decision = policy.decide(&Command {
+        connection,
+        groups,
+        text: command,
+        classes: analysis.classes,
+        normalized: &normalized,
+        fingerprint: &fingerprint,
+    });
+    (Decision::of(vec![decision]), analysis)
+}
+
+/// The decision on an interactive shell: the connection's `shell` setting.
+pub fn shell(conn: &Connection) -> Decision {
+    let name = &conn.name;
+    let verdict = match conn.shell {
+        ShellPolicy::Allow => Verdict::Allow,
+        ShellPolicy::Deny => {
+            Verdict::Deny(format!("interactive shells are not allowed on connection {name:?} (shell = \"deny\")"))
+        }
+        ShellPolicy::Approve => Verdict::Approve(format!(
+            "an interactive shell on {name:?} needs approval: what is typed in it cannot be judged in advance"
+        )),
+    };
+    Decision::of(vec![StatementDecision {
+        text: "shell".into(),
+        classes: Class::Unknown.into(),
+        verdict,
+        rule: "shell".into(),
+        message: None,
+        fingerprint: fingerprint("shell", name),
+        max_rows: None,
+    }])
+}
