@@ -163,6 +163,26 @@ pub enum SftpError {
     },
 }
 
+impl SftpError {
+    /// The `STATUS` reply that refuses the packet `id` this error came from, or `None`
+    /// when the framing itself is broken and the channel must close: nothing after
+    /// the bad length can be trusted to be a packet.
+    ///
+    /// A path that is not UTF-8 is refused as `PERMISSION_DENIED` (policy cannot judge
+    /// it); a packet that is malformed, or not a request, as `BAD_MESSAGE`, as the
+    /// server would.
+    pub fn agent_reply(&self, id: Option<u32>) -> Option<Bytes> {
+        let code = match self {
+            SftpError::Empty | SftpError::TooLarge { .. } => return None,
+            SftpError::NotUtf8 { .. } => code::PERMISSION_DENIED,
+            SftpError::Truncated { .. } | SftpError::HandleTooLong { .. } | SftpError::NotARequest { .. } => {
+                code::BAD_MESSAGE
+            }
+        };
+        Some(status(id?, code, &format!("refused by Airlock: {self}")))
+    }
+}
+
 /// One whole SFTP packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
@@ -421,6 +441,22 @@ mod tests {
         f.push(&s);
         let p = f.next().unwrap().unwrap();
         assert_eq!((p.kind, p.id), (kind::STATUS, Some(42)));
+    }
+
+    #[test]
+    fn errors_map_to_replies() {
+        assert_eq!(SftpError::TooLarge { len: 1 << 30, max: MAX_PACKET }.agent_reply(Some(1)), None);
+        assert_eq!(SftpError::NotARequest { kind: kind::VERSION }.agent_reply(None), None);
+        let e = SftpError::NotUtf8 { kind: kind::REMOVE, field: "path" };
+        let mut f = Framer::new();
+        f.push(&e.agent_reply(Some(5)).unwrap());
+        let p = f.next().unwrap().unwrap();
+        let mut r = Reader::new(p.body(), p.kind);
+        assert_eq!((p.id, r.u32("code")), (Some(5), Ok(code::PERMISSION_DENIED)));
+        assert_eq!(
+            &r.string("message").unwrap()[..],
+            b"refused by Airlock: SFTP packet of type 13 has a path that is not UTF-8"
+        );
     }
 
     #[test]
