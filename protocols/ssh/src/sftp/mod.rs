@@ -15,6 +15,7 @@
 //!
 //! Packets are forwarded unchanged ([`Packet::raw`]); nothing here rewrites them.
 
+mod digest;
 mod request;
 mod tracker;
 

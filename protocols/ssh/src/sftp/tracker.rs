@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 
+use super::digest::Digest;
 use super::{Extended, OpenFlags, Packet, Reader, Request, code, kind, truncate};
 
 /// Requests awaiting a reply that the tracker remembers; past this the oldest is
@@ -26,6 +26,9 @@ pub const MAX_HANDLES: usize = 1024;
 /// Bytes of out-of-order data held, across all handles, to hash a transfer whose
 /// chunks arrive out of order. Past this the transfer's hash is given up, not buffered.
 pub const MAX_REORDER: usize = 4 * 1024 * 1024;
+
+/// The longest path remembered, in bytes (Linux `PATH_MAX`).
+const MAX_PATH: usize = 4096;
 
 /// The longest server message kept in a [`Status::Failed`].
 const MAX_MESSAGE: usize = 256;
@@ -185,74 +188,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The running SHA-256 of one direction of a transfer, fed chunks by offset.
-///
-/// Chunks are hashed while each starts where the last ended; one that arrives early
-/// waits in `held` (charged to the tracker-wide `room`), and anything else (a gap
-/// that never fills, an overlap, a rewind) gives the hash up.
-#[derive(Debug)]
-struct Digest {
-    sha: Option<Sha256>,
-    next: u64,
-    held: BTreeMap<u64, Bytes>,
-    held_bytes: usize,
-}
-
-impl Digest {
-    fn new() -> Digest {
-        Digest { sha: Some(Sha256::new()), next: 0, held: BTreeMap::new(), held_bytes: 0 }
-    }
-
-    fn add(&mut self, offset: u64, data: Bytes, room: &mut usize) {
-        let Some(sha) = &mut self.sha else { return };
-        if offset == self.next {
-            sha.update(&data);
-            self.next = self.next.saturating_add(data.len() as u64);
-            self.drain(room);
-        } else if offset > self.next && data.len() <= *room && !self.held.contains_key(&offset) {
-            *room -= data.len();
-            self.held_bytes += data.len();
-            self.held.insert(offset, data);
-        } else {
-            self.give_up(room);
-        }
-    }
-
-    fn drain(&mut self, room: &mut usize) {
-        while let Some(entry) = self.held.first_entry() {
-            let at = *entry.key();
-            if at > self.next {
-                return;
-            }
-            let data = entry.remove();
-            self.held_bytes -= data.len();
-            *room += data.len();
-            match &mut self.sha {
-                Some(sha) if at == self.next => {
-                    sha.update(&data);
-                    self.next = self.next.saturating_add(data.len() as u64);
-                }
-                _ => return self.give_up(room),
-            }
-        }
-    }
-
-    fn give_up(&mut self, room: &mut usize) {
-        self.sha = None;
-        *room += self.held_bytes;
-        self.held_bytes = 0;
-        self.held.clear();
-    }
-
-    /// The digest if exactly `bytes` bytes were hashed in one run; releases what is held.
-    fn finish(&mut self, bytes: u64, room: &mut usize) -> Option<[u8; 32]> {
-        let whole = self.held.is_empty() && self.next == bytes;
-        let sha = self.sha.take();
-        self.give_up(room);
-        sha.filter(|_| whole).map(|s| s.finalize().into())
-    }
-}
-
 /// Bytes moved one way through a handle.
 #[derive(Debug)]
 struct Transfer {
@@ -361,6 +296,13 @@ fn own(handle: &Bytes) -> Bytes {
     Bytes::copy_from_slice(handle)
 }
 
+/// A path as remembered: cut at [`MAX_PATH`] bytes, marked with `…`. Linux refuses
+/// longer paths (`PATH_MAX`), so the op they belong to fails anyway, and the cut keeps
+/// a flood of pipelined requests with huge paths from holding `MAX_PENDING` of them.
+fn kept(path: &str) -> String {
+    if path.len() <= MAX_PATH { path.to_string() } else { format!("{}…", truncate(path, MAX_PATH)) }
+}
+
 impl Tracker {
     /// A tracker for a new session.
     pub fn new() -> Tracker {
@@ -382,12 +324,12 @@ impl Tracker {
         let mut ops = self.forget(id);
         let change = |kind, path: &String, other: Option<&String>| Pending::Change {
             kind,
-            path: path.clone(),
-            other: other.cloned(),
+            path: kept(path),
+            other: other.map(|o| kept(o)),
         };
         let pending = match req {
-            Request::Open { path, pflags } => Pending::Open { path: path.clone(), flags: Some(*pflags) },
-            Request::Opendir { path } => Pending::Open { path: path.clone(), flags: None },
+            Request::Open { path, pflags } => Pending::Open { path: kept(path), flags: Some(*pflags) },
+            Request::Opendir { path } => Pending::Open { path: kept(path), flags: None },
             Request::Read { handle, offset, .. } if self.handles.contains_key(handle) => {
                 Pending::Read { handle: own(handle), offset: *offset }
             }
@@ -396,7 +338,7 @@ impl Tracker {
                 // With APPEND the server ignores the offset; the data goes on in order.
                 let append = file.flags.is_some_and(|f| f.contains(OpenFlags::APPEND));
                 let at = if append { file.written.digest.next } else { *offset };
-                file.written.digest.add(at, data.clone(), &mut self.room);
+                file.written.digest.add(at, data, &mut self.room);
                 Pending::Write { handle: own(handle), len: data.len() as u64 }
             }
             Request::Readdir { handle } if self.handles.contains_key(handle) => {
@@ -468,7 +410,7 @@ impl Tracker {
                     (kind::DATA, _) => match r.string("data") {
                         Ok(data) => {
                             file.read.bytes = file.read.bytes.saturating_add(data.len() as u64);
-                            file.read.digest.add(offset, data, room);
+                            file.read.digest.add(offset, &data, room);
                         }
                         Err(_) => file.lose(room),
                     },

@@ -334,3 +334,12 @@ fn unexpected_replies_lose_track_without_panicking() {
     assert_eq!(ops[0].status, Status::Incomplete);
     assert_eq!(Status::Failed { code: 99, message: String::new() }.name(), "code_99");
 }
+
+#[test]
+fn remembered_paths_are_capped() {
+    let mut t = Tracker::new();
+    let long = "d/".repeat(MAX_PATH);
+    t.request(1, &Request::Mkdir { path: long.clone() });
+    let ops = t.response(&st(1, code::FAILURE));
+    assert_eq!(ops[0].path, format!("{}…", &long[..MAX_PATH]));
+}
