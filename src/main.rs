@@ -142,7 +142,8 @@ enum Command {
         session: String,
         #[command(flatten)]
         source: DataSource,
-        /// `text` (a transcript) or `jsonl` (one frame per line).
+        /// `text` (a transcript), `jsonl` (one frame per line) or, for SSH sessions,
+        /// `asciicast` (v2, for `asciinema play`).
         #[arg(long, default_value = "text")]
         format: ReplayFormat,
         /// Rows shown per result in `text`.
@@ -246,6 +247,7 @@ fn count(n: u64, thing: &str) -> String {
 enum ReplayFormat {
     Text,
     Jsonl,
+    Asciicast,
 }
 
 fn main() -> ExitCode {
@@ -431,6 +433,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ReplayFormat::Jsonl => {
                     airlock::recording::replay::render_jsonl(&frames, transcript.as_mut(), &mut out)?
                 }
+                ReplayFormat::Asciicast => {
+                    if summary.protocol != "ssh" {
+                        anyhow::bail!("asciicast is for SSH sessions; session {} is {}", summary.id, summary.protocol);
+                    }
+                    use airlock::recording::format::Kind;
+                    let events = frames
+                        .iter()
+                        .filter(|f| matches!(f.kind, Kind::SshAgent | Kind::SshHost))
+                        .map(|f| (f.ts_us, f.kind == Kind::SshAgent, &f.payload[..]));
+                    airlock_ssh::transcript::asciicast(summary.start_us, events, &mut out)?;
+                }
             }
             Ok(())
         }
@@ -478,8 +491,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("no connection named {connection:?} in the config (it has: {})", names.join(", "));
             }
             let policy = airlock::policy::Policy::new(&config.rules)?;
-            if config.connection(&connection).is_some_and(|c| c.protocol == airlock::config::Protocol::Ssh) {
-                let (decision, analysis) = airlock::plugins::ssh::judge::exec(&policy, &connection, &groups, &sql);
+            if let Some(conn) = config.connection(&connection).filter(|c| c.protocol == airlock::config::Protocol::Ssh) {
+                let (decision, analysis) = airlock::plugins::ssh::judge::exec(&policy, conn, &groups, &sql);
                 let mut out = serde_json::to_value(&decision)?;
                 out["commands"] = analysis
                     .commands

@@ -275,3 +275,188 @@ fn a_slow_reader_makes_the_host_wait_and_memory_stays_bounded() {
     eprintln!("Airlock RSS {before} KiB before, {peak} KiB at peak");
     assert!(grew < 96 * 1024, "Airlock grew by {grew} KiB while the agent did not read");
 }
+
+fn sha256_file(path: &std::path::Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    text(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
+}
+
+/// A file of `mb` MiB of random bytes.
+fn random_file(path: &std::path::Path, mb: u64) {
+    let status = Command::new("head")
+        .args(["-c", &(mb << 20).to_string(), "/dev/urandom"])
+        .stdout(std::fs::File::create(path).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn scp_sftp_and_rsync_move_50mb_files_intact_and_each_operation_is_recorded() {
+    let rig = Rig::start("", "");
+    let src = rig.root.join("src.bin");
+    random_file(&src, 50);
+    let sum = sha256_file(&src);
+    let remote = rig.root.join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+
+    // scp (SFTP mode) up, then down.
+    let up = remote.join("scp.bin");
+    let out = run(
+        transfer_cmd("scp", rig.port(), &rig.trusted.path).arg(&src).arg(format!("box@127.0.0.1:{}", up.display())),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "scp up: {}", text(&out.stderr));
+    assert_eq!(sha256_file(&up), sum);
+    let down = rig.root.join("scp-down.bin");
+    let out = run(
+        transfer_cmd("scp", rig.port(), &rig.trusted.path).arg(format!("box@127.0.0.1:{}", up.display())).arg(&down),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "scp down: {}", text(&out.stderr));
+    assert_eq!(sha256_file(&down), sum);
+
+    // sftp put and get in batch mode.
+    let batch = rig.root.join("batch");
+    let got = rig.root.join("sftp-down.bin");
+    std::fs::write(
+        &batch,
+        format!("put {} {}/sftp.bin\nget {}/sftp.bin {}\nmkdir {}/made\nrename {}/sftp.bin {}/moved.bin\n",
+            src.display(), remote.display(), remote.display(), got.display(), remote.display(), remote.display(), remote.display()),
+    )
+    .unwrap();
+    let out = run(
+        transfer_cmd("sftp", rig.port(), &rig.trusted.path).arg("-b").arg(&batch).arg("box@127.0.0.1"),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "sftp: {}", text(&out.stderr));
+    assert_eq!(sha256_file(&got), sum);
+    assert_eq!(sha256_file(&remote.join("moved.bin")), sum);
+    assert!(remote.join("made").is_dir());
+
+    // scp -O: the legacy protocol, through exec.
+    let legacy = remote.join("legacy.bin");
+    let out = run(
+        transfer_cmd("scp", rig.port(), &rig.trusted.path).arg("-O").arg(&src).arg(format!("box@127.0.0.1:{}", legacy.display())),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "scp -O: {}", text(&out.stderr));
+    assert_eq!(sha256_file(&legacy), sum);
+
+    // rsync over ssh.
+    let synced = remote.join("rsync");
+    let rsh = format!(
+        "ssh -p {} -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes -o IdentitiesOnly=yes -i {}",
+        rig.port(),
+        rig.trusted.path.display()
+    );
+    let out = run(
+        Command::new("rsync").args(["-a", "-e", &rsh]).arg(&src).arg(format!("box@127.0.0.1:{}/", synced.display())),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "rsync: {}", text(&out.stderr));
+    assert_eq!(sha256_file(&synced.join("src.bin")), sum);
+
+    // The recording names each SFTP operation with its bytes and the file's SHA-256.
+    let recorded = support::recorded(&rig.airlock, "trusted-agent");
+    for needle in [
+        format!("\"op\":\"write\",\"path\":\"{}\"", up.display()),
+        format!("\"sha256\":\"{sum}\""),
+        format!("\"op\":\"rename\",\"path\":\"{}/sftp.bin\"", remote.display()),
+        format!("\"op\":\"mkdir\",\"path\":\"{}/made\"", remote.display()),
+    ] {
+        assert!(recorded.contains(&needle), "{needle} not recorded");
+    }
+}
+
+#[test]
+fn a_read_only_connection_refuses_sftp_writes_and_legacy_scp_uploads() {
+    let rig = Rig::start("sftp = \"read-only\"", "");
+    let src = rig.root.join("small.txt");
+    std::fs::write(&src, "hello").unwrap();
+    let remote = rig.root.join("ro");
+    std::fs::create_dir_all(&remote).unwrap();
+    std::fs::write(remote.join("existing.txt"), "keep me").unwrap();
+    let batch = rig.root.join("batch");
+    std::fs::write(&batch, format!("put {} {}/new.txt\n", src.display(), remote.display())).unwrap();
+    let out = run(
+        transfer_cmd("sftp", rig.port(), &rig.trusted.path).arg("-b").arg(&batch).arg("box@127.0.0.1"),
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("ermission denied") || text(&out.stderr).contains("read-only"), "{}", text(&out.stderr));
+    assert!(!remote.join("new.txt").exists());
+    for batch_line in [format!("rm {}/existing.txt", remote.display()), format!("rename {0}/existing.txt {0}/x", remote.display())] {
+        std::fs::write(&batch, batch_line).unwrap();
+        let out = run(
+            transfer_cmd("sftp", rig.port(), &rig.trusted.path).arg("-b").arg(&batch).arg("box@127.0.0.1"),
+            Duration::from_secs(60),
+        );
+        assert!(!out.status.success());
+    }
+    assert_eq!(std::fs::read_to_string(remote.join("existing.txt")).unwrap(), "keep me");
+    // Reading still works.
+    let got = rig.root.join("got.txt");
+    let out = run(
+        transfer_cmd("scp", rig.port(), &rig.trusted.path).arg(format!("box@127.0.0.1:{}/existing.txt", remote.display())).arg(&got),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "keep me");
+    // The legacy protocol cannot go around it.
+    let out = run(
+        transfer_cmd("scp", rig.port(), &rig.trusted.path).arg("-O").arg(&src).arg(format!("box@127.0.0.1:{}/legacy.txt", remote.display())),
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success());
+    assert!(!remote.join("legacy.txt").exists());
+}
+
+#[test]
+fn the_recording_replays_as_text_and_its_asciicast_plays() {
+    let rig = Rig::start("shell = \"allow\"", "");
+    let out = rig.ssh(&rig.trusted, "echo replay-me; echo oops >&2; exit 4");
+    assert_eq!(out.status.code(), Some(4));
+    let mut cmd = ssh_cmd(rig.port(), &rig.trusted.path, "box");
+    cmd.arg("-tt").stdin(Stdio::piped());
+    let mut child = spawn(&mut cmd);
+    {
+        use std::io::Write;
+        child.stdin.as_mut().unwrap().write_all(b"echo typed-$((2+3))\nexit\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(text(&out.stdout).contains("typed-5"));
+
+    let sessions = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["sessions", "--json", "--subject", "trusted-agent", "--data-dir"])
+        .arg(&rig.airlock.dir)
+        .output()
+        .unwrap();
+    let sessions: Vec<serde_json::Value> = serde_json::from_str(&ok(&sessions)).unwrap();
+    assert_eq!(sessions.len(), 2);
+    let replay = |id: &str, format: &str| {
+        ok(&Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["replay", id, "--format", format, "--data-dir"])
+            .arg(&rig.airlock.dir)
+            .output()
+            .unwrap())
+    };
+    let ids: Vec<String> = sessions.iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    let all: String = ids.iter().map(|id| replay(id, "text")).collect();
+    for needle in ["$ echo replay-me; echo oops >&2; exit 4", "replay-me", "oops", "exit 4", "> echo typed-$((2+3))"] {
+        assert!(all.contains(needle), "{needle} not in\n{all}");
+    }
+    let pty = ids.iter().find(|id| replay(id, "text").contains("typed")).unwrap();
+    let cast = replay(pty, "asciicast");
+    let header: serde_json::Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
+    assert_eq!(header["version"], 2);
+    let path = rig.root.join("session.cast");
+    std::fs::write(&path, &cast).unwrap();
+    // asciinema wants a terminal: `script` gives it one.
+    let out = Command::new("script")
+        .args(["-qec", &format!("asciinema cat {}", path.display()), "/dev/null"])
+        .output()
+        .expect("script (util-linux) and asciinema (.ci/peers)");
+    assert!(out.status.success(), "asciinema cat: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("typed-5"), "{}", text(&out.stdout));
+}

@@ -48,7 +48,25 @@ use crate::recording::replay::{Opaque, Transcript};
 pub fn transcript(protocol: &str, max_rows: usize) -> Box<dyn Transcript> {
     match protocol {
         "postgres" => Box::new(airlock_postgres::transcript::Transcript::new(max_rows)),
+        "ssh" => Box::new(airlock_ssh::transcript::Transcript::new()),
         _ => Box::new(Opaque),
+    }
+}
+
+impl Transcript for airlock_ssh::transcript::Transcript {
+    fn text(
+        &mut self,
+        from_agent: bool,
+        bytes: &[u8],
+        ts_us: u64,
+        at: &str,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        self.text(from_agent, bytes, ts_us, at, out)
+    }
+
+    fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<serde_json::Value> {
+        self.json(from_agent, bytes)
     }
 }
 

@@ -176,7 +176,7 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
                 (None, _) => None,
                 (Some(policy), Ok(line)) => {
                     let (decision, analysis) =
-                        judge::exec(policy, &shared.target.conn.name, &shared.identity.groups, line);
+                        judge::exec(policy, &shared.target.conn, &shared.identity.groups, line);
                     tracing::info!(command = line, classes = %analysis.classes, verdict = decision.verdict().as_str(), "exec");
                     Some(decision)
                 }
@@ -200,7 +200,10 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
             }
         }
         Start::Subsystem(name) => {
-            if shared.record(true, Event::Subsystem { channel, name: &name }).await.is_err() || name != "sftp" {
+            // The handler refused anything else; a client that goes on regardless
+            // gets nothing either.
+            let refused = name != "sftp" || shared.target.conn.sftp == crate::config::SftpMode::Deny;
+            if shared.record(true, Event::Subsystem { channel, name: &name }).await.is_err() || refused {
                 let _ = up_tx.close().await;
                 return;
             }
@@ -306,7 +309,7 @@ async fn pump_in(
                     break;
                 }
                 for line in editor.as_mut().map(|e| e.feed(&data)).unwrap_or_default() {
-                    if shared.record(true, Event::Line { channel, line: &line.text }).await.is_err() {
+                    if shared.record(true, Event::Line { channel, line: &line.for_record() }).await.is_err() {
                         break;
                     }
                 }

@@ -8,7 +8,7 @@ use airlock_postgres::sql;
 use airlock_ssh::shell;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Connection, ShellPolicy};
+use crate::config::{Connection, SftpMode, ShellPolicy};
 use crate::policy::{Command, Decision, Policy, StatementDecision, Verdict};
 
 /// The classes of SQL given to `psql`, read both with and without backslash escapes
@@ -33,9 +33,43 @@ fn fingerprint(kind: &str, text: &str) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
+/// Which way a file-transfer server run by exec moves files: legacy `scp -t`
+/// (upload) and `-f` (download), `rsync --server` with and without `--sender`.
+fn transfer(argv: &[String]) -> Option<bool> {
+    let program = argv.first()?.rsplit('/').next()?;
+    let flags = || argv.iter().skip(1).take_while(|a| a.starts_with('-'));
+    match program {
+        "scp" => {
+            let upload = flags().any(|a| a.starts_with("-t") || (a.len() > 1 && !a.starts_with("--") && a.contains('t')));
+            Some(upload)
+        }
+        "rsync" if argv.iter().any(|a| a == "--server") => Some(!argv.iter().any(|a| a == "--sender")),
+        _ => None,
+    }
+}
+
+/// The connection's `sftp` setting applies to files moved over exec too: legacy scp
+/// and rsync would otherwise go around a read-only connection.
+fn transfer_refusal(conn: &Connection, analysis: &shell::Analysis) -> Option<String> {
+    let uploads = analysis.commands.iter().filter_map(|c| transfer(&c.argv));
+    let mut any = false;
+    for upload in uploads {
+        any = true;
+        if upload && conn.sftp == SftpMode::ReadOnly {
+            return Some(format!("connection {:?} is read-only for file transfers (sftp = \"read-only\")", conn.name));
+        }
+    }
+    (any && conn.sftp == SftpMode::Deny)
+        .then(|| format!("file transfers are not allowed on connection {:?} (sftp = \"deny\")", conn.name))
+}
+
 /// The decision on an exec request's command line, and what the lexer found.
-pub fn exec(policy: &Policy, connection: &str, groups: &[String], command: &str) -> (Decision, shell::Analysis) {
+pub fn exec(policy: &Policy, conn: &Connection, groups: &[String], command: &str) -> (Decision, shell::Analysis) {
+    let connection = conn.name.as_str();
     let analysis = shell::analyze(command, &classify_sql);
+    if let Some(reason) = transfer_refusal(conn, &analysis) {
+        return (Decision::refused(command, &reason), analysis);
+    }
     let normalized = || command.trim().to_owned();
     let fingerprint = || fingerprint("exec", command);
     let decision = policy.decide(&Command {

@@ -73,7 +73,9 @@ fn algorithms() -> Preferred {
             russh::keys::Algorithm::Rsa { hash: Some(HashAlg::Sha256) },
         ]
         .into(),
-        cipher: vec![cipher::CHACHA20_POLY1305, cipher::AES_256_GCM, cipher::AES_128_GCM].into(),
+        // AES-GCM first: with AES instructions it is the fastest; a client's own
+        // preference picks on the agent side.
+        cipher: vec![cipher::AES_128_GCM, cipher::AES_256_GCM, cipher::CHACHA20_POLY1305].into(),
         mac: vec![mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM].into(),
         ..Preferred::DEFAULT
     }
@@ -227,6 +229,7 @@ impl SshPlugin {
             pending: None,
             session: None,
             opened: opened.clone(),
+            started: Default::default(),
             tasks: tasks.clone(),
         };
         let session = match russh::server::run_stream(self.server.clone(), conn.stream, handler).await {
@@ -350,7 +353,20 @@ struct AgentSide {
     session: Option<Arc<Shared>>,
     /// The session, for the connection's task to end once the handler is gone.
     opened: Arc<std::sync::Mutex<Option<(Arc<Shared>, std::time::Instant)>>>,
+    /// Channels that were asked to run something: a channel runs one thing only.
+    started: std::collections::HashSet<ChannelId>,
     tasks: TaskTracker,
+}
+
+impl AgentSide {
+    /// Replies to a request that would start `channel`: its task judges the first;
+    /// any later one is refused (the task would not pass it on).
+    fn start(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), russh::Error> {
+        match self.session.is_some() && self.started.insert(channel) {
+            true => session.channel_success(channel),
+            false => session.channel_failure(channel),
+        }
+    }
 }
 
 impl AgentSide {
@@ -609,11 +625,16 @@ impl ssh::Handler for AgentSide {
 
     async fn exec_request(&mut self, channel: ChannelId, _: &[u8], session: &mut Session) -> Result<(), Self::Error> {
         // Judged, held or refused by the channel's task; a refusal is exit status 126.
-        session.channel_success(channel)
+        self.start(channel, session)
     }
 
     async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
-        session.channel_success(channel)
+        self.start(channel, session)
+    }
+
+    async fn channel_close(&mut self, channel: ChannelId, _: &mut Session) -> Result<(), Self::Error> {
+        self.started.remove(&channel);
+        Ok(())
     }
 
     async fn subsystem_request(
@@ -624,7 +645,7 @@ impl ssh::Handler for AgentSide {
     ) -> Result<(), Self::Error> {
         let sftp = self.session.as_ref().map(|s| s.target.conn.sftp);
         match (name, sftp) {
-            ("sftp", Some(mode)) if mode != SftpMode::Deny => session.channel_success(channel),
+            ("sftp", Some(mode)) if mode != SftpMode::Deny => self.start(channel, session),
             _ => {
                 tracing::info!(subsystem = name, "subsystem refused");
                 session.channel_failure(channel)

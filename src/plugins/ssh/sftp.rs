@@ -102,10 +102,20 @@ pub(super) async fn relay(
                 };
                 let (id, request) = match sftp::decode_request(&packet) {
                     Ok(r) => r,
-                    Err(e) => {
-                        tracing::info!(error = %e, "undecodable SFTP request; closing the channel");
-                        break 'read;
-                    }
+                    Err(e) => match e.agent_reply(packet.id) {
+                        // Refused as the server would refuse it, and never forwarded.
+                        Some(reply) => {
+                            tracing::info!(error = %e, "SFTP request refused: not understood");
+                            if to_agent.send(Some(reply)).await.is_err() {
+                                break 'read;
+                            }
+                            continue;
+                        }
+                        None => {
+                            tracing::info!(error = %e, "undecodable SFTP request; closing the channel");
+                            break 'read;
+                        }
+                    },
                 };
                 if let Some(why) = refusal(conn.sftp, &conn.sftp_paths, &request) {
                     tracing::info!(request = ?request, reason = %why, "SFTP request refused");
@@ -113,13 +123,18 @@ pub(super) async fn relay(
                     if shared.record(true, Event::Sftp { channel, json: &op.to_string() }).await.is_err() {
                         break 'read;
                     }
-                    let reply = sftp::status(id, sftp::PERMISSION_DENIED, &why);
+                    let reply = sftp::status(id, sftp::code::PERMISSION_DENIED, &why);
                     if to_agent.send(Some(reply)).await.is_err() {
                         break 'read;
                     }
                     continue;
                 }
-                tracker.lock().await.request(id, &request);
+                let dropped = tracker.lock().await.request(id, &request);
+                for op in dropped {
+                    if shared.record(false, Event::Sftp { channel, json: &op.to_json().to_string() }).await.is_err() {
+                        break 'read;
+                    }
+                }
                 shared.to_upstream.fetch_add(packet.raw.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 if up_tx.data_bytes(packet.raw).await.is_err() {
                     break 'read;
@@ -130,6 +145,7 @@ pub(super) async fn relay(
     };
     let replies = async {
         let mut framer = Framer::default();
+        let mut exit = None;
         'read: loop {
             match up_rx.wait().await {
                 Some(ChannelMsg::Data { data }) => {
@@ -158,17 +174,20 @@ pub(super) async fn relay(
                         }
                     }
                 }
-                Some(ChannelMsg::ExitStatus { exit_status }) => {
-                    let _ = agent_tx.exit_status(exit_status).await;
-                }
-                None | Some(ChannelMsg::Close) | Some(ChannelMsg::Eof) => break,
+                // Said once every reply is out, after the writer is done.
+                Some(ChannelMsg::ExitStatus { exit_status }) => exit = Some(exit_status),
+                None | Some(ChannelMsg::Close) => break,
                 Some(_) => {}
             }
         }
         let _ = replies_tx.send(None).await;
+        exit
     };
     tokio::join!(requests, async {
-        tokio::join!(replies, writer);
+        let (exit, ()) = tokio::join!(replies, writer);
+        if let Some(status) = exit {
+            let _ = agent_tx.exit_status(status).await;
+        }
         let _ = agent_tx.eof().await;
         let _ = agent_tx.close().await;
     });
