@@ -102,7 +102,11 @@ fn corpus() {
                 case.line,
                 case.command,
                 case.expect,
-                analysis.commands.iter().map(|f| format!("{:?}: {} {}", f.argv, f.classes, f.reason)).collect::<Vec<_>>(),
+                analysis
+                    .commands
+                    .iter()
+                    .map(|f| format!("{:?}: {} {}", f.argv, f.classes, f.reason))
+                    .collect::<Vec<_>>(),
                 analysis.error
             ));
         }

@@ -1,5 +1,5 @@
 //! Tools that read and write files with options that change everything: find, sed,
-//! awk, tar, curl, wget, rsync, scp, chmod and dd.
+//! awk, tar, chmod and dd.
 
 use airlock_classes::{Class, Classes};
 
@@ -8,7 +8,7 @@ use super::paths::{self, split_opts};
 use super::rules::{self, setuid_mode};
 use super::{Ctx, Stdin, Verdict};
 
-use Class::{Admin, Destructive, Privilege, Read, Unknown, Write};
+use Class::{Destructive, Privilege, Read, Unknown, Write};
 
 fn v(classes: &[Class], reason: impl Into<String>) -> Verdict {
     Verdict::new(classes, reason)
@@ -16,19 +16,84 @@ fn v(classes: &[Class], reason: impl Into<String>) -> Verdict {
 
 /// find's tests and options that take one argument.
 const FIND_VALUED: &[&str] = &[
-    "-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-regex", "-iregex",
-    "-regextype", "-type", "-xtype", "-size", "-mtime", "-mmin", "-atime", "-amin", "-ctime",
-    "-cmin", "-newer", "-anewer", "-cnewer", "-user", "-group", "-uid", "-gid", "-perm",
-    "-links", "-inum", "-samefile", "-maxdepth", "-mindepth", "-printf", "-used", "-fstype",
-    "-lname", "-ilname", "-context", "-files0-from",
+    "-name",
+    "-iname",
+    "-path",
+    "-ipath",
+    "-wholename",
+    "-iwholename",
+    "-regex",
+    "-iregex",
+    "-regextype",
+    "-type",
+    "-xtype",
+    "-size",
+    "-mtime",
+    "-mmin",
+    "-atime",
+    "-amin",
+    "-ctime",
+    "-cmin",
+    "-newer",
+    "-anewer",
+    "-cnewer",
+    "-user",
+    "-group",
+    "-uid",
+    "-gid",
+    "-perm",
+    "-links",
+    "-inum",
+    "-samefile",
+    "-maxdepth",
+    "-mindepth",
+    "-printf",
+    "-used",
+    "-fstype",
+    "-lname",
+    "-ilname",
+    "-context",
+    "-files0-from",
 ];
 
 /// find's tests and options without an argument.
 const FIND_FLAGS: &[&str] = &[
-    "-print", "-print0", "-ls", "-prune", "-quit", "-not", "!", "-a", "-and", "-o", "-or", "(",
-    ")", ",", "-true", "-false", "-readable", "-writable", "-executable", "-daystart", "-noleaf",
-    "-ignore_readdir_race", "-noignore_readdir_race", "-nouser", "-nogroup", "-empty", "-depth",
-    "-xdev", "-mount", "-follow", "-help", "--help", "-version", "--version", "-warn", "-nowarn",
+    "-print",
+    "-print0",
+    "-ls",
+    "-prune",
+    "-quit",
+    "-not",
+    "!",
+    "-a",
+    "-and",
+    "-o",
+    "-or",
+    "(",
+    ")",
+    ",",
+    "-true",
+    "-false",
+    "-readable",
+    "-writable",
+    "-executable",
+    "-daystart",
+    "-noleaf",
+    "-ignore_readdir_race",
+    "-noignore_readdir_race",
+    "-nouser",
+    "-nogroup",
+    "-empty",
+    "-depth",
+    "-xdev",
+    "-mount",
+    "-follow",
+    "-help",
+    "--help",
+    "-version",
+    "--version",
+    "-warn",
+    "-nowarn",
 ];
 
 /// `find`: read, unless it deletes, writes a file or runs a command.
@@ -48,7 +113,8 @@ pub(crate) fn find(ctx: &mut Ctx<'_>, args: &[Word], depth: usize) -> Verdict {
         if FIND_FLAGS.contains(&t) || t.starts_with("-O") {
             continue;
         }
-        let newer_xy = t.strip_prefix("-newer").is_some_and(|xy| xy.len() == 2 && xy.chars().all(|c| "aBcmt".contains(c)));
+        let newer_xy =
+            t.strip_prefix("-newer").is_some_and(|xy| xy.len() == 2 && xy.chars().all(|c| "aBcmt".contains(c)));
         if FIND_VALUED.contains(&t) || newer_xy || t == "-D" {
             i += 1;
             continue;
@@ -79,6 +145,10 @@ pub(crate) fn find(ctx: &mut Ctx<'_>, args: &[Word], depth: usize) -> Verdict {
                     }
                     cmd.push(a);
                 }
+                if t.ends_with("dir") {
+                    // The command runs in each match's directory.
+                    ctx.cwd = None;
+                }
                 let inner = rules::run(ctx, &cmd, &Stdin::Channel, depth + 1);
                 classes |= inner.classes;
                 reason = format!("`find {t}`: {}", inner.reason);
@@ -97,13 +167,38 @@ pub(crate) fn sed(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
     if split.injectable {
         return v(&[Unknown], "`sed` arguments may expand into options");
     }
-    if let Some(o) = split.opts.iter().find(|o| !matches!(o.name.as_str(), "-n" | "-r" | "-E" | "-u" | "-z" | "-s" | "-e" | "-i" | "-l" | "--quiet" | "--silent" | "--regexp-extended" | "--expression" | "--in-place" | "--null-data" | "--separate" | "--posix" | "--debug" | "--sandbox" | "--unbuffered" | "--line-length")) {
+    if let Some(o) = split.opts.iter().find(|o| {
+        !matches!(
+            o.name.as_str(),
+            "-n" | "-r"
+                | "-E"
+                | "-u"
+                | "-z"
+                | "-s"
+                | "-e"
+                | "-i"
+                | "-l"
+                | "--quiet"
+                | "--silent"
+                | "--regexp-extended"
+                | "--expression"
+                | "--in-place"
+                | "--null-data"
+                | "--separate"
+                | "--posix"
+                | "--debug"
+                | "--sandbox"
+                | "--unbuffered"
+                | "--line-length"
+        )
+    }) {
         return v(&[Unknown], format!("`sed` option `{}`", o.name));
     }
     let mut scripts: Vec<&str> = split.values(&["-e", "--expression"]).collect();
     let mut files = split.operands.iter();
     if scripts.is_empty() {
         match files.next() {
+            Some(w) if !w.is_literal() => return v(&[Unknown], "`sed` script is not literal"),
             Some(w) => scripts.push(w.text.as_str()),
             None => return v(&[Unknown], "`sed` without a script"),
         }
@@ -126,7 +221,9 @@ fn sed_script_reads(script: &str) -> bool {
     let mut cs = script.chars().peekable();
     loop {
         while cs.next_if(|c| c.is_whitespace() || *c == ';').is_some() {}
-        let Some(&c) = cs.peek() else { return true };
+        if cs.peek().is_none() {
+            return true;
+        }
         // Address: numbers, $, /re/, with an optional range and `!`.
         let mut saw_address = false;
         for _ in 0..2 {
@@ -147,7 +244,6 @@ fn sed_script_reads(script: &str) -> bool {
             }
             break;
         }
-        let _ = (c, saw_address);
         while cs.next_if(|c| *c == '!' || *c == ' ').is_some() {}
         let Some(cmd) = cs.next() else { return false };
         match cmd {
@@ -155,7 +251,8 @@ fn sed_script_reads(script: &str) -> bool {
             'q' | 'Q' => while cs.next_if(|c| c.is_ascii_digit()).is_some() {},
             's' | 'y' => {
                 let Some(delim) = cs.next() else { return false };
-                if delim == '\\' || delim == '\n' || !skip_delimited(&mut cs, delim) || !skip_delimited(&mut cs, delim) {
+                if delim == '\\' || delim == '\n' || !skip_delimited(&mut cs, delim) || !skip_delimited(&mut cs, delim)
+                {
                     return false;
                 }
                 if cmd == 's' {
@@ -198,12 +295,17 @@ pub(crate) fn awk(args: &[Word]) -> Verdict {
     if split.injectable || split.operands.iter().any(|w| !w.is_static()) {
         return v(&[Unknown], "`awk` arguments are not plain");
     }
-    if let Some(o) = split.opts.iter().find(|o| !matches!(o.name.as_str(), "-F" | "-v" | "--field-separator" | "--assign")) {
+    if let Some(o) =
+        split.opts.iter().find(|o| !matches!(o.name.as_str(), "-F" | "-v" | "--field-separator" | "--assign"))
+    {
         return v(&[Unknown], format!("`awk` option `{}`", o.name));
     }
     let Some(program) = split.operands.first() else {
         return v(&[Unknown], "`awk` without a program");
     };
+    if !program.is_literal() {
+        return v(&[Unknown], "`awk` program is not literal");
+    }
     let p = program.text.as_str();
     let risky = ["system", "getline", "close", "fflush", "|", ">", "@", "ENVIRON", "PROCINFO"];
     if let Some(r) = risky.iter().find(|r| p.contains(*r)) {
@@ -218,21 +320,44 @@ pub(crate) fn tar(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
         return v(&[Unknown], "`tar` arguments may expand into options");
     }
     let t: Vec<&str> = args.iter().map(|w| w.text.as_str()).collect();
-    let runs = ["--to-command", "--checkpoint-action", "--use-compress-program", "--rsh-command", "--rmt-command", "--info-script", "--new-volume-script", "--absolute-names", "-I", "-F", "-P"];
+    let runs = [
+        "--to-command",
+        "--checkpoint-action",
+        "--use-compress-program",
+        "--rsh-command",
+        "--rmt-command",
+        "--info-script",
+        "--new-volume-script",
+        "--absolute-names",
+        "-I",
+        "-F",
+        "-P",
+    ];
     if let Some(r) = t.iter().find(|a| runs.iter().any(|r| a.starts_with(r))) {
         return v(&[Unknown], format!("`tar {r}` runs a program or writes outside"));
     }
     let first = t.first().copied().unwrap_or("");
-    let short = |c: char| t.iter().any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains(c)) || (!first.starts_with('-') && first.contains(c));
+    let short = |c: char| {
+        t.iter().any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains(c))
+            || (!first.starts_with('-') && first.contains(c))
+    };
     if short('t') || t.contains(&"--list") {
         return v(&[Read], "`tar -t` lists");
     }
     let mut classes = Classes::from(Write);
-    let split = split_opts(args, "fCTXbHKLNVg", &["file", "directory", "files-from", "exclude-from"]);
-    for dir in split.values(&["-C", "--directory"]) {
-        classes |= paths::write_path(ctx, &format!("{}/x", dir.trim_end_matches('/')));
+    if t.iter().any(|a| a.starts_with("--remove-files")) {
+        classes |= Destructive.into();
     }
-    if short('c') || t.contains(&"--create") {
+    let split = split_opts(args, "fCTXbHKLNVg", &["file", "directory", "files-from", "exclude-from"]);
+    let create = short('c') || t.contains(&"--create");
+    let dirs: Vec<&str> = split.values(&["-C", "--directory"]).collect();
+    if dirs.is_empty() && !create {
+        classes |= paths::write_path(ctx, ".");
+    }
+    for dir in dirs {
+        classes |= paths::write_path(ctx, dir);
+    }
+    if create {
         for f in split.values(&["-f", "--file"]) {
             if f != "-" {
                 classes |= paths::write_path(ctx, f);
@@ -242,112 +367,10 @@ pub(crate) fn tar(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
     Verdict { classes, reason: "`tar` creates or extracts files".into() }
 }
 
-const CURL_VALUED: &str = "AbcCdDeEFHKmoPQrTuUwxXyYz";
-
 /// `curl`: a GET that prints is read; saving is write; sending data is unknown.
-pub(crate) fn curl(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
-    ctx.downloads = true;
-    let split = split_opts(args, CURL_VALUED, &["output", "header", "user-agent", "max-time", "connect-timeout", "retry", "retry-delay", "user", "proxy", "noproxy", "cacert", "cert", "key", "url", "write-out", "range", "resolve", "referer", "cookie", "limit-rate", "max-filesize", "request", "data", "data-raw", "data-binary", "data-urlencode", "form", "upload-file", "json", "config", "dump-header", "cookie-jar", "output-dir", "unix-socket", "oauth2-bearer", "trace", "trace-ascii", "stderr", "quote"]);
-    if split.injectable {
-        return v(&[Unknown], "`curl` options may expand");
-    }
-    let reads = ["-s", "-S", "-L", "-k", "-v", "-f", "-i", "-I", "-g", "-G", "-4", "-6", "-n", "-N", "-#", "-A", "-b", "-C", "-E", "-e", "-H", "-m", "-r", "-u", "-w", "-x", "-y", "-Y", "-z", "-U", "-P"];
-    let long_reads = ["--silent", "--show-error", "--location", "--insecure", "--fail", "--fail-with-body", "--verbose", "--include", "--head", "--header", "--user-agent", "--max-time", "--connect-timeout", "--retry", "--retry-delay", "--compressed", "--user", "--proxy", "--noproxy", "--cacert", "--cert", "--key", "--http1.1", "--http2", "--ipv4", "--ipv6", "--get", "--url", "--write-out", "--globoff", "--range", "--resolve", "--no-progress-meter", "--progress-bar", "--referer", "--cookie", "--limit-rate", "--max-filesize", "--netrc", "--unix-socket", "--location-trusted", "--oauth2-bearer", "--digest", "--basic"];
-    let writes = ["-o", "-O", "-J", "-D", "-c", "--output", "--remote-name", "--remote-name-all", "--remote-header-name", "--dump-header", "--cookie-jar", "--output-dir", "--trace", "--trace-ascii", "--stderr", "--create-dirs"];
-    let mut classes = Classes::from(Read);
-    for o in &split.opts {
-        let name = o.name.as_str();
-        if name == "-X" || name == "--request" {
-            if !matches!(o.value.as_deref(), Some("GET" | "HEAD")) {
-                return v(&[Unknown], "`curl -X` sends a request that may change things");
-            }
-        } else if writes.contains(&name) {
-            classes |= match o.value.as_deref() {
-                Some("-") | None => Classes::from(Write),
-                Some(p) => paths::write_path(ctx, p),
-            };
-        } else if !reads.contains(&name) && !long_reads.contains(&name) {
-            return v(&[Unknown], format!("`curl {name}` sends data or is not known"));
-        }
-    }
-    Verdict { classes, reason: "`curl` fetches a URL".into() }
-}
-
 /// `wget`: saves a file unless told to print.
-pub(crate) fn wget(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
-    ctx.downloads = true;
-    let split = split_opts(args, "OoaPeiUTtwQ", &["output-document", "output-file", "append-output", "directory-prefix", "execute", "input-file", "user-agent", "timeout", "tries", "wait", "user", "password", "header", "progress", "limit-rate", "post-data", "post-file", "method", "body-data", "body-file", "use-askpass"]);
-    if split.injectable {
-        return v(&[Unknown], "`wget` options may expand");
-    }
-    let known = ["-O", "-o", "-a", "-P", "-q", "-v", "-c", "-N", "-r", "-S", "-T", "-t", "-U", "-i", "-w", "-k", "-p", "-m", "--quiet", "--no-verbose", "--verbose", "--output-document", "--output-file", "--append-output", "--directory-prefix", "--continue", "--timestamping", "--recursive", "--no-parent", "--no-check-certificate", "--user-agent", "--timeout", "--tries", "--user", "--password", "--header", "--progress", "--show-progress", "--server-response", "--limit-rate", "--spider", "--input-file", "--wait", "-nv", "-nd", "-nH", "-np"];
-    let mut classes = Classes::NONE;
-    for o in &split.opts {
-        if !known.contains(&o.name.as_str()) && !matches!(o.name.as_str(), "-n" | "-d" | "-H") {
-            return v(&[Unknown], format!("`wget {}` sends data or is not known", o.name));
-        }
-    }
-    let outputs: Vec<&str> = split.values(&["-O", "--output-document"]).collect();
-    if split.has(&["--spider"]) {
-        classes |= Read.into();
-    } else if outputs.is_empty() {
-        classes |= Write.into();
-    }
-    for o in outputs.iter().chain(split.values(&["-o", "--output-file", "-a", "--append-output"]).collect::<Vec<_>>().iter()) {
-        classes |= if *o == "-" { Classes::from(Read) } else { paths::write_path(ctx, o) };
-    }
-    for p in split.values(&["-P", "--directory-prefix"]) {
-        classes |= paths::write_path(ctx, &format!("{p}/x"));
-    }
-    Verdict { classes, reason: "`wget` downloads".into() }
-}
-
 /// `rsync`, including the `--server` side a client starts over SSH.
-pub(crate) fn rsync(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
-    if args.iter().any(|w| w.injectable()) {
-        return v(&[Unknown], "`rsync` arguments may expand");
-    }
-    let t: Vec<&str> = args.iter().map(|w| w.text.as_str()).collect();
-    if t.iter().any(|a| a.starts_with("--rsync-path") || a.starts_with("--daemon") || a.starts_with("--config") || a.starts_with("--remote-option") || *a == "-M") {
-        return v(&[Unknown], "`rsync` option runs a program");
-    }
-    let split = split_opts(args, "eBfT", &["rsh", "block-size", "filter", "temp-dir", "exclude", "include", "exclude-from", "include-from", "files-from", "partial-dir", "backup-dir", "suffix", "chmod", "timeout", "port", "log-file", "out-format", "compare-dest", "copy-dest", "link-dest"]);
-    for e in split.values(&["-e", "--rsh"]) {
-        let safe = e == "ssh" || e.strip_prefix("ssh -p ").is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
-        if !(safe || t.contains(&"--server")) {
-            return v(&[Unknown], format!("`rsync -e {e}` runs a program"));
-        }
-    }
-    let destroys = t.iter().any(|a| a.starts_with("--delete") || a.starts_with("--remove-source-files") || *a == "--del");
-    if t.contains(&"--server") && t.contains(&"--sender") {
-        return if destroys { v(&[Destructive], "`rsync --sender` removing sources") } else { v(&[Read], "`rsync` server sending files") };
-    }
-    let mut classes = Classes::from(Write);
-    if let Some(dest) = split.operands.last() {
-        classes |= paths::write_target(ctx, dest);
-    }
-    if destroys {
-        classes |= Destructive.into();
-    }
-    Verdict { classes, reason: "`rsync` copies files".into() }
-}
-
 /// `scp`: `-f` serves a download (read), `-t` receives an upload (write).
-pub(crate) fn scp(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
-    let split = split_opts(args, "cFiJlLoPSD", &[]);
-    if split.injectable || split.has(&["-S", "-o", "-F", "-J", "-D"]) {
-        return v(&[Unknown], "`scp` option runs a program or is not plain");
-    }
-    if split.has(&["-f"]) && !split.has(&["-t"]) {
-        return v(&[Read], "`scp -f` sends files");
-    }
-    let mut classes = Classes::from(Write);
-    if let Some(dest) = split.operands.last() {
-        classes |= paths::write_target(ctx, dest);
-    }
-    Verdict { classes, reason: "`scp` copies files".into() }
-}
-
 /// `chmod`, `chown`, `chgrp`.
 pub(crate) fn chmod(ctx: &mut Ctx<'_>, n: &str, args: &[Word]) -> Verdict {
     let split = split_opts(args, "", &["reference", "from"]);
@@ -376,7 +399,6 @@ pub(crate) fn chmod(ctx: &mut Ctx<'_>, n: &str, args: &[Word]) -> Verdict {
     if split.injectable {
         classes |= Unknown.into();
     }
-    let _ = Admin;
     Verdict { classes, reason: format!("`{n}` changes permissions") }
 }
 
@@ -395,7 +417,8 @@ pub(crate) fn dd(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
                 classes |= Destructive.into();
                 classes |= paths::write_path(ctx, value);
             }
-            "if" | "bs" | "ibs" | "obs" | "cbs" | "count" | "skip" | "seek" | "status" | "conv" | "iflag" | "oflag" => {}
+            "if" | "bs" | "ibs" | "obs" | "cbs" | "count" | "skip" | "seek" | "status" | "conv" | "iflag" | "oflag" => {
+            }
             _ => return v(&[Unknown], format!("`dd` operand `{key}`")),
         }
     }

@@ -2,19 +2,23 @@
 //!
 //! [`lexer`] reads the line as bash would into lists, pipelines and simple commands with
 //! quote-removed words; this module walks that tree, judging redirections, assignments
-//! and substitutions; [`rules`] knows the commands themselves, and [`tools`] the
-//! multi-verb tools (git, docker, kubectl, systemctl, psql...). [`paths`] says what
-//! writing to a given path means.
+//! and substitutions. [`rules`] knows the commands themselves and unwraps the ones that
+//! run others (`sudo`, `env`, `xargs`, `sh -c`); [`tools`] the commands judged by their
+//! options, [`services`] the multi-verb tools (git, docker, kubectl, systemctl, psql),
+//! [`files`] find, sed, awk, tar, chmod and dd, and [`transfer`] curl, wget, rsync and
+//! scp. [`paths`] says what writing to a given path means.
 //!
 //! The policy is fail-closed: a command or option that is not known to be harmless, a
 //! command name that is not a plain word, or syntax the lexer does not support comes out
 //! [`Class::Unknown`].
 
+mod files;
 mod lexer;
 mod paths;
-mod files;
 mod rules;
+mod services;
 mod tools;
+mod transfer;
 
 use std::collections::HashSet;
 
@@ -195,13 +199,7 @@ impl Ctx<'_> {
     }
 
     /// Judges redirections into `classes`; returns where stdin now comes from.
-    fn redirs(
-        &mut self,
-        redirs: &[lexer::Redir],
-        classes: &mut Classes,
-        mut stdin: Stdin,
-        depth: usize,
-    ) -> Stdin {
+    fn redirs(&mut self, redirs: &[lexer::Redir], classes: &mut Classes, mut stdin: Stdin, depth: usize) -> Stdin {
         for r in redirs {
             *classes |= self.word(&r.target, depth);
             let target = r.target.text.as_str();
@@ -219,8 +217,7 @@ impl Ctx<'_> {
                 RedirOp::HereString => {
                     stdin = Stdin::Text(r.target.is_literal().then(|| target.to_string()));
                 }
-                RedirOp::DupIn | RedirOp::DupOut
-                    if target == "-" || target.chars().all(|c| c.is_ascii_digit()) => {}
+                RedirOp::DupIn | RedirOp::DupOut if target == "-" || target.chars().all(|c| c.is_ascii_digit()) => {}
                 RedirOp::In => {
                     stdin = Stdin::File;
                     *classes |= paths::read_target(self, &r.target);
@@ -251,11 +248,7 @@ impl Ctx<'_> {
             rules::run(self, &s.words, &stdin, depth)
         };
         for a in &s.assigns {
-            let ok = if s.words.is_empty() {
-                rules::shell_var_ok(&a.name)
-            } else {
-                rules::env_var_ok(&a.name)
-            };
+            let ok = if s.words.is_empty() { rules::shell_var_ok(&a.name) } else { rules::env_var_ok(&a.name) };
             if !ok {
                 verdict.classes |= Class::Unknown.into();
                 verdict.reason = format!("assigns `{}`; {}", a.name, verdict.reason);
@@ -268,5 +261,99 @@ impl Ctx<'_> {
             reason: verdict.reason,
         });
         classes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn unknown_sql(_: &str) -> Classes {
+        Class::Unknown.into()
+    }
+
+    #[test]
+    fn empty_line_is_read_and_lex_failure_is_unknown() {
+        let a = analyze("", &unknown_sql);
+        assert_eq!(a.classes, Classes::from(Class::Read));
+        assert!(a.commands.is_empty() && a.error.is_none());
+        let a = analyze("echo 'open", &unknown_sql);
+        assert_eq!(a.classes, Classes::from(Class::Unknown));
+        assert_eq!(a.error.as_deref(), Some("unterminated single quote"));
+    }
+
+    #[test]
+    fn found_lists_commands_in_the_order_they_run() {
+        let a = analyze("ls $(rm -rf /x) | wc -l", &unknown_sql);
+        let argv: Vec<Vec<String>> = a.commands.iter().map(|f| f.argv.clone()).collect();
+        assert_eq!(argv, [vec!["rm", "-rf", "/x"], vec!["ls", "$(rm -rf /x)"], vec!["wc", "-l"]]);
+        assert_eq!(a.commands.first().map(|f| f.classes), Some(Class::Destructive.into()));
+    }
+
+    #[test]
+    fn deep_nesting_and_long_lines_are_unknown() {
+        let deep = format!("{}ls{}", "$(".repeat(40), ")".repeat(40));
+        assert_eq!(classify(&deep, &unknown_sql), Classes::from(Class::Unknown));
+        let deep = format!("{}ls'", "bash -c '".repeat(3));
+        assert!(classify(&deep, &unknown_sql).contains(Class::Unknown));
+        let long = format!("echo {}", "a".repeat(MAX_LEN));
+        assert_eq!(classify(&long, &unknown_sql), Classes::from(Class::Unknown));
+        let wrapped = format!("{}rm -rf /x", "sudo timeout 1 ".repeat(20));
+        assert!(classify(&wrapped, &unknown_sql).contains(Class::Unknown));
+        // Quoting doubles at each `sh -c` level, so the length cap bounds that recursion.
+        let mut nested = "rm -rf /x".to_string();
+        for _ in 0..12 {
+            nested = format!("sh -c '{}'", nested.replace('\'', r"'\''"));
+        }
+        assert!(classify(&nested, &unknown_sql).contains(Class::Unknown));
+    }
+
+    #[test]
+    fn quoting_resolves_to_the_same_command() {
+        for line in ["rm -rf /x", "r'm' -rf /x", "\"r\"m -rf /x", "r\\m -rf /x", "$'\\x72\\x6d' -rf /x", "\\rm -rf /x"]
+        {
+            assert_eq!(classify(line, &unknown_sql), Classes::from(Class::Destructive), "{line}");
+        }
+    }
+
+    #[test]
+    fn heredoc_fed_one_byte_at_a_time_never_reads_as_less_than_whole() {
+        // Every prefix of a line either fails (unknown) or is judged; none panics.
+        let line = "cat <<EOF; rm -rf /x\n$(id)\nEOF\necho \"a$(ls)\" | tee /tmp/o";
+        for end in 0..=line.len() {
+            if let Some(prefix) = line.get(..end) {
+                let _ = analyze(prefix, &unknown_sql);
+            }
+        }
+        assert!(classify(line, &unknown_sql).contains(Class::Destructive));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let line = String::from_utf8_lossy(&bytes);
+            let a = analyze(&line, &unknown_sql);
+            prop_assert!(!a.classes.is_empty());
+        }
+
+        #[test]
+        fn metacharacter_soup_never_panics_and_never_loses_unknown(
+            parts in proptest::collection::vec(prop::sample::select(vec![
+                "$(", ")", "`", "'", "\"", "\\", "$'\\x72'", "${", "}", "{", " ", ";", "&", "&&",
+                "|", "||", "|&", "<", ">", ">>", "<<", "<<<", "<<-", "2>&1", "&>", "(", "\n",
+                "#", "$", "$((", "))", "*", "?", "[", "]", "~", "=", "rm", "ls", "sh -c ", "EOF",
+                "sudo ", "xargs ", "find . -exec ", "-rf", "/", "a", "x=1 ", "$IFS", "{a,b}",
+            ]), 0..40)
+        ) {
+            let line: String = parts.concat();
+            let a = analyze(&line, &unknown_sql);
+            prop_assert!(!a.classes.is_empty());
+            if a.error.is_some() {
+                prop_assert!(a.classes.contains(Class::Unknown));
+            }
+        }
     }
 }

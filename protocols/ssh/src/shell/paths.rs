@@ -8,27 +8,76 @@ use super::lexer::Word;
 
 /// Files that change who may log in or what they may do.
 const PRIVILEGE: &[&str] = &[
-    "/etc/sudoers", "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/pam.d",
-    "/etc/security", "/etc/doas", "/etc/polkit", "/etc/ssh/sshd_config",
+    "/etc/sudoers",
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/gshadow",
+    "/etc/pam.d",
+    "/etc/security",
+    "/etc/doas",
+    "/etc/polkit",
+    "/etc/ssh/sshd_config",
 ];
 
 /// Places where a written file becomes code that runs later, or system configuration.
 const ADMIN_PREFIX: &[&str] = &[
-    "/etc/", "/proc/", "/sys/", "/boot/", "/usr/", "/bin/", "/sbin/", "/lib", "/opt/",
-    "/var/spool/cron", "/var/spool/at", "/root/", "~/bin/", "~/.local/bin/", "~/.config/",
+    "/etc/",
+    "/proc/",
+    "/sys/",
+    "/boot/",
+    "/usr/",
+    "/bin/",
+    "/sbin/",
+    "/lib",
+    "/opt/",
+    "/var/spool/cron",
+    "/var/spool/at",
+    "/root/",
+    "~/bin/",
+    "~/.local/bin/",
+    "~/.config/",
     "~/.ssh/",
+    "~/.kube/",
+    "~/.aws/",
+    "~/.docker/",
+    "~/.gnupg/",
 ];
 
 /// File names that shells, git or ssh read as code or configuration.
 const ADMIN_NAME: &[&str] = &[
-    ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc",
-    ".zshenv", ".zprofile", ".zlogin", ".kshrc", ".inputrc", ".pam_environment",
-    ".gitconfig", ".gitattributes", ".gitmodules", ".npmrc", ".pypirc", ".curlrc", ".wgetrc",
-    ".vimrc", ".exrc", ".lesskey", ".netrc", ".env",
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".profile",
+    ".zshrc",
+    ".zshenv",
+    ".zprofile",
+    ".zlogin",
+    ".kshrc",
+    ".inputrc",
+    ".pam_environment",
+    ".gitconfig",
+    ".gitattributes",
+    ".gitmodules",
+    ".npmrc",
+    ".pypirc",
+    ".curlrc",
+    ".wgetrc",
+    ".vimrc",
+    ".exrc",
+    ".lesskey",
+    ".netrc",
+    ".env",
 ];
 
 /// Output targets that write no file.
-const HARMLESS: &[&str] = &["/dev/null", "/dev/stdout", "/dev/stderr", "/dev/fd/1", "/dev/fd/2", "/dev/tty"];
+const HARMLESS: &[&str] =
+    &["/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+
+/// Device directories whose files are not disks: writing there is an ordinary write.
+const DEV_FILES: &[&str] = &["/dev/fd/", "/dev/shm/", "/dev/pts/", "/dev/mqueue/"];
 
 /// The classes of reading from `w` with `<`.
 pub(crate) fn read_target(_ctx: &mut Ctx<'_>, w: &Word) -> Classes {
@@ -50,7 +99,8 @@ pub(crate) fn is_socket(p: &str) -> bool {
 
 /// The classes of writing to `path`.
 pub(crate) fn write_path(ctx: &mut Ctx<'_>, path: &str) -> Classes {
-    if HARMLESS.contains(&path) {
+    if HARMLESS.contains(&path) || path.strip_prefix("/dev/fd/").is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+    {
         return Classes::NONE;
     }
     if is_socket(path) {
@@ -122,10 +172,15 @@ fn sensitive(ctx: &Ctx<'_>, path: &str) -> Classes {
     if p.contains("authorized_keys") || PRIVILEGE.iter().any(|x| p.starts_with(x)) {
         classes |= Class::Privilege.into();
     }
-    if p.starts_with("/dev/") || p == "/proc/sysrq-trigger" {
+    if (p.starts_with("/dev/") && !DEV_FILES.iter().any(|d| p.starts_with(d))) || p == "/proc/sysrq-trigger" {
         classes |= Class::Destructive.into();
     }
-    if ADMIN_PREFIX.iter().any(|x| p.starts_with(x))
+    let dir = format!("{}/", p.trim_end_matches('/'));
+    // The login or root directory itself: whatever lands there may be a dotfile.
+    if matches!(p.trim_end_matches(['/', '.']), "~" | "") {
+        classes |= Class::Admin.into();
+    }
+    if ADMIN_PREFIX.iter().any(|x| p.starts_with(x) || dir == *x)
         || ADMIN_NAME.contains(&name)
         || p.contains("/.git/config")
         || p.contains("/.git/hooks")
@@ -160,11 +215,16 @@ impl Split<'_> {
 
     /// The values of the options with these names.
     pub(crate) fn values<'s>(&'s self, names: &'s [&str]) -> impl Iterator<Item = &'s str> {
-        self.opts
-            .iter()
-            .filter(move |o| names.contains(&o.name.as_str()))
-            .filter_map(|o| o.value.as_deref())
+        self.opts.iter().filter(move |o| names.contains(&o.name.as_str())).filter_map(|o| o.value.as_deref())
     }
+}
+
+/// The text of an option's value word; a value that expands taints the split.
+fn value_of(w: &Word, injectable: &mut bool) -> String {
+    if !w.is_literal() {
+        *injectable = true;
+    }
+    w.text.clone()
 }
 
 /// Splits GNU-style arguments. `short_valued` are the short options taking a value
@@ -191,7 +251,7 @@ pub(crate) fn split_opts<'w>(args: &'w [Word], short_valued: &str, long_valued: 
         } else if let Some(long) = t.strip_prefix("--") {
             let (name, value) = match long.split_once('=') {
                 Some((n, v)) => (n, Some(v.to_string())),
-                None if long_valued.contains(&long) => (long, iter.next().map(|w| w.text.clone())),
+                None if long_valued.contains(&long) => (long, iter.next().map(|w| value_of(w, &mut split.injectable))),
                 None => (long, None),
             };
             split.opts.push(Opt { name: format!("--{name}"), value });
@@ -200,7 +260,11 @@ pub(crate) fn split_opts<'w>(args: &'w [Word], short_valued: &str, long_valued: 
             for (i, c) in body.iter().enumerate() {
                 if short_valued.contains(*c) {
                     let rest: String = body.iter().skip(i + 1).collect();
-                    let value = if rest.is_empty() { iter.next().map(|w| w.text.clone()) } else { Some(rest) };
+                    let value = if rest.is_empty() {
+                        iter.next().map(|w| value_of(w, &mut split.injectable))
+                    } else {
+                        Some(rest)
+                    };
                     split.opts.push(Opt { name: format!("-{c}"), value });
                     break;
                 }

@@ -11,29 +11,143 @@ use super::{Ctx, Stdin, Verdict, tools};
 use Class::{Admin, Destructive, Privilege, Read, Unknown, Write};
 
 /// Directories whose programs are the system's own: `/usr/bin/rm` is `rm`.
-const TRUSTED_DIRS: &[&str] =
-    &["/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin", "/usr/local/sbin"];
+const TRUSTED_DIRS: &[&str] = &["/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin", "/usr/local/sbin"];
 
 /// Read-only whatever their options: none of their options writes, deletes or runs.
 const PURE_READ: &[&str] = &[
-    "ls", "cat", "head", "tail", "grep", "egrep", "fgrep", "zgrep", "zcat", "bzcat", "xzcat",
-    "wc", "cut", "tr", "echo", "pwd", "whoami", "id", "uptime", "ps", "free", "df", "du",
-    "uname", "stat", "which", "whereis", "printenv", "lsblk", "lscpu", "lsmod", "lspci",
-    "lsusb", "lsof", "netstat", "md5sum", "sha1sum", "sha224sum", "sha256sum", "sha384sum",
-    "sha512sum", "b2sum", "cksum", "sum", "diff", "cmp", "comm", "nl", "tac", "rev", "fold",
-    "column", "paste", "join", "expand", "unexpand", "od", "hexdump", "strings", "base64",
-    "base32", "basename", "dirname", "realpath", "readlink", "seq", "yes", "true", "false",
-    "sleep", "test", "[", "exit", "getent", "groups", "who", "w", "last", "lastlog", "locale",
-    "nproc", "arch", "tty", "users", "vmstat", "iostat", "mpstat", "jq", "dig", "nslookup",
-    "host", "ping", "type", "pgrep", "pidof", "numfmt", "factor", "expr", "fmt", "logname",
-    "findmnt", "cal", "getconf", ":", "wait", "git-upload-pack", "git-upload-archive",
+    "ls",
+    "cat",
+    "head",
+    "tail",
+    "grep",
+    "egrep",
+    "fgrep",
+    "zcat",
+    "bzcat",
+    "xzcat",
+    "wc",
+    "cut",
+    "tr",
+    "echo",
+    "pwd",
+    "whoami",
+    "id",
+    "uptime",
+    "ps",
+    "free",
+    "df",
+    "du",
+    "uname",
+    "stat",
+    "which",
+    "whereis",
+    "printenv",
+    "lsblk",
+    "lscpu",
+    "lsmod",
+    "lspci",
+    "lsusb",
+    "lsof",
+    "netstat",
+    "md5sum",
+    "sha1sum",
+    "sha224sum",
+    "sha256sum",
+    "sha384sum",
+    "sha512sum",
+    "b2sum",
+    "cksum",
+    "sum",
+    "diff",
+    "cmp",
+    "comm",
+    "nl",
+    "tac",
+    "rev",
+    "fold",
+    "column",
+    "paste",
+    "join",
+    "expand",
+    "unexpand",
+    "od",
+    "hexdump",
+    "strings",
+    "base64",
+    "base32",
+    "basename",
+    "dirname",
+    "realpath",
+    "readlink",
+    "seq",
+    "yes",
+    "true",
+    "false",
+    "sleep",
+    "test",
+    "[",
+    "exit",
+    "getent",
+    "groups",
+    "who",
+    "w",
+    "last",
+    "lastlog",
+    "locale",
+    "nproc",
+    "arch",
+    "tty",
+    "users",
+    "vmstat",
+    "iostat",
+    "mpstat",
+    "jq",
+    "dig",
+    "nslookup",
+    "host",
+    "ping",
+    "type",
+    "pgrep",
+    "pidof",
+    "numfmt",
+    "factor",
+    "expr",
+    "fmt",
+    "logname",
+    "findmnt",
+    "cal",
+    "getconf",
+    ":",
+    "wait",
+    "git-upload-pack",
+    "git-upload-archive",
 ];
 
 /// Remove or stop things.
 const DESTRUCTIVE: &[&str] = &[
-    "rm", "rmdir", "unlink", "shred", "wipefs", "mke2fs", "mkswap", "truncate", "pkill",
-    "killall", "reboot", "shutdown", "halt", "poweroff", "fdisk", "sfdisk", "gdisk", "parted",
-    "blkdiscard", "lvremove", "vgremove", "pvremove", "srm",
+    "rm",
+    "rmdir",
+    "unlink",
+    "shred",
+    "wipefs",
+    "mke2fs",
+    "mkswap",
+    "truncate",
+    "pkill",
+    "killall",
+    "reboot",
+    "shutdown",
+    "halt",
+    "poweroff",
+    "fdisk",
+    "sfdisk",
+    "gdisk",
+    "parted",
+    "blkdiscard",
+    "lvremove",
+    "vgremove",
+    "pvremove",
+    "srm",
 ];
 
 /// Create or change files; every operand is checked as a write target.
@@ -42,23 +156,73 @@ const WRITE_FILES: &[&str] =
 
 /// Change who may do what.
 const PRIVILEGE: &[&str] = &[
-    "visudo", "usermod", "useradd", "adduser", "passwd", "chpasswd", "chage", "gpasswd",
-    "groupadd", "groupmod", "setcap", "setfacl", "newgrp", "vipw", "vigr", "chsh", "chfn",
+    "visudo", "sudoedit", "usermod", "useradd", "adduser", "passwd", "chpasswd", "chage", "gpasswd", "groupadd",
+    "groupmod", "setcap", "setfacl", "newgrp", "vipw", "vigr", "chsh", "chfn",
 ];
 
 /// Act on the system itself.
 const ADMIN: &[&str] = &[
-    "at", "batch", "atrm", "iptables", "ip6tables", "iptables-restore", "nft", "ufw",
-    "firewall-cmd", "umount", "insmod", "rmmod", "modprobe", "swapon", "swapoff", "ldconfig",
-    "update-alternatives", "tc", "ifup", "ifdown", "chattr", "init", "telinit", "fstrim",
-    "losetup", "cryptsetup", "apt", "apt-get", "yum", "dnf", "zypper", "pacman", "apk", "snap",
-    "nsenter", "chroot", "unshare",
+    "at",
+    "batch",
+    "atrm",
+    "iptables",
+    "ip6tables",
+    "iptables-restore",
+    "nft",
+    "ufw",
+    "firewall-cmd",
+    "umount",
+    "insmod",
+    "rmmod",
+    "modprobe",
+    "swapon",
+    "swapoff",
+    "ldconfig",
+    "update-alternatives",
+    "tc",
+    "ifup",
+    "ifdown",
+    "chattr",
+    "init",
+    "telinit",
+    "fstrim",
+    "losetup",
+    "cryptsetup",
+    "apt",
+    "apt-get",
+    "yum",
+    "dnf",
+    "zypper",
+    "pacman",
+    "apk",
+    "snap",
+    "nsenter",
+    "chroot",
+    "unshare",
 ];
 
 /// Programs that run code given inline, in a file or on standard input.
 const INTERPRETERS: &[&str] = &[
-    "python", "python2", "python3", "perl", "ruby", "node", "nodejs", "php", "lua", "luajit",
-    "Rscript", "tclsh", "wish", "deno", "bun", "pwsh", "irb", "jshell", "groovy", "osascript",
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "node",
+    "nodejs",
+    "php",
+    "lua",
+    "luajit",
+    "Rscript",
+    "tclsh",
+    "wish",
+    "deno",
+    "bun",
+    "pwsh",
+    "irb",
+    "jshell",
+    "groovy",
+    "osascript",
 ];
 
 /// Shells whose `-c` string is read with this lexer.
@@ -66,8 +230,17 @@ const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "rb
 
 /// Environment variables a command may be given without changing what it runs.
 const SAFE_ENV: &[&str] = &[
-    "LANG", "LANGUAGE", "TZ", "TERM", "COLUMNS", "LINES", "NO_COLOR", "CLICOLOR",
-    "CLICOLOR_FORCE", "SYSTEMD_COLORS", "DEBIAN_FRONTEND",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "COLUMNS",
+    "LINES",
+    "NO_COLOR",
+    "CLICOLOR",
+    "CLICOLOR_FORCE",
+    "SYSTEMD_COLORS",
+    "DEBIAN_FRONTEND",
 ];
 
 /// Whether `NAME=value cmd` (or `env NAME=value cmd`) leaves `cmd` doing what it says.
@@ -118,6 +291,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, words: &[Word], stdin: &Stdin, depth: usize
     if let Some(verdict) = prefix(ctx, n, args, stdin, depth) {
         return verdict;
     }
+    if matches!(n, "test" | "[") && args.iter().any(|a| a.text.contains('[') && a.text.contains(['$', '`'])) {
+        // `test -v 'a[$(cmd)]'` evaluates the subscript, running `cmd`.
+        return v(&[Unknown], "`test` on an array subscript that expands");
+    }
     if PURE_READ.contains(&n) {
         return v(&[Read], format!("`{n}` only reads"));
     }
@@ -148,15 +325,19 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, words: &[Word], stdin: &Stdin, depth: usize
 
 /// A write command: each operand (and `-t DIR`) is a file it may change.
 fn write_operands(ctx: &mut Ctx<'_>, n: &str, args: &[Word]) -> Verdict {
+    if args
+        .iter()
+        .any(|a| a.text.starts_with("--filter") || a.text.starts_with("-TT") || a.text.starts_with("--unzip-command"))
+    {
+        return v(&[Unknown], format!("`{n}` option runs a program"));
+    }
     let split = split_opts(args, "tSmogZ", &["target-directory", "suffix", "mode", "owner", "group"]);
     let mut classes = Classes::from(Write);
     for t in split.values(&["-t", "--target-directory"]) {
         classes |= paths::write_path(ctx, t);
     }
-    if let Some(mode) = split.values(&["-m", "--mode"]).next() {
-        if setuid_mode(mode) {
-            classes |= Privilege.into();
-        }
+    if split.values(&["-m", "--mode"]).any(setuid_mode) {
+        classes |= Privilege.into();
     }
     for w in &split.operands {
         classes |= paths::write_target(ctx, w);
@@ -219,7 +400,7 @@ fn unwrap(args: &[Word], spec: &Wrapper) -> Result<(Vec<String>, usize), String>
                         i += 1;
                     }
                     break;
-                } else if !spec.flags.contains(*c) && !(c.is_ascii_digit() && spec.flags.contains('#')) {
+                } else if !(spec.flags.contains(*c) || (c.is_ascii_digit() && spec.flags.contains('#'))) {
                     return Err(format!("unknown option `{t}`"));
                 }
             }
@@ -242,19 +423,35 @@ fn unwrap(args: &[Word], spec: &Wrapper) -> Result<(Vec<String>, usize), String>
 fn prefix(ctx: &mut Ctx<'_>, n: &str, args: &[Word], stdin: &Stdin, depth: usize) -> Option<Verdict> {
     const NONE: &[&str] = &[];
     let w = |flags, valued, long, long_valued, operands, assigns| Wrapper {
-        flags, valued, long, long_valued, operands, assigns,
+        flags,
+        valued,
+        long,
+        long_valued,
+        operands,
+        assigns,
     };
     let (spec, extra): (Wrapper, &[Class]) = match n {
         "sudo" => (
-            w("AbEHkKnPSiseBlv", "ugCDhprtTUc", &["preserve-env", "login", "shell", "non-interactive", "set-home", "background", "stdin"], &["user", "group", "host", "prompt", "chdir"], 0, true),
+            w(
+                "AbEHkKnPSiseBlv",
+                "ugCDhprtTUc",
+                &["preserve-env", "login", "shell", "non-interactive", "set-home", "background", "stdin"],
+                &["user", "group", "host", "prompt", "chdir"],
+                0,
+                true,
+            ),
             &[Privilege],
         ),
         "doas" => (w("ns", "uC", NONE, NONE, 0, false), &[Privilege]),
         "pkexec" => (w("", "", &["disable-internal-agent"], &["user"], 0, false), &[Privilege]),
-        "runuser" | "sg" => (w("lmp", "ugG", &["login"], &["user", "group"], usize::from(n == "sg"), false), &[Privilege]),
+        "runuser" | "sg" => {
+            (w("lmp", "ugG", &["login"], &["user", "group"], usize::from(n == "sg"), false), &[Privilege])
+        }
         "env" => (w("i0v", "uC", &["ignore-environment", "null"], &["unset", "chdir"], 0, true), &[]),
         "nohup" | "setsid" | "exec" | "builtin" => (w("lcfw", "a", &["fork", "wait"], NONE, 0, false), &[]),
-        "timeout" => (w("v", "sk", &["preserve-status", "foreground", "verbose"], &["signal", "kill-after"], 1, false), &[]),
+        "timeout" => {
+            (w("v", "sk", &["preserve-status", "foreground", "verbose"], &["signal", "kill-after"], 1, false), &[])
+        }
         "nice" => (w("#", "n", NONE, &["adjustment"], 0, false), &[]),
         "ionice" => (w("t", "cn", NONE, &["class", "classdata"], 0, false), &[]),
         "stdbuf" => (w("", "ioe", NONE, &["input", "output", "error"], 0, false), &[]),
@@ -268,7 +465,17 @@ fn prefix(ctx: &mut Ctx<'_>, n: &str, args: &[Word], stdin: &Stdin, depth: usize
         "xargs" => return Some(xargs(ctx, args, depth)),
         "su" => return Some(su(ctx, args, depth)),
         "watch" => {
-            let (_, at) = match unwrap(args, &w("bceghtpx", "nd", &["beep", "color", "errexit", "chgexit", "no-title", "precise", "exec"], &["interval", "differences"], 0, false)) {
+            let (_, at) = match unwrap(
+                args,
+                &w(
+                    "bceghtpx",
+                    "nd",
+                    &["beep", "color", "errexit", "chgexit", "no-title", "precise", "exec"],
+                    &["interval", "differences"],
+                    0,
+                    false,
+                ),
+            ) {
                 Ok(x) => x,
                 Err(e) => return Some(v(&[Unknown], e)),
             };
@@ -289,6 +496,12 @@ fn prefix(ctx: &mut Ctx<'_>, n: &str, args: &[Word], stdin: &Stdin, depth: usize
         Err(e) => return Some(v(&[Unknown], format!("`{n}`: {e}")).with(extra)),
     };
     let rest = args.get(at..).unwrap_or_default();
+    if opts.iter().any(|o| {
+        matches!(o.as_str(), "-C" | "--chdir" | "-D") && (n == "env" || n == "sudo") && !(n == "sudo" && o == "-C")
+    }) {
+        // Relative paths now resolve somewhere the classifier does not follow.
+        ctx.cwd = None;
+    }
     if n == "sudo" && opts.iter().any(|o| matches!(o.as_str(), "-l" | "-v" | "-k" | "-K")) && rest.is_empty() {
         return Some(v(&[Privilege, Read], "`sudo` lists or refreshes rights"));
     }
@@ -314,7 +527,8 @@ fn su(ctx: &mut Ctx<'_>, args: &[Word], depth: usize) -> Verdict {
     if split.values(&["-s", "--shell"]).any(|s| !matches!(s, "/bin/sh" | "/bin/bash" | "/usr/bin/bash" | "/bin/dash")) {
         return v(&[Privilege, Unknown], "`su` with an unusual shell");
     }
-    let scripts: Vec<String> = split.values(&["-c", "-C", "--command", "--session-command"]).map(str::to_string).collect();
+    let scripts: Vec<String> =
+        split.values(&["-c", "-C", "--command", "--session-command"]).map(str::to_string).collect();
     if scripts.is_empty() {
         return v(&[Privilege, Unknown], "`su` opens a shell reading stdin");
     }
