@@ -66,9 +66,24 @@ fn main() {
     let (airlock, airlock_port) = start_airlock(&root, &sshd, &agent.config);
     let common = |flag: &str, port: u16| -> Vec<String> {
         [
-            flag, &port.to_string(), "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o",
-            "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o",
-            "IdentitiesOnly=yes", "-i", &agent.path.display().to_string(), "-c", &cipher,
+            flag,
+            &port.to_string(),
+            "-F",
+            "/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-i",
+            &agent.path.display().to_string(),
+            "-c",
+            &cipher,
         ]
         .map(String::from)
         .to_vec()
@@ -153,7 +168,13 @@ fn main() {
             if wanted("setup") {
                 let start = Instant::now();
                 for _ in 0..20 {
-                    let out = Command::new("ssh").args(&p.args).arg(&p.dest).arg("true").stdin(Stdio::null()).output().unwrap();
+                    let out = Command::new("ssh")
+                        .args(&p.args)
+                        .arg(&p.dest)
+                        .arg("true")
+                        .stdin(Stdio::null())
+                        .output()
+                        .unwrap();
                     assert!(out.status.success(), "{}: {}", p.name, String::from_utf8_lossy(&out.stderr));
                 }
                 let ms = start.elapsed().as_secs_f64() * 1e3 / 20.0;
@@ -162,8 +183,12 @@ fn main() {
             }
         }
     }
-    println!("\nmedian of {rounds} interleaved rounds; cipher {cipher}; sshd, the clients and the proxy share this machine's cores\n");
-    println!("| scenario | direct | airlock | proxyjump | airlock/direct | proxyjump/direct | airlock/proxyjump | Airlock CPU ms/MB |");
+    println!(
+        "\nmedian of {rounds} interleaved rounds; cipher {cipher}; sshd, the clients and the proxy share this machine's cores\n"
+    );
+    println!(
+        "| scenario | direct | airlock | proxyjump | airlock/direct | proxyjump/direct | airlock/proxyjump | Airlock CPU ms/MB |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (row, (name, label)) in labels.iter().enumerate() {
         if !wanted(name) {

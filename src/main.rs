@@ -491,7 +491,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 anyhow::bail!("no connection named {connection:?} in the config (it has: {})", names.join(", "));
             }
             let policy = airlock::policy::Policy::new(&config.rules)?;
-            if let Some(conn) = config.connection(&connection).filter(|c| c.protocol == airlock::config::Protocol::Ssh) {
+            if let Some(conn) = config.connection(&connection).filter(|c| c.protocol == airlock::config::Protocol::Ssh)
+            {
                 let (decision, analysis) = airlock::plugins::ssh::judge::exec(&policy, conn, &groups, &sql);
                 let mut out = serde_json::to_value(&decision)?;
                 out["commands"] = analysis

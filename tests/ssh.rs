@@ -321,8 +321,16 @@ fn scp_sftp_and_rsync_move_50mb_files_intact_and_each_operation_is_recorded() {
     let got = rig.root.join("sftp-down.bin");
     std::fs::write(
         &batch,
-        format!("put {} {}/sftp.bin\nget {}/sftp.bin {}\nmkdir {}/made\nrename {}/sftp.bin {}/moved.bin\n",
-            src.display(), remote.display(), remote.display(), got.display(), remote.display(), remote.display(), remote.display()),
+        format!(
+            "put {} {}/sftp.bin\nget {}/sftp.bin {}\nmkdir {}/made\nrename {}/sftp.bin {}/moved.bin\n",
+            src.display(),
+            remote.display(),
+            remote.display(),
+            got.display(),
+            remote.display(),
+            remote.display(),
+            remote.display()
+        ),
     )
     .unwrap();
     let out = run(
@@ -337,7 +345,10 @@ fn scp_sftp_and_rsync_move_50mb_files_intact_and_each_operation_is_recorded() {
     // scp -O: the legacy protocol, through exec.
     let legacy = remote.join("legacy.bin");
     let out = run(
-        transfer_cmd("scp", rig.port(), &rig.trusted.path).arg("-O").arg(&src).arg(format!("box@127.0.0.1:{}", legacy.display())),
+        transfer_cmd("scp", rig.port(), &rig.trusted.path)
+            .arg("-O")
+            .arg(&src)
+            .arg(format!("box@127.0.0.1:{}", legacy.display())),
         Duration::from_secs(120),
     );
     assert!(out.status.success(), "scp -O: {}", text(&out.stderr));
@@ -384,9 +395,15 @@ fn a_read_only_connection_refuses_sftp_writes_and_legacy_scp_uploads() {
         Duration::from_secs(60),
     );
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("ermission denied") || text(&out.stderr).contains("read-only"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("ermission denied") || text(&out.stderr).contains("read-only"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!remote.join("new.txt").exists());
-    for batch_line in [format!("rm {}/existing.txt", remote.display()), format!("rename {0}/existing.txt {0}/x", remote.display())] {
+    for batch_line in
+        [format!("rm {}/existing.txt", remote.display()), format!("rename {0}/existing.txt {0}/x", remote.display())]
+    {
         std::fs::write(&batch, batch_line).unwrap();
         let out = run(
             transfer_cmd("sftp", rig.port(), &rig.trusted.path).arg("-b").arg(&batch).arg("box@127.0.0.1"),
@@ -398,14 +415,19 @@ fn a_read_only_connection_refuses_sftp_writes_and_legacy_scp_uploads() {
     // Reading still works.
     let got = rig.root.join("got.txt");
     let out = run(
-        transfer_cmd("scp", rig.port(), &rig.trusted.path).arg(format!("box@127.0.0.1:{}/existing.txt", remote.display())).arg(&got),
+        transfer_cmd("scp", rig.port(), &rig.trusted.path)
+            .arg(format!("box@127.0.0.1:{}/existing.txt", remote.display()))
+            .arg(&got),
         Duration::from_secs(60),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(std::fs::read_to_string(&got).unwrap(), "keep me");
     // The legacy protocol cannot go around it.
     let out = run(
-        transfer_cmd("scp", rig.port(), &rig.trusted.path).arg("-O").arg(&src).arg(format!("box@127.0.0.1:{}/legacy.txt", remote.display())),
+        transfer_cmd("scp", rig.port(), &rig.trusted.path)
+            .arg("-O")
+            .arg(&src)
+            .arg(format!("box@127.0.0.1:{}/legacy.txt", remote.display())),
         Duration::from_secs(60),
     );
     assert!(!out.status.success());

@@ -175,8 +175,7 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
             let decision = match (&shared.policy, std::str::from_utf8(&command)) {
                 (None, _) => None,
                 (Some(policy), Ok(line)) => {
-                    let (decision, analysis) =
-                        judge::exec(policy, &shared.target.conn, &shared.identity.groups, line);
+                    let (decision, analysis) = judge::exec(policy, &shared.target.conn, &shared.identity.groups, line);
                     tracing::info!(command = line, classes = %analysis.classes, verdict = decision.verdict().as_str(), "exec");
                     Some(decision)
                 }

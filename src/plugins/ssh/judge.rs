@@ -40,7 +40,8 @@ fn transfer(argv: &[String]) -> Option<bool> {
     let flags = || argv.iter().skip(1).take_while(|a| a.starts_with('-'));
     match program {
         "scp" => {
-            let upload = flags().any(|a| a.starts_with("-t") || (a.len() > 1 && !a.starts_with("--") && a.contains('t')));
+            let upload =
+                flags().any(|a| a.starts_with("-t") || (a.len() > 1 && !a.starts_with("--") && a.contains('t')));
             Some(upload)
         }
         "rsync" if argv.iter().any(|a| a == "--server") => Some(!argv.iter().any(|a| a == "--sender")),
