@@ -482,3 +482,54 @@ fn the_recording_replays_as_text_and_its_asciicast_plays() {
     assert!(out.status.success(), "asciinema cat: {}", text(&out.stderr));
     assert!(text(&out.stdout).contains("typed-5"), "{}", text(&out.stdout));
 }
+
+/// The drivers' Python (see tests/drivers.rs), which has paramiko, asyncssh and ssh-audit.
+fn python_bin(name: &str) -> std::path::PathBuf {
+    let python = std::env::var("AIRLOCK_DRIVERS_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/drivers/venv/bin/python"));
+    let bin = python.with_file_name(name);
+    assert!(bin.exists(), "{} is missing: run .ci/peers (pip install paramiko asyncssh ssh-audit)", bin.display());
+    bin
+}
+
+#[test]
+fn paramiko_and_asyncssh_run_exec_and_sftp_as_libraries() {
+    let rig = Rig::start("", "");
+    let work = rig.root.join("libs");
+    std::fs::create_dir_all(&work).unwrap();
+    for script in ["paramiko_client.py", "asyncssh_client.py"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_clients").join(script);
+        let out = run(
+            Command::new(python_bin("python"))
+                .arg(path)
+                .env("SSH_PORT", rig.port().to_string())
+                .env("SSH_KEY", &rig.trusted.path)
+                .env("SSH_CONN", "box")
+                .env("WORK", &work),
+            Duration::from_secs(120),
+        );
+        assert!(out.status.success(), "{script}: {}\n{}", text(&out.stdout), text(&out.stderr));
+    }
+}
+
+#[test]
+fn ssh_audit_finds_no_weak_algorithm() {
+    let rig = Rig::start("", "");
+    let out = run(
+        Command::new(python_bin("ssh-audit")).args(["-n", "-p", &rig.port().to_string(), "127.0.0.1"]),
+        Duration::from_secs(60),
+    );
+    let report = text(&out.stdout);
+    // curve25519 stays for clients without ML-KEM (OpenSSH before 9.9, Debian 12's
+    // among them); ssh-audit notes it is not post-quantum, and nothing else.
+    let flagged: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("[fail]") || l.contains("[warn]"))
+        .filter(|l| !(l.contains("curve25519-sha256") && l.contains("post-quantum")))
+        .collect();
+    assert!(flagged.is_empty(), "ssh-audit flags:\n{}\n\n{report}", flagged.join("\n"));
+    assert!(report.contains("mlkem768x25519-sha256"), "{report}");
+    assert!(report.contains("kex-strict-s-v00@openssh.com"), "{report}");
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{report}");
+}
