@@ -538,5 +538,6 @@ fn ssh_audit_finds_no_weak_algorithm() {
     assert!(flagged.is_empty(), "ssh-audit flags:\n{}\n\n{report}", flagged.join("\n"));
     assert!(report.contains("mlkem768x25519-sha256"), "{report}");
     assert!(report.contains("kex-strict-s-v00@openssh.com"), "{report}");
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{report}");
+    // Its exit status counts the post-quantum notes too; the lines above are the verdict.
+    assert!(report.contains("# fingerprints"), "ssh-audit did not finish: {report}{}", text(&out.stderr));
 }
