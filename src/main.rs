@@ -537,7 +537,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 c.connections
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, conn)| conn.password.as_ref().map(|s| (format!("connections[{i}].password"), s))),
+                    .flat_map(|(i, conn)| {
+                        let password = conn.password.as_ref().map(|s| (format!("connections[{i}].password"), s));
+                        let key = conn.private_key.as_ref().map(|s| (format!("connections[{i}].private_key"), s));
+                        password.into_iter().chain(key)
+                    }),
             );
             let missing: Vec<String> = secrets
                 .filter_map(|(key, source)| source.load(&c.base_dir).err().map(|e| format!("{key}: {e}")))
@@ -549,6 +553,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("  data_dir     {}", c.data_dir().display());
             println!("  postgres     {}", c.listen.postgres);
             println!("  admin        {}", c.listen.admin);
+            if c.connections.iter().any(|conn| conn.protocol == airlock::config::Protocol::Ssh) {
+                println!("  ssh          {}", c.listen.ssh);
+            }
             for conn in &c.connections {
                 println!(
                     "  connection   {} ({}) -> {} as {} [groups: {}]",

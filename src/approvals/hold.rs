@@ -113,7 +113,8 @@ pub async fn hold(
             let rule = first_rule(|v| matches!(v, Verdict::Deny(_)));
             tracing::info!(%rule, %reason, "denied by policy");
             session.record(event(PolicyEvent::Denied, &rule, reason)).await?;
-            let message = format!("Airlock policy denies this statement: {reason}");
+            let what = if session.protocol == "postgres" { "statement" } else { "command" };
+            let message = format!("Airlock policy denies this {what}: {reason}");
             return Ok(Settled::Denied(Refusal { message, rule }));
         }
         Verdict::Approve(reason) => reason,
