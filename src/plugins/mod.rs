@@ -6,8 +6,11 @@
 //!
 //! # The shape every plugin takes
 //!
-//! The Postgres plugin is the model; SSH and HTTP follow it file for file, so that a
-//! reader who knows one knows where to look in the others.
+//! The Postgres plugin is the model; SSH follows it (HTTP will), so that a reader who
+//! knows one knows where to look in the others. SSH's `channel.rs` is its relay and
+//! gate (each channel is judged once, at its exec, shell or subsystem request), and
+//! `sftp.rs` its enforced relay for the SFTP subsystem; `russh` turns its errors into
+//! SSH disconnects, so it has no `error.rs`.
 //!
 //! | file | owns |
 //! |---|---|
