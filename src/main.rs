@@ -534,14 +534,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             // Secrets are read as `serve` reads them: a missing file or variable fails
             // here too, naming it (never the value).
             let secrets = c.auth.hs256_secret.iter().map(|s| ("auth.hs256_secret".to_owned(), s)).chain(
-                c.connections
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, conn)| {
-                        let password = conn.password.as_ref().map(|s| (format!("connections[{i}].password"), s));
-                        let key = conn.private_key.as_ref().map(|s| (format!("connections[{i}].private_key"), s));
-                        password.into_iter().chain(key)
-                    }),
+                c.connections.iter().enumerate().flat_map(|(i, conn)| {
+                    let password = conn.password.as_ref().map(|s| (format!("connections[{i}].password"), s));
+                    let key = conn.private_key.as_ref().map(|s| (format!("connections[{i}].private_key"), s));
+                    password.into_iter().chain(key)
+                }),
             );
             let missing: Vec<String> = secrets
                 .filter_map(|(key, source)| source.load(&c.base_dir).err().map(|e| format!("{key}: {e}")))

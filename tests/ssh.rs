@@ -1,6 +1,8 @@
 //! The SSH endpoint end to end: the real `ssh`, `scp`, `sftp` and `rsync` through
 //! Airlock to a throwaway OpenSSH server, judged by what really happened on the host.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::process::{Command, Output, Stdio};
@@ -184,13 +186,7 @@ fn forwarding_is_refused_and_a_wrong_pinned_host_key_stops_the_session() {
 
     // An Airlock whose pinned key is another host's refuses, saying why.
     let other = support::sshd::keygen(&rig.root.join("other_host"));
-    let wrong = rig
-        .sshd
-        .connection("wrong", r#"["agents"]"#, "")
-        .replace(&rig.sshd.host_key, &other)
-        .replace("name = \"wrong\"", "name = \"wrong\"");
-    let root2 = rig.root.join("second");
-    std::fs::create_dir_all(&root2).unwrap();
+    let wrong = rig.sshd.connection("wrong", r#"["agents"]"#, "").replace(&rig.sshd.host_key, &other);
     let airlock = Airlock::start_with("", &format!("{wrong}{}", rig.trusted.config));
     let out = run(
         ssh_cmd(airlock.ssh.unwrap().port(), &rig.trusted.path, "wrong").arg("touch /tmp/should-not"),

@@ -221,7 +221,7 @@ impl SshPlugin {
     async fn serve_connection(self: Arc<Self>, conn: Incoming) {
         let authenticated = Arc::new(AtomicBool::new(false));
         let tasks = TaskTracker::new();
-        let opened = Arc::new(std::sync::Mutex::new(None));
+        let opened: Opened = Arc::default();
         let handler = AgentSide {
             plugin: self.clone(),
             peer: conn.peer,
@@ -343,6 +343,10 @@ impl Shared {
     }
 }
 
+/// Where the handler leaves the session it opened, and when, for the connection's
+/// task to end once the handler is gone.
+type Opened = Arc<std::sync::Mutex<Option<(Arc<Shared>, std::time::Instant)>>>;
+
 /// The `russh` handler of one agent connection.
 struct AgentSide {
     plugin: Arc<SshPlugin>,
@@ -352,7 +356,7 @@ struct AgentSide {
     pending: Option<(Identity, Arc<SshTarget>)>,
     session: Option<Arc<Shared>>,
     /// The session, for the connection's task to end once the handler is gone.
-    opened: Arc<std::sync::Mutex<Option<(Arc<Shared>, std::time::Instant)>>>,
+    opened: Opened,
     /// Channels that were asked to run something: a channel runs one thing only.
     started: std::collections::HashSet<ChannelId>,
     tasks: TaskTracker,
