@@ -40,7 +40,7 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let auth = Arc::new(Authenticator::from_config(config).await?);
         let tls = crate::tls::agent_server_config(config)?;
-        let listeners = Listeners::new(config.limits.max_connections, metrics.clone());
+        let listeners = Listeners::new(&config.limits, metrics.clone());
         let recorder = if config.recording.enabled {
             let mut settings = RecordingSettings::from_config(config)?;
             settings.metrics = metrics.recorder();

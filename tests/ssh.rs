@@ -25,6 +25,10 @@ struct Rig {
 
 impl Rig {
     fn start(connection_extra: &str, extra: &str) -> Rig {
+        Rig::with_limits("", connection_extra, extra)
+    }
+
+    fn with_limits(limits: &str, connection_extra: &str, extra: &str) -> Rig {
         let root = std::env::temp_dir().join(format!("airlock-ssh-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&root).unwrap();
         let sshd = Sshd::start(&root);
@@ -36,7 +40,7 @@ impl Rig {
             trusted.config,
             agent.config
         );
-        let airlock = Airlock::start_with("", &config);
+        let airlock = Airlock::start_with(limits, &config);
         Rig { airlock, sshd, trusted, agent, root }
     }
 
@@ -208,8 +212,21 @@ fn secrets_printed_by_cat_are_masked_on_stdout_and_in_the_recording() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!stdout.contains(secret), "{stdout}");
     assert!(stdout.contains("user=ok"), "{stdout}");
+    // Printed in pieces with pauses between them, it is still masked whole.
+    let ghp = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    std::fs::write(&file, format!("token {ghp}\n")).unwrap();
+    let f = file.display();
+    let out = rig.ssh(
+        &rig.trusted,
+        &format!("head -c 16 {f}; sleep 0.4; tail -c +17 {f} | head -c 10; sleep 0.4; tail -c +27 {f}"),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!stdout.contains("ghp_0123"), "{stdout}");
+    assert!(stdout.starts_with("token [MASKED:"), "{stdout}");
     let recorded = support::recorded(&rig.airlock, "trusted-agent");
     assert!(!recorded.contains(secret));
+    assert!(!recorded.contains("ghp_0123"));
 }
 
 #[test]
@@ -536,4 +553,50 @@ fn ssh_audit_finds_no_weak_algorithm() {
     assert!(report.contains("kex-strict-s-v00@openssh.com"), "{report}");
     // Its exit status counts the post-quantum notes too; the lines above are the verdict.
     assert!(report.contains("# fingerprints"), "ssh-audit did not finish: {report}{}", text(&out.stderr));
+}
+
+/// `n` TCP connections from `source` (a loopback address) to `port` that send nothing.
+fn idle_flood(source: [u8; 4], port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    let mut held = Vec::new();
+    for _ in 0..n {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&std::net::SocketAddr::from((source, 0)).into()).unwrap();
+        if socket.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into()).is_ok() {
+            held.push(socket.into());
+        }
+    }
+    held
+}
+
+#[test]
+fn a_flood_of_idle_unauthenticated_connections_cannot_lock_agents_out() {
+    // Without the handshake budget, the flood below takes every one of the 40 permits.
+    let limits = "max_connections = 40\nmax_handshakes = 12\nmax_handshakes_per_source = 6";
+    let rig = Rig::with_limits(limits, "", "");
+    // An agent already in keeps working whatever happens next.
+    let mut shell = ssh_cmd(rig.port(), &rig.trusted.path, "box");
+    shell.arg("cat").stdin(Stdio::piped());
+    let mut inside = spawn(&mut shell);
+    std::thread::sleep(Duration::from_millis(500));
+    // More idle connections than the connection limit, from another address, to both
+    // endpoints: they get no more than their address's share of the handshake budget.
+    let mut flood = idle_flood([127, 0, 0, 2], rig.port(), 60);
+    flood.extend(idle_flood([127, 0, 0, 2], rig.airlock.pg.port(), 60));
+    std::thread::sleep(Duration::from_millis(300));
+    // The one inside still works.
+    {
+        use std::io::Write;
+        let stdin = inside.stdin.as_mut().unwrap();
+        stdin.write_all(b"still here\n").unwrap();
+    }
+    drop(inside.stdin.take());
+    let out = inside.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "still here\n", "{}", text(&out.stderr));
+    // And new agents log in at once, on both endpoints, while the flood is held.
+    let out = rig.ssh(&rig.trusted, "echo alive");
+    assert_eq!(text(&out.stdout), "alive\n", "{}", text(&out.stderr));
+    let psql = rig.airlock.psql(&token("flood-agent", &["agents"]), "app-db", &["-At", "-c", "select 1"], None);
+    assert_eq!(ok(&psql).trim(), "1");
+    assert!(rig.airlock.log().contains("too many connections in their handshake"));
+    drop(flood);
 }

@@ -147,6 +147,14 @@ pub struct Limits {
     /// Time allowed from accept to a ready session (TLS, authentication, upstream).
     #[serde(default = "defaults::handshake_timeout", deserialize_with = "de_duration")]
     pub handshake_timeout: Duration,
+    /// Connections still in their handshake (not yet authenticated), across all
+    /// endpoints: a flood of idle connections can hold no more than this many of
+    /// `max_connections`, so authenticated agents always find room.
+    #[serde(default = "defaults::max_handshakes")]
+    pub max_handshakes: usize,
+    /// Connections in their handshake from one source address.
+    #[serde(default = "defaults::max_handshakes_per_source")]
+    pub max_handshakes_per_source: usize,
     /// On SIGINT/SIGTERM, how long open sessions may run to a safe point.
     #[serde(default = "defaults::shutdown_grace", deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
@@ -164,6 +172,8 @@ impl Default for Limits {
         Limits {
             max_connections: defaults::max_connections(),
             handshake_timeout: defaults::handshake_timeout(),
+            max_handshakes: defaults::max_handshakes(),
+            max_handshakes_per_source: defaults::max_handshakes_per_source(),
             shutdown_grace: defaults::shutdown_grace(),
             max_message_size: defaults::max_message_size(),
             connect_timeout: defaults::connect_timeout(),
@@ -688,6 +698,12 @@ impl Config {
         let err = |key: String, msg: String| Err((key, msg));
         if self.limits.max_connections == 0 {
             return err("limits.max_connections".into(), "must be at least 1".into());
+        }
+        if self.limits.max_handshakes == 0 || self.limits.max_handshakes_per_source == 0 {
+            return err(
+                "limits.max_handshakes".into(),
+                "max_handshakes and max_handshakes_per_source must be at least 1".into(),
+            );
         }
         if self.limits.max_message_size < 8 * 1024 {
             return err("limits.max_message_size".into(), "must be at least 8KiB".into());

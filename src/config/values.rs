@@ -90,6 +90,12 @@ pub(super) mod defaults {
     pub fn max_connections() -> usize {
         1024
     }
+    pub fn max_handshakes() -> usize {
+        256
+    }
+    pub fn max_handshakes_per_source() -> usize {
+        64
+    }
     pub fn handshake_timeout() -> Duration {
         Duration::from_secs(15)
     }

@@ -260,9 +260,15 @@ impl<M: Deref<Target = Masker>> StreamMasker<M> {
     /// Adds a chunk; returns what can be sent now.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         self.buf.extend_from_slice(chunk);
+        let safe = self.buf.len().saturating_sub(self.masker.holdback);
+        self.emit(safe.min(self.growing()))
+    }
+
+    /// Where a long secret (a PEM key, a JWT) that may still be growing from its
+    /// anchor starts, or the end of the buffer.
+    fn growing(&self) -> usize {
         let len = self.buf.len();
-        let mut safe = len.saturating_sub(self.masker.holdback);
-        // A long secret (a PEM key, a JWT) may still be growing from its anchor.
+        let mut safe = len;
         for d in &self.masker.detectors {
             let Some(anchor) = d.anchor else { continue };
             let from = len.saturating_sub(d.max_len).max(self.emitted);
@@ -270,7 +276,16 @@ impl<M: Deref<Target = Masker>> StreamMasker<M> {
                 safe = safe.min(from + at);
             }
         }
-        self.emit(safe)
+        safe
+    }
+
+    /// What a quiet stream may let out and still mask a secret whose pieces arrive
+    /// apart in time: whole lines only, and nothing from a growing secret's anchor on.
+    /// A secret split across lines is a transformation no pattern sees.
+    pub fn flush_lines(&mut self) -> Vec<u8> {
+        let pending = self.buf.get(self.emitted..).unwrap_or_default();
+        let line_end = memchr::memrchr(b'\n', pending).map_or(self.emitted, |i| self.emitted + i + 1);
+        self.emit(line_end.min(self.growing()))
     }
 
     /// Everything still held back (end of stream, or a flush timer firing: waiting

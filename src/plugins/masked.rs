@@ -40,6 +40,8 @@ pub struct MaskedReader<R> {
     ready_at: usize,
     chunk: Box<[u8]>,
     eof: bool,
+    /// On the timer, let out whole lines only (output nobody types into).
+    lines_when_quiet: bool,
 }
 
 impl<R: AsyncRead + Unpin> MaskedReader<R> {
@@ -54,7 +56,17 @@ impl<R: AsyncRead + Unpin> MaskedReader<R> {
             ready_at: 0,
             chunk: vec![0; READ_CHUNK].into_boxed_slice(),
             eof: false,
+            lines_when_quiet: false,
         }
+    }
+
+    /// On the timer, lets out only whole lines: a partial line waits for its end, more
+    /// output or the end of the stream. For output no one is typing into (a command's,
+    /// not a terminal's), where a program could otherwise print a secret in pieces
+    /// with pauses between them and have each piece go out before the next arrives.
+    pub fn holding_partial_lines(mut self) -> Self {
+        self.lines_when_quiet = true;
+        self
     }
 
     /// Takes what the masker let out, and arms or disarms the timer to match what it
@@ -98,8 +110,16 @@ impl<R: AsyncRead + Unpin> AsyncRead for MaskedReader<R> {
                 Poll::Pending => {
                     let Some(timer) = this.timer.as_mut() else { return Poll::Pending };
                     ready!(timer.as_mut().poll(cx));
-                    let out = this.stream.flush();
+                    let out = match this.lines_when_quiet {
+                        true => this.stream.flush_lines(),
+                        false => this.stream.flush(),
+                    };
                     this.take(out);
+                    // Whatever is still held waits for more bytes or the end.
+                    if this.lines_when_quiet && this.ready.is_empty() {
+                        this.timer = None;
+                        return Poll::Pending;
+                    }
                 }
             }
         }
@@ -165,6 +185,23 @@ mod tests {
         let mut rest = String::new();
         r.read_to_string(&mut rest).await.unwrap();
         assert_eq!(rest, "o hi");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn holding_partial_lines_a_secret_printed_in_pieces_with_pauses_is_masked() {
+        let (mut near, far) = tokio::io::duplex(64 * 1024);
+        let masker = Arc::new(Masker::new(None, Style::Redact, b"k"));
+        let mut r = MaskedReader::new(far, masker, FLUSH_AFTER).holding_partial_lines();
+        near.write_all(b"line one\ntoken ghp_0123456789").await.unwrap();
+        assert_eq!(read_some(&mut r).await, "line one\n", "whole lines go out on the timer");
+        // The partial line waits, however long the pause.
+        let held = tokio::time::timeout(Duration::from_secs(5), read_some(&mut r)).await;
+        assert!(held.is_err(), "a partial line went out: {held:?}");
+        near.write_all(b"abcdefghijABCDEFGHIJ012345 done\n").await.unwrap();
+        drop(near);
+        let mut rest = String::new();
+        r.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(rest, "token [MASKED:github_token] done\n");
     }
 
     #[tokio::test]

@@ -290,7 +290,11 @@ impl PostgresPlugin {
             r = tokio::time::timeout(self.handshake_timeout, self.open(&mut agent)) => r.unwrap_or(Err(SessionError::HandshakeTimeout)),
         };
         let ready = match handshake {
-            Ok(Some(ready)) => ready,
+            Ok(Some(ready)) => {
+                // Authenticated: the place in the handshake budget goes to the next.
+                drop(conn.handshake);
+                ready
+            }
             Ok(None) => return Ok(()),
             Err(e) => {
                 if let Some(reply) = e.agent_reply() {
@@ -541,6 +545,9 @@ impl Plugin for PostgresPlugin {
         let (code, msg) = match why {
             Refusal::TooManyConnections => {
                 ("53300", "sorry, too many clients already (Airlock limits.max_connections)")
+            }
+            Refusal::TooManyHandshakes => {
+                ("53300", "sorry, too many connections are still logging in (Airlock limits.max_handshakes)")
             }
             Refusal::ShuttingDown => ("57P01", "Airlock is shutting down"),
         };

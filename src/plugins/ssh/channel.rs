@@ -226,7 +226,10 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
         let _ = up_tx.eof().await;
     }
     let editor = setup.pty.then(airlock_ssh::terminal::LineEditor::default);
-    tokio::join!(pump_in(&shared, channel, agent_rx, up_tx, editor), pump_out(&shared, channel, up_rx, agent_tx),);
+    tokio::join!(
+        pump_in(&shared, channel, agent_rx, up_tx, editor),
+        pump_out(&shared, channel, up_rx, agent_tx, setup.pty)
+    );
 }
 
 /// Settles a decision: `Ok(true)` to run, `Ok(false)` when refused (the agent was told
@@ -343,8 +346,9 @@ enum Exit {
 }
 
 /// Upstream to agent: stdout and stderr through the masker, then the exit status,
-/// EOF and close once all output is out.
-async fn pump_out(shared: &Shared, channel: u32, mut up_rx: ChannelReadHalf, agent_tx: AgentTx) {
+/// EOF and close once all output is out. A terminal's output is let out on the
+/// masker's timer (a prompt must show); a command's output waits for whole lines.
+async fn pump_out(shared: &Shared, channel: u32, mut up_rx: ChannelReadHalf, agent_tx: AgentTx, terminal: bool) {
     let (out_w, out_r) = tokio::io::duplex(PIPE);
     let (err_w, err_r) = tokio::io::duplex(PIPE);
     let route = async {
@@ -390,7 +394,8 @@ async fn pump_out(shared: &Shared, channel: u32, mut up_rx: ChannelReadHalf, age
     let masker = shared.masker.clone();
     let reader = |r: tokio::io::DuplexStream| -> Box<dyn AsyncRead + Unpin + Send> {
         match &masker {
-            Some(m) => Box::new(MaskedReader::new(r, m.clone(), FLUSH_AFTER)),
+            Some(m) if terminal => Box::new(MaskedReader::new(r, m.clone(), FLUSH_AFTER)),
+            Some(m) => Box::new(MaskedReader::new(r, m.clone(), FLUSH_AFTER).holding_partial_lines()),
             None => Box::new(r),
         }
     };

@@ -225,6 +225,7 @@ impl SshPlugin {
         let handler = AgentSide {
             plugin: self.clone(),
             peer: conn.peer,
+            handshake: Some(conn.handshake),
             authenticated: authenticated.clone(),
             pending: None,
             session: None,
@@ -232,16 +233,25 @@ impl SshPlugin {
             started: Default::default(),
             tasks: tasks.clone(),
         };
-        let session = match russh::server::run_stream(self.server.clone(), conn.stream, handler).await {
-            Ok(s) => s,
-            Err(e) => {
+        // One deadline from accept to login: the version exchange, key exchange and
+        // authentication all count, so a peer that sends nothing is gone in time.
+        let deadline = tokio::time::Instant::now() + self.handshake_timeout;
+        let started = russh::server::run_stream(self.server.clone(), conn.stream, handler);
+        let session = match tokio::time::timeout_at(deadline, started).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
                 self.metrics.connection_refused("ssh", "handshake");
                 tracing::debug!(error = %e, "SSH handshake failed");
                 return;
             }
+            Err(_) => {
+                self.metrics.connection_refused("ssh", "handshake_timeout");
+                tracing::debug!("no SSH version line within the handshake timeout");
+                return;
+            }
         };
         let handle = session.handle();
-        let deadline = tokio::time::sleep(self.handshake_timeout);
+        let deadline = tokio::time::sleep_until(deadline);
         let mut session = Box::pin(session);
         tokio::pin!(deadline);
         let mut timed = true;
@@ -351,6 +361,8 @@ type Opened = Arc<std::sync::Mutex<Option<(Arc<Shared>, std::time::Instant)>>>;
 struct AgentSide {
     plugin: Arc<SshPlugin>,
     peer: SocketAddr,
+    /// The connection's place in the handshake budget, until it has logged in.
+    handshake: Option<crate::listener::HandshakeSlot>,
     authenticated: Arc<AtomicBool>,
     /// Who proved themselves, and for which connection, until the session opens.
     pending: Option<(Identity, Arc<SshTarget>)>,
@@ -435,6 +447,7 @@ impl ssh::Handler for AgentSide {
 
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
         self.authenticated.store(true, Ordering::Release);
+        self.handshake = None;
         let Some((identity, target)) = self.pending.take() else { return Err(russh::Error::NotAuthenticated) };
         let span = tracing::info_span!("session", subject = %identity.subject, connection = %target.conn.name);
         let upstream = match target.connect().instrument(span.clone()).await {
