@@ -39,6 +39,9 @@ enum Command {
         /// Port of the admin API on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 8081)]
         admin: u16,
+        /// Port of Airlock's SSH endpoint on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 2222)]
+        ssh: u16,
     },
     /// Mint a development token (needs `auth.dev_tokens = true` or `auth.hs256_secret`).
     Token {
@@ -302,7 +305,9 @@ fn init_tracing() {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config } => serve(&config).await,
-        Command::Demo { data_dir, postgres, admin } => airlock::demo::run(&data_dir, postgres, admin).await,
+        Command::Demo { data_dir, postgres, admin, ssh } => {
+            airlock::demo::run(&data_dir, airlock::demo::Ports { postgres, admin, ssh }).await
+        }
         Command::Token { config, sub, groups, ttl } => {
             let config = Config::load(&config)?;
             let key = signing_key(&config)?;

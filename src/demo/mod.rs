@@ -1,7 +1,9 @@
-//! `airlock demo`: a throwaway PostgreSQL with sample data, Airlock in front of it on
-//! the default ports, and a ready-to-paste `psql` line with a fresh token.
+//! `airlock demo`: a throwaway PostgreSQL with sample data and, where OpenSSH's server
+//! is installed, a throwaway SSH host; Airlock in front of both on the default ports,
+//! and ready-to-paste `psql` and `ssh` lines with a fresh token and key.
 
 mod cluster;
+mod host;
 mod spawn;
 
 use std::path::Path;
@@ -28,9 +30,20 @@ CREATE TABLE scratch (id int PRIMARY KEY, note text);
 INSERT INTO scratch SELECT g, 'note ' || g FROM generate_series(1, 2000) g;
 ";
 
-/// Runs the demo until Ctrl-C, Airlock listening on 127.0.0.1 at `postgres_port` and
-/// `admin_port` (0: any free port). Files go to `data_dir` (config, keys, certificate).
-pub async fn run(data_dir: &Path, postgres_port: u16, admin_port: u16) -> anyhow::Result<()> {
+/// The demo's ports on 127.0.0.1 (0: any free port).
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// Airlock's Postgres endpoint.
+    pub postgres: u16,
+    /// The admin API.
+    pub admin: u16,
+    /// Airlock's SSH endpoint.
+    pub ssh: u16,
+}
+
+/// Runs the demo until Ctrl-C, Airlock listening on 127.0.0.1 at `ports`. Files go to
+/// `data_dir` (config, keys, certificate).
+pub async fn run(data_dir: &Path, ports: Ports) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     println!("Starting a throwaway PostgreSQL...");
@@ -42,15 +55,31 @@ pub async fn run(data_dir: &Path, postgres_port: u16, admin_port: u16) -> anyhow
 
     let password_file = data_dir.join("demo-db.password");
     write_secret(&password_file, &app_password)?;
+    let host_dir = data_dir.join("demo-host");
+    let host = tokio::task::spawn_blocking(move || host::start(&host_dir)).await??;
+    let agent_key = data_dir.join("demo-agent.key");
+    let ssh = match &host {
+        Some(h) => Some((h, host::new_key(&agent_key)?)),
+        None => None,
+    };
     let config_path = data_dir.join("demo.toml");
-    std::fs::write(&config_path, demo_config(cluster.port, postgres_port, admin_port))?;
+    std::fs::write(&config_path, demo_config(cluster.port, ports, ssh.as_ref()))?;
     let config = Config::load(&config_path)?;
 
     let server = Server::start(&config).await?;
     // The ports actually used, also in the config the printed commands read.
     let port = |endpoint: &str| server.bound().iter().find(|b| b.endpoint == endpoint).map(|b| b.addr.port());
-    let (pg_port, admin_port) = (port("postgres").unwrap_or(postgres_port), port("admin").unwrap_or(admin_port));
-    std::fs::write(&config_path, demo_config(cluster.port, pg_port, admin_port))?;
+    let bound = Ports {
+        postgres: port("postgres").unwrap_or(ports.postgres),
+        admin: port("admin").unwrap_or(ports.admin),
+        ssh: port("ssh").unwrap_or(ports.ssh),
+    };
+    let (pg_port, admin_port) = (bound.postgres, bound.admin);
+    std::fs::write(&config_path, demo_config(cluster.port, bound, ssh.as_ref()))?;
+    let ssh_lines = match &host {
+        Some(h) => ssh_lines(&data_dir, h, &agent_key, bound.ssh)?,
+        None => "\nSSH: skipped (no sshd here; install openssh-server to try the SSH endpoint too).\n".to_owned(),
+    };
     let key = DevKey::load_or_create(&config.data_dir())?;
     let mint = |subject: &str, group: &str| {
         mint_token(
@@ -84,8 +113,9 @@ Connect as an agent (token: subject demo-agent, group agents, valid 12h):
 
 Emails and cards come back masked. Try `-c 'drop table scratch'`: Airlock holds it and
 tells the agent the approval id; `-c 'delete from scratch where id > 500'` changes more
-rows than the default 1000-row limit allows, so it is rolled back and held too. As the
-approver (token: subject demo-approver, group sre), in another shell:
+rows than the default 1000-row limit allows, so it is rolled back and held too.
+{ssh_lines}
+As the approver (token: subject demo-approver, group sre), in another shell:
 
   export AIRLOCK_CONFIG={config}
   export AIRLOCK_TOKEN={approver}
@@ -108,6 +138,7 @@ Ctrl-C stops Airlock and deletes the throwaway database.",
     );
     shutdown_signal().await;
     server.shutdown().await;
+    drop(host);
     drop(cluster);
     Ok(())
 }
@@ -121,7 +152,63 @@ fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
     file.write_all(contents.as_bytes())
 }
 
-fn demo_config(db_port: u16, postgres_port: u16, admin_port: u16) -> String {
+/// What the demo prints about SSH, after writing a known_hosts file for Airlock's key.
+fn ssh_lines(data_dir: &Path, host: &host::DemoHost, agent_key: &Path, port: u16) -> anyhow::Result<String> {
+    let key = crate::plugins::ssh::load_or_create_host_key(data_dir)?;
+    let public = key.public_key().to_openssh().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let known_hosts = data_dir.join("demo-known-hosts");
+    std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {public}\n"))?;
+    let scratch = std::env::temp_dir().join("airlock-demo-scratch");
+    std::fs::create_dir_all(&scratch)?;
+    std::fs::write(scratch.join("notes.txt"), "nothing important\n")?;
+    Ok(format!(
+        "
+SSH: a throwaway sshd on 127.0.0.1:{host_port} lets in only the key Airlock holds, as {user}.
+Connect as the agent (the key stands for subject demo-agent, group agents):
+
+  export AIRLOCK_SSH=\"ssh -p {port} -i {agent_key} -o IdentitiesOnly=yes -o UserKnownHostsFile={known_hosts} demo-box@127.0.0.1\"
+  $AIRLOCK_SSH 'uname -a; ls /tmp'
+  $AIRLOCK_SSH 'cat {secrets}'
+
+The access key and the database password come back masked. `$AIRLOCK_SSH 'rm -rf {scratch}'`
+is held until an approver decides (denied: exit status 126); an interactive shell
+(`$AIRLOCK_SSH`) waits for approval too.
+",
+        host_port = host.port,
+        user = host.user,
+        agent_key = agent_key.display(),
+        known_hosts = known_hosts.display(),
+        secrets = host.secrets.display(),
+        scratch = scratch.display(),
+    ))
+}
+
+fn demo_config(db_port: u16, ports: Ports, ssh: Option<&(&host::DemoHost, String)>) -> String {
+    let Ports { postgres: postgres_port, admin: admin_port, ssh: ssh_port } = ports;
+    let ssh = match ssh {
+        None => String::new(),
+        Some((host, agent_key)) => format!(
+            r#"
+[[auth.ssh_keys]]
+subject = "demo-agent"
+groups = ["agents"]
+key = "{agent_key}"
+
+[[connections]]
+name = "demo-box"
+protocol = "ssh"
+address = "127.0.0.1:{host_port}"
+user = "{user}"
+private_key = {{ file = "{client_key}" }}
+host_key = "{host_key}"
+allow_groups = ["agents"]
+"#,
+            host_port = host.port,
+            user = host.user,
+            client_key = host.client_key.display(),
+            host_key = host.host_key,
+        ),
+    };
     format!(
         r#"# Written by `airlock demo`; see the README for every key.
 data_dir = "."
@@ -129,11 +216,12 @@ data_dir = "."
 [listen]
 postgres = "127.0.0.1:{postgres_port}"
 admin = "127.0.0.1:{admin_port}"
+ssh = "127.0.0.1:{ssh_port}"
 
 [auth]
 dev_tokens = true
 approver_groups = ["sre"]
-
+{ssh}
 [[connections]]
 name = "demo-db"
 protocol = "postgres"
