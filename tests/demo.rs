@@ -75,4 +75,5 @@ fn the_lines_the_demo_prints_work_when_pasted() {
     Command::new("kill").args(["-INT", &demo.id().to_string()]).status().unwrap();
     let _ = demo.wait();
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all("/tmp/airlock-demo-scratch");
 }
