@@ -600,3 +600,47 @@ fn a_flood_of_idle_unauthenticated_connections_cannot_lock_agents_out() {
     assert!(rig.airlock.log().contains("too many connections in their handshake"));
     drop(flood);
 }
+
+#[test]
+fn sftp_path_globs_hold_where_paths_really_lead_not_just_as_written() {
+    let base = std::env::temp_dir().join(format!("airlock-sftp-globs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let share = base.join("share");
+    let private = base.join("private");
+    std::fs::create_dir_all(&share).unwrap();
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::write(share.join("public.txt"), "public").unwrap();
+    std::fs::write(share.join("secret.txt"), "in the share but denied").unwrap();
+    std::fs::write(private.join("keys.txt"), "private").unwrap();
+    // Planted on the host earlier (by an exec command, say): links out of the share.
+    std::os::unix::fs::symlink(&private, share.join("door")).unwrap();
+    std::os::unix::fs::symlink(share.join("secret.txt"), share.join("innocent.txt")).unwrap();
+    let globs = format!(
+        "sftp = \"read-only\"\nsftp_paths = {{ allow = [\"{}/**\"], deny = [\"**/secret*\"] }}",
+        share.display()
+    );
+    let rig = Rig::start(&globs, "");
+    let get = |remote: &std::path::Path| {
+        let local = rig.root.join("got");
+        let _ = std::fs::remove_file(&local);
+        let out = run(
+            transfer_cmd("scp", rig.port(), &rig.trusted.path)
+                .arg(format!("box@127.0.0.1:{}", remote.display()))
+                .arg(&local),
+            Duration::from_secs(60),
+        );
+        (out.status.success(), std::fs::read_to_string(&local).ok())
+    };
+    assert_eq!(get(&share.join("public.txt")), (true, Some("public".into())));
+    for refused in [
+        share.join("secret.txt"),
+        private.join("keys.txt"),
+        share.join("../private/keys.txt"),
+        share.join("door/keys.txt"),
+        share.join("innocent.txt"),
+    ] {
+        let (ok, got) = get(&refused);
+        assert!(!ok && got.is_none(), "{} was read: {got:?}", refused.display());
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -6,15 +6,23 @@
 //! one. What each operation did (path, bytes, SHA-256 of whole files) is recorded;
 //! file contents are not, and are never masked: a transfer is passed on unchanged
 //! or refused.
+//!
+//! Path globs are checked twice: on the path as the agent wrote it, and on where it
+//! really leads. For the second, Airlock asks the server itself (`REALPATH`, with ids
+//! of its own that never reach the agent) for the path and for its directory, so a
+//! symlink planted on the host cannot lead a request outside the allowed paths.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use airlock_ssh::record::Event;
-use airlock_ssh::sftp::{self, Access, Framer, Request, Tracker};
+use airlock_ssh::sftp::{self, Access, Framer, Packet, Request, Tracker};
 use bytes::Bytes;
 use russh::server::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::Shared;
 use crate::config::{PathGlobs, SftpMode};
@@ -22,6 +30,99 @@ use crate::glob;
 
 /// Whole packets queued towards the agent.
 const QUEUE: usize = 32;
+/// Request ids from here on are Airlock's own; an agent's request with one is refused.
+const OWN_IDS: u32 = 0xFFF0_0000;
+/// How long the server may take to say where a path leads.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Airlock's own `REALPATH` requests to the server, and who waits for each answer.
+struct Resolver {
+    waiting: std::sync::Mutex<HashMap<u32, oneshot::Sender<Packet>>>,
+    next: AtomicU32,
+}
+
+impl Resolver {
+    fn new() -> Resolver {
+        Resolver { waiting: Default::default(), next: AtomicU32::new(OWN_IDS) }
+    }
+
+    /// Where `path` leads on the server (`Ok(None)`: it does not exist), or `Err` when
+    /// the server cannot be asked.
+    async fn realpath(&self, up: &ChannelWriteHalf<russh::client::Msg>, path: &str) -> Result<Option<String>, ()> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed).max(OWN_IDS);
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().map_err(|_| ())?.insert(id, tx);
+        up.data_bytes(sftp::realpath(id, path)).await.map_err(|_| ())?;
+        let answer = tokio::time::timeout(RESOLVE_TIMEOUT, rx).await;
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.remove(&id);
+        }
+        match answer {
+            Ok(Ok(packet)) => Ok(sftp::first_name(&packet)),
+            _ => Err(()),
+        }
+    }
+
+    /// Takes the server's answer to one of Airlock's own requests; `false` for a reply
+    /// that is the agent's.
+    fn answer(&self, packet: &Packet) -> bool {
+        let Some(id) = packet.id.filter(|id| *id >= OWN_IDS) else { return false };
+        if let Some(tx) = self.waiting.lock().ok().and_then(|mut w| w.remove(&id)) {
+            let _ = tx.send(packet.clone());
+        }
+        true
+    }
+}
+
+/// Why a path is refused by the globs, or `None` when they allow it.
+fn outside(globs: &PathGlobs, path: &str) -> Option<String> {
+    if globs.deny.iter().any(|g| glob::matches_path(g, path)) {
+        return Some(format!("Airlock: {path} is denied on this connection"));
+    }
+    if !globs.allow.is_empty() && !globs.allow.iter().any(|g| glob::matches_path(g, path)) {
+        return Some(format!("Airlock: {path} is outside the paths this connection allows"));
+    }
+    None
+}
+
+/// Checks where each of `request`'s paths really leads: the path itself (symlinks
+/// followed), and its directory with its own name appended (the name itself not
+/// followed, as remove, rename and lstat treat it).
+async fn really_outside(
+    resolver: &Resolver,
+    up: &ChannelWriteHalf<russh::client::Msg>,
+    globs: &PathGlobs,
+    request: &Request,
+) -> Option<String> {
+    if globs.allow.is_empty() && globs.deny.is_empty() || matches!(request, Request::Realpath { .. }) {
+        return None;
+    }
+    for path in request.paths() {
+        let (dir, name) = match path.trim_end_matches('/').rsplit_once('/') {
+            Some(("", name)) => ("/", name),
+            Some((dir, name)) => (dir, name),
+            None => (".", path),
+        };
+        let Ok(dir) = resolver.realpath(up, dir).await else {
+            return Some("Airlock could not check where the path leads".into());
+        };
+        let Some(dir) = dir else { return Some(format!("Airlock: no such directory for {path}")) };
+        let named = if dir.ends_with('/') { format!("{dir}{name}") } else { format!("{dir}/{name}") };
+        if let Some(why) = outside(globs, &named) {
+            return Some(why);
+        }
+        match resolver.realpath(up, path).await {
+            Err(()) => return Some("Airlock could not check where the path leads".into()),
+            Ok(Some(real)) => {
+                if let Some(why) = outside(globs, &real) {
+                    return Some(why);
+                }
+            }
+            Ok(None) => {}
+        }
+    }
+    None
+}
 
 /// Why a request is refused, or `None` when it may go.
 fn refusal(mode: SftpMode, globs: &PathGlobs, request: &Request) -> Option<String> {
@@ -40,11 +141,8 @@ fn refusal(mode: SftpMode, globs: &PathGlobs, request: &Request) -> Option<Strin
         let Some(path) = sftp::normalize(path) else {
             return Some(format!("Airlock refuses the path {path:?}"));
         };
-        if globs.deny.iter().any(|g| glob::matches_path(g, &path)) {
-            return Some(format!("Airlock: {path} is denied on this connection"));
-        }
-        if !globs.allow.is_empty() && !globs.allow.iter().any(|g| glob::matches_path(g, &path)) {
-            return Some(format!("Airlock: {path} is outside the paths this connection allows"));
+        if let Some(why) = outside(globs, &path) {
+            return Some(why);
         }
     }
     None
@@ -62,6 +160,7 @@ pub(super) async fn relay(
 ) {
     let conn = &shared.target.conn;
     let tracker = Mutex::new(Tracker::default());
+    let resolver = Resolver::new();
     // One writer towards the agent, so refusals and replies never interleave. It
     // stops at the `None` the reply side sends when the host is done.
     let (to_agent, mut queue) = mpsc::channel::<Option<Bytes>>(QUEUE);
@@ -117,7 +216,12 @@ pub(super) async fn relay(
                         }
                     },
                 };
-                if let Some(why) = refusal(conn.sftp, &conn.sftp_paths, &request) {
+                let why = match refusal(conn.sftp, &conn.sftp_paths, &request) {
+                    Some(why) => Some(why),
+                    None if id >= OWN_IDS => Some("Airlock: request ids from 0xfff00000 on are reserved".into()),
+                    None => really_outside(&resolver, &up_tx, &conn.sftp_paths, &request).await,
+                };
+                if let Some(why) = why {
                     tracing::info!(request = ?request, reason = %why, "SFTP request refused");
                     let op = serde_json::json!({"op": "refused", "request": format!("{request:?}"), "reason": why});
                     if shared.record(true, Event::Sftp { channel, json: &op.to_string() }).await.is_err() {
@@ -159,6 +263,9 @@ pub(super) async fn relay(
                                 break 'read;
                             }
                         };
+                        if resolver.answer(&packet) {
+                            continue;
+                        }
                         let ops = tracker.lock().await.response(&packet);
                         for op in ops {
                             if shared

@@ -278,6 +278,32 @@ pub fn status(id: u32, code: u32, message: &str) -> Bytes {
     b.freeze()
 }
 
+/// An `SSH_FXP_REALPATH` request for `path`: how the gateway asks the server where a
+/// path really leads (symlinks resolved) before it lets a request on it through.
+pub fn realpath(id: u32, path: &str) -> Bytes {
+    let len = 1 + 4 + 4 + path.len();
+    let mut b = BytesMut::with_capacity(4 + len);
+    b.put_u32(len as u32);
+    b.put_u8(kind::REALPATH);
+    b.put_u32(id);
+    b.put_u32(path.len() as u32);
+    b.put_slice(path.as_bytes());
+    b.freeze()
+}
+
+/// The first name of an `SSH_FXP_NAME` reply (a `REALPATH` answer), or `None` for any
+/// other reply (a `STATUS`: no such path) or one that is not UTF-8.
+pub fn first_name(packet: &Packet) -> Option<String> {
+    if packet.kind != kind::NAME {
+        return None;
+    }
+    let mut r = Reader::new(packet.body(), packet.kind);
+    if r.u32("count").ok()? == 0 {
+        return None;
+    }
+    r.text("filename").ok()
+}
+
 /// `s` cut to at most `max` bytes at a character boundary.
 pub(crate) fn truncate(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
@@ -384,6 +410,30 @@ mod tests {
         v.push(kind);
         v.extend_from_slice(body);
         v
+    }
+
+    #[test]
+    fn realpath_requests_and_name_replies() {
+        let mut f = Framer::default();
+        f.push(&realpath(7, "/srv/a"));
+        let p = f.next().unwrap().unwrap();
+        assert_eq!((p.kind, p.id), (kind::REALPATH, Some(7)));
+        assert!(matches!(decode_request(&p), Ok((7, Request::Realpath { ref path })) if path == "/srv/a"));
+        let mut name = BytesMut::new();
+        let body_len = 1 + 4 + 4 + (4 + 6) + (4 + 0) + 4;
+        name.put_u32(body_len);
+        name.put_u8(kind::NAME);
+        name.put_u32(7);
+        name.put_u32(1);
+        name.put_u32(6);
+        name.put_slice(b"/srv/b");
+        name.put_u32(0);
+        name.put_u32(0);
+        f.push(&name);
+        let p = f.next().unwrap().unwrap();
+        assert_eq!(first_name(&p).as_deref(), Some("/srv/b"));
+        f.push(&status(7, code::NO_SUCH_FILE, "no"));
+        assert_eq!(first_name(&f.next().unwrap().unwrap()), None);
     }
 
     #[test]
