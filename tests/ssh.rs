@@ -644,3 +644,53 @@ fn sftp_path_globs_hold_where_paths_really_lead_not_just_as_written() {
     }
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn forwarding_works_both_ways_where_a_connection_allows_it() {
+    let rig = Rig::start("allow_forwarding = true", "");
+    // -L: a local port reaches the sshd through the host.
+    let local = airlock::demo::free_port().unwrap();
+    let mut fwd = ssh_cmd(rig.port(), &rig.trusted.path, "box");
+    fwd.args(["-o", "ExitOnForwardFailure=yes", "-N", "-L", &format!("{local}:127.0.0.1:{}", rig.sshd.port)]);
+    let mut child = spawn(&mut fwd);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut banner = String::new();
+    while !banner.starts_with("SSH-") {
+        assert!(Instant::now() < deadline, "no banner through -L: {banner:?}");
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", local)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 64];
+            let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+            banner = text(&buf[..n]);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // -R: a port on the host reaches a listener on the agent's side.
+    let agent_side = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent_port = agent_side.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = agent_side.accept() {
+            let _ = std::io::Write::write_all(&mut s, b"hello from the agent side\n");
+        }
+    });
+    let remote = airlock::demo::free_port().unwrap();
+    let mut rev = ssh_cmd(rig.port(), &rig.trusted.path, "box");
+    rev.args(["-o", "ExitOnForwardFailure=yes", "-N", "-R", &format!("127.0.0.1:{remote}:127.0.0.1:{agent_port}")]);
+    let mut child = spawn(&mut rev);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = String::new();
+    while got.is_empty() {
+        assert!(Instant::now() < deadline, "nothing through -R");
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", remote)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let _ = std::io::Read::read_to_string(&mut s, &mut got);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(got, "hello from the agent side\n");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -29,7 +29,7 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet, Preferred};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-pub use upstream::{SshTarget, UpstreamError, keyscan};
+pub use upstream::{Forwards, SshTarget, UpstreamError, keyscan};
 
 use crate::approvals::Broker;
 use crate::config::{Config, Protocol, SftpMode};
@@ -305,6 +305,8 @@ pub(crate) struct Shared {
     pub identity: Identity,
     pub target: Arc<SshTarget>,
     pub upstream: russh::client::Handle<upstream::PinnedHost>,
+    /// Set once the agent asks for a remote forward the connection allows.
+    pub forwards: Forwards,
     pub agent: ssh::Handle,
     pub recorder: Option<SessionRecorder>,
     pub metrics: SessionMetrics,
@@ -450,7 +452,8 @@ impl ssh::Handler for AgentSide {
         self.handshake = None;
         let Some((identity, target)) = self.pending.take() else { return Err(russh::Error::NotAuthenticated) };
         let span = tracing::info_span!("session", subject = %identity.subject, connection = %target.conn.name);
-        let upstream = match target.connect().instrument(span.clone()).await {
+        let forwards = Forwards::default();
+        let upstream = match target.connect(forwards.clone()).instrument(span.clone()).await {
             Ok(u) => u,
             Err(e) => {
                 span.in_scope(|| tracing::warn!(error = %e, "upstream unavailable"));
@@ -493,6 +496,7 @@ impl ssh::Handler for AgentSide {
             identity,
             target,
             upstream,
+            forwards,
             agent: session.handle(),
             recorder,
             metrics,
@@ -586,9 +590,37 @@ impl ssh::Handler for AgentSide {
         Ok(())
     }
 
-    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, _: &mut Session) -> Result<bool, Self::Error> {
-        tracing::info!(address, port = *port, "remote port forwarding refused");
-        Ok(false)
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let Some(shared) = self.session.clone().filter(|s| s.target.conn.allow_forwarding) else {
+            tracing::info!(address, port = *port, "remote port forwarding refused (allow_forwarding = false)");
+            return Ok(false);
+        };
+        match shared.upstream.tcpip_forward(address, *port).await {
+            Ok(bound) => {
+                if let Ok(mut f) = shared.forwards.lock() {
+                    *f = Some(session.handle());
+                }
+                tracing::info!(address, port = bound, "remote port forwarding opened");
+                if *port == 0 {
+                    *port = bound;
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::info!(address, port = *port, error = %e, "the host refused the remote forward");
+                Ok(false)
+            }
+        }
+    }
+
+    async fn cancel_tcpip_forward(&mut self, address: &str, port: u32, _: &mut Session) -> Result<bool, Self::Error> {
+        let Some(shared) = self.session.clone().filter(|s| s.target.conn.allow_forwarding) else { return Ok(false) };
+        Ok(shared.upstream.cancel_tcpip_forward(address, port).await.is_ok())
     }
 
     async fn streamlocal_forward(&mut self, _: &str, _: &mut Session) -> Result<bool, Self::Error> {

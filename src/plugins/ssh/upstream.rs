@@ -81,8 +81,9 @@ impl SshTarget {
         Ok(SshTarget { conn, credential, host_key, connect_timeout: config.limits.connect_timeout })
     }
 
-    /// Connects and logs in.
-    pub async fn connect(&self) -> Result<Handle<PinnedHost>, UpstreamError> {
+    /// Connects and logs in. Connections the host opens for a remote forward go to
+    /// the agent session in `forwards`, once one is set there.
+    pub async fn connect(&self, forwards: Forwards) -> Result<Handle<PinnedHost>, UpstreamError> {
         let address = self.conn.address.clone();
         let user = self.conn.user.clone().unwrap_or_default();
         let stream = tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(&address))
@@ -91,7 +92,7 @@ impl SshTarget {
             .map_err(|e| UpstreamError::Unreachable { address: address.clone(), detail: e.to_string() })?;
         let _ = stream.set_nodelay(true);
         let seen = Arc::new(std::sync::Mutex::new(None));
-        let handler = PinnedHost { pinned: Some(self.host_key.clone()), seen: seen.clone() };
+        let handler = PinnedHost { pinned: Some(self.host_key.clone()), seen: seen.clone(), forwards };
         let handshake = client::connect_stream(client_config(), stream, handler);
         let mut handle = match tokio::time::timeout(self.connect_timeout, handshake).await {
             Err(_) => return Err(UpstreamError::Handshake { address, detail: "timed out".into() }),
@@ -138,11 +139,16 @@ fn client_config() -> Arc<client::Config> {
     })
 }
 
+/// Where connections the host opens for an agent's remote forward (`ssh -R`) go: the
+/// agent's session, once the connection allows forwarding and the agent asked.
+pub type Forwards = Arc<std::sync::Mutex<Option<russh::server::Handle>>>;
+
 /// The client handler: accepts only the pinned host key (or, for `ssh-keyscan`, notes
-/// whatever key is presented and stops).
+/// whatever key is presented and stops), and passes remote-forward connections on.
 pub struct PinnedHost {
     pinned: Option<PublicKey>,
     seen: Arc<std::sync::Mutex<Option<String>>>,
+    forwards: Forwards,
 }
 
 impl client::Handler for PinnedHost {
@@ -158,6 +164,34 @@ impl client::Handler for PinnedHost {
         }
         Ok(matches)
     }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let Some(agent) = self.forwards.lock().ok().and_then(|f| f.clone()) else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        reply.accept().await;
+        let (address, origin) = (connected_address.to_owned(), originator_address.to_owned());
+        tokio::spawn(async move {
+            match agent.channel_open_forwarded_tcpip(address, connected_port, origin, originator_port).await {
+                Ok(to_agent) => {
+                    let (mut up, mut down) = (channel.into_stream(), to_agent.into_stream());
+                    let _ = tokio::io::copy_bidirectional(&mut up, &mut down).await;
+                }
+                Err(e) => tracing::info!(error = %e, "the agent refused a remote-forward connection"),
+            }
+        });
+        Ok(())
+    }
 }
 
 /// `airlock ssh-keyscan HOST:PORT`: the host key line to pin, read from the host.
@@ -167,7 +201,7 @@ pub async fn keyscan(address: &str) -> anyhow::Result<String> {
         .with_context(|| format!("connecting to {address}: timed out"))?
         .with_context(|| format!("connecting to {address}"))?;
     let seen = Arc::new(std::sync::Mutex::new(None));
-    let handler = PinnedHost { pinned: None, seen: seen.clone() };
+    let handler = PinnedHost { pinned: None, seen: seen.clone(), forwards: Forwards::default() };
     let _ =
         tokio::time::timeout(Duration::from_secs(10), client::connect_stream(client_config(), stream, handler)).await;
     let line = seen.lock().ok().and_then(|mut s| s.take());
