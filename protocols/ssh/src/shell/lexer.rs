@@ -91,7 +91,9 @@ pub(crate) struct Word {
     pub glob: bool,
     /// An unquoted brace expansion such as `{a,b}` or `{1..3}`.
     pub brace: bool,
-    /// An unquoted leading `~`.
+    /// An unquoted `~` that names another directory than the login home (`~user`,
+    /// `~+`, `~-`, at the start or after `=` or `:`). A bare `~` or `~/...` is the home
+    /// and stays literal: paths treat `~/` as the login directory.
     pub tilde: bool,
     /// Plain variables expanded: `$NAME`, `${NAME}`.
     pub vars: Vec<String>,
@@ -101,6 +103,10 @@ pub(crate) struct Word {
     pub substs: Vec<Rc<List>>,
     /// A value supplied at run time by another program (xargs input, find's `{}`).
     pub opaque: bool,
+    /// The run-time value is a path that cannot start with `-` (find's `{}`).
+    pub path: bool,
+    /// An arithmetic expansion `$((...))`.
+    pub arith: bool,
 }
 
 impl Word {
@@ -114,19 +120,35 @@ impl Word {
         Word { text: text.to_string(), opaque: true, ..Word::default() }
     }
 
-    /// Nothing in the word expands: its text is what the command receives.
+    /// Nothing in the word expands: its text is what the command receives. Every
+    /// expansion's value is unknown to Airlock (variables may come from the client's
+    /// environment or from bash itself, like `$BASH_EXECUTION_STRING`).
     pub(crate) fn is_literal(&self) -> bool {
-        self.is_static() && self.vars.is_empty() && !self.tilde
+        self.complex.is_empty()
+            && self.substs.is_empty()
+            && self.vars.is_empty()
+            && !self.glob
+            && !self.brace
+            && !self.opaque
+            && !self.path
+            && !self.tilde
+            && !self.arith
     }
 
-    /// Only environment-derived expansions (`$HOME`, `~`), no code and no globbing.
-    pub(crate) fn is_static(&self) -> bool {
-        self.complex.is_empty() && self.substs.is_empty() && !self.glob && !self.brace && !self.opaque
-    }
-
-    /// Whether the word could turn into other words or options at run time.
-    pub(crate) fn injectable(&self) -> bool {
-        self.glob || self.brace || self.opaque || !self.complex.is_empty() || !self.substs.is_empty()
+    /// Not literal, but whatever it becomes are existing file names that cannot be
+    /// options: a glob that starts with a literal character other than `-` (`/var/log/*`,
+    /// `a*`), or find's `{}`.
+    pub(crate) fn is_operand_only(&self) -> bool {
+        let plain = self.complex.is_empty()
+            && self.substs.is_empty()
+            && self.vars.is_empty()
+            && !self.brace
+            && !self.tilde
+            && !self.arith;
+        let glob_ok =
+            self.glob && !self.opaque && !self.path && self.text.chars().next().is_some_and(|c| !"-*?[".contains(c));
+        let path_ok = self.path && !self.glob;
+        plain && (glob_ok || path_ok)
     }
 }
 

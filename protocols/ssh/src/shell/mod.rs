@@ -2,23 +2,29 @@
 //!
 //! [`lexer`] reads the line as bash would into lists, pipelines and simple commands with
 //! quote-removed words; this module walks that tree, judging redirections, assignments
-//! and substitutions. [`rules`] knows the commands themselves and unwraps the ones that
-//! run others (`sudo`, `env`, `xargs`, `sh -c`); [`tools`] the commands judged by their
-//! options, [`services`] the multi-verb tools (git, docker, kubectl, systemctl, psql),
-//! [`files`] find, sed, awk, tar, chmod and dd, and [`transfer`] curl, wget, rsync and
-//! scp. [`paths`] says what writing to a given path means.
+//! and substitutions. [`rules`] knows the commands themselves, [`wrappers`] unwraps the
+//! ones that run others (`sudo`, `env`, `xargs`, `sh -c`); [`tools`] the commands judged
+//! by their options, [`writers`] the file-writing ones, [`services`] the multi-verb tools
+//! (git, docker, kubectl, systemctl, psql), [`files`] find, sed, awk, tar, chmod and dd,
+//! and [`transfer`] curl, wget, rsync and scp. [`opts`] parses options as getopt does;
+//! [`paths`] says what writing to a given path means.
 //!
 //! The policy is fail-closed: a command or option that is not known to be harmless, a
 //! command name that is not a plain word, or syntax the lexer does not support comes out
-//! [`Class::Unknown`].
+//! [`Class::Unknown`]. So does any command given a word whose value Airlock cannot see
+//! (`$VAR`, `$(...)`, a glob, `~user`) unless no argument can make it do harm, and any
+//! redirection to or from such a word.
 
 mod files;
 mod lexer;
+mod opts;
 mod paths;
 mod rules;
 mod services;
 mod tools;
 mod transfer;
+mod wrappers;
+mod writers;
 
 use std::collections::HashSet;
 
@@ -248,7 +254,12 @@ impl Ctx<'_> {
             rules::run(self, &s.words, &stdin, depth)
         };
         for a in &s.assigns {
-            let ok = if s.words.is_empty() { rules::shell_var_ok(&a.name) } else { rules::env_var_ok(&a.name) };
+            let ok = if s.words.is_empty() {
+                rules::shell_var_ok(&a.name)
+            } else {
+                // The command sees the value, which Airlock cannot.
+                rules::env_var_ok(&a.name) && a.value.is_literal()
+            };
             if !ok {
                 verdict.classes |= Class::Unknown.into();
                 verdict.reason = format!("assigns `{}`; {}", a.name, verdict.reason);

@@ -1,5 +1,7 @@
-//! What reading from or writing to a path means, and a small option splitter shared by
-//! the command rules.
+//! What reading from or writing to a path means. The login home is not known here, so
+//! every home-like directory (`~`, `/root`, `/home/NAME`, `/Users/NAME`, `/var/lib/NAME`,
+//! `/var/www`) counts as one, and any path with a component starting with `.` (`.ssh`,
+//! `.bashrc`, `.config`, `.git`) is configuration that runs later: admin.
 
 use airlock_classes::{Class, Classes};
 
@@ -79,17 +81,61 @@ const HARMLESS: &[&str] =
 /// Device directories whose files are not disks: writing there is an ordinary write.
 const DEV_FILES: &[&str] = &["/dev/fd/", "/dev/shm/", "/dev/pts/", "/dev/mqueue/"];
 
-/// The classes of reading from `w` with `<`.
+/// The classes of reading from `w` with `<`: a name Airlock cannot see is unknown.
 pub(crate) fn read_target(_ctx: &mut Ctx<'_>, w: &Word) -> Classes {
+    if !w.is_literal() {
+        return Class::Unknown.into();
+    }
     if is_socket(&w.text) { Class::Admin.into() } else { Classes::NONE }
 }
 
 /// The classes of writing to the file named by `w` (a redirection, `tee`, `cp` target...).
+/// A name that expands is unknown, and is still judged as written for what it shows.
 pub(crate) fn write_target(ctx: &mut Ctx<'_>, w: &Word) -> Classes {
-    if !w.is_static() {
-        return Classes::of(&[Class::Write, Class::Unknown]);
+    if !w.is_literal() {
+        return Classes::of(&[Class::Write, Class::Unknown]) | write_path(ctx, &w.text);
     }
     write_path(ctx, &w.text)
+}
+
+/// The classes of writing files the line does not name into directory `w` (extracting,
+/// copying a tree, `-t DIR`): into a home, an ancestor of homes, a system directory or
+/// a dot-directory, admin.
+pub(crate) fn write_into(ctx: &mut Ctx<'_>, w: &Word) -> Classes {
+    let mut classes = write_target(ctx, w);
+    classes |= dir_classes(ctx, &w.text);
+    classes
+}
+
+/// [`write_into`] for a path given as text (an option value).
+pub(crate) fn write_into_path(ctx: &mut Ctx<'_>, dir: &str) -> Classes {
+    write_path(ctx, dir) | dir_classes(ctx, dir)
+}
+
+fn dir_classes(ctx: &Ctx<'_>, dir: &str) -> Classes {
+    let Some(resolved) = resolve(ctx, dir) else {
+        return Class::Unknown.into();
+    };
+    let p = lexical(&resolved);
+    let p = p.trim_end_matches('/');
+    // Extracting into a parent of homes reaches every home's dotfiles.
+    if HOME_PARENTS.contains(&p) || p.is_empty() || is_home(p) {
+        return Class::Admin.into();
+    }
+    Classes::NONE
+}
+
+/// Directories whose children are home directories.
+const HOME_PARENTS: &[&str] = &["/home", "/Users", "/var/lib", "/var", "/usr", "/usr/local", "/srv", "/opt"];
+
+/// Whether `p` (resolved, without trailing `/`) is a home directory.
+fn is_home(p: &str) -> bool {
+    if matches!(p, "~" | "/root" | "/var/www" | "/var/spool" | "/nonexistent") {
+        return true;
+    }
+    ["/home/", "/Users/", "/var/lib/", "/var/spool/"]
+        .iter()
+        .any(|parent| p.strip_prefix(parent).is_some_and(|name| !name.is_empty() && !name.contains('/')))
 }
 
 /// Whether a path is one of bash's network pseudo-files.
@@ -116,10 +162,9 @@ pub(crate) fn write_path(ctx: &mut Ctx<'_>, path: &str) -> Classes {
 /// Where `path` points as far as the line shows: absolute, or `~/...` for the login
 /// directory. `None` when a `cd` made relative paths unknowable.
 pub(crate) fn resolve(ctx: &Ctx<'_>, path: &str) -> Option<String> {
-    let home = ["~/", "$HOME/", "${HOME}/"].iter().find_map(|p| path.strip_prefix(p));
-    let joined = if let Some(rest) = home {
+    let joined = if let Some(rest) = path.strip_prefix("~/") {
         format!("~/{rest}")
-    } else if path == "~" || path == "$HOME" {
+    } else if path == "~" {
         "~/".into()
     } else if path.starts_with('/') {
         path.to_string()
@@ -147,6 +192,7 @@ fn lexical(path: &str) -> String {
             if parts.len() > 1 {
                 parts.pop();
             }
+        } else if part == "." && !parts.is_empty() {
         } else {
             parts.push(part);
         }
@@ -169,15 +215,17 @@ fn sensitive(ctx: &Ctx<'_>, path: &str) -> Classes {
     let normal = lexical(&resolved);
     let p = normal.as_str();
     let name = p.rsplit('/').next().unwrap_or(p);
-    if p.contains("authorized_keys") || PRIVILEGE.iter().any(|x| p.starts_with(x)) {
+    if p.contains("authorized_keys") || p.contains("sudoers") || PRIVILEGE.iter().any(|x| p.starts_with(x)) {
         classes |= Class::Privilege.into();
     }
     if (p.starts_with("/dev/") && !DEV_FILES.iter().any(|d| p.starts_with(d))) || p == "/proc/sysrq-trigger" {
         classes |= Class::Destructive.into();
     }
     let dir = format!("{}/", p.trim_end_matches('/'));
-    // The login or root directory itself: whatever lands there may be a dotfile.
-    if matches!(p.trim_end_matches(['/', '.']), "~" | "") {
+    // A home or the root directory itself: whatever lands there may be a dotfile. Any
+    // dot-component is configuration something reads later (`.ssh`, `.bashrc`, `.git`).
+    let bare = p.trim_end_matches(['/', '.']);
+    if matches!(bare, "~" | "") || is_home(bare) || p.split('/').any(|c| c.starts_with('.') && c != "." && c != "..") {
         classes |= Class::Admin.into();
     }
     if ADMIN_PREFIX.iter().any(|x| p.starts_with(x) || dir == *x)
@@ -191,86 +239,4 @@ fn sensitive(ctx: &Ctx<'_>, path: &str) -> Classes {
         classes |= Class::Admin.into();
     }
     classes
-}
-
-/// One option found by [`split_opts`]: `-o` or `--output`, with its value if it takes one.
-pub(crate) struct Opt {
-    pub name: String,
-    pub value: Option<String>,
-}
-
-/// Options and operands of a command line.
-pub(crate) struct Split<'w> {
-    pub opts: Vec<Opt>,
-    pub operands: Vec<&'w Word>,
-    /// Some option word could expand into other options.
-    pub injectable: bool,
-}
-
-impl Split<'_> {
-    /// Whether an option with one of these names (`-o`, `--output`) is present.
-    pub(crate) fn has(&self, names: &[&str]) -> bool {
-        self.opts.iter().any(|o| names.contains(&o.name.as_str()))
-    }
-
-    /// The values of the options with these names.
-    pub(crate) fn values<'s>(&'s self, names: &'s [&str]) -> impl Iterator<Item = &'s str> {
-        self.opts.iter().filter(move |o| names.contains(&o.name.as_str())).filter_map(|o| o.value.as_deref())
-    }
-}
-
-/// The text of an option's value word; a value that expands taints the split.
-fn value_of(w: &Word, injectable: &mut bool) -> String {
-    if !w.is_literal() {
-        *injectable = true;
-    }
-    w.text.clone()
-}
-
-/// Splits GNU-style arguments. `short_valued` are the short options taking a value
-/// (`-o FILE`, `-oFILE`); `long_valued` the long ones (`--output=FILE`, `--output FILE`).
-/// Options may follow operands; `--` ends them.
-pub(crate) fn split_opts<'w>(args: &'w [Word], short_valued: &str, long_valued: &[&str]) -> Split<'w> {
-    let mut split = Split { opts: Vec::new(), operands: Vec::new(), injectable: false };
-    let mut iter = args.iter();
-    let mut done = false;
-    while let Some(w) = iter.next() {
-        let t = w.text.as_str();
-        if done || t == "-" || !t.starts_with('-') {
-            if w.injectable() {
-                split.injectable = true;
-            }
-            split.operands.push(w);
-            continue;
-        }
-        if w.injectable() || !w.vars.is_empty() {
-            split.injectable = true;
-        }
-        if t == "--" {
-            done = true;
-        } else if let Some(long) = t.strip_prefix("--") {
-            let (name, value) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None if long_valued.contains(&long) => (long, iter.next().map(|w| value_of(w, &mut split.injectable))),
-                None => (long, None),
-            };
-            split.opts.push(Opt { name: format!("--{name}"), value });
-        } else {
-            let body: Vec<char> = t.chars().skip(1).collect();
-            for (i, c) in body.iter().enumerate() {
-                if short_valued.contains(*c) {
-                    let rest: String = body.iter().skip(i + 1).collect();
-                    let value = if rest.is_empty() {
-                        iter.next().map(|w| value_of(w, &mut split.injectable))
-                    } else {
-                        Some(rest)
-                    };
-                    split.opts.push(Opt { name: format!("-{c}"), value });
-                    break;
-                }
-                split.opts.push(Opt { name: format!("-{c}"), value: None });
-            }
-        }
-    }
-    split
 }

@@ -1,14 +1,15 @@
-//! What each command does: the read-only allowlist, the commands that run other
-//! commands (`sudo`, `env`, `xargs`, `sh -c`...), and the simple write, destructive,
-//! privilege and admin sets. A command not named here is `unknown`.
+//! What each command does: the read-only allowlist, the simple write, destructive,
+//! privilege and admin sets, and the rule every command obeys first: a word whose value
+//! Airlock cannot see (any expansion, a glob, xargs input) makes the command `unknown`,
+//! except for the few commands no argument can turn into a side effect. A command not
+//! named here is `unknown`.
 
-use airlock_classes::{Class, Classes};
+use airlock_classes::Class;
 
 use super::lexer::Word;
-use super::paths::{self, split_opts};
-use super::{Ctx, Stdin, Verdict, tools};
+use super::{Ctx, Stdin, Verdict, tools, wrappers, writers};
 
-use Class::{Admin, Destructive, Privilege, Read, Unknown, Write};
+use Class::{Admin, Destructive, Privilege, Read, Unknown};
 
 /// Directories whose programs are the system's own: `/usr/bin/rm` is `rm`.
 const TRUSTED_DIRS: &[&str] = &["/bin", "/usr/bin", "/usr/local/bin", "/sbin", "/usr/sbin", "/usr/local/sbin"];
@@ -92,7 +93,6 @@ const PURE_READ: &[&str] = &[
     "who",
     "w",
     "last",
-    "lastlog",
     "locale",
     "nproc",
     "arch",
@@ -150,10 +150,6 @@ const DESTRUCTIVE: &[&str] = &[
     "srm",
 ];
 
-/// Create or change files; every operand is checked as a write target.
-const WRITE_FILES: &[&str] =
-    &["mkdir", "cp", "mv", "touch", "ln", "install", "mktemp", "patch", "split", "csplit", "zip"];
-
 /// Change who may do what.
 const PRIVILEGE: &[&str] = &[
     "visudo", "sudoedit", "usermod", "useradd", "adduser", "passwd", "chpasswd", "chage", "gpasswd", "groupadd",
@@ -199,6 +195,10 @@ const ADMIN: &[&str] = &[
     "nsenter",
     "chroot",
     "unshare",
+    "systemd-run",
+    "firejail",
+    "bwrap",
+    "lastlog",
 ];
 
 /// Programs that run code given inline, in a file or on standard input.
@@ -223,6 +223,14 @@ const INTERPRETERS: &[&str] = &[
     "jshell",
     "groovy",
     "osascript",
+    "strace",
+    "ltrace",
+    "gdb",
+    "lldb",
+    "parallel",
+    "script",
+    "expect",
+    "make",
 ];
 
 /// Shells whose `-c` string is read with this lexer.
@@ -254,7 +262,51 @@ pub(crate) fn shell_var_ok(name: &str) -> bool {
     env_var_ok(name) || name.chars().any(|c| c.is_ascii_lowercase())
 }
 
-fn v(classes: &[Class], reason: impl Into<String>) -> Verdict {
+/// Commands no argument can turn into a side effect, whatever the arguments expand to.
+const ANY_ARGS: &[&str] = &["echo", "true", "false", ":", "sleep", "exit", "cd"];
+
+/// Readers whose operands are only ever files to read: they may be given file names the
+/// line does not show (a glob such as `/var/log/*.log`, find's `{}`), never options.
+const OPERAND_READERS: &[&str] = &[
+    "ls",
+    "cat",
+    "head",
+    "tail",
+    "wc",
+    "du",
+    "stat",
+    "grep",
+    "egrep",
+    "fgrep",
+    "zcat",
+    "bzcat",
+    "xzcat",
+    "md5sum",
+    "sha1sum",
+    "sha256sum",
+    "sha512sum",
+    "cksum",
+    "nl",
+    "tac",
+    "strings",
+    "od",
+    "hexdump",
+];
+
+/// Whether command `n` stays what it is whatever its non-literal arguments become.
+fn tolerates(n: &str, args: &[Word]) -> bool {
+    if ANY_ARGS.contains(&n) {
+        return true;
+    }
+    if n == "printf" {
+        // `printf -v NAME` assigns, and a subscript in NAME runs code.
+        return args.first().is_some_and(|f| f.is_literal() && !f.text.starts_with('-'));
+    }
+    OPERAND_READERS.contains(&n) && args.iter().all(|a| a.is_literal() || a.is_operand_only())
+}
+
+/// A verdict of these classes, for the command rules.
+pub(crate) fn v(classes: &[Class], reason: impl Into<String>) -> Verdict {
     Verdict::new(classes, reason)
 }
 
@@ -288,7 +340,18 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, words: &[Word], stdin: &Stdin, depth: usize
         Err(verdict) => return verdict,
     };
     let n = name.as_str();
-    if let Some(verdict) = prefix(ctx, n, args, stdin, depth) {
+    let verdict = dispatch(ctx, n, args, stdin, depth);
+    match args.iter().find(|a| !a.is_literal()) {
+        Some(w) if !tolerates(n, args) => Verdict {
+            classes: verdict.classes | Unknown.into(),
+            reason: format!("`{n}` is given `{}`, whose value Airlock cannot see; {}", w.text, verdict.reason),
+        },
+        _ => verdict,
+    }
+}
+
+fn dispatch(ctx: &mut Ctx<'_>, n: &str, args: &[Word], stdin: &Stdin, depth: usize) -> Verdict {
+    if let Some(verdict) = wrappers::prefix(ctx, n, args, stdin, depth) {
         return verdict;
     }
     if matches!(n, "test" | "[") && args.iter().any(|a| a.text.contains('[') && a.text.contains(['$', '`'])) {
@@ -307,11 +370,11 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, words: &[Word], stdin: &Stdin, depth: usize
     if ADMIN.contains(&n) {
         return v(&[Admin], format!("`{n}` acts on the system"));
     }
-    if WRITE_FILES.contains(&n) {
-        return write_operands(ctx, n, args);
+    if let Some(verdict) = writers::run(ctx, n, args) {
+        return verdict;
     }
     if SHELLS.contains(&n) {
-        return shell(ctx, n, args, depth);
+        return wrappers::shell(ctx, n, args, depth);
     }
     if INTERPRETERS.contains(&n) || n.starts_with("python") {
         if args.len() == 1 && matches!(args.first().map(|w| w.text.as_str()), Some("--version" | "-V")) {
@@ -323,31 +386,6 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, words: &[Word], stdin: &Stdin, depth: usize
     tools::run(ctx, n, args, stdin, depth)
 }
 
-/// A write command: each operand (and `-t DIR`) is a file it may change.
-fn write_operands(ctx: &mut Ctx<'_>, n: &str, args: &[Word]) -> Verdict {
-    if args
-        .iter()
-        .any(|a| a.text.starts_with("--filter") || a.text.starts_with("-TT") || a.text.starts_with("--unzip-command"))
-    {
-        return v(&[Unknown], format!("`{n}` option runs a program"));
-    }
-    let split = split_opts(args, "tSmogZ", &["target-directory", "suffix", "mode", "owner", "group"]);
-    let mut classes = Classes::from(Write);
-    for t in split.values(&["-t", "--target-directory"]) {
-        classes |= paths::write_path(ctx, t);
-    }
-    if split.values(&["-m", "--mode"]).any(setuid_mode) {
-        classes |= Privilege.into();
-    }
-    for w in &split.operands {
-        classes |= paths::write_target(ctx, w);
-    }
-    if split.injectable && split.operands.last().is_some_and(|w| w.injectable()) {
-        classes |= Unknown.into();
-    }
-    Verdict { classes, reason: format!("`{n}` creates or changes files") }
-}
-
 /// Whether a chmod-style mode sets the setuid or setgid bit.
 pub(crate) fn setuid_mode(mode: &str) -> bool {
     if mode.chars().all(|c| c.is_ascii_digit()) {
@@ -356,273 +394,12 @@ pub(crate) fn setuid_mode(mode: &str) -> bool {
     mode.split(',').any(|m| m.contains(['+', '=']) && m.rsplit(['+', '=']).next().is_some_and(|p| p.contains('s')))
 }
 
-/// Options of a command that runs another: flags without value, short options with one,
-/// long options without and with one, and how many operands come before the command.
-struct Wrapper {
-    flags: &'static str,
-    valued: &'static str,
-    long: &'static [&'static str],
-    long_valued: &'static [&'static str],
-    operands: usize,
-    assigns: bool,
-}
-
-/// Splits `args` of a wrapper into its options and the command it runs (index).
-fn unwrap(args: &[Word], spec: &Wrapper) -> Result<(Vec<String>, usize), String> {
-    let mut opts = Vec::new();
-    let mut i = 0;
-    let mut operands = spec.operands;
-    while let Some(w) = args.get(i) {
-        let t = w.text.as_str();
-        if w.injectable() || !w.vars.is_empty() {
-            return Err(format!("argument `{t}` is not a plain word"));
-        }
-        if t == "--" {
-            i += 1;
-            break;
-        }
-        if let Some(long) = t.strip_prefix("--") {
-            let name = long.split_once('=').map_or(long, |(n, _)| n);
-            if spec.long_valued.contains(&name) {
-                if !long.contains('=') {
-                    i += 1;
-                }
-            } else if !spec.long.contains(&name) {
-                return Err(format!("unknown option `{t}`"));
-            }
-            opts.push(format!("--{name}"));
-        } else if t.len() > 1 && t.starts_with('-') && operands == spec.operands {
-            let body: Vec<char> = t.chars().skip(1).collect();
-            for (k, c) in body.iter().enumerate() {
-                opts.push(format!("-{c}"));
-                if spec.valued.contains(*c) {
-                    if k + 1 == body.len() {
-                        i += 1;
-                    }
-                    break;
-                } else if !(spec.flags.contains(*c) || (c.is_ascii_digit() && spec.flags.contains('#'))) {
-                    return Err(format!("unknown option `{t}`"));
-                }
-            }
-        } else if operands > 0 {
-            operands -= 1;
-        } else if spec.assigns && t.contains('=') && !t.starts_with('=') {
-            let name = t.split_once('=').map_or(t, |(n, _)| n);
-            if !env_var_ok(name) {
-                return Err(format!("sets `{name}` for the command"));
-            }
-        } else {
-            break;
-        }
-        i += 1;
-    }
-    Ok((opts, i))
-}
-
-/// Commands that run the command given as their arguments.
-fn prefix(ctx: &mut Ctx<'_>, n: &str, args: &[Word], stdin: &Stdin, depth: usize) -> Option<Verdict> {
-    const NONE: &[&str] = &[];
-    let w = |flags, valued, long, long_valued, operands, assigns| Wrapper {
-        flags,
-        valued,
-        long,
-        long_valued,
-        operands,
-        assigns,
+/// Whether a long option word (`--name` or `--name=value`) may be any of `names`:
+/// getopt_long takes any unambiguous prefix, so `--upload-pac` is `--upload-pack`.
+pub(crate) fn long_may_be(word: &str, names: &[&str]) -> bool {
+    let Some(long) = word.strip_prefix("--") else {
+        return false;
     };
-    let (spec, extra): (Wrapper, &[Class]) = match n {
-        "sudo" => (
-            w(
-                "AbEHkKnPSiseBlv",
-                "ugCDhprtTUc",
-                &["preserve-env", "login", "shell", "non-interactive", "set-home", "background", "stdin"],
-                &["user", "group", "host", "prompt", "chdir"],
-                0,
-                true,
-            ),
-            &[Privilege],
-        ),
-        "doas" => (w("ns", "uC", NONE, NONE, 0, false), &[Privilege]),
-        "pkexec" => (w("", "", &["disable-internal-agent"], &["user"], 0, false), &[Privilege]),
-        "runuser" | "sg" => {
-            (w("lmp", "ugG", &["login"], &["user", "group"], usize::from(n == "sg"), false), &[Privilege])
-        }
-        "env" => (w("i0v", "uC", &["ignore-environment", "null"], &["unset", "chdir"], 0, true), &[]),
-        "nohup" | "setsid" | "exec" | "builtin" => (w("lcfw", "a", &["fork", "wait"], NONE, 0, false), &[]),
-        "timeout" => {
-            (w("v", "sk", &["preserve-status", "foreground", "verbose"], &["signal", "kill-after"], 1, false), &[])
-        }
-        "nice" => (w("#", "n", NONE, &["adjustment"], 0, false), &[]),
-        "ionice" => (w("t", "cn", NONE, &["class", "classdata"], 0, false), &[]),
-        "stdbuf" => (w("", "ioe", NONE, &["input", "output", "error"], 0, false), &[]),
-        "time" => (w("pv", "", NONE, NONE, 0, false), &[]),
-        "command" => {
-            if args.first().is_some_and(|a| a.text == "-v" || a.text == "-V") {
-                return Some(v(&[Read], "`command -v` looks a name up"));
-            }
-            (w("p", "", NONE, NONE, 0, false), &[])
-        }
-        "xargs" => return Some(xargs(ctx, args, depth)),
-        "su" => return Some(su(ctx, args, depth)),
-        "watch" => {
-            let (_, at) = match unwrap(
-                args,
-                &w(
-                    "bceghtpx",
-                    "nd",
-                    &["beep", "color", "errexit", "chgexit", "no-title", "precise", "exec"],
-                    &["interval", "differences"],
-                    0,
-                    false,
-                ),
-            ) {
-                Ok(x) => x,
-                Err(e) => return Some(v(&[Unknown], e)),
-            };
-            let rest = args.get(at..).unwrap_or_default();
-            if rest.iter().any(|a| !a.is_literal()) {
-                return Some(v(&[Unknown], "`watch` command is not plain"));
-            }
-            let joined: Vec<&str> = rest.iter().map(|a| a.text.as_str()).collect();
-            let classes = ctx.line(&joined.join(" "), depth + 1);
-            return Some(Verdict { classes, reason: "`watch` runs its command repeatedly".into() });
-        }
-        "busybox" => return Some(run(ctx, args, stdin, depth + 1)),
-        _ => return None,
-    };
-    let extra = Classes::of(extra);
-    let (opts, at) = match unwrap(args, &spec) {
-        Ok(x) => x,
-        Err(e) => return Some(v(&[Unknown], format!("`{n}`: {e}")).with(extra)),
-    };
-    let rest = args.get(at..).unwrap_or_default();
-    if opts.iter().any(|o| {
-        matches!(o.as_str(), "-C" | "--chdir" | "-D") && (n == "env" || n == "sudo") && !(n == "sudo" && o == "-C")
-    }) {
-        // Relative paths now resolve somewhere the classifier does not follow.
-        ctx.cwd = None;
-    }
-    if n == "sudo" && opts.iter().any(|o| matches!(o.as_str(), "-l" | "-v" | "-k" | "-K")) && rest.is_empty() {
-        return Some(v(&[Privilege, Read], "`sudo` lists or refreshes rights"));
-    }
-    if n == "sudo" && opts.iter().any(|o| o == "-e") {
-        return Some(v(&[Privilege, Unknown], "`sudo -e` edits files as root"));
-    }
-    if rest.is_empty() {
-        let verdict = match n {
-            "env" | "nice" | "time" | "exec" => v(&[Read], format!("`{n}` alone only reads")),
-            _ => v(&[Unknown], format!("`{n}` with no command")),
-        };
-        return Some(verdict.with(extra));
-    }
-    let inner = run(ctx, rest, stdin, depth + 1);
-    Some(Verdict { classes: inner.classes | extra, reason: format!("`{n}`: {}", inner.reason) })
-}
-
-fn su(ctx: &mut Ctx<'_>, args: &[Word], depth: usize) -> Verdict {
-    let split = split_opts(args, "cCsgG", &["command", "session-command", "shell", "group"]);
-    if split.injectable {
-        return v(&[Privilege, Unknown], "`su` arguments are not plain");
-    }
-    if split.values(&["-s", "--shell"]).any(|s| !matches!(s, "/bin/sh" | "/bin/bash" | "/usr/bin/bash" | "/bin/dash")) {
-        return v(&[Privilege, Unknown], "`su` with an unusual shell");
-    }
-    let scripts: Vec<String> =
-        split.values(&["-c", "-C", "--command", "--session-command"]).map(str::to_string).collect();
-    if scripts.is_empty() {
-        return v(&[Privilege, Unknown], "`su` opens a shell reading stdin");
-    }
-    let mut classes = Classes::from(Privilege);
-    for s in scripts {
-        classes |= ctx.line(&s, depth + 1);
-    }
-    Verdict { classes, reason: "`su -c` runs a command as another user".into() }
-}
-
-/// `xargs CMD ARGS`: CMD runs with input appended (or substituted for `-I`'s string).
-fn xargs(ctx: &mut Ctx<'_>, args: &[Word], depth: usize) -> Verdict {
-    let spec = Wrapper {
-        flags: "0rtpxo",
-        valued: "adEILnPs",
-        long: &["null", "no-run-if-empty", "verbose", "interactive", "exit", "open-tty", "replace"],
-        long_valued: &["arg-file", "delimiter", "eof", "max-lines", "max-args", "max-procs", "max-chars"],
-        operands: 0,
-        assigns: false,
-    };
-    let mut replace = None;
-    for (k, a) in args.iter().enumerate() {
-        let t = a.text.as_str();
-        if !t.starts_with('-') {
-            break;
-        }
-        if t == "--replace" {
-            replace = Some("{}".to_string());
-        } else if t == "-I" {
-            replace = args.get(k + 1).map(|w| w.text.clone());
-        } else if let Some(r) = t.strip_prefix("-I").or_else(|| t.strip_prefix("--replace=")) {
-            replace = Some(r.to_string());
-        }
-    }
-    let (_, at) = match unwrap(args, &spec) {
-        Ok(x) => x,
-        Err(e) => return v(&[Unknown], format!("`xargs`: {e}")),
-    };
-    let mut cmd: Vec<Word> = args.get(at..).unwrap_or_default().to_vec();
-    if cmd.is_empty() {
-        return v(&[Read], "`xargs` echoes its input");
-    }
-    match &replace {
-        Some(r) => {
-            for w in cmd.iter_mut().skip(1) {
-                if w.text.contains(r.as_str()) {
-                    w.opaque = true;
-                }
-            }
-        }
-        None => cmd.push(Word::opaque("{input}")),
-    }
-    let inner = run(ctx, &cmd, &Stdin::Pipe, depth + 1);
-    Verdict { classes: inner.classes, reason: format!("`xargs`: {}", inner.reason) }
-}
-
-/// `sh -c STRING`, `bash script`, `bash` reading stdin.
-fn shell(ctx: &mut Ctx<'_>, n: &str, args: &[Word], depth: usize) -> Verdict {
-    let mut iter = args.iter();
-    while let Some(a) = iter.next() {
-        let t = a.text.as_str();
-        if !a.is_literal() {
-            ctx.runs_code = true;
-            return v(&[Unknown], format!("`{n}` argument `{t}` is not a plain word"));
-        }
-        if matches!(t, "--norc" | "--noprofile" | "--posix" | "--login" | "--noediting") {
-            continue;
-        }
-        if t == "-o" || t == "+o" {
-            iter.next();
-            continue;
-        }
-        if let Some(flags) = t.strip_prefix('-').or_else(|| t.strip_prefix('+')) {
-            if flags.is_empty() || !flags.chars().all(|c| "ceuxvlinfhBCEHPT".contains(c)) {
-                return v(&[Unknown], format!("`{n}` option `{t}`"));
-            }
-            if flags.contains('i') || flags.contains('s') {
-                ctx.runs_code = true;
-            }
-            if flags.contains('c') {
-                let Some(script) = iter.next() else {
-                    return v(&[Unknown], format!("`{n} -c` without a string"));
-                };
-                if !script.is_literal() {
-                    return v(&[Unknown], format!("`{n} -c` string is not literal"));
-                }
-                let classes = ctx.line(&script.text, depth + 1);
-                return Verdict { classes, reason: format!("`{n} -c` runs its string") };
-            }
-            continue;
-        }
-        ctx.runs_code = true;
-        return v(&[Unknown], format!("`{n}` runs the script `{t}`"));
-    }
-    ctx.runs_code = true;
-    v(&[Unknown], format!("`{n}` runs commands from its input"))
+    let given = long.split_once('=').map_or(long, |(n, _)| n);
+    !given.is_empty() && names.iter().any(|n| n.starts_with(given))
 }

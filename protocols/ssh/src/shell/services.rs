@@ -4,7 +4,9 @@
 use airlock_classes::{Class, Classes};
 
 use super::lexer::Word;
-use super::paths::{self, split_opts};
+use super::opts::{self, Spec};
+use super::paths;
+use super::rules::long_may_be;
 use super::{Ctx, Stdin, Verdict};
 
 use Class::{Admin, Destructive, Privilege, Read, Unknown, Write};
@@ -17,27 +19,23 @@ fn texts(args: &[Word]) -> Vec<&str> {
     args.iter().map(|w| w.text.as_str()).collect()
 }
 
-fn any_injectable(args: &[Word]) -> bool {
-    args.iter().any(Word::injectable)
-}
-
-/// `journalctl`: reading logs, or maintaining the journal.
+/// `journalctl`: reading logs, or maintaining the journal. Long options are matched by
+/// prefix, as getopt_long takes them (`--vac=1d` is `--vacuum-time`).
 pub(crate) fn journalctl(t: &[&str]) -> Verdict {
-    if t.iter().any(|a| a.starts_with("--vacuum")) {
+    let admin = [
+        "rotate",
+        "flush",
+        "relinquish-var",
+        "smart-relinquish-var",
+        "setup-keys",
+        "update-catalog",
+        "sync",
+        "cursor-file",
+    ];
+    if t.iter().any(|a| long_may_be(a, &["vacuum-size", "vacuum-time", "vacuum-files"])) {
         v(&[Destructive], "`journalctl --vacuum` deletes logs")
-    } else if t.iter().any(|a| {
-        matches!(
-            *a,
-            "--rotate"
-                | "--flush"
-                | "--relinquish-var"
-                | "--smart-relinquish-var"
-                | "--setup-keys"
-                | "--update-catalog"
-                | "--sync"
-        )
-    }) {
-        v(&[Admin], "`journalctl` maintains the journal")
+    } else if t.iter().any(|a| long_may_be(a, &admin)) {
+        v(&[Admin], "`journalctl` maintains the journal or writes a cursor file")
     } else {
         v(&[Read], "`journalctl` reads logs")
     }
@@ -45,11 +43,21 @@ pub(crate) fn journalctl(t: &[&str]) -> Verdict {
 
 /// `systemctl`: by verb.
 pub(crate) fn systemctl(args: &[Word]) -> Verdict {
-    if any_injectable(args) {
-        return v(&[Unknown], "`systemctl` arguments are not plain");
-    }
-    let t = texts(args);
-    let verb = t.iter().find(|a| !a.starts_with('-')).copied();
+    const SYSTEMCTL: Spec = Spec {
+        short: "aH:M:t:p:P:s:n:o:lqrfiT",
+        long: "a|all t|type= state= p|property= P= value show-types job-mode= fail irreversible \
+            ignore-dependencies i|ignore-inhibitors q|quiet no-block wait user system global no-wall reverse \
+            after before f|force now root= runtime preset-mode= n|lines= o|output= plain l|full no-pager \
+            no-legend legend= H|host= M|machine= kill-whom= kill-value= s|signal= what= message= timestamp= \
+            marked failed with-dependencies r|recursive firmware-setup boot-loader-menu= boot-loader-entry= \
+            reboot-argument= check-inhibitors= mkdir read-only drop-in= image= image-policy= \
+            T|show-transaction dry-run no-ask-password no-reload no-warn when= help version",
+    };
+    let p = match opts::parse(args, &SYSTEMCTL) {
+        Ok(p) => p,
+        Err(e) => return v(&[Unknown], format!("`systemctl`: {e}")),
+    };
+    let verb = p.operands.first().map(|w| w.text.as_str());
     match verb {
         None
         | Some(
@@ -57,7 +65,7 @@ pub(crate) fn systemctl(args: &[Word]) -> Verdict {
             | "list-unit-files" | "list-timers" | "list-sockets" | "list-dependencies" | "list-jobs" | "list-machines"
             | "show" | "cat" | "get-default" | "show-environment",
         ) => {
-            if t.iter().any(|a| *a == "-H" || a.starts_with("--host") || *a == "-M" || a.starts_with("--machine")) {
+            if p.has(&["host", "machine", "root", "image"]) {
                 v(&[Read, Unknown], "`systemctl` on another host")
             } else {
                 v(&[Read], "`systemctl` shows state")
@@ -115,38 +123,82 @@ pub(crate) fn git(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
         }
         i += 1;
     }
+    if args.iter().take(i).any(|w| w.text.starts_with("-C")) {
+        // Relative paths now resolve in another directory.
+        ctx.cwd = None;
+    }
     let rest = args.get(i + 1..).unwrap_or_default();
     let Some(sub) = args.get(i).map(|w| w.text.as_str()) else {
         return v(&[Read], "`git` alone prints help");
     };
-    if any_injectable(rest) {
-        return v(&[Unknown], format!("`git {sub}` arguments are not plain"));
-    }
     let t = texts(rest);
-    let has = |names: &[&str]| t.iter().any(|a| names.iter().any(|n| a == n || a.starts_with(&format!("{n}="))));
+    let opts_end = t.iter().position(|a| *a == "--").unwrap_or(t.len());
+    let options = t.get(..opts_end).unwrap_or_default();
+    // git's option parser takes any unambiguous prefix of a long option and clusters
+    // short ones, so both spellings are checked.
+    let has = |names: &[&str]| {
+        options.iter().any(|a| {
+            names.iter().any(|n| match (n.strip_prefix("--"), n.strip_prefix('-')) {
+                (Some(long), _) if !long.is_empty() => long_may_be(a, &[long]),
+                (None, Some(c)) if c.len() == 1 => {
+                    *a == *n || (a.len() > 2 && a.starts_with('-') && !a.starts_with("--") && a.contains(c))
+                }
+                _ => a == n,
+            })
+        })
+    };
     let ops: Vec<&str> = t.iter().copied().filter(|a| !a.starts_with('-')).collect();
     let first = ops.first().copied();
-    if t.iter().any(|a| {
-        a.starts_with("--upload-pack")
-            || a.starts_with("--receive-pack")
-            || a.starts_with("--exec")
-            || a.starts_with("--ext-diff")
-            || a.starts_with("--open-files-in-pager")
-            || a.starts_with("--config")
+    let runs = [
+        "upload-pack",
+        "receive-pack",
+        "exec",
+        "ext-diff",
+        "open-files-in-pager",
+        "config",
+        "config-env",
+        "template",
+        "extcmd",
+        "tool",
+        "separate-git-dir",
+        "reference",
+        "server-option",
+    ];
+    let short_runs = match sub {
+        "grep" => "O",
+        "clone" => "uc",
+        "rebase" => "x",
+        _ => "",
+    };
+    if options.iter().any(|a| {
+        long_may_be(a, &runs)
             || a.contains("ext::")
-            || *a == "-u" && sub == "clone"
+            || (!a.starts_with("--") && a.starts_with('-') && a.chars().skip(1).any(|c| short_runs.contains(c)))
     }) {
         return v(&[Unknown], format!("`git {sub}` option runs a program"));
+    }
+    let mut outputs = Classes::NONE;
+    let mut it = options.iter();
+    while let Some(a) = it.next() {
+        let is_out = long_may_be(a, &["output", "output-directory"]) && !a.starts_with("--output-indicator");
+        let short_out =
+            matches!(sub, "format-patch" | "archive") && a.starts_with('-') && !a.starts_with("--") && a.contains('o');
+        if !(is_out || short_out) {
+            continue;
+        }
+        let inline = if is_out {
+            a.split_once('=').map(|(_, v)| v.to_string())
+        } else {
+            a.split_once('o').map(|(_, v)| v.to_string()).filter(|v| !v.is_empty())
+        };
+        let value = inline.or_else(|| it.next().map(|w| w.to_string())).unwrap_or_default();
+        outputs |= paths::write_into_path(ctx, &value);
     }
     let read = |why: &str| v(&[Read], format!("`git {sub}` {why}"));
     match sub {
         "log" | "diff" | "show" | "format-patch" | "whatchanged" | "diff-tree" | "diff-files" | "diff-index"
         | "range-diff" => {
-            let mut classes = Classes::from(Read);
-            let split = split_opts(rest, "o", &["output", "output-directory"]);
-            for out in split.values(&["--output", "-o", "--output-directory"]) {
-                classes |= paths::write_path(ctx, out);
-            }
+            let mut classes = Classes::from(Read) | outputs;
             if sub == "format-patch" {
                 classes |= Write.into();
             }
@@ -157,13 +209,7 @@ pub(crate) fn git(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
         | "check-ignore" | "var" | "annotate" | "ls-remote" | "version" | "--version" | "fsck" => {
             read("reads the repository")
         }
-        "grep" => {
-            if t.iter().any(|a| a.starts_with("-O")) {
-                v(&[Unknown], "`git grep -O` runs a pager")
-            } else {
-                read("searches")
-            }
-        }
+        "grep" => read("searches"),
         "remote" => match first {
             None | Some("show" | "get-url") => read("lists remotes"),
             Some("remove" | "rm" | "prune") => v(&[Destructive], "`git remote remove`"),
@@ -226,13 +272,13 @@ pub(crate) fn git(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
                 v(&[Unknown], "`git config` can make later git commands run programs")
             }
         }
-        "worktree" => {
-            if first == Some("list") {
-                read("lists worktrees")
-            } else {
-                v(&[Write], "`git worktree` changes worktrees")
+        "worktree" => match (first, ops.get(1)) {
+            (Some("list"), _) => read("lists worktrees"),
+            (Some("add"), Some(dir)) => {
+                Verdict { classes: paths::write_into_path(ctx, dir), reason: "`git worktree add` checks out".into() }
             }
-        }
+            _ => v(&[Write], "`git worktree` changes worktrees"),
+        },
         "push" => {
             if has(&[
                 "-f",
@@ -304,9 +350,22 @@ pub(crate) fn git(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
         }
         "add" | "commit" | "fetch" | "pull" | "merge" | "init" | "clone" | "mv" | "cherry-pick" | "revert" | "am"
         | "apply" | "notes" | "archive" | "bundle" => {
-            let mut classes = Classes::from(Write);
-            for out in split_opts(rest, "o", &["output"]).values(&["--output", "-o"]) {
-                classes |= paths::write_path(ctx, out);
+            let mut classes = Classes::from(Write) | outputs;
+            if sub == "bundle"
+                && first == Some("create")
+                && let Some(file) = ops.get(1)
+            {
+                classes |= paths::write_path(ctx, file);
+            }
+            if sub == "clone" {
+                // The checkout lands in DIR, or in a directory named after the URL.
+                match ops.get(1) {
+                    Some(dir) => classes |= paths::write_into_path(ctx, dir),
+                    None => {
+                        let name = first.and_then(|u| u.trim_end_matches('/').rsplit(['/', ':']).next()).unwrap_or(".");
+                        classes |= paths::write_into_path(ctx, name.strip_suffix(".git").unwrap_or(name));
+                    }
+                }
             }
             Verdict { classes, reason: format!("`git {sub}` changes the repository") }
         }
@@ -316,9 +375,6 @@ pub(crate) fn git(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
 
 /// `docker` and `podman`: by subcommand.
 pub(crate) fn docker(args: &[Word]) -> Verdict {
-    if any_injectable(args) {
-        return v(&[Unknown], "`docker` arguments are not plain");
-    }
     let t = texts(args);
     let mut i = 0;
     while let Some(a) = t.get(i) {
@@ -363,9 +419,6 @@ pub(crate) fn docker(args: &[Word]) -> Verdict {
 
 /// `kubectl`: by verb.
 pub(crate) fn kubectl(args: &[Word]) -> Verdict {
-    if any_injectable(args) {
-        return v(&[Unknown], "`kubectl` arguments are not plain");
-    }
     let t = texts(args);
     let valued = [
         "-n",
@@ -388,13 +441,18 @@ pub(crate) fn kubectl(args: &[Word]) -> Verdict {
         "--as-group",
         "--token",
     ];
+    let flags = ["-A", "--all-namespaces", "-w", "--watch", "--no-headers", "--show-labels", "--all", "-h", "--help"];
     let mut ops = Vec::new();
     let mut i = 0;
     while let Some(a) = t.get(i) {
+        let name = a.split_once('=').map_or(*a, |(n, _)| n);
         if valued.contains(a) {
             i += 1;
         } else if !a.starts_with('-') {
             ops.push(*a);
+        } else if ops.is_empty() && !(flags.contains(a) || (a.contains('=') && valued.contains(&name))) {
+            // An option kubectl takes with a value would hide the verb behind it.
+            return v(&[Unknown], format!("`kubectl` option `{a}` before the verb"));
         }
         i += 1;
     }
@@ -446,69 +504,50 @@ pub(crate) fn kubectl(args: &[Word]) -> Verdict {
 /// `psql`: the SQL it is given is judged by the SQL classifier; SQL it reads from a file
 /// or from input the line does not show is unknown.
 pub(crate) fn psql(ctx: &mut Ctx<'_>, args: &[Word], stdin: &Stdin) -> Verdict {
-    let split = split_opts(
-        args,
-        "cdfhpUvoLPTF",
-        &["command", "dbname", "file", "host", "port", "username", "set", "variable", "output", "log-file", "pset"],
-    );
-    if split.injectable || split.operands.iter().any(|w| !w.is_static()) {
-        return v(&[Unknown], "`psql` arguments are not plain");
-    }
+    const PSQL: Spec = Spec {
+        short: "aAbc:d:eEf:F:h:HlL:no:p:P:qR:sStT:U:v:VwWxXz0?1",
+        long: "a|echo-all A|no-align b|echo-errors c|command= d|dbname= e|echo-queries E|echo-hidden f|file= \
+            F|field-separator= h|host= H|html l|list L|log-file= n|no-readline o|output= p|port= P|pset= \
+            q|quiet R|record-separator= s|single-step S|single-line t|tuples-only T|table-attr= U|username= \
+            v|set= variable= V|version w|no-password W|password x|expanded X|no-psqlrc z|field-separator-zero \
+            0|record-separator-zero 1|single-transaction csv help?",
+    };
+    let split = match opts::parse(args, &PSQL) {
+        Ok(p) => p,
+        Err(e) => return v(&[Unknown], format!("`psql`: {e}")),
+    };
     let known = [
-        "-c",
-        "--command",
-        "-d",
-        "--dbname",
-        "-f",
-        "--file",
-        "-h",
-        "--host",
-        "-p",
-        "--port",
-        "-U",
-        "--username",
-        "-v",
-        "--set",
-        "--variable",
-        "-X",
-        "--no-psqlrc",
-        "-A",
-        "--no-align",
-        "-t",
-        "--tuples-only",
-        "-q",
-        "--quiet",
-        "-w",
-        "--no-password",
-        "-W",
-        "--password",
-        "-1",
-        "--single-transaction",
-        "-l",
-        "--list",
-        "-x",
-        "--expanded",
-        "-P",
-        "--pset",
-        "-F",
-        "-e",
-        "-E",
-        "-a",
-        "-b",
-        "-n",
-        "-S",
-        "-s",
-        "--csv",
-        "--echo-all",
-        "--echo-errors",
-        "--echo-queries",
-        "-V",
-        "--version",
-        "-H",
-        "--html",
-        "-R",
-        "-z",
-        "-0",
+        "command",
+        "dbname",
+        "file",
+        "host",
+        "port",
+        "username",
+        "set",
+        "variable",
+        "no-psqlrc",
+        "no-align",
+        "tuples-only",
+        "quiet",
+        "no-password",
+        "password",
+        "single-transaction",
+        "list",
+        "expanded",
+        "pset",
+        "field-separator",
+        "echo-queries",
+        "echo-hidden",
+        "echo-all",
+        "echo-errors",
+        "no-readline",
+        "single-line",
+        "csv",
+        "version",
+        "html",
+        "record-separator",
+        "field-separator-zero",
+        "record-separator-zero",
     ];
     if let Some(o) = split.opts.iter().find(|o| !known.contains(&o.name.as_str())) {
         return v(&[Unknown], format!("`psql` option `{}`", o.name));
@@ -518,18 +557,18 @@ pub(crate) fn psql(ctx: &mut Ctx<'_>, args: &[Word], stdin: &Stdin) -> Verdict {
         let meta = if text.contains('\\') { Classes::from(Unknown) } else { Classes::NONE };
         meta | (ctx.sql)(text)
     };
-    let commands: Vec<String> = split.values(&["-c", "--command"]).map(str::to_string).collect();
+    let commands: Vec<String> = split.values(&["command"]).map(str::to_string).collect();
     for c in &commands {
         classes |= judge(ctx, c);
     }
-    let files: Vec<&str> = split.values(&["-f", "--file"]).collect();
+    let files: Vec<&str> = split.values(&["file"]).collect();
     let stdin_sql = files.contains(&"-") || (commands.is_empty() && files.is_empty());
     for f in &files {
         if *f != "-" {
             classes |= Unknown.into();
         }
     }
-    if split.has(&["-l", "--list", "-V", "--version"]) && commands.is_empty() && files.is_empty() {
+    if split.has(&["list", "version"]) && commands.is_empty() && files.is_empty() {
         return v(&[Read], "`psql -l` lists databases");
     }
     if stdin_sql {

@@ -5,7 +5,9 @@
 use airlock_classes::{Class, Classes};
 
 use super::lexer::Word;
-use super::paths::{self, split_opts};
+use super::opts::{self, Spec};
+use super::paths;
+use super::rules::long_may_be;
 use super::{Ctx, Stdin, Verdict, files, services, transfer};
 
 use Class::{Admin, Destructive, Read, Unknown, Write};
@@ -23,10 +25,6 @@ fn operands(args: &[Word]) -> Vec<&str> {
     args.iter().map(|w| w.text.as_str()).filter(|t| !t.starts_with('-')).collect()
 }
 
-fn any_injectable(args: &[Word]) -> bool {
-    args.iter().any(Word::injectable)
-}
-
 /// Classifies the commands not handled by [`super::rules`].
 pub(crate) fn run(ctx: &mut Ctx<'_>, n: &str, args: &[Word], stdin: &Stdin, depth: usize) -> Verdict {
     let t = texts(args);
@@ -39,15 +37,20 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, n: &str, args: &[Word], stdin: &Stdin, dept
         "systemctl" => services::systemctl(args),
         "journalctl" => services::journalctl(&t),
         "dmesg" => {
-            if t.iter().any(|a| {
-                matches!(*a, "-c" | "-C" | "--clear" | "--read-clear")
-                    || (a.starts_with('-') && !a.starts_with("--") && (a.contains('c') || a.contains('C')))
-            }) {
-                v(&[Destructive], "`dmesg` clears the kernel log")
-            } else if t.iter().any(|a| a.starts_with("-n") || a.starts_with("--console") || matches!(*a, "-D" | "-E")) {
-                v(&[Admin], "`dmesg` changes console logging")
-            } else {
-                v(&[Read], "`dmesg` reads the kernel log")
+            const DMESG: Spec = Spec {
+                short: "CcDEF:f:HJkL::l:n:PprSs:TtuwWxhV",
+                long: "C|clear c|read-clear D|console-off E|console-on F|file= f|facility= H|human J|json \
+                    k|kernel L|color? l|level= n|console-level= P|nopager p|force-prefix r|raw S|syslog \
+                    s|buffer-size= T|ctime t|notime u|userspace w|follow W|follow-new x|decode noescape \
+                    since= until= time-format= help version",
+            };
+            match opts::parse(args, &DMESG) {
+                Err(e) => v(&[Unknown], format!("`dmesg`: {e}")),
+                Ok(p) if p.has(&["clear", "read-clear"]) => v(&[Destructive], "`dmesg` clears the kernel log"),
+                Ok(p) if p.has(&["console-off", "console-on", "console-level"]) => {
+                    v(&[Admin], "`dmesg` changes console logging")
+                }
+                Ok(_) => v(&[Read], "`dmesg` reads the kernel log"),
             }
         }
         "psql" => services::psql(ctx, args, stdin),
@@ -61,55 +64,66 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, n: &str, args: &[Word], stdin: &Stdin, dept
         "scp" => transfer::scp(ctx, args),
         "chmod" | "chown" | "chgrp" => files::chmod(ctx, n, args),
         "dd" => files::dd(ctx, args),
-        "tee" => {
-            let split = split_opts(args, "", &["output-error"]);
+        "sort" | "shuf" | "tree" => sort(ctx, n, args),
+        "uniq" => {
+            const UNIQ: Spec = Spec {
+                short: "Dcdf:is:uw:z",
+                long: "D|all-repeated? w|check-chars= c|count group? i|ignore-case d|repeated s|skip-chars= \
+                    f|skip-fields= u|unique z|zero-terminated help version",
+            };
+            let p = match opts::parse(args, &UNIQ) {
+                Ok(p) => p,
+                Err(e) => return v(&[Unknown], format!("`uniq`: {e}")),
+            };
             let mut classes = Classes::from(Read);
-            for w in &split.operands {
-                classes |= paths::write_target(ctx, w);
-            }
-            Verdict { classes, reason: "`tee` copies its input to files".into() }
-        }
-        "sort" | "shuf" | "tree" => {
-            let split = split_opts(
-                args,
-                "ktoSTnNiPILFXe",
-                &[
-                    "key",
-                    "field-separator",
-                    "output",
-                    "buffer-size",
-                    "temporary-directory",
-                    "parallel",
-                    "files0-from",
-                    "batch-size",
-                    "random-source",
-                    "compress-program",
-                    "head-count",
-                    "input-range",
-                ],
-            );
-            if split.has(&["--compress-program"]) || (n != "tree" && split.injectable) {
-                return v(&[Unknown], format!("`{n}` runs a program or has options it cannot see"));
-            }
-            let mut classes = Classes::from(Read);
-            for o in split.values(&["-o", "--output"]) {
-                classes |= paths::write_path(ctx, o);
-            }
-            Verdict { classes, reason: format!("`{n}` prints, or writes its -o file") }
-        }
-        "uniq" | "xxd" => {
-            let split = split_opts(args, "fswc", &["skip-fields", "skip-chars", "check-chars", "cols", "seek"]);
-            let mut classes = Classes::from(Read);
-            if split.injectable {
-                classes |= Unknown.into();
-            }
-            if let Some(out) = split.operands.get(1) {
+            // uniq [INPUT [OUTPUT]]: the second operand is written.
+            for out in p.operands.iter().skip(1) {
                 classes |= paths::write_target(ctx, out);
             }
-            Verdict { classes, reason: format!("`{n}` prints, or writes its second operand") }
+            Verdict { classes, reason: "`uniq` prints, or writes its second operand".into() }
+        }
+        "xxd" => {
+            let mut classes = Classes::from(Read);
+            let mut operands = 0;
+            let mut it = args.iter();
+            while let Some(w) = it.next() {
+                let t = w.text.as_str();
+                if t.len() > 1 && t.starts_with('-') {
+                    // `-c 8`, `-cols 8`, `-c8`: only the bare forms take the next word.
+                    let valued = [
+                        "-c",
+                        "-cols",
+                        "-g",
+                        "-groupsize",
+                        "-l",
+                        "-len",
+                        "-o",
+                        "-offset",
+                        "-s",
+                        "-seek",
+                        "-n",
+                        "-name",
+                    ];
+                    if valued.contains(&t) {
+                        it.next();
+                    } else if !t.chars().nth(1).is_some_and(|c| "abCcdEeghilnoprsuv".contains(c)) {
+                        return v(&[Unknown], format!("`xxd` option `{t}`"));
+                    }
+                    continue;
+                }
+                operands += 1;
+                if operands > 1 {
+                    classes |= paths::write_target(ctx, w);
+                }
+            }
+            Verdict { classes, reason: "`xxd` prints, or writes its second operand".into() }
         }
         "rg" => {
-            if t.iter().any(|a| a.starts_with("--pre")) || any_injectable(args) {
+            if t.iter().any(|a| {
+                long_may_be(a, &["pre", "pre-glob", "hostname-bin", "search-zip"])
+                    || a.starts_with("--pre")
+                    || a.starts_with("--hostname-bin")
+            }) {
                 v(&[Unknown], "`rg --pre` runs a program")
             } else {
                 v(&[Read], "`rg` only reads")
@@ -123,18 +137,32 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, n: &str, args: &[Word], stdin: &Stdin, dept
             }
         }
         "file" => {
-            if has(&["-C", "--compile"]) {
-                v(&[Write], "`file -C` writes a magic file")
-            } else {
-                v(&[Read], "`file` reads")
+            const FILE: Spec = Spec {
+                short: "0bcCde:Ef:F:hiklLm:nNpP:rsSvzZ",
+                long: "apple b|brief c|checking-printout C|compile d|debug e|exclude= exclude-quiet= extension \
+                    f|files-from= F|separator= i|mime mime-type mime-encoding k|keep-going l|list \
+                    L|dereference h|no-dereference m|magic-file= n|no-buffer N|no-pad 0|print0 \
+                    p|preserve-date P|parameter= r|raw s|special-files S|no-sandbox z|uncompress \
+                    Z|uncompress-noreport v|version help",
+            };
+            match opts::parse(args, &FILE) {
+                Err(e) => v(&[Unknown], format!("`file`: {e}")),
+                Ok(p) if p.has(&["compile"]) => v(&[Write], "`file -C` writes a magic file"),
+                Ok(_) => v(&[Read], "`file` reads"),
             }
         }
         "date" => {
-            let split = split_opts(args, "dfrIs", &["date", "file", "reference", "set", "iso-8601"]);
-            if split.has(&["-s", "--set"]) || split.operands.iter().any(|w| !w.text.starts_with('+')) {
-                v(&[Admin], "`date` sets the clock")
-            } else {
-                v(&[Read], "`date` prints the time")
+            const DATE: Spec = Spec {
+                short: "I::Rd:f:r:s:u",
+                long: "d|date= debug f|file= I|iso-8601? r|reference= resolution rfc-3339= R|rfc-email s|set= \
+                    u|universal utc uct help version",
+            };
+            match opts::parse(args, &DATE) {
+                Err(e) => v(&[Unknown], format!("`date`: {e}")),
+                Ok(p) if p.has(&["set"]) || p.operands.iter().any(|w| !w.text.starts_with('+')) => {
+                    v(&[Admin], "`date` sets the clock")
+                }
+                Ok(_) => v(&[Read], "`date` prints the time"),
             }
         }
         "hostname" => {
@@ -273,35 +301,11 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, n: &str, args: &[Word], stdin: &Stdin, dept
                 v(&[Unknown], "`socat` moves data the line does not show")
             }
         }
-        "unzip" if !t.iter().any(|a| matches!(*a, "-l" | "-t" | "-p" | "-Z" | "-v")) => {
-            let split = split_opts(args, "dx", &[]);
-            let mut classes = Classes::from(Write);
-            let dirs: Vec<&str> = split.values(&["-d"]).collect();
-            for d in if dirs.is_empty() { vec!["."] } else { dirs } {
-                classes |= paths::write_path(ctx, d);
-            }
-            Verdict { classes, reason: "`unzip` extracts files".into() }
-        }
-        "gzip" | "gunzip" | "bzip2" | "bunzip2" | "xz" | "unxz" | "zstd" | "unzstd" | "unzip" | "lz4" => {
-            let reads = t.iter().any(|a| {
-                matches!(*a, "-c" | "--stdout" | "-l" | "--list" | "-t" | "--test" | "-p" | "-Z")
-                    || (a.starts_with('-')
-                        && !a.starts_with("--")
-                        && (a.contains('c') || a.contains('l') || a.contains('t')))
-            });
-            let mut classes = if reads { Classes::from(Read) } else { Classes::from(Write) };
-            if !reads {
-                for w in args.iter().filter(|w| !w.text.starts_with('-')) {
-                    classes |= paths::write_target(ctx, w);
-                }
-            }
-            Verdict { classes, reason: format!("`{n}` (de)compresses") }
-        }
         "cd" => {
             let target = args.iter().find(|w| !w.text.starts_with('-') || w.text == "-");
             ctx.cwd = match target {
                 None => Some(String::new()),
-                Some(w) if w.is_static() && w.text != "-" => paths::resolve(ctx, &w.text).map(|p| {
+                Some(w) if w.is_literal() && w.text != "-" => paths::resolve(ctx, &w.text).map(|p| {
                     let p = p.trim_end_matches('/').to_string();
                     match p.as_str() {
                         "~" => String::new(),
@@ -419,4 +423,44 @@ fn ip(t: &[&str]) -> Verdict {
         return v(&[Unknown], "`ip ... exec` runs a command");
     }
     v(&[Admin], "`ip` changes the network")
+}
+
+/// `sort`, `shuf` and `tree`: read, unless they write their `-o` file; sort's
+/// `--compress-program` and tree's `-R` run or write more.
+fn sort(ctx: &mut Ctx<'_>, n: &str, args: &[Word]) -> Verdict {
+    const SORT: Spec = Spec {
+        short: "CMRS:T:Vbcdfghik:mno:rst:uz",
+        long: "batch-size= S|buffer-size= c|check? compress-program= debug d|dictionary-order t|field-separator= \
+            files0-from= g|general-numeric-sort h|human-numeric-sort f|ignore-case b|ignore-leading-blanks \
+            i|ignore-nonprinting k|key= m|merge M|month-sort n|numeric-sort o|output= parallel= R|random-sort \
+            random-source= r|reverse sort= s|stable T|temporary-directory= u|unique V|version-sort \
+            z|zero-terminated help version",
+    };
+    const SHUF: Spec = Spec {
+        short: "ei:n:o:rz",
+        long: "e|echo n|head-count= i|input-range= o|output= random-source= r|repeat z|zero-terminated help \
+            version",
+    };
+    const TREE: Spec = Spec {
+        short: "adlfxqNQpugshDFvtcUriASnCXJL:P:I:o:H:T:",
+        long: "noreport dirsfirst filesfirst charset= filelimit= si du prune matchdirs ignore-case inodes device \
+            timefmt= sort= gitignore info metafirst nolinks fromfile noindent help version",
+    };
+    let spec = match n {
+        "sort" => &SORT,
+        "shuf" => &SHUF,
+        _ => &TREE,
+    };
+    let p = match opts::parse(args, spec) {
+        Ok(p) => p,
+        Err(e) => return v(&[Unknown], format!("`{n}`: {e}")),
+    };
+    if p.has(&["compress-program"]) {
+        return v(&[Unknown], "`sort --compress-program` runs a program");
+    }
+    let mut classes = Classes::from(Read);
+    for o in p.values(&["output", "-o"]) {
+        classes |= paths::write_path(ctx, o);
+    }
+    Verdict { classes, reason: format!("`{n}` prints, or writes its -o file") }
 }

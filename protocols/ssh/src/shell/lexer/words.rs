@@ -62,8 +62,11 @@ impl Parser<'_> {
                     w.glob = true;
                     w.text.push(c);
                 }
-                '~' if self.pos == start + 1 => {
-                    w.tilde = true;
+                '~' if self.pos == start + 1 || w.text.ends_with(['=', ':']) => {
+                    // `~` or `~/...` is the login home; `~user`, `~+`, `~-` are not.
+                    if !self.peek().is_none_or(|n| n == '/' || is_meta(n)) {
+                        w.tilde = true;
+                    }
                     w.text.push(c);
                 }
                 _ => {
@@ -164,7 +167,9 @@ impl Parser<'_> {
                 if !expr.chars().all(|c| c.is_ascii_digit() || " \t+-*/%<>!&|^~?:()".contains(c)) {
                     w.complex.push("arithmetic on names or expansions".into());
                 }
-                w.text.push('0');
+                // The value is a number the classifier does not compute (`$((4755))`).
+                w.arith = true;
+                w.text.push_str(&format!("$(({expr}))"));
             }
             Some('(') => {
                 self.pos += 1;
@@ -225,6 +230,8 @@ impl Parser<'_> {
         } else if is_name(name) {
             w.vars.push(name.to_string());
         } else if matches!(name, "?" | "#" | "$" | "!" | "-") {
+            // Values the shell sets; still not literal text.
+            w.vars.push(name.to_string());
         } else if name.chars().all(|c| c.is_ascii_digit()) || name == "@" || name == "*" {
             w.complex.push("positional parameters".into());
         } else {
