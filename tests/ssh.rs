@@ -366,6 +366,20 @@ fn scp_sftp_and_rsync_move_50mb_files_intact_and_each_operation_is_recorded() {
     );
     assert!(out.status.success(), "scp -O: {}", text(&out.stderr));
     assert_eq!(sha256_file(&legacy), sum);
+    // Files come back unchanged, even when they hold what the masker would mask
+    // in a command's output.
+    let contacts = remote.join("contacts.csv");
+    std::fs::write(&contacts, "name,email\nAda,ada@example.com\n").unwrap();
+    let back = rig.root.join("contacts-back.csv");
+    let out = run(
+        transfer_cmd("scp", rig.port(), &rig.trusted.path)
+            .arg("-O")
+            .arg(format!("box@127.0.0.1:{}", contacts.display()))
+            .arg(&back),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "scp -O down: {}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "name,email\nAda,ada@example.com\n");
 
     // rsync over ssh.
     let synced = remote.join("rsync");

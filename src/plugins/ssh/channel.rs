@@ -165,6 +165,8 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
             }
         }
     };
+    // A file-transfer server's stdout is a protocol carrying file contents: unmasked.
+    let mut transfer = false;
     let outcome = match start {
         Start::Exec(command) => {
             let text = String::from_utf8_lossy(&command).into_owned();
@@ -172,14 +174,17 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
             if shared.record(true, Event::Exec { channel, command: &text }).await.is_err() {
                 return;
             }
-            let decision = match (&shared.policy, std::str::from_utf8(&command)) {
+            let line = std::str::from_utf8(&command).ok();
+            let analysis = line.map(|l| airlock_ssh::shell::analyze(l, &judge::classify_sql));
+            transfer = analysis.as_ref().is_some_and(judge::moves_files);
+            let decision = match (&shared.policy, line) {
                 (None, _) => None,
-                (Some(policy), Ok(line)) => {
+                (Some(policy), Some(line)) => {
                     let (decision, analysis) = judge::exec(policy, &shared.target.conn, &shared.identity.groups, line);
                     tracing::info!(command = line, classes = %analysis.classes, verdict = decision.verdict().as_str(), "exec");
                     Some(decision)
                 }
-                (Some(_), Err(_)) => Some(Decision::refused(&text, "the command line is not UTF-8")),
+                (Some(_), None) => Some(Decision::refused(&text, "the command line is not UTF-8")),
             };
             match settle(&shared, &agent_tx, &mut agent_rx, &mut setup, channel, decision, &text).await {
                 Ok(true) => up_tx.exec(true, command).await.map_err(|_| End::AgentGone),
@@ -228,7 +233,7 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
     let editor = setup.pty.then(airlock_ssh::terminal::LineEditor::default);
     tokio::join!(
         pump_in(&shared, channel, agent_rx, up_tx, editor),
-        pump_out(&shared, channel, up_rx, agent_tx, setup.pty)
+        pump_out(&shared, channel, up_rx, agent_tx, Output::of(setup.pty, transfer))
     );
 }
 
@@ -345,10 +350,30 @@ enum Exit {
     Signal { name: russh::Sig, core_dumped: bool, message: String },
 }
 
-/// Upstream to agent: stdout and stderr through the masker, then the exit status,
-/// EOF and close once all output is out. A terminal's output is let out on the
-/// masker's timer (a prompt must show); a command's output waits for whole lines.
-async fn pump_out(shared: &Shared, channel: u32, mut up_rx: ChannelReadHalf, agent_tx: AgentTx, terminal: bool) {
+/// What a channel's output is, for the masker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// A terminal's: let out on the masker's timer, since a prompt must show.
+    Terminal,
+    /// A command's: on a pause, only whole lines go out.
+    Command,
+    /// A file-transfer protocol's: passed unchanged.
+    Files,
+}
+
+impl Output {
+    fn of(pty: bool, transfer: bool) -> Output {
+        match (pty, transfer) {
+            (true, _) => Output::Terminal,
+            (false, true) => Output::Files,
+            (false, false) => Output::Command,
+        }
+    }
+}
+
+/// Upstream to agent: stdout and stderr through the masker (as `output` says), then
+/// the exit status, EOF and close once all output is out.
+async fn pump_out(shared: &Shared, channel: u32, mut up_rx: ChannelReadHalf, agent_tx: AgentTx, output: Output) {
     let (out_w, out_r) = tokio::io::duplex(PIPE);
     let (err_w, err_r) = tokio::io::duplex(PIPE);
     let route = async {
@@ -391,10 +416,10 @@ async fn pump_out(shared: &Shared, channel: u32, mut up_rx: ChannelReadHalf, age
         drop((out_w, err_w));
         exit
     };
-    let masker = shared.masker.clone();
+    let masker = shared.masker.clone().filter(|_| output != Output::Files);
     let reader = |r: tokio::io::DuplexStream| -> Box<dyn AsyncRead + Unpin + Send> {
         match &masker {
-            Some(m) if terminal => Box::new(MaskedReader::new(r, m.clone(), FLUSH_AFTER)),
+            Some(m) if output == Output::Terminal => Box::new(MaskedReader::new(r, m.clone(), FLUSH_AFTER)),
             Some(m) => Box::new(MaskedReader::new(r, m.clone(), FLUSH_AFTER).holding_partial_lines()),
             None => Box::new(r),
         }

@@ -49,6 +49,22 @@ fn transfer(argv: &[String]) -> Option<bool> {
     }
 }
 
+/// Whether the line is exactly one file-transfer server (legacy `scp -t`/`-f`,
+/// `rsync --server`, git's pack services, `sftp-server`): its stdin and stdout carry
+/// a protocol and file contents, which pass unchanged (as over SFTP) and unmasked.
+/// Anything more on the line, and it is ordinary output.
+pub fn moves_files(analysis: &shell::Analysis) -> bool {
+    let [only] = analysis.commands.as_slice() else { return false };
+    let program = only.argv.first().and_then(|p| p.rsplit('/').next()).unwrap_or_default();
+    let flags = || only.argv.iter().skip(1).take_while(|a| a.starts_with('-'));
+    match program {
+        "scp" => flags().any(|a| !a.starts_with("--") && (a.contains('t') || a.contains('f'))),
+        "rsync" => only.argv.iter().any(|a| a == "--server"),
+        "git-upload-pack" | "git-receive-pack" | "git-upload-archive" | "sftp-server" => true,
+        _ => false,
+    }
+}
+
 /// The connection's `sftp` setting applies to files moved over exec too: legacy scp
 /// and rsync would otherwise go around a read-only connection.
 fn transfer_refusal(conn: &Connection, analysis: &shell::Analysis) -> Option<String> {
