@@ -224,6 +224,11 @@ fn secrets_printed_by_cat_are_masked_on_stdout_and_in_the_recording() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!stdout.contains("ghp_0123"), "{stdout}");
     assert!(stdout.starts_with("token [MASKED:"), "{stdout}");
+    // With a terminal asked for the command, too.
+    let slow = format!("head -c 16 {f}; sleep 0.4; tail -c +17 {f} | head -c 10; sleep 0.4; tail -c +27 {f}");
+    let out = run(ssh_cmd(rig.port(), &rig.trusted.path, "box").arg("-tt").arg(&slow), Duration::from_secs(60));
+    let stdout = text(&out.stdout);
+    assert!(!stdout.contains("ghp_0123") && stdout.contains("[MASKED:"), "{stdout}");
     let recorded = support::recorded(&rig.airlock, "trusted-agent");
     assert!(!recorded.contains(secret));
     assert!(!recorded.contains("ghp_0123"));

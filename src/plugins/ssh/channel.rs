@@ -167,6 +167,7 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
     };
     // A file-transfer server's stdout is a protocol carrying file contents: unmasked.
     let mut transfer = false;
+    let shell = matches!(start, Start::Shell);
     let outcome = match start {
         Start::Exec(command) => {
             let text = String::from_utf8_lossy(&command).into_owned();
@@ -233,7 +234,7 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
     let editor = setup.pty.then(airlock_ssh::terminal::LineEditor::default);
     tokio::join!(
         pump_in(&shared, channel, agent_rx, up_tx, editor),
-        pump_out(&shared, channel, up_rx, agent_tx, Output::of(setup.pty, transfer))
+        pump_out(&shared, channel, up_rx, agent_tx, Output::of(shell && setup.pty, transfer))
     );
 }
 
@@ -353,7 +354,8 @@ enum Exit {
 /// What a channel's output is, for the masker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Output {
-    /// A terminal's: let out on the masker's timer, since a prompt must show.
+    /// An interactive shell's terminal: let out on the masker's timer, since a prompt
+    /// must show. (A command run with a terminal, `ssh -t host cmd`, is a command.)
     Terminal,
     /// A command's: on a pause, only whole lines go out.
     Command,
@@ -362,8 +364,8 @@ enum Output {
 }
 
 impl Output {
-    fn of(pty: bool, transfer: bool) -> Output {
-        match (pty, transfer) {
+    fn of(shell_terminal: bool, transfer: bool) -> Output {
+        match (shell_terminal, transfer) {
             (true, _) => Output::Terminal,
             (false, true) => Output::Files,
             (false, false) => Output::Command,
