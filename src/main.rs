@@ -604,6 +604,9 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         // may be reading: a closed stdout must not stop the server.
         let _ = writeln!(stdout, "listening {} {}", b.endpoint, b.addr);
     }
+    if let Some(fingerprint) = server.ssh_host_key() {
+        let _ = writeln!(stdout, "ssh host key {fingerprint}");
+    }
     let _ = stdout.flush();
     drop(stdout);
     shutdown_signal().await;

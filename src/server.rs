@@ -32,6 +32,7 @@ pub struct Server {
     listeners: Arc<Listeners>,
     bound: Vec<Bound>,
     grace: Duration,
+    ssh_host_key: Option<String>,
 }
 
 impl Server {
@@ -85,6 +86,7 @@ impl Server {
         bound.push(Bound { endpoint: "admin", addr: admin_listener.local_addr()? });
         tokio::spawn(listeners.clone().run(pg, postgres));
         tokio::spawn(listeners.clone().run(admin_listener, admin));
+        let ssh_host_key = ssh.as_ref().map(|s| s.fingerprint().to_owned());
         if let Some(ssh) = ssh {
             let listener = bind("listen.ssh", config.listen.ssh).await?;
             bound.push(Bound { endpoint: "ssh", addr: listener.local_addr()? });
@@ -94,12 +96,17 @@ impl Server {
         for b in &bound {
             tracing::info!(endpoint = b.endpoint, addr = %b.addr, "listening");
         }
-        Ok(Server { listeners, bound, grace: config.limits.shutdown_grace })
+        Ok(Server { listeners, bound, grace: config.limits.shutdown_grace, ssh_host_key })
     }
 
     /// Where each endpoint listens.
     pub fn bound(&self) -> &[Bound] {
         &self.bound
+    }
+
+    /// The SSH host key's fingerprint, when the SSH endpoint listens.
+    pub fn ssh_host_key(&self) -> Option<&str> {
+        self.ssh_host_key.as_deref()
     }
 
     /// Stops accepting, lets sessions reach a safe point for up to the grace period,

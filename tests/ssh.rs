@@ -713,3 +713,58 @@ fn forwarding_works_both_ways_where_a_connection_allows_it() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn keyscan_prints_the_line_to_pin_and_explain_reads_command_lines() {
+    let rig = Rig::start("", "");
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["ssh-keyscan", &format!("127.0.0.1:{}", rig.sshd.port)])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&out).trim(), rig.sshd.host_key);
+    let explain = |command: &str| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["explain", "--connection", "box", "--groups", "agents", "--config"])
+            .arg(rig.airlock.dir.join("airlock.toml"))
+            .arg(command)
+            .env("AIRLOCK_TEST_APP_PASSWORD", support::APP_PASSWORD)
+            .output()
+            .unwrap();
+        serde_json::from_str(&ok(&out)).unwrap()
+    };
+    let read = explain("ls -l /var/log | grep syslog");
+    assert_eq!(read["decision"], "allow", "{read}");
+    let held = explain("X=-delete; find /tmp $X");
+    assert_eq!(held["decision"], "approve", "{held}");
+    assert!(held["commands"].as_array().is_some_and(|c| !c.is_empty()), "{held}");
+}
+
+#[test]
+fn identities_outside_allow_groups_and_unknown_connections_are_refused_like_bad_passwords() {
+    let rig = Rig::start("", "");
+    for (token, conn) in [
+        (token("ops-agent", &["ops"]), "box"),
+        (token("agent-9", &["agents"]), "no-such-box"),
+        ("not-a-token".to_owned(), "box"),
+    ] {
+        let out =
+            run(ssh_token_cmd(rig.port(), &token, conn, &rig.root).arg("touch /tmp/never"), Duration::from_secs(30));
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("Permission denied"), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn env_requests_pass_only_allowed_names_and_signals_end_commands() {
+    let rig = Rig::start("env = [\"LC_*\"]", "");
+    let out = run(
+        ssh_cmd(rig.port(), &rig.trusted.path, "box")
+            .args(["-o", "SetEnv=LC_AIRLOCK_TEST=passed AIRLOCK_BLOCKED=leaked"])
+            .arg("echo \"[$LC_AIRLOCK_TEST] [$AIRLOCK_BLOCKED]\""),
+        Duration::from_secs(30),
+    );
+    assert_eq!(text(&out.stdout), "[passed] []\n", "{}", text(&out.stderr));
+    // A command killed by a signal reports it, as ssh shows it.
+    let out = rig.ssh(&rig.trusted, "kill -TERM $$");
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+}
