@@ -420,7 +420,8 @@ mod tests {
         assert_eq!((p.kind, p.id), (kind::REALPATH, Some(7)));
         assert!(matches!(decode_request(&p), Ok((7, Request::Realpath { ref path })) if path == "/srv/a"));
         let mut name = BytesMut::new();
-        let body_len = 1 + 4 + 4 + (4 + 6) + (4 + 0) + 4;
+        // type, id, count, filename "/srv/b", empty longname, empty attrs.
+        let body_len = 1 + 4 + 4 + (4 + 6) + 4 + 4;
         name.put_u32(body_len);
         name.put_u8(kind::NAME);
         name.put_u32(7);
