@@ -203,7 +203,7 @@ fn forwarding_is_refused_and_a_wrong_pinned_host_key_stops_the_session() {
 
 #[test]
 fn secrets_printed_by_cat_are_masked_on_stdout_and_in_the_recording() {
-    let rig = Rig::start("", "");
+    let rig = Rig::start("shell = \"allow\"", "");
     let file = rig.root.join("env");
     let secret = "AKIAIOSFODNN7EXAMPLE";
     std::fs::write(&file, format!("aws_access_key_id = {secret}\nuser=ok\n")).unwrap();
@@ -252,6 +252,18 @@ fn a_pty_shell_is_held_then_approved_and_typed_lines_are_recorded() {
     assert!(stdout.contains("pty-42"), "{stdout}");
     assert_eq!(out.status.code(), Some(5), "{stdout} {}", text(&out.stderr));
     assert!(text(&out.stderr).contains("holding this command for approval"), "{}", text(&out.stderr));
+
+    // A command run with a terminal is interactive too (a pager's `!cmd` runs
+    // anything): even a read needs what a shell needs.
+    let mut cmd = ssh_cmd(rig.port(), &rig.agent.path, "box");
+    cmd.args(["-tt", "ls /"]);
+    let waiting = spawn(&mut cmd);
+    let id = pending(&rig.airlock, 1)[0]["id"].as_str().unwrap().to_owned();
+    ok(&cli(&rig.airlock, &["deny", &id, "--reason", "no terminals today"]));
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out.stdout));
+    // Without one, the same read runs at once.
+    assert!(rig.ssh(&rig.agent, "ls /").status.success());
 }
 
 /// Resident memory of a process, in KiB.
@@ -661,6 +673,16 @@ fn sftp_path_globs_hold_where_paths_really_lead_not_just_as_written() {
         let (ok, got) = get(&refused);
         assert!(!ok && got.is_none(), "{} was read: {got:?}", refused.display());
     }
+    // Legacy scp and rsync run by exec are not decoded, so they are refused here.
+    let out = run(
+        transfer_cmd("scp", rig.port(), &rig.trusted.path)
+            .arg("-O")
+            .arg(format!("box@127.0.0.1:{}", share.join("secret.txt").display()))
+            .arg(rig.root.join("legacy")),
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success() && !rig.root.join("legacy").exists(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("sftp_paths"), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(&base);
 }
 

@@ -181,7 +181,14 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
             let decision = match (&shared.policy, line) {
                 (None, _) => None,
                 (Some(policy), Some(line)) => {
-                    let (decision, analysis) = judge::exec(policy, &shared.target.conn, &shared.identity.groups, line);
+                    let (mut decision, analysis) =
+                        judge::exec(policy, &shared.target.conn, &shared.identity.groups, line);
+                    // With a terminal, what the command starts is interactive (a pager's
+                    // `!cmd`, an editor): the keys typed into it are not judged, so it
+                    // needs what a shell needs too.
+                    if setup.pty {
+                        decision = decision.merged(&judge::shell(&shared.target.conn));
+                    }
                     tracing::info!(command = line, classes = %analysis.classes, verdict = decision.verdict().as_str(), "exec");
                     Some(decision)
                 }

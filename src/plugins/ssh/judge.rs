@@ -34,7 +34,8 @@ fn fingerprint(kind: &str, text: &str) -> String {
 }
 
 /// Which way a file-transfer server run by exec moves files: legacy `scp -t`
-/// (upload) and `-f` (download), `rsync --server` with and without `--sender`.
+/// (upload) and `-f` (download), `rsync --server` with and without `--sender`; an
+/// `sftp-server` run by exec both ways.
 fn transfer(argv: &[String]) -> Option<bool> {
     let program = argv.first()?.rsplit('/').next()?;
     let flags = || argv.iter().skip(1).take_while(|a| a.starts_with('-'));
@@ -45,6 +46,7 @@ fn transfer(argv: &[String]) -> Option<bool> {
             Some(upload)
         }
         "rsync" if argv.iter().any(|a| a == "--server") => Some(!argv.iter().any(|a| a == "--sender")),
+        "sftp-server" | "internal-sftp" => Some(true),
         _ => None,
     }
 }
@@ -65,19 +67,26 @@ pub fn moves_files(analysis: &shell::Analysis) -> bool {
     }
 }
 
-/// The connection's `sftp` setting applies to files moved over exec too: legacy scp
-/// and rsync would otherwise go around a read-only connection.
+/// The connection's `sftp` settings apply to files moved over exec too: legacy scp,
+/// rsync and an `sftp-server` run by exec would otherwise go around them. Their
+/// streams are not decoded, so on a connection with `sftp_paths` they are refused
+/// outright (the SFTP subsystem, whose every path is checked, still works).
 fn transfer_refusal(conn: &Connection, analysis: &shell::Analysis) -> Option<String> {
-    let uploads = analysis.commands.iter().filter_map(|c| transfer(&c.argv));
-    let mut any = false;
-    for upload in uploads {
-        any = true;
-        if upload && conn.sftp == SftpMode::ReadOnly {
-            return Some(format!("connection {:?} is read-only for file transfers (sftp = \"read-only\")", conn.name));
-        }
+    let name = &conn.name;
+    let transfers: Vec<bool> = analysis.commands.iter().filter_map(|c| transfer(&c.argv)).collect();
+    if transfers.is_empty() {
+        return None;
     }
-    (any && conn.sftp == SftpMode::Deny)
-        .then(|| format!("file transfers are not allowed on connection {:?} (sftp = \"deny\")", conn.name))
+    if conn.sftp == SftpMode::Deny {
+        return Some(format!("file transfers are not allowed on connection {name:?} (sftp = \"deny\")"));
+    }
+    if !conn.sftp_paths.allow.is_empty() || !conn.sftp_paths.deny.is_empty() {
+        return Some(format!(
+            "connection {name:?} limits file transfers to its sftp_paths: use SFTP (scp without -O, sftp), whose paths are checked"
+        ));
+    }
+    (transfers.contains(&true) && conn.sftp == SftpMode::ReadOnly)
+        .then(|| format!("connection {name:?} is read-only for file transfers (sftp = \"read-only\")"))
 }
 
 /// The decision on an exec request's command line, and what the lexer found.

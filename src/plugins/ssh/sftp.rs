@@ -175,9 +175,10 @@ pub(super) async fn relay(
     };
     let requests = async {
         let mut framer = Framer::default();
-        let mut pending = early;
+        // What the agent sent before the subsystem started, first, in order.
+        let mut pending = std::collections::VecDeque::from(early);
         'read: loop {
-            let data = match pending.pop() {
+            let data = match pending.pop_front() {
                 Some(d) => d,
                 None => match agent_rx.wait().await {
                     Some(ChannelMsg::Data { data }) => data,

@@ -232,6 +232,10 @@ fn sensitive(ctx: &Ctx<'_>, path: &str) -> Classes {
         || ADMIN_NAME.contains(&name)
         || p.contains("/.git/config")
         || p.contains("/.git/hooks")
+        // A bare repository keeps its config and hooks at its top, under any name: a
+        // later `git` command run there could be made to run a program.
+        || matches!(name, "config" | "gitconfig" | "packed-refs" | "HEAD")
+        || p.split('/').any(|c| c == "hooks" || c == "info")
         || p.contains("/.ssh/")
         || p.contains("/cron")
         || p.contains("/systemd/")

@@ -71,13 +71,17 @@ const CURL_WRITES: &str = "output dump-header cookie-jar trace trace-ascii stder
 /// arbitrary bytes to a local service.
 const CURL_SCHEMES: &str = "http https ftp ftps file sftp scp";
 
-/// The file name `curl -O` saves `url` under, when the URL shows it.
+/// The file name `curl -O` or `wget` saves `url` under, when the URL shows it beyond
+/// doubt: only letters, digits, `.`, `_`, `-` and `+`, not starting with a dot. Tools
+/// decode `%XX`, split on `\\` as well as `/`, and differ between versions; any other
+/// name is the tool's to decide, and is judged as an unseen name in its directory.
 fn remote_name(url: &str) -> Option<&str> {
     let path = url.split(['?', '#']).next()?;
     let path = path.split_once("://").map_or(path, |(_, rest)| rest);
     let (_, name) = path.split_once('/')?;
     let name = name.rsplit('/').next()?;
-    (!name.is_empty() && !name.contains(['[', '{'])).then_some(name)
+    let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
+    (plain && !name.is_empty() && !name.starts_with('.')).then_some(name)
 }
 
 pub(crate) fn curl(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
@@ -210,8 +214,13 @@ pub(crate) fn wget(ctx: &mut Ctx<'_>, args: &[Word]) -> Verdict {
             classes |= paths::write_into_path(ctx, dir);
         }
         for u in urls {
-            let name = remote_name(u).unwrap_or("index.html");
-            classes |= paths::write_path(ctx, &format!("{}/{name}", dir.trim_end_matches('/')));
+            // A URL whose path ends in `/` is saved as index.html; any other name the
+            // URL does not show beyond doubt lands unseen in the directory.
+            let ends_in_dir = u.split(['?', '#']).next().is_some_and(|p| p.ends_with('/'));
+            match remote_name(u).or(ends_in_dir.then_some("index.html")) {
+                Some(name) => classes |= paths::write_path(ctx, &format!("{}/{name}", dir.trim_end_matches('/'))),
+                None => classes |= paths::write_into_path(ctx, dir),
+            }
         }
     }
     for o in outputs.iter().copied().chain(p.values(&["output-file", "append-output"])) {

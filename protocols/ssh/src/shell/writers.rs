@@ -190,6 +190,11 @@ fn compress(ctx: &mut Ctx<'_>, n: &str, p: &Parsed<'_>) -> Verdict {
     if p.has(&["stdout", "to-stdout", "list", "test"]) {
         return v(&[Read], format!("`{n}` prints or tests"));
     }
+    // `-N` restores the name stored in the archive, `-r` walks directories: names the
+    // line does not show.
+    if p.has(&["name", "recursive"]) {
+        return v(&[Write, Unknown], format!("`{n}` writes names the line does not show"));
+    }
     let mut classes = Classes::from(Write);
     for w in &p.operands {
         classes |= paths::write_target(ctx, w);
