@@ -44,7 +44,30 @@ pub mod masked;
 pub mod postgres;
 pub mod ssh;
 
+use crate::config::Connection;
+use crate::identity::Identity;
+use crate::recording::format::SessionStart;
 use crate::recording::replay::{Opaque, Transcript};
+
+/// The record that opens a session of `protocol` on `conn`, for `identity` at `client`.
+pub fn session_start(
+    identity: &Identity,
+    conn: &Connection,
+    protocol: &str,
+    client: std::net::SocketAddr,
+    tls: bool,
+) -> SessionStart {
+    SessionStart {
+        subject: identity.subject.clone(),
+        groups: identity.groups.clone(),
+        connection: conn.name.clone(),
+        protocol: protocol.into(),
+        client: client.to_string(),
+        tls,
+        upstream_user: conn.user.clone(),
+        airlock_version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
 
 /// The transcript `airlock replay` reads a session of `protocol` with, showing at most
 /// `max_rows` rows of each result.
@@ -56,36 +79,27 @@ pub fn transcript(protocol: &str, max_rows: usize) -> Box<dyn Transcript> {
     }
 }
 
-impl Transcript for airlock_ssh::transcript::Transcript {
-    fn text(
-        &mut self,
-        from_agent: bool,
-        bytes: &[u8],
-        ts_us: u64,
-        at: &str,
-        out: &mut dyn std::io::Write,
-    ) -> std::io::Result<()> {
-        self.text(from_agent, bytes, ts_us, at, out)
-    }
+/// Each protocol crate's transcript has the trait's methods as its own: the trait
+/// lives here, since the protocol crates know nothing of the recorder.
+macro_rules! transcript_of {
+    ($($t:ty),*) => {$(
+        impl Transcript for $t {
+            fn text(
+                &mut self,
+                from_agent: bool,
+                bytes: &[u8],
+                ts_us: u64,
+                at: &str,
+                out: &mut dyn std::io::Write,
+            ) -> std::io::Result<()> {
+                self.text(from_agent, bytes, ts_us, at, out)
+            }
 
-    fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<serde_json::Value> {
-        self.json(from_agent, bytes)
-    }
+            fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<serde_json::Value> {
+                self.json(from_agent, bytes)
+            }
+        }
+    )*};
 }
 
-impl Transcript for airlock_postgres::transcript::Transcript {
-    fn text(
-        &mut self,
-        from_agent: bool,
-        bytes: &[u8],
-        ts_us: u64,
-        at: &str,
-        out: &mut dyn std::io::Write,
-    ) -> std::io::Result<()> {
-        self.text(from_agent, bytes, ts_us, at, out)
-    }
-
-    fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<serde_json::Value> {
-        self.json(from_agent, bytes)
-    }
-}
+transcript_of!(airlock_postgres::transcript::Transcript, airlock_ssh::transcript::Transcript);

@@ -45,7 +45,7 @@ use crate::listener::{Incoming, Plugin, Refusal};
 use crate::metrics::Metrics;
 use crate::net::{BoxStream, Stream};
 use crate::policy::Policy;
-use crate::recording::format::{Direction, Kind, SessionEnd, SessionStart};
+use crate::recording::format::{Direction, Kind, SessionEnd};
 use crate::recording::{Recorder, SessionRecorder};
 use crate::tls::UpstreamTlsPlan;
 
@@ -403,16 +403,7 @@ impl PostgresPlugin {
         let recording = match &self.recorder {
             None => None,
             Some(r) => {
-                let start = SessionStart {
-                    subject: identity.subject.clone(),
-                    groups: identity.groups.clone(),
-                    connection: target.conn.name.clone(),
-                    protocol: "postgres".into(),
-                    client: agent.peer.to_string(),
-                    tls: agent.tls,
-                    upstream_user: target.conn.user.clone(),
-                    airlock_version: env!("CARGO_PKG_VERSION").into(),
-                };
+                let start = crate::plugins::session_start(&identity, &target.conn, "postgres", agent.peer, agent.tls);
                 Some(r.session(&start).await.map_err(|_| SessionError::RecorderFailed)?)
             }
         };

@@ -38,7 +38,7 @@ use crate::listener::{Incoming, Plugin};
 use crate::masking::Masker;
 use crate::metrics::{Metrics, SessionMetrics};
 use crate::policy::Policy;
-use crate::recording::format::{Direction, Kind, SessionEnd, SessionStart};
+use crate::recording::format::{Direction, Kind, SessionEnd};
 use crate::recording::{Recorder, SessionRecorder};
 
 /// Channel window Airlock offers each side: as OpenSSH does (2 MiB), so a bulk
@@ -466,16 +466,7 @@ impl ssh::Handler for AgentSide {
         let recorder = match &self.plugin.recorder {
             None => None,
             Some(r) => {
-                let start = SessionStart {
-                    subject: identity.subject.clone(),
-                    groups: identity.groups.clone(),
-                    connection: target.conn.name.clone(),
-                    protocol: "ssh".into(),
-                    client: self.peer.to_string(),
-                    tls: false,
-                    upstream_user: target.conn.user.clone(),
-                    airlock_version: env!("CARGO_PKG_VERSION").into(),
-                };
+                let start = crate::plugins::session_start(&identity, &target.conn, "ssh", self.peer, false);
                 match r.session(&start).await {
                     Ok(s) => Some(s),
                     Err(_) => {
