@@ -166,6 +166,25 @@ impl<'a> Event<'a> {
     }
 }
 
+/// Bytes before the data in a [`Event::Data`] payload.
+pub const DATA_HEADER: usize = 5;
+
+/// The payload of [`Event::Data`], built in one copy of `bytes`: the data is then
+/// `payload[DATA_HEADER..]`, so a relay can record the payload and send that slice
+/// without copying the bytes again.
+pub fn data_payload(channel: u32, stream: Stream, bytes: &[u8]) -> bytes::Bytes {
+    let tag = match stream {
+        Stream::In => DATA_IN,
+        Stream::Out => DATA_OUT,
+        Stream::Err => DATA_ERR,
+    };
+    let mut out = bytes::BytesMut::with_capacity(DATA_HEADER + bytes.len());
+    out.extend_from_slice(&[tag]);
+    out.extend_from_slice(&channel.to_be_bytes());
+    out.extend_from_slice(bytes);
+    out.freeze()
+}
+
 fn split_u32(b: &[u8]) -> Option<(u32, &[u8])> {
     let (head, rest) = b.split_first_chunk::<4>()?;
     Some((u32::from_be_bytes(*head), rest))
@@ -196,6 +215,13 @@ mod tests {
         for e in events {
             assert_eq!(Event::decode(&e.encode()), Ok(e.clone()));
         }
+    }
+
+    #[test]
+    fn data_payloads_are_data_events() {
+        let p = data_payload(3, Stream::Err, b"oops");
+        assert_eq!(Event::decode(&p), Ok(Event::Data { channel: 3, stream: Stream::Err, bytes: b"oops" }));
+        assert_eq!(&p[DATA_HEADER..], b"oops");
     }
 
     #[test]

@@ -31,8 +31,8 @@ const REFUSED: u32 = 126;
 const MAX_EARLY_INPUT: usize = 1 << 20;
 /// Bytes of output buffered per stream between the upstream and the masker.
 const PIPE: usize = 256 * 1024;
-/// Output read per chunk.
-const CHUNK: usize = 32 * 1024;
+/// Output read per chunk: two channel packets.
+const CHUNK: usize = 64 * 1024;
 
 /// Why a channel stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -476,8 +476,10 @@ async fn forward(
         if n == 0 {
             return Ok(());
         }
-        let chunk = Bytes::copy_from_slice(&buf[..n]);
-        shared.record(false, Event::Data { channel, stream, bytes: &chunk }).await?;
+        // One copy: the recorded payload, whose tail is what the agent is sent.
+        let payload = airlock_ssh::record::data_payload(channel, stream, &buf[..n]);
+        let chunk = payload.slice(airlock_ssh::record::DATA_HEADER..);
+        shared.record_payload(false, payload).await?;
         shared.to_agent.fetch_add(n as u64, Ordering::Relaxed);
         shared.metrics.to_agent.inc_by(n as u64);
         let sent = match stream {

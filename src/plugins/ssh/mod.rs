@@ -346,12 +346,20 @@ impl Shared {
 
     /// Records an SSH event; a recorder that has failed ends the channel.
     pub async fn record(&self, from_agent: bool, event: airlock_ssh::record::Event<'_>) -> Result<(), channel::End> {
+        match &self.recorder {
+            Some(_) => self.record_payload(from_agent, event.encode().into()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Records an encoded event payload.
+    pub async fn record_payload(&self, from_agent: bool, payload: bytes::Bytes) -> Result<(), channel::End> {
         let Some(r) = &self.recorder else { return Ok(()) };
         let (direction, kind) = match from_agent {
             true => (Direction::ToUpstream, Kind::SshAgent),
             false => (Direction::ToAgent, Kind::SshHost),
         };
-        r.record(direction, kind, event.encode().into()).await.map_err(|_| channel::End::RecorderFailed)
+        r.record(direction, kind, payload).await.map_err(|_| channel::End::RecorderFailed)
     }
 }
 
