@@ -65,28 +65,10 @@ fn main() {
 
     let (airlock, airlock_port) = start_airlock(&root, &sshd, &agent.config);
     let common = |flag: &str, port: u16| -> Vec<String> {
-        [
-            flag,
-            &port.to_string(),
-            "-F",
-            "/dev/null",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-i",
-            &agent.path.display().to_string(),
-            "-c",
-            &cipher,
-        ]
-        .map(String::from)
-        .to_vec()
+        let mut args = sshd::client_options(port, flag);
+        let key = agent.path.display().to_string();
+        args.extend(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", &key, "-c", &cipher].map(String::from));
+        args
     };
     let jump = |flag: &str| {
         let mut a = common(flag, sshd.port);

@@ -118,7 +118,7 @@ impl AgentKey {
 }
 
 /// Options every client uses against Airlock: no known_hosts, no agent, no config.
-fn client_options(port: u16, flag: &str) -> Vec<String> {
+pub fn client_options(port: u16, flag: &str) -> Vec<String> {
     [
         flag,
         &port.to_string(),
