@@ -138,6 +138,22 @@ pub struct StatementDecision {
     pub max_rows: Option<u64>,
 }
 
+impl StatementDecision {
+    /// The decision when `policy.enforce = false`: allowed, and only watched (the
+    /// plugin still follows what each command does, for masking and the record).
+    pub fn unenforced(command: &Command<'_>) -> StatementDecision {
+        StatementDecision {
+            text: command.text.to_owned(),
+            classes: command.classes,
+            verdict: Verdict::Allow,
+            rule: "policy.enforce = false".into(),
+            message: None,
+            fingerprint: String::new(),
+            max_rows: None,
+        }
+    }
+}
+
 /// The decision for a whole request (a query string of several statements): the
 /// strictest of its commands' verdicts.
 #[derive(Debug, Clone)]
@@ -254,23 +270,6 @@ impl Policy {
             })
             .collect::<Result<_, regex::Error>>()?;
         Ok(Policy { rules })
-    }
-
-    /// A policy that allows everything (result masking still needs the statement
-    /// bookkeeping when `policy.enforce = false`).
-    pub fn allow_all() -> Policy {
-        let rule = Rule {
-            name: "policy.enforce = false".into(),
-            connections: Vec::new(),
-            groups: Vec::new(),
-            classes: Classes::NONE,
-            statement: None,
-            functions: Vec::new(),
-            action: Action::Allow,
-            message: None,
-            max_rows: None,
-        };
-        Policy { rules: vec![rule] }
     }
 
     /// Whether a rule that applies here vouches for the function `schema.name` (an

@@ -62,8 +62,6 @@ pub struct PostgresPlugin {
     recorder: Option<Recorder>,
     /// The policy; `None` when `policy.enforce = false`.
     policy: Option<Arc<Policy>>,
-    /// Stands in for the policy when it is not enforced but results are masked.
-    allow_all: Policy,
     /// Result masking by connection name (absent: nothing masked there).
     masking: HashMap<String, mask::ConnectionMasking>,
     broker: Arc<Broker>,
@@ -161,7 +159,6 @@ impl PostgresPlugin {
             cancels: Arc::new(CancelRegistry::default()),
             recorder,
             policy,
-            allow_all: Policy::allow_all(),
             masking,
             broker,
             allow_plaintext_loopback: config.postgres.allow_plaintext_loopback,
@@ -316,12 +313,8 @@ impl PostgresPlugin {
                 metrics: &metrics,
                 shutdown: &conn.shutdown,
                 max_message: self.max_message,
-                enforcement: self
-                    .policy
-                    .as_deref()
-                    .or(masking.map(|_| &self.allow_all))
-                    .map(|policy| relay::Enforcement {
-                        policy,
+                enforcement: (self.policy.is_some() || masking.is_some()).then(|| relay::Enforcement {
+                        policy: self.policy.as_deref(),
                         broker: &self.broker,
                         identity: &identity,
                         connection: &target.conn.name,

@@ -80,7 +80,9 @@ impl Held {
 
 /// One session's view of the policy.
 pub struct SessionGate<'a> {
-    policy: &'a Policy,
+    /// The rules; `None` when `policy.enforce = false` (results are masked, so the
+    /// gate still follows statements and portals, and allows everything).
+    policy: Option<&'a Policy>,
     identity: &'a Identity,
     connection: &'a str,
     /// Prepared statements (protocol Parse and SQL PREPARE), as the server confirms them.
@@ -121,7 +123,7 @@ const MAX_CACHED_TEXT: usize = 4096;
 impl<'a> SessionGate<'a> {
     /// A gate for `identity` on `connection`, with its result masking if any.
     pub fn new(
-        policy: &'a Policy,
+        policy: Option<&'a Policy>,
         identity: &'a Identity,
         connection: &'a str,
         masking: Option<&'a ConnectionMasking>,

@@ -25,7 +25,7 @@ fn extended_protocol_is_enforced_at_execute() {
     let policy = Policy::new(&[]).unwrap();
     let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
     let masking = ConnectionMasking::for_tests(&["*.users.password_hash"]);
-    let mut gate = SessionGate::new(&policy, &identity, "db", Some(&masking));
+    let mut gate = SessionGate::new(Some(&policy), &identity, "db", Some(&masking));
     let step = |gate: &mut SessionGate<'_>, f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
     let mut step = |f: Frame| step(&mut gate, f);
     assert!(!is_held(step(frame(b'P', &[b"drop\0", b"DROP TABLE t\0", &[0, 0]]))));
@@ -61,7 +61,7 @@ fn extended_protocol_is_enforced_at_execute() {
 fn names_are_truncated_as_the_server_truncates_them() {
     let policy = Policy::new(&[]).unwrap();
     let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
-    let mut gate = SessionGate::new(&policy, &identity, "db", None);
+    let mut gate = SessionGate::new(Some(&policy), &identity, "db", None);
     let long = "a".repeat(63);
     let name = |suffix: &str| format!("{long}{suffix}\0");
     let step = |gate: &mut SessionGate<'_>, f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
@@ -81,7 +81,7 @@ fn names_are_truncated_as_the_server_truncates_them() {
 fn names_cut_inside_a_character_stay_apart() {
     let policy = Policy::new(&[]).unwrap();
     let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
-    let mut gate = SessionGate::new(&policy, &identity, "db", None);
+    let mut gate = SessionGate::new(Some(&policy), &identity, "db", None);
     // Cut at 63 bytes, `é` (C3 A9) and `ę` (C4 99) leave different first bytes,
     // which lossy decoding would turn into one U+FFFD.
     let name = |c: char| format!("{}{c}\0", "a".repeat(62));
@@ -106,7 +106,7 @@ fn names_cut_inside_a_character_stay_apart() {
 fn a_portal_fetched_as_a_cursor_keeps_its_statements_verdict() {
     let policy = Policy::new(&[]).unwrap();
     let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
-    let mut gate = SessionGate::new(&policy, &identity, "db", None);
+    let mut gate = SessionGate::new(Some(&policy), &identity, "db", None);
     let mut step = |f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
     assert!(!is_held(step(frame(b'P', &[b"d\0", b"delete from v returning id\0", &[0, 0]]))));
     assert!(!is_held(step(frame(b'B', &[b"c\0", b"d\0", &[0, 0, 0, 0, 0, 0]]))));
@@ -121,7 +121,7 @@ fn naming_a_masked_column_taints_results_and_writes_with_it_are_held() {
     let policy = Policy::new(&[]).unwrap();
     let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
     let masking = ConnectionMasking::for_tests(&["*.users.password_hash"]);
-    let mut gate = SessionGate::new(&policy, &identity, "db", Some(&masking));
+    let mut gate = SessionGate::new(Some(&policy), &identity, "db", Some(&masking));
     let mut query = |sql: &str| gate.inspect(b'Q', format!("{sql}\0").as_bytes()).unwrap();
     let taint = |step: Step| match step {
         Step::Forward { expect: Some(Expect::Query { taint, .. }), .. } => taint,
@@ -162,4 +162,19 @@ impl Step {
     fn is_forward_query(&self) -> bool {
         matches!(self, Step::Forward { statement: true, expect: Some(Expect::Query { copy: None, .. }) })
     }
+}
+
+#[test]
+fn without_enforcement_everything_is_allowed_and_masking_still_follows_statements() {
+    let identity = Identity { subject: "a".into(), groups: vec![], method: AuthMethod::Jwt };
+    let masking = ConnectionMasking::for_tests(&["*.users.password_hash"]);
+    let mut gate = SessionGate::new(None, &identity, "db", Some(&masking));
+    let mut step = |f: Frame| gate.inspect(f.tag(), f.body()).unwrap();
+    assert!(!is_held(step(frame(b'Q', &[b"DROP TABLE t\0"]))));
+    assert!(!is_held(step(frame(b'F', &[&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]]))));
+    // Rows whose columns masking does not know are still not sent unmasked.
+    assert!(!is_held(step(frame(b'P', &[b"\0", b"SELECT * FROM users\0", &[0, 0]]))));
+    assert!(!is_held(step(frame(b'B', &[b"\0", b"\0", &[0, 0, 0, 0, 0, 0]]))));
+    let held = step(frame(b'E', &[b"\0", &[0, 0, 0, 0]]));
+    assert!(matches!(&held, Step::Decide(h) if !h.decision.allowed()), "{held:?}");
 }

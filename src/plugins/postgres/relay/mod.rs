@@ -77,10 +77,11 @@ pub enum End {
     Aborted,
 }
 
-/// The policy, enforced: who the session is and where approvals go.
+/// The session gate's setting: who the session is and where approvals go.
 pub struct Enforcement<'a> {
-    /// The compiled rules.
-    pub policy: &'a Policy,
+    /// The compiled rules; `None` when `policy.enforce = false` but results are
+    /// masked (statements are followed, and all allowed).
+    pub policy: Option<&'a Policy>,
     /// Where held statements wait.
     pub broker: &'a Broker,
     /// The agent.
@@ -107,7 +108,7 @@ pub struct RelayContext<'a> {
     pub shutdown: &'a Shutdown,
     /// Cap on a message buffered whole.
     pub max_message: usize,
-    /// The policy, unless `policy.enforce = false` and nothing is masked.
+    /// The session gate, unless `policy.enforce = false` and nothing is masked.
     pub enforcement: Option<Enforcement<'a>>,
     /// Result masking for this connection, if anything is masked there.
     pub masking: Option<&'a ConnectionMasking>,
