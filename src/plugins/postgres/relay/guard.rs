@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 
 use super::batch::Batch;
 use super::hold::record_verdict;
-use super::progress::{Captured, ExecuteCapture, Reply, Shared};
-use super::{End, RelayContext, upstream_io};
+use super::progress::{Captured, ExecuteCapture, Phase, Reply, Shared};
+use super::{End, RelayContext, Stop, upstream_io};
 use crate::plugins::postgres::error::SessionError;
 use crate::plugins::postgres::gate::{Held, SessionGate};
 use crate::plugins::postgres::mask::{Expect, FrontendMasking, Taint};
@@ -85,18 +85,14 @@ pub(super) struct OwnRequests<'a, 'c, 'm, 'g, W> {
 
 impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, '_, W> {
     /// Sends `messages`, with `execute` (an Execute among them whose answer the guard
-    /// reads). Returns false if the session is closing: nothing more may go upstream.
-    pub(super) async fn send(
-        &mut self,
-        messages: Vec<Own>,
-        execute: Option<ExecuteCapture>,
-    ) -> Result<bool, SessionError> {
+    /// reads). Stops with `Drained` if the session is closing: nothing more may go upstream.
+    pub(super) async fn send(&mut self, messages: Vec<Own>, execute: Option<ExecuteCapture>) -> Result<(), Stop> {
         let mut out = Batch::default();
         let mut agents = BytesMut::new();
         {
             let mut p = self.shared.lock();
-            if p.closing {
-                return Ok(false);
+            if p.phase == Phase::Closing {
+                return Err(Stop::Ended(End::Drained));
             }
             if let Some(capture) = execute {
                 p.execute_capture = Some(capture);
@@ -132,28 +128,24 @@ impl<W: AsyncWrite + Unpin> OwnRequests<'_, '_, '_, '_, W> {
         let sent = out.send(self.wr, None, Direction::ToUpstream, Kind::PgFrontend, upstream_io, None).await?;
         self.ctx.metrics.to_upstream.inc_by(sent as u64);
         self.sent_total.fetch_add(sent as u64, Ordering::Relaxed);
-        Ok(true)
+        Ok(())
     }
 
     /// Refuses an Execute that has already run: the agent gets `error` in place of its
     /// answer, and a Parse that always fails (bad SQL) makes the server abort the
     /// transaction, as any error at that point would, so nothing the Execute did
     /// stands. The server then skips the agent's messages up to its Sync; the caller
-    /// drops them. Ok(Err(end)) when the session ends meanwhile.
+    /// drops them. `Stop::Ended` when the session ends meanwhile.
     pub(super) async fn abort_ran<R: AsyncRead + Unpin>(
         &mut self,
         error: Bytes,
         rd: &mut R,
         buf: &mut BytesMut,
-    ) -> Result<Result<(), End>, SessionError> {
-        if let Err(end) = self.deliver(error, rd, buf).await {
-            return Ok(Err(end));
-        }
+    ) -> Result<(), Stop> {
+        self.deliver(error, rd, buf).await?;
         let fail = Own { message: failing_parse(), agents: false, reply: None, expect: None };
-        if !self.send(vec![fail, Own::sync(Reply::Capture(None))], None).await? {
-            return Ok(Err(End::Drained));
-        }
-        Ok(Ok(()))
+        self.send(vec![fail, Own::sync(Reply::Capture(None))], None).await?;
+        Ok(())
     }
 
     /// Writes `bytes` to the agent (through the upstream pump, the agent's only
@@ -192,20 +184,17 @@ pub(super) async fn guarded<R, W>(
     up: &mut OwnRequests<'_, '_, '_, '_, W>,
     rd: &mut R,
     buf: &mut BytesMut,
-) -> Result<Result<Counted, End>, SessionError>
+) -> Result<Counted, Stop>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let max_message = up.ctx.max_message;
-    let status = match settled(up.shared, rd, buf, max_message).await {
-        Ok(status) => status,
-        Err(end) => return Ok(Err(end)),
-    };
+    let status = settled(up.shared, rd, buf, max_message).await?;
     let autocommit = match status {
         TransactionStatus::Idle => true,
         TransactionStatus::InTransaction => false,
-        TransactionStatus::Failed => return Ok(Ok(Counted::Forward)),
+        TransactionStatus::Failed => return Ok(Counted::Forward),
     };
     // The opening answers with a value of its own, so its answer cannot be mistaken
     // for another's: only then does the statement go.
@@ -216,10 +205,7 @@ where
         true => format!("BEGIN; SELECT '{nonce}', {ROWS_CHANGED}"),
         false => format!("SAVEPOINT {GUARD_SAVEPOINT}; SELECT '{nonce}', {ROWS_CHANGED}"),
     };
-    let opened = match own_answer(up, &open, rd, buf).await? {
-        Ok(answer) => answer,
-        Err(end) => return Ok(Err(end)),
-    };
+    let opened = own_answer(up, &open, rd, buf).await?;
     let row = opened.first_row.as_deref().and_then(|r| describe::data_row(r).ok());
     let (ours, before) = match row.as_deref() {
         Some([Some(n), Some(count)]) => (*n == nonce.as_bytes(), parse_count(count)),
@@ -228,11 +214,11 @@ where
     if opened.failed || opened.status != Some(TransactionStatus::InTransaction) || !ours {
         // Its transaction state is not what the session's answers said: ending the
         // session rolls back whatever the server has open.
-        return Err(SessionError::Upstream {
+        return Err(Stop::Failed(SessionError::Upstream {
             connection: String::new(),
             detail: "the rows guard found the session's answers out of step".into(),
             agent_message: None,
-        });
+        }));
     }
     let (to, answer) = oneshot::channel();
     let statement = Own {
@@ -241,19 +227,11 @@ where
         reply: Some(Reply::Capture(Some(to))),
         expect: held.expect.clone(),
     };
-    if !up.send(vec![statement], None).await? {
-        return Ok(Err(End::Drained));
-    }
-    let mut answer = match captured(answer, rd, buf, max_message).await {
-        Ok(answer) => answer,
-        Err(end) => return Ok(Err(end)),
-    };
+    up.send(vec![statement], None).await?;
+    let mut answer = captured(answer, rd, buf, max_message).await?;
     // Rows it changed anywhere, if more than its command tag says.
     if !answer.failed && !answer.overflow {
-        let after = match own_answer(up, &format!("SELECT {ROWS_CHANGED}"), rd, buf).await? {
-            Ok(answer) => answer,
-            Err(end) => return Ok(Err(end)),
-        };
+        let after = own_answer(up, &format!("SELECT {ROWS_CHANGED}"), rd, buf).await?;
         let after =
             after.first_row.as_deref().and_then(|r| describe::data_row(r).ok()).and_then(|row| match row.as_slice() {
                 [Some(count)] => parse_count(count),
@@ -288,9 +266,7 @@ where
         )),
         None => rolled_back("its command tag does not say how many rows it changed".into()),
     };
-    if !up.send(vec![request], None).await? {
-        return Ok(Err(End::Drained));
-    }
+    up.send(vec![request], None).await?;
     let outcome = match &counted {
         Counted::Done if answer.failed => "failed",
         Counted::Done => "kept",
@@ -298,7 +274,7 @@ where
     };
     tracing::info!(rows = ?answer.rows, max_rows, outcome, "bulk statement counted");
     record_verdict(up.ctx, counted_event(held, answer.rows, max_rows, outcome)).await?;
-    Ok(Ok(counted))
+    Ok(counted)
 }
 
 /// Runs a bulk Execute under the rows-affected guard. An extended-protocol statement
@@ -315,27 +291,20 @@ pub(super) async fn guarded_execute<R, W>(
     up: &mut OwnRequests<'_, '_, '_, '_, W>,
     rd: &mut R,
     buf: &mut BytesMut,
-) -> Result<Result<Counted, End>, SessionError>
+) -> Result<Counted, Stop>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let max_message = up.ctx.max_message;
-    if let Err(end) = settled(up.shared, rd, buf, max_message).await {
-        return Ok(Err(end));
-    }
+    settled(up.shared, rd, buf, max_message).await?;
     let (to, answer) = oneshot::channel();
     let messages = vec![
         Own { message: execute.clone(), agents: true, reply: None, expect: held.expect.clone() },
         Own { message: message::flush(), agents: false, reply: None, expect: None },
     ];
-    if !up.send(messages, Some(ExecuteCapture { after: earlier, to })).await? {
-        return Ok(Err(End::Drained));
-    }
-    let mut answer = match captured(answer, rd, buf, max_message).await {
-        Ok(answer) => answer,
-        Err(end) => return Ok(Err(end)),
-    };
+    up.send(messages, Some(ExecuteCapture { after: earlier, to })).await?;
+    let mut answer = captured(answer, rd, buf, max_message).await?;
     let bytes = std::mem::take(&mut answer.bytes).freeze();
     let (counted, outcome) = match answer.rows {
         // An earlier message of its pipeline failed: the server skips it.
@@ -349,15 +318,11 @@ where
         ),
         // It failed, or stays within the limit: the agent has its answer.
         Some(rows) if rows <= max_rows || answer.failed => {
-            if let Err(end) = up.deliver(bytes, rd, buf).await {
-                return Ok(Err(end));
-            }
+            up.deliver(bytes, rd, buf).await?;
             (Counted::Done, if answer.failed { "failed" } else { "kept" })
         }
         None if answer.failed => {
-            if let Err(end) = up.deliver(bytes, rd, buf).await {
-                return Ok(Err(end));
-            }
+            up.deliver(bytes, rd, buf).await?;
             (Counted::Done, "failed")
         }
         Some(rows) => (
@@ -379,7 +344,7 @@ where
     };
     tracing::info!(rows = ?answer.rows, max_rows, outcome, "bulk statement counted");
     record_verdict(up.ctx, counted_event(held, answer.rows, max_rows, outcome)).await?;
-    Ok(Ok(counted))
+    Ok(counted)
 }
 
 /// Rows the current transaction has inserted, updated or deleted in every table so far
@@ -392,22 +357,20 @@ fn parse_count(text: &[u8]) -> Option<u64> {
 }
 
 /// Sends a query of Airlock's own and waits for its answer, kept from the agent.
-/// `Ok(Err(end))` when the session ends meanwhile.
+/// `Stop::Ended` when the session ends meanwhile.
 async fn own_answer<R, W>(
     up: &mut OwnRequests<'_, '_, '_, '_, W>,
     sql: &str,
     rd: &mut R,
     buf: &mut BytesMut,
-) -> Result<Result<Captured, End>, SessionError>
+) -> Result<Captured, Stop>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let (to, answer) = oneshot::channel();
-    if !up.send(vec![Own::query(sql, Reply::Capture(Some(to)))], None).await? {
-        return Ok(Err(End::Drained));
-    }
-    Ok(captured(answer, rd, buf, up.ctx.max_message).await)
+    up.send(vec![Own::query(sql, Reply::Capture(Some(to)))], None).await?;
+    Ok(captured(answer, rd, buf, up.ctx.max_message).await?)
 }
 
 /// Describes `select` in the agent's own session, the answer kept from the agent:
@@ -419,7 +382,7 @@ pub(super) async fn describe_in_session<R, W>(
     select: &str,
     rd: &mut R,
     buf: &mut BytesMut,
-) -> Result<Result<Option<Vec<Column>>, End>, SessionError>
+) -> Result<Option<Vec<Column>>, Stop>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -435,24 +398,19 @@ where
         },
         Own::sync(Reply::Capture(Some(to))),
     ];
-    if !up.send(messages, None).await? {
-        return Ok(Err(End::Drained));
-    }
-    let answer = match captured(answer, rd, buf, up.ctx.max_message).await {
-        Ok(answer) => answer,
-        Err(end) => return Ok(Err(end)),
-    };
+    up.send(messages, None).await?;
+    let answer = captured(answer, rd, buf, up.ctx.max_message).await?;
     if answer.failed || answer.overflow {
-        return Ok(Ok(None));
+        return Ok(None);
     }
     let mut bytes = answer.bytes;
     let mut scanner = Scanner::new(up.ctx.max_message);
     while let Ok(Some(Chunk::Frame(frame))) = scanner.next(&mut bytes, &mut |_| Disposition::Whole) {
         if frame.tag() == tag::ROW_DESCRIPTION {
-            return Ok(Ok(describe::row_description(frame.body()).ok()));
+            return Ok(describe::row_description(frame.body()).ok());
         }
     }
-    Ok(Ok(None))
+    Ok(None)
 }
 
 /// The answer the upstream pump captured for Airlock, read while waiting for it

@@ -59,7 +59,7 @@ mod to_agent;
 use batch::{Batch, ReadSizing};
 use guard::{Counted, Own, OwnRequests, describe_in_session, failing_parse, guarded, guarded_execute};
 use hold::{Ruling, decide, refusal};
-use progress::{Ask, Progress, Reply, Shared};
+use progress::{Ask, Phase, Progress, Reply, Shared};
 use to_agent::upstream_to_agent;
 
 /// How a relay ended without error.
@@ -75,6 +75,54 @@ pub enum End {
     Drained,
     /// Airlock's shutdown grace period ran out.
     Aborted,
+}
+
+/// Why a pump stops: the session ended, or failed. The helpers that run requests of
+/// Airlock's own stop the same way, so `?` carries either out of the pump.
+#[derive(Debug)]
+enum Stop {
+    Ended(End),
+    Failed(SessionError),
+}
+
+impl From<End> for Stop {
+    fn from(end: End) -> Stop {
+        Stop::Ended(end)
+    }
+}
+
+impl From<SessionError> for Stop {
+    fn from(e: SessionError) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+impl From<airlock_postgres::ProtocolError> for Stop {
+    fn from(e: airlock_postgres::ProtocolError) -> Stop {
+        Stop::Failed(e.into())
+    }
+}
+
+impl Stop {
+    fn into_result(self) -> Result<End, SessionError> {
+        match self {
+            Stop::Ended(end) => Ok(end),
+            Stop::Failed(e) => Err(e),
+        }
+    }
+}
+
+/// Where the agent pump is in the agent's stream.
+#[derive(Debug)]
+enum Reading {
+    /// Messages pass, raw where the gate allows them in place.
+    Passing,
+    /// The gate held a message while it was still in the read buffer; the scanner
+    /// hands it over whole next.
+    Held(Held),
+    /// A refused Execute: the agent's messages up to its Sync are dropped, as
+    /// PostgreSQL drops them after an error; each is looked at whole.
+    SkippingToSync,
 }
 
 /// The session gate's setting: who the session is and where approvals go.
@@ -176,12 +224,28 @@ pub async fn relay(
 
 async fn agent_to_upstream<R, W>(
     rd: &mut R,
-    mut buf: BytesMut,
+    buf: BytesMut,
     wr: &mut W,
     shared: &Shared,
     ctx: &RelayContext<'_>,
     sent_total: &AtomicU64,
 ) -> Result<End, SessionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Err(stop) = forward_agent(rd, buf, wr, shared, ctx, sent_total).await;
+    stop.into_result()
+}
+
+async fn forward_agent<R, W>(
+    rd: &mut R,
+    mut buf: BytesMut,
+    wr: &mut W,
+    shared: &Shared,
+    ctx: &RelayContext<'_>,
+    sent_total: &AtomicU64,
+) -> Result<std::convert::Infallible, Stop>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -194,13 +258,8 @@ where
             .with_catalog(e.runs_code.clone(), e.showing_masked.clone())
             .with_max_rows(e.max_rows)
     });
-    // After a refused Execute, the agent's messages up to its Sync are dropped, as
-    // PostgreSQL does after an error; each is then looked at whole.
-    let mut skipping = false;
+    let mut reading = Reading::Passing;
     let mut counts = Counts::default();
-    // A message the gate held while it was still in the read buffer, until the
-    // scanner hands it over whole.
-    let mut held_in_place: Option<Held> = None;
     // Secrets in the agent's statements and parameters are masked in the recording.
     let mut recorded = ctx.masking.filter(|_| ctx.recorder.is_some()).map(FrontendMasking::new);
     // Created once: registering a waiter takes a lock, later polls one atomic load.
@@ -211,8 +270,8 @@ where
             let replies = std::mem::take(&mut shared.lock().replies);
             gate.replies(&replies);
         }
-        while let Some(chunk) = scanner
-            .next(&mut buf, &mut |h| counts.classify(h, gate.as_mut(), skipping, ctx.max_message, &mut held_in_place))?
+        while let Some(chunk) =
+            scanner.next(&mut buf, &mut |h| counts.classify(h, gate.as_mut(), &mut reading, ctx.max_message))?
         {
             let frame = match chunk {
                 Chunk::Raw(bytes) => {
@@ -223,30 +282,25 @@ where
             };
             if std::mem::take(&mut counts.sync_first) {
                 // What the agent sent before goes first, then Airlock's Sync ending it.
-                if !counts.commit(shared, None) {
-                    return Ok(End::Drained);
-                }
+                counts.commit(shared, None)?;
                 send_upstream(&mut out, wr, ctx, sent_total, recorded.as_mut()).await?;
                 if let Some(gate) = gate.as_mut() {
                     let mut up =
                         OwnRequests { wr: &mut *wr, shared, ctx, sent_total, recorded: recorded.as_mut(), gate };
-                    if !up.send(vec![Own::sync(Reply::Unsaid)], None).await? {
-                        return Ok(End::Drained);
-                    }
+                    up.send(vec![Own::sync(Reply::Unsaid)], None).await?;
                 }
             }
-            let step = if skipping && !matches!(frame.tag(), tag::SYNC | tag::TERMINATE) {
-                continue;
-            } else if let Some(held) = held_in_place.take() {
-                Step::Decide(held)
-            } else if let Some(gate) = gate.as_mut() {
-                gate.inspect(frame.tag(), frame.body())?
-            } else {
-                Step::Forward { statement: false, expect: None }
+            let step = match std::mem::replace(&mut reading, Reading::Passing) {
+                Reading::SkippingToSync if frame.tag() != tag::SYNC => {
+                    reading = Reading::SkippingToSync;
+                    if frame.tag() != tag::TERMINATE {
+                        continue;
+                    }
+                    inspect(gate.as_mut(), &frame)?
+                }
+                Reading::Held(held) => Step::Decide(held),
+                Reading::Passing | Reading::SkippingToSync => inspect(gate.as_mut(), &frame)?,
             };
-            if frame.tag() == tag::SYNC {
-                skipping = false;
-            }
             match step {
                 Step::Forward { statement, expect, .. } => {
                     counts.requests.extend(Ask::of(frame.tag()));
@@ -257,9 +311,7 @@ where
                 Step::Decide(mut held) => {
                     // What the agent sent before this goes first: its replies come
                     // before this one's, and nothing earlier waits on an approver.
-                    if !counts.commit(shared, None) {
-                        return Ok(End::Drained);
-                    }
+                    counts.commit(shared, None)?;
                     send_upstream(&mut out, wr, ctx, sent_total, recorded.as_mut()).await?;
                     let (Some(enforcement), Some(gate)) = (ctx.enforcement.as_ref(), gate.as_mut()) else { continue };
                     let mut up =
@@ -271,38 +323,35 @@ where
                             HeldKind::Query => guarded(frame.raw(), &held, max_rows, &mut up, rd, &mut buf).await?,
                             // After COPY data the server may have ignored a Sync, so
                             // counting answers cannot find this Execute's: held first.
-                            HeldKind::Execute if counts.misaligned => Ok(Counted::Hold(
+                            HeldKind::Execute if counts.misaligned => Counted::Hold(
                                 "after COPY data whose Syncs the server may have ignored, Airlock cannot count a bulk Execute's rows until a Sync after the COPY".into(),
-                            )),
+                            ),
                             HeldKind::Execute => {
                                 // The messages before it since the agent's last Sync.
                                 let earlier = counts.since_sync.saturating_sub(1);
                                 guarded_execute(frame.raw(), &held, max_rows, earlier, &mut up, rd, &mut buf).await?
                             }
-                            HeldKind::FunctionCall => Ok(Counted::Forward),
+                            HeldKind::FunctionCall => Counted::Forward,
                         };
                         match counted {
-                            Err(end) => return Ok(end),
-                            Ok(Counted::Done) => {
+                            Counted::Done => {
                                 counts.statements += u64::from(held.kind == HeldKind::Query);
                                 continue;
                             }
                             // Allowed as it stands: forwarded below.
-                            Ok(Counted::Forward) => {}
-                            Ok(Counted::Hold(reason)) => {
+                            Counted::Forward => {}
+                            Counted::Hold(reason) => {
                                 held.decision =
                                     std::sync::Arc::new(held.decision.held_for_rows(&reason, judge::text_fingerprint));
                             }
-                            Ok(Counted::HoldOpen(reason, answer)) => {
+                            Counted::HoldOpen(reason, answer) => {
                                 held.decision =
                                     std::sync::Arc::new(held.decision.held_for_rows(&reason, judge::text_fingerprint));
                                 ran = Some(answer);
                             }
-                            Ok(Counted::Refuse(reason)) => {
-                                if let Err(end) = up.abort_ran(refusal(&reason, "max_rows"), rd, &mut buf).await? {
-                                    return Ok(end);
-                                }
-                                skipping = true;
+                            Counted::Refuse(reason) => {
+                                up.abort_ran(refusal(&reason, "max_rows"), rd, &mut buf).await?;
+                                reading = Reading::SkippingToSync;
                                 counts.since_sync = 0;
                                 continue;
                             }
@@ -311,7 +360,7 @@ where
                     let verdict = match decide(&held, enforcement, shared, ctx, rd, &mut buf).await? {
                         Ruling::Forward => None,
                         Ruling::Refuse(error) => Some(error),
-                        Ruling::Left => return Ok(End::AgentClosed),
+                        Ruling::Left => return Err(End::AgentClosed.into()),
                     };
                     counts.statements += u64::from(held.kind == HeldKind::Query);
                     let mut up =
@@ -319,24 +368,17 @@ where
                     match (verdict, ran) {
                         // Approved after it ran: its answer goes on, so does its transaction.
                         (None, Some(answer)) => {
-                            if let Err(end) = up.deliver(answer, rd, &mut buf).await {
-                                return Ok(end);
-                            }
+                            up.deliver(answer, rd, &mut buf).await?;
                         }
                         (Some(error), Some(_)) => {
-                            if let Err(end) = up.abort_ran(error, rd, &mut buf).await? {
-                                return Ok(end);
-                            }
-                            skipping = true;
+                            up.abort_ran(error, rd, &mut buf).await?;
+                            reading = Reading::SkippingToSync;
                             counts.since_sync = 0;
                         }
                         (None, None) => {
                             let mut expect = held.expect;
                             if let Some(select) = &held.describe {
-                                let columns = match describe_in_session(&mut up, select, rd, &mut buf).await? {
-                                    Ok(columns) => columns,
-                                    Err(end) => return Ok(end),
-                                };
+                                let columns = describe_in_session(&mut up, select, rd, &mut buf).await?;
                                 if let Some(Expect::Query { described, .. }) = expect.as_mut() {
                                     *described = columns.map(std::sync::Arc::new);
                                 }
@@ -356,7 +398,7 @@ where
                             up.gate.refused();
                             let reply = match held.kind {
                                 HeldKind::Execute => {
-                                    skipping = true;
+                                    reading = Reading::SkippingToSync;
                                     Reply::ErrorInstead(error)
                                 }
                                 HeldKind::Query | HeldKind::FunctionCall => Reply::ErrorThenReady(error),
@@ -366,9 +408,7 @@ where
                             if ctx.masking.is_some() {
                                 counts.expect.push(Expect::Sync);
                             }
-                            if !counts.commit(shared, Some(reply)) {
-                                return Ok(End::Drained);
-                            }
+                            counts.commit(shared, Some(reply))?;
                             if held.kind == HeldKind::Execute {
                                 out.push(failing_parse());
                             }
@@ -378,21 +418,19 @@ where
                 }
             }
         }
-        if !counts.commit(shared, None) {
-            return Ok(End::Drained);
-        }
+        counts.commit(shared, None)?;
         send_upstream(&mut out, wr, ctx, sent_total, recorded.as_mut()).await?;
         if counts.terminate && scanner.at_boundary() {
-            return Ok(End::Terminated);
+            return Err(End::Terminated.into());
         }
         sizing.prepare(&mut buf);
         let n = tokio::select! {
             biased;
-            _ = &mut abort => return Ok(End::Aborted),
+            _ = &mut abort => return Err(End::Aborted.into()),
             n = rd.read_buf(&mut buf) => n.map_err(SessionError::AgentIo)?,
         };
         if n == 0 {
-            return Ok(End::AgentClosed);
+            return Err(End::AgentClosed.into());
         }
         sizing.observe(n);
     }
@@ -459,25 +497,24 @@ impl Counts {
 
     /// The statement seam, called once per frontend message header. Statements stay
     /// within limits.max_message_size even while they pass raw: asking for an
-    /// oversized one whole makes the scanner refuse it. While `skipping`, everything
-    /// is asked for whole (and dropped by the caller).
+    /// oversized one whole makes the scanner refuse it. While skipping to a Sync,
+    /// everything is asked for whole (and dropped by the caller).
     ///
     /// With the policy enforced, the messages the gate wants are inspected in place
     /// when they are already wholly buffered (the common case), so allowed traffic
-    /// still passes raw; a held one is parked in `held` and asked for whole, as is a
-    /// message still arriving (the caller inspects those).
+    /// still passes raw; a held one is parked in `reading` and asked for whole, as
+    /// is a message still arriving (the caller inspects those).
     fn classify(
         &mut self,
         h: Header<'_>,
         gate: Option<&mut SessionGate<'_>>,
-        skipping: bool,
+        reading: &mut Reading,
         max_message: usize,
-        held: &mut Option<Held>,
     ) -> Disposition {
         if h.tag == tag::TERMINATE {
             self.terminate = true;
         }
-        if skipping {
+        if matches!(reading, Reading::SkippingToSync) {
             return Disposition::Whole;
         }
         // The server ignores a Query or FunctionCall that comes while it skips to a
@@ -490,7 +527,7 @@ impl Counts {
             if self.unsynced_portals {
                 let kind = if h.tag == tag::QUERY { HeldKind::Query } else { HeldKind::FunctionCall };
                 let reason = "a Query or FunctionCall must not follow a Bind or Execute before their Sync";
-                *held = Some(Held::refused("(protocol)", reason, kind));
+                *reading = Reading::Held(Held::refused("(protocol)", reason, kind));
                 return Disposition::Whole;
             }
             self.sync_first = true;
@@ -526,7 +563,7 @@ impl Counts {
                     Disposition::Pass
                 }
                 Some(Ok(Step::Decide(h))) => {
-                    *held = Some(h);
+                    *reading = Reading::Held(h);
                     Disposition::Whole
                 }
                 Some(Err(_)) | None => Disposition::Whole,
@@ -538,16 +575,16 @@ impl Counts {
     }
 
     /// Moves the counted requests (then an Airlock-answered one) into `Progress`,
-    /// before their bytes go upstream. Returns false if the session is closing:
-    /// nothing more may go upstream.
-    fn commit(&mut self, shared: &Shared, refused: Option<Reply>) -> bool {
+    /// before their bytes go upstream. Stops with `Drained` if the session is
+    /// closing: nothing more may go upstream.
+    fn commit(&mut self, shared: &Shared, refused: Option<Reply>) -> Result<(), Stop> {
         let statements = std::mem::take(&mut self.statements);
         if self.requests.is_empty() && statements == 0 && refused.is_none() && self.expect.is_empty() {
-            return true;
+            return Ok(());
         }
         let mut p = shared.lock();
-        if p.closing {
-            return false;
+        if p.phase == Phase::Closing {
+            return Err(End::Drained.into());
         }
         p.expect.append(&mut self.expect);
         for ask in self.requests.drain(..) {
@@ -558,7 +595,18 @@ impl Counts {
             p.push(reply, true);
             shared.attention.fetch_add(1, Ordering::SeqCst);
         }
-        true
+        Ok(())
+    }
+}
+
+/// What the gate says of a message the scanner handed over whole.
+fn inspect(
+    gate: Option<&mut SessionGate<'_>>,
+    frame: &airlock_postgres::Frame,
+) -> Result<Step, airlock_postgres::ProtocolError> {
+    match gate {
+        Some(gate) => gate.inspect(frame.tag(), frame.body()),
+        None => Ok(Step::Forward { statement: false, expect: None }),
     }
 }
 

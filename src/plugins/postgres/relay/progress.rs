@@ -150,8 +150,8 @@ pub(super) struct Progress {
     /// Tags of the upstream's replies that settle prepared-statement names, oldest
     /// first, until the agent pump hands them to its gate.
     pub(super) replies: Vec<u8>,
-    /// Set once, when the session is closing at a safe point: nothing more goes up.
-    pub(super) closing: bool,
+    /// Where the session is in its life: open, draining, or closing.
+    pub(super) phase: Phase,
     /// The server copies in and the agent has not ended the COPY: its Syncs until then
     /// are ignored by the server, so they are not requests.
     copying: bool,
@@ -161,6 +161,17 @@ pub(super) struct Progress {
     /// Requests ever sent: the next one's `seq`.
     pushed: u64,
     pub(super) statements: u64,
+}
+
+/// A session's life as Airlock shuts down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Requests flow.
+    Open,
+    /// Airlock is draining: the session closes at its next safe point.
+    Draining,
+    /// It reached one: nothing more goes upstream.
+    Closing,
 }
 
 impl Default for Progress {
@@ -173,7 +184,7 @@ impl Default for Progress {
             expect: Vec::new(),
             status: TransactionStatus::Idle,
             replies: Vec::new(),
-            closing: false,
+            phase: Phase::Open,
             copying: false,
             copy_ends: VecDeque::new(),
             pushed: 0,

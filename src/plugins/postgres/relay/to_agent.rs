@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::oneshot;
 
 use super::batch::{Batch, ReadSizing};
-use super::progress::{Captured, ExecuteCapture, Reply, Shared};
+use super::progress::{Captured, ExecuteCapture, Phase, Reply, Shared};
 use super::{End, RelayContext, upstream_io, upstream_protocol};
 use crate::plugins::postgres::error::SessionError;
 use crate::plugins::postgres::mask::ResultMasking;
@@ -33,7 +33,6 @@ where
     let mut scanner = Scanner::new(ctx.max_message);
     let mut out = Batch::default();
     let mut sizing = ReadSizing::default();
-    let mut draining = false;
     let mut statuses = Vec::new();
     let mut results = ctx.masking.map(ResultMasking::new);
     // The gate pairs these replies with the names its requests define.
@@ -116,7 +115,7 @@ where
                 }
                 if tag == tag::COPY_IN {
                     // The answers before it settle first, against the requests as sent.
-                    close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
+                    close_now |= settle(shared, ctx, &mut statuses, |r| out.push_unexpected(r))?;
                     for owed in shared.lock().copying_in() {
                         if !matches!(owed, Reply::Upstream) {
                             shared.attention.fetch_sub(1, Ordering::SeqCst);
@@ -149,10 +148,10 @@ where
                 }
             } else {
                 // Earlier ReadyForQuerys passed raw settle first, in order.
-                close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
+                close_now |= settle(shared, ctx, &mut statuses, |r| out.push_unexpected(r))?;
                 statuses.push(message::parse_ready_for_query(frame.body()));
                 let mut reply = Reply::Upstream;
-                close_now |= settle(shared, ctx, &mut statuses, draining, |r| reply = r)?;
+                close_now |= settle(shared, ctx, &mut statuses, |r| reply = r)?;
                 match reply {
                     Reply::Upstream => out.push(frame.into_raw()),
                     Reply::ErrorThenReady(error) => {
@@ -184,7 +183,7 @@ where
                 capturing = route_captures(shared, &mut execute, &answers, &mut capturing_execute)?;
             }
         }
-        close_now |= settle(shared, ctx, &mut statuses, draining, |r| out.push_unexpected(r))?;
+        close_now |= settle(shared, ctx, &mut statuses, |r| out.push_unexpected(r))?;
         if !replies.is_empty() {
             shared.lock().replies.append(&mut replies);
         }
@@ -216,12 +215,12 @@ where
                 let _ = send_to_agent(&mut out, wr, ctx).await;
                 return Ok(End::Aborted);
             }
-            _ = &mut drain, if !draining => {
-                draining = true;
+            _ = &mut drain, if shared.lock().phase == Phase::Open => {
                 let idle = {
                     let mut p = shared.lock();
-                    p.closing = p.at_safe_point() && scanner.at_boundary() && buf.is_empty();
-                    p.closing
+                    let idle = p.at_safe_point() && scanner.at_boundary() && buf.is_empty();
+                    p.phase = if idle { Phase::Closing } else { Phase::Draining };
+                    idle
                 };
                 if idle {
                     out.push(shutdown_notice());
@@ -333,7 +332,6 @@ fn settle(
     shared: &Shared,
     ctx: &RelayContext<'_>,
     statuses: &mut Vec<Result<TransactionStatus, airlock_postgres::ProtocolError>>,
-    draining: bool,
     mut reply: impl FnMut(Reply),
 ) -> Result<bool, SessionError> {
     if statuses.is_empty() {
@@ -354,8 +352,8 @@ fn settle(
     if p.in_flight.is_empty() {
         shared.settled.notify_one();
     }
-    if draining && p.at_safe_point() {
-        p.closing = true;
+    if p.phase == Phase::Draining && p.at_safe_point() {
+        p.phase = Phase::Closing;
         return Ok(true);
     }
     Ok(false)
