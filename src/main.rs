@@ -88,6 +88,11 @@ enum Command {
         #[arg(long, short, default_value = "airlock.toml", env = "AIRLOCK_CONFIG")]
         config: PathBuf,
     },
+    /// The HTTPS proxy's certificate authority.
+    Ca {
+        #[command(subcommand)]
+        action: CaAction,
+    },
     /// Print the host key line to pin in an SSH connection's `host_key`.
     SshKeyscan {
         /// The upstream's `host:port`.
@@ -146,7 +151,7 @@ enum Command {
         #[command(flatten)]
         source: DataSource,
         /// `text` (a transcript), `jsonl` (one frame per line) or, for SSH sessions,
-        /// `asciicast` (v2, for `asciinema play`).
+        /// `asciicast` (v2, for `asciinema play`); for HTTP sessions, `har` (HAR 1.2).
         #[arg(long, default_value = "text")]
         format: ReplayFormat,
         /// Rows shown per result in `text`.
@@ -251,6 +256,18 @@ enum ReplayFormat {
     Text,
     Jsonl,
     Asciicast,
+    Har,
+}
+
+#[derive(Subcommand)]
+enum CaAction {
+    /// Print the CA certificate (PEM) for agents' trust stores, creating the CA on
+    /// first use: `airlock ca export > airlock-ca.pem`.
+    Export {
+        /// Config file whose data_dir holds the CA.
+        #[arg(long, short, default_value = "airlock.toml", env = "AIRLOCK_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -449,6 +466,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         .map(|f| (f.ts_us, f.kind == Kind::SshAgent, &f.payload[..]));
                     airlock_ssh::transcript::asciicast(summary.start_us, events, &mut out)?;
                 }
+                ReplayFormat::Har => {
+                    if summary.protocol != "http" {
+                        anyhow::bail!("HAR is for HTTP sessions; session {} is {}", summary.id, summary.protocol);
+                    }
+                    use airlock::recording::format::Kind;
+                    let events = frames
+                        .iter()
+                        .filter(|f| matches!(f.kind, Kind::HttpAgent | Kind::HttpUpstream))
+                        .map(|f| (f.kind == Kind::HttpAgent, f.ts_us, f.payload.to_vec()));
+                    let har = airlock_http::transcript::har(summary.start_us, events);
+                    serde_json::to_writer_pretty(&mut out, &har)?;
+                    std::io::Write::write_all(&mut out, b"\n")?;
+                }
             }
             Ok(())
         }
@@ -528,6 +558,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let key = airlock::plugins::ssh::load_or_create_host_key(&config.data_dir())?;
             println!("{}", airlock::plugins::ssh::host_key_fingerprint(&key));
             println!("{}", key.public_key().to_openssh().map_err(|e| anyhow::anyhow!("{e}"))?);
+            Ok(())
+        }
+        Command::Ca { action: CaAction::Export { config } } => {
+            let config = Config::load(&config)?;
+            let ca = airlock::plugins::http::mitm::Authority::load_or_create(&config.data_dir())?;
+            print!("{}", ca.cert_pem());
             Ok(())
         }
         Command::SshKeyscan { address } => {

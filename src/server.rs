@@ -68,6 +68,18 @@ impl Server {
             )?)),
             false => None,
         };
+        let http = match config.connections.iter().any(|c| c.protocol == crate::config::Protocol::Http) {
+            true => Some(Arc::new(crate::plugins::http::HttpPlugin::new(
+                config,
+                auth.clone(),
+                metrics.clone(),
+                tls.clone(),
+                recorder.clone(),
+                policy.clone(),
+                broker.clone(),
+            )?)),
+            false => None,
+        };
         let postgres = Arc::new(PostgresPlugin::new(
             config,
             auth.clone(),
@@ -92,6 +104,11 @@ impl Server {
             bound.push(Bound { endpoint: "ssh", addr: listener.local_addr()? });
             tracing::info!(fingerprint = ssh.fingerprint(), "SSH host key");
             tokio::spawn(listeners.clone().run(listener, ssh));
+        }
+        if let Some(http) = http {
+            let listener = bind("listen.http", config.listen.http).await?;
+            bound.push(Bound { endpoint: "http", addr: listener.local_addr()? });
+            tokio::spawn(listeners.clone().run(listener, http));
         }
         for b in &bound {
             tracing::info!(endpoint = b.endpoint, addr = %b.addr, "listening");

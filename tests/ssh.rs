@@ -5,12 +5,12 @@
 
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use std::time::Instant;
 
 use support::sshd::{AgentKey, Sshd, run, ssh_cmd, ssh_token_cmd, transfer_cmd};
-use support::{Airlock, ok, token};
+use support::{Airlock, cli, ok, pending, token};
 
 /// An Airlock with one SSH connection `box` to a fresh sshd, and an agent key.
 struct Rig {
@@ -85,30 +85,6 @@ fn exec_carries_stdout_stderr_and_the_exit_status() {
         Duration::from_secs(60),
     );
     assert_eq!(text(&out.stdout), "Linux\n", "stderr: {}", text(&out.stderr));
-}
-
-/// Runs the `airlock` CLI against this Airlock's admin API as an approver.
-fn cli(airlock: &Airlock, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(args)
-        .args(["--admin", &format!("http://{}", airlock.admin)])
-        .env("AIRLOCK_TOKEN", token("oncall", &["sre"]))
-        .env_remove("AIRLOCK_CONFIG")
-        .output()
-        .unwrap()
-}
-
-/// Waits until `n` approvals are pending and returns them.
-fn pending(airlock: &Airlock, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let list: Vec<serde_json::Value> = serde_json::from_str(&ok(&cli(airlock, &["approvals", "--json"]))).unwrap();
-        if list.len() == n {
-            return list;
-        }
-        assert!(Instant::now() < deadline, "expected {n} pending approvals, have {list:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn spawn(cmd: &mut Command) -> std::process::Child {

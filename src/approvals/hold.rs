@@ -32,6 +32,10 @@ pub struct Holding<'a> {
     pub recorder: Option<&'a SessionRecorder>,
     /// Where they are counted.
     pub metrics: &'a SessionMetrics,
+    /// How long the agent waits for a decision; `None`: until one is made or the
+    /// request expires. When its patience runs out the request is parked
+    /// ([`Settled::Parked`]), and the agent may come back for it ([`redeem`]).
+    pub patience: Option<std::time::Duration>,
 }
 
 /// How a decision was settled.
@@ -49,6 +53,9 @@ pub enum Settled {
     Canceled,
     /// The agent left while it waited; the request was withdrawn.
     Withdrawn,
+    /// Nobody decided within the agent's patience: the request stays open, under this
+    /// id, until `approvals.timeout`.
+    Parked(String),
 }
 
 /// Why something is refused, for the agent.
@@ -146,8 +153,21 @@ pub async fn hold(
     let id = ticket.request.id.clone();
     session.record(VerdictEvent { approval: Some(id.clone()), ..event(PolicyEvent::Held, &rule, reason) }).await?;
     notify(&ticket.request);
+    let patience = async {
+        match session.patience {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
     let outcome = tokio::select! {
         outcome = ticket.wait() => Some(outcome),
+        _ = patience => {
+            ticket.park();
+            tracing::info!(approval = %id, "the agent stopped waiting; the request stays open");
+            let parked = VerdictEvent { approval: Some(id.clone()), ..event(PolicyEvent::Parked, &rule, reason) };
+            session.record(parked).await?;
+            return Ok(Settled::Parked(id));
+        }
         _ = &mut cancelled => None,
         _ = gone => {
             // Dropping the ticket withdraws the request.
@@ -173,5 +193,54 @@ pub async fn hold(
     let settled_event =
         VerdictEvent { approval: Some(id), by, classes: Vec::new(), ..event(event_kind, &rule, reason) };
     session.record(settled_event).await?;
+    Ok(settled)
+}
+
+/// Settles a request the agent sends again with the id of its parked approval: it
+/// goes ahead once that approval is given (once), and is refused when it was denied
+/// or expired. A request the id does not cover (another identity, connection or
+/// request) is decided afresh, as if no id came with it.
+pub async fn redeem(
+    session: &Holding<'_>,
+    decision: &Decision,
+    text: &str,
+    id: &str,
+    cancel: &Notify,
+    gone: impl Future<Output = ()>,
+) -> Result<Settled, RecorderDown> {
+    let fingerprints: Vec<String> = decision.held().map(|s| s.fingerprint.clone()).collect();
+    let redeemed = match decision.verdict() {
+        Verdict::Approve(_) => session.broker.redeem(id, &session.identity.subject, session.connection, &fingerprints),
+        // Policy allows or denies it outright: an approval changes nothing.
+        Verdict::Allow | Verdict::Deny(_) => super::Redeemed::Unknown,
+    };
+    let rule = decision.held().next().map(|s| s.rule.clone()).unwrap_or_default();
+    let event = |event, reason: &str, by: Option<String>| VerdictEvent {
+        event,
+        statement: text.to_owned(),
+        rule: rule.clone(),
+        reason: reason.to_owned(),
+        approval: Some(id.to_owned()),
+        by,
+        ..VerdictEvent::default()
+    };
+    let settled = match redeemed {
+        super::Redeemed::Unknown => return hold(session, decision, text, |_| {}, cancel, gone).await,
+        super::Redeemed::Pending => Settled::Parked(id.to_owned()),
+        super::Redeemed::Approved { by } => {
+            session.record(event(PolicyEvent::Approved, "approval redeemed", Some(by))).await?;
+            Settled::Approved
+        }
+        super::Redeemed::Denied { by, reason } => {
+            let message = format!("approval {id} was denied by {by}: {reason}");
+            session.record(event(PolicyEvent::Denied, &reason, Some(by))).await?;
+            Settled::Denied(Refusal { message, rule })
+        }
+        super::Redeemed::Expired => {
+            let message = format!("approval {id} timed out: no approver decided in time");
+            session.record(event(PolicyEvent::Expired, "", None)).await?;
+            Settled::Expired(Refusal { message, rule })
+        }
+    };
     Ok(settled)
 }

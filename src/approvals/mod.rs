@@ -6,6 +6,11 @@
 //! statements with the same fingerprints on the same connection without asking again.
 //! Everything lives in memory: a restart refuses whatever was pending (the agents'
 //! sessions end with it).
+//!
+//! An HTTP agent does not wait for ever: when its wait ends, its ticket is parked
+//! ([`Ticket::park`]) and the request stays open until `approvals.timeout`. The agent
+//! retries with the id, and [`Broker::redeem`] tells how it was decided; an approval
+//! is redeemed once, and only for the same identity, connection and fingerprints.
 
 mod hold;
 mod webhook;
@@ -20,7 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Approvals as ApprovalSettings;
 use crate::identity::Identity;
-pub use hold::{Holding, Refusal, Settled, hold, record};
+pub use hold::{Holding, Refusal, Settled, hold, record, redeem};
 pub use webhook::Webhook;
 
 /// What an agent asked for, as approvers see it.
@@ -110,10 +115,42 @@ struct Grant {
     until: Instant,
 }
 
+/// A request whose agent stopped waiting, with the end of its decision.
+struct Parked {
+    request: Request,
+    decided: oneshot::Receiver<Outcome>,
+    /// When it expires unless decided.
+    until: Instant,
+}
+
 #[derive(Default)]
 struct State {
     pending: HashMap<String, Pending>,
     grants: Vec<Grant>,
+    parked: HashMap<String, Parked>,
+}
+
+/// How a parked request stands when its agent comes back for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redeemed {
+    /// Approved: the request may go ahead, this once.
+    Approved {
+        /// The approver.
+        by: String,
+    },
+    /// Denied by an approver.
+    Denied {
+        /// The approver.
+        by: String,
+        /// Their reason.
+        reason: String,
+    },
+    /// Nobody has decided yet.
+    Pending,
+    /// Nobody decided in time.
+    Expired,
+    /// No parked request has this id for this identity, connection and request.
+    Unknown,
 }
 
 /// The locked state; the pending gauge follows every change when the lock is released.
@@ -183,6 +220,17 @@ impl Ticket<'_> {
     }
 }
 
+impl Ticket<'_> {
+    /// Stops waiting but keeps the request open until `approvals.timeout`, for the
+    /// agent to come back to with [`Broker::redeem`].
+    pub fn park(mut self) {
+        let Some(decided) = self.decided.take() else { return };
+        let until = Instant::now() + self.broker.timeout;
+        let mut state = self.broker.lock();
+        state.parked.insert(self.request.id.clone(), Parked { request: self.request.clone(), decided, until });
+    }
+}
+
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         if self.decided.is_some() && self.broker.withdraw(&self.request.id) {
@@ -247,6 +295,7 @@ impl Broker {
 
     /// Pending requests, oldest first.
     pub fn pending(&self) -> Vec<Request> {
+        self.sweep();
         let mut list: Vec<Request> = self.lock().pending.values().map(|p| p.request.clone()).collect();
         list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
         list
@@ -295,6 +344,7 @@ impl Broker {
         outcome: Outcome,
         then: impl FnOnce(&mut State, &Request),
     ) -> Result<Request, DecideError> {
+        self.sweep();
         let mut state = self.lock();
         let pending = state.pending.get(id).ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
         if pending.request.asked.subject == approver.subject {
@@ -308,6 +358,59 @@ impl Broker {
         // The session may have left in the meantime; the decision stands either way.
         let _ = decide.send(outcome);
         Ok(request)
+    }
+
+    /// When request `id`, still pending, expires (RFC 3339).
+    pub fn expires_at(&self, id: &str) -> Option<String> {
+        self.lock().pending.get(id).map(|p| p.request.expires_at.clone())
+    }
+
+    /// How parked request `id` was decided, if it was filed for this subject and
+    /// connection with these fingerprints. An approval is handed out once.
+    pub fn redeem(&self, id: &str, subject: &str, connection: &str, fingerprints: &[String]) -> Redeemed {
+        self.sweep();
+        let mut state = self.lock();
+        let Some(parked) = state.parked.get_mut(id) else { return Redeemed::Unknown };
+        let asked = &parked.request.asked;
+        if asked.subject != subject || asked.connection != connection || asked.fingerprints != fingerprints {
+            return Redeemed::Unknown;
+        }
+        let redeemed = match parked.decided.try_recv() {
+            Ok(Outcome::Approved { by }) => Redeemed::Approved { by },
+            Ok(Outcome::Denied { by, reason }) => Redeemed::Denied { by, reason },
+            Ok(Outcome::TimedOut) | Err(oneshot::error::TryRecvError::Closed) => Redeemed::Expired,
+            Err(oneshot::error::TryRecvError::Empty) => return Redeemed::Pending,
+        };
+        state.parked.remove(id);
+        redeemed
+    }
+
+    /// Expires parked requests nobody decided in time, and forgets decided ones their
+    /// agents never came back for.
+    fn sweep(&self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        {
+            let mut state = self.lock();
+            if state.parked.is_empty() {
+                return;
+            }
+            let State { pending, parked, .. } = &mut *state;
+            // Decided ones are kept as long again, for an agent that comes back late.
+            let keep_decided = self.timeout;
+            parked.retain(|id, p| match pending.contains_key(id) {
+                true if p.until <= now => {
+                    expired.extend(pending.remove(id).map(|gone| gone.request));
+                    false
+                }
+                true => true,
+                false => p.until + keep_decided > now,
+            });
+        }
+        for request in expired {
+            tracing::info!(id = %request.id, "parked approval expired");
+            self.announce("expired", &request, None);
+        }
     }
 
     fn withdraw(&self, id: &str) -> bool {

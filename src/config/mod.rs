@@ -5,7 +5,7 @@
 //! checks what types cannot express. Every error names the file, the line and the key,
 //! and says how to fix it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -85,11 +85,20 @@ pub struct Listen {
     /// SSH endpoint; it listens only when an SSH connection is configured.
     #[serde(default = "defaults::ssh_addr")]
     pub ssh: SocketAddr,
+    /// HTTP endpoint (reverse and forward proxy); it listens only when an HTTP
+    /// connection is configured.
+    #[serde(default = "defaults::http_addr")]
+    pub http: SocketAddr,
 }
 
 impl Default for Listen {
     fn default() -> Self {
-        Listen { postgres: defaults::postgres_addr(), admin: defaults::admin_addr(), ssh: defaults::ssh_addr() }
+        Listen {
+            postgres: defaults::postgres_addr(),
+            admin: defaults::admin_addr(),
+            ssh: defaults::ssh_addr(),
+            http: defaults::http_addr(),
+        }
     }
 }
 
@@ -124,6 +133,10 @@ pub struct Approvals {
     /// The longest grant `airlock approve --for` may give.
     #[serde(default = "defaults::max_grant", deserialize_with = "de_duration")]
     pub max_grant: Duration,
+    /// How long a held HTTP request waits before the agent is answered 403 with the
+    /// approval's id to retry with (the approval itself stays open for `timeout`).
+    #[serde(default = "defaults::http_hold", deserialize_with = "de_duration")]
+    pub http_hold: Duration,
 }
 
 impl Default for Approvals {
@@ -133,6 +146,7 @@ impl Default for Approvals {
             webhook: None,
             webhook_timeout: defaults::webhook_timeout(),
             max_grant: defaults::max_grant(),
+            http_hold: defaults::http_hold(),
         }
     }
 }
@@ -366,6 +380,8 @@ pub enum Protocol {
     Postgres,
     /// SSH: exec, shells and SFTP.
     Ssh,
+    /// HTTP APIs: reverse and forward proxy.
+    Http,
 }
 
 impl Protocol {
@@ -374,6 +390,7 @@ impl Protocol {
         match self {
             Protocol::Postgres => "postgres",
             Protocol::Ssh => "ssh",
+            Protocol::Http => "http",
         }
     }
 }
@@ -429,6 +446,41 @@ pub struct MaskingRule {
     /// Extra detectors: a name and a regex (the whole match is masked).
     #[serde(default)]
     pub patterns: Vec<MaskPattern>,
+    /// HTTP: JSON paths masked whole in JSON bodies (`$.user.email`, `$..password`).
+    #[serde(default)]
+    pub json: Vec<String>,
+    /// HTTP: JSON keys whose values are masked whole, as case-insensitive globs
+    /// (`*token*`, `*secret*`).
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+/// A credential Airlock adds to upstream requests: a secret from exactly one of
+/// `env`, `file` or `value` (development only), with an optional prefix.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    /// Read from this environment variable when Airlock starts.
+    pub env: Option<String>,
+    /// Read from this file (trailing newline removed).
+    pub file: Option<PathBuf>,
+    /// Written in the config itself.
+    pub value: Option<String>,
+    /// Text put before it (`"Bearer "`).
+    #[serde(default)]
+    pub prefix: String,
+}
+
+impl Credential {
+    /// Where the secret comes from, if exactly one source is named.
+    pub fn source(&self) -> Option<SecretSource> {
+        match (&self.env, &self.file, &self.value) {
+            (Some(env), None, None) => Some(SecretSource::Env { env: env.clone() }),
+            (None, Some(file), None) => Some(SecretSource::File { file: file.clone() }),
+            (None, None, Some(value)) => Some(SecretSource::Literal(value.clone())),
+            _ => None,
+        }
+    }
 }
 
 /// How a masked value is replaced.
@@ -474,6 +526,12 @@ pub struct RuleConfig {
     pub classes: Vec<airlock_classes::Class>,
     /// Regex on the normalised statement (lower-case keywords, single spaces).
     pub statement: Option<String>,
+    /// HTTP: `METHOD /path/glob` (`*` within one path name, `**` across names, `*`
+    /// for any method), e.g. `POST /repos/*/*/merges`.
+    pub request: Option<String>,
+    /// HTTP: a GraphQL operation, `kind name-glob`, e.g. `mutation deleteRepository`
+    /// or `mutation *`.
+    pub graphql: Option<String>,
     /// Functions that are not built in which this rule vouches for, as
     /// `schema.name` globs (an unqualified call is matched by its name alone). Their
     /// calls stop being `unknown`; the rest of the statement is judged as usual. Only
@@ -499,7 +557,8 @@ pub struct Connection {
     pub name: String,
     /// Wire protocol.
     pub protocol: Protocol,
-    /// `host:port` of the upstream.
+    /// `host:port` of the upstream (HTTP: taken from `url`).
+    #[serde(default)]
     pub address: String,
     /// Upstream database.
     pub database: Option<String>,
@@ -541,6 +600,33 @@ pub struct Connection {
     /// SSH: path globs SFTP may and may not touch.
     #[serde(default)]
     pub sftp_paths: PathGlobs,
+    /// HTTP: the upstream's base URL (`https://api.github.com`); requests to
+    /// `/<connection>/<path>` go to `url` + `/<path>`, and in forward-proxy mode its
+    /// host picks this connection.
+    pub url: Option<String>,
+    /// HTTP: headers Airlock adds upstream, from secrets
+    /// (`Authorization = { env = "GITHUB_TOKEN", prefix = "Bearer " }`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Credential>,
+    /// HTTP: query parameters Airlock adds upstream, from secrets (`key = { env = "API_KEY" }`).
+    #[serde(default)]
+    pub query: BTreeMap<String, Credential>,
+    /// HTTP: pass WebSocket upgrades through (recorded); off, they are refused.
+    #[serde(default)]
+    pub websocket: bool,
+    /// HTTP: add `Forwarded` and `X-Forwarded-*` headers upstream.
+    #[serde(default)]
+    pub forwarded: bool,
+    /// HTTP: the largest request or response body passed (and the largest response
+    /// body buffered whole to mask JSON); larger ones are refused.
+    #[serde(default = "defaults::http_max_body", deserialize_with = "de_size")]
+    pub max_body: usize,
+    /// HTTP: how much of each body is recorded; the rest is noted as truncated.
+    #[serde(default = "defaults::http_record_body", deserialize_with = "de_size")]
+    pub record_body: usize,
+    /// HTTP: paths (globs) that are GraphQL endpoints, whose operations are classified.
+    #[serde(default = "defaults::graphql_paths")]
+    pub graphql: Vec<String>,
     /// SSH: let agents forward ports (`ssh -L`/`-R`). Off: forwarding bypasses the
     /// gateway's view of what is done.
     #[serde(default)]
@@ -787,6 +873,22 @@ impl Config {
             if let Some(c) = rule.connections.iter().find(|c| !self.connections.iter().any(|k| &k.name == *c)) {
                 return err(format!("rules[{i}].connections"), format!("no connection named {c:?}"));
             }
+            if let Some(r) = &rule.request
+                && !matches!(r.trim().split_once(' '), Some((m, p)) if !m.is_empty() && p.trim().starts_with('/'))
+            {
+                return err(
+                    format!("rules[{i}].request"),
+                    format!("{r:?}: write METHOD /path, e.g. \"DELETE /repos/*/*\""),
+                );
+            }
+            if let Some(g) = &rule.graphql
+                && !matches!(g.trim().split_once(' '), Some(("query" | "mutation" | "subscription" | "*", n)) if !n.trim().is_empty())
+            {
+                return err(
+                    format!("rules[{i}].graphql"),
+                    format!("{g:?}: write KIND NAME, e.g. \"mutation deleteRepository\""),
+                );
+            }
             if !rule.functions.is_empty() && rule.action != Action::Allow {
                 return err(
                     format!("rules[{i}].functions"),
@@ -807,6 +909,11 @@ impl Config {
             {
                 return err(key("columns"), format!("{c:?}: write schema.table.column, with * as a wildcard"));
             }
+            for (j, path) in rule.json.iter().enumerate() {
+                if let Err(e) = airlock_http::json::JsonPath::parse(path) {
+                    return err(format!("masking[{i}].json[{j}]"), format!("{path:?}: {e}"));
+                }
+            }
             for (j, p) in rule.patterns.iter().enumerate() {
                 if let Err(e) = crate::masking::Detector::custom(&p.name, &p.regex, p.max_len) {
                     return err(format!("masking[{i}].patterns[{j}].regex"), format!("not a valid regex: {e}"));
@@ -825,7 +932,7 @@ impl Config {
             if !names.insert(c.name.as_str()) {
                 return err(key("name"), format!("{:?} is used by an earlier connection", c.name));
             }
-            if split_host_port(&c.address).is_none() {
+            if c.protocol != Protocol::Http && split_host_port(&c.address).is_none() {
                 return err(key("address"), format!("{:?}: expected host:port", c.address));
             }
             if c.allow_groups.is_empty() {
@@ -862,6 +969,23 @@ impl Config {
                             );
                         }
                         Some(_) => {}
+                    }
+                }
+                Protocol::Http => {
+                    let url = c.url.as_deref().unwrap_or("");
+                    if let Err(why) = crate::plugins::http::upstream::check_base_url(url) {
+                        return err(key("url"), format!("{url:?}: {why}"));
+                    }
+                    let creds = c.headers.iter().map(|(n, v)| (format!("headers.{n}"), v));
+                    let creds = creds.chain(c.query.iter().map(|(n, v)| (format!("query.{n}"), v)));
+                    for (name, credential) in creds {
+                        if credential.source().is_none() {
+                            return err(key(&name), "set exactly one of env, file or value".into());
+                        }
+                    }
+                    if let Some(h) = c.headers.keys().find(|h| hyper::header::HeaderName::try_from(h.as_str()).is_err())
+                    {
+                        return err(key("headers"), format!("{h:?} is not a header name"));
                     }
                 }
                 Protocol::Postgres => {

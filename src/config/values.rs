@@ -84,6 +84,21 @@ pub(super) mod defaults {
     pub fn ssh_addr() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 2222))
     }
+    pub fn http_addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn http_hold() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn http_max_body() -> usize {
+        16 << 20
+    }
+    pub fn http_record_body() -> usize {
+        1 << 20
+    }
+    pub fn graphql_paths() -> Vec<String> {
+        vec!["/graphql".into()]
+    }
     pub fn ssh_env() -> Vec<String> {
         vec!["LANG".into(), "LC_*".into()]
     }

@@ -40,6 +40,7 @@
 //!
 //! A file over about 600 lines is a sign that a concern wants its own file.
 
+pub mod http;
 pub mod masked;
 pub mod postgres;
 pub mod ssh;
@@ -75,6 +76,7 @@ pub fn transcript(protocol: &str, max_rows: usize) -> Box<dyn Transcript> {
     match protocol {
         "postgres" => Box::new(airlock_postgres::transcript::Transcript::new(max_rows)),
         "ssh" => Box::new(airlock_ssh::transcript::Transcript::new()),
+        "http" => Box::new(airlock_http::transcript::Transcript::new()),
         _ => Box::new(Opaque),
     }
 }
@@ -102,4 +104,8 @@ macro_rules! transcript_of {
     )*};
 }
 
-transcript_of!(airlock_postgres::transcript::Transcript, airlock_ssh::transcript::Transcript);
+transcript_of!(
+    airlock_postgres::transcript::Transcript,
+    airlock_ssh::transcript::Transcript,
+    airlock_http::transcript::Transcript
+);

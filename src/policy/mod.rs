@@ -75,6 +75,51 @@ pub struct Command<'a> {
     /// Its shape with literal values left out, hashed: what a grant covers; computed
     /// only for a command that needs approval.
     pub fingerprint: &'a dyn Fn() -> String,
+    /// Facts only its protocol gives, for the rule conditions that ask for them.
+    pub attrs: &'a [Attr<'a>],
+}
+
+/// A protocol-specific fact about a command. A rule condition on a fact matches only
+/// commands that carry it: `request = "DELETE /repos/*"` never matches SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attr<'a> {
+    /// An HTTP request's method and path (without the query).
+    Request {
+        /// As sent, case and all.
+        method: &'a str,
+        /// The path as the upstream receives it.
+        path: &'a str,
+    },
+    /// A GraphQL operation the request runs.
+    Graphql {
+        /// `query`, `mutation` or `subscription`.
+        kind: &'a str,
+        /// Its name, if it has one.
+        name: Option<&'a str>,
+    },
+}
+
+/// Splits a two-part condition (`POST /repos/*`, `mutation delete*`).
+fn split_condition(text: &str, key: &str) -> anyhow::Result<(String, String)> {
+    match text.trim().split_once(char::is_whitespace) {
+        Some((first, rest)) if !rest.trim().is_empty() => Ok((first.to_owned(), rest.trim().to_owned())),
+        _ => anyhow::bail!("rule {key} = {text:?}: expected two parts, like \"POST /repos/*\" or \"mutation delete*\""),
+    }
+}
+
+/// Whether an HTTP request path matches a rule's path glob: name by name (`*` within
+/// one name, `**` across names), ignoring ASCII case and one trailing slash, since
+/// servers commonly route `/Repos/x/` as `/repos/x`. Forms a server may read
+/// differently (dot segments, empty names, encoded slashes) are the plugin's to
+/// refuse or hold before this.
+fn request_path_matches(glob: &str, path: &str) -> bool {
+    let path = path.to_ascii_lowercase();
+    let glob = glob.to_ascii_lowercase();
+    let trimmed = match path.len() > 1 {
+        true => path.strip_suffix('/').unwrap_or(&path),
+        false => &path,
+    };
+    crate::glob::matches_path(&glob, trimmed)
 }
 
 /// Classes the default policy lets through without asking.
@@ -92,9 +137,32 @@ struct Rule {
     action: Action,
     message: Option<String>,
     max_rows: Option<u64>,
+    /// `METHOD /path/glob`: HTTP requests only.
+    request: Option<(String, String)>,
+    /// `kind name-glob`: GraphQL operations only.
+    graphql: Option<(String, String)>,
 }
 
 impl Rule {
+    /// Whether its protocol-specific conditions hold for `attrs`.
+    fn matches_attrs(&self, attrs: &[Attr<'_>]) -> bool {
+        let request = self.request.as_ref().is_none_or(|(method, glob)| {
+            attrs.iter().any(|a| match a {
+                Attr::Request { method: m, path } => (method == "*" || method == m) && request_path_matches(glob, path),
+                Attr::Graphql { .. } => false,
+            })
+        });
+        let graphql = self.graphql.as_ref().is_none_or(|(kind, glob)| {
+            attrs.iter().any(|a| match a {
+                Attr::Graphql { kind: k, name } => {
+                    (kind == "*" || kind == k) && crate::glob::matches(glob, name.unwrap_or(""))
+                }
+                Attr::Request { .. } => false,
+            })
+        });
+        request && graphql
+    }
+
     /// Whether its connection and group conditions hold.
     fn applies(&self, connection: &str, groups: &[String]) -> bool {
         (self.connections.is_empty() || self.connections.iter().any(|c| c == connection))
@@ -251,7 +319,7 @@ impl Decision {
 
 impl Policy {
     /// Compiles `[[rules]]`; regexes were checked by config validation.
-    pub fn new(rules: &[RuleConfig]) -> Result<Policy, regex::Error> {
+    pub fn new(rules: &[RuleConfig]) -> anyhow::Result<Policy> {
         let rules = rules
             .iter()
             .enumerate()
@@ -266,9 +334,11 @@ impl Policy {
                     action: r.action,
                     message: r.message.clone(),
                     max_rows: r.max_rows,
+                    request: r.request.as_deref().map(|s| split_condition(s, "request")).transpose()?,
+                    graphql: r.graphql.as_deref().map(|s| split_condition(s, "graphql")).transpose()?,
                 })
             })
-            .collect::<Result<_, regex::Error>>()?;
+            .collect::<anyhow::Result<_>>()?;
         Ok(Policy { rules })
     }
 
@@ -293,6 +363,7 @@ impl Policy {
         let matched = self.rules.iter().filter(|r| r.functions.is_empty()).find(|r| {
             r.applies(connection, groups)
                 && (r.classes.is_empty() || classes.iter().any(|c| r.classes.contains(c)))
+                && r.matches_attrs(command.attrs)
                 && r.statement
                     .as_ref()
                     .is_none_or(|re| re.is_match(normalized.get_or_insert_with(|| (command.normalized)())))
@@ -354,6 +425,7 @@ mod tests {
             classes: Classes::of(classes),
             normalized: &|| text.to_lowercase(),
             fingerprint: &|| format!("fp:{text}"),
+            attrs: &[],
         };
         p.decide(&command)
     }

@@ -97,6 +97,9 @@ pub enum PolicyEvent {
     Withdrawn,
     /// The rows-affected guard counted what it changed.
     Counted,
+    /// Still undecided when the agent's wait ended (HTTP): the agent may retry with
+    /// the approval's id.
+    Parked,
 }
 
 impl PolicyEvent {
@@ -111,6 +114,7 @@ impl PolicyEvent {
             PolicyEvent::Canceled => "canceled",
             PolicyEvent::Withdrawn => "withdrawn",
             PolicyEvent::Counted => "counted",
+            PolicyEvent::Parked => "parked",
         }
     }
 }
@@ -197,6 +201,11 @@ pub enum Kind {
     SshAgent = 30,
     /// An SSH event towards the agent (output as the agent saw it, exits, SFTP results).
     SshHost = 31,
+    /// An HTTP event from the agent (`airlock_http::record::Event`: request heads and
+    /// bodies, upgraded bytes).
+    HttpAgent = 40,
+    /// An HTTP event towards the agent (response heads and bodies as the agent saw them).
+    HttpUpstream = 41,
     /// A policy verdict or approval event: JSON with the statement, classes, decision,
     /// rule, and for approvals the id, outcome and approver.
     Verdict = 20,
@@ -211,6 +220,8 @@ impl Kind {
             11 => Kind::PgBackend,
             30 => Kind::SshAgent,
             31 => Kind::SshHost,
+            40 => Kind::HttpAgent,
+            41 => Kind::HttpUpstream,
             20 => Kind::Verdict,
             _ => return None,
         })
@@ -225,6 +236,8 @@ impl Kind {
             Kind::PgBackend => "pg_backend",
             Kind::SshAgent => "ssh_agent",
             Kind::SshHost => "ssh_host",
+            Kind::HttpAgent => "http_agent",
+            Kind::HttpUpstream => "http_upstream",
             Kind::Verdict => "verdict",
         }
     }

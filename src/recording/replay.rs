@@ -93,7 +93,12 @@ pub fn render_text(
     for f in frames {
         let at = format!("[+{:.3}s]", f.ts_us.saturating_sub(start) as f64 / 1e6);
         match f.kind {
-            Kind::PgFrontend | Kind::PgBackend | Kind::SshAgent | Kind::SshHost => {
+            Kind::PgFrontend
+            | Kind::PgBackend
+            | Kind::SshAgent
+            | Kind::SshHost
+            | Kind::HttpAgent
+            | Kind::HttpUpstream => {
                 traffic.text(f.direction == Direction::ToUpstream, &f.payload, f.ts_us, &at, out)?
             }
             Kind::SessionEnd => {
@@ -144,7 +149,12 @@ pub fn render_jsonl(frames: &[Frame], traffic: &mut dyn Transcript, out: &mut im
             "kind": f.kind.as_str(),
         });
         match f.kind {
-            Kind::PgFrontend | Kind::PgBackend | Kind::SshAgent | Kind::SshHost => {
+            Kind::PgFrontend
+            | Kind::PgBackend
+            | Kind::SshAgent
+            | Kind::SshHost
+            | Kind::HttpAgent
+            | Kind::HttpUpstream => {
                 v["messages"] = traffic.json(f.direction == Direction::ToUpstream, &f.payload).into()
             }
             Kind::SessionStart | Kind::SessionEnd | Kind::Verdict => {

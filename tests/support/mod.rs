@@ -2,6 +2,7 @@
 //! both on ephemeral ports, and helpers to drive real clients against them.
 #![allow(dead_code)]
 
+pub mod http_api;
 pub mod sshd;
 
 use std::io::{BufRead, BufReader};
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use airlock::demo::{ClusterOptions, PgCluster, RunAs, spawn_tied, tied_command};
 use sha2::Digest;
@@ -69,6 +70,8 @@ pub struct Airlock {
     pub admin: SocketAddr,
     /// SSH endpoint, when an SSH connection is configured.
     pub ssh: Option<SocketAddr>,
+    /// HTTP endpoint, when an HTTP connection is configured.
+    pub http: Option<SocketAddr>,
     /// Its data directory (config, log).
     pub dir: PathBuf,
 }
@@ -94,6 +97,7 @@ data_dir = "{dir}"
 postgres = "127.0.0.1:0"
 admin = "127.0.0.1:0"
 ssh = "127.0.0.1:0"
+http = "127.0.0.1:0"
 
 [limits]
 shutdown_grace = "10s"
@@ -193,9 +197,11 @@ impl Airlock {
                 }
             }
         });
-        let wants_ssh = std::fs::read_to_string(&config).unwrap_or_default().contains("protocol = \"ssh\"");
-        let (mut pg, mut admin, mut ssh) = (None, None, None);
-        while pg.is_none() || admin.is_none() || (wants_ssh && ssh.is_none()) {
+        let text = std::fs::read_to_string(&config).unwrap_or_default();
+        let wants_ssh = text.contains("protocol = \"ssh\"");
+        let wants_http = text.contains("protocol = \"http\"");
+        let (mut pg, mut admin, mut ssh, mut http) = (None, None, None, None);
+        while pg.is_none() || admin.is_none() || (wants_ssh && ssh.is_none()) || (wants_http && http.is_none()) {
             let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
                 panic!(
                     "airlock did not start: {}",
@@ -207,10 +213,11 @@ impl Airlock {
                 (Some("listening"), Some("postgres"), Some(a)) => pg = a.parse().ok(),
                 (Some("listening"), Some("admin"), Some(a)) => admin = a.parse().ok(),
                 (Some("listening"), Some("ssh"), Some(a)) => ssh = a.parse().ok(),
+                (Some("listening"), Some("http"), Some(a)) => http = a.parse().ok(),
                 _ => {}
             }
         }
-        Airlock { child, pg: pg.unwrap(), admin: admin.unwrap(), ssh, dir }
+        Airlock { child, pg: pg.unwrap(), admin: admin.unwrap(), ssh, http, dir }
     }
 
     /// Airlock's log so far.
@@ -268,8 +275,8 @@ impl Airlock {
 
     /// Waits for the process to exit, up to `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
@@ -431,4 +438,52 @@ pub fn recorded(airlock: &Airlock, subject: &str) -> String {
         all.push_str(&ok(&replay));
     }
     all
+}
+
+/// Runs the `airlock` CLI against this Airlock's admin API as an approver.
+pub fn cli(airlock: &Airlock, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .args(["--admin", &format!("http://{}", airlock.admin)])
+        .env("AIRLOCK_TOKEN", token("oncall", &["sre"]))
+        .env_remove("AIRLOCK_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// Waits until `n` approvals are pending and returns them.
+pub fn pending(airlock: &Airlock, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list: Vec<serde_json::Value> = serde_json::from_str(&ok(&cli(airlock, &["approvals", "--json"]))).unwrap();
+        if list.len() == n {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "expected {n} pending approvals, have {list:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The Python interpreter `.ci/peers` installs the drivers into (or
+/// `AIRLOCK_DRIVERS_PYTHON`), checked to import `modules`.
+pub fn drivers_python(modules: &str) -> String {
+    let python = std::env::var("AIRLOCK_DRIVERS_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target/drivers/venv/bin/python").to_owned());
+    let check = Command::new(&python).args(["-c", &format!("import {modules}")]).output();
+    match check {
+        Ok(out) if out.status.success() => python,
+        _ => {
+            panic!("{python} cannot import {modules}: run .ci/peers (or point AIRLOCK_DRIVERS_PYTHON at one that can)")
+        }
+    }
+}
+
+/// The `node_modules` folder `.ci/peers` installs into (or `AIRLOCK_DRIVERS_NODE_PATH`),
+/// checked to hold `module`.
+pub fn drivers_node_path(module: &str) -> PathBuf {
+    let path = std::env::var("AIRLOCK_DRIVERS_NODE_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/drivers/node/node_modules")));
+    assert!(path.join(module).exists(), "{} has no {module}: run .ci/peers", path.display());
+    path
 }

@@ -45,6 +45,7 @@ pub fn decide_in_session(
             classes,
             normalized: &|| normalize(&s.tokens),
             fingerprint: &|| fingerprint(&s.tokens),
+            attrs: &[],
         };
         policy.map_or_else(|| StatementDecision::unenforced(&command), |p| p.decide(&command))
     };
@@ -65,7 +66,8 @@ pub fn decide_in_session(
 pub fn decide_opaque(policy: Option<&Policy>, connection: &str, groups: &[String], what: &str) -> Decision {
     let classes = Classes::of(&[Class::Unknown]);
     let unknown = || String::new();
-    let command = Command { connection, groups, text: what, classes, normalized: &unknown, fingerprint: &unknown };
+    let command =
+        Command { connection, groups, text: what, classes, normalized: &unknown, fingerprint: &unknown, attrs: &[] };
     Decision::of(vec![policy.map_or_else(|| StatementDecision::unenforced(&command), |p| p.decide(&command))])
 }
 

@@ -264,6 +264,7 @@ async fn settle(
         protocol: "ssh",
         recorder: shared.recorder.as_ref(),
         metrics: &shared.metrics,
+        patience: None,
     };
     let notify = |request: &approvals::Request| {
         let id = &request.id;
@@ -292,7 +293,8 @@ async fn settle(
             refuse(shared, agent_tx, channel, &r.message).await?;
             Ok(false)
         }
-        Settled::Canceled | Settled::Withdrawn => Ok(false),
+        // Parked only with a patience, which SSH does not set.
+        Settled::Canceled | Settled::Withdrawn | Settled::Parked(_) => Ok(false),
     }
 }
 

@@ -105,6 +105,7 @@ pub fn exec(policy: &Policy, conn: &Connection, groups: &[String], command: &str
         classes: analysis.classes,
         normalized: &normalized,
         fingerprint: &fingerprint,
+        attrs: &[],
     });
     (Decision::of(vec![decision]), analysis)
 }

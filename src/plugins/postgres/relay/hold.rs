@@ -22,6 +22,7 @@ fn holding<'a>(e: &'a Enforcement<'_>, ctx: &'a RelayContext<'_>) -> Holding<'a>
         protocol: "postgres",
         recorder: ctx.recorder,
         metrics: ctx.metrics,
+        patience: None,
     }
 }
 
@@ -85,7 +86,8 @@ pub(super) async fn decide<R: AsyncRead + Unpin>(
             "canceling statement due to user request (it was waiting for approval)",
             None,
         )),
-        Settled::Withdrawn => Ruling::Left,
+        // Parked only with a patience, which Postgres does not set.
+        Settled::Withdrawn | Settled::Parked(_) => Ruling::Left,
     })
 }
 

@@ -1,0 +1,265 @@
+//! HTTP requests/s, latency and streaming throughput: direct vs through Airlock vs
+//! through nginx as a reverse proxy (the hop people otherwise put in front of an API).
+//!
+//! `cargo bench --bench http_proxy` starts an origin nginx serving a 1 KB JSON file
+//! and 10 MB bodies, a proxy nginx (one worker, its own process) and a release Airlock
+//! (policy, masking with every built-in detector plus a JSON path rule, recording on)
+//! on loopback. In rounds that interleave the three paths it runs `wrk` (32
+//! connections) on the JSON file and downloads a 10 MB binary and a 10 MB text body
+//! with `curl`. Prints medians, ratios to direct, and Airlock's CPU per request.
+//!
+//! Environment: `BENCH_ROUNDS` (default 3), `BENCH_SECONDS` (wrk run, default 10).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "support/proc_stat.rs"]
+mod proc_stat;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use airlock::demo::{RunAs, free_port, is_root, spawn_tied, tied_command};
+
+struct Target {
+    name: &'static str,
+    /// The URL prefix the paths go under.
+    base: String,
+    /// Extra wrk/curl header (the agent's token).
+    header: Option<String>,
+    pid: Option<u32>,
+}
+
+fn main() {
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    for tool in ["wrk", "nginx", "curl"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool} || test -x /usr/sbin/{tool}")])
+                .output()
+                .unwrap()
+                .status
+                .success(),
+            "{tool} is needed: apt-get install wrk nginx-light curl"
+        );
+    }
+    let root = std::env::temp_dir().join(format!("airlock-http-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    let json: String = {
+        let mut items = Vec::new();
+        while items.join(",").len() < 960 {
+            items.push(format!("{{\"id\":{},\"name\":\"item-{}\",\"ok\":true}}", items.len(), items.len()));
+        }
+        format!("{{\"items\":[{}]}}", items.join(","))
+    };
+    std::fs::write(root.join("www/item.json"), &json).unwrap();
+    std::fs::write(root.join("www/big.bin"), vec![7u8; 10 << 20]).unwrap();
+    std::fs::write(
+        root.join("www/big.txt"),
+        "a line of plain log text, nothing secret in it\n".repeat((10 << 20) / 47),
+    )
+    .unwrap();
+
+    let origin_port = free_port().unwrap();
+    let proxy_port = free_port().unwrap();
+    let origin = nginx(&root, "origin", origin_port, &format!("root {};", root.join("www").display()));
+    let proxy = nginx(
+        &root,
+        "proxy",
+        proxy_port,
+        &format!(
+            "proxy_pass http://127.0.0.1:{origin_port}; proxy_http_version 1.1; proxy_set_header Connection \"\";"
+        ),
+    );
+    let _ = &origin;
+    let (airlock, airlock_port, token) = start_airlock(&root, origin_port);
+    let targets = [
+        Target { name: "direct", base: format!("http://127.0.0.1:{origin_port}"), header: None, pid: None },
+        Target {
+            name: "airlock",
+            base: format!("http://127.0.0.1:{airlock_port}/api"),
+            header: Some(format!("Authorization: Bearer {token}")),
+            pid: Some(airlock.id()),
+        },
+        Target { name: "nginx", base: format!("http://127.0.0.1:{proxy_port}"), header: None, pid: Some(proxy.id()) },
+    ];
+    // Each target answers before timing starts.
+    for t in &targets {
+        let out = curl(t, "/item.json");
+        assert_eq!(out.0, json.len() as f64, "{}: wrong body", t.name);
+    }
+    let mut rps = vec![Vec::new(); 3];
+    let mut p99 = vec![Vec::new(); 3];
+    let mut bin = vec![Vec::new(); 3];
+    let mut txt = vec![Vec::new(); 3];
+    let mut cpu_per_req = Vec::new();
+    for round in 0..rounds {
+        eprintln!("round {}/{rounds}", round + 1);
+        for (i, t) in targets.iter().enumerate() {
+            let before = proc_stat::cpu_seconds(t.pid);
+            let (r, p) = wrk(t, seconds);
+            if t.name == "airlock" {
+                cpu_per_req.push((proc_stat::cpu_seconds(t.pid) - before) / (r * seconds as f64) * 1e6);
+            }
+            rps[i].push(r);
+            p99[i].push(p);
+            bin[i].push(curl(t, "/big.bin").1);
+            txt[i].push(curl(t, "/big.txt").1);
+        }
+    }
+    println!(
+        "\nmedian of {rounds} interleaved rounds; wrk -t2 -c32 -d{seconds}s on a {} B JSON file; origin and proxies share this machine's cores\n",
+        json.len()
+    );
+    println!("| | direct | airlock | nginx | airlock/direct | nginx/direct | airlock/nginx |");
+    println!("|---|---|---|---|---|---|---|");
+    let row = |label: &str, v: &[Vec<f64>], fmt: &dyn Fn(f64) -> String| {
+        let [d, a, n] = [median(v[0].clone()), median(v[1].clone()), median(v[2].clone())];
+        println!("| {label} | {} | {} | {} | {:.2}x | {:.2}x | {:.2}x |", fmt(d), fmt(a), fmt(n), a / d, n / d, a / n);
+    };
+    row("requests/s", &rps, &|x| format!("{x:.0}"));
+    row("p99 latency (ms)", &p99, &|x| format!("{x:.2}"));
+    row("10 MB binary (MB/s)", &bin, &|x| format!("{x:.0}"));
+    row("10 MB text, masked (MB/s)", &txt, &|x| format!("{x:.0}"));
+    println!("\nAirlock CPU per request: {:.1} µs", median(cpu_per_req));
+    drop(airlock);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Requests/s and p99 latency (ms) from one wrk run.
+fn wrk(t: &Target, seconds: u64) -> (f64, f64) {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c32", &format!("-d{seconds}s"), "--latency"]);
+    if let Some(h) = &t.header {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(format!("{}/item.json", t.base)).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Non-2xx"), "{}: {text}", t.name);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{}: {text}", t.name));
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(|v| parse_ms(v.trim()))
+        .unwrap_or_else(|| panic!("{}: {text}", t.name));
+    (rps, p99)
+}
+
+fn parse_ms(v: &str) -> f64 {
+    let (n, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = n.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        _ => f64::NAN,
+    }
+}
+
+/// Bytes downloaded and MB/s.
+fn curl(t: &Target, path: &str) -> (f64, f64) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-o", "/dev/null", "-w", "%{size_download} %{speed_download}"]);
+    if let Some(h) = &t.header {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(format!("{}{path}", t.base)).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace().map(|p| p.parse::<f64>().unwrap_or(f64::NAN));
+    let (size, speed) = (parts.next().unwrap_or(f64::NAN), parts.next().unwrap_or(f64::NAN));
+    (size, speed / 1e6)
+}
+
+struct Running(Child);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An nginx with one worker, serving `location /` with `directives`.
+fn nginx(root: &Path, name: &str, port: u16, directives: &str) -> Running {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let user = if is_root() { "user root;" } else { "" };
+    let conf = format!(
+        "{user}\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
+         fastcgi_temp_path {d}/fcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
+         keepalive_requests 1000000;\n default_type application/json;\n types {{ application/json json; application/octet-stream bin; text/plain txt; }}\n\
+         upstream_placeholder;\n server {{ listen 127.0.0.1:{port}; location / {{ {directives} }} }}\n}}\n",
+        d = dir.display()
+    )
+    .replace("upstream_placeholder;\n", "");
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let bin = if Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
+    let mut cmd = tied_command(bin, RunAs::Me, "KILL");
+    cmd.args(["-c"]).arg(dir.join("nginx.conf")).args(["-p"]).arg(&dir).stderr(Stdio::null());
+    let running = Running(spawn_tied(cmd).unwrap());
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return running;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("nginx {name} did not start: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+}
+
+/// A release Airlock with policy, masking and recording on, serving connection `api`.
+fn start_airlock(root: &Path, origin_port: u16) -> (Running, u16, String) {
+    let dir = root.join("airlock");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "data_dir = \"{d}\"\n[listen]\npostgres = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\
+         [auth]\ndev_tokens = true\n\
+         [[connections]]\nname = \"api\"\nprotocol = \"http\"\nurl = \"http://127.0.0.1:{origin_port}\"\nallow_groups = [\"agents\"]\n\
+         headers = {{ Authorization = {{ value = \"bench-upstream-secret\", prefix = \"Bearer \" }} }}\n\
+         [[masking]]\njson = [\"$..password\"]\nkeys = [\"*token*\"]\n",
+        d = dir.display(),
+    );
+    std::fs::write(dir.join("airlock.toml"), config).unwrap();
+    let token = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["token", "--config"])
+        .arg(dir.join("airlock.toml"))
+        .args(["--sub", "bench", "--groups", "agents"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+    assert!(!token.is_empty(), "airlock token failed");
+    let mut cmd = tied_command(env!("CARGO_BIN_EXE_airlock"), RunAs::Me, "KILL");
+    cmd.args(["serve", "--config"])
+        .arg(dir.join("airlock.toml"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("airlock.log")).unwrap());
+    let mut child = spawn_tied(cmd).unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let port = loop {
+        let line = lines.next().expect("airlock exited").unwrap();
+        if let Some(addr) = line.strip_prefix("listening http ") {
+            break addr.rsplit(':').next().unwrap().parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (Running(child), port, token)
+}

@@ -1,0 +1,487 @@
+//! The reply side: what the agent may see of a response, and what is recorded of it.
+//!
+//! - JSON bodies are read whole (up to `max_body`) and masked value by value: JSON
+//!   paths and key globs mask values whole, the value detectors look at every other
+//!   string. Everything else is copied byte for byte.
+//! - Text bodies stream through the detectors.
+//! - Compressed bodies that must be masked are decoded first (gzip, deflate, br, zstd)
+//!   and sent decoded; an encoding Airlock cannot decode is refused, not passed.
+//! - Binary bodies pass untouched.
+//! - Headers: `Set-Cookie` values, secret-looking query values in `Location`, and
+//!   anything a detector finds in any header value are masked.
+//!
+//! Nothing is ever sent that could not be masked: a JSON body that masking rules
+//! apply to but that does not parse is refused with 502.
+
+use std::io::Read;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use airlock_http::json::{self, JsonMasker, JsonRules, Why};
+use airlock_http::record::Event;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
+
+use super::error::{AgentBody, Reply};
+use super::session::{Session, body_end};
+use super::upstream::BoxError;
+use crate::masking::{Masker, Style};
+
+/// A connection's response masking.
+pub struct Masking {
+    /// Value detectors (none: nothing is detected).
+    pub masker: Option<Arc<Masker>>,
+    /// JSON paths and key globs masked whole.
+    pub json: JsonRules,
+    /// How whole values are replaced.
+    pub style: Style,
+}
+
+impl std::fmt::Debug for Masking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masking").finish_non_exhaustive()
+    }
+}
+
+impl Masking {
+    /// Nothing masked.
+    pub const NONE: Masking =
+        Masking { masker: None, json: JsonRules { paths: Vec::new(), keys: Vec::new() }, style: Style::Redact };
+
+    /// Whether anything is masked on this connection.
+    pub fn active(&self) -> bool {
+        self.masker.is_some() || !self.json.paths.is_empty() || !self.json.keys.is_empty()
+    }
+}
+
+/// How a body reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Json,
+    /// Text; `lines`: a stream of events or records, let out line by line.
+    Text {
+        lines: bool,
+    },
+    Binary,
+}
+
+fn shape(headers: &HeaderMap) -> Shape {
+    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return Shape::Text { lines: false } };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let (kind, sub) = essence.split_once('/').unwrap_or((essence.as_str(), ""));
+    match (kind, sub) {
+        (_, "json") => Shape::Json,
+        (_, s) if s.ends_with("+json") => Shape::Json,
+        ("text", "event-stream") | ("application", "x-ndjson" | "jsonl" | "x-jsonlines") => Shape::Text { lines: true },
+        ("text", _) => Shape::Text { lines: false },
+        ("application", "xml" | "javascript" | "x-www-form-urlencoded" | "graphql" | "yaml" | "x-yaml" | "toml") => {
+            Shape::Text { lines: false }
+        }
+        (_, s) if s.ends_with("+xml") => Shape::Text { lines: false },
+        _ => Shape::Binary,
+    }
+}
+
+/// The encodings Airlock can decode, in the order it offers them upstream.
+const DECODABLE: [&str; 5] = ["gzip", "x-gzip", "deflate", "br", "zstd"];
+
+/// Narrows the agent's `Accept-Encoding` to what Airlock can decode.
+pub fn narrow_accept_encoding(headers: &mut HeaderMap) {
+    let Some(value) = headers.get(hyper::header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()) else { return };
+    let kept: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| {
+            let coding = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            DECODABLE.contains(&coding.as_str()) || coding == "identity"
+        })
+        .collect();
+    match HeaderValue::from_str(&kept.join(", ")) {
+        Ok(v) if !kept.is_empty() => {
+            headers.insert(hyper::header::ACCEPT_ENCODING, v);
+        }
+        _ => {
+            headers.remove(hyper::header::ACCEPT_ENCODING);
+        }
+    }
+}
+
+/// Masks response headers in place.
+pub fn mask_headers(headers: &mut HeaderMap, masking: &Masking) {
+    let cookies: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
+    headers.remove(SET_COOKIE);
+    for value in cookies {
+        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let (pair, attributes) = text.split_once(';').map_or((text.as_str(), ""), |(p, a)| (p, a));
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        let masked = match attributes.is_empty() {
+            true => format!("{name}=[MASKED]"),
+            false => format!("{name}=[MASKED];{attributes}"),
+        };
+        if let Ok(v) = HeaderValue::from_str(&masked) {
+            headers.append(SET_COOKIE, v);
+        }
+    }
+    if let Some(location) = headers.get(LOCATION).and_then(|v| v.to_str().ok())
+        && let Some((base, query)) = location.split_once('?')
+    {
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if secret_name(name) => format!("{name}=[MASKED]"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&format!("{base}?{}", masked.join("&"))) {
+            headers.insert(LOCATION, v);
+        }
+    }
+    if let Some(masker) = &masking.masker {
+        for value in headers.values_mut() {
+            if let std::borrow::Cow::Owned(masked) = masker.mask(value.as_bytes())
+                && let Ok(v) = HeaderValue::from_bytes(&masked)
+            {
+                *value = v;
+            }
+        }
+    }
+}
+
+/// Whether a query parameter's name says it carries a secret.
+fn secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["token", "secret", "password", "passwd", "key", "sig", "code", "auth", "session", "credential"]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
+/// The response body the agent gets, masked as the connection asks, recorded up to
+/// `record_body`. `Err` when it cannot be made safe to show.
+pub async fn response_body(
+    headers: &mut HeaderMap,
+    body: Incoming,
+    masking: &Masking,
+    max_body: usize,
+    record: Recorded,
+) -> Result<AgentBody, Reply> {
+    let shape = shape(headers);
+    let encoding = headers
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e != "identity");
+    if !masking.active() || shape == Shape::Binary {
+        return Ok(record.wrap(body.map_err(BoxError::from).boxed()));
+    }
+    if let Some(e) = &encoding
+        && !DECODABLE.contains(&e.as_str())
+    {
+        return Err(Reply::BadGateway(format!(
+            "the response is encoded as {e:?}, which Airlock cannot decode to mask"
+        )));
+    }
+    let streaming = matches!(shape, Shape::Text { .. }) && encoding.is_none();
+    if streaming {
+        headers.remove(CONTENT_LENGTH);
+        let Some(masker) = masking.masker.clone() else {
+            return Ok(record.wrap(body.map_err(BoxError::from).boxed()));
+        };
+        let lines = matches!(shape, Shape::Text { lines: true });
+        let masked = MaskedText { inner: body, masker: crate::masking::StreamMasker::new(masker), lines, done: false };
+        return Ok(record.wrap(masked.boxed()));
+    }
+    let raw = read_capped(body, max_body, false).await?;
+    let plain = match &encoding {
+        Some(e) => decode(e, &raw, max_body)?,
+        None => raw.to_vec(),
+    };
+    let masked = match shape {
+        Shape::Json => mask_json(&plain, masking)?,
+        _ => match &masking.masker {
+            Some(m) => m.mask(&plain).into_owned(),
+            None => plain,
+        },
+    };
+    headers.remove(CONTENT_ENCODING);
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(masked.len()));
+    Ok(record.wrap(super::error::full(masked)))
+}
+
+/// A JSON body, masked; `Err` when rules apply to it and it does not parse.
+fn mask_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
+    struct ByRules<'a>(&'a Masking);
+    impl JsonMasker for ByRules<'_> {
+        fn whole(&mut self, raw: &[u8], why: Why<'_>) -> Vec<u8> {
+            let mut out = Vec::new();
+            let value = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")).unwrap_or(raw);
+            match &self.0.masker {
+                Some(m) => m.mask_column(self.0.style, value, &mut out),
+                None => out.extend_from_slice(b"[MASKED]"),
+            }
+            let _ = why;
+            serde_json::to_vec(&String::from_utf8_lossy(&out)).unwrap_or_else(|_| b"\"[MASKED]\"".to_vec())
+        }
+        fn text(&mut self, text: &str) -> Option<String> {
+            match self.0.masker.as_ref()?.mask(text.as_bytes()) {
+                std::borrow::Cow::Borrowed(_) => None,
+                std::borrow::Cow::Owned(masked) => Some(String::from_utf8_lossy(&masked).into_owned()),
+            }
+        }
+    }
+    match json::mask(body, &masking.json, &mut ByRules(masking)) {
+        Ok(masked) => Ok(masked.bytes),
+        Err(e) if masking.json.paths.is_empty() && masking.json.keys.is_empty() => {
+            // Not JSON after all: the detectors read it as text.
+            tracing::debug!(error = %e, "a JSON response does not parse; masked as text");
+            Ok(masking.masker.as_ref().map_or_else(|| body.to_vec(), |m| m.mask(body).into_owned()))
+        }
+        Err(e) => Err(Reply::BadGateway(format!(
+            "the upstream's JSON response does not parse ({e}), so Airlock cannot mask its fields"
+        ))),
+    }
+}
+
+/// Reads a body whole, refusing one over `max` bytes. A body that fails to read is
+/// the agent's fault (`from_agent`: 400) or the upstream's (502).
+pub async fn read_capped<B>(body: B, max: usize, from_agent: bool) -> Result<Bytes, Reply>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match http_body_util::Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(Reply::TooLarge(format!("the body is larger than this connection's max_body ({max} bytes)")))
+        }
+        Err(e) if from_agent => Err(Reply::BadRequest(format!("the request body is malformed: {e}"))),
+        Err(e) => Err(Reply::BadGateway(format!("reading the body failed: {e}"))),
+    }
+}
+
+/// Decodes a body, refusing one that decodes to more than `max` bytes.
+fn decode(encoding: &str, raw: &[u8], max: usize) -> Result<Vec<u8>, Reply> {
+    let reader: Box<dyn Read + '_> = match encoding {
+        "gzip" | "x-gzip" => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        "deflate" if raw.first().is_some_and(|b| b & 0x0f == 8) => Box::new(flate2::read::ZlibDecoder::new(raw)),
+        "deflate" => Box::new(flate2::read::DeflateDecoder::new(raw)),
+        "br" => Box::new(brotli_decompressor::Decompressor::new(raw, 4096)),
+        "zstd" => {
+            Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| Reply::BadGateway(format!("zstd body: {e}")))?)
+        }
+        other => return Err(Reply::BadGateway(format!("cannot decode {other:?}"))),
+    };
+    let mut out = Vec::new();
+    reader
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Reply::BadGateway(format!("the {encoding} body does not decode: {e}")))?;
+    if out.len() > max {
+        return Err(Reply::BadGateway(format!("the body decodes to more than max_body ({max} bytes)")));
+    }
+    Ok(out)
+}
+
+/// A text body masked as it streams.
+struct MaskedText {
+    inner: Incoming,
+    masker: crate::masking::StreamMasker<Arc<Masker>>,
+    lines: bool,
+    done: bool,
+}
+
+impl Body for MaskedText {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else { continue };
+                    let mut out = this.masker.push(&data);
+                    if this.lines {
+                        out.extend(this.masker.flush_lines());
+                    }
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(out.into()))));
+                    }
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    let rest = this.masker.flush();
+                    if !rest.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(rest.into()))));
+                    }
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}
+
+/// Records a body as it passes, up to a cap, then its end.
+pub struct Recorded {
+    pub session: Arc<Session>,
+    pub exchange: u64,
+    pub from_agent: bool,
+    pub cap: usize,
+}
+
+impl Recorded {
+    /// `body`, recorded as it goes.
+    pub fn wrap(self, body: AgentBody) -> AgentBody {
+        if !self.session.recording() {
+            return counted(body, self.session, self.from_agent);
+        }
+        Tee { inner: body, record: self, kept: Vec::new(), seen: 0, ended: false }.boxed()
+    }
+}
+
+fn counted(body: AgentBody, session: Arc<Session>, from_agent: bool) -> AgentBody {
+    body.map_frame(move |frame| {
+        if let Some(data) = frame.data_ref() {
+            let counter = if from_agent { &session.to_upstream } else { &session.to_agent };
+            counter.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let metric = if from_agent { &session.metrics.to_upstream } else { &session.metrics.to_agent };
+            metric.inc_by(data.len() as u64);
+        }
+        frame
+    })
+    .boxed()
+}
+
+struct Tee {
+    inner: AgentBody,
+    record: Recorded,
+    kept: Vec<u8>,
+    seen: u64,
+    ended: bool,
+}
+
+impl Tee {
+    fn end(&mut self, note: Option<String>) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let Recorded { session, exchange, from_agent, .. } = &self.record;
+        if !self.kept.is_empty() {
+            session.record(*from_agent, &Event::Body(*exchange, &self.kept));
+        }
+        let end = body_end(self.seen, self.kept.len() as u64, note);
+        session.record(*from_agent, &Event::End(*exchange, end));
+    }
+}
+
+impl Body for Tee {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len();
+                    this.seen += n as u64;
+                    let room = this.record.cap.saturating_sub(this.kept.len());
+                    this.kept.extend_from_slice(&data[..n.min(room)]);
+                    let s = &this.record.session;
+                    let (counter, metric) = match this.record.from_agent {
+                        true => (&s.to_upstream, &s.metrics.to_upstream),
+                        false => (&s.to_agent, &s.metrics.to_agent),
+                    };
+                    counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    metric.inc_by(n as u64);
+                }
+                // hyper stops polling a body that says it has ended.
+                if this.inner.is_end_stream() {
+                    this.end(None);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.end(Some(format!("the body failed: {e}")));
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                this.end(None);
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tee {
+    fn drop(&mut self) {
+        self.end(Some("the body was not read to its end".into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_pick_how_a_body_is_masked() {
+        let shape_of = |ct: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            shape(&h)
+        };
+        assert_eq!(shape_of("application/json; charset=utf-8"), Shape::Json);
+        assert_eq!(shape_of("application/vnd.github+json"), Shape::Json);
+        assert_eq!(shape_of("text/plain"), Shape::Text { lines: false });
+        assert_eq!(shape_of("text/event-stream"), Shape::Text { lines: true });
+        assert_eq!(shape_of("image/png"), Shape::Binary);
+        assert_eq!(shape(&HeaderMap::new()), Shape::Text { lines: false });
+    }
+
+    #[test]
+    fn accept_encoding_is_narrowed_to_what_airlock_decodes() {
+        let mut h = HeaderMap::new();
+        h.insert(hyper::header::ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=1.0, compress, sdch, br"));
+        narrow_accept_encoding(&mut h);
+        assert_eq!(h[hyper::header::ACCEPT_ENCODING], "gzip;q=1.0, br");
+        h.insert(hyper::header::ACCEPT_ENCODING, HeaderValue::from_static("sdch"));
+        narrow_accept_encoding(&mut h);
+        assert!(!h.contains_key(hyper::header::ACCEPT_ENCODING));
+    }
+
+    #[test]
+    fn cookies_and_location_secrets_are_masked() {
+        let masking = Masking { masker: None, json: JsonRules::default(), style: Style::Redact };
+        let mut h = HeaderMap::new();
+        h.append(SET_COOKIE, HeaderValue::from_static("sid=abc123; Path=/; HttpOnly"));
+        h.insert(LOCATION, HeaderValue::from_static("https://x/cb?code=s3cr3t&state=1"));
+        mask_headers(&mut h, &masking);
+        assert_eq!(h[SET_COOKIE], "sid=[MASKED]; Path=/; HttpOnly");
+        assert_eq!(h[LOCATION], "https://x/cb?code=[MASKED]&state=1");
+    }
+
+    #[test]
+    fn decoding_is_capped() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &[b'a'; 10_000]).unwrap();
+        let raw = gz.finish().unwrap();
+        assert_eq!(decode("gzip", &raw, 10_000).unwrap().len(), 10_000);
+        assert!(decode("gzip", &raw, 9_999).is_err());
+    }
+}

@@ -1,0 +1,826 @@
+//! The HTTP endpoint: agents call APIs through Airlock, which adds the real
+//! credential, decides per request, masks responses and records every exchange.
+//!
+//! One listener serves both modes, over plain TCP or TLS (told apart by the first
+//! byte; ALPN offers HTTP/2 over TLS):
+//! - **reverse proxy**: `/<connection>/<path>` goes to the connection's `url` +
+//!   `/<path>`; the agent's token comes as `Authorization: Bearer`;
+//! - **forward proxy** (`HTTP_PROXY`/`HTTPS_PROXY`): an absolute-form request or a
+//!   `CONNECT` names the destination host, whose connection is the one whose `url`
+//!   has that host (no such connection: 403, never an open proxy); the token comes
+//!   in `Proxy-Authorization` (Basic, as the password, or Bearer). Inside a CONNECT
+//!   tunnel Airlock answers TLS with a certificate minted by its CA ([`mitm`]).
+//!
+//! Each request: strict head checks ([`gate::check_head`]), identity, policy
+//! ([`gate`]), [`approvals::hold`] with the agent's patience `approvals.http_hold`
+//! (then 403 with the approval id to retry with), the upstream call with the agent's
+//! credentials removed and the connection's added ([`upstream`]), and the masked
+//! reply ([`mask`]). A recording session is one identity on one connection over one
+//! agent connection ([`session`]).
+//!
+//! - [`error`]: Airlock's own answers, as JSON.
+
+pub mod audit;
+pub mod error;
+pub mod gate;
+pub mod mask;
+pub mod mitm;
+pub mod session;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use airlock_http::record::{Event, RequestHead, ResponseHead};
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming as IncomingBody;
+use hyper::header::{HeaderMap, HeaderValue, PROXY_AUTHORIZATION, UPGRADE};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
+
+use self::error::{AgentBody, Reply};
+use self::gate::Asked;
+use self::mask::{Masking, Recorded};
+use self::session::Session;
+use self::upstream::Upstream;
+use crate::approvals::{self, Broker, Holding, Settled};
+use crate::config::{Config, Connection, Protocol};
+use crate::identity::{Authenticator, Identity};
+use crate::listener::{HandshakeSlot, Incoming, Plugin, Refusal, Shutdown};
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::recording::Recorder;
+
+/// The header a retried request names its approval in.
+const APPROVAL_HEADER: &str = "airlock-approval";
+/// Tokens remembered per agent connection, so keep-alive requests skip verification.
+const MAX_TOKENS: usize = 16;
+/// The largest request head hyper reads.
+const MAX_HEAD: usize = 64 << 10;
+
+/// One HTTP connection's settings, prepared.
+pub struct Target {
+    pub conn: Connection,
+    pub upstream: Arc<Upstream>,
+    pub masking: Masking,
+}
+
+/// The HTTP protocol plugin.
+pub struct HttpPlugin {
+    targets: HashMap<String, Arc<Target>>,
+    auth: Arc<Authenticator>,
+    metrics: Arc<Metrics>,
+    recorder: Option<Recorder>,
+    policy: Option<Arc<Policy>>,
+    broker: Arc<Broker>,
+    tls: TlsAcceptor,
+    ca: Arc<mitm::Authority>,
+    patience: Duration,
+    handshake_timeout: Duration,
+}
+
+impl HttpPlugin {
+    /// Prepares every HTTP connection (secrets loaded now, so a missing one fails start-up).
+    pub fn new(
+        config: &Config,
+        auth: Arc<Authenticator>,
+        metrics: Arc<Metrics>,
+        tls: Arc<rustls::ServerConfig>,
+        recorder: Option<Recorder>,
+        policy: Option<Arc<Policy>>,
+        broker: Arc<Broker>,
+    ) -> anyhow::Result<HttpPlugin> {
+        let hash_key = crate::identity::load_or_create_key(&config.data_dir().join("masking-hash.key"))
+            .context("the masking hash key (data_dir/masking-hash.key)")?;
+        let mut targets = HashMap::new();
+        for conn in config.connections.iter().filter(|c| c.protocol == Protocol::Http) {
+            let upstream = Upstream::new(config, conn)?;
+            let mut masker = crate::masking::for_connection(config, &conn.name, hash_key.expose())?;
+            // The connection's own credentials, wherever a response shows them.
+            for secret in &upstream.secrets {
+                let Ok(text) = std::str::from_utf8(secret.expose()) else { continue };
+                let mut forms = vec![text.to_owned(), upstream::percent_encode(text.as_bytes())];
+                forms.dedup();
+                for form in forms.iter().filter(|f| f.len() >= 4) {
+                    let detector = crate::masking::Detector::custom("credential", &regex::escape(form), form.len())
+                        .map_err(|e| anyhow::anyhow!("connection {:?}: {e}", conn.name))?;
+                    masker.add(detector);
+                }
+            }
+            let style = config
+                .masking
+                .iter()
+                .filter(|r| r.connections.is_empty() || r.connections.contains(&conn.name))
+                .find(|r| r.detectors.is_some())
+                .map(|r| match r.style {
+                    crate::config::MaskStyle::Redact => crate::masking::Style::Redact,
+                    crate::config::MaskStyle::Partial => crate::masking::Style::Partial,
+                    crate::config::MaskStyle::Hash => crate::masking::Style::Hash,
+                })
+                .unwrap_or(crate::masking::Style::Redact);
+            let rules =
+                config.masking.iter().filter(|r| r.connections.is_empty() || r.connections.contains(&conn.name));
+            let mut json = airlock_http::json::JsonRules::default();
+            for rule in rules {
+                for path in &rule.json {
+                    json.paths.push(airlock_http::json::JsonPath::parse(path)?);
+                }
+                for key in &rule.keys {
+                    json.keys.push(airlock_http::json::KeyGlob::parse(key)?);
+                }
+            }
+            let masking = Masking { masker: (!masker.is_empty()).then(|| Arc::new(masker)), json, style };
+            targets.insert(conn.name.clone(), Arc::new(Target { conn: conn.clone(), upstream, masking }));
+        }
+        let mut tls = (*tls).clone();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let ca = Arc::new(mitm::Authority::load_or_create(&config.data_dir())?);
+        Ok(HttpPlugin {
+            targets,
+            auth,
+            metrics,
+            recorder,
+            policy,
+            broker,
+            tls: TlsAcceptor::from(Arc::new(tls)),
+            ca,
+            patience: config.approvals.http_hold,
+            handshake_timeout: config.limits.handshake_timeout,
+        })
+    }
+
+    /// The connection a forward-proxy request to `host:port` goes to.
+    fn by_host(&self, host: &str, port: u16) -> Option<&Arc<Target>> {
+        let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
+        let mut same_host = self.targets.values().filter(|t| t.upstream.host == host);
+        let exact = self.targets.values().find(|t| t.upstream.host == host && t.upstream.port == port);
+        exact.or_else(|| {
+            let first = same_host.next();
+            // Only an unambiguous host picks a connection by name alone.
+            first.filter(|_| same_host.next().is_none())
+        })
+    }
+}
+
+impl Plugin for HttpPlugin {
+    fn endpoint(&self) -> &'static str {
+        "http"
+    }
+
+    async fn serve(self: Arc<Self>, conn: Incoming) {
+        let Incoming { stream, peer, shutdown, handshake, .. } = conn;
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(self.handshake_timeout, stream.peek(&mut first)).await {
+            Ok(Ok(1)) => {}
+            _ => return,
+        }
+        let tls = first[0] == 0x16;
+        let agent = Arc::new(AgentConn::new(self.clone(), peer, tls, Some(handshake), None));
+        let timeout = self.handshake_timeout;
+        if tls {
+            match tokio::time::timeout(timeout, self.tls.accept(stream)).await {
+                // HTTP/2 frames its own messages; hyper's h2 checks them.
+                Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                    serve_http(stream, agent.clone(), &shutdown, timeout).await
+                }
+                Ok(Ok(stream)) => {
+                    let audited = audit::Audited::new(stream, agent.verdicts.clone());
+                    serve_http(audited, agent.clone(), &shutdown, timeout).await
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        } else {
+            let audited = audit::Audited::new(stream, agent.verdicts.clone());
+            serve_http(audited, agent.clone(), &shutdown, timeout).await;
+        }
+        agent.finish("agent closed").await;
+    }
+
+    async fn refuse(self: Arc<Self>, mut stream: tokio::net::TcpStream, why: Refusal) {
+        use tokio::io::AsyncWriteExt;
+        let detail = match why {
+            Refusal::TooManyConnections => "too many connections",
+            Refusal::TooManyHandshakes => "too many connections still starting",
+            Refusal::ShuttingDown => "Airlock is shutting down",
+        };
+        let body = serde_json::json!({"error": "unavailable", "detail": detail}).to_string();
+        let reply = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply.as_bytes())).await;
+    }
+}
+
+/// Serves HTTP/1.1 (and HTTP/2, where TLS negotiated it) on one agent connection
+/// until it ends or Airlock shuts down.
+async fn serve_http<S>(stream: S, agent: Arc<AgentConn>, shutdown: &Shutdown, head_timeout: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(head_timeout)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(100)
+        .keep_alive(true)
+        .half_close(true);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEAD as u32);
+    let service = hyper::service::service_fn(move |req| {
+        let agent = agent.clone();
+        async move { Ok::<_, Infallible>(agent.handle(req).await) }
+    });
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let drain = shutdown.drain.fired();
+    let abort = shutdown.abort.fired();
+    tokio::pin!(drain, abort);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "HTTP connection ended with an error");
+            }
+        }
+        _ = &mut drain => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = &mut abort => {}
+            }
+        }
+    }
+}
+
+/// Inside a CONNECT tunnel: where every request goes, and who sends it.
+struct Tunnel {
+    target: Arc<Target>,
+    identity: Identity,
+}
+
+/// One agent connection (or one CONNECT tunnel inside it).
+struct AgentConn {
+    plugin: Arc<HttpPlugin>,
+    peer: SocketAddr,
+    tls: bool,
+    /// Given back once the agent has proven who it is.
+    handshake: Mutex<Option<HandshakeSlot>>,
+    tunnel: Option<Tunnel>,
+    tokens: Mutex<HashMap<String, Identity>>,
+    sessions: tokio::sync::Mutex<HashMap<(String, String), Arc<Session>>>,
+    /// The framing audit's verdicts on this connection's request heads.
+    verdicts: audit::Verdicts,
+}
+
+impl AgentConn {
+    fn new(
+        plugin: Arc<HttpPlugin>,
+        peer: SocketAddr,
+        tls: bool,
+        handshake: Option<HandshakeSlot>,
+        tunnel: Option<Tunnel>,
+    ) -> AgentConn {
+        AgentConn {
+            plugin,
+            peer,
+            tls,
+            handshake: Mutex::new(handshake),
+            tunnel,
+            tokens: Mutex::default(),
+            sessions: tokio::sync::Mutex::default(),
+            verdicts: audit::Verdicts::default(),
+        }
+    }
+
+    async fn finish(&self, reason: &str) {
+        let sessions: Vec<Arc<Session>> = self.sessions.lock().await.drain().map(|(_, s)| s).collect();
+        for s in sessions {
+            s.finish(reason).await;
+        }
+    }
+
+    async fn handle(self: Arc<Self>, req: Request<IncomingBody>) -> Response<AgentBody> {
+        let connect = req.method() == Method::CONNECT;
+        let upgrade = connect || req.headers().contains_key(UPGRADE);
+        let mut response = match self.route(req).await {
+            Ok(response) => response,
+            Err(reply) => reply.response(),
+        };
+        // A refused CONNECT or upgrade may be followed by bytes that are not HTTP,
+        // which the framing audit no longer follows: the connection ends here.
+        let switched =
+            response.status() == StatusCode::SWITCHING_PROTOCOLS || (connect && response.status().is_success());
+        if upgrade && !switched {
+            response.headers_mut().insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+
+    /// Finds the connection, the identity and the path under the connection.
+    async fn route(self: &Arc<Self>, req: Request<IncomingBody>) -> Result<Response<AgentBody>, Reply> {
+        self.verdicts.next().map_err(Reply::BadRequest)?;
+        let (parts, body) = req.into_parts();
+        gate::check_head(&parts).map_err(Reply::BadRequest)?;
+        let req = Request::from_parts(parts, body);
+        if req.method() == Method::CONNECT {
+            return self.connect(req).await;
+        }
+        if let Some(tunnel) = &self.tunnel {
+            if req.uri().authority().is_some() {
+                return Err(Reply::BadRequest("an absolute-form request inside a CONNECT tunnel".into()));
+            }
+            let path = req.uri().path().to_owned();
+            let path = under_base(&tunnel.target, &path)?;
+            return self.exchange(tunnel.target.clone(), tunnel.identity.clone(), req, path).await;
+        }
+        if let Some(authority) = req.uri().authority() {
+            // Forward proxy, plain http://.
+            let scheme_port = if req.uri().scheme_str() == Some("https") { 443 } else { 80 };
+            let host = authority.host().to_owned();
+            let port = authority.port_u16().unwrap_or(scheme_port);
+            let identity = self.identify(req.headers(), true).await?;
+            let target =
+                self.plugin.by_host(&host, port).cloned().ok_or(Reply::UnknownHost(format!("{host}:{port}")))?;
+            check_groups(&target, &identity)?;
+            let path = under_base(&target, req.uri().path())?;
+            return self.exchange(target, identity, req, path).await;
+        }
+        // Reverse proxy: /<connection>/<path>.
+        let full = req.uri().path();
+        let rest = full.strip_prefix('/').unwrap_or(full);
+        let (name, path) = match rest.find('/') {
+            Some(at) => (&rest[..at], rest[at..].to_owned()),
+            None => (rest, "/".to_owned()),
+        };
+        let identity = self.identify(req.headers(), false).await?;
+        let target = self.plugin.targets.get(name).cloned().ok_or_else(|| self.unknown(name, &identity))?;
+        check_groups(&target, &identity).map_err(|_| self.unknown(name, &identity))?;
+        self.exchange(target, identity, req, path).await
+    }
+
+    fn unknown(&self, name: &str, identity: &Identity) -> Reply {
+        let mut mine: Vec<&str> = self
+            .plugin
+            .targets
+            .values()
+            .filter(|t| identity.in_any(&t.conn.allow_groups))
+            .map(|t| t.conn.name.as_str())
+            .collect();
+        mine.sort_unstable();
+        Reply::UnknownConnection(format!(
+            "no HTTP connection {name:?} for you; use /<connection>/<path> with one of: {}",
+            mine.join(", ")
+        ))
+    }
+
+    /// The agent's identity from its token, remembered for the connection's next requests.
+    async fn identify(&self, headers: &HeaderMap, proxy: bool) -> Result<Identity, Reply> {
+        let name = if proxy { PROXY_AUTHORIZATION } else { hyper::header::AUTHORIZATION };
+        let unauthorized = |detail: &str| Reply::Unauthorized { proxy, detail: detail.to_owned() };
+        let value = headers.get(name).and_then(|v| v.to_str().ok()).ok_or_else(|| {
+            unauthorized(if proxy {
+                "send your Airlock token in Proxy-Authorization (Basic, as the password, or Bearer)"
+            } else {
+                "send your Airlock token as Authorization: Bearer <token>"
+            })
+        })?;
+        let token = token_of(value, proxy).ok_or_else(|| unauthorized("the credential is not Bearer or Basic"))?;
+        if let Some(identity) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&token) {
+            return Ok(identity.clone());
+        }
+        let identity = match self.plugin.auth.authenticate(&token).await {
+            Ok(identity) => identity,
+            Err(e) => {
+                self.plugin.metrics.auth_failed("http", e.label());
+                tracing::info!(reason = e.label(), "authentication failed");
+                return Err(unauthorized(&format!("authentication failed: {e}")));
+            }
+        };
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if tokens.len() >= MAX_TOKENS {
+            tokens.clear();
+        }
+        tokens.insert(token, identity.clone());
+        drop(tokens);
+        // Proven: this connection no longer counts against the handshake budget.
+        self.handshake.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Ok(identity)
+    }
+
+    /// The recording session for this identity on this connection, opened on first use.
+    async fn session(&self, target: &Target, identity: &Identity) -> Result<Arc<Session>, Reply> {
+        let key = (target.conn.name.clone(), identity.subject.clone());
+        let mut sessions = self.sessions.lock().await;
+        if let Some(s) = sessions.get(&key) {
+            return Ok(s.clone());
+        }
+        let start = crate::plugins::session_start(identity, &target.conn, "http", self.peer, self.tls);
+        let metrics = self.plugin.metrics.session("http", &target.conn.name);
+        let session = Session::open(self.plugin.recorder.as_ref(), start, identity.clone(), metrics)
+            .await
+            .map_err(|_| Reply::Unavailable("Airlock cannot record this session".into()))?;
+        tracing::info!(subject = %identity.subject, connection = %target.conn.name, groups = ?identity.groups, "session started");
+        let session = Arc::new(session);
+        sessions.insert(key, session.clone());
+        Ok(session)
+    }
+
+    /// `CONNECT host:port`: authenticate, pick the connection by host, then answer
+    /// TLS inside the tunnel with a certificate for that host.
+    async fn connect(self: &Arc<Self>, mut req: Request<IncomingBody>) -> Result<Response<AgentBody>, Reply> {
+        if self.tunnel.is_some() {
+            return Err(Reply::BadRequest("CONNECT inside a CONNECT tunnel".into()));
+        }
+        let identity = self.identify(req.headers(), true).await?;
+        let Some(authority) = req.uri().authority().cloned() else {
+            return Err(Reply::BadRequest("CONNECT needs host:port".into()));
+        };
+        let port = authority.port_u16().unwrap_or(443);
+        let target = self
+            .plugin
+            .by_host(authority.host(), port)
+            .cloned()
+            .ok_or_else(|| Reply::UnknownHost(authority.to_string()))?;
+        check_groups(&target, &identity)?;
+        let server = self
+            .plugin
+            .ca
+            .server_config(authority.host())
+            .map_err(|e| Reply::BadGateway(format!("minting a certificate failed: {e}")))?;
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(serve_tunnel(self.plugin.clone(), self.peer, upgrade, server, Tunnel { target, identity }));
+        Ok(Response::new(error::full(Bytes::new())))
+    }
+
+    /// One request to `target`, `path` being its path under the connection.
+    async fn exchange(
+        &self,
+        target: Arc<Target>,
+        identity: Identity,
+        mut req: Request<IncomingBody>,
+        path: String,
+    ) -> Result<Response<AgentBody>, Reply> {
+        let session = self.session(&target, &identity).await?;
+        if session.recorder_failed() {
+            return Err(Reply::Unavailable("Airlock cannot record this session".into()));
+        }
+        let id = session.next_exchange();
+        let conn = &target.conn;
+        let upgrade = req.headers().contains_key(UPGRADE);
+        let agent_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        let query = parts.uri.query().map(str::to_owned);
+        let shown_url = target.upstream.shown_url(&path, query.as_deref());
+        session.record(true, &Event::Request(id, request_head(&parts, &shown_url)));
+        let reply = |reply: Reply| {
+            let response = reply.response();
+            record_reply(&session, id, &response);
+            response
+        };
+        if upgrade && !conn.websocket {
+            return Ok(reply(Reply::Denied {
+                reason: format!("WebSocket upgrades are off on connection {:?} (websocket = false)", conn.name),
+                rule: "websocket".into(),
+                approval: None,
+            }));
+        }
+        // GraphQL needs the body to say what it does.
+        let graphql_path = gate::is_graphql(&conn.graphql, &path);
+        let mut whole: Option<Bytes> = None;
+        // No body stays no body upstream (a GET or HEAD must not turn chunked).
+        let mut body = (!hyper::body::Body::is_end_stream(&body)).then(|| body_of(body));
+        // A chunked body is read whole before anything goes upstream, so that chunk
+        // framing Airlock refuses never reaches it in part; GraphQL needs the body to
+        // say what it does.
+        let chunked = parts.headers.contains_key(hyper::header::TRANSFER_ENCODING);
+        if (chunked || (graphql_path && parts.method == Method::POST))
+            && let Some(b) = body.take()
+        {
+            whole = Some(match mask::read_capped(b, conn.max_body, true).await {
+                Ok(b) => b,
+                Err(r) => return Ok(reply(r)),
+            });
+            if let Err(why) = self.verdicts.framing() {
+                return Ok(reply(Reply::BadRequest(why)));
+            }
+        }
+        let method = parts.method.as_str().to_owned();
+        let graphql = graphql_path.then(|| gate::graphql_of(&parts.method, query.as_deref(), whole.as_deref()));
+        let mut asked = Asked {
+            method: &method,
+            path: &path,
+            query: query.as_deref(),
+            graphql,
+            body_sha256: whole.as_deref().map(sha256),
+        };
+        let policy = self.plugin.policy.as_deref();
+        let mut decision = gate::decide(policy, &conn.name, &identity.groups, &asked);
+        // What an approval covers includes the body: read it before asking.
+        if !decision.allowed()
+            && let Some(b) = body.take()
+        {
+            let bytes = match mask::read_capped(b, conn.max_body, true).await {
+                Ok(bytes) => bytes,
+                Err(r) => return Ok(reply(r)),
+            };
+            asked.body_sha256 = Some(sha256(&bytes));
+            whole = Some(bytes);
+            decision = gate::decide(policy, &conn.name, &identity.groups, &asked);
+        }
+        let text = approver_text(&asked, whole.as_deref(), &target.masking);
+        let holding = Holding {
+            broker: &self.plugin.broker,
+            identity: &identity,
+            connection: &conn.name,
+            protocol: "http",
+            recorder: session.recorder.as_deref(),
+            metrics: &session.metrics,
+            patience: Some(self.plugin.patience),
+        };
+        let cancel = tokio::sync::Notify::new();
+        let retried = parts.headers.get(APPROVAL_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let settled = match &retried {
+            Some(approval) => {
+                approvals::redeem(&holding, &decision, &text, approval, &cancel, std::future::pending()).await
+            }
+            None => approvals::hold(&holding, &decision, &text, |_| {}, &cancel, std::future::pending()).await,
+        };
+        let settled = match settled {
+            Ok(s) => s,
+            Err(_) => return Ok(reply(Reply::Unavailable("Airlock cannot record this session".into()))),
+        };
+        match settled {
+            Settled::Allowed | Settled::Approved => {}
+            Settled::Denied(r) | Settled::Expired(r) => {
+                return Ok(reply(Reply::Denied { reason: r.message, rule: r.rule, approval: retried }));
+            }
+            Settled::Parked(approval) => {
+                let expires_at = self.plugin.broker.expires_at(&approval);
+                let retry_after = 10;
+                return Ok(reply(Reply::Pending { approval, retry_after, expires_at }));
+            }
+            Settled::Canceled | Settled::Withdrawn => {
+                return Ok(reply(Reply::BadGateway("the request was withdrawn".into())));
+            }
+        }
+        // Upstream.
+        gate::strip_agent_headers(&mut parts.headers, upgrade);
+        if target.masking.active() {
+            mask::narrow_accept_encoding(&mut parts.headers);
+        }
+        for (name, value) in &target.upstream.headers {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        if conn.forwarded {
+            add_forwarded(&mut parts.headers, self.peer, self.tls, &parts.uri);
+        }
+        parts.uri = match target.upstream.uri(&path, query.as_deref()) {
+            Ok(uri) => uri,
+            Err(e) => return Ok(reply(Reply::BadRequest(format!("the path does not make a URL: {e}")))),
+        };
+        parts.version = Version::HTTP_11;
+        let recorded =
+            |from_agent| Recorded { session: session.clone(), exchange: id, from_agent, cap: conn.record_body };
+        let up_body = match (whole, body) {
+            (Some(bytes), _) => recorded(true).wrap(error::full(bytes)),
+            (None, Some(b)) => recorded(true).wrap(limited(b, conn.max_body)),
+            (None, None) => error::full(Bytes::new()),
+        };
+        let client = if upgrade { &target.upstream.client_h1 } else { &target.upstream.client };
+        let mut response = match client.request(Request::from_parts(parts, up_body)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(error = %e, connection = %conn.name, "upstream request failed");
+                return Ok(reply(Reply::BadGateway(format!("the upstream of {:?} failed: {e}", conn.name))));
+            }
+        };
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(agent_upgrade) = agent_upgrade
+        {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let (rparts, _) = response.into_parts();
+            session.record(false, &Event::Response(id, response_head(&rparts)));
+            tokio::spawn(relay_upgraded(agent_upgrade, upstream_upgrade, session.clone(), id));
+            return Ok(Response::from_parts(rparts, error::full(Bytes::new())));
+        }
+        let (mut rparts, rbody) = response.into_parts();
+        strip_response_hop_headers(&mut rparts.headers);
+        mask::mask_headers(&mut rparts.headers, &target.masking);
+        // A HEAD's answer, a 204 and a 304 have no body, whatever their headers say.
+        let bodiless = method == "HEAD" || matches!(rparts.status.as_u16(), 204 | 304);
+        let masking = if bodiless { &mask::Masking::NONE } else { &target.masking };
+        let body = match mask::response_body(&mut rparts.headers, rbody, masking, conn.max_body, recorded(false)).await
+        {
+            Ok(body) => body,
+            Err(r) => return Ok(reply(r)),
+        };
+        session.record(false, &Event::Response(id, response_head(&rparts)));
+        Ok(Response::from_parts(rparts, body))
+    }
+}
+
+/// Serves the requests inside a CONNECT tunnel, answering its TLS as the host. Boxed:
+/// a tunnel's requests are served by the same code that accepted the CONNECT.
+fn serve_tunnel(
+    plugin: Arc<HttpPlugin>,
+    peer: SocketAddr,
+    upgrade: hyper::upgrade::OnUpgrade,
+    server: Arc<rustls::ServerConfig>,
+    tunnel: Tunnel,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let timeout = plugin.handshake_timeout;
+        let acceptor = TlsAcceptor::from(server);
+        let tls = match tokio::time::timeout(timeout, acceptor.accept(TokioIo::new(upgraded))).await {
+            Ok(Ok(tls)) => tls,
+            _ => {
+                tracing::info!("TLS inside a CONNECT tunnel failed: does the agent trust `airlock ca export`?");
+                return;
+            }
+        };
+        let inner = Arc::new(AgentConn::new(plugin, peer, true, None, Some(tunnel)));
+        // The tunnel ends with its connection.
+        let shutdown = Shutdown::default();
+        let audited = audit::Audited::new(tls, inner.verdicts.clone());
+        serve_http(audited, inner.clone(), &shutdown, timeout).await;
+        inner.finish("agent closed").await;
+    })
+}
+
+/// The path under the connection's base path, or a refusal for one outside it.
+fn under_base(target: &Target, path: &str) -> Result<String, Reply> {
+    let base = &target.upstream.base_path;
+    match path.strip_prefix(base.as_str()) {
+        Some("") => Ok("/".into()),
+        Some(rest) if rest.starts_with('/') => Ok(rest.to_owned()),
+        _ => Err(Reply::UnknownHost(format!(
+            "{}{path} (outside {}{base})",
+            target.upstream.authority, target.upstream.authority
+        ))),
+    }
+}
+
+fn check_groups(target: &Target, identity: &Identity) -> Result<(), Reply> {
+    match identity.in_any(&target.conn.allow_groups) {
+        true => Ok(()),
+        false => Err(Reply::UnknownConnection(format!("connection {:?} is not for you", target.conn.name))),
+    }
+}
+
+/// The token in an `Authorization` or `Proxy-Authorization` value.
+fn token_of(value: &str, proxy: bool) -> Option<String> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.to_owned());
+    }
+    if proxy && scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (_, password) = text.split_once(':')?;
+        return Some(password.to_owned());
+    }
+    None
+}
+
+fn body_of(body: IncomingBody) -> AgentBody {
+    body.map_err(upstream::BoxError::from).boxed()
+}
+
+/// A request body passed on as it streams, refused past `max` bytes.
+fn limited(body: AgentBody, max: usize) -> AgentBody {
+    http_body_util::Limited::new(body, max).map_err(upstream::BoxError::from).boxed()
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// What approvers see: the request line, and the start of its body, masked.
+fn approver_text(asked: &Asked<'_>, body: Option<&[u8]>, masking: &Masking) -> String {
+    const PREVIEW: usize = 1024;
+    let mut text = asked.text();
+    if let Some(body) = body.filter(|b| !b.is_empty()) {
+        let shown = &body[..body.len().min(PREVIEW)];
+        let shown = match &masking.masker {
+            Some(m) => m.mask(shown).into_owned(),
+            None => shown.to_vec(),
+        };
+        text.push('\n');
+        text.push_str(&String::from_utf8_lossy(&shown));
+        if body.len() > PREVIEW {
+            text.push_str(&format!("\n[... {} bytes in all]", body.len()));
+        }
+    }
+    text
+}
+
+/// Headers recorded as the agent sent them, credentials left out.
+fn recorded_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = match name.as_str() {
+                "authorization" | "proxy-authorization" | "cookie" => "[REDACTED]".to_owned(),
+                _ => String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            };
+            (name.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
+fn request_head(parts: &hyper::http::request::Parts, url: &str) -> RequestHead {
+    RequestHead {
+        method: parts.method.as_str().to_owned(),
+        url: url.to_owned(),
+        version: format!("{:?}", parts.version),
+        headers: recorded_headers(&parts.headers),
+    }
+}
+
+fn response_head(parts: &hyper::http::response::Parts) -> ResponseHead {
+    ResponseHead {
+        status: parts.status.as_u16(),
+        version: format!("{:?}", parts.version),
+        headers: recorded_headers(&parts.headers),
+    }
+}
+
+/// Records Airlock's own answer to an exchange.
+fn record_reply(session: &Session, id: u64, response: &Response<AgentBody>) {
+    let head = ResponseHead {
+        status: response.status().as_u16(),
+        version: "HTTP/1.1".into(),
+        headers: recorded_headers(response.headers()),
+    };
+    session.record(false, &Event::Response(id, head));
+}
+
+fn strip_response_hop_headers(headers: &mut HeaderMap) {
+    for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"] {
+        headers.remove(name);
+    }
+}
+
+fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool, uri: &hyper::Uri) {
+    let proto = if tls { "https" } else { "http" };
+    let host = headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    let host = host.or_else(|| uri.authority().map(|a| a.to_string()));
+    let forwarded = format!("for=\"{peer}\";proto={proto}");
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert(hyper::header::FORWARDED, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    if let Some(v) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
+        headers.insert("x-forwarded-host", v);
+    }
+}
+
+/// Relays an upgraded connection (WebSocket) both ways, recording what passes.
+async fn relay_upgraded(
+    agent: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    session: Arc<Session>,
+    id: u64,
+) {
+    let (Ok(agent), Ok(upstream)) = (agent.await, upstream.await) else { return };
+    let (agent_rd, agent_wr) = tokio::io::split(TokioIo::new(agent));
+    let (up_rd, up_wr) = tokio::io::split(TokioIo::new(upstream));
+    tokio::join!(pump(agent_rd, up_wr, &session, id, true), pump(up_rd, agent_wr, &session, id, false));
+}
+
+/// Copies one direction of an upgraded connection, recording each read.
+async fn pump<R, W>(mut rd: R, mut wr: W, session: &Session, id: u64, from_agent: bool)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        session.record(from_agent, &Event::Upgraded(id, &buf[..n]));
+        if wr.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}

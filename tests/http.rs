@@ -1,0 +1,488 @@
+//! The HTTP endpoint end to end: `curl`, Python `requests` and `httpx`, and a
+//! WebSocket client through Airlock to a throwaway API, in both modes, judged by what
+//! the API really received and what the agent really got back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use support::http_api::Api;
+use support::{Airlock, cli, ok, pending, token};
+
+/// The credential Airlock adds upstream; the agent must never see it.
+const UPSTREAM_SECRET: &str = "real-upstream-secret-8d2f";
+/// The one in a file.
+const FILE_SECRET: &str = "file-api-key-77c1";
+
+struct Rig {
+    airlock: Airlock,
+    api: Api,
+    root: std::path::PathBuf,
+    agent: String,
+}
+
+impl Rig {
+    fn start(settings: &str) -> Rig {
+        let root = std::env::temp_dir().join(format!("airlock-http-{}-{}", std::process::id(), next()));
+        std::fs::create_dir_all(&root).unwrap();
+        let api = Api::start(&root);
+        let key_file = root.join("api-key");
+        std::fs::write(&key_file, format!("{FILE_SECRET}\n")).unwrap();
+        let config = format!(
+            r#"
+[[connections]]
+name = "api"
+protocol = "http"
+url = "http://127.0.0.1:{plain}"
+allow_groups = ["agents"]
+headers = {{ Authorization = {{ value = "{UPSTREAM_SECRET}", prefix = "Bearer " }}, X-Api-Key = {{ file = "{key}" }} }}
+
+[[connections]]
+name = "secure"
+protocol = "http"
+url = "https://localhost:{tls}"
+ca_file = "{cert}"
+allow_groups = ["agents"]
+websocket = true
+headers = {{ Authorization = {{ value = "{UPSTREAM_SECRET}", prefix = "token " }} }}
+
+[[masking]]
+connections = ["api", "secure"]
+json = ["$.user.email", "$..password"]
+keys = ["*token*"]
+
+[[rules]]
+name = "no-forbidden"
+request = "POST /api/forbidden"
+action = "deny"
+message = "posting to forbidden is not allowed"
+
+[approvals]
+{settings}
+"#,
+            plain = api.plain.port(),
+            tls = api.tls.port(),
+            cert = api.cert.display(),
+            key = key_file.display(),
+        );
+        let airlock = Airlock::start_with("", &config);
+        Rig { airlock, api, root, agent: token("agent-h", &["agents"]) }
+    }
+
+    fn http(&self) -> std::net::SocketAddr {
+        self.airlock.http.expect("http endpoint")
+    }
+
+    /// `curl` in reverse mode: `/<connection>/<path>` with the agent's Bearer token.
+    fn curl(&self, args: &[&str], path: &str) -> Output {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "60", "-H", &format!("Authorization: Bearer {}", self.agent)])
+            .args(args)
+            .arg(format!("http://{}{path}", self.http()))
+            .output()
+            .unwrap()
+    }
+
+    fn ca(&self) -> std::path::PathBuf {
+        let path = self.root.join("airlock-ca.pem");
+        let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["ca", "export", "--config"])
+            .arg(self.airlock.dir.join("airlock.toml"))
+            .output()
+            .unwrap();
+        std::fs::write(&path, ok(&out)).unwrap();
+        path
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- airlock log ---\n{}", self.airlock.log());
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn next() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The status line's code and the body of a `curl -i` output.
+fn split(out: &Output) -> (u16, String, String) {
+    let all = text(&out.stdout);
+    let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, head.to_owned(), body.to_owned())
+}
+
+#[test]
+fn credentials_are_injected_and_replies_are_masked_before_the_agent_sees_them() {
+    let rig = Rig::start("");
+    // The upstream gets the connection's credentials, never the agent's token.
+    let out = rig.curl(&["-i"], "/api/api/echo?x=1");
+    let (code, head, body) = split(&out);
+    assert_eq!(code, 200, "{head}\n{body}\n{}", text(&out.stderr));
+    let seen = rig.api.seen_at("/api/echo");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].header("authorization"), Some(format!("Bearer {UPSTREAM_SECRET}").as_str()));
+    assert_eq!(seen[0].header("x-api-key"), Some(FILE_SECRET));
+    assert_eq!(seen[0].query, "x=1");
+    assert!(seen[0].headers.iter().all(|(_, v)| !v.contains(&rig.agent)), "the agent's token went upstream");
+    // The API echoed the credential back: the agent does not get it.
+    for secret in [UPSTREAM_SECRET, FILE_SECRET] {
+        assert!(!body.contains(secret), "{body}");
+    }
+    assert!(body.contains("[MASKED:credential]"), "{body}");
+
+    // JSON: paths, key globs and detectors; everything else byte for byte.
+    let out = rig.curl(&[], "/api/api/json");
+    let body = text(&out.stdout);
+    for leaked in ["alice@example.com", "hunter2", "swordfish", "tok-live-123", "AKIAIOSFODNN7EXAMPLE", "escaped-key"] {
+        assert!(!body.contains(leaked), "{leaked} in {body}");
+    }
+    let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(parsed["user"]["name"], "Alice");
+    assert!(body.contains("\"big\":12345678901234567890123"), "a big number changed: {body}");
+    // Text, chunked and gzip bodies.
+    for (path, args) in
+        [("/api/api/text", &[][..]), ("/api/api/chunked", &[][..]), ("/api/api/gzip", &["--compressed"][..])]
+    {
+        let out = rig.curl(args, path);
+        let body = text(&out.stdout);
+        assert!(out.status.success() && !body.is_empty(), "{path}: {}", text(&out.stderr));
+        assert!(!body.contains("AKIAIOSFODNN7EXAMPLE") && !body.contains("hunter2"), "{path}: {body}");
+    }
+    // Redirects go back to the agent, never followed, with their secrets masked.
+    let (code, head, _) = split(&rig.curl(&["-i"], "/api/api/redirect"));
+    assert_eq!(code, 302);
+    assert!(head.contains("token=[MASKED") && !head.contains("leaked-token"), "{head}");
+    assert!(rig.api.seen().iter().all(|s| !s.path.contains("cb")));
+    let (_, head, _) = split(&rig.curl(&["-i"], "/api/api/cookie"));
+    assert!(head.contains("session=[MASKED]") && !head.contains("very-secret-cookie"), "{head}");
+    // A large binary body passes untouched.
+    let out = rig.curl(&[], "/api/api/large?mb=10");
+    assert_eq!(out.stdout.len(), 10 << 20);
+    assert!(out.stdout.iter().all(|b| *b == b'x'));
+    // The recording holds what the agent saw.
+    let recorded = support::recorded(&rig.airlock, "agent-h");
+    for secret in [UPSTREAM_SECRET, FILE_SECRET, "hunter2", "AKIAIOSFODNN7EXAMPLE", &rig.agent] {
+        assert!(!recorded.contains(secret), "{secret} recorded");
+    }
+    assert!(recorded.contains("/api/json"), "{recorded}");
+}
+
+#[test]
+fn bad_tokens_unknown_connections_and_denials_get_clear_answers() {
+    let rig = Rig::start("");
+    let out =
+        Command::new("curl").args(["-s", "-i"]).arg(format!("http://{}/api/api/json", rig.http())).output().unwrap();
+    let (code, head, _) = split(&out);
+    assert_eq!(code, 401, "{head}");
+    assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer"), "{head}");
+    let bad = Command::new("curl")
+        .args(["-s", "-i", "-H", "Authorization: Bearer nope"])
+        .arg(format!("http://{}/api/api/json", rig.http()))
+        .output()
+        .unwrap();
+    assert_eq!(split(&bad).0, 401);
+    let (code, _, body) = split(&rig.curl(&["-i"], "/nosuch/x"));
+    assert_eq!(code, 404);
+    assert!(body.contains("api") && body.contains("secure"), "{body}");
+    let (code, _, body) = split(&rig.curl(&["-i", "-X", "POST", "-d", "x"], "/api/api/forbidden"));
+    assert_eq!(code, 403);
+    assert!(body.contains("posting to forbidden is not allowed"), "{body}");
+    assert!(rig.api.seen_at("/api/forbidden").is_empty(), "a denied request reached the API");
+    // A spelling the server may read otherwise is held, not matched around.
+    let (code, _, body) = split(&rig.curl(&["-i", "-X", "POST", "-d", "x", "--path-as-is"], "/api/api/x/../forbidden"));
+    assert_eq!(code, 403, "{body}");
+    assert!(rig.api.seen_at("/api/forbidden").is_empty());
+}
+
+#[test]
+fn a_held_delete_goes_ahead_once_approved_and_a_denied_one_gets_the_reason() {
+    let rig = Rig::start("http_hold = \"60s\"");
+    let http = rig.http();
+    let agent = rig.agent.clone();
+    let delete = |path: &str| {
+        let (agent, url) = (agent.clone(), format!("http://{http}{path}"));
+        std::thread::spawn(move || {
+            Command::new("curl")
+                .args(["-sS", "-i", "-X", "DELETE", "-H", &format!("Authorization: Bearer {agent}"), &url])
+                .output()
+                .unwrap()
+        })
+    };
+    let waiting = delete("/api/api/items/1");
+    let held = pending(&rig.airlock, 1);
+    assert_eq!(held[0]["protocol"], "http");
+    assert_eq!(held[0]["statement"], "DELETE /api/items/1");
+    assert!(rig.api.seen_at("/api/items/1").is_empty(), "it went upstream before approval");
+    ok(&cli(&rig.airlock, &["approve", held[0]["id"].as_str().unwrap()]));
+    let (code, head, _) = split(&waiting.join().unwrap());
+    assert_eq!(code, 200, "{head}");
+    assert_eq!(rig.api.seen_at("/api/items/1")[0].method, "DELETE");
+
+    let waiting = delete("/api/api/items/2");
+    let held = pending(&rig.airlock, 1);
+    ok(&cli(&rig.airlock, &["deny", held[0]["id"].as_str().unwrap(), "--reason", "not that one"]));
+    let (code, _, body) = split(&waiting.join().unwrap());
+    assert_eq!(code, 403);
+    assert!(body.contains("not that one"), "{body}");
+    assert!(rig.api.seen_at("/api/items/2").is_empty());
+}
+
+#[test]
+fn a_request_held_past_the_agents_wait_is_retried_with_its_approval_id_once() {
+    let rig = Rig::start("http_hold = \"1s\"");
+    let delete = |extra: &[&str], body: &str| {
+        let mut args = vec!["-i", "-X", "DELETE", "-d", body];
+        args.extend_from_slice(extra);
+        split(&rig.curl(&args, "/api/api/items/9"))
+    };
+    let (code, head, body) = delete(&[], "{\"why\":\"cleanup\"}");
+    assert_eq!(code, 403, "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["error"], "approval_pending");
+    let id = answer["approval"].as_str().unwrap().to_owned();
+    // Not yet approved: still pending, nothing sent.
+    let header = format!("Airlock-Approval: {id}");
+    let (code, _, body) = delete(&["-H", &header], "{\"why\":\"cleanup\"}");
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("approval_pending"), "{body}");
+    ok(&cli(&rig.airlock, &["approve", &id]));
+    // Another body is another request: the approval does not cover it.
+    let (code, _, body) = delete(&["-H", &header], "{\"why\":\"everything\"}");
+    assert_eq!(code, 403, "{body}");
+    assert!(rig.api.seen_at("/api/items/9").is_empty());
+    let _ = pending(&rig.airlock, 1);
+    // The same request goes, once.
+    let (code, head, _) = delete(&["-H", &header], "{\"why\":\"cleanup\"}");
+    assert_eq!(code, 200, "{head}");
+    let seen = rig.api.seen_at("/api/items/9");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(text(&seen[0].body), "{\"why\":\"cleanup\"}");
+    assert!(seen[0].header("airlock-approval").is_none());
+    let (code, _, body) = delete(&["-H", &header], "{\"why\":\"cleanup\"}");
+    assert_eq!(code, 403, "an approval is used once: {body}");
+    assert_eq!(rig.api.seen_at("/api/items/9").len(), 1);
+}
+
+#[test]
+fn forward_proxy_mode_serves_http_and_connect_and_is_never_an_open_proxy() {
+    let rig = Rig::start("");
+    let proxy = format!("http://{}", rig.http());
+    let user = format!("agent:{}", rig.agent);
+    // Plain http:// through the proxy.
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "-x", &proxy, "--proxy-user", &user])
+        .arg(format!("http://127.0.0.1:{}/api/json", rig.api.plain.port()))
+        .output()
+        .unwrap();
+    let (code, head, body) = split(&out);
+    assert_eq!(code, 200, "{head} {}", text(&out.stderr));
+    assert!(!body.contains("hunter2"), "{body}");
+    // A host with no connection.
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "-x", &proxy, "--proxy-user", &user, "http://example.invalid/"])
+        .output()
+        .unwrap();
+    assert_eq!(split(&out).0, 403, "{}", text(&out.stdout));
+    let out = Command::new("curl")
+        .args(["-sS", "-x", &proxy, "--proxy-user", &user, "https://example.invalid/"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "CONNECT to an unknown host must fail");
+    // No token: 407.
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "-x", &proxy])
+        .arg(format!("http://127.0.0.1:{}/api/json", rig.api.plain.port()))
+        .output()
+        .unwrap();
+    assert_eq!(split(&out).0, 407);
+    // HTTPS through CONNECT, trusting Airlock's CA.
+    let ca = rig.ca();
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "-x", &proxy, "--proxy-user", &user, "--cacert"])
+        .arg(&ca)
+        .arg(format!("https://localhost:{}/api/echo", rig.api.tls.port()))
+        .output()
+        .unwrap();
+    let (code, head, body) = split(&out);
+    assert_eq!(code, 200, "{head} {}", text(&out.stderr));
+    assert!(!body.contains(UPSTREAM_SECRET), "{body}");
+    let seen = rig.api.seen_at("/api/echo");
+    assert_eq!(seen.last().unwrap().header("authorization"), Some(format!("token {UPSTREAM_SECRET}").as_str()));
+    // Without the CA, curl refuses Airlock's certificate: nothing is sent.
+    let before = rig.api.seen().len();
+    let out = Command::new("curl")
+        .args(["-sS", "-x", &proxy, "--proxy-user", &user])
+        .arg(format!("https://localhost:{}/api/echo", rig.api.tls.port()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(rig.api.seen().len(), before);
+}
+
+#[test]
+fn python_requests_and_httpx_honour_https_proxy_through_airlock() {
+    let rig = Rig::start("");
+    let ca = rig.ca();
+    let python = support::drivers_python("requests, httpx");
+    let script = r#"
+import os, sys, requests, httpx
+url = sys.argv[1]
+r = requests.get(url, timeout=30)
+assert r.status_code == 200, (r.status_code, r.text)
+assert "hunter2" not in r.text and "alice@example.com" not in r.text, r.text
+with httpx.Client(timeout=30, verify=os.environ["SSL_CERT_FILE"]) as c:
+    h = c.get(url)
+assert h.status_code == 200, (h.status_code, h.text)
+assert h.json()["user"]["name"] == "Alice"
+print("ok")
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, &format!("https://localhost:{}/api/json", rig.api.tls.port())])
+        .env("HTTPS_PROXY", format!("http://agent:{}@{}", rig.agent, rig.http()))
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout).trim(), "ok", "{}", text(&out.stderr));
+}
+
+#[test]
+fn request_smuggling_shapes_are_refused_with_400_before_anything_reaches_the_api() {
+    let rig = Rig::start("");
+    let corpus = |name: &str| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/http/").to_owned() + name;
+        airlock_http::corpus::unescape_corpus(&std::fs::read_to_string(path).unwrap())
+    };
+    // Each request goes to connection `api` with a valid token, so that only its
+    // shape can stop it.
+    let authorized = |raw: &[u8]| -> Vec<u8> {
+        let raw = String::from_utf8_lossy(raw).replacen(" /api/echo", " /api/api/echo", 1).into_bytes();
+        let at = raw.iter().position(|b| *b == b'\n').map_or(raw.len(), |i| i + 1);
+        let auth = format!("Authorization: Bearer {}\r\n", rig.agent);
+        [&raw[..at], auth.as_bytes(), &raw[at..]].concat()
+    };
+    let send = |raw: &[u8]| -> String {
+        let mut s = std::net::TcpStream::connect(rig.http()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let raw = authorized(raw);
+        let _ = s.write_all(&raw);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        text(&out)
+    };
+    let attacks = corpus("smuggling.txt");
+    assert!(attacks.len() >= 40, "{}", attacks.len());
+    let mut failures = Vec::new();
+    for (name, raw) in &attacks {
+        let reply = send(raw);
+        let status = reply.split_whitespace().nth(1).unwrap_or("(closed)");
+        if status != "400" {
+            failures.push(format!("{name}: {}", reply.lines().next().unwrap_or("(no reply)")));
+        }
+    }
+    assert!(failures.is_empty(), "not refused with 400:\n{}", failures.join("\n"));
+    assert!(rig.api.seen().is_empty(), "reached the API: {:?}", rig.api.seen());
+    for (name, raw) in corpus("benign.txt") {
+        let reply = send(&raw);
+        assert!(reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"), "{name}: {reply}");
+    }
+}
+
+#[test]
+fn websocket_upgrades_pass_where_allowed_and_are_refused_elsewhere() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let rig = Rig::start("");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let connect = |connection: &str| {
+            let mut request = format!("ws://{}/{connection}/ws", rig.http()).into_client_request().unwrap();
+            request.headers_mut().insert("authorization", format!("Bearer {}", rig.agent).parse().unwrap());
+            let addr = rig.http();
+            async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                tokio_tungstenite::client_async(request, stream).await
+            }
+        };
+        let (mut ws, _) = connect("secure").await.expect("upgrade through Airlock");
+        ws.send(Message::text("hello through the airlock")).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), "hello through the airlock");
+        let _ = ws.close(None).await;
+        let refused = connect("api").await;
+        assert!(refused.is_err(), "websocket = false must refuse the upgrade");
+    });
+    assert_eq!(rig.api.seen_at("/ws").len(), 1, "only the allowed upgrade reached the API");
+}
+
+#[test]
+fn sessions_replay_as_har_that_a_validator_accepts() {
+    let rig = Rig::start("");
+    // One connection, three exchanges: one session.
+    let base = format!("http://{}/api/api", rig.http());
+    let auth = format!("Authorization: Bearer {}", rig.agent);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-H",
+            &auth,
+            &format!("{base}/json"),
+            "--next",
+            "-o",
+            "/dev/null",
+            "-H",
+            &auth,
+        ])
+        .args(["-H", "content-type: application/json", "-d", "{\"a\":1}", &format!("{base}/echo"), "--next"])
+        .args(["-o", "/dev/null", "-H", &auth, &format!("{base}/large?mb=1")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let list = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["sessions", "--json", "--subject", "agent-h", "--data-dir"])
+        .arg(&rig.airlock.dir)
+        .output()
+        .unwrap();
+    let sessions: Vec<serde_json::Value> = serde_json::from_str(&ok(&list)).unwrap();
+    let id = sessions[0]["id"].as_str().unwrap();
+    let har = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["replay", id, "--format", "har", "--data-dir"])
+        .arg(&rig.airlock.dir)
+        .output()
+        .unwrap();
+    let har_text = ok(&har);
+    let parsed: serde_json::Value = serde_json::from_str(&har_text).unwrap();
+    let entries = parsed["log"]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{har_text}");
+    assert!(!har_text.contains("hunter2"));
+    let file = rig.root.join("session.har");
+    std::fs::write(&file, &har_text).unwrap();
+    let node_path = support::drivers_node_path("har-validator");
+    let check = "const v = require('har-validator'); const fs = require('fs');\
+        v.har(JSON.parse(fs.readFileSync(process.argv[1], 'utf8'))).then(() => console.log('valid'))\
+        .catch(e => { console.error(JSON.stringify(e.errors || e.message)); process.exit(1); });";
+    let out = Command::new("node").args(["-e", check]).arg(&file).env("NODE_PATH", node_path).output().unwrap();
+    assert_eq!(text(&out.stdout).trim(), "valid", "{}", text(&out.stderr));
+}
