@@ -104,8 +104,25 @@ macro_rules! transcript_of {
     )*};
 }
 
-transcript_of!(
-    airlock_postgres::transcript::Transcript,
-    airlock_ssh::transcript::Transcript,
-    airlock_http::transcript::Transcript
-);
+transcript_of!(airlock_postgres::transcript::Transcript, airlock_ssh::transcript::Transcript);
+
+impl Transcript for airlock_http::transcript::Transcript {
+    fn text(
+        &mut self,
+        from_agent: bool,
+        bytes: &[u8],
+        ts_us: u64,
+        at: &str,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        self.text(from_agent, bytes, ts_us, at, out)
+    }
+
+    fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<serde_json::Value> {
+        self.json(from_agent, bytes)
+    }
+
+    fn finish(&mut self, at: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        self.finish(at, out)
+    }
+}

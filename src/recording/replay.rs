@@ -50,6 +50,11 @@ pub trait Transcript {
     ) -> std::io::Result<()>;
     /// One JSON object per message in `bytes`.
     fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<Value>;
+    /// Writes what is still held back at the end of the session (`at` labels it).
+    fn finish(&mut self, at: &str, out: &mut dyn Write) -> std::io::Result<()> {
+        let _ = (at, out);
+        Ok(())
+    }
 }
 
 /// Traffic of a protocol this Airlock has no transcript for: sizes only.
@@ -134,7 +139,8 @@ pub fn render_text(
             Kind::SessionStart => {}
         }
     }
-    Ok(())
+    let end = frames.last().map_or(start, |f| f.ts_us);
+    traffic.finish(&format!("[+{:.3}s]", end.saturating_sub(start) as f64 / 1e6), out)
 }
 
 /// Writes one JSON object per frame.
