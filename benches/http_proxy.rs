@@ -54,7 +54,8 @@ fn main() {
         format!("{{\"items\":[{}]}}", items.join(","))
     };
     std::fs::write(root.join("www/item.json"), &json).unwrap();
-    std::fs::write(root.join("www/big.bin"), vec![7u8; 10 << 20]).unwrap();
+    let binary: Vec<u8> = (0..10u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(root.join("www/big.bin"), binary).unwrap();
     std::fs::write(
         root.join("www/big.txt"),
         "a line of plain log text, nothing secret in it\n".repeat((10 << 20) / 47),

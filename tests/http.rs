@@ -170,6 +170,10 @@ fn credentials_are_injected_and_replies_are_masked_before_the_agent_sees_them() 
     assert!(rig.api.seen().iter().all(|s| !s.path.contains("cb")));
     let (_, head, _) = split(&rig.curl(&["-i"], "/api/api/cookie"));
     assert!(head.contains("session=[MASKED]") && !head.contains("very-secret-cookie"), "{head}");
+    // Text labelled binary is still read as text; text the detectors cannot read is refused.
+    let body = text(&rig.curl(&[], "/api/api/raw").stdout);
+    assert!(body.contains("line three") && !body.contains("AKIAIOSFODNN7EXAMPLE"), "{body}");
+    assert_eq!(split(&rig.curl(&["-i"], "/api/api/utf16")).0, 502);
     // A large binary body passes untouched.
     let out = rig.curl(&[], "/api/api/large?mb=10");
     assert_eq!(out.stdout.len(), 10 << 20);
@@ -250,6 +254,14 @@ fn a_request_held_past_the_agents_wait_is_retried_with_its_approval_id_once() {
         args.extend_from_slice(extra);
         split(&rig.curl(&args, "/api/api/items/9"))
     };
+    // A POST that asks the server to read it as a DELETE is judged as one.
+    let (code, _, body) =
+        split(&rig.curl(&["-i", "-X", "POST", "-H", "X-HTTP-Method-Override: DELETE", "-d", "x"], "/api/api/items/8"));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("approval_pending"), "{body}");
+    let (code, _, body) = split(&rig.curl(&["-i", "-X", "POST", "-d", "_method=delete&a=1"], "/api/api/items/8"));
+    assert_eq!(code, 403, "{body}");
+    assert!(rig.api.seen_at("/api/items/8").is_empty());
     let (code, head, body) = delete(&[], "{\"why\":\"cleanup\"}");
     assert_eq!(code, 403, "{head}");
     assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
@@ -266,7 +278,7 @@ fn a_request_held_past_the_agents_wait_is_retried_with_its_approval_id_once() {
     let (code, _, body) = delete(&["-H", &header], "{\"why\":\"everything\"}");
     assert_eq!(code, 403, "{body}");
     assert!(rig.api.seen_at("/api/items/9").is_empty());
-    let _ = pending(&rig.airlock, 1);
+    let _ = pending(&rig.airlock, 3);
     // The same request goes, once.
     let (code, head, _) = delete(&["-H", &header], "{\"why\":\"cleanup\"}");
     assert_eq!(code, 200, "{head}");

@@ -6,11 +6,13 @@
 //!
 //! # The shape every plugin takes
 //!
-//! The Postgres plugin is the model; SSH follows it (HTTP will), so that a reader who
+//! The Postgres plugin is the model; SSH and HTTP follow it, so that a reader who
 //! knows one knows where to look in the others. SSH's `channel.rs` is its relay and
 //! gate (each channel is judged once, at its exec, shell or subsystem request), and
 //! `sftp.rs` its enforced relay for the SFTP subsystem; `russh` turns its errors into
-//! SSH disconnects, so it has no `error.rs`.
+//! SSH disconnects, so it has no `error.rs`. HTTP's `relay.rs` runs one exchange (hyper
+//! owns the sockets and the framing; `audit.rs` watches the raw bytes), and its
+//! `session.rs` records each identity's exchanges on one agent connection.
 //!
 //! | file | owns |
 //! |---|---|

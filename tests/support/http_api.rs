@@ -183,6 +183,11 @@ async fn handle(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Resu
             r.headers_mut().insert("set-cookie", "session=very-secret-cookie; Path=/; HttpOnly".parse().unwrap());
             r
         }
+        "/api/raw" => reply(StatusCode::OK, "application/octet-stream", full(TEXT)),
+        "/api/utf16" => {
+            let utf16: Vec<u8> = TEXT.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            reply(StatusCode::OK, "text/plain; charset=utf-16le", full(utf16))
+        }
         "/api/slow" => {
             tokio::time::sleep(Duration::from_millis(200)).await;
             reply(StatusCode::OK, "text/plain", full("slow"))

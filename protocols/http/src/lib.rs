@@ -20,4 +20,4 @@ pub mod json;
 pub mod record;
 pub mod status;
 pub mod transcript;
-mod urlencoded;
+pub mod urlencoded;

@@ -4,14 +4,14 @@
 
 /// The raw `(name, value)` pairs of a query string, still encoded: empty pairs are
 /// skipped, and a pair without `=` has an empty value.
-pub(crate) fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+pub fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query.split('&').filter(|pair| !pair.is_empty()).map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
 /// `s` decoded, or `None` if a `%` is not followed by two hex digits or the bytes
 /// are not UTF-8. (The WHATWG parser keeps a bad `%` as it is; a gateway deciding
 /// what a server reads must not guess, so it is an error here.)
-pub(crate) fn decode_strict(s: &str) -> Option<String> {
+pub fn decode_strict(s: &str) -> Option<String> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {
@@ -30,7 +30,7 @@ pub(crate) fn decode_strict(s: &str) -> Option<String> {
 
 /// `s` decoded for display: a bad `%` is kept as it is and bytes that are not UTF-8
 /// become U+FFFD, as the WHATWG parser does.
-pub(crate) fn decode_lossy(s: &str) -> String {
+pub fn decode_lossy(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());
     let raw = s.as_bytes();
     let mut i = 0;

@@ -106,6 +106,11 @@ pub struct Asked<'a> {
     pub graphql: Option<Result<Vec<Operation>, String>>,
     /// The body's SHA-256, when Airlock has read it whole.
     pub body_sha256: Option<[u8; 32]>,
+    /// Methods the request asks a server to use instead of its own
+    /// (`X-HTTP-Method-Override`, `_method`): each is judged as if it were the method.
+    pub overrides: Vec<String>,
+    /// The body's content type, which says how the server reads it.
+    pub content_type: Option<&'a str>,
 }
 
 impl Asked<'_> {
@@ -117,11 +122,13 @@ impl Asked<'_> {
         }
     }
 
-    /// What an approval of this request covers: the method, path, query and body.
+    /// What an approval of this request covers: the method (and any override of
+    /// it), path, query, content type and body.
     pub fn fingerprint(&self) -> String {
         use sha2::Digest;
         let mut h = sha2::Sha256::new();
-        for part in [self.method, self.path, self.query.unwrap_or("")] {
+        let parts = [self.method, self.path, self.query.unwrap_or(""), self.content_type.unwrap_or("")];
+        for part in parts.into_iter().chain(self.overrides.iter().map(String::as_str)) {
             h.update(part.as_bytes());
             h.update([0]);
         }
@@ -132,6 +139,10 @@ impl Asked<'_> {
     /// Its classes, before GraphQL operations are looked at.
     fn base_classes(&self) -> Classes {
         let mut classes = Classes::of(&[airlock_http::classify::method_class(self.method)]);
+        for method in &self.overrides {
+            // A server reads an override in any case; judged by its upper-case form.
+            classes |= Classes::of(&[airlock_http::classify::method_class(&method.to_ascii_uppercase())]);
+        }
         if !canonical_path(self.path) {
             classes |= Classes::of(&[Class::Unknown]);
         }
@@ -144,7 +155,9 @@ impl Asked<'_> {
 pub fn decide(policy: Option<&Policy>, connection: &str, groups: &[String], asked: &Asked<'_>) -> Decision {
     let text = asked.text();
     let fingerprint = asked.fingerprint();
-    let request = Attr::Request { method: asked.method, path: asked.path };
+    let upper: Vec<String> = asked.overrides.iter().map(|m| m.to_ascii_uppercase()).collect();
+    let mut requests = vec![Attr::Request { method: asked.method, path: asked.path }];
+    requests.extend(upper.iter().map(|method| Attr::Request { method, path: asked.path }));
     let one = |text: &str, classes: Classes, attrs: &[Attr<'_>]| {
         let lower = text.to_lowercase();
         let command = Command {
@@ -160,10 +173,10 @@ pub fn decide(policy: Option<&Policy>, connection: &str, groups: &[String], aske
     };
     let base = asked.base_classes();
     let decisions = match &asked.graphql {
-        None => vec![one(&text, base, &[request])],
+        None => vec![one(&text, base, &requests)],
         Some(Err(why)) => {
             let text = format!("{text} (GraphQL Airlock cannot read: {why})");
-            vec![one(&text, base | Classes::of(&[Class::Unknown]), &[request])]
+            vec![one(&text, base | Classes::of(&[Class::Unknown]), &requests)]
         }
         Some(Ok(operations)) => operations
             .iter()
@@ -174,21 +187,81 @@ pub fn decide(policy: Option<&Policy>, connection: &str, groups: &[String], aske
                 // The method's own class stays only if it says more than `write`.
                 let method = base.without(Class::Read).without(Class::Write);
                 let classes = method | Classes::of(&[op.kind.class()]);
-                one(&text, classes, &[request, Attr::Graphql { kind, name }])
+                let mut attrs = requests.clone();
+                attrs.push(Attr::Graphql { kind, name });
+                one(&text, classes, &attrs)
             })
             .collect(),
     };
     Decision::of(decisions)
 }
 
-/// The GraphQL operations of a request to a GraphQL path.
-pub fn graphql_of(method: &Method, query: Option<&str>, body: Option<&[u8]>) -> Result<Vec<Operation>, String> {
-    let ops = match (method, body) {
-        (&Method::GET, _) => graphql::from_query_string(query.unwrap_or("")),
-        (&Method::POST, Some(body)) => graphql::from_json_body(body),
+/// The GraphQL operations of a request to a GraphQL path: from the query string of a
+/// GET, from a POST's JSON body (or bare document, `application/graphql`). Some
+/// servers read a POST's query string before its body, so a POST that carries a
+/// query in its URL too is read both ways and runs what both say.
+pub fn graphql_of(
+    method: &Method,
+    query: Option<&str>,
+    content_type: Option<&str>,
+    body: Option<&[u8]>,
+) -> Result<Vec<Operation>, String> {
+    let bare = content_type.is_some_and(|ct| ct.trim().to_ascii_lowercase().starts_with("application/graphql"));
+    let in_url = || graphql::from_query_string(query.unwrap_or("")).map_err(|e| e.to_string());
+    let mut ops = match (method, body) {
+        (&Method::GET, _) => return in_url(),
+        (&Method::POST, Some(body)) if bare => {
+            let document = std::str::from_utf8(body).map_err(|_| "the document is not UTF-8".to_owned())?;
+            vec![graphql::select(document, None).map_err(|e| e.to_string())?]
+        }
+        (&Method::POST, Some(body)) => graphql::from_json_body(body).map_err(|e| e.to_string())?,
         _ => return Err(format!("a {method} request to a GraphQL endpoint")),
     };
-    ops.map_err(|e| e.to_string())
+    let url_names_query = query.is_some_and(|q| {
+        airlock_http::urlencoded::pairs(q).any(|(n, _)| airlock_http::urlencoded::decode_lossy(n) == "query")
+    });
+    if url_names_query {
+        ops.extend(in_url()?);
+    }
+    Ok(ops)
+}
+
+/// Headers and parameters by which common server frameworks let a request name
+/// another method than its own (Express `method-override`, Rails and Laravel
+/// `_method`, Google's `X-HTTP-Method-Override`).
+const OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+
+/// The methods a request asks to be read as, from override headers, `_method` in
+/// its query, or `_method` in a form body Airlock has read.
+pub fn method_overrides(headers: &HeaderMap, query: Option<&str>, form: Option<&[u8]>) -> Vec<String> {
+    let mut methods: Vec<String> = OVERRIDE_HEADERS
+        .iter()
+        .flat_map(|name| headers.get_all(*name))
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+        .collect();
+    let params = |text: &str| -> Vec<String> {
+        airlock_http::urlencoded::pairs(text)
+            .filter(|(n, _)| airlock_http::urlencoded::decode_lossy(n).eq_ignore_ascii_case("_method"))
+            .map(|(_, v)| airlock_http::urlencoded::decode_lossy(v).trim().to_owned())
+            .collect()
+    };
+    methods.extend(params(query.unwrap_or("")));
+    if let Some(form) = form {
+        methods.extend(params(&String::from_utf8_lossy(form)));
+        // A multipart form names its fields in quotes; any `_method` field is unknown.
+        if memchr::memmem::find(&form.to_ascii_lowercase(), b"name=\"_method\"").is_some() {
+            methods.push("(multipart _method)".into());
+        }
+    }
+    methods
+}
+
+/// Whether a request's body is a form a framework may read `_method` from.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        let ct = ct.trim().to_ascii_lowercase();
+        ct.starts_with("application/x-www-form-urlencoded") || ct.starts_with("multipart/form-data")
+    })
 }
 
 /// Whether `path` is one of the connection's GraphQL endpoints.
@@ -258,7 +331,7 @@ mod tests {
     }
 
     fn asked<'a>(method: &'a str, path: &'a str) -> Asked<'a> {
-        Asked { method, path, query: None, graphql: None, body_sha256: None }
+        Asked { method, path, query: None, graphql: None, body_sha256: None, overrides: Vec::new(), content_type: None }
     }
 
     #[test]
@@ -283,22 +356,58 @@ mod tests {
         let policy = Policy::new(&config.rules).unwrap();
         let groups = vec!["agents".to_owned()];
         let with = |ops| Asked { graphql: Some(ops), ..asked("POST", "/graphql") };
-        let read = with(graphql_of(&Method::POST, None, Some(br#"{"query":"{ viewer { login } }"}"#)));
+        let read = with(graphql_of(&Method::POST, None, None, Some(br#"{"query":"{ viewer { login } }"}"#)));
         assert_eq!(decide(Some(&policy), "gh", &groups, &read).verdict().as_str(), "allow");
         let body = br#"{"query":"mutation deleteRepository { deleteRepository(input: {}) { x } }"}"#;
-        let delete = with(graphql_of(&Method::POST, None, Some(body)));
+        let delete = with(graphql_of(&Method::POST, None, None, Some(body)));
         assert_eq!(decide(Some(&policy), "gh", &groups, &delete).verdict().as_str(), "deny");
-        let unreadable = with(graphql_of(&Method::POST, None, Some(b"query { x }")));
+        let unreadable = with(graphql_of(&Method::POST, None, None, Some(b"query { x }")));
         assert_eq!(decide(Some(&policy), "gh", &groups, &unreadable).verdict().as_str(), "approve");
+        // A mutation in the URL of a POST whose body holds a query is still seen.
+        let both = with(graphql_of(
+            &Method::POST,
+            Some("query=mutation%20deleteRepository%20%7B%20x%20%7D"),
+            None,
+            Some(br#"{"query":"{ viewer { login } }"}"#),
+        ));
+        assert_eq!(decide(Some(&policy), "gh", &groups, &both).verdict().as_str(), "deny");
+        let bare = with(graphql_of(
+            &Method::POST,
+            None,
+            Some("application/graphql"),
+            Some(b"mutation deleteRepository { x }"),
+        ));
+        assert_eq!(decide(Some(&policy), "gh", &groups, &bare).verdict().as_str(), "deny");
+    }
+
+    #[test]
+    fn method_overrides_are_judged_as_the_method_they_name() {
+        let policy = Policy::new(&[]).unwrap();
+        let groups = vec!["agents".to_owned()];
+        let mut headers = HeaderMap::new();
+        headers.insert("x-http-method-override", "delete".parse().unwrap());
+        let overrides = method_overrides(&headers, Some("_method=PUT"), Some(b"a=1&_method=DELETE"));
+        assert_eq!(overrides, ["delete", "PUT", "DELETE"]);
+        let post = Asked { overrides, ..asked("POST", "/repos/a") };
+        assert_eq!(decide(Some(&policy), "api", &groups, &post).verdict().as_str(), "approve");
+        let multipart = method_overrides(
+            &HeaderMap::new(),
+            None,
+            Some(b"--x\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE"),
+        );
+        assert_eq!(multipart.len(), 1);
     }
 
     #[test]
     fn fingerprints_cover_method_path_query_and_body() {
         let a = asked("DELETE", "/x");
         let b = Asked { body_sha256: Some([1; 32]), ..asked("DELETE", "/x") };
+        assert_eq!(b.overrides.len(), 0);
         let c = Asked { query: Some("force=1"), ..asked("DELETE", "/x") };
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_ne!(a.fingerprint(), c.fingerprint());
+        let d = Asked { overrides: vec!["DELETE".into()], ..asked("DELETE", "/x") };
+        assert_ne!(a.fingerprint(), d.fingerprint());
         assert_eq!(a.fingerprint(), asked("DELETE", "/x").fingerprint());
     }
 }

@@ -160,6 +160,11 @@ fn secret_name(name: &str) -> bool {
 
 /// The response body the agent gets, masked as the connection asks, recorded up to
 /// `record_body`. `Err` when it cannot be made safe to show.
+///
+/// A body labelled binary is looked at all the same: one that reads as text (no NUL
+/// byte, valid UTF-8) is masked as text, since an API can be asked for a file's raw
+/// bytes under any media type. Text in an encoding the detectors cannot read (UTF-16,
+/// UTF-32) is refused.
 pub async fn response_body(
     headers: &mut HeaderMap,
     body: Incoming,
@@ -172,8 +177,13 @@ pub async fn response_body(
         .get(CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
         .filter(|e| !e.is_empty() && e != "identity");
-    if !masking.active() || shape == Shape::Binary {
+    if !masking.active() {
         return Ok(record.wrap(body.map_err(BoxError::from).boxed()));
+    }
+    if let Some(charset) = charset(headers).filter(|c| !readable_charset(c)) {
+        return Err(Reply::BadGateway(format!(
+            "the response is in charset {charset:?}, which Airlock cannot read to mask"
+        )));
     }
     if let Some(e) = &encoding
         && !DECODABLE.contains(&e.as_str())
@@ -182,14 +192,24 @@ pub async fn response_body(
             "the response is encoded as {e:?}, which Airlock cannot decode to mask"
         )));
     }
-    let streaming = matches!(shape, Shape::Text { .. }) && encoding.is_none();
-    if streaming {
+    if encoding.is_none() && shape != Shape::Json {
         headers.remove(CONTENT_LENGTH);
         let Some(masker) = masking.masker.clone() else {
             return Ok(record.wrap(body.map_err(BoxError::from).boxed()));
         };
+        let mode = match shape {
+            Shape::Binary => Mode::Sniff,
+            _ => Mode::Text,
+        };
         let lines = matches!(shape, Shape::Text { lines: true });
-        let masked = MaskedText { inner: body, masker: crate::masking::StreamMasker::new(masker), lines, done: false };
+        let masked = MaskedText {
+            inner: body,
+            masker: crate::masking::StreamMasker::new(masker),
+            lines,
+            done: false,
+            mode,
+            seen: false,
+        };
         return Ok(record.wrap(masked.boxed()));
     }
     let raw = read_capped(body, max_body, false).await?;
@@ -199,6 +219,12 @@ pub async fn response_body(
     };
     let masked = match shape {
         Shape::Json => mask_json(&plain, masking)?,
+        Shape::Binary if looks_binary(&plain) => plain,
+        _ if unreadable_text(&plain) => {
+            return Err(Reply::BadGateway(
+                "the response is text Airlock cannot read (UTF-16 or UTF-32) to mask".into(),
+            ));
+        }
         _ => match &masking.masker {
             Some(m) => m.mask(&plain).into_owned(),
             None => plain,
@@ -207,6 +233,39 @@ pub async fn response_body(
     headers.remove(CONTENT_ENCODING);
     headers.insert(CONTENT_LENGTH, HeaderValue::from(masked.len()));
     Ok(record.wrap(super::error::full(masked)))
+}
+
+/// The `charset` parameter of the content type, lower-case.
+fn charset(headers: &HeaderMap) -> Option<String> {
+    let ct = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    ct.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case("charset").then(|| v.trim().trim_matches('"').to_ascii_lowercase())
+    })
+}
+
+/// Charsets in which ASCII secrets are ASCII bytes.
+fn readable_charset(c: &str) -> bool {
+    matches!(c, "utf-8" | "utf8" | "us-ascii" | "ascii" | "iso-8859-1" | "latin1" | "windows-1252")
+}
+
+/// Whether bytes are binary data rather than text: a NUL byte early on, or not UTF-8
+/// (a character cut at the end aside).
+fn looks_binary(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(8192)];
+    if memchr::memchr(0, head).is_some() {
+        return true;
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => false,
+        Err(e) => e.error_len().is_some(),
+    }
+}
+
+/// Text in UTF-16 or UTF-32, which byte-oriented detectors cannot read.
+fn unreadable_text(bytes: &[u8]) -> bool {
+    let bom = bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]);
+    bom || memchr::memchr(0, &bytes[..bytes.len().min(8192)]).is_some()
 }
 
 /// A JSON body, masked; `Err` when rules apply to it and it does not parse.
@@ -289,6 +348,20 @@ struct MaskedText {
     masker: crate::masking::StreamMasker<Arc<Masker>>,
     lines: bool,
     done: bool,
+    mode: Mode,
+    /// Whether any data has come yet (the first bytes decide the mode).
+    seen: bool,
+}
+
+/// How a streamed body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Masked as text.
+    Text,
+    /// Labelled binary: its first bytes decide.
+    Sniff,
+    /// Binary: passed as it is.
+    Binary,
 }
 
 impl Body for MaskedText {
@@ -306,6 +379,21 @@ impl Body for MaskedText {
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
                 Poll::Ready(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else { continue };
+                    if this.mode == Mode::Sniff && !data.is_empty() {
+                        this.mode = if looks_binary(&data) { Mode::Binary } else { Mode::Text };
+                    }
+                    if this.mode == Mode::Binary {
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    let first = !this.seen && !data.is_empty();
+                    this.seen |= first;
+                    if this.mode == Mode::Text && first && unreadable_text(&data) {
+                        let refused = "the response is text Airlock cannot read (UTF-16 or UTF-32) to mask";
+                        this.done = true;
+                        return Poll::Ready(Some(Err(BoxError::from(
+                            Box::<dyn std::error::Error + Send + Sync>::from(refused),
+                        ))));
+                    }
                     let mut out = this.masker.push(&data);
                     if this.lines {
                         out.extend(this.masker.flush_lines());

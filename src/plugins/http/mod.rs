@@ -19,12 +19,15 @@
 //! agent connection ([`session`]).
 //!
 //! - [`error`]: Airlock's own answers, as JSON.
+//! - [`audit`]: the framing audit on the raw bytes (request smuggling shapes).
+//! - `relay`: one exchange, from the hold to the masked reply, and upgrades.
 
 pub mod audit;
 pub mod error;
 pub mod gate;
 pub mod mask;
 pub mod mitm;
+mod relay;
 pub mod session;
 pub mod upstream;
 
@@ -34,23 +37,20 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use airlock_http::record::{Event, RequestHead, ResponseHead};
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming as IncomingBody;
 use hyper::header::{HeaderMap, HeaderValue, PROXY_AUTHORIZATION, UPGRADE};
-use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
 use self::error::{AgentBody, Reply};
-use self::gate::Asked;
-use self::mask::{Masking, Recorded};
+use self::mask::Masking;
 use self::session::Session;
 use self::upstream::Upstream;
-use crate::approvals::{self, Broker, Holding, Settled};
+use crate::approvals::Broker;
 use crate::config::{Config, Connection, Protocol};
 use crate::identity::{Authenticator, Identity};
 use crate::listener::{HandshakeSlot, Incoming, Plugin, Refusal, Shutdown};
@@ -460,172 +460,6 @@ impl AgentConn {
         tokio::spawn(serve_tunnel(self.plugin.clone(), self.peer, upgrade, server, Tunnel { target, identity }));
         Ok(Response::new(error::full(Bytes::new())))
     }
-
-    /// One request to `target`, `path` being its path under the connection.
-    async fn exchange(
-        &self,
-        target: Arc<Target>,
-        identity: Identity,
-        mut req: Request<IncomingBody>,
-        path: String,
-    ) -> Result<Response<AgentBody>, Reply> {
-        let session = self.session(&target, &identity).await?;
-        if session.recorder_failed() {
-            return Err(Reply::Unavailable("Airlock cannot record this session".into()));
-        }
-        let id = session.next_exchange();
-        let conn = &target.conn;
-        let upgrade = req.headers().contains_key(UPGRADE);
-        let agent_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let (mut parts, body) = req.into_parts();
-        let query = parts.uri.query().map(str::to_owned);
-        let shown_url = target.upstream.shown_url(&path, query.as_deref());
-        session.record(true, &Event::Request(id, request_head(&parts, &shown_url)));
-        let reply = |reply: Reply| {
-            let response = reply.response();
-            record_reply(&session, id, &response);
-            response
-        };
-        if upgrade && !conn.websocket {
-            return Ok(reply(Reply::Denied {
-                reason: format!("WebSocket upgrades are off on connection {:?} (websocket = false)", conn.name),
-                rule: "websocket".into(),
-                approval: None,
-            }));
-        }
-        // GraphQL needs the body to say what it does.
-        let graphql_path = gate::is_graphql(&conn.graphql, &path);
-        let mut whole: Option<Bytes> = None;
-        // No body stays no body upstream (a GET or HEAD must not turn chunked).
-        let mut body = (!hyper::body::Body::is_end_stream(&body)).then(|| body_of(body));
-        // A chunked body is read whole before anything goes upstream, so that chunk
-        // framing Airlock refuses never reaches it in part; GraphQL needs the body to
-        // say what it does.
-        let chunked = parts.headers.contains_key(hyper::header::TRANSFER_ENCODING);
-        if (chunked || (graphql_path && parts.method == Method::POST))
-            && let Some(b) = body.take()
-        {
-            whole = Some(match mask::read_capped(b, conn.max_body, true).await {
-                Ok(b) => b,
-                Err(r) => return Ok(reply(r)),
-            });
-            if let Err(why) = self.verdicts.framing() {
-                return Ok(reply(Reply::BadRequest(why)));
-            }
-        }
-        let method = parts.method.as_str().to_owned();
-        let graphql = graphql_path.then(|| gate::graphql_of(&parts.method, query.as_deref(), whole.as_deref()));
-        let mut asked = Asked {
-            method: &method,
-            path: &path,
-            query: query.as_deref(),
-            graphql,
-            body_sha256: whole.as_deref().map(sha256),
-        };
-        let policy = self.plugin.policy.as_deref();
-        let mut decision = gate::decide(policy, &conn.name, &identity.groups, &asked);
-        // What an approval covers includes the body: read it before asking.
-        if !decision.allowed()
-            && let Some(b) = body.take()
-        {
-            let bytes = match mask::read_capped(b, conn.max_body, true).await {
-                Ok(bytes) => bytes,
-                Err(r) => return Ok(reply(r)),
-            };
-            asked.body_sha256 = Some(sha256(&bytes));
-            whole = Some(bytes);
-            decision = gate::decide(policy, &conn.name, &identity.groups, &asked);
-        }
-        let text = approver_text(&asked, whole.as_deref(), &target.masking);
-        let holding = Holding {
-            broker: &self.plugin.broker,
-            identity: &identity,
-            connection: &conn.name,
-            protocol: "http",
-            recorder: session.recorder.as_deref(),
-            metrics: &session.metrics,
-            patience: Some(self.plugin.patience),
-        };
-        let cancel = tokio::sync::Notify::new();
-        let retried = parts.headers.get(APPROVAL_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let settled = match &retried {
-            Some(approval) => {
-                approvals::redeem(&holding, &decision, &text, approval, &cancel, std::future::pending()).await
-            }
-            None => approvals::hold(&holding, &decision, &text, |_| {}, &cancel, std::future::pending()).await,
-        };
-        let settled = match settled {
-            Ok(s) => s,
-            Err(_) => return Ok(reply(Reply::Unavailable("Airlock cannot record this session".into()))),
-        };
-        match settled {
-            Settled::Allowed | Settled::Approved => {}
-            Settled::Denied(r) | Settled::Expired(r) => {
-                return Ok(reply(Reply::Denied { reason: r.message, rule: r.rule, approval: retried }));
-            }
-            Settled::Parked(approval) => {
-                let expires_at = self.plugin.broker.expires_at(&approval);
-                let retry_after = 10;
-                return Ok(reply(Reply::Pending { approval, retry_after, expires_at }));
-            }
-            Settled::Canceled | Settled::Withdrawn => {
-                return Ok(reply(Reply::BadGateway("the request was withdrawn".into())));
-            }
-        }
-        // Upstream.
-        gate::strip_agent_headers(&mut parts.headers, upgrade);
-        if target.masking.active() {
-            mask::narrow_accept_encoding(&mut parts.headers);
-        }
-        for (name, value) in &target.upstream.headers {
-            parts.headers.insert(name.clone(), value.clone());
-        }
-        if conn.forwarded {
-            add_forwarded(&mut parts.headers, self.peer, self.tls, &parts.uri);
-        }
-        parts.uri = match target.upstream.uri(&path, query.as_deref()) {
-            Ok(uri) => uri,
-            Err(e) => return Ok(reply(Reply::BadRequest(format!("the path does not make a URL: {e}")))),
-        };
-        parts.version = Version::HTTP_11;
-        let recorded =
-            |from_agent| Recorded { session: session.clone(), exchange: id, from_agent, cap: conn.record_body };
-        let up_body = match (whole, body) {
-            (Some(bytes), _) => recorded(true).wrap(error::full(bytes)),
-            (None, Some(b)) => recorded(true).wrap(limited(b, conn.max_body)),
-            (None, None) => error::full(Bytes::new()),
-        };
-        let client = if upgrade { &target.upstream.client_h1 } else { &target.upstream.client };
-        let mut response = match client.request(Request::from_parts(parts, up_body)).await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::info!(error = %e, connection = %conn.name, "upstream request failed");
-                return Ok(reply(Reply::BadGateway(format!("the upstream of {:?} failed: {e}", conn.name))));
-            }
-        };
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(agent_upgrade) = agent_upgrade
-        {
-            let upstream_upgrade = hyper::upgrade::on(&mut response);
-            let (rparts, _) = response.into_parts();
-            session.record(false, &Event::Response(id, response_head(&rparts)));
-            tokio::spawn(relay_upgraded(agent_upgrade, upstream_upgrade, session.clone(), id));
-            return Ok(Response::from_parts(rparts, error::full(Bytes::new())));
-        }
-        let (mut rparts, rbody) = response.into_parts();
-        strip_response_hop_headers(&mut rparts.headers);
-        mask::mask_headers(&mut rparts.headers, &target.masking);
-        // A HEAD's answer, a 204 and a 304 have no body, whatever their headers say.
-        let bodiless = method == "HEAD" || matches!(rparts.status.as_u16(), 204 | 304);
-        let masking = if bodiless { &mask::Masking::NONE } else { &target.masking };
-        let body = match mask::response_body(&mut rparts.headers, rbody, masking, conn.max_body, recorded(false)).await
-        {
-            Ok(body) => body,
-            Err(r) => return Ok(reply(r)),
-        };
-        session.record(false, &Event::Response(id, response_head(&rparts)));
-        Ok(Response::from_parts(rparts, body))
-    }
 }
 
 /// Serves the requests inside a CONNECT tunnel, answering its TLS as the host. Boxed:
@@ -692,135 +526,4 @@ fn token_of(value: &str, proxy: bool) -> Option<String> {
         return Some(password.to_owned());
     }
     None
-}
-
-fn body_of(body: IncomingBody) -> AgentBody {
-    body.map_err(upstream::BoxError::from).boxed()
-}
-
-/// A request body passed on as it streams, refused past `max` bytes.
-fn limited(body: AgentBody, max: usize) -> AgentBody {
-    http_body_util::Limited::new(body, max).map_err(upstream::BoxError::from).boxed()
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
-}
-
-/// What approvers see: the request line, and the start of its body, masked.
-fn approver_text(asked: &Asked<'_>, body: Option<&[u8]>, masking: &Masking) -> String {
-    const PREVIEW: usize = 1024;
-    let mut text = asked.text();
-    if let Some(body) = body.filter(|b| !b.is_empty()) {
-        let shown = &body[..body.len().min(PREVIEW)];
-        let shown = match &masking.masker {
-            Some(m) => m.mask(shown).into_owned(),
-            None => shown.to_vec(),
-        };
-        text.push('\n');
-        text.push_str(&String::from_utf8_lossy(&shown));
-        if body.len() > PREVIEW {
-            text.push_str(&format!("\n[... {} bytes in all]", body.len()));
-        }
-    }
-    text
-}
-
-/// Headers recorded as the agent sent them, credentials left out.
-fn recorded_headers(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(name, value)| {
-            let value = match name.as_str() {
-                "authorization" | "proxy-authorization" | "cookie" => "[REDACTED]".to_owned(),
-                _ => String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            };
-            (name.as_str().to_owned(), value)
-        })
-        .collect()
-}
-
-fn request_head(parts: &hyper::http::request::Parts, url: &str) -> RequestHead {
-    RequestHead {
-        method: parts.method.as_str().to_owned(),
-        url: url.to_owned(),
-        version: format!("{:?}", parts.version),
-        headers: recorded_headers(&parts.headers),
-    }
-}
-
-fn response_head(parts: &hyper::http::response::Parts) -> ResponseHead {
-    ResponseHead {
-        status: parts.status.as_u16(),
-        version: format!("{:?}", parts.version),
-        headers: recorded_headers(&parts.headers),
-    }
-}
-
-/// Records Airlock's own answer to an exchange.
-fn record_reply(session: &Session, id: u64, response: &Response<AgentBody>) {
-    let head = ResponseHead {
-        status: response.status().as_u16(),
-        version: "HTTP/1.1".into(),
-        headers: recorded_headers(response.headers()),
-    };
-    session.record(false, &Event::Response(id, head));
-}
-
-fn strip_response_hop_headers(headers: &mut HeaderMap) {
-    for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"] {
-        headers.remove(name);
-    }
-}
-
-fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool, uri: &hyper::Uri) {
-    let proto = if tls { "https" } else { "http" };
-    let host = headers.get(hyper::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
-    let host = host.or_else(|| uri.authority().map(|a| a.to_string()));
-    let forwarded = format!("for=\"{peer}\";proto={proto}");
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
-        headers.insert(hyper::header::FORWARDED, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
-        headers.insert("x-forwarded-for", v);
-    }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
-    if let Some(v) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
-        headers.insert("x-forwarded-host", v);
-    }
-}
-
-/// Relays an upgraded connection (WebSocket) both ways, recording what passes.
-async fn relay_upgraded(
-    agent: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    session: Arc<Session>,
-    id: u64,
-) {
-    let (Ok(agent), Ok(upstream)) = (agent.await, upstream.await) else { return };
-    let (agent_rd, agent_wr) = tokio::io::split(TokioIo::new(agent));
-    let (up_rd, up_wr) = tokio::io::split(TokioIo::new(upstream));
-    tokio::join!(pump(agent_rd, up_wr, &session, id, true), pump(up_rd, agent_wr, &session, id, false));
-}
-
-/// Copies one direction of an upgraded connection, recording each read.
-async fn pump<R, W>(mut rd: R, mut wr: W, session: &Session, id: u64, from_agent: bool)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 16 << 10];
-    loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        session.record(from_agent, &Event::Upgraded(id, &buf[..n]));
-        if wr.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    let _ = wr.shutdown().await;
 }
