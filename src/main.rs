@@ -42,6 +42,9 @@ enum Command {
         /// Port of Airlock's SSH endpoint on 127.0.0.1 (0: any free port).
         #[arg(long, default_value_t = 2222)]
         ssh: u16,
+        /// Port of Airlock's HTTP endpoint on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 8080)]
+        http: u16,
     },
     /// Mint a development token (needs `auth.dev_tokens = true` or `auth.hs256_secret`).
     Token {
@@ -322,8 +325,8 @@ fn init_tracing() {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve { config } => serve(&config).await,
-        Command::Demo { data_dir, postgres, admin, ssh } => {
-            airlock::demo::run(&data_dir, airlock::demo::Ports { postgres, admin, ssh }).await
+        Command::Demo { data_dir, postgres, admin, ssh, http } => {
+            airlock::demo::run(&data_dir, airlock::demo::Ports { postgres, admin, ssh, http }).await
         }
         Command::Token { config, sub, groups, ttl } => {
             let config = Config::load(&config)?;

@@ -21,7 +21,7 @@ fn the_lines_the_demo_prints_work_when_pasted() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut demo = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["demo", "--postgres", "0", "--admin", "0", "--ssh", "0", "--data-dir"])
+        .args(["demo", "--postgres", "0", "--admin", "0", "--ssh", "0", "--http", "0", "--data-dir"])
         .arg(dir.join("data"))
         .current_dir(&dir)
         .stdout(Stdio::piped())
@@ -53,6 +53,9 @@ fn the_lines_the_demo_prints_work_when_pasted() {
     let (out, err, code) = paste(&exports, &command("PGPASSWORD=$TOKEN psql"));
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("Ada Lovelace") && !out.contains("ada@example.com"), "{out}");
+    let (out, err, code) = paste(&exports, &command("curl -s -H"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("Printer on fire") && !out.contains("ada@example.com") && !out.contains("tk_live"), "{out}");
     if exports.contains("AIRLOCK_SSH") {
         let (out, err, code) = paste(&exports, &command("$AIRLOCK_SSH 'uname"));
         assert_eq!(code, Some(0), "{err}");

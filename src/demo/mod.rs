@@ -2,6 +2,7 @@
 //! is installed, a throwaway SSH host; Airlock in front of both on the default ports,
 //! and ready-to-paste `psql` and `ssh` lines with a fresh token and key.
 
+mod api;
 mod cluster;
 mod host;
 mod spawn;
@@ -39,6 +40,8 @@ pub struct Ports {
     pub admin: u16,
     /// Airlock's SSH endpoint.
     pub ssh: u16,
+    /// Airlock's HTTP endpoint.
+    pub http: u16,
 }
 
 /// Runs the demo until Ctrl-C, Airlock listening on 127.0.0.1 at `ports`. Files go to
@@ -62,8 +65,11 @@ pub async fn run(data_dir: &Path, ports: Ports) -> anyhow::Result<()> {
         Some(h) => Some((h, host::new_key(&agent_key)?)),
         None => None,
     };
+    let api_key = hex::encode(rand::random::<[u8; 16]>());
+    write_secret(&data_dir.join("demo-api.key"), &api_key)?;
+    let api = api::start(api_key).await?;
     let config_path = data_dir.join("demo.toml");
-    std::fs::write(&config_path, demo_config(cluster.port, ports, ssh.as_ref()))?;
+    std::fs::write(&config_path, demo_config(cluster.port, api.port, ports, ssh.as_ref()))?;
     let config = Config::load(&config_path)?;
 
     let server = Server::start(&config).await?;
@@ -73,9 +79,10 @@ pub async fn run(data_dir: &Path, ports: Ports) -> anyhow::Result<()> {
         postgres: port("postgres").unwrap_or(ports.postgres),
         admin: port("admin").unwrap_or(ports.admin),
         ssh: port("ssh").unwrap_or(ports.ssh),
+        http: port("http").unwrap_or(ports.http),
     };
     let (pg_port, admin_port) = (bound.postgres, bound.admin);
-    std::fs::write(&config_path, demo_config(cluster.port, bound, ssh.as_ref()))?;
+    std::fs::write(&config_path, demo_config(cluster.port, api.port, bound, ssh.as_ref()))?;
     let ssh_lines = match &host {
         Some(h) => ssh_lines(&data_dir, h, &agent_key, bound.ssh)?,
         None => "\nSSH: skipped (no sshd here; install openssh-server to try the SSH endpoint too).\n".to_owned(),
@@ -103,6 +110,7 @@ pub async fn run(data_dir: &Path, ports: Ports) -> anyhow::Result<()> {
 Airlock demo is running.
   throwaway PostgreSQL  127.0.0.1:{db_port}, database \"demo\" (its password is known only to Airlock)
   Airlock Postgres      {pg}   connection name: demo-db
+  Airlock HTTP          {http}    connection name: demo-api
   Airlock admin         http://{admin}/metrics
   config                {config}
 
@@ -115,6 +123,16 @@ Emails and cards come back masked. Try `-c 'drop table scratch'`: Airlock holds 
 tells the agent the approval id; `-c 'delete from scratch where id > 500'` changes more
 rows than the default 1000-row limit allows, so it is rolled back and held too.
 {ssh_lines}
+HTTP: a throwaway ticket API on 127.0.0.1:{api_port} wants a key only Airlock holds.
+
+  curl -s -H \"Authorization: Bearer $TOKEN\" http://{http}/demo-api/tickets
+
+Reporters and tokens come back masked. A DELETE is held: within 10 s an approval lets
+it through; after that the answer names the approval id, and once it is approved the
+same request sent with `-H 'Airlock-Approval: <id>'` goes through, once.
+
+  curl -s -X DELETE -H \"Authorization: Bearer $TOKEN\" http://{http}/demo-api/tickets/1
+
 As the approver (token: subject demo-approver, group sre), in another shell:
 
   export AIRLOCK_CONFIG={config}
@@ -131,6 +149,8 @@ Mint another token:
 
 Ctrl-C stops Airlock and deletes the throwaway database.",
         db_port = cluster.port,
+        api_port = api.port,
+        http = std::net::SocketAddr::from(([127, 0, 0, 1], bound.http)),
         admin = admin,
         config = config_path.display(),
         host = pg.ip(),
@@ -139,6 +159,7 @@ Ctrl-C stops Airlock and deletes the throwaway database.",
     shutdown_signal().await;
     server.shutdown().await;
     drop(host);
+    drop(api);
     drop(cluster);
     Ok(())
 }
@@ -183,8 +204,8 @@ is held until an approver decides (denied: exit status 126); an interactive shel
     ))
 }
 
-fn demo_config(db_port: u16, ports: Ports, ssh: Option<&(&host::DemoHost, String)>) -> String {
-    let Ports { postgres: postgres_port, admin: admin_port, ssh: ssh_port } = ports;
+fn demo_config(db_port: u16, api_port: u16, ports: Ports, ssh: Option<&(&host::DemoHost, String)>) -> String {
+    let Ports { postgres: postgres_port, admin: admin_port, ssh: ssh_port, http: http_port } = ports;
     let ssh = match ssh {
         None => String::new(),
         Some((host, agent_key)) => format!(
@@ -217,6 +238,10 @@ data_dir = "."
 postgres = "127.0.0.1:{postgres_port}"
 admin = "127.0.0.1:{admin_port}"
 ssh = "127.0.0.1:{ssh_port}"
+http = "127.0.0.1:{http_port}"
+
+[approvals]
+http_hold = "10s"
 
 [auth]
 dev_tokens = true
@@ -231,6 +256,17 @@ user = "app_rw"
 password = {{ file = "demo-db.password" }}
 allow_groups = ["agents"]
 tls = "disable"
+
+[[connections]]
+name = "demo-api"
+protocol = "http"
+url = "http://127.0.0.1:{api_port}"
+headers = {{ Authorization = {{ file = "demo-api.key", prefix = "Bearer " }} }}
+allow_groups = ["agents"]
+
+[[masking]]
+connections = ["demo-api"]
+keys = ["*token*"]
 "#
     )
 }
