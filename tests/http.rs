@@ -174,6 +174,12 @@ fn credentials_are_injected_and_replies_are_masked_before_the_agent_sees_them() 
     let body = text(&rig.curl(&[], "/api/api/raw").stdout);
     assert!(body.contains("line three") && !body.contains("AKIAIOSFODNN7EXAMPLE"), "{body}");
     assert_eq!(split(&rig.curl(&["-i"], "/api/api/utf16")).0, 502);
+    // JSON under a binary label, or under two labels, is refused rather than passed.
+    for path in ["/api/api/raw-json", "/api/api/two-types"] {
+        let (code, _, body) = split(&rig.curl(&["-i"], path));
+        assert_eq!(code, 502, "{path}: {body}");
+        assert!(!body.contains("hunter2"), "{body}");
+    }
     // A large binary body passes untouched.
     let out = rig.curl(&[], "/api/api/large?mb=10");
     assert_eq!(out.stdout.len(), 10 << 20);
@@ -374,6 +380,74 @@ print("ok")
         .output()
         .unwrap();
     assert_eq!(text(&out.stdout).trim(), "ok", "{}", text(&out.stderr));
+}
+
+/// An upstream that answers each request head at once and never reads a body, as
+/// some static handlers do: a body on a reused connection would be read as a request.
+fn body_ignoring_upstream() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let seen = lines.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head: Vec<u8> = pending.drain(..end + 4).collect();
+                        let first = text(&head).lines().next().unwrap_or("").to_owned();
+                        seen.lock().unwrap().push(first);
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok");
+                        // Like most servers, it honours the client's `Connection: close`.
+                        if text(&head).to_ascii_lowercase().contains("\r\nconnection: close") {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, lines)
+}
+
+#[test]
+fn a_body_the_upstream_does_not_read_never_becomes_a_request() {
+    let (port, lines) = body_ignoring_upstream();
+    let config = format!(
+        "[[connections]]\nname = \"static\"\nprotocol = \"http\"\nurl = \"http://127.0.0.1:{port}\"\nallow_groups = [\"agents\"]\n"
+    );
+    let airlock = Airlock::start_with("", &config);
+    let agent = token("agent-h", &["agents"]);
+    let smuggled = "DELETE /items/8 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let url = format!("http://{}/static/logo.png", airlock.http.unwrap());
+    for _ in 0..2 {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-X",
+                "GET",
+                "-H",
+                &format!("Authorization: Bearer {agent}"),
+                "--data-binary",
+                smuggled,
+                &url,
+            ])
+            .args(["--next", "-sS", "-H", &format!("Authorization: Bearer {agent}"), &url])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let lines = lines.lock().unwrap().clone();
+    assert!(lines.iter().all(|l| l.starts_with("GET /logo.png")), "{lines:?}");
 }
 
 #[test]

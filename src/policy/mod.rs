@@ -94,8 +94,10 @@ pub enum Attr<'a> {
     Graphql {
         /// `query`, `mutation` or `subscription`.
         kind: &'a str,
-        /// Its name, if it has one.
+        /// Its name, if it has one (the client's choice).
         name: Option<&'a str>,
+        /// The fields its top level runs (`deleteRepository`).
+        fields: &'a [String],
     },
 }
 
@@ -112,7 +114,7 @@ fn split_condition(text: &str, key: &str) -> anyhow::Result<(String, String)> {
 /// servers commonly route `/Repos/x/` as `/repos/x`. Forms a server may read
 /// differently (dot segments, empty names, encoded slashes) are the plugin's to
 /// refuse or hold before this.
-fn request_path_matches(glob: &str, path: &str) -> bool {
+pub(crate) fn request_path_matches(glob: &str, path: &str) -> bool {
     let path = path.to_ascii_lowercase();
     let glob = glob.to_ascii_lowercase();
     let trimmed = match path.len() > 1 {
@@ -154,8 +156,11 @@ impl Rule {
         });
         let graphql = self.graphql.as_ref().is_none_or(|(kind, glob)| {
             attrs.iter().any(|a| match a {
-                Attr::Graphql { kind: k, name } => {
-                    (kind == "*" || kind == k) && crate::glob::matches(glob, name.unwrap_or(""))
+                // The name is the client's to choose; the fields are what runs.
+                Attr::Graphql { kind: k, name, fields } => {
+                    (kind == "*" || kind == k)
+                        && (crate::glob::matches(glob, name.unwrap_or(""))
+                            || fields.iter().any(|f| crate::glob::matches(glob, f)))
                 }
                 Attr::Request { .. } => false,
             })

@@ -184,6 +184,12 @@ async fn handle(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Resu
             r
         }
         "/api/raw" => reply(StatusCode::OK, "application/octet-stream", full(TEXT)),
+        "/api/raw-json" => reply(StatusCode::OK, "application/octet-stream", full(JSON)),
+        "/api/two-types" => {
+            let mut r = reply(StatusCode::OK, "application/octet-stream", full(JSON));
+            r.headers_mut().append("content-type", "application/json".parse().unwrap());
+            r
+        }
         "/api/utf16" => {
             let utf16: Vec<u8> = TEXT.encode_utf16().flat_map(u16::to_le_bytes).collect();
             reply(StatusCode::OK, "text/plain; charset=utf-16le", full(utf16))

@@ -82,7 +82,10 @@ pub fn canonical_path(path: &str) -> bool {
                 return false;
             };
             let decoded = (h * 16 + l) as u8;
-            if decoded.is_ascii_alphanumeric() || b"-._~/\\".contains(&decoded) {
+            // Unreserved characters and separators servers may decode before routing;
+            // spaces, controls and non-ASCII bytes some trim or normalise away.
+            if decoded.is_ascii_alphanumeric() || b"-._~/\\?#".contains(&decoded) || decoded <= b' ' || decoded >= 0x7f
+            {
                 return false;
             }
             i += 3;
@@ -111,6 +114,8 @@ pub struct Asked<'a> {
     pub overrides: Vec<String>,
     /// The body's content type, which says how the server reads it.
     pub content_type: Option<&'a str>,
+    /// Whether masking rules match response keys here, which GraphQL aliases rename.
+    pub keys_masked: bool,
 }
 
 impl Asked<'_> {
@@ -183,12 +188,17 @@ pub fn decide(policy: Option<&Policy>, connection: &str, groups: &[String], aske
             .map(|op| {
                 let kind = op.kind.as_str();
                 let name = op.name.as_deref();
-                let text = format!("{text} ({kind} {})", name.unwrap_or("(anonymous)"));
+                let mut text = format!("{text} ({kind} {}: {})", name.unwrap_or("(anonymous)"), op.fields.join(", "));
                 // The method's own class stays only if it says more than `write`.
                 let method = base.without(Class::Read).without(Class::Write);
-                let classes = method | Classes::of(&[op.kind.class()]);
+                let mut classes = method | Classes::of(&[op.kind.class()]);
+                if op.aliased && asked.keys_masked {
+                    // Aliases rename the response keys that masking rules match.
+                    classes |= Classes::of(&[Class::Unknown]);
+                    text.push_str(" [aliases rename masked keys]");
+                }
                 let mut attrs = requests.clone();
-                attrs.push(Attr::Graphql { kind, name });
+                attrs.push(Attr::Graphql { kind, name, fields: &op.fields });
                 one(&text, classes, &attrs)
             })
             .collect(),
@@ -264,9 +274,10 @@ pub fn is_form(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Whether `path` is one of the connection's GraphQL endpoints.
+/// Whether `path` is one of the connection's GraphQL endpoints (ignoring case and a
+/// trailing slash, as servers commonly route them).
 pub fn is_graphql(globs: &[String], path: &str) -> bool {
-    globs.iter().any(|g| crate::glob::matches_path(g, path))
+    globs.iter().any(|g| crate::policy::request_path_matches(g, path))
 }
 
 /// Headers that are the agent's own business with Airlock, never the upstream's.
@@ -293,9 +304,13 @@ pub fn strip_agent_headers(headers: &mut HeaderMap, keep_upgrade: bool) {
         headers.remove(hyper::header::UPGRADE);
         headers.remove(hyper::header::CONNECTION);
     }
-    // The agent's credentials and anything addressed to Airlock.
+    // The agent's credentials, anything addressed to Airlock, and claims about where
+    // the request came from that only Airlock may make.
     headers.remove(hyper::header::AUTHORIZATION);
     headers.remove(hyper::header::PROXY_AUTHORIZATION);
+    for name in ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"] {
+        headers.remove(name);
+    }
     let own: Vec<_> = headers.keys().filter(|k| k.as_str().starts_with("airlock-")).cloned().collect();
     for name in own {
         headers.remove(name);
@@ -308,7 +323,7 @@ mod tests {
 
     #[test]
     fn paths_a_server_may_read_differently_are_not_canonical() {
-        for ok in ["/", "/repos/a/b", "/repos/a/b/", "/files/my%20file.txt", "/x%3Fy"] {
+        for ok in ["/", "/repos/a/b", "/repos/a/b/", "/files/a%22b.txt", "/x%25y"] {
             assert!(canonical_path(ok), "{ok}");
         }
         for odd in [
@@ -324,6 +339,10 @@ mod tests {
             "/a\\b",
             "/bad%zz",
             "/trunc%2",
+            "/admin%20/x",
+            "/admin%00/x",
+            "/admin%3f/x",
+            "/admin%ef%bc%8f",
             "relative",
         ] {
             assert!(!canonical_path(odd), "{odd}");
@@ -331,7 +350,16 @@ mod tests {
     }
 
     fn asked<'a>(method: &'a str, path: &'a str) -> Asked<'a> {
-        Asked { method, path, query: None, graphql: None, body_sha256: None, overrides: Vec::new(), content_type: None }
+        Asked {
+            method,
+            path,
+            query: None,
+            graphql: None,
+            body_sha256: None,
+            overrides: Vec::new(),
+            content_type: None,
+            keys_masked: false,
+        }
     }
 
     #[test]
@@ -361,6 +389,16 @@ mod tests {
         let body = br#"{"query":"mutation deleteRepository { deleteRepository(input: {}) { x } }"}"#;
         let delete = with(graphql_of(&Method::POST, None, None, Some(body)));
         assert_eq!(decide(Some(&policy), "gh", &groups, &delete).verdict().as_str(), "deny");
+        // Named otherwise, or not at all, it runs the same field.
+        let body = br#"{"query":"mutation cleanup { gone: deleteRepository(input: {}) { x } }"}"#;
+        let renamed = with(graphql_of(&Method::POST, None, None, Some(body)));
+        assert_eq!(decide(Some(&policy), "gh", &groups, &renamed).verdict().as_str(), "deny");
+        assert!(is_graphql(&["/graphql".into()], "/GraphQL/"));
+        let aliased = Asked {
+            keys_masked: true,
+            ..with(graphql_of(&Method::POST, None, None, Some(br#"{"query":"{ user { p: password } }"}"#)))
+        };
+        assert_eq!(decide(Some(&policy), "gh", &groups, &aliased).verdict().as_str(), "approve");
         let unreadable = with(graphql_of(&Method::POST, None, None, Some(b"query { x }")));
         assert_eq!(decide(Some(&policy), "gh", &groups, &unreadable).verdict().as_str(), "approve");
         // A mutation in the URL of a POST whose body holds a query is still seen.

@@ -51,6 +51,11 @@ impl Masking {
     pub const NONE: Masking =
         Masking { masker: None, json: JsonRules { paths: Vec::new(), keys: Vec::new() }, style: Style::Redact };
 
+    /// Whether JSON paths or keys are masked here.
+    pub fn keys_masked(&self) -> bool {
+        !self.json.paths.is_empty() || !self.json.keys.is_empty()
+    }
+
     /// Whether anything is masked on this connection.
     pub fn active(&self) -> bool {
         self.masker.is_some() || !self.json.paths.is_empty() || !self.json.keys.is_empty()
@@ -109,6 +114,27 @@ pub fn narrow_accept_encoding(headers: &mut HeaderMap) {
     }
 }
 
+/// Refuses a response whose body two readers may decode differently: two content
+/// types or encodings, or a transfer coding other than `chunked` (which hyper would
+/// leave applied to the body it hands on).
+pub fn check_response_head(headers: &HeaderMap) -> Result<(), String> {
+    let count = |name| headers.get_all(name).iter().count();
+    if count(CONTENT_TYPE) > 1 || count(CONTENT_ENCODING) > 1 {
+        return Err("the response names more than one content type or encoding, so Airlock cannot mask it".into());
+    }
+    let coding = headers
+        .get_all(hyper::header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    if coding {
+        return Err("the response has a transfer coding Airlock cannot decode to mask".into());
+    }
+    if headers.get(CONTENT_ENCODING).is_some_and(|v| v.as_bytes().contains(&b',')) {
+        return Err("the response is encoded more than once, so Airlock cannot mask it".into());
+    }
+    Ok(())
+}
+
 /// Masks response headers in place.
 pub fn mask_headers(headers: &mut HeaderMap, masking: &Masking) {
     let cookies: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
@@ -140,6 +166,12 @@ pub fn mask_headers(headers: &mut HeaderMap, masking: &Masking) {
         }
     }
     if let Some(masker) = &masking.masker {
+        // A header whose very name carries a secret cannot be masked in place.
+        let named: Vec<_> =
+            headers.keys().filter(|n| !masker.find(n.as_str().as_bytes(), 0).is_empty()).cloned().collect();
+        for name in named {
+            headers.remove(name);
+        }
         for value in headers.values_mut() {
             if let std::borrow::Cow::Owned(masked) = masker.mask(value.as_bytes())
                 && let Ok(v) = HeaderValue::from_bytes(&masked)
@@ -192,10 +224,38 @@ pub async fn response_body(
             "the response is encoded as {e:?}, which Airlock cannot decode to mask"
         )));
     }
-    if encoding.is_none() && shape != Shape::Json {
+    // Where rules mask JSON by path or key, JSON under any other label (a JSON
+    // document, JSON lines, server-sent events carrying JSON) must be found: such
+    // bodies are read whole.
+    let keys_masked = masking.keys_masked();
+    let streamed = match shape {
+        Shape::Json => false,
+        Shape::Text { .. } => !keys_masked,
+        // Large downloads stream; one that turns out to be JSON is refused below.
+        Shape::Binary => true,
+    };
+    if encoding.is_none() && streamed {
+        let mut body = body.map_err(BoxError::from).boxed();
+        if shape == Shape::Binary && keys_masked {
+            // Decided before the agent hears anything: JSON under a binary label is refused.
+            let first = match body.frame().await {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => return Err(Reply::BadGateway(format!("reading the body failed: {e}"))),
+                None => return Ok(record.wrap(super::error::full(Bytes::new()))),
+            };
+            if let Some(data) = first.data_ref()
+                && !looks_binary(data)
+                && matches!(data.iter().find(|c| !c.is_ascii_whitespace()), Some(b'{' | b'['))
+            {
+                return Err(Reply::BadGateway(
+                    "a response labelled binary carries JSON, which Airlock masks by path only when it is labelled as JSON".into(),
+                ));
+            }
+            body = Prefixed { first: Some(first), rest: body }.boxed();
+        }
         headers.remove(CONTENT_LENGTH);
         let Some(masker) = masking.masker.clone() else {
-            return Ok(record.wrap(body.map_err(BoxError::from).boxed()));
+            return Ok(record.wrap(body));
         };
         let mode = match shape {
             Shape::Binary => Mode::Sniff,
@@ -225,6 +285,7 @@ pub async fn response_body(
                 "the response is text Airlock cannot read (UTF-16 or UTF-32) to mask".into(),
             ));
         }
+        _ if keys_masked => mask_text_holding_json(&plain, masking)?,
         _ => match &masking.masker {
             Some(m) => m.mask(&plain).into_owned(),
             None => plain,
@@ -266,6 +327,42 @@ fn looks_binary(bytes: &[u8]) -> bool {
 fn unreadable_text(bytes: &[u8]) -> bool {
     let bom = bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]);
     bom || memchr::memchr(0, &bytes[..bytes.len().min(8192)]).is_some()
+}
+
+/// A body not labelled JSON on a connection with JSON path or key rules: a whole
+/// JSON document, JSON lines, and `data:` lines carrying JSON are masked as JSON;
+/// other lines by the detectors. Something that starts like JSON but does not parse
+/// is refused: the rules could not be applied to it.
+fn mask_text_holding_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
+    let starts_json = |b: &[u8]| matches!(b.iter().find(|c| !c.is_ascii_whitespace()), Some(b'{' | b'['));
+    let refused = || Reply::BadGateway("the response carries JSON Airlock cannot parse to mask its fields".into());
+    if starts_json(body)
+        && let Ok(masked) = mask_json(body, masking)
+    {
+        return Ok(masked);
+    }
+    let mut out = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        let (prefix, rest) = match line.strip_prefix(b"data:") {
+            Some(rest) => (&line[..5], rest),
+            None => (&line[..0], line),
+        };
+        let content_end = rest.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+        let (content, tail) = rest.split_at(content_end);
+        if starts_json(content) {
+            let lead = content.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(&content[..lead]);
+            out.extend(mask_json(&content[lead..], masking).map_err(|_| refused())?);
+            out.extend_from_slice(tail);
+        } else {
+            match &masking.masker {
+                Some(m) => out.extend_from_slice(&m.mask(line)),
+                None => out.extend_from_slice(line),
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A JSON body, masked; `Err` when rules apply to it and it does not parse.
@@ -344,7 +441,7 @@ fn decode(encoding: &str, raw: &[u8], max: usize) -> Result<Vec<u8>, Reply> {
 
 /// A text body masked as it streams.
 struct MaskedText {
-    inner: Incoming,
+    inner: AgentBody,
     masker: crate::masking::StreamMasker<Arc<Masker>>,
     lines: bool,
     done: bool,
@@ -376,7 +473,7 @@ impl Body for MaskedText {
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else { continue };
                     if this.mode == Mode::Sniff && !data.is_empty() {
@@ -412,6 +509,28 @@ impl Body for MaskedText {
                 }
             }
         }
+    }
+}
+
+/// A body whose first frame was read ahead.
+struct Prefixed {
+    first: Option<Frame<Bytes>>,
+    rest: AgentBody,
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.first.take() {
+            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            None => Pin::new(&mut self.rest).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
     }
 }
 

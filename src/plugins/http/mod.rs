@@ -62,6 +62,9 @@ use crate::recording::Recorder;
 const APPROVAL_HEADER: &str = "airlock-approval";
 /// Tokens remembered per agent connection, so keep-alive requests skip verification.
 const MAX_TOKENS: usize = 16;
+/// How long a verified token is trusted without verifying it again (so an expired or
+/// revoked token stops working on a connection kept open).
+const TOKEN_RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
 /// The largest request head hyper reads.
 const MAX_HEAD: usize = 64 << 10;
 
@@ -109,7 +112,8 @@ impl HttpPlugin {
                 let mut forms = vec![text.to_owned(), upstream::percent_encode(text.as_bytes())];
                 forms.dedup();
                 for form in forms.iter().filter(|f| f.len() >= 4) {
-                    let detector = crate::masking::Detector::custom("credential", &regex::escape(form), form.len())
+                    let pattern = format!("(?i){}", regex::escape(form));
+                    let detector = crate::masking::Detector::custom("credential", &pattern, form.len())
                         .map_err(|e| anyhow::anyhow!("connection {:?}: {e}", conn.name))?;
                     masker.add(detector);
                 }
@@ -264,7 +268,8 @@ where
 /// Inside a CONNECT tunnel: where every request goes, and who sends it.
 struct Tunnel {
     target: Arc<Target>,
-    identity: Identity,
+    /// The token the CONNECT carried, verified again as requests come.
+    token: String,
 }
 
 /// One agent connection (or one CONNECT tunnel inside it).
@@ -275,7 +280,7 @@ struct AgentConn {
     /// Given back once the agent has proven who it is.
     handshake: Mutex<Option<HandshakeSlot>>,
     tunnel: Option<Tunnel>,
-    tokens: Mutex<HashMap<String, Identity>>,
+    tokens: Mutex<HashMap<String, (Identity, std::time::Instant)>>,
     sessions: tokio::sync::Mutex<HashMap<(String, String), Arc<Session>>>,
     /// The framing audit's verdicts on this connection's request heads.
     verdicts: audit::Verdicts,
@@ -340,9 +345,11 @@ impl AgentConn {
             }
             let path = req.uri().path().to_owned();
             let path = under_base(&tunnel.target, &path)?;
-            return self.exchange(tunnel.target.clone(), tunnel.identity.clone(), req, path).await;
+            let identity = self.verify(tunnel.token.clone(), true).await?;
+            return self.exchange(tunnel.target.clone(), identity, req, path).await;
         }
-        if let Some(authority) = req.uri().authority() {
+        // HTTP/2 always names the authority; forward proxying is HTTP/1's.
+        if let Some(authority) = req.uri().authority().filter(|_| req.version() < hyper::Version::HTTP_2) {
             // Forward proxy, plain http://.
             let scheme_port = if req.uri().scheme_str() == Some("https") { 443 } else { 80 };
             let host = authority.host().to_owned();
@@ -394,7 +401,15 @@ impl AgentConn {
             })
         })?;
         let token = token_of(value, proxy).ok_or_else(|| unauthorized("the credential is not Bearer or Basic"))?;
-        if let Some(identity) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&token) {
+        self.verify(token, proxy).await
+    }
+
+    /// The identity a token proves, from the connection's recent verifications.
+    async fn verify(&self, token: String, proxy: bool) -> Result<Identity, Reply> {
+        let unauthorized = |detail: &str| Reply::Unauthorized { proxy, detail: detail.to_owned() };
+        if let Some((identity, at)) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&token)
+            && at.elapsed() < TOKEN_RECHECK
+        {
             return Ok(identity.clone());
         }
         let identity = match self.plugin.auth.authenticate(&token).await {
@@ -409,7 +424,7 @@ impl AgentConn {
         if tokens.len() >= MAX_TOKENS {
             tokens.clear();
         }
-        tokens.insert(token, identity.clone());
+        tokens.insert(token, (identity.clone(), std::time::Instant::now()));
         drop(tokens);
         // Proven: this connection no longer counts against the handshake budget.
         self.handshake.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -441,6 +456,12 @@ impl AgentConn {
             return Err(Reply::BadRequest("CONNECT inside a CONNECT tunnel".into()));
         }
         let identity = self.identify(req.headers(), true).await?;
+        let token = req
+            .headers()
+            .get(PROXY_AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| token_of(v, true))
+            .unwrap_or_default();
         let Some(authority) = req.uri().authority().cloned() else {
             return Err(Reply::BadRequest("CONNECT needs host:port".into()));
         };
@@ -457,7 +478,7 @@ impl AgentConn {
             .server_config(authority.host())
             .map_err(|e| Reply::BadGateway(format!("minting a certificate failed: {e}")))?;
         let upgrade = hyper::upgrade::on(&mut req);
-        tokio::spawn(serve_tunnel(self.plugin.clone(), self.peer, upgrade, server, Tunnel { target, identity }));
+        tokio::spawn(serve_tunnel(self.plugin.clone(), self.peer, upgrade, server, Tunnel { target, token }));
         Ok(Response::new(error::full(Bytes::new())))
     }
 }

@@ -91,6 +91,7 @@ impl AgentConn {
             body_sha256: whole.as_deref().map(sha256),
             overrides,
             content_type,
+            keys_masked: target.masking.keys_masked(),
         };
         let policy = self.plugin.policy.as_deref();
         let mut decision = gate::decide(policy, &conn.name, &identity.groups, &asked);
@@ -146,6 +147,10 @@ impl AgentConn {
         gate::strip_agent_headers(&mut parts.headers, upgrade);
         if target.masking.active() {
             mask::narrow_accept_encoding(&mut parts.headers);
+            // A byte range of a JSON document escapes its paths and keys, and ranges of
+            // several parts come back as one multipart body: whole answers only.
+            parts.headers.remove(hyper::header::RANGE);
+            parts.headers.remove(hyper::header::IF_RANGE);
         }
         for (name, value) in &target.upstream.headers {
             parts.headers.insert(name.clone(), value.clone());
@@ -158,6 +163,11 @@ impl AgentConn {
             Err(e) => return Ok(reply(Reply::BadRequest(format!("the path does not make a URL: {e}")))),
         };
         parts.version = Version::HTTP_11;
+        // An upstream that does not read a body it did not expect would take the body
+        // for the next request on the connection: no connection is reused after one.
+        if whole.as_ref().is_some_and(|b| !b.is_empty()) || body.is_some() {
+            parts.headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let recorded =
             |from_agent| Recorded { session: session.clone(), exchange: id, from_agent, cap: conn.record_body };
         let up_body = match (whole, body) {
@@ -183,6 +193,11 @@ impl AgentConn {
             return Ok(Response::from_parts(rparts, error::full(Bytes::new())));
         }
         let (mut rparts, rbody) = response.into_parts();
+        if target.masking.active()
+            && let Err(why) = mask::check_response_head(&rparts.headers)
+        {
+            return Ok(reply(Reply::BadGateway(why)));
+        }
         strip_response_hop_headers(&mut rparts.headers);
         mask::mask_headers(&mut rparts.headers, &target.masking);
         // A HEAD's answer, a 204 and a 304 have no body, whatever their headers say.

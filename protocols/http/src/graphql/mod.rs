@@ -70,8 +70,14 @@ impl OperationKind {
 pub struct Operation {
     /// Query, mutation or subscription.
     pub kind: OperationKind,
-    /// Its name; `None` for an anonymous operation.
+    /// Its name; `None` for an anonymous operation. The client chooses it freely.
     pub name: Option<String>,
+    /// The fields its top-level selection set runs (`deleteRepository`), by field
+    /// name, never alias, fragment spreads followed: what the operation does.
+    pub fields: Vec<String>,
+    /// Whether the document renames a field anywhere (`e: email`), which changes the
+    /// keys of the response.
+    pub aliased: bool,
 }
 
 /// A line and column (both from 1; the column counts characters) in a document.
@@ -112,6 +118,9 @@ impl fmt::Display for Pos {
 /// Why Airlock cannot tell which operation a request runs. All are the client's doing.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum GraphqlError {
+    /// A fragment spread names no fragment of the document.
+    #[error("GraphQL fragment {0:?} is spread but not defined")]
+    UnknownFragment(String),
     /// The document is longer than [`MAX_DOCUMENT`].
     #[error("GraphQL document of {0} bytes is longer than the limit of {MAX_DOCUMENT}")]
     TooLong(usize),
@@ -196,32 +205,55 @@ pub fn select(document: &str, operation_name: Option<&str>) -> Result<Operation,
     if document.len() > MAX_DOCUMENT {
         return Err(GraphqlError::TooLong(document.len()));
     }
-    let operations: Vec<(OperationKind, Option<&str>)> = parse::document(document)?
-        .into_iter()
+    let parsed = parse::document(document)?;
+    let fragments: std::collections::HashMap<&str, &parse::Top<'_>> = parsed
+        .definitions
+        .iter()
         .filter_map(|d| match d {
-            parse::Definition::Operation { kind, name } => Some((kind, name)),
+            parse::Definition::Fragment { name, top } => Some((*name, top)),
+            parse::Definition::Operation { .. } => None,
+        })
+        .collect();
+    let operations: Vec<(OperationKind, Option<&str>, &parse::Top<'_>)> = parsed
+        .definitions
+        .iter()
+        .filter_map(|d| match d {
+            parse::Definition::Operation { kind, name, top } => Some((*kind, *name, top)),
             parse::Definition::Fragment { .. } => None,
         })
         .collect();
-    if operations.len() > 1 && operations.iter().any(|(_, name)| name.is_none()) {
+    if operations.len() > 1 && operations.iter().any(|(_, name, _)| name.is_none()) {
         return Err(GraphqlError::AnonymousNotAlone);
     }
     let mut names = HashSet::new();
-    for name in operations.iter().filter_map(|(_, name)| *name) {
+    for name in operations.iter().filter_map(|(_, name, _)| *name) {
         if !names.insert(name) {
             return Err(GraphqlError::DuplicateOperation(name.to_string()));
         }
     }
-    let (kind, name) = match (operation_name, operations.as_slice()) {
+    let (kind, name, top) = match (operation_name, operations.as_slice()) {
         (None, []) => return Err(GraphqlError::NoOperation),
         (None, [only]) => *only,
         (None, _) => return Err(GraphqlError::OperationNameRequired),
         (Some(wanted), _) => *operations
             .iter()
-            .find(|(_, name)| *name == Some(wanted))
+            .find(|(_, name, _)| *name == Some(wanted))
             .ok_or_else(|| GraphqlError::UnknownOperation(wanted.to_string()))?,
     };
-    Ok(Operation { kind, name: name.map(str::to_string) })
+    // The fields it runs, through top-level fragment spreads (each followed once).
+    let mut fields: Vec<String> = Vec::new();
+    let mut pending: Vec<&parse::Top<'_>> = vec![top];
+    let mut followed = HashSet::new();
+    while let Some(top) = pending.pop() {
+        fields.extend(top.fields.iter().map(|f| f.to_string()));
+        for spread in &top.spreads {
+            let fragment = fragments.get(spread).ok_or_else(|| GraphqlError::UnknownFragment(spread.to_string()))?;
+            if followed.insert(*spread) {
+                pending.push(fragment);
+            }
+        }
+    }
+    Ok(Operation { kind, name: name.map(str::to_string), fields, aliased: parsed.aliased })
 }
 
 #[cfg(test)]

@@ -10,24 +10,40 @@
 use super::lex::{Kind, Lexer, Token};
 use super::{GraphqlError, MAX_DEPTH, OperationKind};
 
-/// One top-level definition of an executable document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One top-level definition of an executable document, with what its top-level
+/// selection set names: fields (by name, not alias) and fragment spreads. Inline
+/// fragments at the top level count as the top level.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Definition<'a> {
-    Operation { kind: OperationKind, name: Option<&'a str> },
-    Fragment { name: &'a str },
+    Operation { kind: OperationKind, name: Option<&'a str>, top: Top<'a> },
+    Fragment { name: &'a str, top: Top<'a> },
+}
+
+/// What a definition's top-level selection set names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Top<'a> {
+    pub fields: Vec<&'a str>,
+    pub spreads: Vec<&'a str>,
+}
+
+/// A parsed document: its definitions, and whether any field anywhere is aliased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Document<'a> {
+    pub definitions: Vec<Definition<'a>>,
+    pub aliased: bool,
 }
 
 /// The definitions of `src`, in order.
-pub(super) fn document(src: &str) -> Result<Vec<Definition<'_>>> {
+pub(super) fn document(src: &str) -> Result<Document<'_>> {
     let mut p = Parser::new(src)?;
-    let mut defs = Vec::new();
+    let mut definitions = Vec::new();
     while p.tok.kind != Kind::End {
-        defs.push(p.definition()?);
+        definitions.push(p.definition()?);
     }
-    if defs.is_empty() {
+    if definitions.is_empty() {
         return Err(p.lex.error(p.tok.at, "empty document"));
     }
-    Ok(defs)
+    Ok(Document { definitions, aliased: p.aliased })
 }
 
 /// Names that start a type-system definition or extension.
@@ -38,6 +54,10 @@ struct Parser<'a> {
     lex: Lexer<'a>,
     /// The current token, not yet consumed.
     tok: Token<'a>,
+    /// The depth whose selections are the current definition's top level.
+    top_depth: usize,
+    top: Top<'a>,
+    aliased: bool,
 }
 
 type Result<T> = std::result::Result<T, GraphqlError>;
@@ -46,7 +66,7 @@ impl<'a> Parser<'a> {
     fn new(src: &'a str) -> Result<Parser<'a>> {
         let mut lex = Lexer::new(src);
         let tok = lex.next()?;
-        Ok(Parser { lex, tok })
+        Ok(Parser { lex, tok, top_depth: 1, top: Top::default(), aliased: false })
     }
 
     /// Consumes the current token.
@@ -97,10 +117,13 @@ impl<'a> Parser<'a> {
 
     /// ExecutableDefinition.
     fn definition(&mut self) -> Result<Definition<'a>> {
+        self.top_depth = 1;
+        self.top = Top::default();
         let kind = match self.tok.kind {
             Kind::Punct(b'{') => {
                 self.selection_set(0)?;
-                return Ok(Definition::Operation { kind: OperationKind::Query, name: None });
+                let top = std::mem::take(&mut self.top);
+                return Ok(Definition::Operation { kind: OperationKind::Query, name: None, top });
             }
             Kind::Name("query") => OperationKind::Query,
             Kind::Name("mutation") => OperationKind::Mutation,
@@ -126,7 +149,7 @@ impl<'a> Parser<'a> {
         }
         self.directives(false, 0)?;
         self.selection_set(0)?;
-        Ok(Definition::Operation { kind, name })
+        Ok(Definition::Operation { kind, name, top: std::mem::take(&mut self.top) })
     }
 
     /// FragmentDefinition, at `fragment`.
@@ -139,7 +162,7 @@ impl<'a> Parser<'a> {
         self.type_condition()?;
         self.directives(false, 0)?;
         self.selection_set(0)?;
-        Ok(Definition::Fragment { name })
+        Ok(Definition::Fragment { name, top: std::mem::take(&mut self.top) })
     }
 
     /// TypeCondition: `on` NamedType.
@@ -166,10 +189,14 @@ impl<'a> Parser<'a> {
 
     /// Field, FragmentSpread or InlineFragment.
     fn selection(&mut self, depth: usize) -> Result<()> {
+        let at_top = depth == self.top_depth;
         if self.tok.kind == Kind::Spread {
             self.bump()?;
             match self.tok.kind {
                 Kind::Name(name) if name != "on" => {
+                    if at_top {
+                        self.top.spreads.push(name);
+                    }
                     self.bump()?;
                     return self.directives(false, depth);
                 }
@@ -177,11 +204,22 @@ impl<'a> Parser<'a> {
                 _ => {}
             }
             self.directives(false, depth)?;
-            return self.selection_set(depth);
+            if !at_top {
+                return self.selection_set(depth);
+            }
+            // An inline fragment's selections are its parent's level.
+            self.top_depth = depth + 1;
+            let inner = self.selection_set(depth);
+            self.top_depth = depth;
+            return inner;
         }
-        self.name("expected a field, `...` or `}`")?;
+        let mut field = self.name("expected a field, `...` or `}`")?;
         if self.eat(b':')? {
-            self.name("expected a field name after the alias")?;
+            self.aliased = true;
+            field = self.name("expected a field name after the alias")?;
+        }
+        if at_top {
+            self.top.fields.push(field);
         }
         if self.is(b'(') {
             self.arguments(false, depth)?;

@@ -3,7 +3,34 @@ use proptest::prelude::*;
 use super::*;
 
 fn op(kind: OperationKind, name: Option<&str>) -> Operation {
-    Operation { kind, name: name.map(str::to_string) }
+    Operation { kind, name: name.map(str::to_string), fields: Vec::new(), aliased: false }
+}
+
+/// The tests below compare kinds and names; fields and aliases have their own.
+fn bare(op: Operation) -> Operation {
+    Operation { fields: Vec::new(), aliased: false, ..op }
+}
+
+fn select(document: &str, operation_name: Option<&str>) -> Result<Operation, GraphqlError> {
+    super::select(document, operation_name).map(bare)
+}
+
+fn from_json_body(body: &[u8]) -> Result<Vec<Operation>, GraphqlError> {
+    super::from_json_body(body).map(|ops| ops.into_iter().map(bare).collect())
+}
+
+fn from_query_string(query: &str) -> Result<Vec<Operation>, GraphqlError> {
+    super::from_query_string(query).map(|ops| ops.into_iter().map(bare).collect())
+}
+
+#[test]
+fn an_operation_names_the_fields_it_runs_whatever_it_is_called() {
+    let op = super::select("mutation cleanup { d: deleteRepository(id: 1) { id } ...F ... on Mutation { other } } fragment F on Mutation { viaFragment }", None).unwrap();
+    assert_eq!(op.fields, ["deleteRepository", "other", "viaFragment"]);
+    assert!(op.aliased);
+    let plain = super::select("query { viewer { login } }", None).unwrap();
+    assert_eq!((plain.fields.as_slice(), plain.aliased), (&["viewer".to_owned()][..], false));
+    assert_eq!(super::select("{ ...Missing }", None), Err(GraphqlError::UnknownFragment("Missing".into())));
 }
 
 fn query(name: Option<&str>) -> Operation {
