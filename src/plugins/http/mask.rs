@@ -367,26 +367,36 @@ fn mask_text_holding_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Rep
 
 /// A JSON body, masked; `Err` when rules apply to it and it does not parse.
 fn mask_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
-    struct ByRules<'a>(&'a Masking);
+    /// Masks by the rules, and with the detectors where they may find something.
+    struct ByRules<'a> {
+        masking: &'a Masking,
+        detect: Option<&'a Masker>,
+    }
     impl JsonMasker for ByRules<'_> {
         fn whole(&mut self, raw: &[u8], why: Why<'_>) -> Vec<u8> {
             let mut out = Vec::new();
             let value = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")).unwrap_or(raw);
-            match &self.0.masker {
-                Some(m) => m.mask_column(self.0.style, value, &mut out),
+            match &self.masking.masker {
+                Some(m) => m.mask_column(self.masking.style, value, &mut out),
                 None => out.extend_from_slice(b"[MASKED]"),
             }
             let _ = why;
             serde_json::to_vec(&String::from_utf8_lossy(&out)).unwrap_or_else(|_| b"\"[MASKED]\"".to_vec())
         }
         fn text(&mut self, text: &str) -> Option<String> {
-            match self.0.masker.as_ref()?.mask(text.as_bytes()) {
+            match self.detect?.mask(text.as_bytes()) {
                 std::borrow::Cow::Borrowed(_) => None,
                 std::borrow::Cow::Owned(masked) => Some(String::from_utf8_lossy(&masked).into_owned()),
             }
         }
     }
-    match json::mask(body, &masking.json, &mut ByRules(masking)) {
+    // Without escapes every string's text is a run of the body's own bytes, so
+    // detectors that find nothing in the whole body find nothing in any string: one
+    // scan instead of one per string.
+    let detect =
+        masking.masker.as_deref().filter(|m| memchr::memchr(b'\\', body).is_some() || !m.find(body, 0).is_empty());
+    let mut by_rules = ByRules { masking, detect };
+    match json::mask(body, &masking.json, &mut by_rules) {
         Ok(masked) => Ok(masked.bytes),
         Err(e) if masking.json.paths.is_empty() && masking.json.keys.is_empty() => {
             // Not JSON after all: the detectors read it as text.
