@@ -317,24 +317,42 @@ impl KeyGlob {
         self.matches_lowercase(&key.to_ascii_lowercase())
     }
 
-    /// Whether `key`, already ASCII-lower-cased, matches.
+    /// Whether `key`, already ASCII-lower-cased, matches. Keys and pieces are short,
+    /// so bytes are compared in a plain loop (no searcher to build, no `memcmp` call
+    /// per position): this runs for every key of every masked JSON response.
     pub(super) fn matches_lowercase(&self, key: &str) -> bool {
+        let key = key.as_bytes();
         let Some((first, rest)) = self.pieces.split_first() else { return key.is_empty() };
-        let Some((last, middle)) = rest.split_last() else { return key == first };
+        let Some((last, middle)) = rest.split_last() else { return same(key, first.as_bytes()) };
+        let (first, last) = (first.as_bytes(), last.as_bytes());
+        if key.len() < first.len() + last.len()
+            || !same(&key[..first.len()], first)
+            || !same(&key[key.len() - last.len()..], last)
+        {
+            return false;
+        }
         // Stars on both sides of each middle piece: the leftmost match of each leaves
         // the most room for the rest.
-        let Some(inner) = key.strip_prefix(first.as_str()) else { return false };
-        let Some(mut inner) = inner.strip_suffix(last.as_str()) else { return false };
+        let mut inner = &key[first.len()..key.len() - last.len()];
         for piece in middle {
-            // Keys are short: memchr's search suits them better than `str::find`'s
-            // Two-Way searcher, built anew for every key.
-            match memchr::memmem::find(inner.as_bytes(), piece.as_bytes()) {
-                Some(at) => inner = inner.get(at + piece.len()..).unwrap_or_default(),
+            match find(inner, piece.as_bytes()) {
+                Some(at) => inner = &inner[at + piece.len()..],
                 None => return false,
             }
         }
         true
     }
+}
+
+/// Whether two byte strings are equal, compared in a loop.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// Where `needle` first occurs in a short `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let last = hay.len().checked_sub(needle.len())?;
+    (0..=last).find(|&i| same(&hay[i..i + needle.len()], needle))
 }
 
 impl std::str::FromStr for KeyGlob {
