@@ -206,6 +206,20 @@ fn bad_tokens_unknown_connections_and_denials_get_clear_answers() {
         .output()
         .unwrap();
     assert_eq!(split(&bad).0, 401);
+    // TLS on the same port, with the Postgres endpoint's certificate, and HTTP/2 over it.
+    let cert = rig.airlock.dir.join("tls/server.crt");
+    for version in ["--http1.1", "--http2"] {
+        let out = Command::new("curl")
+            .args(["-sS", "-i", version, "--cacert"])
+            .arg(&cert)
+            .args(["-H", &format!("Authorization: Bearer {}", rig.agent)])
+            .arg(format!("https://127.0.0.1:{}/api/api/json", rig.http().port()))
+            .output()
+            .unwrap();
+        let (code, head, body) = split(&out);
+        assert_eq!(code, 200, "{version}: {head} {}", text(&out.stderr));
+        assert!(body.contains("Alice") && !body.contains("hunter2"), "{body}");
+    }
     let (code, _, body) = split(&rig.curl(&["-i"], "/nosuch/x"));
     assert_eq!(code, 404);
     assert!(body.contains("api") && body.contains("secure"), "{body}");
