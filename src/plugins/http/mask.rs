@@ -341,27 +341,35 @@ fn mask_text_holding_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Rep
     {
         return Ok(masked);
     }
+    let detect = |text: &[u8], out: &mut Vec<u8>| match &masking.masker {
+        Some(m) => out.extend_from_slice(&m.mask(text)),
+        None => out.extend_from_slice(text),
+    };
     let mut out = Vec::with_capacity(body.len());
+    // Runs of lines without JSON go to the detectors whole, one scan per run.
+    let mut run = 0;
+    let mut at = 0;
     for line in body.split_inclusive(|b| *b == b'\n') {
+        let start = at;
+        at += line.len();
         let (prefix, rest) = match line.strip_prefix(b"data:") {
             Some(rest) => (&line[..5], rest),
             None => (&line[..0], line),
         };
         let content_end = rest.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
         let (content, tail) = rest.split_at(content_end);
-        if starts_json(content) {
-            let lead = content.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
-            out.extend_from_slice(prefix);
-            out.extend_from_slice(&content[..lead]);
-            out.extend(mask_json(&content[lead..], masking).map_err(|_| refused())?);
-            out.extend_from_slice(tail);
-        } else {
-            match &masking.masker {
-                Some(m) => out.extend_from_slice(&m.mask(line)),
-                None => out.extend_from_slice(line),
-            }
+        if !starts_json(content) {
+            continue;
         }
+        detect(&body[run..start], &mut out);
+        run = at;
+        let lead = content.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(&content[..lead]);
+        out.extend(mask_json(&content[lead..], masking).map_err(|_| refused())?);
+        out.extend_from_slice(tail);
     }
+    detect(&body[run..], &mut out);
     Ok(out)
 }
 
@@ -691,6 +699,17 @@ mod tests {
         mask_headers(&mut h, &masking);
         assert_eq!(h[SET_COOKIE], "sid=[MASKED]; Path=/; HttpOnly");
         assert_eq!(h[LOCATION], "https://x/cb?code=[MASKED]&state=1");
+    }
+
+    #[test]
+    fn json_lines_and_events_carrying_json_are_masked_by_path_and_broken_json_refused() {
+        let json = JsonRules { paths: vec![json::JsonPath::parse("$..password").unwrap()], keys: Vec::new() };
+        let masking = Masking { masker: None, json, style: Style::Redact };
+        let body = b"event: x\ndata: {\"password\":\"p1\"}\n\nplain line\n{\"password\":\"p2\"}\n";
+        let out = String::from_utf8(mask_text_holding_json(body, &masking).unwrap()).unwrap();
+        assert!(!out.contains("p1") && !out.contains("p2"), "{out}");
+        assert!(out.starts_with("event: x\ndata: {\"password\":") && out.contains("\n\nplain line\n{"), "{out}");
+        assert!(mask_text_holding_json(b"ok\ndata: {\"password\": }\n", &masking).is_err());
     }
 
     #[test]
