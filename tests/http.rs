@@ -50,6 +50,13 @@ allow_groups = ["agents"]
 websocket = true
 headers = {{ Authorization = {{ value = "{UPSTREAM_SECRET}", prefix = "token " }} }}
 
+[[connections]]
+name = "basic"
+protocol = "http"
+url = "http://localhost:{plain}/api"
+allow_groups = ["agents"]
+basic_auth = {{ user = "ci", password = {{ value = "basic-pass-5521" }} }}
+
 [[masking]]
 connections = ["api", "secure"]
 json = ["$.user.email", "$..password"]
@@ -144,6 +151,16 @@ fn credentials_are_injected_and_replies_are_masked_before_the_agent_sees_them() 
         assert!(!body.contains(secret), "{body}");
     }
     assert!(body.contains("[MASKED:credential]"), "{body}");
+
+    // Basic authentication, under a base path.
+    let out = rig.curl(&[], "/basic/echo");
+    let seen = rig.api.seen_at("/api/echo");
+    assert_eq!(seen.last().unwrap().header("authorization"), Some("Basic Y2k6YmFzaWMtcGFzcy01NTIx"));
+    let body = text(&out.stdout);
+    assert!(
+        !body.contains("Y2k6YmFzaWMtcGFzcy01NTIx") && !body.contains("basic-pass-5521") && body.contains("/api/echo"),
+        "{body}"
+    );
 
     // JSON: paths, key globs and detectors; everything else byte for byte.
     let out = rig.curl(&[], "/api/api/json");
@@ -431,6 +448,28 @@ fn body_ignoring_upstream() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>
         }
     });
     (port, lines)
+}
+
+#[test]
+fn idle_and_slow_connections_are_closed_after_the_handshake_timeout() {
+    let rig = Rig::start("");
+    let idle_for = |first: &str| {
+        let mut s = std::net::TcpStream::connect(rig.http()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(first.as_bytes()).unwrap();
+        let started = std::time::Instant::now();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        (started.elapsed(), text(&all))
+    };
+    // A keep-alive connection that goes quiet after a request, and one that never
+    // finishes its head: both closed by Airlock (the test config's timeout is 5 s).
+    let request = format!("GET /api/api/json HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n", rig.agent);
+    let (waited, reply) = idle_for(&request);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(waited < Duration::from_secs(15), "an idle keep-alive connection stayed open {waited:?}");
+    let (waited, _) = idle_for("GET /api/api/json HTTP/1.1\r\nHost: x\r\n");
+    assert!(waited < Duration::from_secs(15), "a half-sent head kept the connection open {waited:?}");
 }
 
 #[test]

@@ -455,6 +455,16 @@ pub struct MaskingRule {
     pub keys: Vec<String>,
 }
 
+/// HTTP basic authentication for an upstream.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The user name.
+    pub user: String,
+    /// The password, from a secret.
+    pub password: Credential,
+}
+
 /// A credential Airlock adds to upstream requests: a secret from exactly one of
 /// `env`, `file` or `value` (development only), with an optional prefix.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -611,6 +621,9 @@ pub struct Connection {
     /// HTTP: query parameters Airlock adds upstream, from secrets (`key = { env = "API_KEY" }`).
     #[serde(default)]
     pub query: BTreeMap<String, Credential>,
+    /// HTTP: basic authentication Airlock adds upstream
+    /// (`{ user = "ci", password = { env = "JENKINS_TOKEN" } }`).
+    pub basic_auth: Option<BasicAuth>,
     /// HTTP: pass WebSocket upgrades through (recorded); off, they are refused.
     #[serde(default)]
     pub websocket: bool,
@@ -976,7 +989,17 @@ impl Config {
                     if let Err(why) = crate::plugins::http::upstream::check_base_url(url) {
                         return err(key("url"), format!("{url:?}: {why}"));
                     }
+                    if let Some(basic) = &c.basic_auth
+                        && c.headers.keys().any(|h| h.eq_ignore_ascii_case("authorization"))
+                    {
+                        return err(
+                            key("basic_auth"),
+                            format!("{:?}: set basic_auth or an Authorization header, not both", basic.user),
+                        );
+                    }
                     let creds = c.headers.iter().map(|(n, v)| (format!("headers.{n}"), v));
+                    let creds =
+                        creds.chain(c.basic_auth.iter().map(|b| ("basic_auth.password".to_owned(), &b.password)));
                     let creds = creds.chain(c.query.iter().map(|(n, v)| (format!("query.{n}"), v)));
                     for (name, credential) in creds {
                         if credential.source().is_none() {

@@ -161,15 +161,28 @@ impl HttpPlugin {
     }
 
     /// The connection a forward-proxy request to `host:port` goes to.
-    fn by_host(&self, host: &str, port: u16) -> Option<&Arc<Target>> {
+    /// Among connections on one host, the one whose base path is the longest prefix
+    /// of `path` wins (ties by name); `path` `None` (a CONNECT) asks only whether
+    /// any connection has this host and port.
+    fn by_host(&self, host: &str, port: u16, path: Option<&str>) -> Option<&Arc<Target>> {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
-        let mut same_host = self.targets.values().filter(|t| t.upstream.host == host);
-        let exact = self.targets.values().find(|t| t.upstream.host == host && t.upstream.port == port);
-        exact.or_else(|| {
-            let first = same_host.next();
-            // Only an unambiguous host picks a connection by name alone.
-            first.filter(|_| same_host.next().is_none())
-        })
+        let on_host: Vec<&Arc<Target>> = self.targets.values().filter(|t| t.upstream.host == host).collect();
+        let exact: Vec<&Arc<Target>> = on_host.iter().copied().filter(|t| t.upstream.port == port).collect();
+        // Another port of the host only when all its connections share one port (an
+        // `http://` request for a connection configured as `https://`).
+        let one_port = on_host.windows(2).all(|w| w[0].upstream.port == w[1].upstream.port);
+        let candidates = if !exact.is_empty() || !one_port { exact } else { on_host };
+        let Some(path) = path else { return candidates.into_iter().next() };
+        candidates
+            .into_iter()
+            .filter(|t| {
+                let base = t.upstream.base_path.as_str();
+                path.strip_prefix(base).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .max_by(|a, b| {
+                (a.upstream.base_path.len(), std::cmp::Reverse(&a.conn.name))
+                    .cmp(&(b.upstream.base_path.len(), std::cmp::Reverse(&b.conn.name)))
+            })
     }
 }
 
@@ -267,7 +280,10 @@ where
 
 /// Inside a CONNECT tunnel: where every request goes, and who sends it.
 struct Tunnel {
-    target: Arc<Target>,
+    /// The host and port the CONNECT named; each request's path picks among the
+    /// connections there.
+    host: String,
+    port: u16,
     /// The token the CONNECT carried, verified again as requests come.
     token: String,
 }
@@ -343,10 +359,16 @@ impl AgentConn {
             if req.uri().authority().is_some() {
                 return Err(Reply::BadRequest("an absolute-form request inside a CONNECT tunnel".into()));
             }
-            let path = req.uri().path().to_owned();
-            let path = under_base(&tunnel.target, &path)?;
             let identity = self.verify(tunnel.token.clone(), true).await?;
-            return self.exchange(tunnel.target.clone(), identity, req, path).await;
+            let full = req.uri().path().to_owned();
+            let target = self
+                .plugin
+                .by_host(&tunnel.host, tunnel.port, Some(&full))
+                .cloned()
+                .ok_or_else(|| Reply::UnknownHost(format!("{}:{}{full}", tunnel.host, tunnel.port)))?;
+            check_groups(&target, &identity)?;
+            let path = under_base(&target, &full)?;
+            return self.exchange(target, identity, req, path).await;
         }
         // HTTP/2 always names the authority; forward proxying is HTTP/1's.
         if let Some(authority) = req.uri().authority().filter(|_| req.version() < hyper::Version::HTTP_2) {
@@ -355,8 +377,11 @@ impl AgentConn {
             let host = authority.host().to_owned();
             let port = authority.port_u16().unwrap_or(scheme_port);
             let identity = self.identify(req.headers(), true).await?;
-            let target =
-                self.plugin.by_host(&host, port).cloned().ok_or(Reply::UnknownHost(format!("{host}:{port}")))?;
+            let target = self
+                .plugin
+                .by_host(&host, port, Some(req.uri().path()))
+                .cloned()
+                .ok_or(Reply::UnknownHost(format!("{host}:{port}")))?;
             check_groups(&target, &identity)?;
             let path = under_base(&target, req.uri().path())?;
             return self.exchange(target, identity, req, path).await;
@@ -468,7 +493,7 @@ impl AgentConn {
         let port = authority.port_u16().unwrap_or(443);
         let target = self
             .plugin
-            .by_host(authority.host(), port)
+            .by_host(authority.host(), port, None)
             .cloned()
             .ok_or_else(|| Reply::UnknownHost(authority.to_string()))?;
         check_groups(&target, &identity)?;
@@ -478,7 +503,13 @@ impl AgentConn {
             .server_config(authority.host())
             .map_err(|e| Reply::BadGateway(format!("minting a certificate failed: {e}")))?;
         let upgrade = hyper::upgrade::on(&mut req);
-        tokio::spawn(serve_tunnel(self.plugin.clone(), self.peer, upgrade, server, Tunnel { target, token }));
+        tokio::spawn(serve_tunnel(
+            self.plugin.clone(),
+            self.peer,
+            upgrade,
+            server,
+            Tunnel { host: authority.host().to_owned(), port, token },
+        ));
         Ok(Response::new(error::full(Bytes::new())))
     }
 }

@@ -127,11 +127,25 @@ impl Upstream {
             value.set_sensitive(true);
             headers.push((HeaderName::try_from(name.as_str())?, value));
         }
+        // The encoded pair is masked too: an echo shows it, not the password.
+        let mut basic_encoded = None;
+        if let Some(basic) = &conn.basic_auth {
+            use base64::Engine;
+            let password = secret("basic_auth.password", &basic.password)?;
+            let mut pair = format!("{}:", basic.user).into_bytes();
+            pair.extend_from_slice(password.expose());
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&pair);
+            let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))?;
+            value.set_sensitive(true);
+            headers.push((hyper::header::AUTHORIZATION, value));
+            basic_encoded = Some(Secret::new(encoded.into_bytes()));
+        }
         let query = conn
             .query
             .iter()
             .map(|(name, credential)| Ok((name.clone(), secret(&format!("query.{name}"), credential)?)))
             .collect::<anyhow::Result<_>>()?;
+        secrets.extend(basic_encoded);
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(ca) = &conn.ca_file {
