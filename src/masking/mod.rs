@@ -96,6 +96,11 @@ impl Masker {
         Masker { detectors, style, key: hmac::Key::new(hmac::HMAC_SHA256, hash_key), holdback, enabled, slot }
     }
 
+    /// How it replaces values.
+    pub fn style(&self) -> Style {
+        self.style
+    }
+
     /// Adds a detector after the others (lowest priority on overlaps).
     pub fn add(&mut self, detector: Detector) {
         if detector.anchor.is_none() {

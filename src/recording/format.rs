@@ -212,6 +212,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether frames of this kind carry a protocol's traffic (which its transcript
+    /// decodes), not a record of Airlock's own.
+    pub fn is_traffic(self) -> bool {
+        matches!(
+            self,
+            Kind::PgFrontend | Kind::PgBackend | Kind::SshAgent | Kind::SshHost | Kind::HttpAgent | Kind::HttpUpstream
+        )
+    }
+
     fn from_u8(b: u8) -> Option<Kind> {
         Some(match b {
             1 => Kind::SessionStart,

@@ -98,12 +98,7 @@ pub fn render_text(
     for f in frames {
         let at = format!("[+{:.3}s]", f.ts_us.saturating_sub(start) as f64 / 1e6);
         match f.kind {
-            Kind::PgFrontend
-            | Kind::PgBackend
-            | Kind::SshAgent
-            | Kind::SshHost
-            | Kind::HttpAgent
-            | Kind::HttpUpstream => {
+            kind if kind.is_traffic() => {
                 traffic.text(f.direction == Direction::ToUpstream, &f.payload, f.ts_us, &at, out)?
             }
             Kind::SessionEnd => {
@@ -136,7 +131,8 @@ pub fn render_text(
                     writeln!(out, "           statement: {}", v.statement.escape_debug())?;
                 }
             }
-            Kind::SessionStart => {}
+            // The session's start is the header line above; traffic is handled first.
+            _ => {}
         }
     }
     let end = frames.last().map_or(start, |f| f.ts_us);
@@ -154,18 +150,10 @@ pub fn render_jsonl(frames: &[Frame], traffic: &mut dyn Transcript, out: &mut im
             "direction": f.direction.as_str(),
             "kind": f.kind.as_str(),
         });
-        match f.kind {
-            Kind::PgFrontend
-            | Kind::PgBackend
-            | Kind::SshAgent
-            | Kind::SshHost
-            | Kind::HttpAgent
-            | Kind::HttpUpstream => {
-                v["messages"] = traffic.json(f.direction == Direction::ToUpstream, &f.payload).into()
-            }
-            Kind::SessionStart | Kind::SessionEnd | Kind::Verdict => {
-                v["info"] = serde_json::from_slice(&f.payload).unwrap_or(Value::Null)
-            }
+        if f.kind.is_traffic() {
+            v["messages"] = traffic.json(f.direction == Direction::ToUpstream, &f.payload).into();
+        } else {
+            v["info"] = serde_json::from_slice(&f.payload).unwrap_or(Value::Null);
         }
         debug_assert!(
             f.direction != Direction::None || matches!(f.kind, Kind::SessionStart | Kind::SessionEnd | Kind::Verdict)

@@ -118,17 +118,7 @@ impl HttpPlugin {
                     masker.add(detector);
                 }
             }
-            let style = config
-                .masking
-                .iter()
-                .filter(|r| r.connections.is_empty() || r.connections.contains(&conn.name))
-                .find(|r| r.detectors.is_some())
-                .map(|r| match r.style {
-                    crate::config::MaskStyle::Redact => crate::masking::Style::Redact,
-                    crate::config::MaskStyle::Partial => crate::masking::Style::Partial,
-                    crate::config::MaskStyle::Hash => crate::masking::Style::Hash,
-                })
-                .unwrap_or(crate::masking::Style::Redact);
+            let style = masker.style();
             let rules =
                 config.masking.iter().filter(|r| r.connections.is_empty() || r.connections.contains(&conn.name));
             let mut json = airlock_http::json::JsonRules::default();
