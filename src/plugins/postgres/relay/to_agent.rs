@@ -50,6 +50,9 @@ where
     let mut masking_whole = false;
     let abort = ctx.shutdown.abort.fired();
     let drain = ctx.shutdown.drain.fired();
+    // The drain signal fires once; the session's phase lives in `Progress`, this only
+    // stops polling a finished future (without a lock per loop).
+    let mut drain_seen = false;
     tokio::pin!(abort, drain);
     loop {
         if let Some(results) = results.as_mut() {
@@ -215,7 +218,8 @@ where
                 let _ = send_to_agent(&mut out, wr, ctx).await;
                 return Ok(End::Aborted);
             }
-            _ = &mut drain, if shared.lock().phase == Phase::Open => {
+            _ = &mut drain, if !drain_seen => {
+                drain_seen = true;
                 let idle = {
                     let mut p = shared.lock();
                     let idle = p.at_safe_point() && scanner.at_boundary() && buf.is_empty();
