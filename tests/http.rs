@@ -171,6 +171,9 @@ fn credentials_are_injected_and_replies_are_masked_before_the_agent_sees_them() 
     let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(parsed["user"]["name"], "Alice");
     assert!(body.contains("\"big\":12345678901234567890123"), "a big number changed: {body}");
+    // A zstd body is decoded and masked.
+    let body = text(&rig.curl(&["-H", "Accept-Encoding: zstd"], "/api/api/zstd").stdout);
+    assert!(body.contains("Alice") && !body.contains("hunter2"), "{body}");
     // Text, chunked and gzip bodies.
     for (path, args) in
         [("/api/api/text", &[][..]), ("/api/api/chunked", &[][..]), ("/api/api/gzip", &["--compressed"][..])]
@@ -373,6 +376,8 @@ fn forward_proxy_mode_serves_http_and_connect_and_is_never_an_open_proxy() {
     assert!(!body.contains(UPSTREAM_SECRET), "{body}");
     let seen = rig.api.seen_at("/api/echo");
     assert_eq!(seen.last().unwrap().header("authorization"), Some(format!("token {UPSTREAM_SECRET}").as_str()));
+    // The TLS upstream offers HTTP/2, and Airlock speaks it there.
+    assert_eq!(seen.last().unwrap().version, "HTTP/2.0");
     // Without the CA, curl refuses Airlock's certificate: nothing is sent.
     let before = rig.api.seen().len();
     let out = Command::new("curl")

@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 /// What the API was asked.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    pub version: String,
     pub method: String,
     pub path: String,
     pub query: String,
@@ -123,6 +124,7 @@ fn reply(status: StatusCode, content_type: &str, body: Body) -> Response<Body> {
 }
 
 async fn handle(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Result<Response<Body>, Infallible> {
+    let version = format!("{:?}", req.version());
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let method = req.method().as_str().to_owned();
@@ -132,11 +134,12 @@ async fn handle(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Resu
         .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into()))
         .collect();
     if path == "/ws" {
-        seen.lock().unwrap().push(Seen { method, path, query, headers, body: Vec::new() });
+        seen.lock().unwrap().push(Seen { version, method, path, query, headers, body: Vec::new() });
         return Ok(websocket(&mut req));
     }
     let body = req.into_body().collect().await.map(|c| c.to_bytes().to_vec()).unwrap_or_default();
     seen.lock().unwrap().push(Seen {
+        version,
         method: method.clone(),
         path: path.clone(),
         query: query.clone(),
@@ -181,6 +184,11 @@ async fn handle(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Resu
         "/api/cookie" => {
             let mut r = reply(StatusCode::OK, "text/plain", full("ok"));
             r.headers_mut().insert("set-cookie", "session=very-secret-cookie; Path=/; HttpOnly".parse().unwrap());
+            r
+        }
+        "/api/zstd" => {
+            let mut r = reply(StatusCode::OK, "application/json", full(zstd::encode_all(JSON.as_bytes(), 3).unwrap()));
+            r.headers_mut().insert("content-encoding", "zstd".parse().unwrap());
             r
         }
         "/api/raw" => reply(StatusCode::OK, "application/octet-stream", full(TEXT)),

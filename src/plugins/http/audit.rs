@@ -323,8 +323,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Audited<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &polled {
-            let new = buf.filled()[before..].to_vec();
-            self.feed(&new);
+            self.feed(&buf.filled()[before..]);
         }
         polled
     }
