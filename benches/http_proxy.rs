@@ -13,10 +13,13 @@
 
 #[path = "support/proc_stat.rs"]
 mod proc_stat;
+#[path = "support/airlock.rs"]
+mod support;
 
-use std::io::{BufRead, BufReader};
+use support::{Running, median};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use airlock::demo::{RunAs, free_port, is_root, spawn_tied, tied_command};
 
@@ -128,11 +131,6 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// Requests/s and p99 latency (ms) from one wrk run.
 fn wrk(t: &Target, seconds: u64) -> (f64, f64) {
     let mut cmd = Command::new("wrk");
@@ -179,21 +177,6 @@ fn curl(t: &Target, path: &str) -> (f64, f64) {
     let mut parts = text.split_whitespace().map(|p| p.parse::<f64>().unwrap_or(f64::NAN));
     let (size, speed) = (parts.next().unwrap_or(f64::NAN), parts.next().unwrap_or(f64::NAN));
     (size, speed / 1e6)
-}
-
-struct Running(Child);
-
-impl Running {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// An nginx with one worker, serving `location /` with `directives`.
@@ -246,21 +229,6 @@ fn start_airlock(root: &Path, origin_port: u16) -> (Running, u16, String) {
         .unwrap();
     let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
     assert!(!token.is_empty(), "airlock token failed");
-    let mut cmd = tied_command(env!("CARGO_BIN_EXE_airlock"), RunAs::Me, "KILL");
-    cmd.args(["serve", "--config"])
-        .arg(dir.join("airlock.toml"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("airlock.log")).unwrap());
-    let mut child = spawn_tied(cmd).unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let port = loop {
-        let line = lines.next().expect("airlock exited").unwrap();
-        if let Some(addr) = line.strip_prefix("listening http ") {
-            break addr.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Running(child), port, token)
+    let (airlock, port) = support::start(&dir, "http");
+    (airlock, port, token)
 }

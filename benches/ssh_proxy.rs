@@ -14,16 +14,17 @@
 
 #[path = "support/proc_stat.rs"]
 mod proc_stat;
+#[path = "support/airlock.rs"]
+mod support;
+
+use support::{Running, median};
 #[path = "../tests/support/sshd.rs"]
 #[allow(dead_code)]
 mod sshd;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
-
-use airlock::demo::{RunAs, spawn_tied, tied_command};
 
 /// One way to reach the host.
 struct Path3 {
@@ -184,26 +185,6 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-struct Running(Child);
-
-impl Running {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A release Airlock with recording and masking on, serving connection `box`.
 fn start_airlock(root: &Path, sshd: &sshd::Sshd, keys: &str) -> (Running, u16) {
     let dir = root.join("airlock");
@@ -215,21 +196,5 @@ fn start_airlock(root: &Path, sshd: &sshd::Sshd, keys: &str) -> (Running, u16) {
         conn = sshd.connection("box", r#"["agents"]"#, "sftp = \"read-write\""),
     );
     std::fs::write(dir.join("airlock.toml"), config).unwrap();
-    let mut cmd = tied_command(env!("CARGO_BIN_EXE_airlock"), RunAs::Me, "KILL");
-    cmd.args(["serve", "--config"])
-        .arg(dir.join("airlock.toml"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("airlock.log")).unwrap());
-    let mut child = spawn_tied(cmd).unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let port = loop {
-        let line = lines.next().expect("airlock exited").unwrap();
-        if let Some(addr) = line.strip_prefix("listening ssh ") {
-            break addr.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Running(child), port)
+    support::start(&dir, "ssh")
 }

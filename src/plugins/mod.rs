@@ -83,10 +83,11 @@ pub fn transcript(protocol: &str, max_rows: usize) -> Box<dyn Transcript> {
     }
 }
 
-/// Each protocol crate's transcript has the trait's methods as its own: the trait
-/// lives here, since the protocol crates know nothing of the recorder.
+/// Each protocol crate's transcript has the trait's methods as its own (`finish` where
+/// it holds something back): the trait lives here, since the protocol crates know
+/// nothing of the recorder.
 macro_rules! transcript_of {
-    ($($t:ty),*) => {$(
+    ($($t:ty $(=> $finish:ident)?),*) => {$(
         impl Transcript for $t {
             fn text(
                 &mut self,
@@ -102,29 +103,18 @@ macro_rules! transcript_of {
             fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<serde_json::Value> {
                 self.json(from_agent, bytes)
             }
+
+            $(
+                fn $finish(&mut self, at: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+                    self.$finish(at, out)
+                }
+            )?
         }
     )*};
 }
 
-transcript_of!(airlock_postgres::transcript::Transcript, airlock_ssh::transcript::Transcript);
-
-impl Transcript for airlock_http::transcript::Transcript {
-    fn text(
-        &mut self,
-        from_agent: bool,
-        bytes: &[u8],
-        ts_us: u64,
-        at: &str,
-        out: &mut dyn std::io::Write,
-    ) -> std::io::Result<()> {
-        self.text(from_agent, bytes, ts_us, at, out)
-    }
-
-    fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<serde_json::Value> {
-        self.json(from_agent, bytes)
-    }
-
-    fn finish(&mut self, at: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        self.finish(at, out)
-    }
-}
+transcript_of!(
+    airlock_postgres::transcript::Transcript,
+    airlock_ssh::transcript::Transcript,
+    airlock_http::transcript::Transcript => finish
+);
