@@ -44,6 +44,7 @@ pub mod metrics;
 pub mod net;
 pub mod plugins;
 pub mod policy;
+pub mod private;
 pub mod recording;
 pub mod secrets;
 pub mod server;

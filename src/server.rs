@@ -38,6 +38,8 @@ pub struct Server {
 impl Server {
     /// Loads credentials and keys, binds all endpoints and starts accepting.
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        let data_dir = config.data_dir();
+        crate::private::dir(&data_dir).with_context(|| format!("data_dir {}", data_dir.display()))?;
         let metrics = Arc::new(Metrics::new());
         let auth = Arc::new(Authenticator::from_config(config).await?);
         let tls = crate::tls::agent_server_config(config)?;

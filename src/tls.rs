@@ -36,12 +36,12 @@ fn ensure_self_signed(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     if cert.exists() && key.exists() {
         return Ok((cert, key));
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::private::dir(dir).with_context(|| format!("creating {}", dir.display()))?;
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     let generated = rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
     std::fs::write(&cert, generated.cert.pem())?;
     let _ = std::fs::remove_file(&key);
-    let mut file = crate::identity::create_private_file(&key)?;
+    let mut file = crate::private::create(&key)?;
     std::io::Write::write_all(&mut file, generated.signing_key.serialize_pem().as_bytes())?;
     tracing::info!(cert = %cert.display(), "generated a self-signed TLS certificate for agents");
     Ok((cert, key))

@@ -47,7 +47,7 @@ pub struct Ports {
 /// Runs the demo until Ctrl-C, Airlock listening on 127.0.0.1 at `ports`. Files go to
 /// `data_dir` (config, keys, certificate).
 pub async fn run(data_dir: &Path, ports: Ports) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    crate::private::dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
     println!("Starting a throwaway PostgreSQL...");
     let cluster = tokio::task::spawn_blocking(|| PgCluster::start(ClusterOptions::default())).await??;
@@ -166,11 +166,8 @@ Ctrl-C stops Airlock and deletes the throwaway database.",
 
 /// Writes a file only its owner may read.
 fn write_secret(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    file.write_all(contents.as_bytes())
+    crate::private::write_new(path, contents.as_bytes())
 }
 
 /// What the demo prints about SSH, after writing a known_hosts file for Airlock's key.

@@ -45,21 +45,15 @@ pub fn load_or_create_key(path: &Path) -> std::io::Result<Secret> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                crate::private::dir(dir)?;
             }
             let bytes: [u8; 32] = rand::random();
-            let mut file = create_private_file(path)?;
+            let mut file = crate::private::create(path)?;
             writeln!(file, "{}", hex::encode(bytes))?;
             Ok(Secret::new(bytes.to_vec()))
         }
         Err(e) => Err(e),
     }
-}
-
-/// Creates `path` readable by its owner only.
-pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
 }
 
 /// Mints an HS256 token for `subject` in `groups`, valid for `ttl`.

@@ -4,11 +4,19 @@
 //! from the configured source), and the token's algorithm must belong to that key's
 //! family, and equal the key's declared `alg` when the JWKS gives one. That closes the
 //! classic HS256-signed-with-the-RSA-public-key confusion and `alg: none`.
+//!
+//! Before any of that, [`precheck`] refuses what the JWT library would let through:
+//! oversized tokens, `crit` extensions (Airlock implements none), and a header or claims
+//! object that names a member twice (parsers disagree on which copy wins). Header fields
+//! that point at keys (`jku`, `x5u`, `jwk`, `x5c`) are never read: keys come only from the
+//! configured source.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use jsonwebtoken::errors::ErrorKind;
@@ -23,6 +31,8 @@ use crate::config::Config;
 const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 const JWKS_MAX_BYTES: usize = 1 << 20;
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest token considered. IdP tokens with many groups run to a few KiB.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 struct PublicKey {
     kid: Option<String>,
@@ -101,6 +111,7 @@ impl JwtVerifier {
 
     /// Verifies a token and extracts the identity.
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        precheck(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let alg = header.alg;
         let claims = if alg == Algorithm::HS256 {
@@ -150,6 +161,88 @@ impl JwtVerifier {
             ErrorKind::InvalidAlgorithm => AuthError::AlgorithmMismatch(format!("{alg:?}")),
             _ => AuthError::Malformed,
         })
+    }
+}
+
+/// Refuses what the JWT library accepts but Airlock must not: see the module docs.
+fn precheck(token: &str) -> Result<(), AuthError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(AuthError::Oversized(MAX_TOKEN_BYTES));
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(claims)) = (parts.next(), parts.next()) else {
+        return Err(AuthError::Malformed);
+    };
+    for (i, part) in [header, claims].into_iter().enumerate() {
+        let json = URL_SAFE_NO_PAD.decode(part).map_err(|_| AuthError::Malformed)?;
+        let value: Value = serde_json::from_slice(&json).map_err(|_| AuthError::Malformed)?;
+        // Valid JSON that fails here names some member twice.
+        if let Err(e) = serde_json::from_slice::<Unique>(&json) {
+            return Err(AuthError::DuplicateMember(e.to_string()));
+        }
+        if i == 0 && value.get("crit").is_some() {
+            return Err(AuthError::Unsupported("crit"));
+        }
+    }
+    Ok(())
+}
+
+/// Any JSON value; deserializing fails when an object names a member twice.
+struct Unique;
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+        d.deserialize_any(UniqueVisitor)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Unique;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_unit<E>(self) -> Result<Unique, E> {
+        Ok(Unique)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+        while seq.next_element::<Unique>()?.is_some() {}
+        Ok(Unique)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(name) = map.next_key::<String>()? {
+            map.next_value::<Unique>()?;
+            if !seen.insert(name.clone()) {
+                return Err(serde::de::Error::custom(format!("{name:?}")));
+            }
+        }
+        Ok(Unique)
     }
 }
 
@@ -254,8 +347,6 @@ fn groups_of(value: &Value) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::identity::mint_token;
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{EncodingKey, Header};
     use serde_json::json;
 

@@ -13,7 +13,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-pub use dev::{DevKey, create_private_file, load_or_create_key, mint_token};
+pub use dev::{DevKey, load_or_create_key, mint_token};
 pub use jwt::JwtVerifier;
 
 use crate::config::Config;
@@ -81,6 +81,15 @@ pub enum AuthError {
     /// `alg` does not fit the key (HS/RS confusion, `none`...).
     #[error("token algorithm {0} is not allowed for its key")]
     AlgorithmMismatch(String),
+    /// Longer than any real token.
+    #[error("token is longer than {0} bytes")]
+    Oversized(usize),
+    /// The header asks for an extension Airlock does not implement.
+    #[error("token header uses {0:?}, which is not supported")]
+    Unsupported(&'static str),
+    /// The header or the claims name a member twice.
+    #[error("token names a member twice ({0})")]
+    DuplicateMember(String),
     /// No verifier is configured for this kind of token.
     #[error("tokens of this kind are not accepted here ({0})")]
     NotAccepted(&'static str),
@@ -101,6 +110,9 @@ impl AuthError {
             AuthError::UnknownKey(_) => "unknown_key",
             AuthError::AlgorithmMismatch(_) => "algorithm_mismatch",
             AuthError::NotAccepted(_) => "not_accepted",
+            AuthError::Oversized(_) => "oversized",
+            AuthError::Unsupported(_) => "unsupported",
+            AuthError::DuplicateMember(_) => "duplicate_member",
         }
     }
 }

@@ -55,7 +55,7 @@ pub struct Index {
 }
 
 fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().create(true).append(true).open(path)
+    crate::private::append(path)
 }
 
 impl Index {
@@ -94,7 +94,8 @@ impl Index {
             out.extend(serde_json::to_vec(e).map_err(std::io::Error::other)?);
             out.push(b'\n');
         }
-        std::fs::write(&tmp, out)?;
+        let _ = std::fs::remove_file(&tmp);
+        crate::private::write_new(&tmp, &out)?;
         std::fs::rename(&tmp, &self.path)?;
         self.file = open_append(&self.path)?;
         Ok(())

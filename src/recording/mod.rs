@@ -113,10 +113,10 @@ impl SigningKey {
         let pkcs8 = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir)?;
+                crate::private::dir(data_dir)?;
                 let doc = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
                     .map_err(|_| anyhow::anyhow!("generating the recording signing key"))?;
-                let mut file = crate::identity::create_private_file(&path)?;
+                let mut file = crate::private::create(&path)?;
                 std::io::Write::write_all(&mut file, doc.as_ref())?;
                 doc.as_ref().to_vec()
             }

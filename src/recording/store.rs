@@ -224,7 +224,7 @@ impl OpenSegment {
     /// Creates segment `number` with `header`, durably (file and directory).
     pub fn create(dir: &Path, header: &SegmentHeader) -> std::io::Result<OpenSegment> {
         let path = segment_path(dir, header.segment);
-        let mut file = std::fs::OpenOptions::new().create_new(true).write(true).read(true).open(&path)?;
+        let mut file = crate::private::create(&path)?;
         let bytes = header.encode();
         file.write_all(&bytes)?;
         file.sync_data()?;

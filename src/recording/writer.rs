@@ -63,7 +63,7 @@ pub struct RecorderDown;
 impl Recorder {
     /// Recovers the log in `settings.dir` (cutting a torn tail) and starts the writer.
     pub fn start(settings: RecordingSettings) -> anyhow::Result<Recorder> {
-        std::fs::create_dir_all(&settings.dir).with_context(|| format!("creating {}", settings.dir.display()))?;
+        crate::private::dir(&settings.dir).with_context(|| format!("creating {}", settings.dir.display()))?;
         let state = WriterState::recover(settings)?;
         let budget_bytes = state.settings.queue_bytes;
         let budget = Arc::new(Semaphore::new(budget_bytes));

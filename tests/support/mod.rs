@@ -179,11 +179,16 @@ impl Airlock {
 
     /// Starts Airlock on an existing config file.
     pub fn start_config(dir: PathBuf, config: PathBuf) -> Airlock {
+        Self::start_logged(dir, config, "debug,rustls=info")
+    }
+
+    /// Starts Airlock on an existing config file, logging at `rust_log`.
+    pub fn start_logged(dir: PathBuf, config: PathBuf, rust_log: &str) -> Airlock {
         let mut cmd = tied_command(env!("CARGO_BIN_EXE_airlock"), RunAs::Me, "KILL");
         cmd.arg("serve")
             .arg("--config")
             .arg(&config)
-            .env("RUST_LOG", "debug,rustls=info")
+            .env("RUST_LOG", rust_log)
             .env("AIRLOCK_TEST_APP_PASSWORD", APP_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("airlock.log")).unwrap());

@@ -64,12 +64,10 @@ impl Authority {
         let key = match std::fs::read_to_string(&key_path) {
             Ok(pem) => KeyPair::from_pem(&pem).with_context(|| format!("reading {}", key_path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir)?;
+                crate::private::dir(data_dir)?;
                 let key = KeyPair::generate().context("generating the HTTPS proxy CA key")?;
-                let mut file = crate::identity::create_private_file(&key_path)
+                crate::private::write_new(&key_path, key.serialize_pem().as_bytes())
                     .with_context(|| format!("creating {}", key_path.display()))?;
-                std::io::Write::write_all(&mut file, key.serialize_pem().as_bytes())?;
-                file.sync_all()?;
                 let _ = std::fs::remove_file(&cert_path);
                 key
             }

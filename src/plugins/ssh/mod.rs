@@ -99,10 +99,8 @@ pub fn load_or_create_host_key(data_dir: &Path) -> anyhow::Result<PrivateKey> {
             let pair = russh::keys::ssh_key::private::Ed25519Keypair::from_seed(&seed);
             let key = PrivateKey::from(pair);
             let text = key.to_openssh(russh::keys::ssh_key::LineEnding::LF).map_err(|e| anyhow::anyhow!("{e}"))?;
-            std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-            use std::io::Write;
-            crate::identity::create_private_file(&path)
-                .and_then(|mut f| f.write_all(text.as_bytes()))
+            crate::private::dir(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+            crate::private::write_new(&path, text.as_bytes())
                 .with_context(|| format!("writing the SSH host key {}", path.display()))?;
             Ok(key)
         }
