@@ -9,19 +9,6 @@ use std::time::Duration;
 
 use support::*;
 
-fn cli(airlock: &Airlock, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(args)
-        .arg("--config")
-        .arg(airlock.dir.join("airlock.toml"))
-        .output()
-        .unwrap()
-}
-
-fn sessions(airlock: &Airlock) -> Vec<serde_json::Value> {
-    serde_json::from_str(&ok(&cli(airlock, &["sessions", "--json"]))).unwrap()
-}
-
 #[test]
 fn a_psql_session_is_listed_replayed_and_verified() {
     let airlock = Airlock::start();
@@ -39,13 +26,13 @@ fn a_psql_session_is_listed_replayed_and_verified() {
     assert_eq!(mine[1]["end_reason"], "Terminated");
 
     let id = mine[1]["id"].as_str().unwrap();
-    let text = ok(&cli(&airlock, &["replay", id]));
+    let text = ok(&local_cli(&airlock, &["replay", id]));
     assert!(text.contains("SELECT * FROM rec_t ORDER BY id"), "{text}");
     assert!(text.contains("alpha") && text.contains("beta") && text.contains("NULL"), "{text}");
     assert!(text.contains("SELECT 3"), "{text}");
     assert!(text.contains("session ended: the agent said goodbye (Terminate)"), "{text}");
 
-    let jsonl = ok(&cli(&airlock, &["replay", &id[..8], "--format", "jsonl"]));
+    let jsonl = ok(&local_cli(&airlock, &["replay", &id[..8], "--format", "jsonl"]));
     let frames: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(frames.first().unwrap()["kind"], "session_start");
     assert_eq!(frames.last().unwrap()["kind"], "session_end");
@@ -55,7 +42,7 @@ fn a_psql_session_is_listed_replayed_and_verified() {
     // The token never reaches the recording.
     assert!(!jsonl.contains(&t));
 
-    let out = ok(&cli(&airlock, &["verify"]));
+    let out = ok(&local_cli(&airlock, &["verify"]));
     assert!(out.starts_with("ok: "), "{out}");
 }
 
@@ -117,13 +104,13 @@ async fn kill_9_under_load_keeps_every_completed_session() {
     assert!(completed.len() > 5, "load too light to mean anything: {}", completed.len());
 
     let restarted = airlock.restart();
-    let out = ok(&cli(&restarted, &["verify"]));
+    let out = ok(&local_cli(&restarted, &["verify"]));
     assert!(out.starts_with("ok: "), "{out}");
     let list = sessions(&restarted);
     for subject in &completed {
         let s = list.iter().find(|s| s["subject"] == *subject).unwrap_or_else(|| panic!("{subject} missing"));
         assert_eq!(s["end_reason"], "Terminated", "{s}");
-        let text = ok(&cli(&restarted, &["replay", s["id"].as_str().unwrap(), "--max-rows", "100"]));
+        let text = ok(&local_cli(&restarted, &["replay", s["id"].as_str().unwrap(), "--max-rows", "100"]));
         assert!(text.contains(&format!("marker {subject}")) && text.contains("SELECT 50"), "{text}");
     }
 }

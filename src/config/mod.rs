@@ -176,7 +176,7 @@ pub struct Limits {
     /// Rows and COPY data stream through whatever their size.
     #[serde(default = "defaults::max_message_size", deserialize_with = "de_size")]
     pub max_message_size: usize,
-    /// Time allowed to open a TCP connection to an upstream.
+    /// Time allowed to reach an upstream and log in to it.
     #[serde(default = "defaults::connect_timeout", deserialize_with = "de_duration")]
     pub connect_timeout: Duration,
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http_api;
+pub mod link;
 pub mod sshd;
 
 use std::io::{BufRead, BufReader};
@@ -365,7 +366,7 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> String {
 
 /// Runs one simple-protocol session over a raw socket: authenticate with `token`, run
 /// `sql`, send Terminate, then wait for the server to close the connection. Returns
-/// the messages received as `(tag, body)`.
+/// the messages received as `(tag, body)`; an error if anything came after Terminate.
 pub async fn raw_session(addr: SocketAddr, token: &str, sql: &str) -> std::io::Result<Vec<(u8, Vec<u8>)>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -408,8 +409,12 @@ pub async fn raw_session(addr: SocketAddr, token: &str, sql: &str) -> std::io::R
         }
     }
     s.write_all(&msg(b'X', b"")).await?;
+    // Anything after Terminate is an error: the session did not end cleanly.
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).await?;
+    if !rest.is_empty() {
+        return Err(std::io::Error::other(format!("ended with {:?}", String::from_utf8_lossy(&rest))));
+    }
     Ok(received)
 }
 
@@ -454,6 +459,22 @@ pub fn cli(airlock: &Airlock, args: &[&str]) -> Output {
         .env_remove("AIRLOCK_CONFIG")
         .output()
         .unwrap()
+}
+
+/// Runs an offline `airlock` command (`sessions`, `replay`, `verify`) on this Airlock's
+/// config.
+pub fn local_cli(airlock: &Airlock, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .arg("--config")
+        .arg(airlock.dir.join("airlock.toml"))
+        .output()
+        .unwrap()
+}
+
+/// The recorded sessions, as `sessions --json` lists them.
+pub fn sessions(airlock: &Airlock) -> Vec<serde_json::Value> {
+    serde_json::from_str(&ok(&local_cli(airlock, &["sessions", "--json"]))).unwrap()
 }
 
 /// Waits until `n` approvals are pending and returns them.

@@ -96,10 +96,10 @@ impl SessionError {
                 Some("ask the Airlock operator to add one of your groups to allow_groups"),
             ),
             SessionError::Upstream { connection, agent_message, .. } => match agent_message {
-                Some((code, msg)) => fatal(code, &format!("connection \"{connection}\": {msg}"), None),
+                Some((code, msg)) => fatal(code, &on_connection(connection, msg), None),
                 None => fatal(
                     "08006",
-                    &format!("connection \"{connection}\": the upstream database is unavailable"),
+                    &on_connection(connection, "the upstream database is unavailable"),
                     Some("try again later; if it persists, the Airlock operator can see the cause in Airlock's log"),
                 ),
             },
@@ -137,5 +137,13 @@ impl SessionError {
             SessionError::ShuttingDown => "shutting_down",
             SessionError::RecorderFailed => "recorder",
         }
+    }
+}
+
+/// `msg` about connection `name`, when the error knows which.
+fn on_connection(name: &str, msg: &str) -> String {
+    match name {
+        "" => msg.to_owned(),
+        name => format!("connection \"{name}\": {msg}"),
     }
 }

@@ -328,6 +328,20 @@ impl PostgresPlugin {
             let (result, stats, mut agent_wr) =
                 relay::relay(agent.stream, agent.buf, upstream.stream, upstream.buf, ctx).await;
             let duration_ms = started.elapsed().as_millis() as u64;
+            // An agent that vanished (or a session failed) mid-statement leaves nothing
+            // running upstream. A Terminate is the agent's own word and is honoured as
+            // PostgreSQL honours it: the statement before it completes.
+            if stats.busy
+                && !matches!(result, Ok(relay::End::Terminated | relay::End::UpstreamClosed))
+                && let Some(target) = cancel_key.as_ref().and_then(|k| self.cancels.lookup(k.pid, &k.secret.to_be_bytes()))
+            {
+                tracing::info!("cancelling the statement the session left running");
+                tokio::spawn(async move {
+                    if let Err(e) = cancel::send_cancel(&target).await {
+                        tracing::warn!(error = %e, "could not cancel the abandoned statement");
+                    }
+                });
+            }
             if let Some(r) = recording {
                 let reason = match &result {
                     Ok(end) => format!("{end:?}"),
@@ -342,6 +356,13 @@ impl PostgresPlugin {
                 };
                 if r.finish(&end).await.is_err() {
                     tracing::error!("the end of this session could not be recorded");
+                    // A clean close tells the agent its whole session is on record: this
+                    // one is not, and the agent hears so (unless the relay said it).
+                    if !matches!(result, Err(SessionError::RecorderFailed))
+                        && let Some(reply) = SessionError::RecorderFailed.agent_reply()
+                    {
+                        let _ = agent_wr.write_all(&reply).await;
+                    }
                 }
             }
             let _ = agent_wr.shutdown().await;

@@ -167,7 +167,18 @@ impl UpstreamError {
 impl UpstreamTarget {
     /// Connects and authenticates. `params` are the agent's forwardable startup
     /// parameters; `application_name` is rewritten to say who is behind Airlock.
+    /// An upstream that accepts but never finishes the login fails after `connect_timeout`.
     pub async fn open(&self, params: &[(String, String)], subject: &str) -> Result<Upstream, UpstreamError> {
+        match tokio::time::timeout(self.connect_timeout, self.login(params, subject)).await {
+            Ok(result) => result,
+            Err(_) => Err(UpstreamError::Unreachable {
+                address: self.conn.address.clone(),
+                reason: format!("no login within {:?}", self.connect_timeout),
+            }),
+        }
+    }
+
+    async fn login(&self, params: &[(String, String)], subject: &str) -> Result<Upstream, UpstreamError> {
         let (tcp, addr) = self.connect().await?;
         let mut stream = self.negotiate_tls(tcp).await?;
 

@@ -173,6 +173,8 @@ pub struct RelayStats {
     pub to_upstream: u64,
     /// Bytes sent to the agent.
     pub to_agent: u64,
+    /// The upstream was still working on a request (or copying in) when the relay ended.
+    pub busy: bool,
 }
 
 /// Relays until either side ends; returns how, with the agent's still-open write half. `agent_buf` and `upstream_buf` hold bytes already
@@ -217,11 +219,14 @@ pub async fn relay(
         let _ = agent_wr.write_all(&reply).await;
     }
     let _ = up_wr.shutdown().await;
-    let statements = shared.lock().statements;
+    let (statements, busy) = {
+        let progress = shared.lock();
+        (progress.statements, progress.busy())
+    };
     let [to_upstream, to_agent] = sent.map(AtomicU64::into_inner);
     // The caller closes the agent's side once the session's end is recorded, so an
     // agent that saw its connection close knows the whole session is on disk.
-    (result, RelayStats { statements, to_upstream, to_agent }, agent_wr)
+    (result, RelayStats { statements, to_upstream, to_agent, busy }, agent_wr)
 }
 
 async fn agent_to_upstream<R, W>(
@@ -464,6 +469,14 @@ async fn send_upstream<W: AsyncWrite + Unpin>(
 
 fn upstream_io(e: std::io::Error) -> SessionError {
     SessionError::Upstream { connection: String::new(), detail: format!("I/O error: {e}"), agent_message: None }
+}
+
+fn upstream_lost() -> SessionError {
+    SessionError::Upstream {
+        connection: String::new(),
+        detail: "the upstream closed the connection without an error".into(),
+        agent_message: Some(("08006".into(), "the upstream database closed the connection".into())),
+    }
 }
 
 fn upstream_protocol(e: airlock_postgres::ProtocolError) -> SessionError {

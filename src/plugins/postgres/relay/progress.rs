@@ -200,6 +200,11 @@ impl Progress {
         self.in_flight.is_empty() && self.status == TransactionStatus::Idle
     }
 
+    /// A request is awaiting its answer, or the server is copying in.
+    pub(super) fn busy(&self) -> bool {
+        !self.in_flight.is_empty() || self.copying
+    }
+
     /// Awaits the answer to a request sent now; `sync`: it is a Sync.
     pub(super) fn push(&mut self, reply: Reply, sync: bool) {
         self.in_flight.push_back(Request { sent: Instant::now(), reply, sync, seq: self.pushed });

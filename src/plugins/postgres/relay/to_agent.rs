@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::batch::{Batch, ReadSizing};
 use super::progress::{Captured, ExecuteCapture, Phase, Reply, Shared};
-use super::{End, RelayContext, upstream_io, upstream_protocol};
+use super::{End, RelayContext, upstream_io, upstream_lost, upstream_protocol};
 use crate::plugins::postgres::error::SessionError;
 use crate::plugins::postgres::mask::ResultMasking;
 use crate::recording::format::{Direction, Kind};
@@ -48,6 +48,9 @@ where
     // of an answer Airlock captures, and whether masking asked for it whole.
     let mut capturing = false;
     let mut masking_whole = false;
+    // The tag of the last message begun, to tell a close after a FATAL error from one
+    // the agent has not been told about.
+    let mut last_tag = 0u8;
     let abort = ctx.shutdown.abort.fired();
     let drain = ctx.shutdown.drain.fired();
     // The drain signal fires once; the session's phase lives in `Progress`, this only
@@ -73,6 +76,7 @@ where
         let mut close_now = false;
         loop {
             let chunk = scanner.next(&mut buf, &mut |h: Header<'_>| {
+                last_tag = h.tag;
                 // The result seam: masking follows every result message and asks for
                 // RowDescriptions and changed rows whole.
                 let masked = results.as_mut().map_or(Disposition::Pass, |r| r.classify(h));
@@ -238,7 +242,13 @@ where
             n = rd.read_buf(&mut buf) => n.map_err(upstream_io)?,
         };
         if n == 0 {
-            return Ok(End::UpstreamClosed);
+            // PostgreSQL closes a connection after a FATAL error, which the agent has
+            // then seen. Any other close (a crash, a cut link, mid-row) is news the agent
+            // must be told.
+            return match last_tag == tag::ERROR_RESPONSE && scanner.at_boundary() && buf.is_empty() {
+                true => Ok(End::UpstreamClosed),
+                false => Err(upstream_lost()),
+            };
         }
         sizing.observe(n);
     }
