@@ -96,6 +96,7 @@ fn run(kind: &str, make: fn(u64) -> Bytes, total: usize) {
         queue_bytes: 64 << 20,
         signing_key: None,
         metrics: Default::default(),
+        faults: None,
     };
     // Pre-built payloads, so the measurement is the recorder, not the generator.
     let payloads: Vec<Bytes> = (0..512).map(|i| make(i * 1000)).collect();

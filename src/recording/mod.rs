@@ -63,6 +63,8 @@ pub struct RecordingSettings {
     pub signing_key: Option<SigningKey>,
     /// Counters the writer updates.
     pub metrics: crate::metrics::RecorderMetrics,
+    /// Disk faults to inject (tests only; `None` in service).
+    pub faults: Option<std::sync::Arc<store::FaultPlan>>,
 }
 
 impl RecordingSettings {
@@ -86,6 +88,7 @@ impl RecordingSettings {
             queue_bytes: r.queue_size,
             signing_key: if r.sign { Some(SigningKey::load_or_create(&data_dir)?) } else { None },
             metrics: Default::default(),
+            faults: None,
         })
     }
 }
@@ -140,6 +143,8 @@ mod tests {
     use super::format::{Direction, Kind};
     use super::*;
     use bytes::Bytes;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     fn settings(dir: &Path, segment_size: u64) -> RecordingSettings {
         RecordingSettings {
@@ -154,6 +159,7 @@ mod tests {
             queue_bytes: 1 << 20,
             signing_key: None,
             metrics: Default::default(),
+            faults: None,
         }
     }
 
@@ -270,6 +276,80 @@ mod tests {
         drop(other);
         assert!(verify::verify(&rec_dir, Some(&wrong)).unwrap_err().what.contains("signature"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Starts a session, records `rows` frames and ends it; whether the end is on record.
+    async fn one_session(recorder: &Recorder, subject: &str, rows: usize) -> Result<(), RecorderDown> {
+        let start = format::SessionStart {
+            subject: subject.into(),
+            connection: "db".into(),
+            protocol: "postgres".into(),
+            ..Default::default()
+        };
+        let session = recorder.session(&start).await?;
+        for i in 0..rows {
+            session.record(Direction::ToAgent, Kind::PgBackend, Bytes::from(format!("{subject} row {i}"))).await?;
+        }
+        session.finish(&format::SessionEnd { reason: "Terminated".into(), ..Default::default() }).await
+    }
+
+    /// Injects each kind of disk fault through the segment file: every session whose end
+    /// was acknowledged before it is recovered whole, the failure stops the recorder
+    /// for good (new sessions are refused), and the recovered chain verifies.
+    #[tokio::test]
+    async fn injected_disk_faults_stop_the_recorder_and_lose_nothing_acknowledged() {
+        type Inject = fn(&store::FaultPlan);
+        let faults: [(&str, Inject); 4] = [
+            ("disk full mid-block", |p| p.space.store(100, Ordering::SeqCst)),
+            ("disk full at a block boundary", |p| p.space.store(0, Ordering::SeqCst)),
+            ("sync fails", |p| p.failing_syncs.store(true, Ordering::SeqCst)),
+            ("rotation cannot create a segment", |p| {
+                p.failing_creates.store(true, Ordering::SeqCst);
+            }),
+        ];
+        for (n, (what, inject)) in faults.into_iter().enumerate() {
+            let dir = temp(&format!("fault-{n}"));
+            let plan = Arc::new(store::FaultPlan::default());
+            // Small segments: the last fault strikes when one fills up.
+            let mut s = settings(&dir, 4096);
+            s.faults = Some(plan.clone());
+            let recorder = Recorder::start(s).unwrap();
+            let mut acknowledged = Vec::new();
+            for i in 0..3 {
+                let subject = format!("before-{i}");
+                one_session(&recorder, &subject, 5).await.unwrap();
+                acknowledged.push(subject);
+            }
+            inject(&plan);
+            let mut failed_at = None;
+            for i in 0..50 {
+                let subject = format!("during-{i}");
+                match one_session(&recorder, &subject, 40).await {
+                    Ok(()) => acknowledged.push(subject),
+                    Err(RecorderDown) => {
+                        failed_at = Some(i);
+                        break;
+                    }
+                }
+            }
+            assert!(failed_at.is_some(), "{what}: the recorder never failed");
+            assert!(recorder.failed().is_fired(), "{what}");
+            assert!(one_session(&recorder, "after", 1).await.is_err(), "{what}: a new session was recorded");
+            drop(recorder);
+
+            // Recovery on a healthy disk keeps every acknowledged session whole.
+            let recorder = Recorder::start(settings(&dir, 4096)).unwrap();
+            one_session(&recorder, "recovered", 1).await.unwrap();
+            drop(recorder);
+            verify::verify(&dir, None).unwrap_or_else(|e| panic!("{what}: {e}"));
+            let listed = index::sessions(&dir).unwrap();
+            for subject in &acknowledged {
+                let s =
+                    listed.iter().find(|s| &s.subject == subject).unwrap_or_else(|| panic!("{what}: {subject} lost"));
+                assert_eq!(s.end_reason.as_deref(), Some("Terminated"), "{what}: {subject}");
+            }
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 
     /// A sealed segment with a few blocks, built in memory: (file name, bytes).

@@ -3,6 +3,8 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::format::{self, Footer, FormatError, Frame, Hash, Item, SegmentHeader};
 
@@ -205,13 +207,81 @@ fn scan_items(bytes: &[u8], decode: bool) -> Scan {
     scan
 }
 
+/// Disk faults to inject, for tests of how the writer fails: every segment create,
+/// write and sync goes through [`SegmentFile`], which consults the plan.
+#[derive(Debug)]
+pub struct FaultPlan {
+    /// Bytes segment writes may still store. A write past them stores what fits, then
+    /// fails as a full disk does.
+    pub space: AtomicU64,
+    /// Syncs fail (EIO) while set.
+    pub failing_syncs: AtomicBool,
+    /// Creating a segment fails (ENOSPC) while set.
+    pub failing_creates: AtomicBool,
+}
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        FaultPlan {
+            space: AtomicU64::new(u64::MAX),
+            failing_syncs: AtomicBool::new(false),
+            failing_creates: AtomicBool::default(),
+        }
+    }
+}
+
+impl FaultPlan {
+    /// Takes up to `n` bytes of the space left; how many were granted.
+    fn take(&self, n: usize) -> usize {
+        let mut granted = 0;
+        let _ = self.space.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            granted = left.min(n as u64);
+            Some(left - granted)
+        });
+        granted as usize
+    }
+}
+
+const ENOSPC: i32 = 28;
+const EIO: i32 = 5;
+
+/// A segment's file as the writer sees it: appends and syncs, with faults injected
+/// where a [`FaultPlan`] is given.
+#[derive(Debug)]
+pub struct SegmentFile {
+    file: File,
+    faults: Option<Arc<FaultPlan>>,
+}
+
+impl SegmentFile {
+    /// Appends all of `bytes`.
+    pub fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(plan) = &self.faults {
+            let granted = plan.take(bytes.len());
+            if granted < bytes.len() {
+                self.file.write_all(&bytes[..granted])?;
+                return Err(std::io::Error::from_raw_os_error(ENOSPC));
+            }
+        }
+        self.file.write_all(bytes)
+    }
+
+    /// Forces what was written to disk.
+    pub fn sync_data(&self) -> std::io::Result<()> {
+        if self.faults.as_ref().is_some_and(|p| p.failing_syncs.load(Ordering::SeqCst)) {
+            return Err(std::io::Error::from_raw_os_error(EIO));
+        }
+        self.file.sync_data()
+    }
+}
+
 /// An open, writable segment.
 #[derive(Debug)]
 pub struct OpenSegment {
     /// Segment number.
     pub number: u64,
     /// The file, positioned at its end.
-    pub file: File,
+    pub file: SegmentFile,
     /// Bytes written so far.
     pub len: u64,
     /// Blocks written so far.
@@ -222,9 +292,12 @@ pub struct OpenSegment {
 
 impl OpenSegment {
     /// Creates segment `number` with `header`, durably (file and directory).
-    pub fn create(dir: &Path, header: &SegmentHeader) -> std::io::Result<OpenSegment> {
+    pub fn create(dir: &Path, header: &SegmentHeader, faults: Option<&Arc<FaultPlan>>) -> std::io::Result<OpenSegment> {
+        if faults.is_some_and(|p| p.failing_creates.load(Ordering::SeqCst)) {
+            return Err(std::io::Error::from_raw_os_error(ENOSPC));
+        }
         let path = segment_path(dir, header.segment);
-        let mut file = crate::private::create(&path)?;
+        let mut file = SegmentFile { file: crate::private::create(&path)?, faults: faults.cloned() };
         let bytes = header.encode();
         file.write_all(&bytes)?;
         file.sync_data()?;
@@ -239,7 +312,12 @@ impl OpenSegment {
     }
 
     /// Reopens the last segment after a crash, cutting a torn tail at `good_len`.
-    pub fn reopen(dir: &Path, scan: &Scan, number: u64) -> std::io::Result<OpenSegment> {
+    pub fn reopen(
+        dir: &Path,
+        scan: &Scan,
+        number: u64,
+        faults: Option<&Arc<FaultPlan>>,
+    ) -> std::io::Result<OpenSegment> {
         let path = segment_path(dir, number);
         let mut file = std::fs::OpenOptions::new().write(true).read(true).open(path)?;
         if scan.good_len < scan.file_len {
@@ -249,7 +327,7 @@ impl OpenSegment {
         file.seek(SeekFrom::Start(scan.good_len))?;
         Ok(OpenSegment {
             number,
-            file,
+            file: SegmentFile { file, faults: faults.cloned() },
             len: scan.good_len,
             blocks: scan.blocks.len() as u64,
             created_us: scan.header.as_ref().map(|h| h.created_us).unwrap_or(0),

@@ -8,7 +8,6 @@
 //! Any I/O failure fires [`Recorder::failed`]: new sessions are refused and open
 //! ones closed, because traffic that cannot be recorded must not flow.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -180,7 +179,7 @@ impl WriterState {
         let (segment, last_hash) = match segments.last() {
             None => {
                 let header = SegmentHeader { segment: 0, created_us: now_us(), prev_hash: [0; 32], retired: vec![] };
-                (OpenSegment::create(&dir, &header)?, [0; 32])
+                (OpenSegment::create(&dir, &header, settings.faults.as_ref())?, [0; 32])
             }
             Some(&last) => {
                 let path = store::segment_path(&dir, last);
@@ -214,9 +213,9 @@ impl WriterState {
                         prev_hash: last_hash,
                         retired: vec![],
                     };
-                    (OpenSegment::create(&dir, &header)?, last_hash)
+                    (OpenSegment::create(&dir, &header, settings.faults.as_ref())?, last_hash)
                 } else {
-                    (OpenSegment::reopen(&dir, &scan, last)?, last_hash)
+                    (OpenSegment::reopen(&dir, &scan, last, settings.faults.as_ref())?, last_hash)
                 }
             }
         };
@@ -337,7 +336,7 @@ impl WriterState {
             prev_hash: self.last_hash,
             retired,
         };
-        self.segment = OpenSegment::create(&self.settings.dir, &header)?;
+        self.segment = OpenSegment::create(&self.settings.dir, &header, self.settings.faults.as_ref())?;
         Ok(())
     }
 
