@@ -1,4 +1,6 @@
-//! Postgres throughput: direct vs through Airlock vs through PgBouncer (session mode).
+//! Postgres throughput: direct vs through Airlock vs through PgBouncer (session mode),
+//! both proxies serving their clients TLS (`sslmode=require`) with the same certificate,
+//! as an agent's session through Airlock always is.
 //!
 //! `cargo bench --bench postgres_proxy` starts a throwaway PostgreSQL, PgBouncer and a
 //! release Airlock on loopback, then runs `pgbench` scenarios and a 1M-row
@@ -7,11 +9,11 @@
 //!
 //! Environment: `BENCH_SECONDS` (per run, default 10), `BENCH_ROUNDS` (default 3),
 //! `BENCH_ONLY` (comma-separated scenario names), `BENCH_AIRLOCK_THREADS` (Airlock's
-//! `runtime.worker_threads`, default 0 = one per core), `BENCH_FSYNC` (Airlock's
+//! `runtime.worker_threads`, default 0 = automatic), `BENCH_FSYNC` (Airlock's
 //! `recording.fsync`, default `every_batch`), `BENCH_FLUSH` (`recording.flush_interval`),
 //! `BENCH_VARIANT` (the fourth target: `recording-off`, the default, `policy-off`
 //! (`policy.enforce = false`) or `masking-off` (no detectors, no column rules), to
-//! measure what each costs), or `baseline`: the same config run by another build of
+//! measure what each costs), `threads-N` (`runtime.worker_threads = N`), or `baseline`: the same config run by another build of
 //! Airlock, named by `BENCH_BASELINE_BIN` (e.g. the last commit's, to measure a
 //! change in one interleaved run). `BENCH_ONLY=select100k` runs the 100k-row SELECT of
 //! customer-like rows, `copy` the 1M-row COPY.
@@ -36,6 +38,8 @@ struct Target {
     password: String,
     /// The proxy process, whose CPU time is charged to each run.
     pid: Option<u32>,
+    /// The client's `sslmode`.
+    sslmode: &'static str,
 }
 
 impl Target {
@@ -69,32 +73,63 @@ fn main() {
     cluster.psql("postgres", &format!("CREATE ROLE app_rw LOGIN PASSWORD '{APP_PASSWORD}'")).unwrap();
     cluster.psql("postgres", "CREATE DATABASE bench OWNER app_rw").unwrap();
     let bin = cluster.bin_dir().to_owned();
-    let direct = Target { name: "direct", port: cluster.port, password: APP_PASSWORD.into(), pid: None };
+    let direct =
+        Target { name: "direct", port: cluster.port, password: APP_PASSWORD.into(), pid: None, sslmode: "disable" };
 
     let work = cluster.dir.join("bench");
     std::fs::create_dir_all(&work).unwrap();
-    let (bouncer, bouncer_port) = start_pgbouncer(&work, cluster.port);
     let this_build = env!("CARGO_BIN_EXE_airlock").to_owned();
-    let (airlock, airlock_port) = start_airlock(&this_build, &work.join("airlock"), cluster.port, true, "");
+    let threads = std::env::var("BENCH_AIRLOCK_THREADS").unwrap_or_else(|_| "0".into());
+    let (airlock, airlock_port) = start_airlock(&this_build, &work.join("airlock"), cluster.port, true, &threads, "");
+    // PgBouncer serves the certificate Airlock generated for itself.
+    let tls = work.join("airlock/airlock-data/tls");
+    let (bouncer, bouncer_port) = start_pgbouncer(&work, cluster.port, &tls);
     let variant = std::env::var("BENCH_VARIANT").unwrap_or_else(|_| "recording-off".into());
-    let (recording, variant_config, variant_bin) = match variant.as_str() {
-        "recording-off" => (false, "", this_build),
-        "policy-off" => (true, "[policy]\nenforce = false\n", this_build),
-        "masking-off" => (true, "[[masking]]\ndetectors = []\n", this_build),
+    let (recording, variant_config, variant_bin, variant_threads) = match variant.as_str() {
+        "recording-off" => (false, "", this_build, threads),
+        "policy-off" => (true, "[policy]\nenforce = false\n", this_build, threads),
+        "masking-off" => (true, "[[masking]]\ndetectors = []\n", this_build, threads),
         "baseline" => {
             let bin = std::env::var("BENCH_BASELINE_BIN").expect("BENCH_VARIANT=baseline needs BENCH_BASELINE_BIN");
-            (true, "", bin)
+            (true, "", bin, threads)
         }
-        other => panic!("BENCH_VARIANT={other}: use recording-off, policy-off, masking-off or baseline"),
+        other => match other.strip_prefix("threads-") {
+            Some(n) => (true, "", this_build, n.to_owned()),
+            None => panic!("BENCH_VARIANT={other}: use recording-off, policy-off, masking-off, threads-N or baseline"),
+        },
     };
-    let (variant_airlock, variant_port) =
-        start_airlock(&variant_bin, &work.join("airlock-variant"), cluster.port, recording, variant_config);
+    let (variant_airlock, variant_port) = start_airlock(
+        &variant_bin,
+        &work.join("airlock-variant"),
+        cluster.port,
+        recording,
+        &variant_threads,
+        variant_config,
+    );
     let token = mint(HS256);
     let targets = [
         direct,
-        Target { name: "pgbouncer", port: bouncer_port, password: APP_PASSWORD.into(), pid: Some(bouncer.id()) },
-        Target { name: "airlock", port: airlock_port, password: token.clone(), pid: Some(airlock.id()) },
-        Target { name: "airlock-variant", port: variant_port, password: token, pid: Some(variant_airlock.id()) },
+        Target {
+            name: "pgbouncer",
+            port: bouncer_port,
+            password: APP_PASSWORD.into(),
+            pid: Some(bouncer.id()),
+            sslmode: "require",
+        },
+        Target {
+            name: "airlock",
+            port: airlock_port,
+            password: token.clone(),
+            pid: Some(airlock.id()),
+            sslmode: "require",
+        },
+        Target {
+            name: "airlock-variant",
+            port: variant_port,
+            password: token,
+            pid: Some(variant_airlock.id()),
+            sslmode: "require",
+        },
     ];
 
     eprintln!("initialising pgbench (scale 10)...");
@@ -205,7 +240,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn conninfo(t: &Target) -> String {
-    format!("host=127.0.0.1 port={} dbname=bench user=app_rw sslmode=disable", t.port)
+    format!("host=127.0.0.1 port={} dbname=bench user=app_rw sslmode={}", t.port, t.sslmode)
 }
 
 fn pgbench(bin: &Path, t: &Target, args: &[&str]) -> std::process::Output {
@@ -219,7 +254,9 @@ fn parse_tps(out: &str) -> Option<f64> {
         .and_then(|n| n.parse().ok())
 }
 
-fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
+/// PgBouncer in session mode, requiring TLS of its clients with the certificate and key
+/// in `tls` (`server.crt`, `server.key`).
+fn start_pgbouncer(work: &Path, pg_port: u16, tls: &Path) -> (Child, u16) {
     // setpriv starts whatever it is given, so a missing binary would only show as a
     // port that never opens.
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -229,12 +266,18 @@ fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
     let ini = work.join("pgbouncer.ini");
     let users = work.join("userlist.txt");
     std::fs::write(&users, format!("\"app_rw\" \"{APP_PASSWORD}\"\n")).unwrap();
+    let (cert, key) = (work.join("pgbouncer.crt"), work.join("pgbouncer.key"));
+    std::fs::copy(tls.join("server.crt"), &cert).unwrap();
+    std::fs::copy(tls.join("server.key"), &key).unwrap();
     std::fs::write(
         &ini,
         format!(
-            "[databases]\nbench = host=127.0.0.1 port={pg_port} dbname=bench\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {}\npool_mode = session\nmax_client_conn = 200\ndefault_pool_size = 40\nlogfile = {}\n",
+            "[databases]\nbench = host=127.0.0.1 port={pg_port} dbname=bench\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = scram-sha-256\nauth_file = {}\npool_mode = session\nmax_client_conn = 200\ndefault_pool_size = 40\nlogfile = {}\n\
+             client_tls_sslmode = require\nclient_tls_cert_file = {}\nclient_tls_key_file = {}\n",
             users.display(),
-            work.join("pgbouncer.log").display()
+            work.join("pgbouncer.log").display(),
+            cert.display(),
+            key.display()
         ),
     )
     .unwrap();
@@ -249,7 +292,7 @@ fn start_pgbouncer(work: &Path, pg_port: u16) -> (Child, u16) {
 }
 
 /// Starts Airlock with the bench config plus `extra` (a variant's settings).
-fn start_airlock(bin: &str, work: &Path, pg_port: u16, recording: bool, extra: &str) -> (Child, u16) {
+fn start_airlock(bin: &str, work: &Path, pg_port: u16, recording: bool, threads: &str, extra: &str) -> (Child, u16) {
     std::fs::create_dir_all(work).unwrap();
     let config = work.join("airlock.toml");
     std::fs::write(
@@ -265,8 +308,6 @@ worker_threads = {threads}
 enabled = {recording}
 fsync = "{fsync}"
 flush_interval = "{flush}"
-[postgres]
-allow_plaintext_loopback = true
 [auth]
 hs256_secret = "{HS256}"
 [[connections]]
@@ -281,7 +322,6 @@ tls = "disable"
 {extra}
 "#,
             work.join("airlock-data").display(),
-            threads = std::env::var("BENCH_AIRLOCK_THREADS").unwrap_or_else(|_| "0".into()),
             fsync = std::env::var("BENCH_FSYNC").unwrap_or_else(|_| "every_batch".into()),
             flush = std::env::var("BENCH_FLUSH").unwrap_or_else(|_| "25ms".into()),
         ),

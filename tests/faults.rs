@@ -349,16 +349,6 @@ fn slow_handshakes_are_cut_off_at_the_handshake_timeout_however_they_trickle() {
     assert_eq!(ok(&out).trim(), "1");
 }
 
-/// Airlock's resident memory, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// How many file descriptors the process holds.
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)

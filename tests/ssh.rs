@@ -10,7 +10,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use support::sshd::{AgentKey, Sshd, run, ssh_cmd, ssh_token_cmd, transfer_cmd};
-use support::{Airlock, cli, ok, pending, token};
+use support::{Airlock, cli, ok, pending, rss_kib, token};
 
 /// An Airlock with one SSH connection `box` to a fresh sshd, and an agent key.
 struct Rig {
@@ -240,16 +240,6 @@ fn a_pty_shell_is_held_then_approved_and_typed_lines_are_recorded() {
     assert_eq!(out.status.code(), Some(126), "{}", text(&out.stdout));
     // Without one, the same read runs at once.
     assert!(rig.ssh(&rig.agent, "ls /").status.success());
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

@@ -461,6 +461,16 @@ pub fn cli(airlock: &Airlock, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Resident memory of process `pid`, KiB (0 if unreadable).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Runs an offline `airlock` command (`sessions`, `replay`, `verify`) on this Airlock's
 /// config.
 pub fn local_cli(airlock: &Airlock, args: &[&str]) -> Output {
