@@ -9,7 +9,7 @@
 //!
 //! Environment: `BENCH_SECONDS` (per run, default 10), `BENCH_ROUNDS` (default 3),
 //! `BENCH_ONLY` (comma-separated scenario names), `BENCH_AIRLOCK_THREADS` (Airlock's
-//! `runtime.worker_threads`, default 0 = automatic), `BENCH_FSYNC` (Airlock's
+//! `runtime.worker_threads`, default 0 = one per core), `BENCH_FSYNC` (Airlock's
 //! `recording.fsync`, default `every_batch`), `BENCH_FLUSH` (`recording.flush_interval`),
 //! `BENCH_VARIANT` (the fourth target: `recording-off`, the default, `policy-off`
 //! (`policy.enforce = false`) or `masking-off` (no detectors, no column rules), to

@@ -283,18 +283,13 @@ fn main() -> ExitCode {
         Command::Serve { config } => Config::load(config).map(|c| c.runtime.worker_threads).unwrap_or(0),
         _ => 0,
     };
-    let threads = match threads {
-        // One core is left to the recorder, the kernel's network work and whatever
-        // shares the machine: on a small machine a single event loop costs the least
-        // CPU per message (benches/postgres_proxy.rs).
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
-        n => n,
-    };
     let mut builder = match threads {
         1 => tokio::runtime::Builder::new_current_thread(),
         n => {
             let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
+            if n > 1 {
+                b.worker_threads(n);
+            }
             b
         }
     };

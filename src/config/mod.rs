@@ -265,9 +265,8 @@ pub enum FsyncSetting {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Runtime {
-    /// Threads serving connections: 0 = one per CPU core but one (so a single-threaded
-    /// event loop on a 2-core machine), 1 = a single-threaded event loop (least CPU per
-    /// message; best when Airlock shares a small machine).
+    /// Threads serving connections: 0 = one per CPU core, 1 = a single-threaded
+    /// event loop (least CPU per message; best when Airlock shares a small machine).
     #[serde(default)]
     pub worker_threads: usize,
 }
