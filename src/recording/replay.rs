@@ -71,6 +71,13 @@ impl Transcript for Opaque {
     }
 }
 
+/// Recorded text for a line of its own: control characters escaped (`\u{1b}`, `\n`),
+/// so that it cannot steer the reader's terminal or start a line of its own. (The
+/// subject, a reason or an approver's name can hold anything the recording holds.)
+fn shown(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+}
+
 fn time(us: u64) -> String {
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_micros(us)).to_string()
 }
@@ -86,11 +93,11 @@ pub fn render_text(
     writeln!(
         out,
         "session {} · {} via {} ({}) from {} · started {}{}",
-        summary.id,
-        summary.subject,
-        summary.connection,
-        summary.protocol,
-        summary.client,
+        shown(&summary.id),
+        shown(&summary.subject),
+        shown(&summary.connection),
+        shown(&summary.protocol),
+        shown(&summary.client),
         time(summary.start_us),
         summary.duration_ms.map(|d| format!(" · {d} ms")).unwrap_or_else(|| " · still open or cut short".into())
     )?;
@@ -111,7 +118,7 @@ pub fn render_text(
                     "Aborted" => "Airlock's shutdown grace period ran out",
                     other => other,
                 };
-                writeln!(out, "{at} session ended: {reason}")?;
+                writeln!(out, "{at} session ended: {}", shown(reason))?;
             }
             Kind::Verdict => {
                 let v: VerdictEvent = serde_json::from_slice(&f.payload).unwrap_or_default();
@@ -126,7 +133,7 @@ pub fn render_text(
                     ),
                     _ => format!("{} (rule {})", v.reason, v.rule),
                 };
-                writeln!(out, "{at} POLICY {}{id}{by}: {detail}", v.event.as_str())?;
+                writeln!(out, "{at} POLICY {}{}{}: {}", v.event.as_str(), shown(&id), shown(&by), shown(&detail))?;
                 if !v.statement.is_empty() {
                     writeln!(out, "           statement: {}", v.statement.escape_debug())?;
                 }
@@ -155,29 +162,32 @@ pub fn render_jsonl(frames: &[Frame], traffic: &mut dyn Transcript, out: &mut im
         } else {
             v["info"] = serde_json::from_slice(&f.payload).unwrap_or(Value::Null);
         }
-        debug_assert!(
-            f.direction != Direction::None || matches!(f.kind, Kind::SessionStart | Kind::SessionEnd | Kind::Verdict)
-        );
+        // A recording is read as found: a frame whose direction does not fit its kind
+        // (Airlock writes none) is shown as it is, not asserted away.
         writeln!(out, "{v}")?;
     }
     Ok(())
 }
 
-/// Output a terminal shows as it is: characters that reorder or hide text (see
+/// Output a terminal shows as it is: characters that steer, reorder or hide text (see
 /// [`hides_text`]) are written as JSON escapes (`\uXXXX`, a surrogate pair past the
-/// first plane), which inside a JSON string, where these only ever occur, read back
-/// as the same character. Transcripts escape C0 controls themselves, so that lines
-/// stay lines.
+/// first plane), which inside a JSON string read back as the same character. In text
+/// output they show where the recording held them. The SSH and HTTP transcripts
+/// write recorded output raw and rely on this; the Postgres one escapes its own.
 struct TerminalSafe<W>(W);
 
 /// Whether a terminal could be made to show something other than what was recorded:
-/// DEL and C1 controls, bidirectional and other format controls, line and paragraph
-/// separators, characters that draw nothing (default-ignorable, fillers and blanks)
-/// or over their neighbours, and private-use characters.
+/// C0 controls but line feed and tab (ESC starts the sequences that move the cursor,
+/// recolour, retitle or write the clipboard; CR and BS overwrite), DEL and C1
+/// controls, bidirectional and other format controls, line and paragraph separators,
+/// characters that draw nothing (default-ignorable, fillers and blanks) or over their
+/// neighbours, and private-use characters.
 fn hides_text(c: char) -> bool {
     matches!(
         c,
-        '\u{7f}'..='\u{9f}'
+        '\0'..='\u{8}'
+            | '\u{b}'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}'
             | '\u{ad}'
             | '\u{34f}'
             | '\u{61c}'
@@ -244,6 +254,120 @@ impl<W: Write> Write for TerminalSafe<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_names_and_reasons_cannot_steer_the_terminal() {
+        // Found by the `recording` fuzz target: the header line and policy lines wrote
+        // the recorded subject, reasons and approver as they were, escapes included.
+        let summary = SessionSummary {
+            id: "0000000000000001".into(),
+            start_us: 0,
+            duration_ms: None,
+            subject: "agent\u{1b}[2J".into(),
+            connection: "app-db".into(),
+            protocol: "postgres".into(),
+            client: "127.0.0.1:5000".into(),
+            statements: None,
+            end_reason: None,
+            start_at: (0, 0),
+            end_at: None,
+        };
+        let verdict = VerdictEvent {
+            event: PolicyEvent::Held,
+            reason: "held\r\n[+0.000s] POLICY approved".into(),
+            by: Some("ops\u{1b}]0;pwned\u{7}".into()),
+            ..VerdictEvent::default()
+        };
+        let end = SessionEnd { reason: "upstream said \u{1b}[31mno".into(), ..SessionEnd::default() };
+        let frame = |kind, payload: Vec<u8>| Frame {
+            session: 1,
+            seq: 0,
+            ts_us: 0,
+            direction: Direction::None,
+            kind,
+            payload: payload.into(),
+        };
+        let frames = [
+            frame(Kind::Verdict, serde_json::to_vec(&verdict).unwrap()),
+            frame(Kind::SessionEnd, serde_json::to_vec(&end).unwrap()),
+        ];
+        let mut out = Vec::new();
+        render_text(&summary, &frames, &mut Opaque, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "session 0000000000000001 · agent\\u{1b}[2J via app-db (postgres) from 127.0.0.1:5000 \
+             · started 1970-01-01T00:00:00.000Z · still open or cut short\n\
+             [+0.000s] POLICY held by ops\\u{1b}]0;pwned\\u{7}: held\\r\\n[+0.000s] POLICY approved (rule )\n\
+             [+0.000s] session ended: upstream said \\u{1b}[31mno\n"
+        );
+    }
+
+    /// A transcript that writes recorded bytes as they are, as the SSH and HTTP
+    /// transcripts do with output.
+    struct Raw;
+
+    impl Transcript for Raw {
+        fn text(&mut self, _: bool, bytes: &[u8], _: u64, at: &str, out: &mut dyn Write) -> std::io::Result<()> {
+            write!(out, "{at} ")?;
+            out.write_all(bytes)?;
+            writeln!(out)
+        }
+
+        fn json(&mut self, _: bool, _: &[u8]) -> Vec<Value> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn recorded_output_cannot_steer_the_terminal() {
+        // Found by the `recording` fuzz target: SSH output reached the terminal with
+        // its control characters, since the transcript leaves escaping to the caller.
+        let summary = SessionSummary {
+            id: "0000000000000002".into(),
+            start_us: 0,
+            duration_ms: Some(1),
+            subject: "agent".into(),
+            connection: "host".into(),
+            protocol: "ssh".into(),
+            client: "127.0.0.1:5000".into(),
+            statements: None,
+            end_reason: None,
+            start_at: (0, 0),
+            end_at: None,
+        };
+        let frame = Frame {
+            session: 2,
+            seq: 0,
+            ts_us: 0,
+            direction: Direction::ToAgent,
+            kind: Kind::SshHost,
+            payload: bytes::Bytes::from_static(b"\x1b]52;c;cHduZWQ=\x07ok\r\tdone\0"),
+        };
+        let mut out = Vec::new();
+        render_text(&summary, &[frame], &mut Raw, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().nth(1), Some("[+0.000s] \\u001b]52;c;cHduZWQ=\\u0007ok\\u000d\tdone\\u0000"));
+    }
+
+    #[test]
+    fn a_frame_whose_direction_does_not_fit_its_kind_is_shown() {
+        // Found by the `recording` fuzz target: a debug assertion on the file's
+        // contents panicked `airlock replay --json` in debug builds.
+        let frame = Frame {
+            session: 1,
+            seq: 0,
+            ts_us: 0,
+            direction: Direction::None,
+            kind: Kind::PgFrontend,
+            payload: bytes::Bytes::from_static(b"x"),
+        };
+        let mut out = Vec::new();
+        render_jsonl(&[frame], &mut Opaque, &mut out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!((v["direction"].as_str(), v["kind"].as_str()), (Some("none"), Some("pg_frontend")));
+        assert_eq!(v["messages"], json!([{"type": "bytes", "bytes": 1}]));
+    }
 
     #[test]
     fn what_would_reorder_or_hide_text_is_escaped() {

@@ -16,6 +16,11 @@ pub const MAX_MESSAGE_LEN: usize = 0x3fff_ffff;
 /// Size of a tagged message header: the tag byte and the `i32` length.
 pub const HEADER_LEN: usize = 5;
 
+/// The most buffer [`Scanner::next`] reserves for a whole message ahead of its bytes.
+/// A longer message grows the buffer as it arrives, so what a peer's length field
+/// costs before it sends the bytes is bounded by this, not by the length it claims.
+const RESERVE_AHEAD: usize = 1 << 20;
+
 /// A peer broke the wire protocol. The connection that produced it cannot continue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
@@ -199,7 +204,9 @@ impl Scanner {
                         return Err(ProtocolError::TooLarge { tag: tag as char, len: total, max: self.max_whole });
                     }
                     if buf.len() < total {
-                        buf.reserve(total - buf.len());
+                        // Room for the rest, but never more than RESERVE_AHEAD before the
+                        // bytes arrive: five bytes of header must not buy a gigabyte.
+                        buf.reserve((total - buf.len()).min(RESERVE_AHEAD));
                         return Ok(None);
                     }
                     self.pending_whole = false;
@@ -320,6 +327,23 @@ mod tests {
         };
         assert_eq!(first.len(), 100);
         assert!(!scanner.at_boundary());
+    }
+
+    #[test]
+    fn a_length_field_alone_reserves_little() {
+        // A header announcing a message just under 1 GiB, asked for whole (as the
+        // replay transcript asks for every message): found by the pg_frontend fuzz
+        // target, which saw a ~1 GB allocation from a few bytes.
+        let mut scanner = Scanner::new(MAX_MESSAGE_LEN + 1);
+        let mut buf = BytesMut::from(&[b'Q', 0x3f, 0xff, 0xff, 0x00, b's'][..]);
+        assert_eq!(scanner.next(&mut buf, &mut |_| Disposition::Whole), Ok(None));
+        assert!(buf.capacity() <= RESERVE_AHEAD + 64, "reserved {} bytes", buf.capacity());
+        // A message that fits the reservation still gets it in one piece.
+        let mut scanner = Scanner::new(1 << 20);
+        let input = msg(b'Q', &[b'x'; 1000]);
+        let mut buf = BytesMut::from(&input[..6]);
+        assert_eq!(scanner.next(&mut buf, &mut |_| Disposition::Whole), Ok(None));
+        assert!(buf.capacity() >= input.len());
     }
 
     #[test]

@@ -227,10 +227,12 @@ impl<S> Audited<S> {
     }
 }
 
-/// Where a head ends: just after its first empty line (CRLF CRLF, or a bare LF that
-/// hyper would accept, which [`framing`] then refuses).
+/// Where a head ends: just after its first empty line, as httparse finds it. A line
+/// ends in CRLF or in a bare LF that hyper would accept (which [`framing`] then
+/// refuses), so the empty line is `\r\n` or `\n` after either: `\n\r\n` (which CRLF
+/// CRLF ends with) or `\n\n`.
 fn head_end(bytes: &[u8]) -> Option<usize> {
-    let crlf = memchr::memmem::find(bytes, b"\r\n\r\n").map(|i| i + 4);
+    let crlf = memchr::memmem::find(bytes, b"\n\r\n").map(|i| i + 3);
     let lf = memchr::memmem::find(bytes, b"\n\n").map(|i| i + 2);
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -385,6 +387,23 @@ mod tests {
     }
 
     #[test]
+    fn a_head_ends_where_httparse_ends_it() {
+        // Each head is followed by the start of another request: the first verdict
+        // must be about the first head, whichever line ending closed it.
+        for head in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET / HTTP/1.1\nHost: x\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\n\n",
+        ] {
+            let end = head_end(head);
+            assert_eq!(end, Some(head.len()), "{}", String::from_utf8_lossy(head));
+            let mut headers = [httparse::EMPTY_HEADER; 4];
+            let parsed = httparse::Request::new(&mut headers).parse(&[head, b"GET /next"].concat());
+            assert_eq!(parsed, Ok(httparse::Status::Complete(head.len())));
+        }
+    }
+
+    #[test]
     fn ambiguous_heads_are_refused() {
         for head in [
             &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"[..],
@@ -392,6 +411,10 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             b"GET / HTTP/1.1\nHost: x\n\n",
             b"GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",
+            // A bare LF ending the last header line, then CRLF: found by the
+            // http_head fuzz target. The audit looked for CRLF CRLF or LF LF only, so
+            // it saw no head at all and filed no verdict, while hyper read this one.
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\n\r\n",
         ] {
             assert!(audit(&[head])[0].is_err(), "{}", String::from_utf8_lossy(head));
         }
