@@ -148,7 +148,7 @@ fn build(input: &mut Input<'_>) -> Built {
     let sealed = input.byte();
     // Unsigned, or an Ed25519-sized signature (the reader looks for both at the end).
     let signature = input.take(usize::from(sealed / 2 % 2) * 64).to_vec();
-    let footer = (sealed % 2 == 1).then(|| Footer { blocks: blocks.len() as u64, final_hash: prev, signature });
+    let footer = (sealed % 2 == 1).then_some(Footer { blocks: blocks.len() as u64, final_hash: prev, signature });
     if let Some(f) = &footer {
         bytes.extend_from_slice(&f.encode());
     }
