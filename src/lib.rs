@@ -49,4 +49,5 @@ pub mod recording;
 pub mod secrets;
 pub mod server;
 pub mod signal;
+pub mod state;
 pub mod tls;

@@ -177,6 +177,12 @@ enum Command {
         #[command(flatten)]
         source: DataSource,
     },
+    /// GET a health URL and exit 0 only on 200 (for container health checks), e.g.
+    /// `airlock probe http://127.0.0.1:8081/readyz`.
+    Probe {
+        /// The URL.
+        url: String,
+    },
 }
 
 /// How to reach the admin API.
@@ -514,6 +520,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 count(report.retired as u64, "retired segment"),
                 count(report.signatures as u64, "signature"),
             );
+            Ok(())
+        }
+        Command::Probe { url } => {
+            println!("{}", airlock::admin::probe(&url).await?);
             Ok(())
         }
         Command::Reindex { source } => {

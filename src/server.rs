@@ -58,7 +58,14 @@ impl Server {
             tracing::warn!("policy.enforce = false: statements are forwarded without a policy check");
             None
         };
-        let broker = Arc::new(Broker::new(&config.approvals, metrics.approvals_pending())?);
+        let broker = match &config.state {
+            None => Arc::new(Broker::new(&config.approvals, metrics.approvals_pending())?),
+            Some(settings) => {
+                let store = crate::state::StateStore::start(config, settings).await?;
+                Broker::shared(&config.approvals, metrics.approvals_pending(), store)?
+            }
+        };
+        let recorder_failed = recorder.as_ref().map(|r| r.failed().clone());
         let ssh = match config.connections.iter().any(|c| c.protocol == crate::config::Protocol::Ssh) {
             true => Some(Arc::new(SshPlugin::new(
                 config,
@@ -91,7 +98,7 @@ impl Server {
             policy,
             broker.clone(),
         )?);
-        let admin = Arc::new(Admin::new(metrics, auth, broker, config.auth.approver_groups.clone()));
+        let admin = Arc::new(Admin::new(metrics, auth, broker, config.auth.approver_groups.clone(), recorder_failed));
 
         let mut bound = Vec::new();
         let pg = bind("listen.postgres", config.listen.postgres).await?;

@@ -74,23 +74,27 @@ impl UpstreamTlsPlan {
                     .with_no_client_auth(),
             ),
             UpstreamTls::VerifyFull => {
-                let mut roots = RootCertStore::empty();
-                match &conn.ca_file {
-                    Some(ca) => {
-                        let path = config.resolve(ca);
-                        for cert in CertificateDer::pem_file_iter(&path)
-                            .with_context(|| format!("connection {:?}: ca_file {}", conn.name, path.display()))?
-                        {
-                            roots.add(cert?)?;
-                        }
-                    }
-                    None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-                }
-                Some(ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+                let ca = conn.ca_file.as_ref().map(|ca| config.resolve(ca));
+                Some(verifying_client(ca.as_deref()).with_context(|| format!("connection {:?}", conn.name))?)
             }
         };
         Ok(UpstreamTlsPlan { mode: conn.tls, client: client.map(Arc::new), server_name })
     }
+}
+
+/// A client config that checks the server's certificate chain against `ca_file` (a PEM
+/// bundle) or, without one, the web PKI roots.
+pub fn verifying_client(ca_file: Option<&std::path::Path>) -> anyhow::Result<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            for cert in CertificateDer::pem_file_iter(path).with_context(|| format!("ca_file {}", path.display()))? {
+                roots.add(cert.with_context(|| format!("ca_file {}", path.display()))?)?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
 }
 
 /// Encrypts without authenticating the server: libpq's `sslmode=prefer/require`.

@@ -36,26 +36,8 @@ impl AdminClient {
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<String>) -> anyhow::Result<Value> {
-        let https =
-            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
-        let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(https);
         let url = format!("{}{path}", self.base);
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-        let response = tokio::time::timeout(TIMEOUT, client.request(request))
-            .await
-            .map_err(|_| anyhow::anyhow!("{url}: no answer within {TIMEOUT:?}"))?
-            .map_err(|e| anyhow::anyhow!("{url}: {e} (is Airlock running, and is this its admin address?)"))?;
-        let status = response.status();
-        let bytes = Limited::new(response.into_body(), MAX_RESPONSE)
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("{url}: reading the response: {e}"))?
-            .to_bytes();
+        let (status, bytes) = send(method, &url, Some(&self.token), body).await?;
         let value: Value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         if status != StatusCode::OK {
@@ -65,4 +47,40 @@ impl AdminClient {
         }
         Ok(value)
     }
+}
+
+/// `GET url` without credentials (`/healthz`, `/readyz`): the body when the answer is
+/// 200, an error naming the status and body otherwise. For health checks in images
+/// that have no curl.
+pub async fn probe(url: &str) -> anyhow::Result<String> {
+    let (status, bytes) = send(Method::GET, url, None, None).await?;
+    let body = String::from_utf8_lossy(&bytes).trim().to_owned();
+    anyhow::ensure!(status == StatusCode::OK, "{url}: HTTP {}: {body}", status.as_u16());
+    Ok(body)
+}
+
+async fn send(
+    method: Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> anyhow::Result<(StatusCode, Bytes)> {
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+    let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(https);
+    let mut request = hyper::Request::builder().method(method).uri(url).header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+    let response = tokio::time::timeout(TIMEOUT, client.request(request))
+        .await
+        .map_err(|_| anyhow::anyhow!("{url}: no answer within {TIMEOUT:?}"))?
+        .map_err(|e| anyhow::anyhow!("{url}: {e} (is Airlock running, and is this its admin address?)"))?;
+    let status = response.status();
+    let bytes = Limited::new(response.into_body(), MAX_RESPONSE)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: reading the response: {e}"))?
+        .to_bytes();
+    Ok((status, bytes))
 }

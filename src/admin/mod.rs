@@ -1,5 +1,9 @@
-//! The admin endpoint: `/healthz`, `/metrics` (Prometheus text format) and the
-//! approvals API.
+//! The admin endpoint: `/healthz`, `/readyz`, `/metrics` (Prometheus text format) and
+//! the approvals API.
+//!
+//! `/healthz` answers while the process serves; `/readyz` only while the recorder
+//! works and, with `[state]`, the state database is connected (a replica that cannot
+//! record or hold sessions should get no new ones).
 //!
 //! It runs on the same accept loop as the protocol endpoints; each connection is served
 //! by `hyper`. The approvals API takes `Authorization: Bearer <token>` (a JWT or API key,
@@ -15,7 +19,7 @@
 
 mod client;
 
-pub use client::AdminClient;
+pub use client::{AdminClient, probe};
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -43,6 +47,7 @@ pub struct Admin {
     auth: Arc<Authenticator>,
     broker: Arc<Broker>,
     approver_groups: Vec<String>,
+    recorder_failed: Option<Arc<crate::signal::Signal>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -100,8 +105,20 @@ impl Admin {
         auth: Arc<Authenticator>,
         broker: Arc<Broker>,
         approver_groups: Vec<String>,
+        recorder_failed: Option<Arc<crate::signal::Signal>>,
     ) -> Admin {
-        Admin { metrics, auth, broker, approver_groups }
+        Admin { metrics, auth, broker, approver_groups, recorder_failed }
+    }
+
+    /// Why this replica should get no new sessions, if it should not.
+    fn not_ready(&self) -> Option<&'static str> {
+        if self.recorder_failed.as_ref().is_some_and(|f| f.is_fired()) {
+            return Some("the recorder has failed");
+        }
+        if !self.broker.ready() {
+            return Some("the state database is unreachable");
+        }
+        None
     }
 
     async fn route(&self, req: Request<Body>) -> Reply {
@@ -111,13 +128,23 @@ impl Admin {
         }
         match (req.method(), path.as_str()) {
             (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+            (&Method::GET, "/readyz") => match self.not_ready() {
+                None => reply(StatusCode::OK, "text/plain", "ready\n".into()),
+                Some(why) => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("not ready: {why}\n")),
+            },
             (&Method::GET, "/metrics") => reply(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 self.metrics.render(),
             ),
-            (_, "/healthz" | "/metrics") => reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n".into()),
-            _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found: try /healthz, /metrics or /approvals\n".into()),
+            (_, "/healthz" | "/readyz" | "/metrics") => {
+                reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n".into())
+            }
+            _ => reply(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found: try /healthz, /readyz, /metrics or /approvals\n".into(),
+            ),
         }
     }
 
@@ -125,7 +152,10 @@ impl Admin {
         let approver = self.approver(&req).await?;
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (req.method(), parts.as_slice()) {
-            (&Method::GET, ["approvals"]) => Ok(json(StatusCode::OK, &self.broker.pending())),
+            (&Method::GET, ["approvals"]) => {
+                let pending = self.broker.pending().await.map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e))?;
+                Ok(json(StatusCode::OK, &pending))
+            }
             (&Method::POST, ["approvals", id, "approve"]) => {
                 let id = id.to_string();
                 let body: ApproveBody = read_json(req, true).await?;
@@ -136,7 +166,7 @@ impl Admin {
                             .map_err(|e| error(StatusCode::BAD_REQUEST, format!("for: {d:?}: {e}")))
                     })
                     .transpose()?;
-                let request = self.broker.approve(&id, &approver, grant).map_err(decide_error)?;
+                let request = self.broker.approve(&id, &approver, grant).await.map_err(decide_error)?;
                 Ok(json(StatusCode::OK, &request))
             }
             (&Method::POST, ["approvals", id, "deny"]) => {
@@ -145,7 +175,7 @@ impl Admin {
                 if body.reason.trim().is_empty() {
                     return Err(error(StatusCode::BAD_REQUEST, "reason: say why, the agent sees it"));
                 }
-                let request = self.broker.deny(&id, &approver, &body.reason).map_err(decide_error)?;
+                let request = self.broker.deny(&id, &approver, &body.reason).await.map_err(decide_error)?;
                 Ok(json(StatusCode::OK, &request))
             }
             (_, ["approvals"] | ["approvals", _, "approve" | "deny"]) => {
@@ -197,6 +227,7 @@ fn decide_error(e: DecideError) -> ApiError {
         DecideError::NotFound(_) => StatusCode::NOT_FOUND,
         DecideError::OwnRequest(_) => StatusCode::FORBIDDEN,
         DecideError::GrantTooLong { .. } => StatusCode::BAD_REQUEST,
+        DecideError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     };
     error(status, e)
 }

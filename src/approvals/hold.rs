@@ -129,7 +129,7 @@ pub async fn hold(
     let rule = first_rule(|v| matches!(v, Verdict::Approve(_)));
     let fingerprints: Vec<String> = decision.held().map(|s| s.fingerprint.clone()).collect();
     let identity = session.identity;
-    if session.broker.granted(&identity.subject, session.connection, &fingerprints) {
+    if session.broker.granted(&identity.subject, session.connection, &fingerprints).await {
         tracing::info!(%rule, "allowed by an earlier grant");
         session.record(event(PolicyEvent::Granted, &rule, reason)).await?;
         return Ok(Settled::Allowed);
@@ -139,7 +139,7 @@ pub async fn hold(
     let cancelled = cancel.notified();
     tokio::pin!(cancelled);
     cancelled.as_mut().enable();
-    let mut ticket = session.broker.file(Asked {
+    let filed = session.broker.file(Asked {
         subject: identity.subject.clone(),
         groups: identity.groups.clone(),
         connection: session.connection.to_owned(),
@@ -150,6 +150,17 @@ pub async fn hold(
         reason: reason.clone(),
         fingerprints,
     });
+    let mut ticket = match filed.await {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            // Fail closed: nobody could approve it, so it does not run.
+            tracing::warn!(%rule, error = %e, "cannot hold for approval");
+            let why = format!("approvals are unavailable ({e})");
+            session.record(event(PolicyEvent::Denied, &rule, &why)).await?;
+            let message = format!("this needs approval ({reason}), but {why}: nothing was run; try again later");
+            return Ok(Settled::Denied(Refusal { message, rule }));
+        }
+    };
     let id = ticket.request.id.clone();
     session.record(VerdictEvent { approval: Some(id.clone()), ..event(PolicyEvent::Held, &rule, reason) }).await?;
     notify(&ticket.request);
@@ -162,7 +173,7 @@ pub async fn hold(
     let outcome = tokio::select! {
         outcome = ticket.wait() => Some(outcome),
         _ = patience => {
-            ticket.park();
+            ticket.park().await;
             tracing::info!(approval = %id, "the agent stopped waiting; the request stays open");
             let parked = VerdictEvent { approval: Some(id.clone()), ..event(PolicyEvent::Parked, &rule, reason) };
             session.record(parked).await?;
@@ -210,7 +221,9 @@ pub async fn redeem(
 ) -> Result<Settled, RecorderDown> {
     let fingerprints: Vec<String> = decision.held().map(|s| s.fingerprint.clone()).collect();
     let redeemed = match decision.verdict() {
-        Verdict::Approve(_) => session.broker.redeem(id, &session.identity.subject, session.connection, &fingerprints),
+        Verdict::Approve(_) => {
+            session.broker.redeem(id, &session.identity.subject, session.connection, &fingerprints).await
+        }
         // Policy allows or denies it outright: an approval changes nothing.
         Verdict::Allow | Verdict::Deny(_) => super::Redeemed::Unknown,
     };

@@ -4,8 +4,11 @@
 //! waits on its [`Ticket`]. Approvers list, approve and deny through the admin API. An
 //! approval may carry a grant (`--for 30m`): for that long, the same identity may run
 //! statements with the same fingerprints on the same connection without asking again.
-//! Everything lives in memory: a restart refuses whatever was pending (the agents'
-//! sessions end with it).
+//! Without `[state]`, everything lives in memory: a restart refuses whatever was
+//! pending (the agents' sessions end with it). With it, requests and grants live in
+//! the state database ([`crate::state`]): any replica lists and decides them, and the
+//! decision reaches the replica whose session waits through a notification. The
+//! waiting itself stays local: each replica keeps the tickets of its own sessions.
 //!
 //! An HTTP agent does not wait for ever: when its wait ends, its ticket is parked
 //! ([`Ticket::park`]) and the request stays open until `approvals.timeout`. The agent
@@ -16,7 +19,7 @@ mod hold;
 mod webhook;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -25,6 +28,7 @@ use tokio::sync::oneshot;
 
 use crate::config::Approvals as ApprovalSettings;
 use crate::identity::Identity;
+use crate::state::{Change, StateStore, Unavailable};
 pub use hold::{Holding, Refusal, Settled, hold, record, redeem};
 pub use webhook::Webhook;
 
@@ -100,6 +104,9 @@ pub enum DecideError {
         /// The cap, human-readable.
         max: String,
     },
+    /// The shared state store could not be reached; nothing was decided.
+    #[error("the shared state store is unavailable, nothing was decided: {0}")]
+    Unavailable(String),
 }
 
 struct Pending {
@@ -182,9 +189,12 @@ impl Drop for Locked<'_> {
 pub struct Broker {
     timeout: Duration,
     max_grant: Duration,
+    /// In memory: every request. With shared state: the requests this replica's
+    /// sessions wait on, with the senders that wake them.
     state: Mutex<State>,
     webhook: Option<Webhook>,
     pending_gauge: Gauge,
+    shared: Option<Arc<StateStore>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -213,29 +223,74 @@ impl Ticket<'_> {
             _ => Outcome::TimedOut,
         };
         self.decided = None;
-        if outcome == Outcome::TimedOut && self.broker.withdraw(&self.request.id) {
+        if outcome != Outcome::TimedOut {
+            return outcome;
+        }
+        let expired = self.broker.withdraw(&self.request.id);
+        let outcome = match &self.broker.shared {
+            None if expired => Outcome::TimedOut,
+            None => return Outcome::TimedOut,
+            // A decision made on another replica just before the timeout stands.
+            Some(store) => match store.expire(&self.request.id).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    // The row expires on its own (nobody may decide it after
+                    // `expires_at`); the agent is refused either way.
+                    tracing::warn!(id = %self.request.id, error = %e, "could not mark the request expired");
+                    Outcome::TimedOut
+                }
+            },
+        };
+        if outcome == Outcome::TimedOut {
             self.broker.announce("expired", &self.request, None);
         }
         outcome
     }
-}
 
-impl Ticket<'_> {
     /// Stops waiting but keeps the request open until `approvals.timeout`, for the
-    /// agent to come back to with [`Broker::redeem`].
-    pub fn park(mut self) {
+    /// agent to come back to with [`Broker::redeem`] (on any replica, with shared
+    /// state).
+    pub async fn park(mut self) {
         let Some(decided) = self.decided.take() else { return };
-        let until = Instant::now() + self.broker.timeout;
-        let mut state = self.broker.lock();
-        state.parked.insert(self.request.id.clone(), Parked { request: self.request.clone(), decided, until });
+        let Some(store) = &self.broker.shared else {
+            let until = Instant::now() + self.broker.timeout;
+            let mut state = self.broker.lock();
+            state.parked.insert(self.request.id.clone(), Parked { request: self.request.clone(), decided, until });
+            return;
+        };
+        self.broker.withdraw(&self.request.id);
+        if let Err(e) = store.park(&self.request.id).await {
+            tracing::warn!(id = %self.request.id, error = %e, "could not mark the request parked");
+        }
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        if self.decided.is_some() && self.broker.withdraw(&self.request.id) {
-            self.broker.announce("withdrawn", &self.request, None);
+        if self.decided.is_none() {
+            return;
         }
+        let withdrawn = self.broker.withdraw(&self.request.id);
+        let Some(store) = self.broker.shared.clone() else {
+            if withdrawn {
+                self.broker.announce("withdrawn", &self.request, None);
+            }
+            return;
+        };
+        // The row is withdrawn in the background: a drop cannot wait.
+        let (request, webhook) = (self.request.clone(), self.broker.webhook.clone());
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            match store.withdraw(&request.id).await {
+                Ok(true) => {
+                    if let Some(hook) = webhook {
+                        hook.send("withdrawn", &request, None);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(id = %request.id, error = %e, "could not withdraw the request"),
+            }
+        });
     }
 }
 
@@ -249,7 +304,22 @@ impl Broker {
             state: Mutex::default(),
             webhook,
             pending_gauge: gauge,
+            shared: None,
         })
+    }
+
+    /// A broker whose requests and grants live in the shared state store, so that
+    /// every replica sees and decides them.
+    pub fn shared(settings: &ApprovalSettings, gauge: Gauge, store: Arc<StateStore>) -> anyhow::Result<Arc<Broker>> {
+        let changes = store.subscribe();
+        let broker = Arc::new(Broker { shared: Some(store), ..Broker::new(settings, gauge)? });
+        tokio::spawn(wake_on_changes(Arc::downgrade(&broker), changes));
+        Ok(broker)
+    }
+
+    /// Whether approvals can be filed and decided now.
+    pub fn ready(&self) -> bool {
+        self.shared.as_ref().is_none_or(|s| s.ready())
     }
 
     fn lock(&self) -> Locked<'_> {
@@ -258,9 +328,15 @@ impl Broker {
     }
 
     /// Whether a live grant covers every fingerprint for this identity and connection.
-    pub fn granted(&self, subject: &str, connection: &str, fingerprints: &[String]) -> bool {
+    pub async fn granted(&self, subject: &str, connection: &str, fingerprints: &[String]) -> bool {
         if fingerprints.is_empty() {
             return false;
+        }
+        if let Some(store) = &self.shared {
+            return store.granted(subject, connection, fingerprints).await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "grants cannot be checked; asking for approval");
+                false
+            });
         }
         let mut state = self.lock();
         if state.grants.is_empty() {
@@ -274,42 +350,67 @@ impl Broker {
     }
 
     /// Files a request; the agent should be told its id, then wait on the ticket.
-    pub fn file(&self, asked: Asked) -> Ticket<'_> {
-        let now = SystemTime::now();
+    /// Fails only with shared state, when the store cannot be reached.
+    pub async fn file(&self, asked: Asked) -> Result<Ticket<'_>, Unavailable> {
         let (tx, rx) = oneshot::channel();
-        let mut state = self.lock();
-        let id = loop {
-            let id = short_id();
-            if !state.pending.contains_key(&id) {
-                break id;
+        let request = match &self.shared {
+            None => {
+                let now = SystemTime::now();
+                let mut state = self.lock();
+                let id = loop {
+                    let id = short_id();
+                    if !state.pending.contains_key(&id) {
+                        break id;
+                    }
+                };
+                let request = Request {
+                    id: id.clone(),
+                    asked,
+                    created_at: rfc3339(now),
+                    expires_at: rfc3339(now + self.timeout),
+                };
+                state.pending.insert(id, Pending { request: request.clone(), decide: tx });
+                request
+            }
+            Some(store) => {
+                let request = store.file(&asked, self.timeout).await?;
+                self.lock().pending.insert(request.id.clone(), Pending { request: request.clone(), decide: tx });
+                // A decision could have come between the insert and now (an approver
+                // faster than this replica): look once, then rely on notifications.
+                self.wake(&request.id).await;
+                request
             }
         };
-        let request =
-            Request { id: id.clone(), asked, created_at: rfc3339(now), expires_at: rfc3339(now + self.timeout) };
-        state.pending.insert(id, Pending { request: request.clone(), decide: tx });
-        drop(state);
         tracing::info!(id = %request.id, subject = %request.asked.subject, connection = %request.asked.connection, "approval requested");
         self.announce("requested", &request, None);
-        Ticket { broker: self, request, decided: Some(rx) }
+        Ok(Ticket { broker: self, request, decided: Some(rx) })
     }
 
-    /// Pending requests, oldest first.
-    pub fn pending(&self) -> Vec<Request> {
+    /// Pending requests, oldest first (every replica's, with shared state).
+    pub async fn pending(&self) -> Result<Vec<Request>, Unavailable> {
+        if let Some(store) = &self.shared {
+            return store.pending().await;
+        }
         self.sweep();
         let mut list: Vec<Request> = self.lock().pending.values().map(|p| p.request.clone()).collect();
         list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
-        list
+        Ok(list)
     }
 
     /// Approves request `id`, optionally granting the same statements for `grant`.
-    pub fn approve(&self, id: &str, approver: &Identity, grant: Option<Duration>) -> Result<Request, DecideError> {
+    pub async fn approve(
+        &self,
+        id: &str,
+        approver: &Identity,
+        grant: Option<Duration>,
+    ) -> Result<Request, DecideError> {
         if let Some(d) = grant
             && d > self.max_grant
         {
             return Err(DecideError::GrantTooLong { max: spoken(self.max_grant) });
         }
-        let request =
-            self.decide(id, approver, Outcome::Approved { by: approver.subject.clone() }, |state, request| {
+        let request = self
+            .decide(id, approver, Outcome::Approved { by: approver.subject.clone() }, grant, |state, request| {
                 if let Some(d) = grant {
                     let until = Instant::now() + d;
                     for fp in &request.asked.fingerprints {
@@ -321,7 +422,8 @@ impl Broker {
                         });
                     }
                 }
-            })?;
+            })
+            .await?;
         let detail = grant.map(|d| format!("granted for {}", spoken(d)));
         tracing::info!(id, approver = %approver.subject, grant = ?detail, "approval approved");
         self.announce("approved", &request, Some((&approver.subject, detail.as_deref().unwrap_or(""))));
@@ -329,21 +431,26 @@ impl Broker {
     }
 
     /// Denies request `id` with a reason for the agent.
-    pub fn deny(&self, id: &str, approver: &Identity, reason: &str) -> Result<Request, DecideError> {
+    pub async fn deny(&self, id: &str, approver: &Identity, reason: &str) -> Result<Request, DecideError> {
         let outcome = Outcome::Denied { by: approver.subject.clone(), reason: reason.to_owned() };
-        let request = self.decide(id, approver, outcome, |_, _| {})?;
+        let request = self.decide(id, approver, outcome, None, |_, _| {}).await?;
         tracing::info!(id, approver = %approver.subject, reason, "approval denied");
         self.announce("denied", &request, Some((&approver.subject, reason)));
         Ok(request)
     }
 
-    fn decide(
+    async fn decide(
         &self,
         id: &str,
         approver: &Identity,
         outcome: Outcome,
+        grant: Option<Duration>,
         then: impl FnOnce(&mut State, &Request),
     ) -> Result<Request, DecideError> {
+        if let Some(store) = &self.shared {
+            // The session's replica hears of it and wakes the session.
+            return store.decide(id, &approver.subject, &outcome, grant).await;
+        }
         self.sweep();
         let mut state = self.lock();
         let pending = state.pending.get(id).ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
@@ -361,13 +468,22 @@ impl Broker {
     }
 
     /// When request `id`, still pending, expires (RFC 3339).
-    pub fn expires_at(&self, id: &str) -> Option<String> {
+    pub async fn expires_at(&self, id: &str) -> Option<String> {
+        if let Some(store) = &self.shared {
+            return store.expires_at(id).await.ok().flatten();
+        }
         self.lock().pending.get(id).map(|p| p.request.expires_at.clone())
     }
 
     /// How parked request `id` was decided, if it was filed for this subject and
     /// connection with these fingerprints. An approval is handed out once.
-    pub fn redeem(&self, id: &str, subject: &str, connection: &str, fingerprints: &[String]) -> Redeemed {
+    pub async fn redeem(&self, id: &str, subject: &str, connection: &str, fingerprints: &[String]) -> Redeemed {
+        if let Some(store) = &self.shared {
+            return store.redeem(id, subject, connection, fingerprints).await.unwrap_or_else(|e| {
+                tracing::warn!(id, error = %e, "cannot look up the approval; deciding afresh");
+                Redeemed::Unknown
+            });
+        }
         self.sweep();
         let mut state = self.lock();
         let Some(parked) = state.parked.get_mut(id) else { return Redeemed::Unknown };
@@ -417,6 +533,25 @@ impl Broker {
         self.lock().pending.remove(id).is_some()
     }
 
+    /// With shared state: wakes the local session waiting on request `id` if the
+    /// request has been decided.
+    async fn wake(&self, id: &str) {
+        let Some(store) = &self.shared else { return };
+        match store.decision(id).await {
+            Ok(Some(outcome)) => {
+                if let Some(pending) = self.lock().pending.remove(id) {
+                    let _ = pending.decide.send(outcome);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(id, error = %e, "cannot look up the request yet"),
+        }
+    }
+
+    fn waiting(&self) -> Vec<String> {
+        self.lock().pending.keys().cloned().collect()
+    }
+
     fn announce(&self, event: &'static str, request: &Request, by: Option<(&str, &str)>) {
         if let Some(hook) = &self.webhook {
             hook.send(event, request, by);
@@ -424,13 +559,37 @@ impl Broker {
     }
 }
 
+/// Wakes the sessions of this replica whose requests were decided elsewhere, for as
+/// long as the broker lives.
+async fn wake_on_changes(broker: Weak<Broker>, mut changes: tokio::sync::broadcast::Receiver<Change>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let change = changes.recv().await;
+        let Some(broker) = broker.upgrade() else { return };
+        match change {
+            Ok(Change::Approval(id)) => {
+                if broker.lock().pending.contains_key(&id) {
+                    broker.wake(&id).await;
+                }
+            }
+            // Reconnected, or fell behind: anything may have been decided unheard.
+            Ok(Change::Reconnected) | Err(RecvError::Lagged(_)) => {
+                for id in broker.waiting() {
+                    broker.wake(&id).await;
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 /// Eight characters from an alphabet without look-alikes (no 0/o, 1/l/i).
-fn short_id() -> String {
+pub(crate) fn short_id() -> String {
     const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
     (0..8).map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char).collect()
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
@@ -476,39 +635,42 @@ mod tests {
     #[tokio::test]
     async fn approve_wakes_the_waiter_and_grants_cover_later_runs() {
         let b = broker(Duration::from_secs(60));
-        let mut ticket = b.file(request("agent"));
+        let mut ticket = b.file(request("agent")).await.unwrap();
         let id = ticket.request.id.clone();
-        assert_eq!(b.pending().len(), 1);
-        assert_eq!(b.approve(&id, &identity("agent"), None).unwrap_err(), DecideError::OwnRequest("agent".into()));
+        assert_eq!(b.pending().await.unwrap().len(), 1);
+        assert_eq!(
+            b.approve(&id, &identity("agent"), None).await.unwrap_err(),
+            DecideError::OwnRequest("agent".into())
+        );
         assert!(matches!(
-            b.approve(&id, &identity("sre"), Some(Duration::from_secs(365 * 86400))),
+            b.approve(&id, &identity("sre"), Some(Duration::from_secs(365 * 86400))).await,
             Err(DecideError::GrantTooLong { .. })
         ));
-        b.approve(&id, &identity("sre"), Some(Duration::from_secs(60))).unwrap();
+        b.approve(&id, &identity("sre"), Some(Duration::from_secs(60))).await.unwrap();
         assert_eq!(ticket.wait().await, Outcome::Approved { by: "sre".into() });
-        assert!(b.pending().is_empty());
-        assert!(b.granted("agent", "db", &["fp1".into()]));
-        assert!(!b.granted("agent", "other-db", &["fp1".into()]));
-        assert!(!b.granted("other", "db", &["fp1".into()]));
-        assert!(!b.granted("agent", "db", &["fp1".into(), "fp2".into()]));
-        assert_eq!(b.deny(&id, &identity("sre"), "late").unwrap_err(), DecideError::NotFound(id));
+        assert!(b.pending().await.unwrap().is_empty());
+        assert!(b.granted("agent", "db", &["fp1".into()]).await);
+        assert!(!b.granted("agent", "other-db", &["fp1".into()]).await);
+        assert!(!b.granted("other", "db", &["fp1".into()]).await);
+        assert!(!b.granted("agent", "db", &["fp1".into(), "fp2".into()]).await);
+        assert_eq!(b.deny(&id, &identity("sre"), "late").await.unwrap_err(), DecideError::NotFound(id));
     }
 
     #[tokio::test]
     async fn deny_timeout_and_withdrawal() {
         let b = broker(Duration::from_millis(50));
-        let mut ticket = b.file(request("agent"));
+        let mut ticket = b.file(request("agent")).await.unwrap();
         let id = ticket.request.id.clone();
-        b.deny(&id, &identity("sre"), "not today").unwrap();
+        b.deny(&id, &identity("sre"), "not today").await.unwrap();
         assert_eq!(ticket.wait().await, Outcome::Denied { by: "sre".into(), reason: "not today".into() });
 
-        let mut ticket = b.file(request("agent"));
+        let mut ticket = b.file(request("agent")).await.unwrap();
         assert_eq!(ticket.wait().await, Outcome::TimedOut);
-        assert!(b.pending().is_empty());
+        assert!(b.pending().await.unwrap().is_empty());
 
-        let ticket = b.file(request("agent"));
-        assert_eq!(b.pending().len(), 1);
+        let ticket = b.file(request("agent")).await.unwrap();
+        assert_eq!(b.pending().await.unwrap().len(), 1);
         drop(ticket);
-        assert!(b.pending().is_empty());
+        assert!(b.pending().await.unwrap().is_empty());
     }
 }

@@ -67,6 +67,8 @@ pub struct Config {
     /// How held statements wait for a human.
     #[serde(default)]
     pub approvals: Approvals,
+    /// Shared state for a fleet of replicas (approvals, grants, the session index).
+    pub state: Option<StateSettings>,
     /// Directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -149,6 +151,23 @@ impl Default for Approvals {
             http_hold: defaults::http_hold(),
         }
     }
+}
+
+/// `[state]`: where a fleet of replicas keeps what they share. Without it, approvals
+/// and grants live in the process and the session index in `data_dir`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSettings {
+    /// PostgreSQL URL or key=value string (`postgres://user:pw@host/db?sslmode=require`).
+    pub url: SecretSource,
+    /// This process's name in the fleet; defaults to the host name (a pod's name).
+    pub replica: Option<String>,
+    /// CA bundle for the state server's certificate (default: the web PKI roots).
+    pub ca_file: Option<PathBuf>,
+    /// How often a replica says it is alive. A replica silent for three heartbeats is
+    /// taken for dead, and the requests its sessions were waiting on are withdrawn.
+    #[serde(default = "defaults::state_heartbeat", deserialize_with = "de_duration")]
+    pub heartbeat: Duration,
 }
 
 /// `[limits]`.
@@ -830,6 +849,18 @@ impl Config {
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
             return err("approvals.webhook".into(), format!("{url:?} is not an http(s) URL"));
+        }
+        if let Some(state) = &self.state {
+            if state.heartbeat < Duration::from_millis(100) || state.heartbeat > Duration::from_secs(60) {
+                return err("state.heartbeat".into(), "must be between 100ms and 60s (default 5s)".into());
+            }
+            if let Some(r) = &state.replica
+                && (r.is_empty()
+                    || r.len() > 63
+                    || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+            {
+                return err("state.replica".into(), format!("{r:?}: 1 to 63 letters, digits, '-', '_' or '.'"));
+            }
         }
         let auth = &self.auth;
         if auth.jwks_file.is_some() && auth.jwks_url.is_some() {

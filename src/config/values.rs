@@ -147,6 +147,9 @@ pub(super) mod defaults {
     pub fn webhook_timeout() -> Duration {
         Duration::from_secs(5)
     }
+    pub fn state_heartbeat() -> Duration {
+        Duration::from_secs(5)
+    }
     pub fn max_grant() -> Duration {
         Duration::from_secs(24 * 3600)
     }

@@ -135,7 +135,7 @@ impl AgentConn {
                 return Ok(reply(Reply::Denied { reason: r.message, rule: r.rule, approval: retried }));
             }
             Settled::Parked(approval) => {
-                let expires_at = self.plugin.broker.expires_at(&approval);
+                let expires_at = self.plugin.broker.expires_at(&approval).await;
                 let retry_after = 10;
                 return Ok(reply(Reply::Pending { approval, retry_after, expires_at }));
             }

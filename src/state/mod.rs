@@ -1,0 +1,311 @@
+//! Shared state for a fleet of replicas, in PostgreSQL (`[state]`).
+//!
+//! Replicas share pending approvals, grants and the session index through a few tables
+//! that Airlock creates and upgrades itself ([`schema`]). A decision made on any replica
+//! reaches the replica holding the session through `LISTEN`/`NOTIFY`: a trigger on
+//! `airlock_approvals` announces every change, and each replica looks up only the
+//! requests its own sessions wait on. Nobody polls for decisions.
+//!
+//! Every replica says it is alive every `heartbeat`; one silent for three heartbeats is
+//! taken for dead, and the requests its sessions were waiting on are withdrawn by
+//! whichever replica notices first. Requests nobody decided expire the same way.
+//!
+//! The state connection is Airlock's own, apart from agent traffic. While it is down,
+//! traffic that policy allows flows as before, and everything that would need the
+//! shared state (a new hold, a grant check, a decision) fails closed with a clear error
+//! until the connection is back.
+
+mod approvals;
+pub mod schema;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::broadcast;
+use tokio_postgres::{AsyncMessage, Client};
+
+use crate::config::{Config, StateSettings};
+
+/// The channel the approvals trigger notifies.
+const CHANNEL: &str = "airlock_approvals";
+/// The longest wait for the state server to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long decided requests and dead replicas are kept for the record.
+const KEEP_DECIDED: Duration = Duration::from_secs(7 * 86_400);
+
+/// What changed in the shared state, as the replica hears it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Approval request `id` was filed or changed state.
+    Approval(String),
+    /// The connection was (re)established: anything may have changed unheard.
+    Reconnected,
+}
+
+/// Why the shared state could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the shared state store is unavailable: {0}")]
+pub struct Unavailable(String);
+
+impl From<tokio_postgres::Error> for Unavailable {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Unavailable(e.to_string())
+    }
+}
+
+/// The connection to the state database, kept open by a background task.
+pub struct StateStore {
+    replica: String,
+    heartbeat: Duration,
+    client: RwLock<Option<Arc<Client>>>,
+    changes: broadcast::Sender<Change>,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore").field("replica", &self.replica).finish_non_exhaustive()
+    }
+}
+
+/// How to reach the state database (never printed: the URL may hold a password).
+struct Target {
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+impl StateStore {
+    /// Connects to the state database, brings its schema up to date and starts the
+    /// task that keeps the connection, listens for changes and sends heartbeats.
+    /// Fails if the first connection fails: a replica does not start without state.
+    pub async fn start(config: &Config, settings: &StateSettings) -> anyhow::Result<Arc<StateStore>> {
+        let url = settings.url.load(&config.base_dir).context("state.url")?;
+        let url = std::str::from_utf8(url.expose()).map_err(|_| anyhow::anyhow!("state.url is not UTF-8"))?;
+        let mut pg: tokio_postgres::Config = url.parse().map_err(|e| {
+            // The parser's message may quote the URL; say what is wrong without it.
+            anyhow::anyhow!("state.url is not a PostgreSQL URL or key=value string ({})", redact(&e))
+        })?;
+        pg.connect_timeout(CONNECT_TIMEOUT).application_name("airlock");
+        let ca = settings.ca_file.as_ref().map(|p| config.resolve(p));
+        let tls = crate::tls::verifying_client(ca.as_deref()).context("state.ca_file")?;
+        let target = Target { config: pg, tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls) };
+        let replica = match &settings.replica {
+            Some(r) => r.clone(),
+            None => default_replica(),
+        };
+        let (changes, _) = broadcast::channel(1024);
+        let store = Arc::new(StateStore { replica, heartbeat: settings.heartbeat, client: RwLock::new(None), changes });
+        let connection = store.connect(&target, true).await?;
+        tokio::spawn(store.clone().keep(target, connection));
+        store.withdraw_orphans().await.context("withdrawing this replica's requests from before a restart")?;
+        store.beat().await.context("the first heartbeat")?;
+        tracing::info!(replica = %store.replica, schema = schema::LATEST, "shared state connected");
+        tokio::spawn(store.clone().sweep());
+        Ok(store)
+    }
+
+    /// This replica's name.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// Whether the state database is connected now.
+    pub fn ready(&self) -> bool {
+        self.current().is_ok_and(|c| !c.is_closed())
+    }
+
+    /// Changes other replicas (and this one) make, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    fn current(&self) -> Result<Arc<Client>, Unavailable> {
+        let guard = self.client.read().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(c) if !c.is_closed() => Ok(c.clone()),
+            _ => Err(Unavailable("not connected (reconnecting)".into())),
+        }
+    }
+
+    /// Opens a connection, migrates the schema and listens; returns the connection's
+    /// message stream for [`StateStore::keep`] to drive.
+    async fn connect(&self, target: &Target, first: bool) -> anyhow::Result<Connection> {
+        let (mut client, connection) = target
+            .config
+            .connect(target.tls.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to the state database: {}", redact(&e)))?;
+        let mut connection: Connection = connection;
+        // The connection must be driven while the client works.
+        let (ready, mut messages) = {
+            let setup = async {
+                schema::migrate(&mut client, schema::LATEST).await?;
+                client.batch_execute(&format!("LISTEN {CHANNEL}")).await.context("LISTEN")?;
+                anyhow::Ok(())
+            };
+            tokio::pin!(setup);
+            let mut buffered = Vec::new();
+            let ready = loop {
+                tokio::select! {
+                    r = &mut setup => break r,
+                    m = std::future::poll_fn(|cx| connection.poll_message(cx)) => match m {
+                        Some(Ok(m)) => buffered.push(m),
+                        Some(Err(e)) => break Err(anyhow::anyhow!("state connection: {}", redact(&e))),
+                        None => break Err(anyhow::anyhow!("the state database closed the connection")),
+                    }
+                }
+            };
+            (ready, buffered)
+        };
+        ready?;
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(client));
+        for m in messages.drain(..) {
+            self.dispatch(m);
+        }
+        if !first {
+            let _ = self.changes.send(Change::Reconnected);
+        }
+        Ok(connection)
+    }
+
+    /// Drives the connection, dispatches notifications, and reconnects with backoff
+    /// when it breaks.
+    async fn keep(self: Arc<Self>, target: Target, mut connection: Connection) {
+        loop {
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(m)) => self.dispatch(m),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %redact(&e), "state connection lost; holds fail closed until it is back");
+                        break;
+                    }
+                    None => {
+                        tracing::warn!("state connection closed; holds fail closed until it is back");
+                        break;
+                    }
+                }
+            }
+            *self.client.write().unwrap_or_else(|p| p.into_inner()) = None;
+            let mut backoff = Duration::from_millis(250);
+            connection = loop {
+                tokio::time::sleep(backoff).await;
+                match self.connect(&target, false).await {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "state database unreachable");
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            };
+            tracing::info!(replica = %self.replica, "state connection restored");
+        }
+    }
+
+    fn dispatch(&self, message: AsyncMessage) {
+        match message {
+            AsyncMessage::Notification(n) if n.channel() == CHANNEL => {
+                let _ = self.changes.send(Change::Approval(n.payload().to_owned()));
+            }
+            AsyncMessage::Notice(n) => tracing::debug!(notice = %n.message(), "state database notice"),
+            _ => {}
+        }
+    }
+
+    /// Heartbeats, and the fleet's housekeeping: requests of dead replicas withdrawn,
+    /// undecided ones expired, spent grants and old records dropped.
+    async fn sweep(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.beat().await {
+                tracing::debug!(error = %e, "state heartbeat skipped");
+            }
+        }
+    }
+
+    async fn beat(&self) -> Result<(), Unavailable> {
+        let client = self.current()?;
+        let stale = (self.heartbeat * 3).as_secs_f64();
+        let keep = KEEP_DECIDED.as_secs_f64();
+        client
+            .execute(
+                "INSERT INTO airlock_replicas (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET seen_at = now()",
+                &[&self.replica],
+            )
+            .await?;
+        let withdrawn = client
+            .execute(
+                "UPDATE airlock_approvals a SET state = 'withdrawn', decided_at = now(),
+                        decided_reason = 'the replica holding the session stopped'
+                   FROM airlock_replicas r
+                  WHERE a.state = 'pending' AND NOT a.parked AND a.replica = r.id
+                    AND r.seen_at < now() - make_interval(secs => $1)",
+                &[&stale],
+            )
+            .await?;
+        if withdrawn > 0 {
+            tracing::info!(withdrawn, "withdrew requests of replicas that stopped");
+        }
+        client
+            .execute(
+                "UPDATE airlock_approvals SET state = 'expired', decided_at = now()
+                  WHERE state = 'pending' AND expires_at <= now()",
+                &[],
+            )
+            .await?;
+        client.execute("DELETE FROM airlock_grants WHERE until <= now()", &[]).await?;
+        client
+            .execute(
+                "DELETE FROM airlock_approvals
+                  WHERE state <> 'pending' AND decided_at < now() - make_interval(secs => $1)",
+                &[&keep],
+            )
+            .await?;
+        client
+            .execute(
+                "DELETE FROM airlock_replicas r WHERE seen_at < now() - make_interval(secs => $1)
+                    AND NOT EXISTS (SELECT 1 FROM airlock_approvals a WHERE a.replica = r.id)",
+                &[&keep],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A replica that restarts under the same name lost the sessions its pending
+    /// requests belonged to.
+    async fn withdraw_orphans(&self) -> Result<u64, Unavailable> {
+        let n = self
+            .current()?
+            .execute(
+                "UPDATE airlock_approvals SET state = 'withdrawn', decided_at = now(),
+                        decided_reason = 'the replica holding the session restarted'
+                  WHERE replica = $1 AND state = 'pending' AND NOT parked",
+                &[&self.replica],
+            )
+            .await?;
+        Ok(n)
+    }
+}
+
+type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
+>;
+
+/// The host name, or a random name if there is none.
+fn default_replica() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("airlock-{:08x}", rand::random::<u32>()))
+}
+
+/// An error's message without what the server or parser may have echoed of the URL.
+fn redact(e: &tokio_postgres::Error) -> String {
+    let text = e.to_string();
+    if text.contains("password") || text.contains("://") { "invalid connection settings".into() } else { text }
+}
