@@ -248,6 +248,21 @@ impl DataSource {
         }
         Ok(dir)
     }
+
+    /// Recorded sessions: every replica's from the shared state when the config has
+    /// `[state]`, otherwise this data directory's.
+    async fn sessions(&self, since_us: u64) -> anyhow::Result<Vec<airlock::recording::index::SessionSummary>> {
+        if self.data_dir.is_none()
+            && let Some(path) = &self.config
+        {
+            let config = Config::load(path)?;
+            if let Some(state) = &config.state {
+                let client = airlock::state::connect(&config, state).await?;
+                return airlock::state::sessions::list(&client, since_us).await;
+            }
+        }
+        Ok(airlock::recording::index::sessions(&self.recordings()?)?)
+    }
 }
 
 /// A duration back from now (`--since`).
@@ -417,9 +432,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sessions { source, since, connection, subject, json } => {
-            let dir = source.recordings()?;
             let cutoff = since.map(|d| airlock::recording::now_us().saturating_sub(d.as_micros() as u64));
-            let sessions: Vec<_> = airlock::recording::index::sessions(&dir)?
+            let sessions: Vec<_> = source
+                .sessions(cutoff.unwrap_or(0))
+                .await?
                 .into_iter()
                 .filter(|s| cutoff.is_none_or(|c| s.start_us >= c))
                 .filter(|s| connection.as_ref().is_none_or(|c| &s.connection == c))
@@ -429,9 +445,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&sessions)?);
                 return Ok(());
             }
+            // Listed from the shared state, sessions say which replica recorded them.
+            let fleet = sessions.iter().any(|s| s.replica.is_some());
             println!(
-                "{:<16}  {:<24}  {:>10}  {:<16}  {:<16}  {:<8}  {:>10}",
-                "ID", "START (UTC)", "DURATION", "SUBJECT", "CONNECTION", "PROTOCOL", "STATEMENTS"
+                "{:<16}  {:<24}  {:>10}  {:<16}  {:<16}  {:<8}  {:>10}{}",
+                "ID",
+                "START (UTC)",
+                "DURATION",
+                "SUBJECT",
+                "CONNECTION",
+                "PROTOCOL",
+                "STATEMENTS",
+                if fleet { "  REPLICA" } else { "" }
             );
             for s in sessions {
                 let start =
@@ -439,8 +464,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 let duration =
                     s.duration_ms.map(|d| format!("{:.1}s", d as f64 / 1000.0)).unwrap_or_else(|| "open".into());
                 let statements = s.statements.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+                let replica = s.replica.as_deref().map(|r| format!("  {r}")).unwrap_or_default();
                 println!(
-                    "{:<16}  {:<24}  {:>10}  {:<16}  {:<16}  {:<8}  {:>10}",
+                    "{:<16}  {:<24}  {:>10}  {:<16}  {:<16}  {:<8}  {:>10}{replica}",
                     s.id,
                     start.to_string(),
                     duration,
@@ -606,6 +632,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("  admin        {}", c.listen.admin);
             if c.connections.iter().any(|conn| conn.protocol == airlock::config::Protocol::Ssh) {
                 println!("  ssh          {}", c.listen.ssh);
+            }
+            if let Some(state) = &c.state {
+                let replica = state.replica.as_deref().unwrap_or("the host name");
+                println!("  state        shared, from {:?} (replica: {replica})", state.url);
             }
             for conn in &c.connections {
                 println!(

@@ -153,6 +153,61 @@ fn a_grant_made_on_one_replica_applies_on_every_replica() {
     ok(&cli(&a, &["deny", &id, "--reason", "not yours"]));
     assert!(!other.join().unwrap().status.success());
     fixture(&a, "DROP TABLE fleet_grant");
+
+    // Every replica's sessions are listed from the shared index, ended and counted.
+    wait_for("both replicas' sessions in the shared index", Duration::from_secs(10), || {
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(&support::local_cli(&a, &["sessions", "--json", "--subject", "agent-2"])))
+                .unwrap();
+        let on = |r: &str| list.iter().filter(|s| s["replica"] == r && s["statements"] == 1).count();
+        on("a") == 1 && on("b") == 1
+    });
+    let table = ok(&support::local_cli(&b, &["sessions", "--subject", "agent-3"]));
+    assert!(table.lines().next().unwrap().ends_with("REPLICA"), "{table}");
+    assert!(table.lines().nth(1).unwrap().ends_with("  b"), "{table}");
+}
+
+#[test]
+fn an_http_request_parked_on_one_replica_is_redeemed_once_on_another() {
+    let db = state_db();
+    let root = std::env::temp_dir().join(format!("airlock-fleet-http-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let api = support::http_api::Api::start(&root);
+    let config = |name: &str| {
+        let section = state_section(&db, name).replace("[approvals]\n", "[approvals]\nhttp_hold = \"1s\"\n");
+        format!(
+            "{section}\n[[connections]]\nname = \"api\"\nprotocol = \"http\"\nurl = \"http://127.0.0.1:{}\"\nallow_groups = [\"agents\"]\n",
+            api.plain.port()
+        )
+    };
+    let (a, b) = (Airlock::start_with("", &config("a")), Airlock::start_with("", &config("b")));
+    let agent = token("agent-7", &["agents"]);
+    let delete = |via: &Airlock, approval: Option<&str>| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30", "-X", "DELETE"]).args([
+            "-H",
+            &format!("Authorization: Bearer {agent}"),
+            "-d",
+            "{\"why\":\"cleanup\"}",
+        ]);
+        if let Some(id) = approval {
+            cmd.args(["-H", &format!("Airlock-Approval: {id}")]);
+        }
+        ok(&cmd.arg(format!("http://{}/api/api/items/9", via.http.unwrap())).output().unwrap()).trim().to_owned()
+    };
+    // Held on A past the agent's 1 s: parked, 403 with the id.
+    assert_eq!(delete(&a, None), "403");
+    let id = pending(&b, 1)[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(delete(&b, Some(&id)), "403", "not approved yet");
+    ok(&cli(&b, &["approve", &id]));
+    // Redeemed on B (not the replica that parked it), once; A's replica may be gone.
+    drop(a);
+    assert_eq!(delete(&b, Some(&id)), "200");
+    assert_eq!(api.seen_at("/api/items/9").len(), 1);
+    assert_eq!(delete(&b, Some(&id)), "403", "an approval is used once");
+    assert_eq!(api.seen_at("/api/items/9").len(), 1);
+    drop(b);
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 #[test]

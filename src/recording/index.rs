@@ -168,6 +168,9 @@ pub struct SessionSummary {
     /// Where it ends, if it did.
     #[serde(skip)]
     pub end_at: Option<(u64, u64)>,
+    /// The replica that recorded it (listed from the shared state only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// Joins start and end entries into sessions, oldest first.
@@ -194,6 +197,7 @@ pub fn sessions(dir: &Path) -> std::io::Result<Vec<SessionSummary>> {
                     end_reason: None,
                     start_at: (e.segment, e.offset),
                     end_at: None,
+                    replica: None,
                 },
             );
         } else if let Some(s) = by_id.get_mut(&e.session) {

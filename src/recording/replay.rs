@@ -271,6 +271,7 @@ mod tests {
             end_reason: None,
             start_at: (0, 0),
             end_at: None,
+            replica: None,
         };
         let verdict = VerdictEvent {
             event: PolicyEvent::Held,
@@ -335,6 +336,7 @@ mod tests {
             end_reason: None,
             start_at: (0, 0),
             end_at: None,
+            replica: None,
         };
         let frame = Frame {
             session: 2,

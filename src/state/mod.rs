@@ -17,7 +17,9 @@
 
 mod approvals;
 pub mod schema;
+pub mod sessions;
 
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -76,11 +78,8 @@ struct Target {
     tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
-impl StateStore {
-    /// Connects to the state database, brings its schema up to date and starts the
-    /// task that keeps the connection, listens for changes and sends heartbeats.
-    /// Fails if the first connection fails: a replica does not start without state.
-    pub async fn start(config: &Config, settings: &StateSettings) -> anyhow::Result<Arc<StateStore>> {
+impl Target {
+    fn new(config: &Config, settings: &StateSettings) -> anyhow::Result<Target> {
         let url = settings.url.load(&config.base_dir).context("state.url")?;
         let url = std::str::from_utf8(url.expose()).map_err(|_| anyhow::anyhow!("state.url is not UTF-8"))?;
         let mut pg: tokio_postgres::Config = url.parse().map_err(|e| {
@@ -90,7 +89,36 @@ impl StateStore {
         pg.connect_timeout(CONNECT_TIMEOUT).application_name("airlock");
         let ca = settings.ca_file.as_ref().map(|p| config.resolve(p));
         let tls = crate::tls::verifying_client(ca.as_deref()).context("state.ca_file")?;
-        let target = Target { config: pg, tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls) };
+        Ok(Target { config: pg, tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls) })
+    }
+
+    async fn connect(&self) -> anyhow::Result<(Client, Connection)> {
+        self.config
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting to the state database: {}", redact(&e)))
+    }
+}
+
+/// A connection for the command line (`airlock sessions`), driven in the background;
+/// it neither migrates nor listens.
+pub async fn connect(config: &Config, settings: &StateSettings) -> anyhow::Result<Client> {
+    let (client, connection) = Target::new(config, settings)?.connect().await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+impl StateStore {
+    /// Connects to the state database, brings its schema up to date and starts the
+    /// task that keeps the connection, listens for changes, sends heartbeats and ships
+    /// the session index. Fails if the first connection fails: a replica does not
+    /// start without its state.
+    pub async fn start(config: &Config, settings: &StateSettings) -> anyhow::Result<Arc<StateStore>> {
+        let target = Target::new(config, settings)?;
+        let index = config
+            .recording
+            .enabled
+            .then(|| crate::recording::store::recordings_dir(&config.data_dir()).join("index.jsonl"));
         let replica = match &settings.replica {
             Some(r) => r.clone(),
             None => default_replica(),
@@ -102,7 +130,7 @@ impl StateStore {
         store.withdraw_orphans().await.context("withdrawing this replica's requests from before a restart")?;
         store.beat().await.context("the first heartbeat")?;
         tracing::info!(replica = %store.replica, schema = schema::LATEST, "shared state connected");
-        tokio::spawn(store.clone().sweep());
+        tokio::spawn(store.clone().sweep(index));
         Ok(store)
     }
 
@@ -132,12 +160,7 @@ impl StateStore {
     /// Opens a connection, migrates the schema and listens; returns the connection's
     /// message stream for [`StateStore::keep`] to drive.
     async fn connect(&self, target: &Target, first: bool) -> anyhow::Result<Connection> {
-        let (mut client, connection) = target
-            .config
-            .connect(target.tls.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting to the state database: {}", redact(&e)))?;
-        let mut connection: Connection = connection;
+        let (mut client, mut connection) = target.connect().await?;
         // The connection must be driven while the client works.
         let (ready, mut messages) = {
             let setup = async {
@@ -213,15 +236,22 @@ impl StateStore {
         }
     }
 
-    /// Heartbeats, and the fleet's housekeeping: requests of dead replicas withdrawn,
-    /// undecided ones expired, spent grants and old records dropped.
-    async fn sweep(self: Arc<Self>) {
+    /// Heartbeats, the fleet's housekeeping (requests of dead replicas withdrawn,
+    /// undecided ones expired, spent grants and old records dropped), and shipping the
+    /// session index.
+    async fn sweep(self: Arc<Self>, index: Option<PathBuf>) {
         let mut tick = tokio::time::interval(self.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shipped = sessions::Shipped::default();
         loop {
             tick.tick().await;
             if let Err(e) = self.beat().await {
                 tracing::debug!(error = %e, "state heartbeat skipped");
+            }
+            if let Some(path) = &index
+                && let Err(e) = self.ship_index(path, &mut shipped).await
+            {
+                tracing::debug!(error = %e, "session index not shipped this round");
             }
         }
     }

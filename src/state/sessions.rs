@@ -1,0 +1,135 @@
+//! The session index of every replica in the state database.
+//!
+//! Each replica ships its own `index.jsonl` (start and end entries, written by the
+//! recorder) to `airlock_sessions`, from the byte where it left off. Rows are upserts,
+//! so shipping an entry twice is harmless: after an outage, or when start-up rebuilt the
+//! file after a crash, the replica ships it again from the start. The local file stays
+//! the source of truth; this is a shared copy to list sessions fleet-wide.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_postgres::Client;
+
+use super::{StateStore, Unavailable};
+use crate::recording::format::{SessionEnd, SessionStart};
+use crate::recording::index::{IndexEntry, SessionSummary};
+
+/// The most index bytes shipped per round (the rest goes next round).
+const MAX_ROUND: u64 = 4 << 20;
+
+/// Where shipping stands in the local index file.
+#[derive(Debug, Default)]
+pub(super) struct Shipped {
+    offset: u64,
+}
+
+fn time(ts_us: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(ts_us)
+}
+
+fn micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+impl StateStore {
+    /// Ships the index entries written since the last round; returns how many.
+    pub(super) async fn ship_index(&self, path: &Path, shipped: &mut Shipped) -> Result<usize, Unavailable> {
+        let client = self.current()?;
+        let (entries, consumed) = match read_from(path, shipped) {
+            Ok(read) => read,
+            Err(e) => return Err(Unavailable(format!("reading {}: {e}", path.display()))),
+        };
+        for entry in &entries {
+            self.upsert(&client, entry).await?;
+        }
+        shipped.offset += consumed;
+        Ok(entries.len())
+    }
+
+    async fn upsert(&self, client: &Client, e: &IndexEntry) -> Result<(), Unavailable> {
+        let (segment, offset) = (i64::try_from(e.segment).unwrap_or(i64::MAX), i64::try_from(e.offset).unwrap_or(0));
+        if e.event == "start" {
+            client
+                .execute(
+                    r#"INSERT INTO airlock_sessions (replica, session, started_at, segment, "offset", start_info)
+                       VALUES ($1, $2, $3, $4, $5, $6)
+                       ON CONFLICT (replica, session) DO UPDATE
+                          SET started_at = EXCLUDED.started_at, segment = EXCLUDED.segment,
+                              "offset" = EXCLUDED."offset", start_info = EXCLUDED.start_info"#,
+                    &[&self.replica, &e.session, &time(e.ts_us), &segment, &offset, &e.info],
+                )
+                .await?;
+        } else {
+            client
+                .execute(
+                    "UPDATE airlock_sessions SET ended_at = $3, end_info = $4 WHERE replica = $1 AND session = $2",
+                    &[&self.replica, &e.session, &time(e.ts_us), &e.info],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Complete lines of `path` after the shipped offset (from the start again if the file
+/// was rewritten shorter), and the bytes they took.
+fn read_from(path: &Path, shipped: &mut Shipped) -> std::io::Result<(Vec<IndexEntry>, u64)> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len < shipped.offset {
+        shipped.offset = 0;
+    }
+    file.seek(SeekFrom::Start(shipped.offset))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_ROUND.min(len - shipped.offset)).read_to_end(&mut bytes)?;
+    // Only whole lines: the writer may be halfway through one.
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let entries = bytes[..whole]
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| serde_json::from_slice(l).ok())
+        .collect();
+    Ok((entries, whole as u64))
+}
+
+/// Every replica's sessions started at or after `since_us`, oldest first.
+pub async fn list(client: &Client, since_us: u64) -> anyhow::Result<Vec<SessionSummary>> {
+    let rows = client
+        .query(
+            "SELECT replica, session, started_at, segment, \"offset\", start_info, ended_at, end_info
+               FROM airlock_sessions WHERE started_at >= $1 ORDER BY started_at, replica, session",
+            &[&time(since_us)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let start: SessionStart = serde_json::from_value(r.get(5)).unwrap_or_default();
+            let started: SystemTime = r.get(2);
+            let ended: Option<SystemTime> = r.get(6);
+            let end: Option<SessionEnd> =
+                r.get::<_, Option<serde_json::Value>>(7).and_then(|v| serde_json::from_value(v).ok());
+            let (segment, offset): (i64, i64) = (r.get(3), r.get(4));
+            SessionSummary {
+                id: r.get(1),
+                start_us: micros(started),
+                duration_ms: ended.map(|t| micros(t).saturating_sub(micros(started)) / 1000),
+                subject: start.subject,
+                connection: start.connection,
+                protocol: start.protocol,
+                client: start.client,
+                statements: end.as_ref().map(|e| e.statements),
+                end_reason: end.map(|e| e.reason),
+                start_at: (u64::try_from(segment).unwrap_or(0), u64::try_from(offset).unwrap_or(0)),
+                end_at: None,
+                replica: Some(r.get(0)),
+            }
+        })
+        .collect())
+}
