@@ -97,6 +97,8 @@ fn run(kind: &str, make: fn(u64) -> Bytes, total: usize) {
         signing_key: None,
         metrics: Default::default(),
         faults: None,
+        replica: "bench".into(),
+        notes: Default::default(),
     };
     // Pre-built payloads, so the measurement is the recorder, not the generator.
     let payloads: Vec<Bytes> = (0..512).map(|i| make(i * 1000)).collect();

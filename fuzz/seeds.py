@@ -316,6 +316,11 @@ footer = b"END1" + struct.pack("<Q", 2) + prev + struct.pack("<I", 0)
 footer += struct.pack("<I", crc32c(footer))
 put("recording", "segment-sealed", b"\0" + seg + footer)
 put("recording", "segment-open", b"\0" + seg)
+# Version 2: the replica's name and the segments uploaded since the last header.
+header2 = b"ALKSEG02" + struct.pack("<QQ", 1, 1_700_000_000_000_000) + b"\0" * 32 + struct.pack("<I", 0)
+header2 += bytes([9]) + b"replica-a" + struct.pack("<IQ", 1, 0) + b"\7" * 32
+header2 += struct.pack("<I", crc32c(header2))
+put("recording", "segment-v2", b"\0" + header2 + seg[len(header):] + footer)
 odd_start = start.replace(b'"agent-1"', b'"agent\\u001b[2J"')
 odd_verdict = verdict.replace(b'"bulk"}', b'"bulk\\r\\n[+0.000s] POLICY approved"}')
 b, _ = block(b"".join([frame(1, 0, 0, 1, odd_start), frame(1, 1, 0, 20, odd_verdict)]), 2, b"\0" * 32)

@@ -249,19 +249,70 @@ impl DataSource {
         Ok(dir)
     }
 
+    /// The config, unless a data directory was given instead.
+    fn config(&self) -> anyhow::Result<Option<Config>> {
+        match (&self.data_dir, &self.config) {
+            (Some(_), _) => Ok(None),
+            (None, Some(path)) => Ok(Some(Config::load(path)?)),
+            (None, None) => Ok(Config::load(Path::new("airlock.toml")).ok()),
+        }
+    }
+
+    /// With `[recording.remote]` in the config: one directory per replica holding all its
+    /// segments, local and remote (see `airlock::recording::remote::materialize`).
+    async fn replica_dirs(&self) -> anyhow::Result<Option<Vec<(String, PathBuf)>>> {
+        let Some(config) = self.config()? else { return Ok(None) };
+        let Some(r) = &config.recording.remote else { return Ok(None) };
+        let remote = airlock::recording::remote::Remote::from_config(&config, r)?;
+        let local = airlock::recording::store::recordings_dir(&config.data_dir());
+        let cache = config.data_dir().join("remote-cache");
+        let dirs = airlock::recording::remote::materialize(&remote, local.is_dir().then_some(&*local), &cache).await?;
+        Ok(Some(dirs))
+    }
+
     /// Recorded sessions: every replica's from the shared state when the config has
-    /// `[state]`, otherwise this data directory's.
+    /// `[state]`, or from local and remote segments with `[recording.remote]`,
+    /// otherwise this data directory's.
     async fn sessions(&self, since_us: u64) -> anyhow::Result<Vec<airlock::recording::index::SessionSummary>> {
-        if self.data_dir.is_none()
-            && let Some(path) = &self.config
+        if let Some(config) = self.config()?
+            && let Some(state) = &config.state
         {
-            let config = Config::load(path)?;
-            if let Some(state) = &config.state {
-                let client = airlock::state::connect(&config, state).await?;
-                return airlock::state::sessions::list(&client, since_us).await;
+            let client = airlock::state::connect(&config, state).await?;
+            return airlock::state::sessions::list(&client, since_us).await;
+        }
+        if let Some(dirs) = self.replica_dirs().await? {
+            let mut all = Vec::new();
+            for (replica, dir) in dirs {
+                all.extend(airlock::recording::index::sessions(&dir)?.into_iter().map(|mut s| {
+                    s.replica = Some(replica.clone());
+                    s
+                }));
             }
+            all.sort_by_key(|s| s.start_us);
+            return Ok(all);
         }
         Ok(airlock::recording::index::sessions(&self.recordings()?)?)
+    }
+
+    /// A session's summary and frames, from whichever replica recorded it.
+    async fn session(
+        &self,
+        id: &str,
+    ) -> anyhow::Result<(airlock::recording::index::SessionSummary, Vec<airlock::recording::format::Frame>)> {
+        let Some(dirs) = self.replica_dirs().await? else {
+            return airlock::recording::replay::load(&self.recordings()?, id);
+        };
+        let mut found = Vec::new();
+        for (_, dir) in &dirs {
+            if airlock::recording::index::sessions(dir)?.iter().any(|s| s.id.starts_with(id)) {
+                found.push(dir);
+            }
+        }
+        match found.as_slice() {
+            [dir] => airlock::recording::replay::load(dir, id),
+            [] => anyhow::bail!("no session {id:?} in any replica's recordings (see `airlock sessions`)"),
+            _ => anyhow::bail!("{id:?} matches sessions of {} replicas; give more of the id", found.len()),
+        }
     }
 }
 
@@ -479,8 +530,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay { session, source, format, max_rows } => {
-            let dir = source.recordings()?;
-            let (summary, frames) = airlock::recording::replay::load(&dir, &session)?;
+            let (summary, frames) = source.session(&session).await?;
             let mut out = std::io::stdout().lock();
             let mut transcript = airlock::plugins::transcript(&summary.protocol, max_rows);
             match format {
@@ -518,7 +568,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Verify { source, public_key, allow_empty } => {
-            let dir = source.recordings()?;
             let key = match public_key {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -529,23 +578,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            let report = airlock::recording::verify::verify(&dir, key.as_deref())
-                .map_err(|p| anyhow::anyhow!("verification failed: {p}"))?;
-            if report.segments == 0 && !allow_empty {
-                anyhow::bail!(
-                    "nothing to verify: no segments in {} (pass --allow-empty if none are expected)",
-                    dir.display()
+            // With object storage, every replica's chain; otherwise the local one.
+            let chains = match source.replica_dirs().await? {
+                Some(dirs) => dirs.into_iter().map(|(replica, dir)| (Some(replica), dir)).collect(),
+                None => vec![(None, source.recordings()?)],
+            };
+            for (replica, dir) in chains {
+                let whose = replica.as_ref().map(|r| format!("replica {r}: ")).unwrap_or_default();
+                let report = airlock::recording::verify::verify(&dir, key.as_deref())
+                    .map_err(|p| anyhow::anyhow!("{whose}verification failed: {p}"))?;
+                if report.segments == 0 && !allow_empty {
+                    anyhow::bail!(
+                        "{whose}nothing to verify: no segments in {} (pass --allow-empty if none are expected)",
+                        dir.display()
+                    );
+                }
+                println!(
+                    "{whose}ok: {}, {} sealed, {}, {}, {}, {} checked",
+                    count(report.segments as u64, "segment"),
+                    report.sealed,
+                    count(report.blocks as u64, "block"),
+                    count(report.frames as u64, "frame"),
+                    count(report.retired as u64, "retired segment"),
+                    count(report.signatures as u64, "signature"),
                 );
             }
-            println!(
-                "ok: {}, {} sealed, {}, {}, {}, {} checked",
-                count(report.segments as u64, "segment"),
-                report.sealed,
-                count(report.blocks as u64, "block"),
-                count(report.frames as u64, "frame"),
-                count(report.retired as u64, "retired segment"),
-                count(report.signatures as u64, "signature"),
-            );
             Ok(())
         }
         Command::Probe { url } => {
@@ -632,6 +689,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("  admin        {}", c.listen.admin);
             if c.connections.iter().any(|conn| conn.protocol == airlock::config::Protocol::Ssh) {
                 println!("  ssh          {}", c.listen.ssh);
+            }
+            if let Some(remote) = &c.recording.remote {
+                println!("  recordings   shipped to {} every {:?}", remote.url, remote.upload_interval);
             }
             if let Some(state) = &c.state {
                 let replica = state.replica.as_deref().unwrap_or("the host name");

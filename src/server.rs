@@ -47,7 +47,25 @@ impl Server {
         let recorder = if config.recording.enabled {
             let mut settings = RecordingSettings::from_config(config)?;
             settings.metrics = metrics.recorder();
-            Some(Recorder::start(settings)?)
+            let uploader = match &config.recording.remote {
+                Some(r) => Some((
+                    crate::recording::remote::Remote::from_config(config, r)?,
+                    crate::recording::remote::Uploader {
+                        dir: settings.dir.clone(),
+                        replica: settings.replica.clone(),
+                        notes: settings.notes.clone(),
+                        retention: settings.retention,
+                        interval: r.upload_interval,
+                    },
+                )),
+                None => None,
+            };
+            let recorder = Recorder::start(settings)?;
+            if let Some((remote, uploader)) = uploader {
+                tracing::info!(remote = %remote.url, replica = %uploader.replica, "sealed recording segments ship to object storage");
+                tokio::spawn(crate::recording::remote::ship(remote, uploader));
+            }
+            Some(recorder)
         } else {
             tracing::warn!("recording.enabled = false: sessions are not recorded");
             None

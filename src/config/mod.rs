@@ -248,6 +248,32 @@ pub struct Recording {
     /// Sign sealed segments with an Ed25519 key kept in `data_dir`.
     #[serde(default)]
     pub sign: bool,
+    /// Ship sealed segments to object storage.
+    pub remote: Option<RemoteStorage>,
+}
+
+/// `[recording.remote]`: where sealed segments go. Each replica writes under
+/// `<prefix>/<replica>/`; the local copy is deleted once the upload is read back intact.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteStorage {
+    /// `s3://bucket/prefix` (S3 or an S3-compatible store) or `file:///path`.
+    pub url: String,
+    /// An S3-compatible endpoint (`https://minio.internal:9000`); default: AWS.
+    pub endpoint: Option<String>,
+    /// The bucket's region.
+    #[serde(default = "defaults::s3_region")]
+    pub region: String,
+    /// Access key id (default: the usual AWS environment and instance credentials).
+    pub access_key_id: Option<SecretSource>,
+    /// Secret access key.
+    pub secret_access_key: Option<SecretSource>,
+    /// Allow an `http://` endpoint (a store on a trusted network or loopback only).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// How often sealed segments are looked for and shipped.
+    #[serde(default = "defaults::upload_interval", deserialize_with = "de_duration")]
+    pub upload_interval: Duration,
 }
 
 impl Default for Recording {
@@ -259,6 +285,7 @@ impl Default for Recording {
             retention: None,
             fsync: FsyncSetting::default(),
             fsync_interval: defaults::fsync_interval(),
+            remote: None,
             zstd_level: defaults::zstd_level(),
             flush_interval: defaults::flush_interval(),
             queue_size: defaults::queue_size(),
@@ -807,6 +834,11 @@ impl Config {
         self.base_dir.join(path)
     }
 
+    /// This process's name in a fleet: `state.replica`, or the host name.
+    pub fn replica(&self) -> String {
+        self.state.as_ref().and_then(|s| s.replica.clone()).unwrap_or_else(crate::state::default_replica)
+    }
+
     /// The connection named `name`.
     pub fn connection(&self, name: &str) -> Option<&Connection> {
         self.connections.iter().find(|c| c.name == name)
@@ -841,6 +873,29 @@ impl Config {
         }
         if rec.queue_size < 1 << 20 || rec.queue_size > 1 << 30 {
             return err("recording.queue_size".into(), "must be between 1MiB and 1GiB".into());
+        }
+        if let Some(remote) = &rec.remote {
+            if !(remote.url.starts_with("s3://") || remote.url.starts_with("file:///")) {
+                return err(
+                    "recording.remote.url".into(),
+                    format!("{:?}: use s3://bucket/prefix or file:///path", remote.url),
+                );
+            }
+            if remote.endpoint.as_deref().is_some_and(|e| e.starts_with("http://")) && !remote.allow_http {
+                return err(
+                    "recording.remote.endpoint".into(),
+                    "an http:// endpoint sends recordings in clear: use https:// or set allow_http = true".into(),
+                );
+            }
+            if remote.access_key_id.is_some() != remote.secret_access_key.is_some() {
+                return err(
+                    "recording.remote".into(),
+                    "set both access_key_id and secret_access_key, or neither".into(),
+                );
+            }
+            if remote.upload_interval < Duration::from_millis(100) {
+                return err("recording.remote.upload_interval".into(), "must be at least 100ms".into());
+            }
         }
         if self.approvals.timeout.is_zero() {
             return err("approvals.timeout".into(), "must be more than 0s".into());

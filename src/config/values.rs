@@ -150,6 +150,12 @@ pub(super) mod defaults {
     pub fn state_heartbeat() -> Duration {
         Duration::from_secs(5)
     }
+    pub fn s3_region() -> String {
+        "us-east-1".into()
+    }
+    pub fn upload_interval() -> Duration {
+        Duration::from_secs(10)
+    }
     pub fn max_grant() -> Duration {
         Duration::from_secs(24 * 3600)
     }

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! segment := header block* footer?
-//! header  := "ALKSEG01" segment:u64 created_us:u64 prev_hash:[32] nretired:u32
-//!            (segment:u64 last_hash:[32])*nretired crc:u32
+//! header  := "ALKSEG02" segment:u64 created_us:u64 prev_hash:[32] nretired:u32
+//!            (segment:u64 last_hash:[32])*nretired replica_len:u8 replica
+//!            nuploaded:u32 (segment:u64 last_hash:[32])*nuploaded crc:u32
 //! block   := "BLK1" payload_len:u32 raw_len:u32 frames:u32 prev_hash:[32] crc:u32 payload
 //! footer  := "END1" blocks:u64 final_hash:[32] sig_len:u32 sig crc:u32
 //! frame   := session:u64 seq:u64 ts_us:u64 direction:u8 kind:u8 len:u32 payload
@@ -14,6 +15,10 @@
 //! hash is SHA-256 over its header (CRC excluded) and payload; the next block names it
 //! in `prev_hash`, across segment boundaries, so removing, reordering or editing any
 //! block breaks the chain. CRC32C catches torn writes cheaply before hashing.
+//!
+//! Each replica of a fleet keeps its own chain and names itself in every header; a
+//! header lists the segments shipped to object storage since the previous header. A
+//! version 1 header (`ALKSEG01`) has neither and still reads.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -22,7 +27,11 @@ use sha2::{Digest, Sha256};
 pub type Hash = [u8; 32];
 
 /// Segment file magic.
-pub const SEGMENT_MAGIC: &[u8; 8] = b"ALKSEG01";
+pub const SEGMENT_MAGIC: &[u8; 8] = b"ALKSEG02";
+/// The first version's magic: no replica, no uploads.
+pub const SEGMENT_MAGIC_V1: &[u8; 8] = b"ALKSEG01";
+/// Longest replica name in a header.
+pub const MAX_REPLICA_LEN: usize = 255;
 /// Block magic.
 pub const BLOCK_MAGIC: &[u8; 4] = b"BLK1";
 /// Footer magic.
@@ -320,7 +329,7 @@ impl<'a> Reader<'a> {
 }
 
 /// A segment header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SegmentHeader {
     /// Segment number (also its file name).
     pub segment: u64,
@@ -331,21 +340,34 @@ pub struct SegmentHeader {
     /// Segments deleted by retention since the previous segment, with their last
     /// block hash, so verification can tell retirement from tampering.
     pub retired: Vec<(u64, Hash)>,
+    /// The replica whose chain this is (empty in version 1 headers).
+    pub replica: String,
+    /// Segments uploaded to object storage (and verified there) since the previous
+    /// segment, with their last block hash.
+    pub uploaded: Vec<(u64, Hash)>,
 }
 
 impl SegmentHeader {
     /// Encodes the header.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.retired.len() * 40);
+        let mut out = Vec::with_capacity(64 + (self.retired.len() + self.uploaded.len()) * 40 + self.replica.len());
         out.extend_from_slice(SEGMENT_MAGIC);
         out.extend_from_slice(&self.segment.to_le_bytes());
         out.extend_from_slice(&self.created_us.to_le_bytes());
         out.extend_from_slice(&self.prev_hash);
-        out.extend_from_slice(&(self.retired.len() as u32).to_le_bytes());
-        for (n, h) in &self.retired {
-            out.extend_from_slice(&n.to_le_bytes());
-            out.extend_from_slice(h);
-        }
+        let list = |out: &mut Vec<u8>, items: &[(u64, Hash)]| {
+            out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+            for (n, h) in items {
+                out.extend_from_slice(&n.to_le_bytes());
+                out.extend_from_slice(h);
+            }
+        };
+        list(&mut out, &self.retired);
+        // Names are checked where they are configured; a longer one is cut, not fatal.
+        let replica = &self.replica.as_bytes()[..self.replica.len().min(MAX_REPLICA_LEN)];
+        out.push(replica.len() as u8);
+        out.extend_from_slice(replica);
+        list(&mut out, &self.uploaded);
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
@@ -354,26 +376,39 @@ impl SegmentHeader {
     /// Decodes a header from the start of `bytes`; returns it and its length.
     pub fn decode(bytes: &[u8]) -> Result<(SegmentHeader, usize), FormatError> {
         let mut r = Reader { rest: bytes, what: "segment header" };
-        if r.take(8)? != SEGMENT_MAGIC {
-            return Err(FormatError::BadMagic("segment header"));
-        }
+        let v2 = match r.take(8)? {
+            m if m == SEGMENT_MAGIC => true,
+            m if m == SEGMENT_MAGIC_V1 => false,
+            _ => return Err(FormatError::BadMagic("segment header")),
+        };
         let segment = r.u64()?;
         let created_us = r.u64()?;
         let prev_hash = r.array()?;
-        let n = r.u32()? as usize;
-        if n > MAX_RETIRED {
-            return Err(FormatError::TooLarge("retired list", n));
-        }
-        let mut retired = Vec::with_capacity(n.min(1024));
-        for _ in 0..n {
-            retired.push((r.u64()?, r.array()?));
-        }
+        let list = |r: &mut Reader<'_>, what: &'static str| -> Result<Vec<(u64, Hash)>, FormatError> {
+            let n = r.u32()? as usize;
+            if n > MAX_RETIRED {
+                return Err(FormatError::TooLarge(what, n));
+            }
+            let mut items = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                items.push((r.u64()?, r.array()?));
+            }
+            Ok(items)
+        };
+        let retired = list(&mut r, "retired list")?;
+        let (replica, uploaded) = if v2 {
+            let len = r.take(1)?[0] as usize;
+            let name = String::from_utf8_lossy(r.take(len)?).into_owned();
+            (name, list(&mut r, "uploaded list")?)
+        } else {
+            (String::new(), Vec::new())
+        };
         let len = bytes.len() - r.rest.len();
         let crc = r.u32()?;
         if crc != crc32c::crc32c(bytes.get(..len).unwrap_or_default()) {
             return Err(FormatError::BadCrc("segment header"));
         }
-        Ok((SegmentHeader { segment, created_us, prev_hash, retired }, len + 4))
+        Ok((SegmentHeader { segment, created_us, prev_hash, retired, replica, uploaded }, len + 4))
     }
 }
 
@@ -606,9 +641,26 @@ mod tests {
 
     #[test]
     fn header_and_footer_round_trip() {
-        let h = SegmentHeader { segment: 7, created_us: 1, prev_hash: [3; 32], retired: vec![(5, [9; 32])] };
+        let h = SegmentHeader {
+            segment: 7,
+            created_us: 1,
+            prev_hash: [3; 32],
+            retired: vec![(5, [9; 32])],
+            replica: "airlock-0".into(),
+            uploaded: vec![(4, [8; 32]), (6, [7; 32])],
+        };
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes).unwrap(), (h, bytes.len()));
+        // A version 1 header (no replica, no uploads) still reads.
+        let mut v1 = SEGMENT_MAGIC_V1.to_vec();
+        v1.extend_from_slice(&7u64.to_le_bytes());
+        v1.extend_from_slice(&1u64.to_le_bytes());
+        v1.extend_from_slice(&[3; 32]);
+        v1.extend_from_slice(&0u32.to_le_bytes());
+        let crc = crc32c::crc32c(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        let old = SegmentHeader { segment: 7, created_us: 1, prev_hash: [3; 32], ..SegmentHeader::default() };
+        assert_eq!(SegmentHeader::decode(&v1).unwrap(), (old, v1.len()));
         let f = Footer { blocks: 2, final_hash: [1; 32], signature: vec![4; 64] };
         let bytes = f.encode();
         assert_eq!(decode_item(&bytes).unwrap(), Item::Footer { footer: f, len: bytes.len() });

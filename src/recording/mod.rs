@@ -12,6 +12,7 @@
 
 pub mod format;
 pub mod index;
+pub mod remote;
 pub mod replay;
 pub mod store;
 pub mod verify;
@@ -65,6 +66,37 @@ pub struct RecordingSettings {
     pub metrics: crate::metrics::RecorderMetrics,
     /// Disk faults to inject (tests only; `None` in service).
     pub faults: Option<std::sync::Arc<store::FaultPlan>>,
+    /// This replica's name, written in every segment header.
+    pub replica: String,
+    /// What the uploader tells the next segment header.
+    pub notes: std::sync::Arc<HeaderNotes>,
+}
+
+/// Records for the next segment header that come from outside the writer: segments
+/// uploaded to object storage, and uploaded ones deleted there by retention.
+#[derive(Debug, Default)]
+pub struct HeaderNotes {
+    inner: std::sync::Mutex<(Segments, Segments)>,
+}
+
+/// Segment numbers with their last block hash.
+pub type Segments = Vec<(u64, format::Hash)>;
+
+impl HeaderNotes {
+    /// Segment `n`, ending in `hash`, is stored remotely and verified there.
+    pub fn uploaded(&self, n: u64, hash: format::Hash) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.push((n, hash));
+    }
+
+    /// Segment `n`, ending in `hash`, was deleted remotely by retention.
+    pub fn retired(&self, n: u64, hash: format::Hash) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).1.push((n, hash));
+    }
+
+    /// Everything noted since the last call: (uploaded, retired).
+    pub fn take(&self) -> (Segments, Segments) {
+        std::mem::take(&mut *self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl RecordingSettings {
@@ -89,6 +121,8 @@ impl RecordingSettings {
             signing_key: if r.sign { Some(SigningKey::load_or_create(&data_dir)?) } else { None },
             metrics: Default::default(),
             faults: None,
+            replica: config.replica(),
+            notes: Default::default(),
         })
     }
 }
@@ -160,6 +194,8 @@ mod tests {
             signing_key: None,
             metrics: Default::default(),
             faults: None,
+            replica: "test".into(),
+            notes: Default::default(),
         }
     }
 
@@ -354,7 +390,7 @@ mod tests {
 
     /// A sealed segment with a few blocks, built in memory: (file name, bytes).
     fn sealed_segment() -> Vec<u8> {
-        let header = format::SegmentHeader { segment: 0, created_us: 1, prev_hash: [0; 32], retired: vec![] };
+        let header = format::SegmentHeader { segment: 0, created_us: 1, prev_hash: [0; 32], ..Default::default() };
         let mut out = header.encode();
         let mut prev = [0u8; 32];
         for b in 0..3u64 {

@@ -24,8 +24,18 @@ pub fn load(dir: &Path, id: &str) -> anyhow::Result<(SessionSummary, Vec<Frame>)
         Some((s, _)) => s,
         None => store::list_segments(dir)?.last().copied().unwrap_or(first_segment),
     };
+    let here = store::list_segments(dir)?;
+    // A session read from part of its segments would look shorter than it was.
+    if let Some(gone) = (first_segment..=last_segment).find(|n| !here.contains(n)) {
+        anyhow::bail!(
+            "session {} spans segments {first_segment} to {last_segment}, and segment {gone} is not in {} \
+             (retired, or uploaded to object storage: replay with a --config that has [recording.remote])",
+            summary.id,
+            dir.display()
+        );
+    }
     let mut frames = Vec::new();
-    for n in store::list_segments(dir)?.into_iter().filter(|n| (first_segment..=last_segment).contains(n)) {
+    for n in here.into_iter().filter(|n| (first_segment..=last_segment).contains(n)) {
         let scan = store::scan(&store::segment_path(dir, n), true)?;
         for block in scan.blocks.into_iter().filter(|b| n > first_segment || b.offset >= first_offset) {
             frames.extend(block.frames.into_iter().filter(|f| f.session == session));

@@ -135,18 +135,41 @@ pub fn read_footer(path: &Path) -> std::io::Result<Option<Footer>> {
 /// Reads only a segment's header.
 pub fn read_header(path: &Path) -> std::io::Result<Result<SegmentHeader, FormatError>> {
     let mut file = File::open(path)?;
+    let mut head = Vec::new();
+    // Reads `n` more bytes, or says the header is cut short.
+    let mut more = |head: &mut Vec<u8>, n: usize| -> std::io::Result<bool> {
+        let start = head.len();
+        (&mut file).take(n as u64).read_to_end(head)?;
+        Ok(head.len() - start == n)
+    };
+    let list_len = |head: &[u8]| {
+        let at = head.len() - 4;
+        u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]) as usize
+    };
     // Fixed part: magic, segment, created, prev_hash, retired count.
-    let mut head = vec![0u8; 8 + 8 + 8 + 32 + 4];
-    if file.read_exact(&mut head).is_err() {
+    if !more(&mut head, 8 + 8 + 8 + 32 + 4)? {
         return Ok(Err(FormatError::Truncated("segment header")));
     }
-    let count = u32::from_le_bytes([head[56], head[57], head[58], head[59]]) as usize;
-    if count > format::MAX_RETIRED {
-        return Ok(Err(FormatError::TooLarge("retired list", count)));
+    let v2 = &head[..8] == format::SEGMENT_MAGIC;
+    let retired = list_len(&head);
+    if retired > format::MAX_RETIRED {
+        return Ok(Err(FormatError::TooLarge("retired list", retired)));
     }
-    let mut rest = Vec::new();
-    file.take((count * 40 + 4) as u64).read_to_end(&mut rest)?;
-    head.extend_from_slice(&rest);
+    let mut complete = more(&mut head, retired * 40)?;
+    if v2 && complete {
+        // Replica name, then the uploaded list.
+        complete = more(&mut head, 1)?;
+        let name = head.last().copied().unwrap_or(0) as usize;
+        complete = complete && more(&mut head, name + 4)?;
+        let uploaded = if complete { list_len(&head) } else { 0 };
+        if uploaded > format::MAX_RETIRED {
+            return Ok(Err(FormatError::TooLarge("uploaded list", uploaded)));
+        }
+        complete = complete && more(&mut head, uploaded * 40)?;
+    }
+    if !complete || !more(&mut head, 4)? {
+        return Ok(Err(FormatError::Truncated("segment header")));
+    }
     Ok(SegmentHeader::decode(&head).map(|(h, _)| h))
 }
 
@@ -341,7 +364,7 @@ mod tests {
     use crate::recording::format::{Direction, Kind};
 
     fn segment_bytes(blocks: usize) -> (Vec<u8>, Vec<usize>) {
-        let header = SegmentHeader { segment: 0, created_us: 0, prev_hash: [0; 32], retired: vec![] };
+        let header = SegmentHeader { segment: 0, created_us: 0, prev_hash: [0; 32], ..Default::default() };
         let mut out = header.encode();
         let mut starts = Vec::new();
         let mut prev = [0u8; 32];

@@ -178,7 +178,12 @@ impl WriterState {
         let mut index = Index::open(&dir)?;
         let (segment, last_hash) = match segments.last() {
             None => {
-                let header = SegmentHeader { segment: 0, created_us: now_us(), prev_hash: [0; 32], retired: vec![] };
+                let header = SegmentHeader {
+                    segment: 0,
+                    created_us: now_us(),
+                    replica: settings.replica.clone(),
+                    ..SegmentHeader::default()
+                };
                 (OpenSegment::create(&dir, &header, settings.faults.as_ref())?, [0; 32])
             }
             Some(&last) => {
@@ -211,7 +216,8 @@ impl WriterState {
                         segment: last + 1,
                         created_us: now_us(),
                         prev_hash: last_hash,
-                        retired: vec![],
+                        replica: settings.replica.clone(),
+                        ..SegmentHeader::default()
                     };
                     (OpenSegment::create(&dir, &header, settings.faults.as_ref())?, last_hash)
                 } else {
@@ -329,12 +335,16 @@ impl WriterState {
             return Ok(());
         }
         self.seal()?;
-        let retired = self.retire()?;
+        let mut retired = self.retire()?;
+        let (uploaded, retired_remotely) = self.settings.notes.take();
+        retired.extend(retired_remotely);
         let header = SegmentHeader {
             segment: self.segment.number + 1,
             created_us: now_us(),
             prev_hash: self.last_hash,
             retired,
+            replica: self.settings.replica.clone(),
+            uploaded,
         };
         self.segment = OpenSegment::create(&self.settings.dir, &header, self.settings.faults.as_ref())?;
         Ok(())
@@ -362,13 +372,18 @@ impl WriterState {
             if n >= self.segment.number {
                 break;
             }
-            // A segment's data ends when the next one starts.
+            // A segment's data ends when the next one starts (or, when the next one was
+            // uploaded and is no longer here, when it was last written).
+            let path = store::segment_path(&self.settings.dir, n);
             let next = store::segment_path(&self.settings.dir, n + 1);
-            let ended = store::read_header(&next)?.map_or(u64::MAX, |h| h.created_us);
+            let ended = match store::read_header(&next) {
+                Ok(header) => header.map_or(u64::MAX, |h| h.created_us),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => modified_us(&path)?,
+                Err(e) => return Err(e),
+            };
             if ended > cutoff {
                 break;
             }
-            let path = store::segment_path(&self.settings.dir, n);
             let Some(footer) = store::read_footer(&path)? else { break };
             std::fs::remove_file(&path)?;
             tracing::info!(segment = n, "retention: deleted recording segment");
@@ -379,4 +394,10 @@ impl WriterState {
         }
         Ok(retired)
     }
+}
+
+/// When `path` was last written, µs since the epoch.
+fn modified_us(path: &std::path::Path) -> std::io::Result<u64> {
+    let modified = std::fs::metadata(path)?.modified()?;
+    Ok(modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64))
 }

@@ -119,10 +119,7 @@ impl StateStore {
             .recording
             .enabled
             .then(|| crate::recording::store::recordings_dir(&config.data_dir()).join("index.jsonl"));
-        let replica = match &settings.replica {
-            Some(r) => r.clone(),
-            None => default_replica(),
-        };
+        let replica = config.replica();
         let (changes, _) = broadcast::channel(1024);
         let store = Arc::new(StateStore { replica, heartbeat: settings.heartbeat, client: RwLock::new(None), changes });
         let connection = store.connect(&target, true).await?;
@@ -325,13 +322,18 @@ type Connection = tokio_postgres::Connection<
     <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>>::Stream,
 >;
 
-/// The host name, or a random name if there is none.
-fn default_replica() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| format!("airlock-{:08x}", rand::random::<u32>()))
+/// The host name (cut to a header's 255 bytes), or, without one, a random name that
+/// stays the same for the life of the process.
+pub fn default_replica() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().chars().take(crate::recording::format::MAX_REPLICA_LEN).collect::<String>())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("airlock-{:08x}", rand::random::<u32>()))
+    })
+    .clone()
 }
 
 /// An error's message without what the server or parser may have echoed of the URL.

@@ -16,6 +16,10 @@ pub struct Link {
     accepted: Arc<AtomicUsize>,
     /// Connections a silent link holds open without reading.
     held: Arc<Mutex<Vec<TcpStream>>>,
+    /// While set, connections are closed as soon as they are accepted.
+    down: Arc<AtomicBool>,
+    /// Relayed connections, to break when the link goes down.
+    live: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Link {
@@ -37,13 +41,20 @@ impl Link {
             cuts: Arc::default(),
             accepted: Arc::default(),
             held: Arc::default(),
+            down: Arc::default(),
+            live: Arc::default(),
         };
         let (cut_next, cuts, accepted, held) =
             (link.cut_next.clone(), link.cuts.clone(), link.accepted.clone(), link.held.clone());
+        let (down, live) = (link.down.clone(), link.live.clone());
         std::thread::spawn(move || {
             for agent in listener.incoming() {
                 let Ok(agent) = agent else { break };
                 accepted.fetch_add(1, Ordering::SeqCst);
+                if down.load(Ordering::SeqCst) {
+                    continue;
+                }
+                live.lock().unwrap().extend(agent.try_clone());
                 let Some(upstream) = upstream else {
                     held.lock().unwrap().push(agent);
                     continue;
@@ -67,6 +78,17 @@ impl Link {
     /// How many connections were cut.
     pub fn cuts(&self) -> usize {
         self.cuts.load(Ordering::SeqCst)
+    }
+
+    /// Takes the link down (every relayed connection is broken, new ones are closed at
+    /// once) or brings it back up.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            for s in self.live.lock().unwrap().drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
     }
 
     /// How many connections were accepted.

@@ -1,0 +1,312 @@
+//! Recordings in object storage (`[recording.remote]`).
+//!
+//! Each replica ships its own sealed segments to `<prefix>/<replica>/<n>.seg`. A
+//! segment is uploaded, read back and compared byte for byte; only then is it noted for
+//! the next segment header ([`HeaderNotes`]) and the local copy deleted. A failed
+//! round leaves everything local and is tried again next round. Retention deletes
+//! remote segments too, and the deletion is recorded like a local one, so `verify` can
+//! tell retirement from loss.
+//!
+//! Readers (`sessions`, `replay`, `verify`) see local and remote segments alike through
+//! a cache directory per replica ([`materialize`]): local segments are linked, remote
+//! ones downloaded once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::format::Hash;
+use super::{HeaderNotes, now_us, store};
+use crate::config::{Config, RemoteStorage};
+
+/// An object store holding every replica's segments under one prefix.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    store: Arc<dyn ObjectStore>,
+    prefix: Key,
+    /// Where the segments are, for messages (`s3://bucket/prefix`).
+    pub url: String,
+}
+
+impl Remote {
+    /// The store `[recording.remote]` names, with its credentials loaded.
+    pub fn from_config(config: &Config, r: &RemoteStorage) -> anyhow::Result<Remote> {
+        let (store, prefix): (Arc<dyn ObjectStore>, &str) = if let Some(rest) = r.url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            anyhow::ensure!(!bucket.is_empty(), "recording.remote.url {:?}: no bucket", r.url);
+            let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_region(&r.region)
+                .with_allow_http(r.allow_http)
+                .with_retry(object_store::RetryConfig {
+                    max_retries: 5,
+                    retry_timeout: Duration::from_secs(60),
+                    ..Default::default()
+                });
+            if let Some(endpoint) = &r.endpoint {
+                // S3-compatible stores are addressed by path, not by bucket host name.
+                builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+            }
+            if let (Some(id), Some(secret)) = (&r.access_key_id, &r.secret_access_key) {
+                let text = |s: crate::secrets::Secret, what: &str| {
+                    String::from_utf8(s.expose().to_vec())
+                        .with_context(|| format!("recording.remote.{what}: not UTF-8"))
+                };
+                builder = builder
+                    .with_access_key_id(text(id.load(&config.base_dir)?, "access_key_id")?)
+                    .with_secret_access_key(text(secret.load(&config.base_dir)?, "secret_access_key")?);
+            }
+            (Arc::new(builder.build().context("recording.remote")?), prefix)
+        } else if let Some(path) = r.url.strip_prefix("file://") {
+            std::fs::create_dir_all(path).with_context(|| format!("recording.remote.url: creating {path}"))?;
+            (Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path)?), "")
+        } else {
+            anyhow::bail!("recording.remote.url {:?}: use s3://bucket/prefix or file:///path", r.url);
+        };
+        let prefix = Key::parse(prefix.trim_matches('/')).context("recording.remote.url: prefix")?;
+        Ok(Remote { store, prefix, url: r.url.clone() })
+    }
+
+    fn key(&self, replica: &str, n: u64) -> Key {
+        self.prefix.clone().join(replica).join(format!("{n:020}.seg"))
+    }
+
+    /// Uploads segment `n` of `replica`, then reads it back and compares.
+    pub async fn upload(&self, replica: &str, n: u64, bytes: Bytes) -> anyhow::Result<()> {
+        let key = self.key(replica, n);
+        let sent = Sha256::digest(&bytes);
+        self.store.put(&key, PutPayload::from_bytes(bytes)).await.with_context(|| format!("uploading {key}"))?;
+        let back = self.fetch(replica, n).await?;
+        anyhow::ensure!(Sha256::digest(&back) == sent, "{key}: what was read back differs from what was sent");
+        Ok(())
+    }
+
+    /// The bytes of segment `n` of `replica`.
+    pub async fn fetch(&self, replica: &str, n: u64) -> anyhow::Result<Bytes> {
+        let key = self.key(replica, n);
+        let got = self.store.get(&key).await.with_context(|| format!("reading {key}"))?;
+        got.bytes().await.with_context(|| format!("reading {key}"))
+    }
+
+    /// Deletes segment `n` of `replica`.
+    pub async fn delete(&self, replica: &str, n: u64) -> anyhow::Result<()> {
+        let key = self.key(replica, n);
+        self.store.delete(&key).await.with_context(|| format!("deleting {key}"))
+    }
+
+    /// The replicas with segments here.
+    pub async fn replicas(&self) -> anyhow::Result<Vec<String>> {
+        let list = self.store.list_with_delimiter(Some(&self.prefix)).await.context("listing replicas")?;
+        let mut out: Vec<String> =
+            list.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Segment numbers of `replica` here, with their sizes, ascending.
+    pub async fn segments(&self, replica: &str) -> anyhow::Result<Vec<(u64, u64)>> {
+        let dir = self.prefix.clone().join(replica);
+        let list = self.store.list_with_delimiter(Some(&dir)).await.with_context(|| format!("listing {dir}"))?;
+        let mut out: Vec<(u64, u64)> = list
+            .objects
+            .iter()
+            .filter_map(|o| Some((o.location.filename()?.strip_suffix(".seg")?.parse().ok()?, o.size)))
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+}
+
+/// One line of `uploaded.jsonl`: a segment this replica shipped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Shipped {
+    segment: u64,
+    final_hash: String,
+    uploaded_us: u64,
+}
+
+/// The uploader's settings.
+#[derive(Debug, Clone)]
+pub struct Uploader {
+    /// The local recordings directory.
+    pub dir: PathBuf,
+    /// This replica's name.
+    pub replica: String,
+    /// Where uploads and remote retirements are noted for the next header.
+    pub notes: Arc<HeaderNotes>,
+    /// Delete remote segments older than this.
+    pub retention: Option<Duration>,
+    /// Time between rounds.
+    pub interval: Duration,
+}
+
+/// Ships sealed segments for as long as the process runs.
+pub async fn ship(remote: Remote, uploader: Uploader) {
+    let mut failures = 0u32;
+    loop {
+        match round(&remote, &uploader).await {
+            Ok(n) => {
+                if failures > 0 {
+                    tracing::info!(uploaded = n, "recording uploads resumed");
+                }
+                failures = 0;
+            }
+            Err(e) => {
+                failures += 1;
+                // Segments stay local until a later round gets them there.
+                tracing::warn!(error = %format!("{e:#}"), remote = %remote.url, failures, "recording upload failed; will retry");
+            }
+        }
+        tokio::time::sleep(uploader.interval).await;
+    }
+}
+
+/// One round: upload every sealed local segment, then apply retention remotely.
+/// Returns how many segments were uploaded.
+pub async fn round(remote: &Remote, u: &Uploader) -> anyhow::Result<usize> {
+    let manifest = u.dir.join("uploaded.jsonl");
+    let mut uploaded = 0;
+    for n in store::list_segments(&u.dir)? {
+        let path = store::segment_path(&u.dir, n);
+        // Only sealed segments: the open one has no footer yet.
+        let Some(footer) = store::read_footer(&path)? else { continue };
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(b) => Bytes::from(b),
+            // Retention deleted it meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        remote.upload(&u.replica, n, bytes).await?;
+        u.notes.uploaded(n, footer.final_hash);
+        let line = Shipped { segment: n, final_hash: hex::encode(footer.final_hash), uploaded_us: now_us() };
+        append_line(&manifest, &line)?;
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("deleting {} after its upload", path.display()));
+            }
+            _ => {}
+        }
+        tracing::info!(segment = n, remote = %remote.url, "recording segment uploaded and verified; local copy deleted");
+        uploaded += 1;
+    }
+    if let Some(retention) = u.retention {
+        retire(remote, u, &manifest, retention).await?;
+    }
+    Ok(uploaded)
+}
+
+/// Deletes remote segments shipped longer ago than `retention`, and notes them.
+async fn retire(remote: &Remote, u: &Uploader, manifest: &Path, retention: Duration) -> anyhow::Result<()> {
+    let cutoff = now_us().saturating_sub(retention.as_micros() as u64);
+    let lines = read_lines(manifest)?;
+    if lines.iter().all(|l| l.uploaded_us > cutoff) {
+        return Ok(());
+    }
+    let mut kept = Vec::new();
+    for line in lines {
+        if line.uploaded_us > cutoff {
+            kept.push(line);
+            continue;
+        }
+        let mut hash: Hash = [0; 32];
+        hex::decode_to_slice(&line.final_hash, &mut hash).context("uploaded.jsonl: bad hash")?;
+        remote.delete(&u.replica, line.segment).await?;
+        u.notes.retired(line.segment, hash);
+        tracing::info!(segment = line.segment, "retention: deleted remote recording segment");
+    }
+    let text: String = kept.iter().filter_map(|l| serde_json::to_string(l).ok()).map(|l| l + "\n").collect();
+    let next = manifest.with_extension("jsonl.next");
+    let _ = std::fs::remove_file(&next);
+    crate::private::write_new(&next, text.as_bytes())?;
+    std::fs::rename(&next, manifest)?;
+    Ok(())
+}
+
+fn append_line(path: &Path, line: &Shipped) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut text = serde_json::to_vec(line)?;
+    text.push(b'\n');
+    crate::private::append(path)?.write_all(&text)?;
+    Ok(())
+}
+
+fn read_lines(path: &Path) -> anyhow::Result<Vec<Shipped>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The replica whose chain `dir` holds, from its first segment's header.
+pub fn local_replica(dir: &Path) -> Option<String> {
+    let first = *store::list_segments(dir).ok()?.first()?;
+    store::read_header(&store::segment_path(dir, first)).ok()?.ok().map(|h| h.replica)
+}
+
+/// Makes one directory per replica under `cache` holding every segment of that replica,
+/// local (`local`, linked) and remote (downloaded once), and returns them. Each has a
+/// fresh `index.jsonl` for `sessions` and `replay`.
+pub async fn materialize(
+    remote: &Remote,
+    local: Option<&Path>,
+    cache: &Path,
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    crate::private::dir(cache)?;
+    let own = local.and_then(local_replica);
+    let mut replicas = remote.replicas().await?;
+    if let Some(own) = &own
+        && !replicas.contains(own)
+    {
+        replicas.push(own.clone());
+    }
+    let mut out = Vec::new();
+    for replica in replicas {
+        anyhow::ensure!(
+            !replica.is_empty() && !replica.contains(['/', '\\']) && replica != "." && replica != "..",
+            "object storage holds an odd replica name {replica:?}"
+        );
+        let dir = cache.join(&replica);
+        crate::private::dir(&dir)?;
+        // Links to local segments since uploaded (or retired) lead nowhere now.
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_symlink() && !path.exists() {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        let mut here = std::collections::BTreeSet::new();
+        if let (Some(local), true) = (local, own.as_ref() == Some(&replica)) {
+            for n in store::list_segments(local)? {
+                let link = store::segment_path(&dir, n);
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(store::segment_path(local, n).canonicalize()?, &link)?;
+                here.insert(n);
+            }
+        }
+        for (n, size) in remote.segments(&replica).await? {
+            if here.contains(&n) {
+                continue;
+            }
+            let path = store::segment_path(&dir, n);
+            let cached = std::fs::symlink_metadata(&path).ok();
+            if cached.is_some_and(|m| m.is_file() && m.len() == size) {
+                continue;
+            }
+            let _ = std::fs::remove_file(&path);
+            let bytes = remote.fetch(&replica, n).await?;
+            crate::private::write_new(&path, &bytes)?;
+        }
+        let _ = std::fs::remove_file(dir.join("index.jsonl"));
+        super::index::reindex(&dir)?;
+        out.push((replica, dir));
+    }
+    Ok(out)
+}
