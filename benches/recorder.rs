@@ -99,6 +99,7 @@ fn run(kind: &str, make: fn(u64) -> Bytes, total: usize) {
         faults: None,
         replica: "bench".into(),
         notes: Default::default(),
+        resume: None,
     };
     // Pre-built payloads, so the measurement is the recorder, not the generator.
     let payloads: Vec<Bytes> = (0..512).map(|i| make(i * 1000)).collect();

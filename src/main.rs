@@ -259,14 +259,16 @@ impl DataSource {
     }
 
     /// With `[recording.remote]` in the config: one directory per replica holding all its
-    /// segments, local and remote (see `airlock::recording::remote::materialize`).
-    async fn replica_dirs(&self) -> anyhow::Result<Option<Vec<(String, PathBuf)>>> {
+    /// segments, local and remote (see `airlock::recording::remote::materialize`). With
+    /// `fresh`, every remote segment is downloaded again (for `verify`).
+    async fn replica_dirs(&self, fresh: bool) -> anyhow::Result<Option<Vec<(String, PathBuf)>>> {
         let Some(config) = self.config()? else { return Ok(None) };
         let Some(r) = &config.recording.remote else { return Ok(None) };
         let remote = airlock::recording::remote::Remote::from_config(&config, r)?;
         let local = airlock::recording::store::recordings_dir(&config.data_dir());
         let cache = config.data_dir().join("remote-cache");
-        let dirs = airlock::recording::remote::materialize(&remote, local.is_dir().then_some(&*local), &cache).await?;
+        let local = local.is_dir().then_some(&*local);
+        let dirs = airlock::recording::remote::materialize(&remote, local, &config.replica(), &cache, fresh).await?;
         Ok(Some(dirs))
     }
 
@@ -280,7 +282,7 @@ impl DataSource {
             let client = airlock::state::connect(&config, state).await?;
             return airlock::state::sessions::list(&client, since_us).await;
         }
-        if let Some(dirs) = self.replica_dirs().await? {
+        if let Some(dirs) = self.replica_dirs(false).await? {
             let mut all = Vec::new();
             for (replica, dir) in dirs {
                 all.extend(airlock::recording::index::sessions(&dir)?.into_iter().map(|mut s| {
@@ -299,7 +301,7 @@ impl DataSource {
         &self,
         id: &str,
     ) -> anyhow::Result<(airlock::recording::index::SessionSummary, Vec<airlock::recording::format::Frame>)> {
-        let Some(dirs) = self.replica_dirs().await? else {
+        let Some(dirs) = self.replica_dirs(false).await? else {
             return airlock::recording::replay::load(&self.recordings()?, id);
         };
         let mut found = Vec::new();
@@ -579,13 +581,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 None => None,
             };
             // With object storage, every replica's chain; otherwise the local one.
-            let chains = match source.replica_dirs().await? {
+            let chains = match source.replica_dirs(true).await? {
                 Some(dirs) => dirs.into_iter().map(|(replica, dir)| (Some(replica), dir)).collect(),
                 None => vec![(None, source.recordings()?)],
             };
             for (replica, dir) in chains {
                 let whose = replica.as_ref().map(|r| format!("replica {r}: ")).unwrap_or_default();
                 let report = airlock::recording::verify::verify(&dir, key.as_deref())
+                    .and_then(|report| match &replica {
+                        Some(r) => airlock::recording::verify::check_replica(&dir, r).map(|()| report),
+                        None => Ok(report),
+                    })
                     .map_err(|p| anyhow::anyhow!("{whose}verification failed: {p}"))?;
                 if report.segments == 0 && !allow_empty {
                     anyhow::bail!(

@@ -80,6 +80,10 @@ pub struct RecorderMetrics {
     pub sealed: Counter,
     /// Times the recorder failed (and the gateway stopped taking sessions).
     pub failures: Counter,
+    /// Segments uploaded to object storage and verified there.
+    pub uploaded: Counter,
+    /// Upload rounds that failed (the segments stay local until a later round).
+    pub upload_failures: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -153,6 +157,16 @@ impl Metrics {
             "recording_failures",
             "Recorder failures (sessions are refused while the recorder is down)",
             recorder.failures.clone(),
+        );
+        registry.register(
+            "recording_segments_uploaded",
+            "Recording segments uploaded to object storage and read back intact",
+            recorder.uploaded.clone(),
+        );
+        registry.register(
+            "recording_upload_failures",
+            "Failed upload rounds (segments stay on disk until a later round)",
+            recorder.upload_failures.clone(),
         );
         Metrics {
             registry,

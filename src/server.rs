@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::plugins::postgres::PostgresPlugin;
 use crate::plugins::ssh::SshPlugin;
 use crate::policy::Policy;
+use crate::recording::remote::{Remote, Uploader};
 use crate::recording::{Recorder, RecordingSettings};
 
 /// An endpoint that is listening.
@@ -33,7 +34,13 @@ pub struct Server {
     bound: Vec<Bound>,
     grace: Duration,
     ssh_host_key: Option<String>,
+    recorder: Option<Recorder>,
+    shipper: Option<(Remote, Uploader)>,
+    state: Option<Arc<crate::state::StateStore>>,
 }
+
+/// How long shutdown waits for the last segment's upload.
+const FINAL_UPLOAD: Duration = Duration::from_secs(10);
 
 impl Server {
     /// Loads credentials and keys, binds all endpoints and starts accepting.
@@ -44,26 +51,37 @@ impl Server {
         let auth = Arc::new(Authenticator::from_config(config).await?);
         let tls = crate::tls::agent_server_config(config)?;
         let listeners = Listeners::new(&config.limits, metrics.clone());
+        let mut shipper = None;
         let recorder = if config.recording.enabled {
             let mut settings = RecordingSettings::from_config(config)?;
             settings.metrics = metrics.recorder();
             let uploader = match &config.recording.remote {
                 Some(r) => Some((
-                    crate::recording::remote::Remote::from_config(config, r)?,
-                    crate::recording::remote::Uploader {
+                    Remote::from_config(config, r)?,
+                    Uploader {
                         dir: settings.dir.clone(),
                         replica: settings.replica.clone(),
                         notes: settings.notes.clone(),
                         retention: settings.retention,
                         interval: r.upload_interval,
+                        metrics: settings.metrics.clone(),
+                        busy: Default::default(),
                     },
                 )),
                 None => None,
             };
+            if let Some((remote, uploader)) = &uploader
+                && crate::recording::store::list_segments(&uploader.dir)?.is_empty()
+            {
+                settings.resume = crate::recording::remote::resume_point(remote, &uploader.replica)
+                    .await
+                    .context("continuing this replica's recording chain from object storage")?;
+            }
             let recorder = Recorder::start(settings)?;
             if let Some((remote, uploader)) = uploader {
                 tracing::info!(remote = %remote.url, replica = %uploader.replica, "sealed recording segments ship to object storage");
-                tokio::spawn(crate::recording::remote::ship(remote, uploader));
+                tokio::spawn(crate::recording::remote::ship(remote.clone(), uploader.clone()));
+                shipper = Some((remote, uploader));
             }
             Some(recorder)
         } else {
@@ -76,14 +94,17 @@ impl Server {
             tracing::warn!("policy.enforce = false: statements are forwarded without a policy check");
             None
         };
+        let mut state = None;
         let broker = match &config.state {
             None => Arc::new(Broker::new(&config.approvals, metrics.approvals_pending())?),
             Some(settings) => {
                 let store = crate::state::StateStore::start(config, settings).await?;
+                state = Some(store.clone());
                 Broker::shared(&config.approvals, metrics.approvals_pending(), store)?
             }
         };
         let recorder_failed = recorder.as_ref().map(|r| r.failed().clone());
+        let recorder_handle = recorder.clone();
         let ssh = match config.connections.iter().any(|c| c.protocol == crate::config::Protocol::Ssh) {
             true => Some(Arc::new(SshPlugin::new(
                 config,
@@ -140,7 +161,15 @@ impl Server {
         for b in &bound {
             tracing::info!(endpoint = b.endpoint, addr = %b.addr, "listening");
         }
-        Ok(Server { listeners, bound, grace: config.limits.shutdown_grace, ssh_host_key })
+        Ok(Server {
+            listeners,
+            bound,
+            grace: config.limits.shutdown_grace,
+            ssh_host_key,
+            recorder: recorder_handle,
+            shipper,
+            state,
+        })
     }
 
     /// Where each endpoint listens.
@@ -167,6 +196,24 @@ impl Server {
             );
             self.listeners.shutdown.abort.fire();
             let _ = tokio::time::timeout(Duration::from_secs(2), self.listeners.tracker.wait()).await;
+        }
+        // Seal the open segment and ship it: a replica's disk may not outlive it.
+        if let Some(recorder) = &self.recorder
+            && recorder.seal().await.is_ok()
+            && let Some((remote, uploader)) = &self.shipper
+        {
+            match tokio::time::timeout(FINAL_UPLOAD, crate::recording::remote::round(remote, uploader)).await {
+                Ok(Ok(n)) => tracing::info!(uploaded = n, "final recording upload done"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "final recording upload failed; the segments stay on disk")
+                }
+                Err(_) => {
+                    tracing::warn!("final recording upload unfinished after {FINAL_UPLOAD:?}; the rest stays on disk")
+                }
+            }
+        }
+        if let Some(state) = &self.state {
+            state.release().await;
         }
         tracing::info!("stopped");
     }

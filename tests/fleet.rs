@@ -211,6 +211,26 @@ fn an_http_request_parked_on_one_replica_is_redeemed_once_on_another() {
 }
 
 #[test]
+fn a_second_process_under_a_live_replica_name_is_refused() {
+    let db = state_db();
+    let _a = replica(&db, "a");
+    let dir = std::env::temp_dir().join(format!("airlock-fleet-twin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("airlock.toml");
+    std::fs::write(&path, support::config(&dir, "", &state_section(&db, "a"))).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("AIRLOCK_TEST_APP_PASSWORD", support::APP_PASSWORD)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("replica name \"a\" is in use by another running Airlock"), "{stderr}");
+}
+
+#[test]
 fn a_killed_replica_leaves_no_request_pending() {
     let db = state_db();
     let (a, b) = (replica(&db, "a"), replica(&db, "b"));

@@ -191,6 +191,60 @@ fn sealed_segments_ship_to_object_storage_and_read_back_from_any_replica() {
 }
 
 #[test]
+fn a_replica_that_loses_its_disk_continues_its_chain_and_tampering_is_caught() {
+    let s3 = S3::start();
+    let link = Link::to(s3.addr);
+    let db = state_db();
+    let mut r = replica("r", &db, &link, None);
+    session(&r, "agent-r4", "before-the-disk-went-7001");
+    seal_through(&r, "agent-r4", 0);
+    // A graceful stop seals the open segment and ships it.
+    r.terminate();
+    assert!(r.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()));
+    assert!(r.log().contains("final recording upload done"), "{}", r.log());
+    let dir = recordings(&r);
+    let shipped = uploaded(&dir);
+    let left: Vec<u64> = store::list_segments(&dir).unwrap();
+    assert!(left.iter().all(|n| store::read_footer(&store::segment_path(&dir, *n)).unwrap().is_none()));
+    let config = std::fs::read_to_string(r.dir.join("airlock.toml")).unwrap();
+
+    // The disk is gone; the same replica starts afresh and continues after the bucket.
+    std::fs::remove_dir_all(&r.dir).unwrap();
+    std::fs::create_dir_all(&r.dir).unwrap();
+    std::fs::write(r.dir.join("airlock.toml"), config).unwrap();
+    let r = Airlock::start_config(r.dir.clone(), r.dir.join("airlock.toml"));
+    let listed = store::list_segments(&recordings(&r)).unwrap();
+    let first = *listed.first().unwrap_or_else(|| panic!("no segments in {}: {}", recordings(&r).display(), r.log()));
+    assert_eq!(first, shipped.iter().max().unwrap() + 1, "the chain did not continue");
+    seal_through(&r, "agent-r4", first);
+    wait_for("the new chain's upload", Duration::from_secs(30), || uploaded(&recordings(&r)).contains(&first));
+    let verify = ok(&cli_config(&r, &["verify"]));
+    assert!(verify.contains("replica r: ok"), "{verify}");
+    let sessions: Vec<serde_json::Value> = serde_json::from_str(&ok(&cli_config(&r, &["sessions", "--json"]))).unwrap();
+    let old = sessions.iter().find(|s| s["subject"] == "agent-r4").unwrap();
+    assert!(
+        ok(&cli_config(&r, &["replay", old["id"].as_str().unwrap(), "--format", "jsonl"]))
+            .contains("before-the-disk-went-7001")
+    );
+
+    // One byte changed in the bucket, same size: verify downloads afresh and fails.
+    let tamper = r#"
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id="test-key",
+                  aws_secret_access_key="test-secret", region_name="us-east-1")
+key = "fleet/r/%020d.seg" % 0
+body = bytearray(s3.get_object(Bucket="recordings", Key=key)["Body"].read())
+body[len(body) // 2] ^= 0x40
+s3.put_object(Bucket="recordings", Key=key, Body=bytes(body))
+"#;
+    let python = support::drivers_python("boto3");
+    ok(&Command::new(python).args(["-c", tamper, &format!("http://{}", s3.addr)]).output().unwrap());
+    let verify = cli_config(&r, &["verify"]);
+    assert!(!verify.status.success(), "a tampered remote segment verified");
+    assert!(String::from_utf8_lossy(&verify.stderr).contains("replica r: verification failed: segment 0"));
+}
+
+#[test]
 fn retention_deletes_remote_segments_and_records_it() {
     let s3 = S3::start();
     let link = Link::to(s3.addr);

@@ -155,8 +155,8 @@ pub async fn hold(
         Err(e) => {
             // Fail closed: nobody could approve it, so it does not run.
             tracing::warn!(%rule, error = %e, "cannot hold for approval");
-            let why = format!("approvals are unavailable ({e})");
-            session.record(event(PolicyEvent::Denied, &rule, &why)).await?;
+            let why = "approvals are unavailable (Airlock cannot reach its shared state)";
+            session.record(event(PolicyEvent::Denied, &rule, why)).await?;
             let message = format!("this needs approval ({reason}), but {why}: nothing was run; try again later");
             return Ok(Settled::Denied(Refusal { message, rule }));
         }

@@ -479,7 +479,7 @@ impl Broker {
     /// connection with these fingerprints. An approval is handed out once.
     pub async fn redeem(&self, id: &str, subject: &str, connection: &str, fingerprints: &[String]) -> Redeemed {
         if let Some(store) = &self.shared {
-            return store.redeem(id, subject, connection, fingerprints).await.unwrap_or_else(|e| {
+            return store.redeem(id, subject, connection, fingerprints, self.timeout).await.unwrap_or_else(|e| {
                 tracing::warn!(id, error = %e, "cannot look up the approval; deciding afresh");
                 Redeemed::Unknown
             });
@@ -590,7 +590,10 @@ pub(crate) fn short_id() -> String {
 }
 
 pub(crate) fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    // The formatter handles years up to 9999 only; a time read from the state database
+    // may be anything.
+    let last = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    humantime::format_rfc3339_seconds(t.clamp(SystemTime::UNIX_EPOCH, last)).to_string()
 }
 
 /// A duration as people write it: `1 day`, `3 hours`, `90 minutes`, `45 seconds`.

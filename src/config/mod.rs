@@ -897,8 +897,8 @@ impl Config {
                 return err("recording.remote.upload_interval".into(), "must be at least 100ms".into());
             }
         }
-        if self.approvals.timeout.is_zero() {
-            return err("approvals.timeout".into(), "must be more than 0s".into());
+        if self.approvals.timeout.is_zero() || self.approvals.timeout > Duration::from_secs(30 * 86_400) {
+            return err("approvals.timeout".into(), "must be more than 0s and at most 30 days".into());
         }
         if let Some(url) = &self.approvals.webhook
             && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -912,9 +912,13 @@ impl Config {
             if let Some(r) = &state.replica
                 && (r.is_empty()
                     || r.len() > 63
+                    || r.starts_with('.')
                     || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
             {
-                return err("state.replica".into(), format!("{r:?}: 1 to 63 letters, digits, '-', '_' or '.'"));
+                return err(
+                    "state.replica".into(),
+                    format!("{r:?}: 1 to 63 letters, digits, '-', '_' or '.', not starting with '.'"),
+                );
             }
         }
         let auth = &self.auth;

@@ -70,32 +70,133 @@ pub struct RecordingSettings {
     pub replica: String,
     /// What the uploader tells the next segment header.
     pub notes: std::sync::Arc<HeaderNotes>,
+    /// With no local segments: the segment number and previous hash to start from
+    /// (the chain continues from object storage).
+    pub resume: Option<(u64, format::Hash)>,
 }
 
 /// Records for the next segment header that come from outside the writer: segments
-/// uploaded to object storage, and uploaded ones deleted there by retention.
+/// uploaded to object storage, and uploaded ones to be deleted there by retention.
+///
+/// Notes are durable (`header-notes.jsonl`, fsynced) from the moment they are made
+/// until a segment header holding them is on disk; a restart puts them in the next
+/// header (a repeat is harmless). A remote segment is deleted only once its retirement
+/// is in a durable header, so `verify` never meets a gap nothing explains.
 #[derive(Debug, Default)]
 pub struct HeaderNotes {
-    inner: std::sync::Mutex<(Segments, Segments)>,
+    /// `None`: in memory only (tests, benchmarks).
+    path: Option<PathBuf>,
+    inner: std::sync::Mutex<NotesState>,
+}
+
+#[derive(Debug, Default)]
+struct NotesState {
+    pending: Vec<Note>,
+    /// Notes a durable header holds (since this process started).
+    recorded: std::collections::HashSet<(NoteKind, u64)>,
+}
+
+/// What a note says of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoteKind {
+    /// Uploaded and read back intact.
+    Uploaded,
+    /// Deleted from object storage by retention (once recorded).
+    Retired,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Note {
+    kind: NoteKind,
+    segment: u64,
+    hash: String,
+}
+
+impl Note {
+    fn hash(&self) -> Option<format::Hash> {
+        let mut h = [0; 32];
+        hex::decode_to_slice(&self.hash, &mut h).ok().map(|_| h)
+    }
 }
 
 /// Segment numbers with their last block hash.
 pub type Segments = Vec<(u64, format::Hash)>;
 
 impl HeaderNotes {
-    /// Segment `n`, ending in `hash`, is stored remotely and verified there.
-    pub fn uploaded(&self, n: u64, hash: format::Hash) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).0.push((n, hash));
+    /// Notes kept in `dir/header-notes.jsonl`, with those a crash left there.
+    pub fn open(dir: &Path) -> std::io::Result<HeaderNotes> {
+        let path = dir.join("header-notes.jsonl");
+        let pending = match std::fs::read_to_string(&path) {
+            Ok(text) => text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let inner = std::sync::Mutex::new(NotesState { pending, ..NotesState::default() });
+        Ok(HeaderNotes { path: Some(path), inner })
     }
 
-    /// Segment `n`, ending in `hash`, was deleted remotely by retention.
-    pub fn retired(&self, n: u64, hash: format::Hash) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).1.push((n, hash));
+    fn lock(&self) -> std::sync::MutexGuard<'_, NotesState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Everything noted since the last call: (uploaded, retired).
+    /// Notes `kind` of segment `n`, ending in `hash`, durably.
+    pub fn note(&self, kind: NoteKind, n: u64, hash: format::Hash) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut state = self.lock();
+        if state.pending.iter().any(|p| p.kind == kind && p.segment == n) {
+            return Ok(());
+        }
+        let note = Note { kind, segment: n, hash: hex::encode(hash) };
+        if let Some(path) = &self.path {
+            let mut line = serde_json::to_vec(&note).map_err(std::io::Error::other)?;
+            line.push(b'\n');
+            let mut file = crate::private::append(path)?;
+            file.write_all(&line)?;
+            file.sync_data()?;
+        }
+        state.pending.push(note);
+        Ok(())
+    }
+
+    /// Whether a note of `kind` for segment `n` waits for a header.
+    pub fn is_pending(&self, kind: NoteKind, n: u64) -> bool {
+        self.lock().pending.iter().any(|p| p.kind == kind && p.segment == n)
+    }
+
+    /// Whether a durable header holds a note of `kind` for segment `n`.
+    pub fn is_recorded(&self, kind: NoteKind, n: u64) -> bool {
+        self.lock().recorded.contains(&(kind, n))
+    }
+
+    /// Everything waiting for a header: (uploaded, retired).
     pub fn take(&self) -> (Segments, Segments) {
-        std::mem::take(&mut *self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+        let state = self.lock();
+        let of =
+            |kind| state.pending.iter().filter(move |p| p.kind == kind).filter_map(|p| Some((p.segment, p.hash()?)));
+        (of(NoteKind::Uploaded).collect(), of(NoteKind::Retired).collect())
+    }
+
+    /// A durable header now holds these notes.
+    pub fn recorded(&self, uploaded: &Segments, retired: &Segments) -> std::io::Result<()> {
+        let mut state = self.lock();
+        let done: std::collections::HashSet<(NoteKind, u64)> = uploaded
+            .iter()
+            .map(|(n, _)| (NoteKind::Uploaded, *n))
+            .chain(retired.iter().map(|(n, _)| (NoteKind::Retired, *n)))
+            .collect();
+        if done.is_empty() {
+            return Ok(());
+        }
+        state.pending.retain(|p| !done.contains(&(p.kind, p.segment)));
+        state.recorded.extend(done);
+        let Some(path) = &self.path else { return Ok(()) };
+        let text: String =
+            state.pending.iter().filter_map(|p| serde_json::to_string(p).ok()).map(|l| l + "\n").collect();
+        let next = path.with_extension("jsonl.next");
+        let _ = std::fs::remove_file(&next);
+        crate::private::write_new(&next, text.as_bytes())?;
+        std::fs::rename(&next, path)
     }
 }
 
@@ -122,7 +223,8 @@ impl RecordingSettings {
             metrics: Default::default(),
             faults: None,
             replica: config.replica(),
-            notes: Default::default(),
+            notes: std::sync::Arc::new(HeaderNotes::open(&store::recordings_dir(&data_dir))?),
+            resume: None,
         })
     }
 }
@@ -196,6 +298,7 @@ mod tests {
             faults: None,
             replica: "test".into(),
             notes: Default::default(),
+            resume: None,
         }
     }
 

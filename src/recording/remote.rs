@@ -18,12 +18,12 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::format::Hash;
-use super::{HeaderNotes, now_us, store};
+use super::{HeaderNotes, NoteKind, now_us, store};
 use crate::config::{Config, RemoteStorage};
 
 /// An object store holding every replica's segments under one prefix.
@@ -78,13 +78,26 @@ impl Remote {
         self.prefix.clone().join(replica).join(format!("{n:020}.seg"))
     }
 
-    /// Uploads segment `n` of `replica`, then reads it back and compares.
+    /// Uploads segment `n` of `replica` unless an object is there already, then reads it
+    /// back and compares. An object with other bytes under the same key (two processes
+    /// under one replica name, or a chain that restarted) is an error: nothing is
+    /// overwritten, and the local copy stays.
     pub async fn upload(&self, replica: &str, n: u64, bytes: Bytes) -> anyhow::Result<()> {
         let key = self.key(replica, n);
         let sent = Sha256::digest(&bytes);
-        self.store.put(&key, PutPayload::from_bytes(bytes)).await.with_context(|| format!("uploading {key}"))?;
+        let create = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+        match self.store.put_opts(&key, PutPayload::from_bytes(bytes), create).await {
+            Ok(_) => {}
+            // Uploaded before (a crash came between the upload and the local delete).
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e).with_context(|| format!("uploading {key}")),
+        }
         let back = self.fetch(replica, n).await?;
-        anyhow::ensure!(Sha256::digest(&back) == sent, "{key}: what was read back differs from what was sent");
+        anyhow::ensure!(
+            Sha256::digest(&back) == sent,
+            "{key} holds other bytes than this segment: is another process using replica name {replica:?}? \
+             (nothing was overwritten; the local copy stays)"
+        );
         Ok(())
     }
 
@@ -92,13 +105,17 @@ impl Remote {
     pub async fn fetch(&self, replica: &str, n: u64) -> anyhow::Result<Bytes> {
         let key = self.key(replica, n);
         let got = self.store.get(&key).await.with_context(|| format!("reading {key}"))?;
+        anyhow::ensure!(got.meta.size <= MAX_SEGMENT, "{key}: {} bytes is larger than any segment", got.meta.size);
         got.bytes().await.with_context(|| format!("reading {key}"))
     }
 
-    /// Deletes segment `n` of `replica`.
+    /// Deletes segment `n` of `replica`; a segment already gone is deleted.
     pub async fn delete(&self, replica: &str, n: u64) -> anyhow::Result<()> {
         let key = self.key(replica, n);
-        self.store.delete(&key).await.with_context(|| format!("deleting {key}"))
+        match self.store.delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("deleting {key}")),
+        }
     }
 
     /// The replicas with segments here.
@@ -110,18 +127,51 @@ impl Remote {
         Ok(out)
     }
 
-    /// Segment numbers of `replica` here, with their sizes, ascending.
-    pub async fn segments(&self, replica: &str) -> anyhow::Result<Vec<(u64, u64)>> {
+    /// The segments of `replica` here, ascending.
+    pub async fn segments(&self, replica: &str) -> anyhow::Result<Vec<Listed>> {
         let dir = self.prefix.clone().join(replica);
         let list = self.store.list_with_delimiter(Some(&dir)).await.with_context(|| format!("listing {dir}"))?;
-        let mut out: Vec<(u64, u64)> = list
+        let mut out: Vec<Listed> = list
             .objects
             .iter()
-            .filter_map(|o| Some((o.location.filename()?.strip_suffix(".seg")?.parse().ok()?, o.size)))
+            .filter_map(|o| {
+                let n = o.location.filename()?.strip_suffix(".seg")?.parse().ok()?;
+                // What identifies this version of the object, for the cache.
+                let version = format!("{} {}", o.size, o.e_tag.as_deref().unwrap_or("-"));
+                Some(Listed { n, size: o.size, version })
+            })
             .collect();
-        out.sort_unstable();
+        out.sort_unstable_by_key(|l| l.n);
         Ok(out)
     }
+}
+
+/// A segment as listed in object storage.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Segment number.
+    pub n: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Size and ETag: a cached copy with another version is stale.
+    pub version: String,
+}
+
+/// The largest object read back as a segment (segments seal at `segment_size`, at
+/// most a few hundred MiB).
+const MAX_SEGMENT: u64 = 4 << 30;
+
+/// Where a replica whose local recordings are gone (a new disk, a new pod under the
+/// same name) continues its chain: after the last segment it shipped, so that nothing
+/// it shipped is ever written over and the chain stays whole.
+pub async fn resume_point(remote: &Remote, replica: &str) -> anyhow::Result<Option<(u64, Hash)>> {
+    let Some(last) = remote.segments(replica).await?.pop() else { return Ok(None) };
+    let bytes = remote.fetch(replica, last.n).await?;
+    let scan = store::scan_bytes(&bytes, false);
+    let footer = scan.footer.with_context(|| {
+        format!("{}: the last segment of replica {replica:?} in object storage is not sealed", remote.url)
+    })?;
+    Ok(Some((last.n + 1, footer.final_hash)))
 }
 
 /// One line of `uploaded.jsonl`: a segment this replica shipped.
@@ -145,6 +195,10 @@ pub struct Uploader {
     pub retention: Option<Duration>,
     /// Time between rounds.
     pub interval: Duration,
+    /// Counters: uploads, failed rounds.
+    pub metrics: crate::metrics::RecorderMetrics,
+    /// One round at a time (the background rounds and the one at shutdown).
+    pub busy: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Ships sealed segments for as long as the process runs.
@@ -160,6 +214,7 @@ pub async fn ship(remote: Remote, uploader: Uploader) {
             }
             Err(e) => {
                 failures += 1;
+                uploader.metrics.upload_failures.inc();
                 // Segments stay local until a later round gets them there.
                 tracing::warn!(error = %format!("{e:#}"), remote = %remote.url, failures, "recording upload failed; will retry");
             }
@@ -171,12 +226,19 @@ pub async fn ship(remote: Remote, uploader: Uploader) {
 /// One round: upload every sealed local segment, then apply retention remotely.
 /// Returns how many segments were uploaded.
 pub async fn round(remote: &Remote, u: &Uploader) -> anyhow::Result<usize> {
+    let _one = u.busy.lock().await;
     let manifest = u.dir.join("uploaded.jsonl");
     let mut uploaded = 0;
     for n in store::list_segments(&u.dir)? {
         let path = store::segment_path(&u.dir, n);
         // Only sealed segments: the open one has no footer yet.
-        let Some(footer) = store::read_footer(&path)? else { continue };
+        let footer = match store::read_footer(&path) {
+            Ok(Some(footer)) => footer,
+            Ok(None) => continue,
+            // Local retention deleted it meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
         let bytes = match tokio::fs::read(&path).await {
             Ok(b) => Bytes::from(b),
             // Retention deleted it meanwhile.
@@ -184,7 +246,7 @@ pub async fn round(remote: &Remote, u: &Uploader) -> anyhow::Result<usize> {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         remote.upload(&u.replica, n, bytes).await?;
-        u.notes.uploaded(n, footer.final_hash);
+        u.notes.note(NoteKind::Uploaded, n, footer.final_hash)?;
         let line = Shipped { segment: n, final_hash: hex::encode(footer.final_hash), uploaded_us: now_us() };
         append_line(&manifest, &line)?;
         match std::fs::remove_file(&path) {
@@ -194,6 +256,7 @@ pub async fn round(remote: &Remote, u: &Uploader) -> anyhow::Result<usize> {
             _ => {}
         }
         tracing::info!(segment = n, remote = %remote.url, "recording segment uploaded and verified; local copy deleted");
+        u.metrics.uploaded.inc();
         uploaded += 1;
     }
     if let Some(retention) = u.retention {
@@ -202,14 +265,16 @@ pub async fn round(remote: &Remote, u: &Uploader) -> anyhow::Result<usize> {
     Ok(uploaded)
 }
 
-/// Deletes remote segments shipped longer ago than `retention`, and notes them.
+/// Retention for remote segments, in two steps: a segment past `retention` is first
+/// noted for the next header; once a durable header records its retirement, it is
+/// deleted. A restart in between notes it again (a repeat is harmless).
 async fn retire(remote: &Remote, u: &Uploader, manifest: &Path, retention: Duration) -> anyhow::Result<()> {
     let cutoff = now_us().saturating_sub(retention.as_micros() as u64);
     let lines = read_lines(manifest)?;
     if lines.iter().all(|l| l.uploaded_us > cutoff) {
         return Ok(());
     }
-    let mut kept = Vec::new();
+    let (mut kept, mut deleted) = (Vec::new(), 0);
     for line in lines {
         if line.uploaded_us > cutoff {
             kept.push(line);
@@ -217,15 +282,24 @@ async fn retire(remote: &Remote, u: &Uploader, manifest: &Path, retention: Durat
         }
         let mut hash: Hash = [0; 32];
         hex::decode_to_slice(&line.final_hash, &mut hash).context("uploaded.jsonl: bad hash")?;
-        remote.delete(&u.replica, line.segment).await?;
-        u.notes.retired(line.segment, hash);
-        tracing::info!(segment = line.segment, "retention: deleted remote recording segment");
+        if u.notes.is_recorded(NoteKind::Retired, line.segment) {
+            // A failure here leaves the manifest as it was: the next round deletes
+            // again, and a segment already gone counts as deleted.
+            remote.delete(&u.replica, line.segment).await?;
+            tracing::info!(segment = line.segment, "retention: deleted remote recording segment");
+            deleted += 1;
+            continue;
+        }
+        u.notes.note(NoteKind::Retired, line.segment, hash)?;
+        kept.push(line);
     }
-    let text: String = kept.iter().filter_map(|l| serde_json::to_string(l).ok()).map(|l| l + "\n").collect();
-    let next = manifest.with_extension("jsonl.next");
-    let _ = std::fs::remove_file(&next);
-    crate::private::write_new(&next, text.as_bytes())?;
-    std::fs::rename(&next, manifest)?;
+    if deleted > 0 {
+        let text: String = kept.iter().filter_map(|l| serde_json::to_string(l).ok()).map(|l| l + "\n").collect();
+        let next = manifest.with_extension("jsonl.next");
+        let _ = std::fs::remove_file(&next);
+        crate::private::write_new(&next, text.as_bytes())?;
+        std::fs::rename(&next, manifest)?;
+    }
     Ok(())
 }
 
@@ -252,61 +326,78 @@ pub fn local_replica(dir: &Path) -> Option<String> {
 }
 
 /// Makes one directory per replica under `cache` holding every segment of that replica,
-/// local (`local`, linked) and remote (downloaded once), and returns them. Each has a
-/// fresh `index.jsonl` for `sessions` and `replay`.
+/// local (`local`, linked; they are replica `own`'s) and remote (downloaded, and kept
+/// while the object's size and ETag stay the same; with `fresh`, downloaded again), and
+/// returns them. Anything else in them is removed; each gets a fresh `index.jsonl`.
 pub async fn materialize(
     remote: &Remote,
     local: Option<&Path>,
+    own: &str,
     cache: &Path,
+    fresh: bool,
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
     crate::private::dir(cache)?;
-    let own = local.and_then(local_replica);
-    let mut replicas = remote.replicas().await?;
-    if let Some(own) = &own
-        && !replicas.contains(own)
+    let local = local.filter(|dir| store::list_segments(dir).is_ok_and(|s| !s.is_empty()));
+    if let Some(dir) = local
+        && let Some(name) = local_replica(dir).filter(|n| !n.is_empty() && n != own)
     {
-        replicas.push(own.clone());
+        anyhow::bail!("{} holds replica {name:?}'s recordings, but this config is replica {own:?}", dir.display());
+    }
+    let mut replicas = remote.replicas().await?;
+    if local.is_some() && !replicas.iter().any(|r| r == own) {
+        replicas.push(own.to_owned());
     }
     let mut out = Vec::new();
     for replica in replicas {
         anyhow::ensure!(
-            !replica.is_empty() && !replica.contains(['/', '\\']) && replica != "." && replica != "..",
+            !replica.is_empty() && !replica.contains(['/', '\\']) && !replica.starts_with('.'),
             "object storage holds an odd replica name {replica:?}"
         );
         let dir = cache.join(&replica);
         crate::private::dir(&dir)?;
-        // Links to local segments since uploaded (or retired) lead nowhere now.
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.is_symlink() && !path.exists() {
-                std::fs::remove_file(&path)?;
-            }
-        }
-        let mut here = std::collections::BTreeSet::new();
-        if let (Some(local), true) = (local, own.as_ref() == Some(&replica)) {
+        let mut wanted = std::collections::BTreeSet::new();
+        if let (Some(local), true) = (local, replica == own) {
             for n in store::list_segments(local)? {
                 let link = store::segment_path(&dir, n);
                 let _ = std::fs::remove_file(&link);
+                let _ = std::fs::remove_file(version_path(&link));
                 std::os::unix::fs::symlink(store::segment_path(local, n).canonicalize()?, &link)?;
-                here.insert(n);
+                wanted.insert(n);
             }
         }
-        for (n, size) in remote.segments(&replica).await? {
-            if here.contains(&n) {
+        for listed in remote.segments(&replica).await? {
+            if !wanted.insert(listed.n) {
                 continue;
             }
-            let path = store::segment_path(&dir, n);
-            let cached = std::fs::symlink_metadata(&path).ok();
-            if cached.is_some_and(|m| m.is_file() && m.len() == size) {
+            let path = store::segment_path(&dir, listed.n);
+            let kept = !fresh
+                && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == listed.size)
+                && std::fs::read_to_string(version_path(&path)).is_ok_and(|v| v == listed.version);
+            if kept {
                 continue;
             }
             let _ = std::fs::remove_file(&path);
-            let bytes = remote.fetch(&replica, n).await?;
+            let bytes = remote.fetch(&replica, listed.n).await?;
             crate::private::write_new(&path, &bytes)?;
+            let _ = std::fs::remove_file(version_path(&path));
+            crate::private::write_new(&version_path(&path), listed.version.as_bytes())?;
+        }
+        // What is neither local nor remote any more (deleted, retired) goes.
+        for n in store::list_segments(&dir)? {
+            if !wanted.contains(&n) {
+                let path = store::segment_path(&dir, n);
+                std::fs::remove_file(&path)?;
+                let _ = std::fs::remove_file(version_path(&path));
+            }
         }
         let _ = std::fs::remove_file(dir.join("index.jsonl"));
         super::index::reindex(&dir)?;
         out.push((replica, dir));
     }
     Ok(out)
+}
+
+/// Where the cached copy of a remote segment keeps the version it was downloaded at.
+fn version_path(segment: &Path) -> PathBuf {
+    segment.with_extension("seg.version")
 }

@@ -75,7 +75,11 @@ pub fn verify(dir: &Path, public_key: Option<&[u8]>) -> Result<Report, Problem> 
         };
         if !start_ok {
             let what = if i > 0 && segments[i - 1] + 1 != n || (i == 0 && n > 0) {
-                format!("segment {} is missing and not recorded as retired", n - 1)
+                format!(
+                    "segment {} is missing and not recorded as retired (if it was uploaded to object \
+                     storage, verify with a --config that has [recording.remote])",
+                    n - 1
+                )
             } else {
                 "hash chain broken at the segment start (previous segment altered or replaced)".to_owned()
             };
@@ -131,4 +135,23 @@ pub fn verify(dir: &Path, public_key: Option<&[u8]>) -> Result<Report, Problem> 
         expected = Some(running);
     }
     Ok(report)
+}
+
+/// Checks that every segment header in `dir` names `replica` (version 1 headers name
+/// none): a chain stored under one replica's name holds that replica's segments only.
+pub fn check_replica(dir: &Path, replica: &str) -> Result<(), Problem> {
+    let segments = store::list_segments(dir).map_err(|e| Problem { segment: 0, offset: 0, what: e.to_string() })?;
+    for n in segments {
+        if let Ok(Ok(header)) = store::read_header(&store::segment_path(dir, n))
+            && !header.replica.is_empty()
+            && header.replica != replica
+        {
+            return Err(Problem {
+                segment: n,
+                offset: 0,
+                what: format!("stored as replica {replica:?}'s, but its header names replica {:?}", header.replica),
+            });
+        }
+    }
+    Ok(())
 }

@@ -36,6 +36,9 @@ enum Msg {
     /// Answered once every frame sent before it is written (and fsynced, unless the
     /// policy is `never`).
     Flush(oneshot::Sender<bool>),
+    /// A flush that also seals the open segment (at shutdown, so that object storage
+    /// gets everything).
+    Seal(oneshot::Sender<bool>),
 }
 
 /// Handle to the process's recorder.
@@ -111,6 +114,16 @@ impl Recorder {
             _ => Err(RecorderDown),
         }
     }
+
+    /// Flushes, then seals the open segment (a new one opens); for shutdown.
+    pub async fn seal(&self) -> Result<(), RecorderDown> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Seal(tx)).map_err(|_| RecorderDown)?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            _ => Err(RecorderDown),
+        }
+    }
 }
 
 /// One session's view of the recorder: assigns sequence numbers and timestamps.
@@ -178,13 +191,21 @@ impl WriterState {
         let mut index = Index::open(&dir)?;
         let (segment, last_hash) = match segments.last() {
             None => {
+                let (segment, prev_hash) = settings.resume.unwrap_or((0, [0; 32]));
+                if segment > 0 {
+                    tracing::info!(
+                        segment,
+                        "no local recordings: the chain continues after object storage's last segment"
+                    );
+                }
                 let header = SegmentHeader {
-                    segment: 0,
+                    segment,
                     created_us: now_us(),
+                    prev_hash,
                     replica: settings.replica.clone(),
                     ..SegmentHeader::default()
                 };
-                (OpenSegment::create(&dir, &header, settings.faults.as_ref())?, [0; 32])
+                (OpenSegment::create(&dir, &header, settings.faults.as_ref())?, prev_hash)
             }
             Some(&last) => {
                 let path = store::segment_path(&dir, last);
@@ -237,7 +258,7 @@ impl WriterState {
             // without being woken per frame.
             let Some(first) = rx.blocking_recv() else { break };
             let mut batch = Vec::new();
-            let (mut bytes, mut flush_asked) = (0usize, false);
+            let (mut bytes, mut flush_asked, mut seal_asked) = (0usize, false, false);
             let mut next = Some(first);
             // Gather until the window closes, the block is full, or someone waits on a
             // flush, sleeping in short slices rather than being woken per frame.
@@ -247,6 +268,7 @@ impl WriterState {
                     match &m {
                         Msg::Frame(f) => bytes += f.payload.len() + format::FRAME_HEADER_LEN,
                         Msg::Flush(_) => flush_asked = true,
+                        Msg::Seal(_) => (flush_asked, seal_asked) = (true, true),
                     }
                     batch.push(m);
                     if bytes >= self.settings.block_size {
@@ -263,7 +285,7 @@ impl WriterState {
             for m in batch {
                 match m {
                     Msg::Frame(f) => frames.push(f),
-                    Msg::Flush(tx) => flushes.push(tx),
+                    Msg::Flush(tx) | Msg::Seal(tx) => flushes.push(tx),
                 }
             }
             let cost: usize = frames.iter().map(|f| budget_cost(f.payload.len(), self.settings.queue_bytes)).sum();
@@ -279,7 +301,7 @@ impl WriterState {
                     last_sync = Instant::now();
                     dirty = false;
                 }
-                self.maybe_rotate()
+                if seal_asked { self.rotate() } else { self.maybe_rotate() }
             });
             match result {
                 Ok(()) => {
@@ -331,6 +353,11 @@ impl WriterState {
         if self.segment.len < self.settings.segment_size && age < self.settings.segment_age {
             return Ok(());
         }
+        self.rotate()
+    }
+
+    /// Seals the open segment (unless it is empty) and opens the next.
+    fn rotate(&mut self) -> std::io::Result<()> {
         if self.segment.blocks == 0 {
             return Ok(());
         }
@@ -347,6 +374,10 @@ impl WriterState {
             uploaded,
         };
         self.segment = OpenSegment::create(&self.settings.dir, &header, self.settings.faults.as_ref())?;
+        // The header is durable: the notes it holds may go (a failure only repeats them).
+        if let Err(e) = self.settings.notes.recorded(&header.uploaded, &header.retired) {
+            tracing::warn!(error = %e, "cannot clear recorded header notes; the next header repeats them");
+        }
         Ok(())
     }
 
@@ -374,18 +405,34 @@ impl WriterState {
             }
             // A segment's data ends when the next one starts (or, when the next one was
             // uploaded and is no longer here, when it was last written).
+            // The uploader may delete an uploaded segment meanwhile: then it is in object
+            // storage, not retired, and its retention is the uploader's.
+            let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
             let path = store::segment_path(&self.settings.dir, n);
             let next = store::segment_path(&self.settings.dir, n + 1);
             let ended = match store::read_header(&next) {
                 Ok(header) => header.map_or(u64::MAX, |h| h.created_us),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => modified_us(&path)?,
+                Err(e) if gone(&e) => match modified_us(&path) {
+                    Ok(t) => t,
+                    Err(e) if gone(&e) => continue,
+                    Err(e) => return Err(e),
+                },
                 Err(e) => return Err(e),
             };
             if ended > cutoff {
                 break;
             }
-            let Some(footer) = store::read_footer(&path)? else { break };
-            std::fs::remove_file(&path)?;
+            let footer = match store::read_footer(&path) {
+                Ok(Some(footer)) => footer,
+                Ok(None) => break,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e),
+            }
             tracing::info!(segment = n, "retention: deleted recording segment");
             retired.push((n, footer.final_hash));
         }

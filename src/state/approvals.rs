@@ -198,7 +198,7 @@ impl StateStore {
                          INSERT INTO airlock_grants (subject, connection, fingerprint, approval, until)
                          SELECT d.subject, d.connection, fp, d.id, now() + make_interval(secs => $5)
                            FROM decided d, unnest(d.fingerprints) AS fp
-                          WHERE $5 > 0
+                          WHERE $5 > 0 AND $2 = 'approved'
                          ON CONFLICT DO NOTHING
                      )
                      SELECT {COLUMNS} FROM decided"
@@ -232,16 +232,20 @@ impl StateStore {
         subject: &str,
         connection: &str,
         fingerprints: &[String],
+        timeout: Duration,
     ) -> Result<Redeemed, Unavailable> {
         let client = self.current()?;
         let fingerprints = fingerprints.to_vec();
+        // An approval waits for its agent as long again as the request could wait.
+        let late = timeout.as_secs_f64();
         let spent = client
             .query_opt(
                 "UPDATE airlock_approvals SET redeemed = true
                   WHERE id = $1 AND subject = $2 AND connection = $3 AND fingerprints = $4
                     AND parked AND state = 'approved' AND NOT redeemed
+                    AND expires_at > now() - make_interval(secs => $5)
               RETURNING decided_by",
-                &[&id, &subject, &connection, &fingerprints],
+                &[&id, &subject, &connection, &fingerprints, &late],
             )
             .await?;
         if let Some(row) = spent {

@@ -61,6 +61,8 @@ impl From<tokio_postgres::Error> for Unavailable {
 /// The connection to the state database, kept open by a background task.
 pub struct StateStore {
     replica: String,
+    /// This process, among processes that may use the same replica name over time.
+    instance: String,
     heartbeat: Duration,
     client: RwLock<Option<Arc<Client>>>,
     changes: broadcast::Sender<Change>,
@@ -87,6 +89,11 @@ impl Target {
             anyhow::anyhow!("state.url is not a PostgreSQL URL or key=value string ({})", redact(&e))
         })?;
         pg.connect_timeout(CONNECT_TIMEOUT).application_name("airlock");
+        // The state database decides what runs: without an explicit `sslmode=disable`,
+        // TLS is required (and its certificate checked), never merely preferred.
+        if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Prefer {
+            pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
         let ca = settings.ca_file.as_ref().map(|p| config.resolve(p));
         let tls = crate::tls::verifying_client(ca.as_deref()).context("state.ca_file")?;
         Ok(Target { config: pg, tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls) })
@@ -121,13 +128,23 @@ impl StateStore {
             .then(|| crate::recording::store::recordings_dir(&config.data_dir()).join("index.jsonl"));
         let replica = config.replica();
         let (changes, _) = broadcast::channel(1024);
-        let store = Arc::new(StateStore { replica, heartbeat: settings.heartbeat, client: RwLock::new(None), changes });
+        let instance = format!("{:016x}", rand::random::<u64>());
+        let store = Arc::new(StateStore {
+            replica,
+            instance,
+            heartbeat: settings.heartbeat,
+            client: RwLock::new(None),
+            changes,
+        });
         let connection = store.connect(&target, true).await?;
         tokio::spawn(store.clone().keep(target, connection));
+        store.claim().await?;
         store.withdraw_orphans().await.context("withdrawing this replica's requests from before a restart")?;
-        store.beat().await.context("the first heartbeat")?;
         tracing::info!(replica = %store.replica, schema = schema::LATEST, "shared state connected");
-        tokio::spawn(store.clone().sweep(index));
+        tokio::spawn(store.clone().sweep());
+        if let Some(index) = index {
+            tokio::spawn(store.clone().ship(index));
+        }
         Ok(store)
     }
 
@@ -233,21 +250,72 @@ impl StateStore {
         }
     }
 
-    /// Heartbeats, the fleet's housekeeping (requests of dead replicas withdrawn,
-    /// undecided ones expired, spent grants and old records dropped), and shipping the
-    /// session index.
-    async fn sweep(self: Arc<Self>, index: Option<PathBuf>) {
+    /// Takes this replica's name for this process. A name another process still
+    /// heartbeats under is refused: two processes under one name would withdraw each
+    /// other's requests and write over each other's recordings.
+    async fn claim(&self) -> anyhow::Result<()> {
+        let heartbeat_ms = i32::try_from(self.heartbeat.as_millis()).unwrap_or(i32::MAX);
+        let claimed = self
+            .current()?
+            .query_opt(
+                "INSERT INTO airlock_replicas AS r (id, instance, heartbeat_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE
+                    SET instance = EXCLUDED.instance, heartbeat_ms = EXCLUDED.heartbeat_ms,
+                        started_at = now(), seen_at = now()
+                  WHERE r.seen_at < now() - make_interval(secs => 3 * r.heartbeat_ms / 1000.0)
+                 RETURNING id",
+                &[&self.replica, &self.instance, &heartbeat_ms],
+            )
+            .await
+            .map_err(Unavailable::from)?;
+        anyhow::ensure!(
+            claimed.is_some(),
+            "replica name {:?} is in use by another running Airlock (it sent a heartbeat within three \
+             heartbeats): give each replica its own state.replica, or wait for the old process to stop",
+            self.replica
+        );
+        Ok(())
+    }
+
+    /// Gives up this replica's name at shutdown, so that its successor may start at
+    /// once (requests still pending are withdrawn by the next sweep: their sessions
+    /// ended with this process).
+    pub async fn release(&self) {
+        let released = match self.current() {
+            Ok(client) => client
+                .execute(
+                    "UPDATE airlock_replicas SET seen_at = '-infinity' WHERE id = $1 AND instance = $2",
+                    &[&self.replica, &self.instance],
+                )
+                .await
+                .map_err(Unavailable::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = released {
+            tracing::warn!(error = %e, "could not release the replica name; a successor waits three heartbeats");
+        }
+    }
+
+    /// Heartbeats and the fleet's housekeeping: requests of dead replicas withdrawn,
+    /// undecided ones expired, spent grants and old records dropped.
+    async fn sweep(self: Arc<Self>) {
         let mut tick = tokio::time::interval(self.heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut shipped = sessions::Shipped::default();
         loop {
             tick.tick().await;
             if let Err(e) = self.beat().await {
                 tracing::debug!(error = %e, "state heartbeat skipped");
             }
-            if let Some(path) = &index
-                && let Err(e) = self.ship_index(path, &mut shipped).await
-            {
+        }
+    }
+
+    /// Ships the session index, on its own clock so that a long catch-up never delays
+    /// a heartbeat.
+    async fn ship(self: Arc<Self>, index: PathBuf) {
+        let mut shipped = sessions::Shipped::default();
+        loop {
+            tokio::time::sleep(self.heartbeat).await;
+            if let Err(e) = self.ship_index(&index, &mut shipped).await {
                 tracing::debug!(error = %e, "session index not shipped this round");
             }
         }
@@ -255,22 +323,25 @@ impl StateStore {
 
     async fn beat(&self) -> Result<(), Unavailable> {
         let client = self.current()?;
-        let stale = (self.heartbeat * 3).as_secs_f64();
         let keep = KEEP_DECIDED.as_secs_f64();
-        client
+        let mine = client
             .execute(
-                "INSERT INTO airlock_replicas (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET seen_at = now()",
-                &[&self.replica],
+                "UPDATE airlock_replicas SET seen_at = now() WHERE id = $1 AND instance = $2",
+                &[&self.replica, &self.instance],
             )
             .await?;
+        if mine == 0 {
+            tracing::error!(replica = %self.replica, "another process took this replica's name after missed heartbeats");
+        }
+        // Each replica is judged by its own heartbeat.
         let withdrawn = client
             .execute(
                 "UPDATE airlock_approvals a SET state = 'withdrawn', decided_at = now(),
                         decided_reason = 'the replica holding the session stopped'
                    FROM airlock_replicas r
                   WHERE a.state = 'pending' AND NOT a.parked AND a.replica = r.id
-                    AND r.seen_at < now() - make_interval(secs => $1)",
-                &[&stale],
+                    AND r.seen_at < now() - make_interval(secs => 3 * r.heartbeat_ms / 1000.0)",
+                &[],
             )
             .await?;
         if withdrawn > 0 {

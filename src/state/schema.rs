@@ -16,9 +16,11 @@ const LOCK: i64 = 0x61_6972_6c6f_636b;
 /// request and every change of state on `airlock_approvals`, with the id as payload.
 const V1: &str = r#"
 CREATE TABLE airlock_replicas (
-    id          text PRIMARY KEY,
-    started_at  timestamptz NOT NULL DEFAULT now(),
-    seen_at     timestamptz NOT NULL DEFAULT now()
+    id            text PRIMARY KEY,
+    instance      text NOT NULL,
+    heartbeat_ms  integer NOT NULL,
+    started_at    timestamptz NOT NULL DEFAULT now(),
+    seen_at       timestamptz NOT NULL DEFAULT now()
 );
 
 CREATE TABLE airlock_approvals (

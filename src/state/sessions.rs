@@ -19,9 +19,10 @@ use crate::recording::index::{IndexEntry, SessionSummary};
 /// The most index bytes shipped per round (the rest goes next round).
 const MAX_ROUND: u64 = 4 << 20;
 
-/// Where shipping stands in the local index file.
+/// Where shipping stands in the local index file (a rewritten file is a new one).
 #[derive(Debug, Default)]
 pub(super) struct Shipped {
+    file: Option<(u64, u64)>,
     offset: u64,
 }
 
@@ -41,34 +42,54 @@ impl StateStore {
             Ok(read) => read,
             Err(e) => return Err(Unavailable(format!("reading {}: {e}", path.display()))),
         };
-        for entry in &entries {
-            self.upsert(&client, entry).await?;
-        }
+        let (starts, ends): (Vec<&IndexEntry>, Vec<&IndexEntry>) = entries.iter().partition(|e| e.event == "start");
+        self.upsert_starts(&client, &starts).await?;
+        self.upsert_ends(&client, &ends).await?;
         shipped.offset += consumed;
         Ok(entries.len())
     }
 
-    async fn upsert(&self, client: &Client, e: &IndexEntry) -> Result<(), Unavailable> {
-        let (segment, offset) = (i64::try_from(e.segment).unwrap_or(i64::MAX), i64::try_from(e.offset).unwrap_or(0));
-        if e.event == "start" {
-            client
-                .execute(
-                    r#"INSERT INTO airlock_sessions (replica, session, started_at, segment, "offset", start_info)
-                       VALUES ($1, $2, $3, $4, $5, $6)
-                       ON CONFLICT (replica, session) DO UPDATE
-                          SET started_at = EXCLUDED.started_at, segment = EXCLUDED.segment,
-                              "offset" = EXCLUDED."offset", start_info = EXCLUDED.start_info"#,
-                    &[&self.replica, &e.session, &time(e.ts_us), &segment, &offset, &e.info],
-                )
-                .await?;
-        } else {
-            client
-                .execute(
-                    "UPDATE airlock_sessions SET ended_at = $3, end_info = $4 WHERE replica = $1 AND session = $2",
-                    &[&self.replica, &e.session, &time(e.ts_us), &e.info],
-                )
-                .await?;
+    /// One statement for a whole round's starts.
+    async fn upsert_starts(&self, client: &Client, starts: &[&IndexEntry]) -> Result<(), Unavailable> {
+        if starts.is_empty() {
+            return Ok(());
         }
+        let sessions: Vec<&str> = starts.iter().map(|e| e.session.as_str()).collect();
+        let times: Vec<SystemTime> = starts.iter().map(|e| time(e.ts_us)).collect();
+        let segments: Vec<i64> = starts.iter().map(|e| i64::try_from(e.segment).unwrap_or(i64::MAX)).collect();
+        let offsets: Vec<i64> = starts.iter().map(|e| i64::try_from(e.offset).unwrap_or(0)).collect();
+        let infos: Vec<&serde_json::Value> = starts.iter().map(|e| &e.info).collect();
+        client
+            .execute(
+                r#"INSERT INTO airlock_sessions (replica, session, started_at, segment, "offset", start_info)
+                   SELECT $1, s.session, s.started_at, s.segment, s.off, s.info
+                     FROM unnest($2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::jsonb[])
+                          AS s (session, started_at, segment, off, info)
+                   ON CONFLICT (replica, session) DO UPDATE
+                      SET started_at = EXCLUDED.started_at, segment = EXCLUDED.segment,
+                          "offset" = EXCLUDED."offset", start_info = EXCLUDED.start_info"#,
+                &[&self.replica, &sessions, &times, &segments, &offsets, &infos],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// One statement for a whole round's ends (a start always precedes its end).
+    async fn upsert_ends(&self, client: &Client, ends: &[&IndexEntry]) -> Result<(), Unavailable> {
+        if ends.is_empty() {
+            return Ok(());
+        }
+        let sessions: Vec<&str> = ends.iter().map(|e| e.session.as_str()).collect();
+        let times: Vec<SystemTime> = ends.iter().map(|e| time(e.ts_us)).collect();
+        let infos: Vec<&serde_json::Value> = ends.iter().map(|e| &e.info).collect();
+        client
+            .execute(
+                "UPDATE airlock_sessions t SET ended_at = e.ended_at, end_info = e.info
+                   FROM unnest($2::text[], $3::timestamptz[], $4::jsonb[]) AS e (session, ended_at, info)
+                  WHERE t.replica = $1 AND t.session = e.session",
+                &[&self.replica, &sessions, &times, &infos],
+            )
+            .await?;
         Ok(())
     }
 }
@@ -81,8 +102,12 @@ fn read_from(path: &Path, shipped: &mut Shipped) -> std::io::Result<(Vec<IndexEn
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(e),
     };
-    let len = file.metadata()?.len();
-    if len < shipped.offset {
+    let meta = file.metadata()?;
+    let identity = Some((std::os::unix::fs::MetadataExt::dev(&meta), std::os::unix::fs::MetadataExt::ino(&meta)));
+    let len = meta.len();
+    // Rewritten (start-up recovery, retention) or cut: ship it again from the start.
+    if shipped.file != identity || len < shipped.offset {
+        shipped.file = identity;
         shipped.offset = 0;
     }
     file.seek(SeekFrom::Start(shipped.offset))?;
