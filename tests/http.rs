@@ -171,9 +171,22 @@ fn credentials_are_injected_and_replies_are_masked_before_the_agent_sees_them() 
     let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(parsed["user"]["name"], "Alice");
     assert!(body.contains("\"big\":12345678901234567890123"), "a big number changed: {body}");
-    // A zstd body is decoded and masked.
-    let body = text(&rig.curl(&["-H", "Accept-Encoding: zstd"], "/api/api/zstd").stdout);
-    assert!(body.contains("Alice") && !body.contains("hunter2"), "{body}");
+    // zstd, brotli and deflate (zlib-wrapped and raw) bodies are decoded and masked.
+    for (path, encoding) in [
+        ("/api/api/zstd", "zstd"),
+        ("/api/api/br", "br"),
+        ("/api/api/deflate", "deflate"),
+        ("/api/api/deflate-raw", "deflate"),
+    ] {
+        let out = rig.curl(&["-i", "-H", &format!("Accept-Encoding: {encoding}")], path);
+        let (code, head, body) = split(&out);
+        assert_eq!(code, 200, "{path}: {head}");
+        assert!(body.contains("Alice") && !body.contains("hunter2"), "{path}: {body}");
+        assert!(
+            !head.to_ascii_lowercase().contains("content-encoding"),
+            "{path}: sent decoded, labelled encoded: {head}"
+        );
+    }
     // Text, chunked and gzip bodies.
     for (path, args) in
         [("/api/api/text", &[][..]), ("/api/api/chunked", &[][..]), ("/api/api/gzip", &["--compressed"][..])]

@@ -186,6 +186,31 @@ async fn handle(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Resu
             r.headers_mut().insert("set-cookie", "session=very-secret-cookie; Path=/; HttpOnly".parse().unwrap());
             r
         }
+        // Brotli, and deflate both as HTTP means it (zlib-wrapped) and as some servers
+        // send it (raw).
+        "/api/br" => {
+            let mut out = Vec::new();
+            let mut enc = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            std::io::Write::write_all(&mut enc, JSON.as_bytes()).unwrap();
+            drop(enc);
+            let mut r = reply(StatusCode::OK, "application/json", full(out));
+            r.headers_mut().insert("content-encoding", "br".parse().unwrap());
+            r
+        }
+        "/api/deflate" | "/api/deflate-raw" => {
+            let body = if path == "/api/deflate" {
+                let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                std::io::Write::write_all(&mut z, JSON.as_bytes()).unwrap();
+                z.finish().unwrap()
+            } else {
+                let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+                std::io::Write::write_all(&mut z, JSON.as_bytes()).unwrap();
+                z.finish().unwrap()
+            };
+            let mut r = reply(StatusCode::OK, "application/json", full(body));
+            r.headers_mut().insert("content-encoding", "deflate".parse().unwrap());
+            r
+        }
         "/api/zstd" => {
             let mut r = reply(StatusCode::OK, "application/json", full(zstd::encode_all(JSON.as_bytes(), 3).unwrap()));
             r.headers_mut().insert("content-encoding", "zstd".parse().unwrap());
