@@ -106,14 +106,19 @@ fn build(input: &mut Input<'_>) -> Built {
         segment: u64::from(input.byte()),
         created_us: 1_700_000_000_000_000,
         prev_hash: [input.byte(); 32],
-        retired: Vec::new(),
+        ..SegmentHeader::default()
     };
     for _ in 0..input.byte() % 3 {
         header.retired.push((u64::from(input.byte()), [input.byte(); 32]));
     }
+    header.replica = String::from_utf8_lossy(input.until(0xfe, 64)).into_owned();
+    for _ in 0..input.byte() % 3 {
+        header.uploaded.push((u64::from(input.byte()), [input.byte(); 32]));
+    }
     let mut bytes = header.encode();
     let header_len = bytes.len();
-    let mut prev = header.prev_hash;
+    // The first block names the header's hash.
+    let mut prev = header.chain_start(&bytes);
     let mut blocks = Vec::new();
     for _ in 0..input.byte() % 4 {
         let mut frames = Vec::new();
@@ -169,7 +174,7 @@ fn built_segment(mut input: Input<'_>) {
             let bad = built.blocks.iter().position(|b| b.3);
             let good = &built.blocks[..bad.unwrap_or(built.blocks.len())];
             assert_eq!(scan.blocks.len(), good.len(), "{:?}", scan.error);
-            let mut chain = built.header.prev_hash;
+            let mut chain = built.header.chain_start(&bytes[..built.header_len]);
             for (read, (offset, hash, frames, _)) in scan.blocks.iter().zip(good) {
                 assert_eq!((read.offset, read.hash, read.prev_hash), (*offset as u64, *hash, chain));
                 assert_eq!(&read.frames, frames);
@@ -284,6 +289,7 @@ fn render(frames: &[Frame]) {
             end_reason: None,
             start_at: (0, 0),
             end_at: None,
+            replica: None,
         };
         let mut out = Vec::new();
         replay::render_text(&summary, frames, &mut *airlock::plugins::transcript(protocol, 3), &mut out)

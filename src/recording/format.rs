@@ -18,7 +18,11 @@
 //!
 //! Each replica of a fleet keeps its own chain and names itself in every header; a
 //! header lists the segments shipped to object storage since the previous header. A
-//! version 1 header (`ALKSEG01`) has neither and still reads.
+//! version 2 header is itself in the chain: the segment's first block names the
+//! header's SHA-256 (which covers `prev_hash`) as its `prev_hash`, so a header's
+//! retired and uploaded lists cannot be edited without breaking the chain. A version 1
+//! header (`ALKSEG01`) has none of this (its first block names `prev_hash`) and still
+//! reads.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -348,6 +352,12 @@ pub struct SegmentHeader {
 }
 
 impl SegmentHeader {
+    /// What the segment's first block names as its `prev_hash`, given the header's
+    /// bytes: their SHA-256 for a version 2 header, `prev_hash` for a version 1 one.
+    pub fn chain_start(&self, encoded: &[u8]) -> Hash {
+        if encoded.starts_with(SEGMENT_MAGIC) { Sha256::digest(encoded).into() } else { self.prev_hash }
+    }
+
     /// Encodes the header.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + (self.retired.len() + self.uploaded.len()) * 40 + self.replica.len());

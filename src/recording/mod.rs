@@ -495,7 +495,7 @@ mod tests {
     fn sealed_segment() -> Vec<u8> {
         let header = format::SegmentHeader { segment: 0, created_us: 1, prev_hash: [0; 32], ..Default::default() };
         let mut out = header.encode();
-        let mut prev = [0u8; 32];
+        let mut prev = header.chain_start(&out);
         for b in 0..3u64 {
             let mut raw = Vec::new();
             for seq in 0..4 {

@@ -68,6 +68,9 @@ pub struct Scan {
     pub file_len: u64,
     /// Why reading stopped early, at `good_len`.
     pub error: Option<FormatError>,
+    /// What the first block must name as its `prev_hash` (see
+    /// [`SegmentHeader::chain_start`]).
+    pub chain_start: Option<Hash>,
     /// Reading stopped early, yet the file ends with a valid footer: the segment was
     /// sealed and later damaged, which no crash can cause.
     pub damaged_sealed: bool,
@@ -79,9 +82,10 @@ impl Scan {
         self.footer.is_none() && !self.damaged_sealed && matches!(self.error, Some(FormatError::Truncated(_)))
     }
 
-    /// Hash of the last block, or the header's `prev_hash` when there is none.
+    /// Hash of the last block, or where the chain starts in this segment when there
+    /// is none.
     pub fn last_hash(&self) -> Option<Hash> {
-        self.blocks.last().map(|b| b.hash).or(self.header.as_ref().map(|h| h.prev_hash))
+        self.blocks.last().map(|b| b.hash).or(self.chain_start)
     }
 }
 
@@ -184,6 +188,7 @@ fn scan_items(bytes: &[u8], decode: bool) -> Scan {
         file_len,
         error: None,
         damaged_sealed: false,
+        chain_start: None,
     };
     let (header, mut pos) = match SegmentHeader::decode(bytes) {
         Ok(h) => h,
@@ -192,6 +197,7 @@ fn scan_items(bytes: &[u8], decode: bool) -> Scan {
             return scan;
         }
     };
+    scan.chain_start = Some(header.chain_start(bytes.get(..pos).unwrap_or_default()));
     scan.header = Some(header);
     scan.header_len = pos as u64;
     scan.good_len = pos as u64;
@@ -311,6 +317,8 @@ pub struct OpenSegment {
     pub blocks: u64,
     /// Creation time, µs.
     pub created_us: u64,
+    /// What its first block names as `prev_hash`.
+    pub chain_start: Hash,
 }
 
 impl OpenSegment {
@@ -331,6 +339,7 @@ impl OpenSegment {
             len: bytes.len() as u64,
             blocks: 0,
             created_us: header.created_us,
+            chain_start: header.chain_start(&bytes),
         })
     }
 
@@ -354,6 +363,7 @@ impl OpenSegment {
             len: scan.good_len,
             blocks: scan.blocks.len() as u64,
             created_us: scan.header.as_ref().map(|h| h.created_us).unwrap_or(0),
+            chain_start: scan.chain_start.unwrap_or([0; 32]),
         })
     }
 }

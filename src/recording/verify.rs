@@ -85,7 +85,8 @@ pub fn verify(dir: &Path, public_key: Option<&[u8]>) -> Result<Report, Problem> 
             };
             return Err(problem(0, what));
         }
-        let mut running = header.prev_hash;
+        // The first block names the header (version 2) or the previous hash (version 1).
+        let mut running = scan.chain_start.unwrap_or(header.prev_hash);
         for block in &scan.blocks {
             if block.prev_hash != running {
                 return Err(problem(

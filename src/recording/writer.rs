@@ -205,7 +205,9 @@ impl WriterState {
                     replica: settings.replica.clone(),
                     ..SegmentHeader::default()
                 };
-                (OpenSegment::create(&dir, &header, settings.faults.as_ref())?, prev_hash)
+                let segment = OpenSegment::create(&dir, &header, settings.faults.as_ref())?;
+                let start = segment.chain_start;
+                (segment, start)
             }
             Some(&last) => {
                 let path = store::segment_path(&dir, last);
@@ -240,7 +242,9 @@ impl WriterState {
                         replica: settings.replica.clone(),
                         ..SegmentHeader::default()
                     };
-                    (OpenSegment::create(&dir, &header, settings.faults.as_ref())?, last_hash)
+                    let segment = OpenSegment::create(&dir, &header, settings.faults.as_ref())?;
+                    let start = segment.chain_start;
+                    (segment, start)
                 } else {
                     (OpenSegment::reopen(&dir, &scan, last, settings.faults.as_ref())?, last_hash)
                 }
@@ -374,6 +378,8 @@ impl WriterState {
             uploaded,
         };
         self.segment = OpenSegment::create(&self.settings.dir, &header, self.settings.faults.as_ref())?;
+        // The new header is the next link of the chain.
+        self.last_hash = self.segment.chain_start;
         // The header is durable: the notes it holds may go (a failure only repeats them).
         if let Err(e) = self.settings.notes.recorded(&header.uploaded, &header.retired) {
             tracing::warn!(error = %e, "cannot clear recorded header notes; the next header repeats them");
