@@ -51,6 +51,10 @@ impl Server {
         let auth = Arc::new(Authenticator::from_config(config).await?);
         let tls = crate::tls::agent_server_config(config)?;
         let listeners = Listeners::new(&config.limits, metrics.clone());
+        let state = match &config.state {
+            Some(settings) => Some(crate::state::StateStore::start(config, settings).await?),
+            None => None,
+        };
         let mut shipper = None;
         let recorder = if config.recording.enabled {
             let mut settings = RecordingSettings::from_config(config)?;
@@ -66,6 +70,7 @@ impl Server {
                         interval: r.upload_interval,
                         metrics: settings.metrics.clone(),
                         busy: Default::default(),
+                        fleet: state.clone(),
                     },
                 )),
                 None => None,
@@ -94,14 +99,9 @@ impl Server {
             tracing::warn!("policy.enforce = false: statements are forwarded without a policy check");
             None
         };
-        let mut state = None;
-        let broker = match &config.state {
+        let broker = match &state {
             None => Arc::new(Broker::new(&config.approvals, metrics.approvals_pending())?),
-            Some(settings) => {
-                let store = crate::state::StateStore::start(config, settings).await?;
-                state = Some(store.clone());
-                Broker::shared(&config.approvals, metrics.approvals_pending(), store)?
-            }
+            Some(store) => Broker::shared(&config.approvals, metrics.approvals_pending(), store.clone())?,
         };
         let recorder_failed = recorder.as_ref().map(|r| r.failed().clone());
         let recorder_handle = recorder.clone();

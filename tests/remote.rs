@@ -249,6 +249,11 @@ fn retention_deletes_remote_segments_and_records_it() {
     let s3 = S3::start();
     let link = Link::to(s3.addr);
     let db = state_db();
+    // A replica that is gone for good (a Deployment's old pod) leaves a chain behind.
+    let old = replica("old", &db, &link, Some("2s"));
+    seal_through(&old, "agent-r5", 0);
+    wait_for("the old replica's upload", Duration::from_secs(30), || uploaded(&recordings(&old)).contains(&0));
+    Command::new("kill").args(["-KILL", &old.pid().to_string()]).status().unwrap();
     let r = replica("r", &db, &link, Some("2s"));
     let dir = recordings(&r);
     seal_through(&r, "agent-r3", 0);
@@ -269,4 +274,10 @@ fn retention_deletes_remote_segments_and_records_it() {
         .filter_map(|n| store::read_header(&store::segment_path(&every, n)).ok()?.ok())
         .any(|h| !h.retired.is_empty());
     assert!(recorded, "no header records a retired segment");
+    // The gone replica's chain goes whole once all of it is past retention.
+    wait_for("the gone replica's chain to be deleted", Duration::from_secs(60), || s3.keys("fleet/old/").is_empty());
+    assert!(r.log().contains("deleted the recordings of a replica that is gone"));
+    let verify = ok(&cli_config(&r, &["verify"]));
+    assert!(!verify.contains("replica old"), "{verify}");
+    drop(old);
 }

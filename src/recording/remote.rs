@@ -138,7 +138,8 @@ impl Remote {
                 let n = o.location.filename()?.strip_suffix(".seg")?.parse().ok()?;
                 // What identifies this version of the object, for the cache.
                 let version = format!("{} {}", o.size, o.e_tag.as_deref().unwrap_or("-"));
-                Some(Listed { n, size: o.size, version })
+                let modified_us = u64::try_from(o.last_modified.timestamp_micros()).unwrap_or(0);
+                Some(Listed { n, size: o.size, version, modified_us })
             })
             .collect();
         out.sort_unstable_by_key(|l| l.n);
@@ -155,6 +156,8 @@ pub struct Listed {
     pub size: u64,
     /// Size and ETag: a cached copy with another version is stale.
     pub version: String,
+    /// When the object was written, µs since the epoch.
+    pub modified_us: u64,
 }
 
 /// The largest object read back as a segment (segments seal at `segment_size`, at
@@ -199,6 +202,8 @@ pub struct Uploader {
     pub metrics: crate::metrics::RecorderMetrics,
     /// One round at a time (the background rounds and the one at shutdown).
     pub busy: Arc<tokio::sync::Mutex<()>>,
+    /// The fleet's shared state, to tell replicas that are gone from live ones.
+    pub fleet: Option<Arc<crate::state::StateStore>>,
 }
 
 /// Ships sealed segments for as long as the process runs.
@@ -261,6 +266,9 @@ pub async fn round(remote: &Remote, u: &Uploader) -> anyhow::Result<usize> {
     }
     if let Some(retention) = u.retention {
         retire(remote, u, &manifest, retention).await?;
+        if let Some(fleet) = &u.fleet {
+            retire_gone(remote, u, fleet, retention).await?;
+        }
     }
     Ok(uploaded)
 }
@@ -299,6 +307,34 @@ async fn retire(remote: &Remote, u: &Uploader, manifest: &Path, retention: Durat
         let _ = std::fs::remove_file(&next);
         crate::private::write_new(&next, text.as_bytes())?;
         std::fs::rename(&next, manifest)?;
+    }
+    Ok(())
+}
+
+/// Retention for replicas that are gone (a Deployment's old pods): nobody writes their
+/// chains' headers any more, so a chain is deleted whole, once even its newest segment
+/// is past retention and the replica has not been seen for three heartbeats. What is
+/// left of any chain is then always whole.
+async fn retire_gone(
+    remote: &Remote,
+    u: &Uploader,
+    fleet: &crate::state::StateStore,
+    retention: Duration,
+) -> anyhow::Result<()> {
+    let cutoff = now_us().saturating_sub(retention.as_micros() as u64);
+    let live = fleet.live_replicas().await?;
+    for replica in remote.replicas().await? {
+        if replica == u.replica || live.contains(&replica) {
+            continue;
+        }
+        let segments = remote.segments(&replica).await?;
+        if segments.is_empty() || segments.iter().any(|s| s.modified_us > cutoff) {
+            continue;
+        }
+        for s in &segments {
+            remote.delete(&replica, s.n).await?;
+        }
+        tracing::info!(replica = %replica, segments = segments.len(), "retention: deleted the recordings of a replica that is gone");
     }
     Ok(())
 }

@@ -64,6 +64,8 @@ pub struct StateStore {
     /// This process, among processes that may use the same replica name over time.
     instance: String,
     heartbeat: Duration,
+    /// `recording.retention`: sessions older than this leave the shared index too.
+    retention: Option<Duration>,
     client: RwLock<Option<Arc<Client>>>,
     changes: broadcast::Sender<Change>,
 }
@@ -133,6 +135,7 @@ impl StateStore {
             replica,
             instance,
             heartbeat: settings.heartbeat,
+            retention: config.recording.retention,
             client: RwLock::new(None),
             changes,
         });
@@ -277,6 +280,18 @@ impl StateStore {
         Ok(())
     }
 
+    /// Replicas that sent a heartbeat within three of their heartbeats.
+    pub async fn live_replicas(&self) -> Result<Vec<String>, Unavailable> {
+        let rows = self
+            .current()?
+            .query(
+                "SELECT id FROM airlock_replicas WHERE seen_at >= now() - make_interval(secs => 3 * heartbeat_ms / 1000.0)",
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Gives up this replica's name at shutdown, so that its successor may start at
     /// once (requests still pending are withdrawn by the next sweep: their sessions
     /// ended with this process).
@@ -355,6 +370,16 @@ impl StateStore {
             )
             .await?;
         client.execute("DELETE FROM airlock_grants WHERE until <= now()", &[]).await?;
+        if let Some(retention) = self.retention {
+            // Their recordings are retired (by whichever replica recorded them).
+            client
+                .execute(
+                    "DELETE FROM airlock_sessions
+                      WHERE coalesce(ended_at, started_at) < now() - make_interval(secs => $1)",
+                    &[&retention.as_secs_f64()],
+                )
+                .await?;
+        }
         client
             .execute(
                 "DELETE FROM airlock_approvals
