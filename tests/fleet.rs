@@ -78,6 +78,24 @@ fn cli_as(airlock: &Airlock, subject: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `airlock serve` as replica `name` on state database `db`, expecting it to refuse
+/// to start; returns what it said.
+fn refused_start(db: &str, name: &str, tag: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("airlock-fleet-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("airlock.toml");
+    std::fs::write(&path, support::config(&dir, "", &state_section(db, name))).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("AIRLOCK_TEST_APP_PASSWORD", support::APP_PASSWORD)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "it started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
@@ -214,19 +232,7 @@ fn an_http_request_parked_on_one_replica_is_redeemed_once_on_another() {
 fn a_second_process_under_a_live_replica_name_is_refused() {
     let db = state_db();
     let _a = replica(&db, "a");
-    let dir = std::env::temp_dir().join(format!("airlock-fleet-twin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("airlock.toml");
-    std::fs::write(&path, support::config(&dir, "", &state_section(&db, "a"))).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("AIRLOCK_TEST_APP_PASSWORD", support::APP_PASSWORD)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_start(&db, "a", "twin");
     assert!(stderr.contains("replica name \"a\" is in use by another running Airlock"), "{stderr}");
 }
 
@@ -349,19 +355,7 @@ async fn the_schema_upgrades_from_its_first_version_and_refuses_a_newer_one() {
 
     // A schema newer than this binary knows: refuse to start, and say why.
     client.batch_execute("INSERT INTO airlock_schema (version) VALUES (99)").await.unwrap();
-    let dir = std::env::temp_dir().join(format!("airlock-fleet-newer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("airlock.toml");
-    std::fs::write(&path, support::config(&dir, "", &state_section(&db, "a"))).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("AIRLOCK_TEST_APP_PASSWORD", support::APP_PASSWORD)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_start(&db, "a", "newer");
     assert!(stderr.contains("schema version 99, newer than this Airlock knows"), "{stderr}");
     assert!(!stderr.contains(STATE_PASSWORD), "the state URL's password leaked: {stderr}");
 }
