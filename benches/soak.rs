@@ -16,6 +16,11 @@
 #[path = "support/airlock.rs"]
 #[allow(dead_code)]
 mod airlock_bench;
+#[path = "support/proc_stat.rs"]
+#[allow(dead_code)]
+mod proc_stat;
+
+use proc_stat::rss_kib;
 
 use std::path::Path;
 use std::process::Command;
@@ -30,16 +35,6 @@ const HS256: &str = "soak-hs256-secret";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Resident memory of `pid`, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Open descriptors of `pid`.

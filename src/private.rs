@@ -38,6 +38,17 @@ pub fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
     file.sync_all()
 }
 
+/// Replaces `path` with `contents` (0600) as a whole: written durably beside it, then
+/// renamed over it, so a crash leaves the old file or the new one, never a mix.
+pub fn replace(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mut next = path.as_os_str().to_owned();
+    next.push(".next");
+    let next = std::path::PathBuf::from(next);
+    let _ = std::fs::remove_file(&next);
+    write_new(&next, contents)?;
+    std::fs::rename(&next, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

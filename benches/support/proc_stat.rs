@@ -1,4 +1,4 @@
-//! CPU time of a process from `/proc/<pid>/stat`, shared by the benchmarks.
+//! CPU time and memory of a process from `/proc`, shared by the benchmarks.
 
 /// User + system CPU seconds of `pid` (this process when `None`); 0 if unreadable.
 pub fn cpu_seconds(pid: Option<u32>) -> f64 {
@@ -9,4 +9,15 @@ pub fn cpu_seconds(pid: Option<u32>) -> f64 {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Resident memory of `pid`, KiB (0 if unreadable).
+#[allow(dead_code)]
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -88,15 +88,12 @@ impl Index {
     }
 
     fn rewrite(&mut self, entries: &[IndexEntry]) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("jsonl.tmp");
         let mut out = Vec::new();
         for e in entries {
             out.extend(serde_json::to_vec(e).map_err(std::io::Error::other)?);
             out.push(b'\n');
         }
-        let _ = std::fs::remove_file(&tmp);
-        crate::private::write_new(&tmp, &out)?;
-        std::fs::rename(&tmp, &self.path)?;
+        crate::private::replace(&self.path, &out)?;
         self.file = open_append(&self.path)?;
         Ok(())
     }

@@ -193,10 +193,7 @@ impl HeaderNotes {
         let Some(path) = &self.path else { return Ok(()) };
         let text: String =
             state.pending.iter().filter_map(|p| serde_json::to_string(p).ok()).map(|l| l + "\n").collect();
-        let next = path.with_extension("jsonl.next");
-        let _ = std::fs::remove_file(&next);
-        crate::private::write_new(&next, text.as_bytes())?;
-        std::fs::rename(&next, path)
+        crate::private::replace(path, text.as_bytes())
     }
 }
 

@@ -303,10 +303,7 @@ async fn retire(remote: &Remote, u: &Uploader, manifest: &Path, retention: Durat
     }
     if deleted > 0 {
         let text: String = kept.iter().filter_map(|l| serde_json::to_string(l).ok()).map(|l| l + "\n").collect();
-        let next = manifest.with_extension("jsonl.next");
-        let _ = std::fs::remove_file(&next);
-        crate::private::write_new(&next, text.as_bytes())?;
-        std::fs::rename(&next, manifest)?;
+        crate::private::replace(manifest, text.as_bytes())?;
     }
     Ok(())
 }

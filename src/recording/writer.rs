@@ -107,18 +107,18 @@ impl Recorder {
 
     /// Waits until everything sent so far is durable.
     pub async fn flush(&self) -> Result<(), RecorderDown> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(Msg::Flush(tx)).map_err(|_| RecorderDown)?;
-        match rx.await {
-            Ok(true) => Ok(()),
-            _ => Err(RecorderDown),
-        }
+        self.ask(Msg::Flush).await
     }
 
     /// Flushes, then seals the open segment (a new one opens); for shutdown.
     pub async fn seal(&self) -> Result<(), RecorderDown> {
+        self.ask(Msg::Seal).await
+    }
+
+    /// Sends the writer a request and waits for its answer.
+    async fn ask(&self, request: fn(oneshot::Sender<bool>) -> Msg) -> Result<(), RecorderDown> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Msg::Seal(tx)).map_err(|_| RecorderDown)?;
+        self.tx.send(request(tx)).map_err(|_| RecorderDown)?;
         match rx.await {
             Ok(true) => Ok(()),
             _ => Err(RecorderDown),
