@@ -35,6 +35,7 @@
 pub mod admin;
 pub mod approvals;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod glob;
 pub mod identity;

@@ -137,11 +137,22 @@ impl Server {
             policy,
             broker.clone(),
         )?);
-        let admin = Arc::new(Admin::new(metrics, auth, broker, config.auth.approver_groups.clone(), recorder_failed));
-
         let mut bound = Vec::new();
         let pg = bind("listen.postgres", config.listen.postgres).await?;
         let admin_listener = bind("listen.admin", config.listen.admin).await?;
+        let console = match config.console.enabled {
+            true => {
+                // The console's own address (for the IdP to send browsers back to) is the
+                // bound one unless `console.public_url` says otherwise.
+                let mut config = config.clone();
+                config.listen.admin = admin_listener.local_addr()?;
+                let drain = listeners.shutdown.drain.clone();
+                Some(crate::console::Console::new(&config, auth.clone(), broker.clone(), drain).await?)
+            }
+            false => None,
+        };
+        let admin =
+            Arc::new(Admin::new(metrics, auth, broker, config.auth.approver_groups.clone(), recorder_failed, console));
         bound.push(Bound { endpoint: "postgres", addr: pg.local_addr()? });
         bound.push(Bound { endpoint: "admin", addr: admin_listener.local_addr()? });
         tokio::spawn(listeners.clone().run(pg, postgres));

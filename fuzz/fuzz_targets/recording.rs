@@ -277,20 +277,13 @@ fn render(frames: &[Frame]) {
         .and_then(|f| serde_json::from_slice(&f.payload).ok())
         .unwrap_or_default();
     for protocol in ["postgres", "ssh", "http", "none"] {
-        let summary = SessionSummary {
-            id: "0000000000000001".into(),
-            start_us: frames.first().map_or(0, |f| f.ts_us),
-            duration_ms: None,
-            subject: start.subject.clone(),
-            connection: start.connection.clone(),
-            protocol: protocol.into(),
-            client: start.client.clone(),
-            statements: None,
-            end_reason: None,
-            start_at: (0, 0),
-            end_at: None,
-            replica: None,
-        };
+        let mut summary = SessionSummary::started(
+            "0000000000000001".into(),
+            frames.first().map_or(0, |f| f.ts_us),
+            start.clone(),
+            (0, 0),
+        );
+        summary.protocol = protocol.into();
         let mut out = Vec::new();
         replay::render_text(&summary, frames, &mut *airlock::plugins::transcript(protocol, 3), &mut out)
             .expect("writing to memory");
@@ -301,6 +294,30 @@ fn render(frames: &[Frame]) {
         airlock_fuzz::assert_terminal_safe(&out, &format!("{protocol} replay"));
         for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             assert!(serde_json::from_slice::<serde_json::Value>(line).is_ok(), "a JSON line that is not JSON");
+        }
+        // The console's page of it: recorded bytes never become markup or script.
+        let html = airlock::console::transcript_html(&airlock::console::replay::Replay::from_frames(summary, frames));
+        assert_markup_is_ours(&html);
+    }
+}
+
+/// Every element in the console's transcript is one the page renders itself: a
+/// recording can put text in it, never a tag, an attribute or a script.
+fn assert_markup_is_ours(html: &str) {
+    const TAGS: &[&str] = &[
+        "div", "span", "pre", "code", "ol", "li", "p", "table", "thead", "tbody", "tr", "th", "td", "details",
+        "summary", "h3", "em", "b", "q", "script",
+    ];
+    let mut rest = html;
+    while let Some(at) = rest.find('<') {
+        rest = &rest[at + 1..];
+        let name: String = rest.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        assert!(TAGS.contains(&name.as_str()), "markup <{name}> in the console's transcript: {html}");
+        if name == "script" && !rest.starts_with('/') {
+            assert!(rest.starts_with("script id=\"cast\" type=\"application/json\">"), "a script element: {html}");
+            let body = &rest[rest.find('>').map_or(0, |i| i + 1)..];
+            let end = body.find("</script>").expect("the cast's script element ends");
+            assert!(!body[..end].contains('<'), "a '<' inside the cast's JSON: {html}");
         }
     }
 }

@@ -33,6 +33,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
 use crate::approvals::{Broker, DecideError};
+use crate::console::{Console, Reply};
 use crate::identity::{Authenticator, Identity};
 use crate::listener::{Incoming, Plugin};
 use crate::metrics::Metrics;
@@ -48,6 +49,7 @@ pub struct Admin {
     broker: Arc<Broker>,
     approver_groups: Vec<String>,
     recorder_failed: Option<Arc<crate::signal::Signal>>,
+    console: Option<Arc<Console>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -56,13 +58,11 @@ impl std::fmt::Debug for Admin {
     }
 }
 
-type Reply = Response<Full<Bytes>>;
-
 fn reply(status: StatusCode, ctype: &str, body: String) -> Reply {
     Response::builder()
         .status(status)
         .header("content-type", ctype)
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync())
         .unwrap_or_default()
 }
 
@@ -106,8 +106,9 @@ impl Admin {
         broker: Arc<Broker>,
         approver_groups: Vec<String>,
         recorder_failed: Option<Arc<crate::signal::Signal>>,
+        console: Option<Arc<Console>>,
     ) -> Admin {
-        Admin { metrics, auth, broker, approver_groups, recorder_failed }
+        Admin { metrics, auth, broker, approver_groups, recorder_failed, console }
     }
 
     /// Why this replica should get no new sessions, if it should not.
@@ -123,6 +124,16 @@ impl Admin {
 
     async fn route(&self, req: Request<Body>) -> Reply {
         let path = req.uri().path().to_owned();
+        if let Some(console) = &self.console {
+            if path == "/console" || path.starts_with("/console/") {
+                return console.route(req).await;
+            }
+            if path == "/" && req.method() == Method::GET {
+                let mut r = reply(StatusCode::SEE_OTHER, "text/plain", "the console is at /console/\n".into());
+                r.headers_mut().insert(hyper::header::LOCATION, hyper::header::HeaderValue::from_static("/console/"));
+                return r;
+            }
+        }
         if path == "/approvals" || path.starts_with("/approvals/") {
             return self.approvals(req, &path).await.unwrap_or_else(ApiError::reply);
         }
@@ -143,7 +154,7 @@ impl Admin {
             _ => reply(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "not found: try /healthz, /readyz, /metrics or /approvals\n".into(),
+                "not found: try /console/, /healthz, /readyz, /metrics or /approvals\n".into(),
             ),
         }
     }

@@ -188,10 +188,12 @@ pub async fn hold(
             return Ok(Settled::Withdrawn);
         }
     };
+    let mut approver_reason = None;
     let (event_kind, by, settled) = match outcome {
         Some(Outcome::Approved { by }) => (PolicyEvent::Approved, Some(by), Settled::Approved),
         Some(Outcome::Denied { by, reason }) => {
             let message = format!("approval {id} was denied by {by}: {reason}");
+            approver_reason = Some(reason);
             (PolicyEvent::Denied, Some(by), Settled::Denied(Refusal { message, rule: rule.clone() }))
         }
         Some(Outcome::TimedOut) => {
@@ -201,8 +203,13 @@ pub async fn hold(
         None => (PolicyEvent::Canceled, None, Settled::Canceled),
     };
     tracing::info!(approval = %id, event = event_kind.as_str(), by = by.as_deref().unwrap_or(""), "held command settled");
-    let settled_event =
-        VerdictEvent { approval: Some(id), by, classes: Vec::new(), ..event(event_kind, &rule, reason) };
+    let settled_event = VerdictEvent {
+        approval: Some(id),
+        by,
+        approver_reason,
+        classes: Vec::new(),
+        ..event(event_kind, &rule, reason)
+    };
     session.record(settled_event).await?;
     Ok(settled)
 }

@@ -195,6 +195,9 @@ pub struct Broker {
     webhook: Option<Webhook>,
     pending_gauge: Gauge,
     shared: Option<Arc<StateStore>>,
+    /// Bumped whenever a request is filed or settled, here or (with shared state) on
+    /// any replica: what the console's live list follows.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -305,6 +308,7 @@ impl Broker {
             webhook,
             pending_gauge: gauge,
             shared: None,
+            changed: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -315,6 +319,15 @@ impl Broker {
         let broker = Arc::new(Broker { shared: Some(store), ..Broker::new(settings, gauge)? });
         tokio::spawn(wake_on_changes(Arc::downgrade(&broker), changes));
         Ok(broker)
+    }
+
+    /// Changes whenever the pending list may have changed.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Whether approvals can be filed and decided now.
@@ -553,6 +566,7 @@ impl Broker {
     }
 
     fn announce(&self, event: &'static str, request: &Request, by: Option<(&str, &str)>) {
+        self.bump();
         if let Some(hook) = &self.webhook {
             hook.send(event, request, by);
         }
@@ -566,6 +580,7 @@ async fn wake_on_changes(broker: Weak<Broker>, mut changes: tokio::sync::broadca
     loop {
         let change = changes.recv().await;
         let Some(broker) = broker.upgrade() else { return };
+        broker.bump();
         match change {
             Ok(Change::Approval(id)) => {
                 if broker.lock().pending.contains_key(&id) {

@@ -69,6 +69,9 @@ pub struct Config {
     pub approvals: Approvals,
     /// Shared state for a fleet of replicas (approvals, grants, the session index).
     pub state: Option<StateSettings>,
+    /// The web console on the admin listener.
+    #[serde(default)]
+    pub console: ConsoleSettings,
     /// Directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -168,6 +171,54 @@ pub struct StateSettings {
     /// taken for dead, and the requests its sessions were waiting on are withdrawn.
     #[serde(default = "defaults::state_heartbeat", deserialize_with = "de_duration")]
     pub heartbeat: Duration,
+}
+
+/// `[console]`: the web console served by the admin listener at `/console/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSettings {
+    /// Serve the console (it needs a login either way).
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Groups whose members read sessions, replays and verification (approvers are
+    /// `auth.approver_groups`).
+    #[serde(default)]
+    pub auditor_groups: Vec<String>,
+    /// How long a console login lasts.
+    #[serde(default = "defaults::console_login", deserialize_with = "de_duration")]
+    pub login_ttl: Duration,
+    /// Where people reach the console, such as `https://airlock.example.com` behind a
+    /// TLS-terminating proxy: the OIDC redirect goes there, and with `https` the
+    /// cookies are `Secure`. Default: `http://` plus `listen.admin`.
+    pub public_url: Option<String>,
+    /// Sign in through the IdP (authorization code with PKCE).
+    pub oidc: Option<OidcSettings>,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            enabled: true,
+            auditor_groups: Vec::new(),
+            login_ttl: defaults::console_login(),
+            public_url: None,
+            oidc: None,
+        }
+    }
+}
+
+/// `[console.oidc]`: the console as an OIDC client of the issuer in `auth.issuer`,
+/// whose ID tokens are checked with the agents' keys (`auth.jwks_url`/`jwks_file`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The client id registered at the IdP (the ID token's audience).
+    pub client_id: String,
+    /// The client secret, for IdPs that give one (PKCE is used either way).
+    pub client_secret: Option<SecretSource>,
+    /// Scopes asked for besides `openid`.
+    #[serde(default = "defaults::oidc_scopes")]
+    pub scopes: Vec<String>,
 }
 
 /// `[limits]`.
@@ -844,6 +895,37 @@ impl Config {
         self.connections.iter().find(|c| c.name == name)
     }
 
+    /// The console's OIDC client needs the issuer's keys and an address to come back to.
+    fn validate_console(&self) -> Result<(), (String, String)> {
+        let console = &self.console;
+        if let Some(url) = &console.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(("console.public_url".into(), "must start with https:// or http://".into()));
+        }
+        let Some(oidc) = &console.oidc else { return Ok(()) };
+        if oidc.client_id.trim().is_empty() {
+            return Err(("console.oidc.client_id".into(), "must name the client registered at the IdP".into()));
+        }
+        if self.auth.jwks_url.is_none() && self.auth.jwks_file.is_none() {
+            return Err((
+                "console.oidc".into(),
+                "ID tokens are checked with the IdP's keys: set auth.jwks_url (or auth.jwks_file)".into(),
+            ));
+        }
+        if console.public_url.is_none() && self.listen.admin.ip().is_unspecified() {
+            return Err((
+                "console.public_url".into(),
+                format!(
+                    "listen.admin is {}, which is no address a browser can come back to after signing in: \
+                     set console.public_url",
+                    self.listen.admin
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), (String, String)> {
         let err = |key: String, msg: String| Err((key, msg));
         if self.limits.max_connections == 0 {
@@ -864,6 +946,7 @@ impl Config {
                 "set both cert_file and key_file, or neither (a self-signed certificate is then generated)".into(),
             );
         }
+        self.validate_console()?;
         let rec = &self.recording;
         if !(-7..=19).contains(&rec.zstd_level) {
             return err("recording.zstd_level".into(), "must be between -7 and 19 (1, the default, is fastest)".into());

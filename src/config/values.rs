@@ -159,6 +159,12 @@ pub(super) mod defaults {
     pub fn max_grant() -> Duration {
         Duration::from_secs(24 * 3600)
     }
+    pub fn console_login() -> Duration {
+        Duration::from_secs(8 * 3600)
+    }
+    pub fn oidc_scopes() -> Vec<String> {
+        vec!["profile".into(), "groups".into()]
+    }
     pub fn yes() -> bool {
         true
     }

@@ -112,6 +112,7 @@ Airlock demo is running.
   Airlock Postgres      {pg}   connection name: demo-db
   Airlock HTTP          {http}    connection name: demo-api
   Airlock admin         http://{admin}/metrics
+  web console           http://{admin}/console/   (sign in with the approver token below)
   config                {config}
 
 Connect as an agent (token: subject demo-agent, group agents, valid 12h):
@@ -139,6 +140,9 @@ As the approver (token: subject demo-approver, group sre), in another shell:
   export AIRLOCK_TOKEN={approver}
   {airlock} approvals
   {airlock} approve <id>        # or: {airlock} deny <id> --reason '...'
+
+or in the browser: http://{admin}/console/ with that token pasted (it is an approver
+and an auditor, so it also lists sessions and replays them).
 
 See what the agent did (every session is recorded):
   {airlock} sessions
@@ -243,6 +247,9 @@ http_hold = "10s"
 [auth]
 dev_tokens = true
 approver_groups = ["sre"]
+
+[console]
+auditor_groups = ["sre"]
 {ssh}
 [[connections]]
 name = "demo-db"

@@ -111,6 +111,22 @@ impl JwtVerifier {
 
     /// Verifies a token and extracts the identity.
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let claims = self.claims(token, &self.audience).await?;
+        self.identity(&claims)
+    }
+
+    /// Verifies an OIDC ID token: issued by `auth.issuer` to `client_id` (its
+    /// audience) for the sign-in that sent `nonce`.
+    pub async fn verify_id_token(&self, token: &str, client_id: &str, nonce: &str) -> Result<Identity, AuthError> {
+        let claims = self.claims(token, client_id).await?;
+        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+            return Err(AuthError::MissingClaim("nonce (of this sign-in)".into()));
+        }
+        self.identity(&claims)
+    }
+
+    /// The claims of a token with a valid signature, issuer and times, for `audience`.
+    async fn claims(&self, token: &str, audience: &str) -> Result<Value, AuthError> {
         precheck(token)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         let alg = header.alg;
@@ -119,7 +135,7 @@ impl JwtVerifier {
                 .hmac
                 .as_ref()
                 .ok_or(AuthError::NotAccepted("HS256 tokens need auth.hs256_secret or auth.dev_tokens"))?;
-            self.decode(token, alg, key)?
+            self.decode(token, alg, key, audience)?
         } else if alg.family() == jsonwebtoken::AlgorithmFamily::Hmac {
             return Err(AuthError::AlgorithmMismatch(format!("{alg:?}")));
         } else {
@@ -132,30 +148,34 @@ impl JwtVerifier {
             if key.key.family() != alg.family() || key.alg.as_ref().is_some_and(|a| *a != format!("{alg:?}")) {
                 return Err(AuthError::AlgorithmMismatch(format!("{alg:?}")));
             }
-            self.decode(token, alg, &key.key)?
+            self.decode(token, alg, &key.key, audience)?
         };
+        Ok(claims)
+    }
+
+    fn identity(&self, claims: &Value) -> Result<Identity, AuthError> {
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| AuthError::MissingClaim("sub".into()))?
             .to_owned();
-        let groups = lookup(&claims, &self.groups_claim).map(groups_of).unwrap_or_default();
+        let groups = lookup(claims, &self.groups_claim).map(groups_of).unwrap_or_default();
         Ok(Identity { subject, groups, method: AuthMethod::Jwt })
     }
 
-    fn decode(&self, token: &str, alg: Algorithm, key: &DecodingKey) -> Result<Value, AuthError> {
+    fn decode(&self, token: &str, alg: Algorithm, key: &DecodingKey, audience: &str) -> Result<Value, AuthError> {
         let mut v = Validation::new(alg);
         v.leeway = self.leeway.as_secs();
         v.validate_nbf = true;
         v.set_issuer(&[&self.issuer]);
-        v.set_audience(&[&self.audience]);
+        v.set_audience(&[audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         jsonwebtoken::decode::<Value>(token, key, &v).map(|t| t.claims).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => AuthError::Expired,
             ErrorKind::ImmatureSignature => AuthError::NotYetValid,
             ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-            ErrorKind::InvalidAudience => AuthError::WrongAudience(self.audience.clone()),
+            ErrorKind::InvalidAudience => AuthError::WrongAudience(audience.to_owned()),
             ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
             ErrorKind::InvalidSignature => AuthError::BadSignature,
             ErrorKind::InvalidAlgorithm => AuthError::AlgorithmMismatch(format!("{alg:?}")),

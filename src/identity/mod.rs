@@ -152,6 +152,15 @@ impl Authenticator {
         Ok(Authenticator { api_keys, jwt })
     }
 
+    /// Verifies an OIDC ID token for the web console (see
+    /// [`JwtVerifier::verify_id_token`]).
+    pub async fn verify_id_token(&self, token: &str, client_id: &str, nonce: &str) -> Result<Identity, AuthError> {
+        match &self.jwt {
+            Some(jwt) => jwt.verify_id_token(token, client_id, nonce).await,
+            None => Err(AuthError::NotAccepted("no JWT verifier is configured")),
+        }
+    }
+
     /// Verifies `token` and returns who it names.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
         let token = token.trim();

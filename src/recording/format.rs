@@ -87,6 +87,10 @@ pub struct SessionEnd {
     pub bytes_to_upstream: u64,
     /// Bytes relayed towards the agent.
     pub bytes_to_agent: u64,
+    /// Policy events in the session by name (`held`, `denied`...), counted by the
+    /// recorder from the session's verdict frames.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub verdicts: std::collections::BTreeMap<String, u64>,
 }
 
 /// What happened under policy.
@@ -116,6 +120,19 @@ pub enum PolicyEvent {
 }
 
 impl PolicyEvent {
+    /// Every event, in declaration order.
+    pub const ALL: [PolicyEvent; 9] = [
+        PolicyEvent::Denied,
+        PolicyEvent::Granted,
+        PolicyEvent::Held,
+        PolicyEvent::Approved,
+        PolicyEvent::Expired,
+        PolicyEvent::Canceled,
+        PolicyEvent::Withdrawn,
+        PolicyEvent::Counted,
+        PolicyEvent::Parked,
+    ];
+
     /// Its name, as recorded and in metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -155,6 +172,9 @@ pub struct VerdictEvent {
     /// The approver who decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// The approver's own reason, for a denial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approver_reason: Option<String>,
     /// For `counted`: the rows it changed, ...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows: Option<u64>,

@@ -159,6 +159,15 @@ pub struct SessionSummary {
     pub statements: Option<u64>,
     /// How it ended, if it did.
     pub end_reason: Option<String>,
+    /// Bytes relayed towards the upstream, if ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_to_upstream: Option<u64>,
+    /// Bytes relayed towards the agent, if ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_to_agent: Option<u64>,
+    /// Policy events by name (`held`, `denied`...), if ended.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub verdicts: BTreeMap<String, u64>,
     /// Where it starts: segment and block offset.
     #[serde(skip)]
     pub start_at: (u64, u64),
@@ -168,6 +177,39 @@ pub struct SessionSummary {
     /// The replica that recorded it (listed from the shared state only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replica: Option<String>,
+}
+
+impl SessionSummary {
+    /// A session that started at `start_us` (µs since the epoch), at `start_at`.
+    pub fn started(id: String, start_us: u64, start: SessionStart, start_at: (u64, u64)) -> SessionSummary {
+        SessionSummary {
+            id,
+            start_us,
+            duration_ms: None,
+            subject: start.subject,
+            connection: start.connection,
+            protocol: start.protocol,
+            client: start.client,
+            statements: None,
+            end_reason: None,
+            bytes_to_upstream: None,
+            bytes_to_agent: None,
+            verdicts: BTreeMap::new(),
+            start_at,
+            end_at: None,
+            replica: None,
+        }
+    }
+
+    /// Notes how the session ended, at `end_us`.
+    pub fn ended(&mut self, end: SessionEnd, end_us: u64) {
+        self.duration_ms = Some(end_us.saturating_sub(self.start_us) / 1000);
+        self.statements = Some(end.statements);
+        self.end_reason = Some(end.reason);
+        self.bytes_to_upstream = Some(end.bytes_to_upstream);
+        self.bytes_to_agent = Some(end.bytes_to_agent);
+        self.verdicts = end.verdicts;
+    }
 }
 
 /// Joins start and end entries into sessions, oldest first.
@@ -182,26 +224,10 @@ pub fn sessions(dir: &Path) -> std::io::Result<Vec<SessionSummary>> {
             let start: SessionStart = serde_json::from_value(e.info).unwrap_or_default();
             by_id.insert(
                 e.session.clone(),
-                SessionSummary {
-                    id: e.session.clone(),
-                    start_us: e.ts_us,
-                    duration_ms: None,
-                    subject: start.subject,
-                    connection: start.connection,
-                    protocol: start.protocol,
-                    client: start.client,
-                    statements: None,
-                    end_reason: None,
-                    start_at: (e.segment, e.offset),
-                    end_at: None,
-                    replica: None,
-                },
+                SessionSummary::started(e.session.clone(), e.ts_us, start, (e.segment, e.offset)),
             );
         } else if let Some(s) = by_id.get_mut(&e.session) {
-            s.duration_ms = Some(e.ts_us.saturating_sub(s.start_us) / 1000);
-            let end: SessionEnd = serde_json::from_value(e.info).unwrap_or_default();
-            s.statements = Some(end.statements);
-            s.end_reason = Some(end.reason);
+            s.ended(serde_json::from_value(e.info).unwrap_or_default(), e.ts_us);
             s.end_at = Some((e.segment, e.offset));
         }
     }

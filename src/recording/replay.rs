@@ -141,7 +141,10 @@ pub fn render_text(
                         v.max_rows.map_or("?".into(), |r| r.to_string()),
                         v.outcome.as_deref().unwrap_or("?")
                     ),
-                    _ => format!("{} (rule {})", v.reason, v.rule),
+                    _ => match &v.approver_reason {
+                        Some(why) => format!("{why} (held by rule {}: {})", v.rule, v.reason),
+                        None => format!("{} (rule {})", v.reason, v.rule),
+                    },
                 };
                 writeln!(out, "{at} POLICY {}{}{}: {}", v.event.as_str(), shown(&id), shown(&by), shown(&detail))?;
                 if !v.statement.is_empty() {
@@ -279,6 +282,9 @@ mod tests {
             client: "127.0.0.1:5000".into(),
             statements: None,
             end_reason: None,
+            bytes_to_upstream: None,
+            bytes_to_agent: None,
+            verdicts: Default::default(),
             start_at: (0, 0),
             end_at: None,
             replica: None,
@@ -344,6 +350,9 @@ mod tests {
             client: "127.0.0.1:5000".into(),
             statements: None,
             end_reason: None,
+            bytes_to_upstream: None,
+            bytes_to_agent: None,
+            verdicts: Default::default(),
             start_at: (0, 0),
             end_at: None,
             replica: None,

@@ -16,7 +16,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::format::{self, Direction, Footer, Frame, Hash, Kind, SegmentHeader, SessionEnd, SessionStart};
+use super::format::{self, Direction, Footer, Frame, Hash, Kind, PolicyEvent, SegmentHeader, SessionEnd, SessionStart};
 use super::index::{Index, IndexEntry};
 use super::store::{self, OpenSegment};
 use super::{FsyncPolicy, RecordingSettings, SigningKey, now_us};
@@ -99,7 +99,7 @@ impl Recorder {
         // Multiplying by an odd constant is a bijection: ids stay unique within a run
         // and, from a random start, unpredictable across runs.
         let id = self.next_session.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let s = SessionRecorder { recorder: self.clone(), id, seq: AtomicU64::new(0) };
+        let s = SessionRecorder { recorder: self.clone(), id, seq: AtomicU64::new(0), verdicts: Default::default() };
         let start = serde_json::to_vec(start).map_err(|_| RecorderDown)?;
         s.record(Direction::None, Kind::SessionStart, Bytes::from(start)).await?;
         Ok(s)
@@ -133,6 +133,9 @@ pub struct SessionRecorder {
     id: u64,
     /// Both relay directions record through one `&SessionRecorder`.
     seq: AtomicU64,
+    /// Verdict frames so far, by [`PolicyEvent`] (in [`PolicyEvent::ALL`] order); the
+    /// end frame carries the counts, so the index can tell held or denied sessions.
+    verdicts: [AtomicU64; PolicyEvent::ALL.len()],
 }
 
 impl SessionRecorder {
@@ -143,6 +146,14 @@ impl SessionRecorder {
 
     /// Queues a frame; waits only when the queue's byte budget is exhausted.
     pub async fn record(&self, direction: Direction, kind: Kind, payload: Bytes) -> Result<(), RecorderDown> {
+        let payload = match kind {
+            Kind::Verdict => {
+                self.count(&payload);
+                payload
+            }
+            Kind::SessionEnd => self.with_verdicts(payload),
+            _ => payload,
+        };
         let r = &self.recorder;
         // Every frame costs at least its header, so empty frames are bounded too.
         let cost = budget_cost(payload.len(), r.budget_bytes) as u32;
@@ -152,6 +163,32 @@ impl SessionRecorder {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let frame = Frame { session: self.id, seq, ts_us: now_us(), direction, kind, payload };
         r.tx.send(Msg::Frame(frame)).map_err(|_| RecorderDown)
+    }
+
+    fn count(&self, verdict: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Event {
+            event: PolicyEvent,
+        }
+        if let Ok(Event { event }) = serde_json::from_slice(verdict)
+            && let Some(i) = PolicyEvent::ALL.iter().position(|e| *e == event)
+        {
+            self.verdicts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The end frame with the session's verdict counts added.
+    fn with_verdicts(&self, end: Bytes) -> Bytes {
+        let Ok(mut parsed) = serde_json::from_slice::<SessionEnd>(&end) else { return end };
+        for (event, n) in PolicyEvent::ALL.iter().zip(&self.verdicts) {
+            match n.load(Ordering::Relaxed) {
+                0 => {}
+                n => {
+                    parsed.verdicts.insert(event.as_str().to_owned(), n);
+                }
+            }
+        }
+        serde_json::to_vec(&parsed).map(Bytes::from).unwrap_or(end)
     }
 
     /// Writes the end frame and waits until the whole session is durable.

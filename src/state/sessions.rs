@@ -141,20 +141,13 @@ pub async fn list(client: &Client, since_us: u64) -> anyhow::Result<Vec<SessionS
             let end: Option<SessionEnd> =
                 r.get::<_, Option<serde_json::Value>>(7).and_then(|v| serde_json::from_value(v).ok());
             let (segment, offset): (i64, i64) = (r.get(3), r.get(4));
-            SessionSummary {
-                id: r.get(1),
-                start_us: micros(started),
-                duration_ms: ended.map(|t| micros(t).saturating_sub(micros(started)) / 1000),
-                subject: start.subject,
-                connection: start.connection,
-                protocol: start.protocol,
-                client: start.client,
-                statements: end.as_ref().map(|e| e.statements),
-                end_reason: end.map(|e| e.reason),
-                start_at: (u64::try_from(segment).unwrap_or(0), u64::try_from(offset).unwrap_or(0)),
-                end_at: None,
-                replica: Some(r.get(0)),
+            let start_at = (u64::try_from(segment).unwrap_or(0), u64::try_from(offset).unwrap_or(0));
+            let mut summary = SessionSummary::started(r.get(1), micros(started), start, start_at);
+            if let (Some(end), Some(ended)) = (end, ended) {
+                summary.ended(end, micros(ended));
             }
+            summary.replica = Some(r.get(0));
+            summary
         })
         .collect())
 }

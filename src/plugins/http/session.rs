@@ -130,6 +130,8 @@ impl Session {
             duration_ms,
             bytes_to_upstream: self.to_upstream.load(Ordering::Relaxed),
             bytes_to_agent: self.to_agent.load(Ordering::Relaxed),
+            // The recorder adds the verdict counts.
+            verdicts: Default::default(),
         };
         let _ = tx.send((Direction::None, Kind::SessionEnd, serde_json::to_vec(&end).unwrap_or_default().into()));
         drop(tx);

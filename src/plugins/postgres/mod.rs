@@ -353,6 +353,8 @@ impl PostgresPlugin {
                     duration_ms,
                     bytes_to_upstream: stats.to_upstream,
                     bytes_to_agent: stats.to_agent,
+                    // The recorder adds the verdict counts.
+                    verdicts: Default::default(),
                 };
                 if r.finish(&end).await.is_err() {
                     tracing::error!("the end of this session could not be recorded");

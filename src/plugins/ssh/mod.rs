@@ -332,6 +332,8 @@ impl Shared {
             duration_ms,
             bytes_to_upstream: self.to_upstream.load(Ordering::Relaxed),
             bytes_to_agent: self.to_agent.load(Ordering::Relaxed),
+            // The recorder adds the verdict counts.
+            verdicts: Default::default(),
         };
         if r.record(Direction::None, Kind::SessionEnd, serde_json::to_vec(&end).unwrap_or_default().into())
             .await
