@@ -189,10 +189,5 @@ fn the_terminal_player_passes_its_own_tests() {
         .args(["--test", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console/player.test.mjs")])
         .output()
         .expect("run node (installed by .ci/peers)");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }

@@ -393,7 +393,8 @@ mod tests {
     }
 
     fn summary(protocol: &str) -> SessionSummary {
-        let start = SessionStart { subject: "<b>agent</b>".into(), protocol: protocol.into(), ..SessionStart::default() };
+        let start =
+            SessionStart { subject: "<b>agent</b>".into(), protocol: protocol.into(), ..SessionStart::default() };
         SessionSummary::started("0000000000000001".into(), 1_000, start, (0, 0))
     }
 
@@ -414,7 +415,12 @@ mod tests {
         data_row.extend((hostile.len() as i32).to_be_bytes());
         data_row.extend(hostile.as_bytes());
         let frames = vec![
-            frame(0, Direction::ToUpstream, Kind::PgFrontend, message(b'Q', format!("select '{hostile}'\0").as_bytes())),
+            frame(
+                0,
+                Direction::ToUpstream,
+                Kind::PgFrontend,
+                message(b'Q', format!("select '{hostile}'\0").as_bytes()),
+            ),
             frame(
                 1,
                 Direction::ToAgent,
