@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use airlock::demo::{RunAs, spawn_tied, tied_command};
 use sha2::Digest;
+use support::sshd::{AgentKey, Sshd, run, ssh_cmd};
 use support::{API_KEY, APP_PASSWORD, Airlock, cluster};
 
 /// The agent key whose subject is also an approver's (self-approval).
@@ -54,7 +55,7 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-fn write_config(dir: &Path, admin_port: u16, issuer: &str) -> PathBuf {
+fn write_config(dir: &Path, admin_port: u16, issuer: &str, ssh: &str) -> PathBuf {
     let pg_port = cluster().port;
     let config = format!(
         r#"
@@ -63,6 +64,7 @@ data_dir = "{dir}"
 [listen]
 postgres = "127.0.0.1:0"
 admin = "127.0.0.1:{admin_port}"
+ssh = "127.0.0.1:0"
 
 [postgres]
 allow_plaintext_loopback = true
@@ -102,7 +104,7 @@ user = "app_rw"
 password = {{ env = "AIRLOCK_TEST_APP_PASSWORD" }}
 allow_groups = ["agents"]
 tls = "disable"
-"#,
+{ssh}"#,
         dir = dir.display(),
         agent = sha256_hex(API_KEY),
         ada = sha256_hex(ADA_AGENT_KEY),
@@ -128,8 +130,19 @@ fn approvers_decide_and_auditors_replay_in_a_real_browser() {
 
     let admin_port = airlock::demo::free_port().unwrap();
     let idp = Idp::start(&python, &format!("http://127.0.0.1:{admin_port}/console/oidc/callback"));
-    let config = write_config(&dir, admin_port, &idp.issuer);
+    let sshd = Sshd::start(&dir);
+    let agent_key = AgentKey::new(&dir, "agent_key", "ci-bot", &["agents"]);
+    let ssh = format!("{}{}", agent_key.config, sshd.connection("build-box", r#"["agents"]"#, ""));
+    let config = write_config(&dir, admin_port, &idp.issuer, &ssh);
     let airlock = Airlock::start_config(dir.clone(), config);
+
+    // An SSH session, for the replay's terminal player.
+    let ssh_port = airlock.ssh.expect("the SSH endpoint listens").port();
+    let out = run(
+        ssh_cmd(ssh_port, &agent_key.path, "build-box").arg("echo player-marker; uname -s"),
+        std::time::Duration::from_secs(30),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("player-marker"), "{out:?}");
 
     cluster()
         .psql(
@@ -178,6 +191,7 @@ fn approvers_decide_and_auditors_replay_in_a_real_browser() {
     assert!(!log.contains("grace@example.com"), "the unmasked email is in the log");
     drop(airlock);
     drop(idp);
+    drop(sshd);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

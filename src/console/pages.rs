@@ -617,6 +617,12 @@ fn item_markup(item: &Item) -> Markup {
             }
         },
         Item::Exchange(x) => exchange(x),
+        Item::Command { at_ms, kind, text } => html! {
+            div.command data-kind=(kind) {
+                span.at { (at(*at_ms)) } span.tag { (kind) } " "
+                @if *kind == "exit" { (text) } @else { code { (text) } }
+            }
+        },
         Item::End { at_ms, end } => html! {
             div.end { span.at { (at(*at_ms)) } "Session ended: " (end.reason) " · " (end.statements) " statements" }
         },

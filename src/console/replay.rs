@@ -45,6 +45,15 @@ pub enum Item {
         /// The event.
         verdict: VerdictEvent,
     },
+    /// An SSH command: an exec request, a line typed in a shell, or how it exited.
+    Command {
+        /// Time from the session start, ms.
+        at_ms: u64,
+        /// `exec`, `typed`, `exit` or `subsystem`.
+        kind: &'static str,
+        /// The command line, or the exit status.
+        text: String,
+    },
     /// An HTTP exchange.
     Exchange(Box<Exchange>),
     /// The end of the session.
@@ -286,6 +295,19 @@ impl Replay {
     }
 
     fn ssh(&mut self, frames: &[Frame]) {
+        use airlock_ssh::record::Event;
+        for f in frames.iter().filter(|f| matches!(f.kind, Kind::SshAgent | Kind::SshHost)) {
+            let (kind, text) = match Event::decode(&f.payload) {
+                Ok(Event::Exec { command, .. }) => ("exec", command.to_owned()),
+                Ok(Event::Line { line, .. }) => ("typed", line.to_owned()),
+                Ok(Event::Subsystem { name, .. }) => ("subsystem", name.to_owned()),
+                Ok(Event::Exit { status, .. }) => ("exit", format!("exit status {status}")),
+                Ok(Event::ExitSignal { signal, .. }) => ("exit", format!("killed by signal {signal}")),
+                _ => continue,
+            };
+            let at_ms = self.at_ms(f.ts_us);
+            self.push(Item::Command { at_ms, kind, text: clip(text) });
+        }
         let events = frames
             .iter()
             .filter(|f| matches!(f.kind, Kind::SshAgent | Kind::SshHost))
@@ -344,6 +366,7 @@ impl Item {
             Item::Statement(s) => s.at_ms,
             Item::Policy { at_ms, .. } | Item::End { at_ms, .. } => *at_ms,
             Item::Exchange(x) => x.at_ms,
+            Item::Command { at_ms, .. } => *at_ms,
         }
     }
 }
