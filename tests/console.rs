@@ -168,6 +168,7 @@ fn approvers_decide_and_auditors_replay_in_a_real_browser() {
         .env("BOB_KEY", BOB_KEY)
         .env("SHOTS", &shots)
         .env("CHROMIUM", CHROMIUM)
+        .env("IDP", &idp.issuer)
         .env("AIRLOCK_TEST_APP_PASSWORD", APP_PASSWORD)
         .output()
         .expect("run the browser scenarios");

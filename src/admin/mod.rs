@@ -39,6 +39,11 @@ use crate::listener::{Incoming, Plugin};
 use crate::metrics::Metrics;
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed to send a request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Admin connections open at once (a console tab holds one for its live list). The
+/// admin port has its own budget: it never takes agents' handshake places.
+const MAX_CONNECTIONS: usize = 256;
 /// Largest request body the API reads (decisions are a few bytes of JSON).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -50,6 +55,7 @@ pub struct Admin {
     approver_groups: Vec<String>,
     recorder_failed: Option<Arc<crate::signal::Signal>>,
     console: Option<Arc<Console>>,
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -108,7 +114,8 @@ impl Admin {
         recorder_failed: Option<Arc<crate::signal::Signal>>,
         console: Option<Arc<Console>>,
     ) -> Admin {
-        Admin { metrics, auth, broker, approver_groups, recorder_failed, console }
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        Admin { metrics, auth, broker, approver_groups, recorder_failed, console, connections }
     }
 
     /// Why this replica should get no new sessions, if it should not.
@@ -122,11 +129,11 @@ impl Admin {
         None
     }
 
-    async fn route(&self, req: Request<Body>) -> Reply {
+    async fn route(&self, req: Request<Body>, peer: std::net::IpAddr) -> Reply {
         let path = req.uri().path().to_owned();
         if let Some(console) = &self.console {
             if path == "/console" || path.starts_with("/console/") {
-                return console.route(req).await;
+                return console.route(req, peer).await;
             }
             if path == "/" && req.method() == Method::GET {
                 let mut r = reply(StatusCode::SEE_OTHER, "text/plain", "the console is at /console/\n".into());
@@ -222,9 +229,9 @@ async fn read_json<T: serde::de::DeserializeOwned + Default>(
     req: Request<Body>,
     optional: bool,
 ) -> Result<T, ApiError> {
-    let body = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
+    let body = tokio::time::timeout(BODY_TIMEOUT, Limited::new(req.into_body(), MAX_BODY).collect())
         .await
+        .map_err(|_| error(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time"))?
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?
         .to_bytes();
     if optional && body.iter().all(u8::is_ascii_whitespace) {
@@ -249,10 +256,17 @@ impl Plugin for Admin {
     }
 
     async fn serve(self: Arc<Self>, conn: Incoming) {
-        let this = self.clone();
+        // Admin requests authenticate each on their own: the connection takes no place
+        // in the agents' handshake budget, only in the admin port's.
+        drop(conn.handshake);
+        let Ok(_place) = self.connections.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %conn.peer, "too many admin connections; closing this one");
+            return;
+        };
+        let (this, peer) = (self.clone(), conn.peer.ip());
         let service = hyper::service::service_fn(move |req| {
             let this = this.clone();
-            async move { Ok::<_, Infallible>(this.route(req).await) }
+            async move { Ok::<_, Infallible>(this.route(req, peer).await) }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);

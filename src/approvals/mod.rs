@@ -461,13 +461,20 @@ impl Broker {
         then: impl FnOnce(&mut State, &Request),
     ) -> Result<Request, DecideError> {
         if let Some(store) = &self.shared {
+            // A request's subject never changes: looked up first, it is compared as
+            // people are (the store's own check compares exactly).
+            if let Ok(Some(subject)) = store.subject(id).await
+                && crate::identity::same_person(&subject, &approver.subject)
+            {
+                return Err(DecideError::OwnRequest(approver.subject.clone()));
+            }
             // The session's replica hears of it and wakes the session.
             return store.decide(id, &approver.subject, &outcome, grant).await;
         }
         self.sweep();
         let mut state = self.lock();
         let pending = state.pending.get(id).ok_or_else(|| DecideError::NotFound(id.to_owned()))?;
-        if pending.request.asked.subject == approver.subject {
+        if crate::identity::same_person(&pending.request.asked.subject, &approver.subject) {
             return Err(DecideError::OwnRequest(approver.subject.clone()));
         }
         let Some(Pending { request, decide }) = state.pending.remove(id) else {

@@ -23,16 +23,21 @@ pub const SESSION_COOKIE: &str = "airlock_console";
 /// Binds a sign-in (the token form, or the trip through the IdP) to the browser that
 /// started it, so that nobody can sign a victim in as themselves.
 const BINDING_COOKIE: &str = "airlock_signin";
-/// Logins kept at most; the oldest go first.
+/// Logins kept at most; past that, sign-ins are refused until some end.
 const MAX_LOGINS: usize = 10_000;
-/// Sign-ins in progress (at the IdP) kept at most.
+/// Logins one subject keeps at most; a new one ends that subject's oldest.
+const MAX_LOGINS_PER_SUBJECT: usize = 20;
+/// Sign-ins in progress (at the IdP) kept at most, and from one address.
 const MAX_SIGNINS: usize = 1_000;
+const MAX_SIGNINS_PER_SOURCE: usize = 20;
 /// How long a sign-in at the IdP may take.
 const SIGNIN_TTL: Duration = Duration::from_secs(600);
 
 /// Who is looking, and what they may do.
 #[derive(Debug, Clone)]
 pub struct Viewer {
+    /// The login's cookie value (never rendered).
+    pub login: String,
     /// The signed-in identity.
     pub identity: Identity,
     /// In `auth.approver_groups`: decides approvals.
@@ -59,6 +64,8 @@ pub struct SignIn {
     pub browser: String,
     /// Where to go afterwards.
     pub next: String,
+    /// Where the browser came from.
+    source: std::net::IpAddr,
     until: Instant,
 }
 
@@ -76,9 +83,13 @@ pub fn random_token() -> String {
 }
 
 /// Compares secrets in time independent of where they differ.
+/// An empty secret matches nothing (a missing cookie and a missing field are not a match).
 pub fn same_secret(a: &str, b: &str) -> bool {
+    if a.is_empty() || b.is_empty() {
+        return false;
+    }
     let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 && !b.is_empty()
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Logins {
@@ -87,19 +98,26 @@ impl Logins {
         Logins { ttl, secure, logins: Mutex::default(), signins: Mutex::default() }
     }
 
-    /// A new login for `identity`; returns the cookie's value.
-    fn create(&self, identity: Identity) -> String {
+    /// A new login for `identity`, ending by `expires` at the latest (the token's own
+    /// expiry); returns the cookie's value, or `None` when too many are open.
+    fn create(&self, identity: Identity, expires: Option<Instant>) -> Option<String> {
         let id = random_token();
         let now = Instant::now();
+        let until = expires.map_or(now + self.ttl, |e| e.min(now + self.ttl));
         let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
         logins.retain(|_, l| l.until > now);
-        if logins.len() >= MAX_LOGINS
-            && let Some(oldest) = logins.iter().min_by_key(|(_, l)| l.until).map(|(k, _)| *k)
+        let mine: Vec<([u8; 32], Instant)> =
+            logins.iter().filter(|(_, l)| l.identity.subject == identity.subject).map(|(k, l)| (*k, l.until)).collect();
+        if mine.len() >= MAX_LOGINS_PER_SUBJECT
+            && let Some((oldest, _)) = mine.iter().min_by_key(|(_, until)| *until)
         {
-            logins.remove(&oldest);
+            logins.remove(oldest);
         }
-        logins.insert(key(&id), Login { identity, csrf: random_token(), until: now + self.ttl });
-        id
+        if logins.len() >= MAX_LOGINS {
+            return None;
+        }
+        logins.insert(key(&id), Login { identity, csrf: random_token(), until });
+        Some(id)
     }
 
     /// The identity and CSRF token of a live login.
@@ -113,17 +131,19 @@ impl Logins {
         self.logins.lock().unwrap_or_else(|p| p.into_inner()).remove(&key(id));
     }
 
-    /// Keeps a sign-in under `state` until the IdP sends the browser back.
-    pub fn begin(&self, state: String, nonce: String, verifier: String, browser: String, next: String) {
+    /// Keeps a sign-in under `state` until the IdP sends the browser back; `false`
+    /// when too many are in progress (from `source`, or at all). Sign-ins in progress
+    /// are never pushed out by newer ones, so a flood cannot break a person's.
+    pub fn begin(&self, state: String, signin: SignIn) -> bool {
         let now = Instant::now();
         let mut signins = self.signins.lock().unwrap_or_else(|p| p.into_inner());
         signins.retain(|_, s| s.until > now);
-        if signins.len() >= MAX_SIGNINS
-            && let Some(oldest) = signins.iter().min_by_key(|(_, s)| s.until).map(|(k, _)| k.clone())
-        {
-            signins.remove(&oldest);
+        let from_source = signins.values().filter(|s| s.source == signin.source).count();
+        if signins.len() >= MAX_SIGNINS || from_source >= MAX_SIGNINS_PER_SOURCE {
+            return false;
         }
-        signins.insert(state, SignIn { nonce, verifier, browser, next, until: now + SIGNIN_TTL });
+        signins.insert(state, signin);
+        true
     }
 
     /// The sign-in `state` names, once.
@@ -142,6 +162,16 @@ impl Logins {
         );
         HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static(""))
     }
+}
+
+/// When a JWT's `exp` comes, if it is one (the token was verified already); API keys
+/// do not expire.
+fn token_expiry(token: &str) -> Option<Instant> {
+    let claims = token.split('.').nth(1)?;
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()?;
+    let exp = std::time::UNIX_EPOCH + Duration::from_secs(claims.get("exp")?.as_u64()?);
+    let left = exp.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    Some(Instant::now() + left)
 }
 
 fn key(id: &str) -> [u8; 32] {
@@ -197,7 +227,8 @@ impl Console {
         }
         let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
         match self.auth.authenticate(token).await {
-            Ok(identity) => self.signed_in(identity, &next, false),
+            // A pasted token's login ends when the token does.
+            Ok(identity) => self.signed_in(identity, &next, false, token_expiry(token)),
             Err(e) => {
                 tracing::info!(error = %e, "console sign-in refused");
                 self.login_page(&next, Some(&format!("That token was refused: {e}")))
@@ -205,8 +236,9 @@ impl Console {
         }
     }
 
-    /// Starts a login for `identity` if their groups give them a role.
-    fn signed_in(&self, identity: Identity, next: &str, via_idp: bool) -> Reply {
+    /// Starts a login for `identity` if their groups give them a role, ending by
+    /// `expires` at the latest.
+    fn signed_in(&self, identity: Identity, next: &str, via_idp: bool, expires: Option<Instant>) -> Reply {
         let viewer = self.viewer_of(identity.clone(), String::new());
         if !viewer.approver && !viewer.auditor {
             tracing::info!(subject = %identity.subject, "console sign-in refused: no console role");
@@ -224,7 +256,9 @@ impl Console {
             );
         }
         tracing::info!(subject = %identity.subject, approver = viewer.approver, auditor = viewer.auditor, "console sign-in");
-        let id = self.logins.create(identity);
+        let Some(id) = self.logins.create(identity, expires) else {
+            return page_error(StatusCode::SERVICE_UNAVAILABLE, "Too many people are signed in; try again later.");
+        };
         // Back from the IdP, a redirect would still count as cross-site, and the
         // browser would hold back the `SameSite=Strict` cookie just set: a page that
         // moves on by itself starts a same-site navigation.
@@ -249,7 +283,7 @@ impl Console {
     }
 
     /// Sends the browser to the IdP with a fresh state, nonce and PKCE challenge.
-    pub(super) async fn oidc_start(&self, req: &Request<Body>) -> Reply {
+    pub(super) async fn oidc_start(&self, req: &Request<Body>, source: std::net::IpAddr) -> Reply {
         let Some(oidc) = &self.oidc else {
             return page_error(StatusCode::NOT_FOUND, "Signing in through the IdP is not configured ([console.oidc]).");
         };
@@ -261,7 +295,14 @@ impl Console {
         let (verifier, challenge) = super::oidc::pkce();
         match oidc.authorize_url(&state, &nonce, &challenge).await {
             Ok(url) => {
-                self.logins.begin(state, nonce, verifier, browser, safe_next(fields.get("next")));
+                let next = safe_next(fields.get("next"));
+                let signin = SignIn { nonce, verifier, browser, next, source, until: Instant::now() + SIGNIN_TTL };
+                if !self.logins.begin(state, signin) {
+                    return page_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too many sign-ins are in progress; try again later.",
+                    );
+                }
                 redirect(&url)
             }
             Err(e) => page_error(StatusCode::BAD_GATEWAY, &format!("The IdP cannot be reached: {e:#}")),
@@ -274,9 +315,10 @@ impl Console {
             return page_error(StatusCode::NOT_FOUND, "Signing in through the IdP is not configured ([console.oidc]).");
         };
         let fields = query_fields(req.uri().query().unwrap_or(""));
+        // Only the error code is shown: the description is anyone's text on this origin.
         if let Some(error) = fields.get("error") {
-            let detail = fields.get("error_description").map(|d| format!(": {d}")).unwrap_or_default();
-            return page_error(StatusCode::UNAUTHORIZED, &format!("The IdP did not sign you in ({error}{detail})."));
+            let code: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+            return page_error(StatusCode::UNAUTHORIZED, &format!("The IdP did not sign you in ({code})."));
         }
         let state = fields.get("state").map(String::as_str).unwrap_or_default();
         let Some(signin) = self.logins.take(state) else {
@@ -294,11 +336,42 @@ impl Console {
             Err(e) => return page_error(StatusCode::BAD_GATEWAY, &format!("The IdP did not give an ID token: {e:#}")),
         };
         match self.auth.verify_id_token(&id_token, oidc.client_id(), &signin.nonce).await {
-            Ok(identity) => self.signed_in(identity, &signin.next, true),
+            // Signed in at the IdP just now: the login lasts `console.login_ttl`.
+            Ok(identity) => self.signed_in(identity, &signin.next, true, None),
             Err(e) => {
                 tracing::warn!(error = %e, "console sign-in: ID token refused");
                 page_error(StatusCode::UNAUTHORIZED, &format!("The IdP's ID token was refused: {e}"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_secret_matches_nothing() {
+        assert!(!same_secret("", ""));
+        assert!(!same_secret("a", ""));
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+    }
+
+    #[test]
+    fn a_pasted_jwt_login_ends_with_the_token() {
+        let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
+        let claims = URL_SAFE_NO_PAD.encode(format!("{{\"exp\":{exp}}}"));
+        let until = token_expiry(&format!("e30.{claims}.sig")).unwrap();
+        assert!(until <= Instant::now() + Duration::from_secs(61));
+        assert!(token_expiry("ak_not_a_jwt").is_none());
+    }
+
+    #[test]
+    fn next_stays_on_the_console() {
+        for bad in ["//evil.example", "/console//evil", "https://evil", "/console\\x", "/other", "/console/\r\nx"] {
+            assert_eq!(safe_next(Some(&bad.to_owned())), "/console/", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some(&"/console/sessions?x=1".to_owned())), "/console/sessions?x=1");
     }
 }

@@ -37,7 +37,7 @@ use login::{Logins, Viewer};
 
 /// A replay's transcript as the page shows it (HTML).
 pub fn transcript_html(replay: &replay::Replay) -> String {
-    pages::transcript(replay).into_string()
+    pages::reveal(pages::transcript(replay).into_string())
 }
 
 /// A response body: whole, or streamed (the live views).
@@ -50,6 +50,10 @@ const STALE_VERIFICATION: Duration = Duration::from_secs(30);
 
 /// Largest form the console reads (a decision, a token, filters).
 const MAX_FORM: usize = 64 * 1024;
+/// Time allowed to send a form's body.
+const FORM_TIMEOUT: Duration = Duration::from_secs(10);
+/// Replays decoded at once (each reads the whole session).
+const MAX_REPLAY_LOADS: usize = 2;
 
 /// The console's state: who is signed in, and the last verification.
 pub struct Console {
@@ -62,6 +66,8 @@ pub struct Console {
     oidc: Option<oidc::Client>,
     max_grant: Duration,
     verified: Mutex<Option<Arc<Verification>>>,
+    /// Replays loading at once, at most.
+    replays: Arc<tokio::sync::Semaphore>,
     /// A background verification is running.
     verifying: std::sync::atomic::AtomicBool,
     drain: Arc<Signal>,
@@ -124,6 +130,7 @@ impl Console {
             oidc,
             max_grant: config.approvals.max_grant,
             verified: Mutex::default(),
+            replays: Arc::new(tokio::sync::Semaphore::new(MAX_REPLAY_LOADS)),
             verifying: Default::default(),
             drain,
         });
@@ -132,17 +139,23 @@ impl Console {
         Ok(console)
     }
 
-    /// Serves `req` if it is the console's (`/console...`).
-    pub async fn route(self: &Arc<Self>, req: Request<Body>) -> Reply {
+    /// Serves `req` (a `/console...` path) from `peer`.
+    pub async fn route(self: &Arc<Self>, req: Request<Body>, peer: std::net::IpAddr) -> Reply {
         let path = req.uri().path().to_owned();
-        let mut reply = self.dispatch(req, &path).await;
+        let mut reply = self.dispatch(req, &path, peer).await;
         secure_headers(reply.headers_mut());
         reply
     }
 
-    async fn dispatch(self: &Arc<Self>, req: Request<Body>, path: &str) -> Reply {
+    async fn dispatch(self: &Arc<Self>, req: Request<Body>, path: &str, peer: std::net::IpAddr) -> Reply {
         let rest = path.strip_prefix("/console").unwrap_or(path);
         let method = req.method().clone();
+        // Whatever changes state must come from the console's own pages.
+        if method == Method::POST
+            && let Err(refused) = check_origin(&req)
+        {
+            return refused.reply();
+        }
         // Pages anyone may reach.
         match (&method, rest) {
             (&Method::GET, "/static/app.css") => return asset(pages::APP_CSS, "text/css"),
@@ -151,7 +164,7 @@ impl Console {
             (&Method::GET, "/static/player.js") => return asset(pages::PLAYER_JS, "text/javascript"),
             (&Method::GET, "/login") => return self.login_request(&req),
             (&Method::POST, "/login") => return self.token_login(req).await,
-            (&Method::GET, "/oidc/start") => return self.oidc_start(&req).await,
+            (&Method::GET, "/oidc/start") => return self.oidc_start(&req, peer).await,
             (&Method::GET, "/oidc/callback") => return self.oidc_callback(&req).await,
             _ => {}
         }
@@ -169,11 +182,6 @@ impl Console {
                 "Your groups give you no role in the console: approvers are in auth.approver_groups, auditors in console.auditor_groups.",
             );
         }
-        if method == Method::POST
-            && let Err(refused) = check_origin(&req)
-        {
-            return refused.reply();
-        }
         let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
         match (&method, parts.as_slice()) {
             (&Method::GET, [""]) => redirect(if viewer.approver { "/console/approvals" } else { "/console/sessions" }),
@@ -185,8 +193,8 @@ impl Console {
                 self.decide(req, &viewer, &id, decision).await
             }
             (&Method::GET, ["sessions"]) if viewer.auditor => self.sessions_page(&req, &viewer),
-            (&Method::GET, ["sessions", id]) if viewer.auditor => self.replay_page(&viewer, id),
-            (&Method::GET, ["sessions", id, "events"]) if viewer.auditor => self.replay_events(id),
+            (&Method::GET, ["sessions", id]) if viewer.auditor => self.replay_page(&viewer, id).await,
+            (&Method::GET, ["sessions", id, "events"]) if viewer.auditor => self.replay_events(id, &viewer),
             (&Method::GET, ["verify"]) if viewer.auditor => self.verify_page(&viewer),
             (&Method::POST, ["verify"]) if viewer.auditor => {
                 if let Err(refused) = self.check_csrf_form(req, &viewer).await {
@@ -207,11 +215,12 @@ impl Console {
     fn viewer(&self, req: &Request<Body>) -> Option<Viewer> {
         let id = cookie(req, login::SESSION_COOKIE)?;
         let (identity, csrf) = self.logins.get(&id)?;
-        Some(self.viewer_of(identity, csrf))
+        Some(Viewer { login: id, ..self.viewer_of(identity, csrf) })
     }
 
     fn viewer_of(&self, identity: Identity, csrf: String) -> Viewer {
         Viewer {
+            login: String::new(),
             approver: identity.in_any(&self.approver_groups),
             auditor: identity.in_any(&self.auditor_groups),
             identity,
@@ -243,11 +252,13 @@ impl Console {
             let this = this.clone();
             let viewer = viewer.clone();
             async move {
+                // A stream lives no longer than the sign-in it was opened under.
+                this.logins.get(&viewer.login)?;
                 let fragment = match this.broker.pending().await {
                     Ok(pending) => pages::pending_list(&viewer, &pending, &this.grant_choices()),
                     Err(e) => pages::notice(&format!("Approvals are unavailable: {e}")),
                 };
-                Some(("pending", fragment.into_string()))
+                Some(("pending", pages::reveal(fragment.into_string())))
             }
         })
     }
@@ -313,38 +324,49 @@ impl Console {
         }
     }
 
-    fn replay_page(&self, viewer: &Viewer, id: &str) -> Reply {
-        match replay::Replay::load(&self.recordings, id) {
+    async fn replay_page(&self, viewer: &Viewer, id: &str) -> Reply {
+        match self.load(id).await {
             Ok(replay) => {
                 let verified = self.last_verification();
                 html(StatusCode::OK, pages::replay(viewer, &replay, verified.as_deref()))
             }
-            Err(e) => {
-                html(StatusCode::NOT_FOUND, pages::error_page(Some(viewer), StatusCode::NOT_FOUND, &format!("{e:#}")))
-            }
+            Err(e) => html(StatusCode::NOT_FOUND, pages::error_page(Some(viewer), StatusCode::NOT_FOUND, &e)),
         }
     }
 
-    /// A session's transcript, again each time it grows, until it ends.
-    fn replay_events(&self, id: &str) -> Reply {
-        let (dir, id) = (self.recordings.clone(), id.to_owned());
+    /// Loads a session off the runtime's threads, a few at a time: a replay reads and
+    /// decodes every block of the session.
+    async fn load(&self, id: &str) -> Result<replay::Replay, String> {
+        load_replay(&self.replays, &self.recordings, id).await
+    }
+
+    /// A session's transcript, again each time it grows, until it ends or the viewer's
+    /// sign-in does. Nothing is read again while the recordings have not changed.
+    fn replay_events(self: &Arc<Self>, id: &str, viewer: &Viewer) -> Reply {
+        let (this, id, login) = (self.clone(), id.to_owned(), viewer.login.clone());
         let ticks = sse::ticker(Duration::from_millis(500));
-        let seen = Arc::new(Mutex::new((0usize, false)));
+        let seen = Arc::new(tokio::sync::Mutex::new(Followed::default()));
         sse::stream(ticks, self.drain.clone(), move || {
-            let (dir, id, seen) = (dir.clone(), id.clone(), seen.clone());
+            let (this, id, login, seen) = (this.clone(), id.clone(), login.clone(), seen.clone());
             async move {
-                let replay = tokio::task::spawn_blocking(move || replay::Replay::load(&dir, &id)).await.ok()?.ok()?;
-                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                if seen.1 {
+                this.logins.get(&login)?;
+                let mut seen = seen.lock().await;
+                if seen.ended {
                     return None;
                 }
-                let frames = replay.frames();
-                if frames == seen.0 && !replay.ended() {
+                let mark = recordings_mark(&this.recordings);
+                if mark.is_some() && mark == seen.mark {
                     return Some(("", String::new()));
                 }
-                *seen = (frames, replay.ended());
+                let replay = this.load(&id).await.ok()?;
+                let frames = replay.frames();
+                seen.mark = mark;
+                if frames == seen.frames && !replay.ended() {
+                    return Some(("", String::new()));
+                }
+                (seen.frames, seen.ended) = (frames, replay.ended());
                 let event = if replay.ended() { "ended" } else { "transcript" };
-                Some((event, pages::transcript(&replay).into_string()))
+                Some((event, transcript_html(&replay)))
             }
         })
     }
@@ -414,6 +436,37 @@ impl Console {
     }
 }
 
+/// What a live replay has sent so far.
+#[derive(Default)]
+struct Followed {
+    mark: Option<(u64, u64, u64)>,
+    frames: usize,
+    ended: bool,
+}
+
+/// The last segment, its length and the index's: while they stand still, no session
+/// in `dir` has changed.
+fn recordings_mark(dir: &std::path::Path) -> Option<(u64, u64, u64)> {
+    let last = *crate::recording::store::list_segments(dir).ok()?.last()?;
+    let len = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).ok();
+    Some((last, len(crate::recording::store::segment_path(dir, last))?, len(dir.join("index.jsonl"))?))
+}
+
+/// Loads session `id` from `dir` on a blocking thread, holding one of `permits`. The
+/// error names what went wrong, not where the recordings live.
+async fn load_replay(
+    permits: &Arc<tokio::sync::Semaphore>,
+    dir: &std::path::Path,
+    id: &str,
+) -> Result<replay::Replay, String> {
+    let _permit = permits.acquire().await.map_err(|_| "shutting down".to_owned())?;
+    let (owned, id) = (dir.to_owned(), id.to_owned());
+    let loaded = tokio::task::spawn_blocking(move || replay::Replay::load(&owned, &id))
+        .await
+        .map_err(|_| "the replay could not be loaded".to_owned())?;
+    loaded.map_err(|e| format!("{e:#}").replace(&dir.display().to_string(), "the recordings directory"))
+}
+
 /// A form's fields, first value wins.
 type Form = std::collections::HashMap<String, String>;
 
@@ -440,6 +493,10 @@ fn decide_error(e: DecideError) -> (StatusCode, String) {
 /// A state-changing request must come from the console's own pages: a browser names
 /// the page's origin, which must be the host the request went to.
 fn check_origin(req: &Request<Body>) -> Result<(), Refused> {
+    let fetch_site = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|site| site != "same-origin" && site != "none") {
+        return Err(Refused(StatusCode::FORBIDDEN, "This request came from another site; it was refused."));
+    }
     let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return Ok(()) };
     let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or_default();
@@ -475,7 +532,7 @@ fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>)
 }
 
 fn html(status: StatusCode, markup: maud::Markup) -> Reply {
-    reply(status, "text/html; charset=utf-8", markup.into_string())
+    reply(status, "text/html; charset=utf-8", pages::reveal(markup.into_string()))
 }
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
@@ -520,9 +577,9 @@ fn cookie(req: &Request<Body>, name: &str) -> Option<String> {
 
 /// A form-encoded body, bounded; later fields do not override earlier ones.
 async fn read_form(req: Request<Body>) -> Result<Form, Refused> {
-    let body = Limited::new(req.into_body(), MAX_FORM)
-        .collect()
+    let body = tokio::time::timeout(FORM_TIMEOUT, Limited::new(req.into_body(), MAX_FORM).collect())
         .await
+        .map_err(|_| Refused(StatusCode::REQUEST_TIMEOUT, "The form did not arrive in time."))?
         .map_err(|_| Refused(StatusCode::BAD_REQUEST, "The form could not be read (at most 64 KiB)."))?
         .to_bytes();
     let mut form = std::collections::HashMap::new();

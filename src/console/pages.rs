@@ -18,6 +18,26 @@ pub const PLAYER_JS: &str = include_str!("assets/player.js");
 /// Asset URLs carry the version, so a new build is never served stale files.
 const V: &str = env!("CARGO_PKG_VERSION");
 
+/// A rendered page with every character that could make text read other than it is
+/// shown as a marker (`⟨U+202E⟩`): bidirectional overrides that reorder a command,
+/// zero-width and other invisible characters, controls (a CR too). Recorded text and
+/// names can hold anything; nothing the console renders itself uses them.
+pub fn reveal(html: String) -> String {
+    use crate::recording::replay::hides_text;
+    if !html.chars().any(hides_text) {
+        return html;
+    }
+    let mut out = String::with_capacity(html.len() + 64);
+    for c in html.chars() {
+        if hides_text(c) {
+            out.push_str(&format!("⟨U+{:04X}⟩", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Sessions listed at most per page.
 const PAGE: usize = 200;
 
@@ -182,7 +202,7 @@ pub fn pending_list(viewer: &Viewer, pending: &[Request], grants: &[&'static str
 }
 
 fn request_card(viewer: &Viewer, r: &Request, grants: &[&'static str]) -> Markup {
-    let own = r.asked.subject == viewer.identity.subject;
+    let own = crate::identity::same_person(&r.asked.subject, &viewer.identity.subject);
     let id = &r.id;
     html! {
         article.card.request id={ "request-" (id) } data-id=(id) {
@@ -751,4 +771,16 @@ pub fn verify(viewer: &Viewer, verified: Option<&Verification>) -> Markup {
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn characters_that_disguise_text_are_shown() {
+        let shown = reveal("echo ok \u{2067}; rm -rf / \u{2066}# \u{2069}\u{2069}\r".to_owned());
+        assert_eq!(shown, "echo ok ⟨U+2067⟩; rm -rf / ⟨U+2066⟩# ⟨U+2069⟩⟨U+2069⟩⟨U+000D⟩");
+        assert_eq!(reveal("plain\ttext\n".to_owned()), "plain\ttext\n");
+    }
 }

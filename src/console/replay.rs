@@ -15,6 +15,10 @@ const MAX_ROWS: usize = 200;
 const MAX_ITEMS: usize = 2_000;
 /// Bytes of one body or statement shown.
 const MAX_TEXT: usize = 64 * 1024;
+/// Bytes of the plain transcript shown.
+const MAX_PLAIN: usize = 2 << 20;
+/// Bytes of terminal output the player gets; `airlock replay` has the rest.
+const MAX_CAST: usize = 8 << 20;
 
 /// A loaded session.
 pub struct Replay {
@@ -127,22 +131,19 @@ impl Replay {
 
     /// The session `summary` describes, from its `frames` (in order).
     pub fn from_frames(summary: SessionSummary, frames: &[Frame]) -> Replay {
-        let mut text = Vec::new();
+        let mut text = Capped { text: Vec::new(), left_out: 0 };
         let mut transcript = crate::plugins::transcript(&summary.protocol, MAX_ROWS);
         // Writing to memory cannot fail.
         let _ = crate::recording::replay::render_text(&summary, frames, transcript.as_mut(), &mut text);
+        let left_out = text.left_out;
+        let mut text = String::from_utf8_lossy(&text.text).into_owned();
+        if left_out > 0 {
+            text.push_str(&format!("\n… {left_out} more bytes: `airlock replay` shows them all"));
+        }
         let ended = frames.iter().any(|f| f.kind == Kind::SessionEnd);
         let segments = (summary.start_at.0, summary.end_at.map_or(summary.start_at.0, |e| e.0));
-        let mut replay = Replay {
-            segments,
-            items: Vec::new(),
-            more: 0,
-            text: String::from_utf8_lossy(&text).into_owned(),
-            cast: None,
-            frames: frames.len(),
-            ended,
-            summary,
-        };
+        let mut replay =
+            Replay { segments, items: Vec::new(), more: 0, text, cast: None, frames: frames.len(), ended, summary };
         match replay.summary.protocol.as_str() {
             "postgres" => replay.postgres(frames),
             "ssh" => replay.ssh(frames),
@@ -318,7 +319,22 @@ impl Replay {
         }
         let mut lines = cast.split(|b| *b == b'\n').filter(|l| !l.is_empty());
         let Some(header) = lines.next().and_then(|h| serde_json::from_slice::<Value>(h).ok()) else { return };
-        let events: Vec<Value> = lines.filter_map(|l| serde_json::from_slice(l).ok()).collect();
+        let (mut events, mut bytes, mut left_out) = (Vec::new(), 0usize, 0usize);
+        for event in lines.filter_map(|l| serde_json::from_slice::<Value>(l).ok()) {
+            let len = event[2].as_str().map_or(0, str::len);
+            if bytes + len > MAX_CAST {
+                left_out += len;
+                continue;
+            }
+            bytes += len;
+            events.push(event);
+        }
+        if left_out > 0 {
+            let at = events.last().map_or(Value::from(0.0), |e| e[0].clone());
+            let note =
+                format!("\r\n[{left_out} more bytes of output: `airlock replay --format asciicast` has them]\r\n");
+            events.push(serde_json::json!([at, "o", note]));
+        }
         self.cast = Some(serde_json::json!({
             "width": header["width"],
             "height": header["height"],
@@ -381,6 +397,25 @@ fn str_of(v: &Value) -> String {
 
 fn headers(v: &Value) -> Vec<(String, String)> {
     v.as_array().into_iter().flatten().map(|h| (str_of(&h["name"]), str_of(&h["value"]))).collect()
+}
+
+/// Keeps the first [`MAX_PLAIN`] bytes written to it.
+struct Capped {
+    text: Vec<u8>,
+    left_out: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = MAX_PLAIN.saturating_sub(self.text.len()).min(buf.len());
+        self.text.extend_from_slice(&buf[..room]);
+        self.left_out += buf.len() - room;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Text cut to [`MAX_TEXT`] bytes, saying so.

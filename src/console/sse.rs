@@ -93,7 +93,10 @@ where
     reply
 }
 
-/// One event: each line of `data` on a `data:` line of its own.
+/// One event: each line of `data` (HTML) on a `data:` line of its own. A CR ends a
+/// line for the browser too, so any CR in the data (recorded text can hold one) goes
+/// as its character reference: it could otherwise end the event early and start one
+/// of the recording's making.
 fn event(name: &str, data: &str) -> Bytes {
     let mut out = String::with_capacity(data.len() + 64);
     out.push_str("event: ");
@@ -101,7 +104,7 @@ fn event(name: &str, data: &str) -> Bytes {
     out.push('\n');
     for line in data.split('\n') {
         out.push_str("data: ");
-        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push_str(&line.replace('\r', "&#13;"));
         out.push('\n');
     }
     out.push('\n');
@@ -115,6 +118,14 @@ mod tests {
     #[test]
     fn every_line_of_the_data_is_a_data_line() {
         let e = event("pending", "<a>\n<b>\r\n");
-        assert_eq!(&e[..], b"event: pending\ndata: <a>\ndata: <b>\ndata: \n\n");
+        assert_eq!(&e[..], b"event: pending\ndata: <a>\ndata: <b>&#13;\ndata: \n\n");
+    }
+
+    #[test]
+    fn a_lone_cr_cannot_start_an_event() {
+        let e = event("pending", "<p>x\r\revent: ended\rdata: fake\r\r</p>");
+        let text = String::from_utf8(e.to_vec()).unwrap();
+        assert!(!text.contains('\r'), "{text:?}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("event:")).count(), 1, "{text:?}");
     }
 }

@@ -122,6 +122,21 @@ struct ApiKeyEntry {
     groups: Vec<String>,
 }
 
+/// Whether two subjects could name the same person: equal once Unicode compatibility
+/// forms are folded (NFKC: fullwidth letters and the like), case is folded, and
+/// whitespace and characters that draw nothing are dropped. Self-approval is refused
+/// on this, so a near miss counts as the same person.
+pub fn same_person(a: &str, b: &str) -> bool {
+    fn key(s: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        s.nfkc()
+            .flat_map(char::to_lowercase)
+            .filter(|c| !c.is_whitespace() && !crate::recording::replay::hides_text(*c))
+            .collect()
+    }
+    a == b || key(a) == key(b)
+}
+
 /// Turns presented tokens into identities.
 pub struct Authenticator {
     api_keys: HashMap<[u8; 32], ApiKeyEntry>,
@@ -180,5 +195,20 @@ impl Authenticator {
             None if token.matches('.').count() == 2 => Err(AuthError::NotAccepted("no JWT verifier is configured")),
             None => Err(AuthError::Malformed),
         }
+    }
+}
+
+#[cfg(test)]
+mod person_tests {
+    use super::same_person;
+
+    #[test]
+    fn near_identical_subjects_are_the_same_person() {
+        for other in ["demo-approver", "Demo-Approver", " demo-approver ", "ｄｅｍｏ-approver", "demo\u{200b}-approver"]
+        {
+            assert!(same_person("demo-approver", other), "{other:?}");
+        }
+        assert!(!same_person("demo-approver", "demo-approver2"));
+        assert!(!same_person("alice", "bob"));
     }
 }

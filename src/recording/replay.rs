@@ -195,7 +195,7 @@ struct TerminalSafe<W>(W);
 /// controls, bidirectional and other format controls, line and paragraph separators,
 /// characters that draw nothing (default-ignorable, fillers and blanks) or over their
 /// neighbours, and private-use characters.
-fn hides_text(c: char) -> bool {
+pub fn hides_text(c: char) -> bool {
     matches!(
         c,
         '\0'..='\u{8}'

@@ -224,6 +224,12 @@ impl StateStore {
         })
     }
 
+    /// Who filed request `id`, if it exists.
+    pub async fn subject(&self, id: &str) -> Result<Option<String>, Unavailable> {
+        let row = self.current()?.query_opt("SELECT subject FROM airlock_approvals WHERE id = $1", &[&id]).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     /// How parked request `id` stands for this identity, connection and request; an
     /// approval is handed out once.
     pub async fn redeem(

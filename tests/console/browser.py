@@ -109,6 +109,51 @@ def scenario_deny(browser, state):
     expect(card).to_have_count(0)
 
 
+def scenario_recorded_text_cannot_disguise_itself(browser, state):
+    _, page = state["ada"]
+    # A CR pair would end a Server-Sent Event early and start one of the statement's
+    # making (blanking the live list); a right-to-left override would reorder the
+    # statement on the card.
+    fake = "\r\revent: pending\rdata: <p class=empty>Nothing is waiting for a decision.</p>\r\r"
+    proc = psql(f"DROP TABLE console_deny; SELECT 'kept \u202e', '{fake}'")
+    card = card_for(page, "console_deny")
+    expect(card).to_be_visible()
+    expect(card.locator(".statement")).to_contain_text("⟨U+202E⟩")
+    expect(card.locator(".statement")).to_contain_text("⟨U+000D⟩")
+    page.wait_for_timeout(300)  # anything the injected event did would show by now
+    expect(card).to_be_visible()
+    expect(page.locator("#pending .empty")).to_have_count(0)
+    card.get_by_placeholder("Reason (the agent sees it)").fill("disguised")
+    card.get_by_role("button", name="Deny").click()
+    code, out, err = finish(proc)
+    assert code != 0 and "disguised" in err, (code, out, err)
+
+
+def scenario_cross_site_sign_in_is_refused(browser, state):
+    # Another site submits the token form with the attacker's key, to sign the victim
+    # in as the attacker: no binding cookie goes with it, and the origin is not ours.
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(os.environ["IDP"] + "/elsewhere")
+    page.evaluate(
+        """([action, token]) => {
+            const form = document.createElement('form');
+            form.method = 'POST'; form.action = action;
+            for (const [k, v] of [['token', token], ['binding', ''], ['next', '/console/']]) {
+                const input = document.createElement('input');
+                input.type = 'hidden'; input.name = k; input.value = v; form.appendChild(input);
+            }
+            document.body.appendChild(form); form.submit();
+        }""",
+        [CONSOLE + "/console/login", BOB_KEY],
+    )
+    page.wait_for_load_state()
+    expect(page.locator("[role=alert]")).to_contain_text("another site")
+    assert not any(c["name"] == "airlock_console" for c in context.cookies()), context.cookies()
+    context.close()
+
+
 def scenario_self_approval(browser, state):
     _, page = state["ada"]
     proc = psql("DROP TABLE console_self", key=ADA_AGENT_KEY)
@@ -182,8 +227,8 @@ def scenario_replay_shows_masked_rows(browser, state):
     phone.close()
     # The approvals from earlier are in their sessions, as policy events.
     page.goto(CONSOLE + "/console/sessions?verdict=denied")
-    expect(page.locator("table.sessions tbody tr")).to_have_count(1)
-    page.locator("table.sessions tbody tr a").first.click()
+    expect(page.locator("table.sessions tbody tr")).to_have_count(2)
+    page.locator("table.sessions tbody tr a").nth(1).click()  # newest first: the first denial
     expect(page.locator(".policy[data-event=denied]")).to_contain_text("not during the change freeze")
 
 
@@ -281,6 +326,7 @@ SCENARIOS = [
     scenario_oidc_login,
     scenario_approve,
     scenario_deny,
+    scenario_recorded_text_cannot_disguise_itself,
     scenario_self_approval,
     scenario_auditor_cannot_approve,
     scenario_replay_shows_masked_rows,
@@ -289,6 +335,7 @@ SCENARIOS = [
     scenario_verify,
     scenario_approver_without_audit_role,
     scenario_no_role,
+    scenario_cross_site_sign_in_is_refused,
     scenario_token_login_and_logout,
 ]
 
