@@ -41,9 +41,12 @@ use crate::metrics::Metrics;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to send a request body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Admin connections open at once (a console tab holds one for its live list). The
-/// admin port has its own budget: it never takes agents' handshake places.
+/// Admin connections open at once (a console tab holds one for its live list), and
+/// from one address. The admin port has its own budget: it never takes agents'
+/// handshake places, and one source (a reverse proxy may be every browser's) cannot
+/// take all of it.
 const MAX_CONNECTIONS: usize = 256;
+const MAX_CONNECTIONS_PER_SOURCE: usize = MAX_CONNECTIONS / 2;
 /// Largest request body the API reads (decisions are a few bytes of JSON).
 const MAX_BODY: usize = 64 * 1024;
 
@@ -56,6 +59,40 @@ pub struct Admin {
     recorder_failed: Option<Arc<crate::signal::Signal>>,
     console: Option<Arc<Console>>,
     connections: Arc<tokio::sync::Semaphore>,
+    per_source: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// A connection's place in its source's share; given back when dropped.
+struct SourcePlace {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    source: std::net::IpAddr,
+}
+
+impl SourcePlace {
+    fn take(
+        counts: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        source: std::net::IpAddr,
+    ) -> Option<SourcePlace> {
+        let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(source).or_default();
+        if *n >= MAX_CONNECTIONS_PER_SOURCE {
+            return None;
+        }
+        *n += 1;
+        Some(SourcePlace { counts: counts.clone(), source })
+    }
+}
+
+impl Drop for SourcePlace {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.source);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Admin {
@@ -115,7 +152,8 @@ impl Admin {
         console: Option<Arc<Console>>,
     ) -> Admin {
         let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        Admin { metrics, auth, broker, approver_groups, recorder_failed, console, connections }
+        let per_source = Arc::default();
+        Admin { metrics, auth, broker, approver_groups, recorder_failed, console, connections, per_source }
     }
 
     /// Why this replica should get no new sessions, if it should not.
@@ -259,6 +297,10 @@ impl Plugin for Admin {
         // Admin requests authenticate each on their own: the connection takes no place
         // in the agents' handshake budget, only in the admin port's.
         drop(conn.handshake);
+        let Some(_share) = SourcePlace::take(&self.per_source, conn.peer.ip()) else {
+            tracing::warn!(peer = %conn.peer, "too many admin connections from this address; closing this one");
+            return;
+        };
         let Ok(_place) = self.connections.clone().try_acquire_owned() else {
             tracing::warn!(peer = %conn.peer, "too many admin connections; closing this one");
             return;
