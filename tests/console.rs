@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use airlock::demo::{RunAs, spawn_tied, tied_command};
 use sha2::Digest;
+use support::http_api::Api;
 use support::sshd::{AgentKey, Sshd, run, ssh_cmd};
 use support::{API_KEY, APP_PASSWORD, Airlock, cluster};
 
@@ -65,6 +66,7 @@ data_dir = "{dir}"
 postgres = "127.0.0.1:0"
 admin = "127.0.0.1:{admin_port}"
 ssh = "127.0.0.1:0"
+http = "127.0.0.1:0"
 
 [postgres]
 allow_plaintext_loopback = true
@@ -132,7 +134,12 @@ fn approvers_decide_and_auditors_replay_in_a_real_browser() {
     let idp = Idp::start(&python, &format!("http://127.0.0.1:{admin_port}/console/oidc/callback"));
     let sshd = Sshd::start(&dir);
     let agent_key = AgentKey::new(&dir, "agent_key", "ci-bot", &["agents"]);
-    let ssh = format!("{}{}", agent_key.config, sshd.connection("build-box", r#"["agents"]"#, ""));
+    let api = Api::start(&dir);
+    let http = format!(
+        "\n[[connections]]\nname = \"tickets\"\nprotocol = \"http\"\nurl = \"http://{}\"\nallow_groups = [\"agents\"]\n",
+        api.plain
+    );
+    let ssh = format!("{}{}{http}", agent_key.config, sshd.connection("build-box", r#"["agents"]"#, ""));
     let config = write_config(&dir, admin_port, &idp.issuer, &ssh);
     let airlock = Airlock::start_config(dir.clone(), config);
 
@@ -143,6 +150,14 @@ fn approvers_decide_and_auditors_replay_in_a_real_browser() {
         std::time::Duration::from_secs(30),
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("player-marker"), "{out:?}");
+    // An HTTP session, for the replay's exchanges (its JSON comes back masked).
+    let out = Command::new("curl")
+        .args(["-sS", "-H", &format!("Authorization: Bearer {API_KEY}")])
+        .arg(format!("http://{}/tickets/api/json", airlock.http.expect("the HTTP endpoint listens")))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.contains("\"user\"") && !body.contains("alice@example.com"), "{body}");
 
     cluster()
         .psql(

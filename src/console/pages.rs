@@ -644,7 +644,10 @@ fn item_markup(item: &Item) -> Markup {
             }
         },
         Item::End { at_ms, end } => html! {
-            div.end { span.at { (at(*at_ms)) } "Session ended: " (end.reason) " · " (end.statements) " statements" }
+            div.end {
+                span.at { (at(*at_ms)) } "Session ended: " (end.reason) " · " (end.statements)
+                @if end.statements == 1 { " statement" } @else { " statements" }
+            }
         },
     }
 }

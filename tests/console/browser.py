@@ -246,6 +246,18 @@ def scenario_ssh_player(browser, state):
     page.screenshot(path=os.path.join(SHOTS, "replay-ssh-desktop.png"), full_page=True)
 
 
+def scenario_http_replay(browser, state):
+    _, page = state["carol"]
+    page.goto(CONSOLE + "/console/sessions?protocol=http")
+    page.locator("table.sessions tbody tr a").first.click()
+    exchange = page.locator("details.exchange").first
+    expect(exchange.locator(".method")).to_have_text("GET")
+    expect(exchange.locator(".url")).to_contain_text("/api/json")
+    expect(exchange.locator(".status")).to_have_text("200")
+    expect(exchange.locator("pre.body")).to_contain_text("[MASKED")
+    assert "alice@example.com" not in page.content(), "the replay shows the unmasked email"
+
+
 def scenario_live_replay(browser, state):
     _, page = state["carol"]
     env = dict(os.environ, PGPASSWORD=AGENT_KEY)
@@ -331,6 +343,7 @@ SCENARIOS = [
     scenario_auditor_cannot_approve,
     scenario_replay_shows_masked_rows,
     scenario_ssh_player,
+    scenario_http_replay,
     scenario_live_replay,
     scenario_verify,
     scenario_approver_without_audit_role,
