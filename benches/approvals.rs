@@ -24,17 +24,7 @@ const APP_PASSWORD: &str = "bench-password";
 const HS256: &str = "bench-hs256-secret";
 
 fn token(subject: &str, groups: &[&str]) -> String {
-    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-    airlock::identity::mint_token(
-        HS256.as_bytes(),
-        "airlock",
-        "airlock",
-        "groups",
-        subject,
-        &groups,
-        Duration::from_secs(3600),
-    )
-    .unwrap()
+    airlock_bench::token(HS256, subject, groups)
 }
 
 /// An Airlock with `extra` config; returns it with its Postgres and admin ports.
@@ -72,12 +62,6 @@ tls = "disable"
     .unwrap();
     let (running, _) = airlock_bench::start(&dir, "postgres");
     (running, pg, admin)
-}
-
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or(f64::NAN)
 }
 
 struct Mode {
@@ -163,10 +147,10 @@ fn main() {
         println!(
             "{:<34} {:>12.2} {:>12.2} {:>12.2} {:>12.2}",
             m.name,
-            percentile(m.api_ms.clone(), 0.5),
-            percentile(m.api_ms.clone(), 0.99),
-            percentile(m.result_ms.clone(), 0.5),
-            percentile(m.result_ms.clone(), 0.99)
+            airlock_bench::percentile(m.api_ms.clone(), 0.5),
+            airlock_bench::percentile(m.api_ms.clone(), 0.99),
+            airlock_bench::percentile(m.result_ms.clone(), 0.5),
+            airlock_bench::percentile(m.result_ms.clone(), 0.99)
         );
     }
 }

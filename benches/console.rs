@@ -29,23 +29,7 @@ const APP_PASSWORD: &str = "bench-password";
 const HS256: &str = "bench-hs256-secret";
 
 fn token(subject: &str, groups: &[&str]) -> String {
-    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-    airlock::identity::mint_token(
-        HS256.as_bytes(),
-        "airlock",
-        "airlock",
-        "groups",
-        subject,
-        &groups,
-        Duration::from_secs(3600),
-    )
-    .unwrap()
-}
-
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v.get(i).copied().unwrap_or(f64::NAN)
+    airlock_bench::token(HS256, subject, groups)
 }
 
 /// A browser: one keep-alive client, the console's cookies and CSRF token.
@@ -237,19 +221,24 @@ tls = "disable"
                 Some(_) => "GET /console/sessions/{id} (a replay)".to_owned(),
                 None => format!("GET {page}"),
             };
-            println!("{:<44} {:>10.2} {:>10.2}", name, percentile(v.clone(), 0.5), percentile(v, 0.99));
+            println!(
+                "{:<44} {:>10.2} {:>10.2}",
+                name,
+                airlock_bench::percentile(v.clone(), 0.5),
+                airlock_bench::percentile(v, 0.99)
+            );
         }
         println!(
             "{:<44} {:>10.2} {:>10.2}",
             "approve click -> held session's result",
-            percentile(click.clone(), 0.5),
-            percentile(click, 0.99)
+            airlock_bench::percentile(click.clone(), 0.5),
+            airlock_bench::percentile(click, 0.99)
         );
         println!(
             "{:<44} {:>10.2} {:>10.2}",
             "approve API call -> held session's result",
-            percentile(call.clone(), 0.5),
-            percentile(call, 0.99)
+            airlock_bench::percentile(call.clone(), 0.5),
+            airlock_bench::percentile(call, 0.99)
         );
     });
 }

@@ -51,3 +51,28 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
+
+/// The `p` quantile of `v` (0.5 the median, 0.99 the p99; NaN when empty).
+#[allow(dead_code)] // not every bench reports quantiles
+pub fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// An HS256 token for the benches' Airlocks (`auth.hs256_secret = secret`), valid for
+/// an hour.
+#[allow(dead_code)] // not every bench signs its own tokens
+pub fn token(secret: &str, subject: &str, groups: &[&str]) -> String {
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    airlock::identity::mint_token(
+        secret.as_bytes(),
+        "airlock",
+        "airlock",
+        "groups",
+        subject,
+        &groups,
+        std::time::Duration::from_secs(3600),
+    )
+    .unwrap()
+}
