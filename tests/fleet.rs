@@ -147,6 +147,53 @@ fn a_statement_held_on_one_replica_is_decided_on_another() {
     ok(&a.psql(&token("fixture-bot", FIXTURES), "app-db", &["-c", "DROP TABLE fleet_keep"], None));
 }
 
+/// `path` of `airlock`'s console as a browser signed in with `token` sees it (curl
+/// with a cookie jar, through the sign-in form).
+fn console_page(airlock: &Airlock, token: &str, path: &str) -> String {
+    let base = format!("http://{}", airlock.admin);
+    let jar = airlock.dir.join("console-cookies");
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl").args(["-sS", "-c"]).arg(&jar).arg("-b").arg(&jar).args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let login = curl(&[&format!("{base}/console/login")]);
+    let marker = "name=\"binding\" value=\"";
+    let binding = login[login.find(marker).unwrap() + marker.len()..].split('"').next().unwrap().to_owned();
+    curl(&[
+        "--data-urlencode",
+        &format!("token={token}"),
+        "--data-urlencode",
+        &format!("binding={binding}"),
+        &format!("{base}/console/login"),
+    ]);
+    curl(&[&format!("{base}{path}")])
+}
+
+#[test]
+fn the_console_lists_every_replicas_sessions() {
+    let db = state_db();
+    let console = "\n[console]\nauditor_groups = [\"sre\"]\n";
+    let a = Airlock::start_with("", &format!("{}{console}", state_section(&db, "a")));
+    let b = Airlock::start_with("", &format!("{}{console}", state_section(&db, "b")));
+    ok(&a.psql(&token("console-agent-a", &["agents"]), "app-db", &["-c", "SELECT 1"], None));
+    let auditor = token("auditor-1", &["sre"]);
+    // A's index reaches the shared state on A's own clock.
+    let mut page = String::new();
+    wait_for("A's session on B's console", Duration::from_secs(20), || {
+        page = console_page(&b, &auditor, "/console/sessions");
+        page.contains("console-agent-a")
+    });
+    assert!(page.contains("<th>Replica</th>") && page.contains("<td class=\"replica\">a</td>"), "{page}");
+    assert!(page.contains("verified by its replica"), "{page}");
+    let id = page.split("href=\"/console/sessions/").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    // B does not hold A's recording: its replay page says where it is.
+    let replay = console_page(&b, &auditor, &format!("/console/sessions/{id}"));
+    assert!(replay.contains("was recorded by replica a"), "{replay}");
+    // A shows its own, with its replay.
+    let replay = console_page(&a, &auditor, &format!("/console/sessions/{id}"));
+    assert!(replay.contains("SELECT 1"), "{replay}");
+}
+
 #[test]
 fn a_grant_made_on_one_replica_applies_on_every_replica() {
     let db = state_db();

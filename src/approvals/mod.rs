@@ -321,6 +321,11 @@ impl Broker {
         Ok(broker)
     }
 
+    /// The shared state store, with `[state]`.
+    pub fn store(&self) -> Option<&Arc<StateStore>> {
+        self.shared.as_ref()
+    }
+
     /// Changes whenever the pending list may have changed.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()

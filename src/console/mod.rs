@@ -31,6 +31,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::approvals::{Broker, DecideError};
 use crate::config::Config;
 use crate::identity::{Authenticator, Identity};
+use crate::recording::index::SessionSummary;
 use crate::recording::verify;
 use crate::signal::Signal;
 use login::{Logins, Viewer};
@@ -192,7 +193,7 @@ impl Console {
                 let (id, decision) = (id.to_string(), *decision);
                 self.decide(req, &viewer, &id, decision).await
             }
-            (&Method::GET, ["sessions"]) if viewer.auditor => self.sessions_page(&req, &viewer),
+            (&Method::GET, ["sessions"]) if viewer.auditor => self.sessions_page(&req, &viewer).await,
             (&Method::GET, ["sessions", id]) if viewer.auditor => self.replay_page(&viewer, id).await,
             (&Method::GET, ["sessions", id, "events"]) if viewer.auditor => self.replay_events(id, &viewer),
             (&Method::GET, ["verify"]) if viewer.auditor => self.verify_page(&viewer),
@@ -309,19 +310,41 @@ impl Console {
         }
     }
 
-    fn sessions_page(self: &Arc<Self>, req: &Request<Body>, viewer: &Viewer) -> Reply {
+    async fn sessions_page(self: &Arc<Self>, req: &Request<Body>, viewer: &Viewer) -> Reply {
         let filter = pages::SessionFilter::from_query(req.uri().query().unwrap_or(""));
-        match crate::recording::index::sessions(&self.recordings) {
-            Ok(sessions) => {
+        match self.sessions().await {
+            Ok((sessions, notice)) => {
                 let verified = self.last_verification();
                 self.verify_if_older_than(&verified, STALE_VERIFICATION);
-                html(StatusCode::OK, pages::sessions(viewer, &sessions, &filter, verified.as_deref()))
+                let fleet = self.broker.store().map(|store| (store.replica(), notice.as_deref()));
+                let page = pages::sessions(viewer, &sessions, &filter, verified.as_deref(), fleet);
+                html(StatusCode::OK, page)
             }
             Err(e) => html(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                pages::error_page(Some(viewer), StatusCode::INTERNAL_SERVER_ERROR, &format!("reading the index: {e}")),
+                pages::error_page(Some(viewer), StatusCode::INTERNAL_SERVER_ERROR, &e),
             ),
         }
+    }
+
+    /// This replica's sessions from its own index (the freshest), and with `[state]`
+    /// every other replica's as shipped to the shared index, oldest first; with a
+    /// notice when the others cannot be listed.
+    async fn sessions(&self) -> Result<(Vec<SessionSummary>, Option<String>), String> {
+        let dir = self.recordings.clone();
+        let local = tokio::task::spawn_blocking(move || crate::recording::index::sessions(&dir))
+            .await
+            .map_err(|_| "the index could not be read".to_owned())?
+            .map_err(|e| format!("reading the index: {e}"))?;
+        let Some(store) = self.broker.store() else { return Ok((local, None)) };
+        let me = store.replica().to_owned();
+        let (mut all, notice) = match store.sessions(0).await {
+            Ok(list) => (list.into_iter().filter(|s| s.replica.as_deref() != Some(&me)).collect(), None),
+            Err(e) => (Vec::new(), Some(format!("Only this replica's sessions are listed: {e}"))),
+        };
+        all.extend(local.into_iter().map(|s| SessionSummary { replica: Some(me.clone()), ..s }));
+        all.sort_by_key(|s| s.start_us);
+        Ok((all, notice))
     }
 
     async fn replay_page(&self, viewer: &Viewer, id: &str) -> Reply {
@@ -330,7 +353,27 @@ impl Console {
                 let verified = self.last_verification();
                 html(StatusCode::OK, pages::replay(viewer, &replay, verified.as_deref()))
             }
-            Err(e) => html(StatusCode::NOT_FOUND, pages::error_page(Some(viewer), StatusCode::NOT_FOUND, &e)),
+            Err(e) => {
+                let elsewhere = match self.broker.store() {
+                    Some(store) => store
+                        .sessions(0)
+                        .await
+                        .ok()
+                        .and_then(|all| {
+                            all.into_iter().find(|s| s.id == id && s.replica.as_deref() != Some(store.replica()))
+                        })
+                        .and_then(|s| s.replica),
+                    None => None,
+                };
+                let message = match elsewhere {
+                    Some(replica) => format!(
+                        "Session {id} was recorded by replica {replica}: open that replica's console, or replay it \
+                         with `airlock replay --config` (with [recording.remote], any replica's recordings are read)."
+                    ),
+                    None => e,
+                };
+                html(StatusCode::NOT_FOUND, pages::error_page(Some(viewer), StatusCode::NOT_FOUND, &message))
+            }
         }
     }
 

@@ -493,6 +493,7 @@ pub fn sessions(
     all: &[SessionSummary],
     filter: &SessionFilter,
     verified: Option<&Verification>,
+    fleet: Option<(&str, Option<&str>)>,
 ) -> Markup {
     let matching: Vec<&SessionSummary> = all.iter().rev().filter(|s| filter.matches(s)).collect();
     let shown = &matching[..matching.len().min(PAGE)];
@@ -523,6 +524,7 @@ pub fn sessions(
                 button.button type="submit" { "Filter" }
                 a.link href="/console/sessions" { "Clear" }
             }
+            @if let Some((_, Some(notice))) = fleet { p.notice role="status" { (notice) } }
             @if let Some(v) = verified {
                 p.meta { "Chain last verified " time datetime=(time_us(v.at_us)) { (time_us(v.at_us)) } " · " a href="/console/verify" { "verify now" } }
             }
@@ -531,10 +533,12 @@ pub fn sessions(
                     thead { tr {
                         th { "Start (UTC)" } th { "Duration" } th { "Subject" } th { "Connection" } th { "Protocol" }
                         th.num { "Statements" } th.num { "Bytes in/out" } th { "Ended" } th { "Policy" } th { "Chain" }
+                        @if fleet.is_some() { th { "Replica" } }
                     } }
                     tbody {
                         @for s in shown {
-                            @let (state, label) = chain_status(s, verified);
+                            @let elsewhere = fleet.is_some_and(|(me, _)| s.replica.as_deref() != Some(me));
+                            @let (state, label) = if elsewhere { ("unknown", "verified by its replica") } else { chain_status(s, verified) };
                             tr {
                                 td { a href={ "/console/sessions/" (s.id) } { time datetime=(time_us(s.start_us)) { (time_us(s.start_us)) } } }
                                 td { @match s.duration_ms { Some(d) => (format!("{:.1} s", d as f64 / 1000.0)), None => span.open { "open" } } }
@@ -546,6 +550,7 @@ pub fn sessions(
                                 td { (s.end_reason.as_deref().unwrap_or("–")) }
                                 td { @for (event, n) in &s.verdicts { @if event != "counted" { span.class data-class=(event) { (event) " " (n) } " " } } }
                                 td { span.chain data-state=(state) { (label) } }
+                                @if fleet.is_some() { td.replica { (s.replica.as_deref().unwrap_or("")) } }
                             }
                         }
                     }

@@ -123,6 +123,15 @@ fn read_from(path: &Path, shipped: &mut Shipped) -> std::io::Result<(Vec<IndexEn
     Ok((entries, whole as u64))
 }
 
+impl StateStore {
+    /// Every replica's sessions started at or after `since_us`, oldest first, as
+    /// shipped so far.
+    pub async fn sessions(&self, since_us: u64) -> Result<Vec<SessionSummary>, Unavailable> {
+        let client = self.current()?;
+        list(&client, since_us).await.map_err(|e| Unavailable(format!("{e:#}")))
+    }
+}
+
 /// Every replica's sessions started at or after `since_us`, oldest first.
 pub async fn list(client: &Client, since_us: u64) -> anyhow::Result<Vec<SessionSummary>> {
     let rows = client
