@@ -394,7 +394,14 @@ pub async fn materialize(
                 let link = store::segment_path(&dir, n);
                 let _ = std::fs::remove_file(&link);
                 let _ = std::fs::remove_file(version_path(&link));
-                std::os::unix::fs::symlink(store::segment_path(local, n).canonicalize()?, &link)?;
+                let target = match store::segment_path(local, n).canonicalize() {
+                    Ok(target) => target,
+                    // Retired by the running replica since it was listed: what is left
+                    // of it is the uploaded copy, fetched below, or nothing.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                std::os::unix::fs::symlink(target, &link)?;
                 wanted.insert(n);
             }
         }
