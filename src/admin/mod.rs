@@ -279,13 +279,7 @@ async fn read_json<T: serde::de::DeserializeOwned + Default>(
 }
 
 fn decide_error(e: DecideError) -> ApiError {
-    let status = match e {
-        DecideError::NotFound(_) => StatusCode::NOT_FOUND,
-        DecideError::OwnRequest(_) => StatusCode::FORBIDDEN,
-        DecideError::GrantTooLong { .. } => StatusCode::BAD_REQUEST,
-        DecideError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    error(status, e)
+    error(e.http_status(), e)
 }
 
 impl Plugin for Admin {

@@ -109,6 +109,18 @@ pub enum DecideError {
     Unavailable(String),
 }
 
+impl DecideError {
+    /// The HTTP status an approver is answered with.
+    pub fn http_status(&self) -> hyper::StatusCode {
+        match self {
+            DecideError::NotFound(_) => hyper::StatusCode::NOT_FOUND,
+            DecideError::OwnRequest(_) => hyper::StatusCode::FORBIDDEN,
+            DecideError::GrantTooLong { .. } => hyper::StatusCode::BAD_REQUEST,
+            DecideError::Unavailable(_) => hyper::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 struct Pending {
     request: Request,
     decide: oneshot::Sender<Outcome>,

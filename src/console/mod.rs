@@ -524,13 +524,7 @@ impl Refused {
 }
 
 fn decide_error(e: DecideError) -> (StatusCode, String) {
-    let status = match e {
-        DecideError::NotFound(_) => StatusCode::NOT_FOUND,
-        DecideError::OwnRequest(_) => StatusCode::FORBIDDEN,
-        DecideError::GrantTooLong { .. } => StatusCode::BAD_REQUEST,
-        DecideError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    (status, e.to_string())
+    (e.http_status(), e.to_string())
 }
 
 /// A state-changing request must come from the console's own pages: a browser names
