@@ -565,31 +565,112 @@ fn request_smuggling_shapes_are_refused_with_400_before_anything_reaches_the_api
 }
 
 #[test]
-fn websocket_upgrades_pass_where_allowed_and_are_refused_elsewhere() {
+fn websocket_messages_are_masked_recorded_and_refused_when_they_cannot_be() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
     let rig = Rig::start("");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let connect = |connection: &str| {
-            let mut request = format!("ws://{}/{connection}/ws", rig.http()).into_client_request().unwrap();
-            request.headers_mut().insert("authorization", format!("Bearer {}", rig.agent).parse().unwrap());
+        let connect = |connection: &str, path: &str| {
+            let mut request = format!("ws://{}/{connection}{path}", rig.http()).into_client_request().unwrap();
+            let headers = request.headers_mut();
+            headers.insert("authorization", format!("Bearer {}", rig.agent).parse().unwrap());
+            // Asked for, and never passed on: a compressed message could not be masked.
+            headers.insert("sec-websocket-extensions", "permessage-deflate".parse().unwrap());
             let addr = rig.http();
             async move {
                 let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
                 tokio_tungstenite::client_async(request, stream).await
             }
         };
-        let (mut ws, _) = connect("secure").await.expect("upgrade through Airlock");
-        ws.send(Message::text("hello through the airlock")).await.unwrap();
-        let echoed = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+        let (mut ws, response) = connect("secure", "/ws").await.expect("upgrade through Airlock");
+        assert!(response.headers().get("sec-websocket-extensions").is_none());
+        let mut ask = async |message: &str| {
+            ws.send(Message::text(message)).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap()
+        };
+        let echoed = ask("hello through the airlock").await;
         assert_eq!(echoed.into_text().unwrap().as_str(), "hello through the airlock");
-        let _ = ws.close(None).await;
-        let refused = connect("api").await;
-        assert!(refused.is_err(), "websocket = false must refuse the upgrade");
+        // Secrets from the upstream, as text, as text in a binary message, and split
+        // across the frames of one message, reach the agent masked.
+        for (what, asked) in [("text", "send text"), ("binary", "send binary text"), ("fragments", "send fragments")] {
+            let got = ask(asked).await;
+            assert_eq!(got.is_binary(), what == "binary", "{what}: {got:?}");
+            let got = String::from_utf8(got.into_data().to_vec()).unwrap();
+            assert!(!got.contains(KEY) && got.contains("[MASKED") && got.contains("line three"), "{what}: {got}");
+        }
+        // JSON by path, key and detector.
+        let json: serde_json::Value = serde_json::from_str(ask("send json").await.to_text().unwrap()).unwrap();
+        let shown = json.to_string();
+        for secret in ["alice@example.com", "hunter2", "swordfish", "tok-live-123", KEY] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert_eq!(json["user"]["name"], "Alice");
+        // Data that is not text passes untouched.
+        assert_eq!(ask("send binary").await.into_data().as_ref(), b"\0\x01\x02\xff");
+        // Text the detectors cannot read is not sent: the agent is told why, and the
+        // connection ends.
+        match ask("send nul text").await {
+            Message::Close(Some(frame)) => {
+                assert_eq!(frame.code, CloseCode::Error);
+                assert!(frame.reason.contains("cannot mask"), "{}", frame.reason);
+            }
+            other => panic!("a message that cannot be masked was passed: {other:?}"),
+        }
+        // JSON the rules apply to that does not parse: the same.
+        let (mut ws, _) = connect("secure", "/ws").await.unwrap();
+        ws.send(Message::text("send broken json")).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+        assert!(matches!(&got, Message::Close(Some(f)) if f.code == CloseCode::Error), "{got:?}");
+        // An upstream that compresses anyway is refused before the agent is upgraded.
+        match connect("secure", "/ws-deflate").await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 502),
+            other => panic!("an upstream using extensions was relayed: {other:?}"),
+        }
+        assert!(connect("api", "/ws").await.is_err(), "websocket = false must refuse the upgrade");
     });
-    assert_eq!(rig.api.seen_at("/ws").len(), 1, "only the allowed upgrade reached the API");
+    let upgrades = rig.api.seen_at("/ws");
+    assert_eq!(upgrades.len(), 2, "only the allowed upgrades reached the API");
+    for seen in &upgrades {
+        assert!(seen.headers.iter().all(|(n, _)| n != "sec-websocket-extensions"), "{:?}", seen.headers);
+    }
+    // A session with a WebSocket stays open while it runs: every message is in the
+    // recording, masked as the agent got it.
+    let list = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["sessions", "--json", "--subject", "agent-h", "--data-dir"])
+        .arg(&rig.airlock.dir)
+        .output()
+        .unwrap();
+    let sessions: Vec<serde_json::Value> = serde_json::from_str(&ok(&list)).unwrap();
+    let replays: Vec<String> = sessions
+        .iter()
+        .map(|s| {
+            let id = s["id"].as_str().unwrap();
+            let replay = Command::new(env!("CARGO_BIN_EXE_airlock"))
+                .args(["replay", id, "--format", "har", "--data-dir"])
+                .arg(&rig.airlock.dir)
+                .output()
+                .unwrap();
+            ok(&replay)
+        })
+        .collect();
+    let all = replays.join("\n");
+    for secret in ["alice@example.com", "hunter2", "tok-live-123", KEY] {
+        assert!(!all.contains(secret), "{secret} is in the recording");
+    }
+    let har: serde_json::Value = serde_json::from_str(&replays[0]).unwrap();
+    let messages = har["log"]["entries"][0]["_webSocketMessages"].as_array().expect("messages in the HAR").clone();
+    let data: Vec<&str> = messages.iter().map(|m| m["data"].as_str().unwrap()).collect();
+    assert_eq!(messages[0]["type"], "send");
+    assert_eq!(data[0], "hello through the airlock");
+    assert_eq!(data[1], "hello through the airlock");
+    assert!(data.contains(&"send fragments") && data.iter().any(|d| d.contains("[MASKED")), "{data:?}");
+    let refused = messages.iter().find(|m| m["opcode"] == 8).expect("the close");
+    assert_eq!((&refused["type"], &refused["_code"]), (&"receive".into(), &1011.into()), "{messages:?}");
+    assert!(refused["data"].as_str().unwrap().contains("cannot mask"), "{refused}");
 }
 
 #[test]

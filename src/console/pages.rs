@@ -711,6 +711,19 @@ fn exchange(x: &Exchange) -> Markup {
                 div { h3 { "Response" } (header_table(&x.response_headers))
                     @if let Some((b, mime)) = &x.response_body { p.meta { (mime) } pre.body { (b) } } }
             }
+            @if !x.messages.is_empty() {
+                h3 { "WebSocket messages" }
+                ol.messages {
+                    @for m in &x.messages {
+                        li data-sent=(m.sent) {
+                            span.at { (at(m.at_ms)) }
+                            span.way { @if m.sent { "→ " } @else { "← " } (m.kind) }
+                            pre.body { (m.text) }
+                        }
+                    }
+                }
+                @if x.messages_left_out > 0 { p.meta { (x.messages_left_out) " more messages: see airlock replay" } }
+            }
         }
     }
 }

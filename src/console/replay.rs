@@ -15,6 +15,8 @@ const MAX_ROWS: usize = 200;
 const MAX_ITEMS: usize = 2_000;
 /// Bytes of one body or statement shown.
 const MAX_TEXT: usize = 64 * 1024;
+/// WebSocket messages shown per exchange.
+const MAX_MESSAGES: usize = 500;
 /// Bytes of the plain transcript shown.
 const MAX_PLAIN: usize = 2 << 20;
 /// Bytes of terminal output the player gets; `airlock replay` has the rest.
@@ -120,6 +122,21 @@ pub struct Exchange {
     pub response_body: Option<(String, String)>,
     /// Total time, ms.
     pub time_ms: Option<f64>,
+    /// WebSocket messages, at most [`MAX_MESSAGES`] (`messages_left_out` more).
+    pub messages: Vec<WsMessage>,
+    pub messages_left_out: usize,
+}
+
+/// One WebSocket message of an exchange.
+pub struct WsMessage {
+    /// Time from the session start, ms.
+    pub at_ms: u64,
+    /// From the agent (else to it).
+    pub sent: bool,
+    /// `text`, `binary` or `close`.
+    pub kind: &'static str,
+    /// Its text; base64 for binary; a close's code and reason.
+    pub text: String,
 }
 
 impl Replay {
@@ -359,6 +376,24 @@ impl Replay {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| d.as_millis() as u64);
             let status = response["status"].as_u64().filter(|s| *s > 0);
+            let all = entry["_webSocketMessages"].as_array().map_or(&[][..], Vec::as_slice);
+            let messages = all
+                .iter()
+                .take(MAX_MESSAGES)
+                .map(|m| {
+                    let (kind, text) = match m["opcode"].as_u64() {
+                        Some(2) => ("binary", str_of(&m["data"])),
+                        Some(8) => ("close", format!("{} {}", str_of(&m["_code"]), str_of(&m["data"]))),
+                        _ => ("text", str_of(&m["data"])),
+                    };
+                    WsMessage {
+                        at_ms: ((m["time"].as_f64().unwrap_or(0.0) * 1000.0) as u64).saturating_sub(start_ms),
+                        sent: m["type"] == "send",
+                        kind,
+                        text: clip(text),
+                    }
+                })
+                .collect();
             self.push(Item::Exchange(Box::new(Exchange {
                 at_ms: started.saturating_sub(start_ms),
                 method: str_of(&request["method"]),
@@ -371,6 +406,8 @@ impl Replay {
                     .as_str()
                     .map(|t| (clip(t.to_owned()), str_of(&response["content"]["mimeType"]))),
                 time_ms: entry["time"].as_f64(),
+                messages,
+                messages_left_out: all.len().saturating_sub(MAX_MESSAGES),
             })));
         }
     }
@@ -491,6 +528,46 @@ mod tests {
         assert_no_foreign_markup(&html);
         assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
         assert!(html.contains("&lt;svg onload=alert(3)&gt;"), "{html}");
+    }
+
+    #[test]
+    fn websocket_messages_show_under_their_exchange_as_text() {
+        use airlock_http::record::{Event, Message, MessageKind, RequestHead, ResponseHead};
+        let hostile = "<img src=x onerror=alert(1)>";
+        let head = RequestHead {
+            method: "GET".into(),
+            url: "http://x/ws".into(),
+            version: "HTTP/1.1".into(),
+            headers: vec![],
+        };
+        let switched = ResponseHead { status: 101, version: "HTTP/1.1".into(), headers: vec![] };
+        let message = |kind, data: &'static [u8]| Event::Message(1, Message { kind, len: data.len() as u64, data });
+        let frames = vec![
+            frame(0, Direction::ToUpstream, Kind::HttpAgent, airlock_http::record::encode(&Event::Request(1, head))),
+            frame(
+                1,
+                Direction::ToAgent,
+                Kind::HttpUpstream,
+                airlock_http::record::encode(&Event::Response(1, switched)),
+            ),
+            frame(
+                2,
+                Direction::ToUpstream,
+                Kind::HttpAgent,
+                airlock_http::record::encode(&message(MessageKind::Text, hostile.as_bytes())),
+            ),
+            frame(
+                3,
+                Direction::ToAgent,
+                Kind::HttpUpstream,
+                airlock_http::record::encode(&message(MessageKind::Close, b"\x03\xf3bye")),
+            ),
+        ];
+        let replay = Replay::from_frames(summary("http"), &frames);
+        let html = super::super::transcript_html(&replay);
+        assert_no_foreign_markup(&html);
+        assert!(html.contains("WebSocket messages") && html.contains("&lt;img src=x onerror=alert(1)&gt;"), "{html}");
+        assert!(html.contains("1011 bye"), "{html}");
     }
 
     #[test]

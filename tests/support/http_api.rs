@@ -133,7 +133,7 @@ async fn handle(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Resu
         .iter()
         .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into()))
         .collect();
-    if path == "/ws" {
+    if path == "/ws" || path == "/ws-deflate" {
         seen.lock().unwrap().push(Seen { version, method, path, query, headers, body: Vec::new() });
         return Ok(websocket(&mut req));
     }
@@ -241,13 +241,24 @@ fn futures_stream<T: Send + 'static>(items: Vec<T>) -> impl futures_util::Stream
     futures_util::stream::iter(items)
 }
 
-/// Answers a WebSocket upgrade and echoes every message.
+/// Answers a WebSocket upgrade (at `/ws-deflate` claiming `permessage-deflate`,
+/// asked or not) and echoes every message, except these text messages:
+/// - `send json`: [`JSON`] as text; `send text`: [`TEXT`] as text;
+/// - `send binary text`: [`TEXT`] as a binary message; `send binary`: 4 bytes
+///   that are not text;
+/// - `send nul text`: a NUL, then [`TEXT`], as text;
+/// - `send broken json`: `{"password": "hunter2"` as text;
+/// - `send fragments`: [`TEXT`] as a text message in three frames, the key split.
 fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
     use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
         return reply(StatusCode::BAD_REQUEST, "text/plain", full("no key"));
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let deflate = req.uri().path() == "/ws-deflate";
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
@@ -261,8 +272,28 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
             if msg.is_close() {
                 break;
             }
-            if ws.send(msg).await.is_err() {
-                break;
+            let replies = match msg.to_text().unwrap_or("") {
+                "send json" => vec![Message::text(JSON)],
+                "send text" => vec![Message::text(TEXT)],
+                "send binary text" => vec![Message::binary(TEXT.as_bytes().to_vec())],
+                "send binary" => vec![Message::binary(b"\0\x01\x02\xff".to_vec())],
+                "send nul text" => vec![Message::text(format!("\0{TEXT}"))],
+                "send broken json" => vec![Message::text(r#"{"password": "hunter2""#)],
+                "send fragments" => {
+                    let (a, rest) = TEXT.split_at(TEXT.find("AKIA").unwrap() + 6);
+                    let (b, c) = rest.split_at(5);
+                    vec![
+                        Message::Frame(Frame::message(a.as_bytes().to_vec(), OpCode::Data(Data::Text), false)),
+                        Message::Frame(Frame::message(b.as_bytes().to_vec(), OpCode::Data(Data::Continue), false)),
+                        Message::Frame(Frame::message(c.as_bytes().to_vec(), OpCode::Data(Data::Continue), true)),
+                    ]
+                }
+                _ => vec![msg],
+            };
+            for reply in replies {
+                if ws.send(reply).await.is_err() {
+                    return;
+                }
             }
         }
     });
@@ -271,5 +302,8 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
     r.headers_mut().insert("upgrade", "websocket".parse().unwrap());
     r.headers_mut().insert("connection", "upgrade".parse().unwrap());
     r.headers_mut().insert("sec-websocket-accept", accept.parse().unwrap());
+    if deflate {
+        r.headers_mut().insert("sec-websocket-extensions", "permessage-deflate".parse().unwrap());
+    }
     r
 }

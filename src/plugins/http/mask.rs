@@ -296,6 +296,24 @@ pub async fn response_body(
     Ok(record.wrap(super::error::full(masked)))
 }
 
+/// A WebSocket message's data as the agent may see it, masked as a body would be:
+/// a text message as text, a binary one as text when it reads as text, else
+/// untouched. `Err` when it cannot be made safe to show: JSON the rules apply to
+/// that does not parse, or text the detectors cannot read (a NUL in it: UTF-16).
+pub fn message<'a>(data: &'a [u8], text: bool, masking: &Masking) -> Result<std::borrow::Cow<'a, [u8]>, Reply> {
+    use std::borrow::Cow;
+    if !masking.active() || (!text && looks_binary(data)) {
+        return Ok(Cow::Borrowed(data));
+    }
+    if memchr::memchr(0, data).is_some() {
+        return Err(Reply::BadGateway("the message is text Airlock cannot read (UTF-16 or UTF-32) to mask".into()));
+    }
+    if masking.keys_masked() {
+        return mask_text_holding_json(data, masking).map(Cow::Owned);
+    }
+    Ok(masking.masker.as_ref().map_or(Cow::Borrowed(data), |m| m.mask(data)))
+}
+
 /// The `charset` parameter of the content type, lower-case.
 fn charset(headers: &HeaderMap) -> Option<String> {
     let ct = headers.get(CONTENT_TYPE)?.to_str().ok()?;

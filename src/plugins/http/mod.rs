@@ -30,6 +30,7 @@ pub mod mitm;
 mod relay;
 pub mod session;
 pub mod upstream;
+mod websocket;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -45,6 +46,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
 use self::error::{AgentBody, Reply};
 use self::mask::Masking;
@@ -189,7 +191,7 @@ impl Plugin for HttpPlugin {
             _ => return,
         }
         let tls = first[0] == 0x16;
-        let agent = Arc::new(AgentConn::new(self.clone(), peer, tls, Some(handshake), None));
+        let agent = Arc::new(AgentConn::new(self.clone(), peer, tls, Some(handshake), None, shutdown.clone()));
         let timeout = self.handshake_timeout;
         if tls {
             match tokio::time::timeout(timeout, self.tls.accept(stream)).await {
@@ -290,6 +292,11 @@ struct AgentConn {
     sessions: tokio::sync::Mutex<HashMap<(String, String), Arc<Session>>>,
     /// The framing audit's verdicts on this connection's request heads.
     verdicts: audit::Verdicts,
+    /// Airlock's shutdown, which tunnels and WebSocket connections follow too.
+    shutdown: Shutdown,
+    /// What runs on after an upgrade (a CONNECT tunnel, a WebSocket connection):
+    /// the connection lasts, and its sessions stay open, until these end.
+    upgraded: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl AgentConn {
@@ -299,6 +306,7 @@ impl AgentConn {
         tls: bool,
         handshake: Option<HandshakeSlot>,
         tunnel: Option<Tunnel>,
+        shutdown: Shutdown,
     ) -> AgentConn {
         AgentConn {
             plugin,
@@ -309,10 +317,27 @@ impl AgentConn {
             tokens: Mutex::default(),
             sessions: tokio::sync::Mutex::default(),
             verdicts: audit::Verdicts::default(),
+            shutdown,
+            upgraded: Mutex::default(),
         }
     }
 
+    /// Runs what an upgrade handed over as part of this connection.
+    fn keep(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let task = tokio::spawn(task.in_current_span());
+        self.upgraded.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+    }
+
+    /// Ends the connection's sessions once what it upgraded to has ended (or at
+    /// Airlock's abort).
     async fn finish(&self, reason: &str) {
+        let upgraded = std::mem::take(&mut *self.upgraded.lock().unwrap_or_else(|p| p.into_inner()));
+        for mut task in upgraded {
+            tokio::select! {
+                _ = &mut task => {}
+                _ = self.shutdown.abort.fired() => task.abort(),
+            }
+        }
         let sessions: Vec<Arc<Session>> = self.sessions.lock().await.drain().map(|(_, s)| s).collect();
         for s in sessions {
             s.finish(reason).await;
@@ -493,12 +518,13 @@ impl AgentConn {
             .server_config(authority.host())
             .map_err(|e| Reply::BadGateway(format!("minting a certificate failed: {e}")))?;
         let upgrade = hyper::upgrade::on(&mut req);
-        tokio::spawn(serve_tunnel(
+        self.keep(serve_tunnel(
             self.plugin.clone(),
             self.peer,
             upgrade,
             server,
             Tunnel { host: authority.host().to_owned(), port, token },
+            self.shutdown.clone(),
         ));
         Ok(Response::new(error::full(Bytes::new())))
     }
@@ -512,6 +538,7 @@ fn serve_tunnel(
     upgrade: hyper::upgrade::OnUpgrade,
     server: Arc<rustls::ServerConfig>,
     tunnel: Tunnel,
+    shutdown: Shutdown,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
         let Ok(upgraded) = upgrade.await else { return };
@@ -524,9 +551,7 @@ fn serve_tunnel(
                 return;
             }
         };
-        let inner = Arc::new(AgentConn::new(plugin, peer, true, None, Some(tunnel)));
-        // The tunnel ends with its connection.
-        let shutdown = Shutdown::default();
+        let inner = Arc::new(AgentConn::new(plugin, peer, true, None, Some(tunnel), shutdown.clone()));
         let audited = audit::Audited::new(tls, inner.verdicts.clone());
         serve_http(audited, inner.clone(), &shutdown, timeout).await;
         inner.finish("agent closed").await;

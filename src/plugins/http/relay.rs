@@ -1,7 +1,7 @@
 //! One exchange, once the connection and the identity are known: policy and the
 //! hold, the upstream call with the agent's credentials swapped for the connection's,
-//! the masked reply, and the record of both; and upgraded connections (WebSocket)
-//! relayed both ways.
+//! the masked reply, and the record of both. An upgrade to WebSocket is handed to
+//! [`websocket`](super::websocket) once the upstream has agreed to it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,14 +12,12 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming as IncomingBody;
 use hyper::header::{HeaderMap, HeaderValue, UPGRADE};
 use hyper::{Method, Request, Response, StatusCode, Version};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::error::{self, AgentBody, Reply};
 use super::gate::{self, Asked};
 use super::mask::{self, Masking, Recorded};
 use super::session::Session;
-use super::{APPROVAL_HEADER, AgentConn, Target, upstream};
+use super::{APPROVAL_HEADER, AgentConn, Target, upstream, websocket};
 use crate::approvals::{self, Holding, Settled};
 use crate::identity::Identity;
 
@@ -55,6 +53,9 @@ impl AgentConn {
                 rule: "websocket".into(),
                 approval: None,
             }));
+        }
+        if upgrade && let Err(why) = websocket::check_request(&parts.headers) {
+            return Ok(reply(Reply::Denied { reason: why, rule: "websocket".into(), approval: None }));
         }
         // GraphQL needs the body to say what it does.
         let graphql_path = gate::is_graphql(&conn.graphql, &path);
@@ -145,6 +146,9 @@ impl AgentConn {
         }
         // Upstream.
         gate::strip_agent_headers(&mut parts.headers, upgrade);
+        if upgrade {
+            websocket::prepare_request(&mut parts.headers);
+        }
         if target.masking.active() {
             mask::narrow_accept_encoding(&mut parts.headers);
             // A byte range of a JSON document escapes its paths and keys, and ranges of
@@ -186,10 +190,15 @@ impl AgentConn {
         if response.status() == StatusCode::SWITCHING_PROTOCOLS
             && let Some(agent_upgrade) = agent_upgrade
         {
+            if let Err(why) = websocket::check_response(response.headers()) {
+                return Ok(reply(Reply::BadGateway(why)));
+            }
             let upstream_upgrade = hyper::upgrade::on(&mut response);
-            let (rparts, _) = response.into_parts();
+            let (mut rparts, _) = response.into_parts();
+            mask::mask_headers(&mut rparts.headers, &target.masking);
             session.record(false, &Event::Response(id, response_head(&rparts)));
-            tokio::spawn(relay_upgraded(agent_upgrade, upstream_upgrade, session.clone(), id));
+            let shutdown = self.shutdown.clone();
+            self.keep(websocket::relay(agent_upgrade, upstream_upgrade, session.clone(), id, target.clone(), shutdown));
             return Ok(Response::from_parts(rparts, error::full(Bytes::new())));
         }
         let (mut rparts, rbody) = response.into_parts();
@@ -308,38 +317,4 @@ fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool, uri: &hyp
     if let Some(v) = host.and_then(|h| HeaderValue::from_str(&h).ok()) {
         headers.insert("x-forwarded-host", v);
     }
-}
-
-/// Relays an upgraded connection (WebSocket) both ways, recording what passes.
-async fn relay_upgraded(
-    agent: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    session: Arc<Session>,
-    id: u64,
-) {
-    let (Ok(agent), Ok(upstream)) = (agent.await, upstream.await) else { return };
-    let (agent_rd, agent_wr) = tokio::io::split(TokioIo::new(agent));
-    let (up_rd, up_wr) = tokio::io::split(TokioIo::new(upstream));
-    tokio::join!(pump(agent_rd, up_wr, &session, id, true), pump(up_rd, agent_wr, &session, id, false));
-}
-
-/// Copies one direction of an upgraded connection, recording each read.
-async fn pump<R, W>(mut rd: R, mut wr: W, session: &Session, id: u64, from_agent: bool)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 16 << 10];
-    loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        session.record(from_agent, &Event::Upgraded(id, &buf[..n]));
-        if wr.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    let _ = wr.shutdown().await;
 }

@@ -7,13 +7,17 @@
 //! headers are there). Bodies that are not UTF-8 are base64 (`"encoding": "base64"`
 //! for responses; a comment says so for requests, whose `postData` has no such
 //! field). An exchange refused before any response was recorded has status 0.
+//! A WebSocket connection's messages are in its entry's `_webSocketMessages`, as
+//! Chromium's developer tools write them (`type` send or receive, `time` in seconds
+//! since the epoch, `opcode`, and `data`: text, base64 for binary, a close's reason
+//! with its status code in `_code`).
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::record::{self, BodyEnd, Event, RequestHead, ResponseHead};
+use crate::record::{self, BodyEnd, Event, Message, MessageKind, RequestHead, ResponseHead};
 use crate::{status, urlencoded};
 
 /// The most bytes of one body put in the document; the rest is left out with a
@@ -75,6 +79,41 @@ impl<H> Half<H> {
 struct Exchange {
     request: Half<RequestHead>,
     response: Half<ResponseHead>,
+    /// WebSocket messages, as `_webSocketMessages` entries.
+    messages: Vec<Value>,
+    /// Bytes of message data held in `messages`, at most [`MAX_BODY`].
+    message_bytes: usize,
+    /// Messages left out past that.
+    messages_dropped: u64,
+}
+
+impl Exchange {
+    fn message(&mut self, from_agent: bool, ts_us: u64, m: &Message<'_>) {
+        if self.message_bytes + m.data.len() > MAX_BODY {
+            self.messages_dropped += 1;
+            return;
+        }
+        self.message_bytes += m.data.len();
+        let close = m.close();
+        let data = match (m.kind, std::str::from_utf8(m.data)) {
+            (MessageKind::Close, _) => close.as_ref().map(|(_, reason)| reason.to_string()).unwrap_or_default(),
+            (MessageKind::Binary, _) | (_, Err(_)) => base64::engine::general_purpose::STANDARD.encode(m.data),
+            (_, Ok(text)) => text.to_owned(),
+        };
+        let mut v = json!({
+            "type": if from_agent { "send" } else { "receive" },
+            "time": ts_us as f64 / 1e6,
+            "opcode": m.kind.opcode(),
+            "data": data,
+        });
+        if let Some((code, _)) = close {
+            v["_code"] = code.into();
+        }
+        if m.truncated() {
+            v["_comment"] = format!("truncated in the record: {} of {} bytes recorded", m.data.len(), m.len).into();
+        }
+        self.messages.push(v);
+    }
 }
 
 /// The HAR 1.2 document for a session that started at `start_us` (µs since the
@@ -97,7 +136,8 @@ pub fn har(start_us: u64, frames: impl IntoIterator<Item = (bool, u64, Vec<u8>)>
             Event::Body(_, chunk) => x.response.add(chunk),
             Event::End(_, end) if from_agent => x.request.end = Some(end),
             Event::End(_, end) => x.response.end = Some(end),
-            // Upgraded connections (WebSocket) carry no HTTP messages to show.
+            Event::Message(_, m) => x.message(from_agent, ts_us, &m),
+            // Raw bytes of an upgraded connection (older records) have nothing to show.
             Event::Upgraded(..) => {}
         }
         if from_agent { x.request.seen(ts_us) } else { x.response.seen(ts_us) }
@@ -148,7 +188,7 @@ fn entry(x: &Exchange) -> Option<Value> {
         None => (request_done - started, 0),
     };
     let (wait, receive) = (ms(wait), ms(receive));
-    Some(json!({
+    let mut entry = json!({
         "pageref": PAGE,
         "startedDateTime": iso8601(started),
         "time": wait + receive,
@@ -164,7 +204,15 @@ fn entry(x: &Exchange) -> Option<Value> {
             "receive": receive,
             "ssl": -1,
         },
-    }))
+    });
+    if !x.messages.is_empty() {
+        entry["_webSocketMessages"] = x.messages.clone().into();
+    }
+    if x.messages_dropped > 0 {
+        entry["comment"] =
+            format!("{} WebSocket messages past the first {MAX_BODY} bytes left out", x.messages_dropped).into();
+    }
+    Some(entry)
 }
 
 fn request(head: &RequestHead, half: &Half<RequestHead>) -> Value {

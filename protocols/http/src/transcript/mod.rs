@@ -58,8 +58,9 @@ impl Transcript {
     /// A request reads `> GET https://x/y HTTP/1.1` and a response `< 200 OK`, each
     /// with its header fields indented below. A body follows at its end as `| `
     /// lines of text, or `[N bytes binary]`, with a note when it was cut here or
-    /// truncated in the record. Bytes of an upgraded connection are summarized by
-    /// size.
+    /// truncated in the record. A WebSocket message reads `~ text from the agent`
+    /// (or `to the agent`, `binary`, `close`), its data below it like a body's.
+    /// Bytes of an upgraded connection recorded raw are summarized by size.
     pub fn text(
         &mut self,
         from_agent: bool,
@@ -104,6 +105,18 @@ impl Transcript {
                 }
                 end_notes(out, &indent, &end)
             }
+            Event::Message(_, m) => {
+                if let Some((code, reason)) = m.close() {
+                    return writeln!(out, "{indent}~ close {} ({code} {reason})", way(from_agent));
+                }
+                writeln!(out, "{indent}~ {} {}", m.kind.name(), way(from_agent))?;
+                let shown = m.data.get(..MAX_SHOWN + 3).unwrap_or(m.data);
+                show_body(out, &indent, &Body { head: shown.to_vec(), len: m.data.len() as u64 })?;
+                if m.truncated() {
+                    writeln!(out, "{indent}(recorded {} of {} bytes)", m.data.len(), m.len)?;
+                }
+                Ok(())
+            }
             Event::Upgraded(_, data) => {
                 writeln!(out, "{indent}~ {} bytes {} (upgraded connection)", data.len(), way(from_agent))
             }
@@ -126,8 +139,9 @@ impl Transcript {
     /// `{"type": "response", "exchange": 1, "status": 200, "reason": "OK", ...}`,
     /// `{"type": "body", "exchange": 1, "from_agent": true, "bytes": 5, "text": ...}`
     /// (with `"base64"` holding the exact bytes when they are not UTF-8), `{"type":
-    /// "end", ...}` with the [`BodyEnd`] fields, `{"type": "upgraded", ...}` like a
-    /// body, or `{"type": "damaged", ...}`.
+    /// "end", ...}` with the [`BodyEnd`] fields, `{"type": "message", "kind":
+    /// "text", "len": 5, ...}` like a body (a close with its `code` and `reason`),
+    /// `{"type": "upgraded", ...}` like a body, or `{"type": "damaged", ...}`.
     pub fn json(&mut self, from_agent: bool, bytes: &[u8]) -> Vec<Value> {
         let event = match record::decode(from_agent, bytes) {
             Ok(e) => e,
@@ -156,6 +170,16 @@ impl Transcript {
                 "headers": head.headers,
             }),
             Event::Body(_, data) => data_json("body", exchange, from_agent, data),
+            Event::Message(_, m) => {
+                let mut v = data_json("message", exchange, from_agent, m.data);
+                v["kind"] = m.kind.name().into();
+                v["len"] = m.len.into();
+                if let Some((code, reason)) = m.close() {
+                    v["code"] = code.into();
+                    v["reason"] = reason.into();
+                }
+                v
+            }
             Event::Upgraded(_, data) => data_json("upgraded", exchange, from_agent, data),
             Event::End(_, end) => json!({
                 "type": "end",

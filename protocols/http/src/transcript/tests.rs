@@ -2,7 +2,7 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::*;
-use crate::record::{RequestHead, ResponseHead, encode};
+use crate::record::{Message, MessageKind, RequestHead, ResponseHead, encode};
 
 fn get(url: &str) -> RequestHead {
     RequestHead {
@@ -102,6 +102,9 @@ fn unknown_statuses_upgrades_and_unfinished_bodies_are_shown() {
         ("[0]", false, Event::Response(2, ResponseHead { status: 101, version: "HTTP/1.1".into(), headers: vec![] })),
         ("[0]", true, Event::Upgraded(2, b"\x81\x85abcde")),
         ("[0]", false, Event::Upgraded(2, b"")),
+        ("[0]", true, Event::Message(2, Message { kind: MessageKind::Text, len: 8, data: b"hi\nthere" })),
+        ("[0]", false, Event::Message(2, Message { kind: MessageKind::Binary, len: 9, data: b"\xff\0" })),
+        ("[0]", false, Event::Message(2, Message { kind: MessageKind::Close, len: 6, data: b"\x03\xe8done" })),
         ("[0]", true, Event::Body(3, b"partial")),
     ]);
     assert_eq!(
@@ -110,6 +113,13 @@ fn unknown_statuses_upgrades_and_unfinished_bodies_are_shown() {
          [0] < 101 Switching Protocols\n\
          \x20   ~ 7 bytes from the agent (upgraded connection)\n\
          \x20   ~ 0 bytes to the agent (upgraded connection)\n\
+         \x20   ~ text from the agent\n\
+         \x20   | hi\n\
+         \x20   | there\n\
+         \x20   ~ binary to the agent\n\
+         \x20   [2 bytes binary]\n\
+         \x20   (recorded 2 of 9 bytes)\n\
+         \x20   ~ close to the agent (1000 done)\n\
          \x20       | partial\n\
          \x20       (the body's end was not recorded)\n"
     );
@@ -139,6 +149,7 @@ fn json_has_one_object_per_event() {
         (false, Event::Body(1, b"\xff")),
         (false, Event::End(1, end(3))),
         (true, Event::Upgraded(1, b"ws")),
+        (false, Event::Message(1, Message { kind: MessageKind::Close, len: 4, data: b"\x03\xe8ok" })),
     ];
     let got: Vec<Value> = events.iter().flat_map(|(from_agent, e)| t.json(*from_agent, &encode(e))).collect();
     assert_eq!(
@@ -151,6 +162,8 @@ fn json_has_one_object_per_event() {
             json!({"type": "body", "exchange": 1, "from_agent": false, "bytes": 1, "text": "\u{FFFD}", "base64": "/w=="}),
             json!({"type": "end", "exchange": 1, "from_agent": false, "bytes": 3, "recorded": 3, "truncated": false, "note": null}),
             json!({"type": "upgraded", "exchange": 1, "from_agent": true, "bytes": 2, "text": "ws"}),
+            json!({"type": "message", "exchange": 1, "from_agent": false, "bytes": 4, "text": "\u{3}\u{FFFD}ok",
+                   "base64": "A+hvaw==", "kind": "close", "len": 4, "code": 1000, "reason": "ok"}),
         ]
     );
 }
@@ -288,6 +301,31 @@ fn an_exchange_without_a_response_has_status_zero() {
     assert_eq!(response["statusText"], "");
     assert_eq!(entries[0]["timings"]["wait"], json!(2.0));
     assert_eq!(har["log"]["comment"], "1 damaged records left out; 1 exchanges without a recorded request left out");
+}
+
+#[test]
+fn websocket_messages_are_in_their_entry_as_chromium_writes_them() {
+    let upgrade = ResponseHead { status: 101, version: "HTTP/1.1".into(), headers: vec![] };
+    let message = |kind, len, data: &'static [u8]| Message { kind, len, data };
+    let frames = vec![
+        (true, T0, encode(&Event::Request(1, get("https://x/ws")))),
+        (false, T0 + 1_000, encode(&Event::Response(1, upgrade))),
+        (true, T0 + 2_000, encode(&Event::Message(1, message(MessageKind::Text, 5, b"hello")))),
+        (false, T0 + 2_500, encode(&Event::Message(1, message(MessageKind::Binary, 9, b"\xff\0")))),
+        (true, T0 + 3_000, encode(&Event::Message(1, message(MessageKind::Close, 4, b"\x03\xe8ok")))),
+    ];
+    let har = har(T0, frames);
+    let entry = &har["log"]["entries"][0];
+    assert_eq!(entry["response"]["status"], 101);
+    assert_eq!(
+        entry["_webSocketMessages"],
+        json!([
+            {"type": "send", "time": 1_700_000_000.002, "opcode": 1, "data": "hello"},
+            {"type": "receive", "time": 1_700_000_000.0025, "opcode": 2, "data": "/wA=",
+             "_comment": "truncated in the record: 2 of 9 bytes recorded"},
+            {"type": "send", "time": 1_700_000_000.003, "opcode": 8, "data": "ok", "_code": 1000},
+        ])
+    );
 }
 
 #[test]

@@ -1,0 +1,189 @@
+//! WebSocket connections, relayed message by message.
+//!
+//! Airlock speaks WebSocket to both sides (`tungstenite`): the server side to the
+//! agent, the client side to the upstream. Each whole message is judged as a body
+//! would be:
+//! - what the upstream sends is masked like a response body before the agent sees
+//!   it (JSON by path and key where rules say so, the detectors on the rest; binary
+//!   data that reads as text is masked as text). A message that cannot be made safe
+//!   to show is not sent: the agent gets a close (1011) saying so, and the
+//!   connection ends;
+//! - every text, binary and close message is recorded as it was passed on.
+//!
+//! Pings are answered by each side's own WebSocket (they say nothing about the other
+//! side). Extensions are not negotiated: the agent's `Sec-WebSocket-Extensions` is
+//! not passed on, and an upstream that answers with one anyway is refused, since a
+//! compressed message could not be masked. Frames that break the protocol, and
+//! messages past the connection's `max_body`, end the connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_http::record::{Event, Message as Recorded, MessageKind};
+use futures_util::{SinkExt, StreamExt};
+use hyper::header::{HeaderMap, SEC_WEBSOCKET_EXTENSIONS, UPGRADE};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::Target;
+use super::mask::{self, Masking};
+use super::session::Session;
+use crate::listener::Shutdown;
+
+/// How long the other direction may go on once one has ended (its close handshake).
+const LINGER: Duration = Duration::from_secs(5);
+
+/// Why an upgrade request is refused, if it is: only WebSocket is relayed, since
+/// only WebSocket is understood well enough to mask and record.
+pub fn check_request(headers: &HeaderMap) -> Result<(), String> {
+    let upgrade = headers.get(UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if headers.get_all(UPGRADE).iter().count() != 1 || !upgrade.trim().eq_ignore_ascii_case("websocket") {
+        return Err(format!("only WebSocket upgrades are relayed, not {upgrade:?}"));
+    }
+    Ok(())
+}
+
+/// The agent's upgrade request as it goes upstream: no extensions.
+pub fn prepare_request(headers: &mut HeaderMap) {
+    headers.remove(SEC_WEBSOCKET_EXTENSIONS);
+}
+
+/// Why the upstream's `101` is refused, if it is.
+pub fn check_response(headers: &HeaderMap) -> Result<(), String> {
+    match headers.get(SEC_WEBSOCKET_EXTENSIONS) {
+        Some(ext) => Err(format!(
+            "the upstream's WebSocket uses extensions Airlock did not offer ({}), so its messages could not be masked",
+            String::from_utf8_lossy(ext.as_bytes())
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Relays one WebSocket connection until either side ends it (or Airlock stops).
+pub async fn relay(
+    agent: OnUpgrade,
+    upstream: OnUpgrade,
+    session: Arc<Session>,
+    exchange: u64,
+    target: Arc<Target>,
+    shutdown: Shutdown,
+) {
+    let (Ok(agent), Ok(upstream)) = (agent.await, upstream.await) else { return };
+    let max = target.conn.max_body;
+    let config = WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max));
+    let agent = WebSocketStream::from_raw_socket(TokioIo::new(agent), Role::Server, Some(config)).await;
+    let upstream = WebSocketStream::from_raw_socket(TokioIo::new(upstream), Role::Client, Some(config)).await;
+    let (agent_tx, agent_rx) = agent.split();
+    let (upstream_tx, upstream_rx) = upstream.split();
+    let pass = Pass { session: &session, exchange, masking: &target.masking, record_max: target.conn.record_body };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let up = pass.pump(agent_rx, upstream_tx, true, stop_rx.clone());
+    let down = pass.pump(upstream_rx, agent_tx, false, stop_rx);
+    tokio::pin!(up, down);
+    let drain = shutdown.drain.fired();
+    tokio::select! {
+        _ = &mut up => { let _ = tokio::time::timeout(LINGER, down).await; }
+        _ = &mut down => { let _ = tokio::time::timeout(LINGER, up).await; }
+        _ = drain => {
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(LINGER, futures_util::future::join(up, down)).await;
+        }
+    }
+}
+
+/// What one message's passage needs.
+struct Pass<'a> {
+    session: &'a Session,
+    exchange: u64,
+    masking: &'a Masking,
+    record_max: usize,
+}
+
+impl Pass<'_> {
+    /// Passes messages one way until that side closes, fails, or `stop` says
+    /// Airlock is stopping; then closes the other side.
+    async fn pump<R, W>(&self, mut rx: R, mut tx: W, from_agent: bool, mut stop: tokio::sync::watch::Receiver<bool>)
+    where
+        R: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
+        W: futures_util::Sink<Message, Error = WsError> + Unpin,
+    {
+        let close = loop {
+            let next = tokio::select! {
+                next = rx.next() => next,
+                _ = stop.wait_for(|s| *s) => break Some(close_frame(CloseCode::Away, "Airlock is shutting down")),
+            };
+            let message = match next {
+                Some(Ok(m)) => m,
+                Some(Err(WsError::Protocol(_) | WsError::Utf8(_) | WsError::Capacity(_))) => {
+                    break Some(close_frame(CloseCode::Protocol, "the other side broke the WebSocket protocol"));
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, from_agent, "WebSocket connection ended");
+                    break None;
+                }
+                None => break None,
+            };
+            let message = match message {
+                Message::Text(text) if !from_agent => match mask::message(text.as_bytes(), true, self.masking) {
+                    Ok(masked) => match String::from_utf8(masked.into_owned()) {
+                        Ok(masked) => Message::text(masked),
+                        Err(_) => break Some(self.refuse()),
+                    },
+                    Err(_) => break Some(self.refuse()),
+                },
+                Message::Binary(data) if !from_agent => match mask::message(&data, false, self.masking) {
+                    Ok(masked) => Message::binary(masked.into_owned()),
+                    Err(_) => break Some(self.refuse()),
+                },
+                Message::Close(frame) => {
+                    self.record(from_agent, MessageKind::Close, &close_payload(frame.as_ref()));
+                    let _ = tx.send(Message::Close(frame)).await;
+                    return;
+                }
+                // Each side's own WebSocket answers its pings.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                other => other,
+            };
+            match &message {
+                Message::Text(text) => self.record(from_agent, MessageKind::Text, text.as_bytes()),
+                Message::Binary(data) => self.record(from_agent, MessageKind::Binary, data),
+                _ => {}
+            }
+            if tx.send(message).await.is_err() {
+                break None;
+            }
+        };
+        let close = close.unwrap_or_else(|| close_frame(CloseCode::Away, "the other side went away"));
+        self.record(from_agent, MessageKind::Close, &close_payload(Some(&close)));
+        let _ = tx.send(Message::Close(Some(close))).await;
+    }
+
+    /// A message from the upstream that cannot be made safe to show: the agent
+    /// gets a close saying so instead (recorded as the close it is).
+    fn refuse(&self) -> CloseFrame {
+        tracing::info!(exchange = self.exchange, "a WebSocket message could not be masked; the connection ends");
+        close_frame(CloseCode::Error, "Airlock cannot mask this message, so it was not sent")
+    }
+
+    fn record(&self, from_agent: bool, kind: MessageKind, data: &[u8]) {
+        let kept = &data[..data.len().min(self.record_max)];
+        let message = Recorded { kind, len: data.len() as u64, data: kept };
+        self.session.record(from_agent, &Event::Message(self.exchange, message));
+    }
+}
+
+fn close_frame(code: CloseCode, reason: &'static str) -> CloseFrame {
+    CloseFrame { code, reason: reason.into() }
+}
+
+/// A close frame's payload: its code, big-endian, then its reason.
+fn close_payload(frame: Option<&CloseFrame>) -> Vec<u8> {
+    let Some(frame) = frame else { return Vec::new() };
+    let mut out = u16::from(frame.code).to_be_bytes().to_vec();
+    out.extend_from_slice(frame.reason.as_bytes());
+    out
+}
