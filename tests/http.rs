@@ -609,6 +609,9 @@ fn websocket_messages_are_masked_recorded_and_refused_when_they_cannot_be() {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert_eq!(json["user"]["name"], "Alice");
+        let escaped = ask("send escaped json").await;
+        let escaped: serde_json::Value = serde_json::from_str(escaped.to_text().unwrap()).unwrap();
+        assert!(!escaped.to_string().contains(KEY), "an escaped key passed: {escaped}");
         // Data that is not text passes untouched.
         assert_eq!(ask("send binary").await.into_data().as_ref(), b"\0\x01\x02\xff");
         // Text the detectors cannot read is not sent: the agent is told why, and the
@@ -619,6 +622,13 @@ fn websocket_messages_are_masked_recorded_and_refused_when_they_cannot_be() {
                 assert!(frame.reason.contains("cannot mask"), "{}", frame.reason);
             }
             other => panic!("a message that cannot be masked was passed: {other:?}"),
+        }
+        // A close's reason is masked too.
+        let (mut ws, _) = connect("secure", "/ws").await.unwrap();
+        ws.send(Message::text("send close")).await.unwrap();
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap() {
+            Message::Close(Some(frame)) => assert!(!frame.reason.contains(KEY), "{}", frame.reason),
+            other => panic!("expected the upstream's close: {other:?}"),
         }
         // JSON the rules apply to that does not parse: the same.
         let (mut ws, _) = connect("secure", "/ws").await.unwrap();
@@ -633,7 +643,7 @@ fn websocket_messages_are_masked_recorded_and_refused_when_they_cannot_be() {
         assert!(connect("api", "/ws").await.is_err(), "websocket = false must refuse the upgrade");
     });
     let upgrades = rig.api.seen_at("/ws");
-    assert_eq!(upgrades.len(), 2, "only the allowed upgrades reached the API");
+    assert_eq!(upgrades.len(), 3, "only the allowed upgrades reached the API");
     for seen in &upgrades {
         assert!(seen.headers.iter().all(|(n, _)| n != "sec-websocket-extensions"), "{:?}", seen.headers);
     }
@@ -658,7 +668,7 @@ fn websocket_messages_are_masked_recorded_and_refused_when_they_cannot_be() {
         })
         .collect();
     let all = replays.join("\n");
-    for secret in ["alice@example.com", "hunter2", "tok-live-123", KEY] {
+    for secret in ["alice@example.com", "hunter2", "tok-live-123", KEY, "\\u0041KIA"] {
         assert!(!all.contains(secret), "{secret} is in the recording");
     }
     let har: serde_json::Value = serde_json::from_str(&replays[0]).unwrap();

@@ -247,13 +247,16 @@ fn futures_stream<T: Send + 'static>(items: Vec<T>) -> impl futures_util::Stream
 /// - `send binary text`: [`TEXT`] as a binary message; `send binary`: 4 bytes
 ///   that are not text;
 /// - `send nul text`: a NUL, then [`TEXT`], as text;
-/// - `send broken json`: `{"password": "hunter2"` as text;
+/// - `send broken json`: `{"password": "hunter2"` as text; `send escaped json`: a
+///   JSON string escaping a key's first letter;
+/// - `send close`: a close whose reason holds a key;
 /// - `send fragments`: [`TEXT`] as a text message in three frames, the key split.
 fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
         return reply(StatusCode::BAD_REQUEST, "text/plain", full("no key"));
     };
@@ -279,6 +282,11 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
                 "send binary" => vec![Message::binary(b"\0\x01\x02\xff".to_vec())],
                 "send nul text" => vec![Message::text(format!("\0{TEXT}"))],
                 "send broken json" => vec![Message::text(r#"{"password": "hunter2""#)],
+                "send escaped json" => vec![Message::text(r#"{"note": "\u0041KIAIOSFODNN7EXAMPLE"}"#)],
+                "send close" => vec![Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "done with AKIAIOSFODNN7EXAMPLE".into(),
+                }))],
                 "send fragments" => {
                     let (a, rest) = TEXT.split_at(TEXT.find("AKIA").unwrap() + 6);
                     let (b, c) = rest.split_at(5);

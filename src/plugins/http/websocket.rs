@@ -139,7 +139,10 @@ impl Pass<'_> {
                     Ok(masked) => Message::binary(masked.into_owned()),
                     Err(_) => break Some(self.refuse()),
                 },
-                Message::Close(frame) => {
+                Message::Close(mut frame) => {
+                    if !from_agent && let Some(frame) = &mut frame {
+                        frame.reason = self.masked_reason(&frame.reason).into();
+                    }
                     self.record(from_agent, MessageKind::Close, &close_payload(frame.as_ref()));
                     let _ = tx.send(Message::Close(frame)).await;
                     return;
@@ -167,6 +170,20 @@ impl Pass<'_> {
     fn refuse(&self) -> CloseFrame {
         tracing::info!(exchange = self.exchange, "a WebSocket message could not be masked; the connection ends");
         close_frame(CloseCode::Error, "Airlock cannot mask this message, so it was not sent")
+    }
+
+    /// A close reason from the upstream as the agent may see it: masked, within the
+    /// 123 bytes a close frame holds, or none when it cannot be masked.
+    fn masked_reason(&self, reason: &str) -> String {
+        const MAX_REASON: usize = 123;
+        let Ok(masked) = mask::message(reason.as_bytes(), true, self.masking) else { return String::new() };
+        let mut masked = String::from_utf8_lossy(&masked).into_owned();
+        let mut cut = masked.len().min(MAX_REASON);
+        while !masked.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        masked.truncate(cut);
+        masked
     }
 
     fn record(&self, from_agent: bool, kind: MessageKind, data: &[u8]) {
