@@ -415,24 +415,8 @@ fn ten_thousand_connections_opened_and_dropped_in_a_burst() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_closes_sessions_with_a_clear_error_and_loses_nothing_acknowledged() {
-    // Only root may mount; elsewhere the test says so and stops.
-    if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs for the recordings needs root");
-        return;
-    }
-    let root = std::env::temp_dir().join(format!("airlock-full-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).unwrap();
-    let mount = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&root)
-        .status()
-        .unwrap();
-    if !mount.success() {
-        eprintln!("skipped: this machine does not let root mount a tmpfs");
-        return;
-    }
-    let _unmount = Unmount(root.clone());
+    let Some(disk) = support::SmallDisk::mount("airlock-full", "4m") else { return };
+    let root = disk.path.clone();
     let config_path = root.join("airlock.toml");
     std::fs::write(&config_path, config(&root, "", "[recording]\nsegment_size = \"1MiB\"\n")).unwrap();
     let mut airlock = Airlock::start_config(root.clone(), config_path.clone());
@@ -467,8 +451,7 @@ async fn a_full_disk_closes_sessions_with_a_clear_error_and_loses_nothing_acknow
     // Free space, restart: every acknowledged session is there and the chain verifies.
     airlock.terminate();
     airlock.wait_exit(Duration::from_secs(20));
-    let grown = std::process::Command::new("mount").args(["-o", "remount,size=64m"]).arg(&root).status().unwrap();
-    assert!(grown.success());
+    disk.grow("64m");
     let restarted = Airlock::start_config(root.clone(), config_path);
     let out = local_cli(&restarted, &["verify"]);
     assert!(out.status.success(), "verify: {}", String::from_utf8_lossy(&out.stdout));
@@ -478,18 +461,4 @@ async fn a_full_disk_closes_sessions_with_a_clear_error_and_loses_nothing_acknow
     }
     drop(restarted);
     drop(airlock);
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false)
-}
-
-/// Unmounts (and removes) the test's tmpfs when dropped.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

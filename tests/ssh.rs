@@ -756,3 +756,67 @@ fn env_requests_pass_only_allowed_names_and_signals_end_commands() {
     let out = rig.ssh(&rig.trusted, "kill -TERM $$");
     assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_full_disk_withholds_the_exit_status_of_what_could_not_be_recorded() {
+    let Some(disk) = support::SmallDisk::mount("airlock-ssh-full", "4m") else { return };
+    let root = std::env::temp_dir().join(format!("airlock-ssh-full-peers-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let sshd = Sshd::start(&root);
+    let trusted = AgentKey::new(&root, "trusted_key", "trusted-agent", &["agents", "fixtures"]);
+    let extra = format!(
+        "{}{}\n[recording]\nsegment_size = \"1MiB\"\n",
+        sshd.connection("box", r#"["agents"]"#, ""),
+        trusted.config
+    );
+    let config_path = disk.path.join("airlock.toml");
+    std::fs::write(&config_path, support::config(&disk.path, "", &extra)).unwrap();
+    let mut airlock = Airlock::start_config(disk.path.clone(), config_path.clone());
+    let port = airlock.ssh.unwrap().port();
+
+    // A command's exit status says its output is on record: fill the disk with them.
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for n in 0..400 {
+        let command = format!("echo run-{n}; head -c 150000 /dev/urandom | base64");
+        let out = run(ssh_cmd(port, &trusted.path, "box").arg(&command), Duration::from_secs(60));
+        match out.status.code() {
+            Some(0) => acknowledged.push(format!("run-{n}")),
+            code => {
+                refused = Some((code, text(&out.stderr)));
+                break;
+            }
+        }
+    }
+    let (code, stderr) = refused.expect("the disk never filled");
+    assert!(acknowledged.len() > 3, "the disk filled too soon to mean anything");
+    // The command that could not be recorded does not look like it succeeded.
+    assert_eq!(code, Some(255), "{stderr}");
+    assert!(stderr.contains("could not be recorded") || stderr.contains("cannot record"), "{stderr}");
+    assert!(support::http_get(airlock.admin, "/healthz").ends_with("ok\n"), "the gateway stays up");
+    eprintln!("{} commands acknowledged before the disk filled: {stderr}", acknowledged.len());
+
+    // Free space, restart: every acknowledged command is on record, exit status and
+    // all, and the chain verifies.
+    airlock.terminate();
+    airlock.wait_exit(Duration::from_secs(20));
+    disk.grow("64m");
+    let restarted = Airlock::start_config(disk.path.clone(), config_path);
+    let out = support::local_cli(&restarted, &["verify"]);
+    assert!(out.status.success(), "verify: {}", text(&out.stdout));
+    let replays: Vec<String> = support::sessions(&restarted)
+        .iter()
+        .map(|s| ok(&support::local_cli(&restarted, &["replay", s["id"].as_str().unwrap()])))
+        .collect();
+    for run in &acknowledged {
+        let replay = replays
+            .iter()
+            .find(|r| r.contains(&format!("echo {run};")))
+            .unwrap_or_else(|| panic!("{run} is missing from the recording"));
+        assert!(replay.contains(&format!("{run}\n")), "{run}'s output is missing from the recording:\n{replay}");
+        assert!(replay.contains("exit 0\n"), "{run}'s exit is missing from the recording:\n{replay}");
+    }
+    drop(restarted);
+    drop(airlock);
+    let _ = std::fs::remove_dir_all(&root);
+}

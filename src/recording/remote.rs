@@ -417,7 +417,16 @@ pub async fn materialize(
                 continue;
             }
             let _ = std::fs::remove_file(&path);
-            let bytes = remote.fetch(&replica, listed.n).await?;
+            let bytes = match remote.fetch(&replica, listed.n).await {
+                Ok(bytes) => bytes,
+                // Deleted by retention since it was listed, which a header has
+                // recorded before the delete.
+                Err(e) if matches!(e.downcast_ref(), Some(object_store::Error::NotFound { .. })) => {
+                    wanted.remove(&listed.n);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             crate::private::write_new(&path, &bytes)?;
             let _ = std::fs::remove_file(version_path(&path));
             crate::private::write_new(&version_path(&path), listed.version.as_bytes())?;

@@ -523,3 +523,46 @@ pub fn drivers_node_path(module: &str) -> PathBuf {
     assert!(path.join(module).exists(), "{} has no {module}: run .ci/peers", path.display());
     path
 }
+
+/// A small tmpfs for a data dir, to fill: mounted by root, unmounted (and removed)
+/// when dropped.
+pub struct SmallDisk {
+    pub path: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts one of `size` (`4m`); `None`, with a message saying why the test is
+    /// skipped, where this user or machine cannot mount.
+    pub fn mount(name: &str, size: &str) -> Option<SmallDisk> {
+        let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout == b"0\n");
+        if !root {
+            eprintln!("skipped: mounting a small tmpfs for the recordings needs root");
+            return None;
+        }
+        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        let options = format!("size={size}");
+        let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", &options, "tmpfs"]).arg(&path).status();
+        if !mounted.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: this machine does not let root mount a tmpfs");
+            let _ = std::fs::remove_dir_all(&path);
+            return None;
+        }
+        Some(SmallDisk { path })
+    }
+
+    /// Makes room: the disk becomes `size`.
+    pub fn grow(&self, size: &str) {
+        let options = format!("remount,size={size}");
+        let grown = Command::new("mount").args(["-o", &options]).arg(&self.path).status().unwrap();
+        assert!(grown.success(), "remounting the tmpfs failed");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -27,6 +27,9 @@ use crate::policy::Decision;
 
 /// Exit status of a refused command, as a shell reports "cannot execute".
 const REFUSED: u32 = 126;
+/// The exit status given instead of the command's when its record could not be made
+/// durable (what `ssh` itself exits with when a connection fails).
+const UNRECORDED: u32 = 255;
 /// Input an agent may send before its command starts (or while it is held).
 const MAX_EARLY_INPUT: usize = 1 << 20;
 /// Bytes of output buffered per stream between the upstream and the masker.
@@ -43,7 +46,7 @@ pub(crate) enum End {
     AgentGone,
 }
 
-type AgentTx = Arc<ChannelWriteHalf<Msg>>;
+pub(super) type AgentTx = Arc<ChannelWriteHalf<Msg>>;
 type UpstreamTx = ChannelWriteHalf<russh::client::Msg>;
 
 /// Whether `name` is in the connection's `env` allowlist (`LC_*` ends a prefix).
@@ -444,22 +447,38 @@ async fn pump_out(shared: &Shared, channel: u32, mut up_rx: ChannelReadHalf, age
         let _ = agent_tx.close().await;
         return;
     }
+    // An exit status tells the agent the command ran as the channel showed; it is
+    // given only once all of that is on record.
     let recorded = match &exit {
-        Some(Exit::Status(status)) => {
-            let _ = agent_tx.exit_status(*status).await;
-            shared.record(false, Event::Exit { channel, status: *status }).await
-        }
-        Some(Exit::Signal { name, core_dumped, message }) => {
-            let _ = shared
-                .agent
-                .exit_signal_request(agent_tx.id(), name.clone(), *core_dumped, message.clone(), String::new())
-                .await;
+        Some(Exit::Status(status)) => shared.record(false, Event::Exit { channel, status: *status }).await,
+        Some(Exit::Signal { name, .. }) => {
             shared.record(false, Event::ExitSignal { channel, signal: &format!("{name:?}") }).await
         }
         None => Ok(()),
     };
-    let _ = recorded;
+    if recorded.is_err() || shared.flush().await.is_err() {
+        return unrecorded(&agent_tx).await;
+    }
+    match exit {
+        Some(Exit::Status(status)) => {
+            let _ = agent_tx.exit_status(status).await;
+        }
+        Some(Exit::Signal { name, core_dumped, message }) => {
+            let _ = shared.agent.exit_signal_request(agent_tx.id(), name, core_dumped, message, String::new()).await;
+        }
+        None => {}
+    }
     let _ = shared.record(false, Event::Close { channel }).await;
+    let _ = agent_tx.eof().await;
+    let _ = agent_tx.close().await;
+}
+
+/// Ends a channel whose record could not be made durable: the agent is told so on
+/// stderr and gets exit status 255, never the command's own.
+pub(super) async fn unrecorded(agent_tx: &AgentTx) {
+    let line = "Airlock: this session could not be recorded, so the command's exit status is withheld\r\n";
+    let _ = agent_tx.extended_data_bytes(1, Bytes::from_static(line.as_bytes())).await;
+    let _ = agent_tx.exit_status(UNRECORDED).await;
     let _ = agent_tx.eof().await;
     let _ = agent_tx.close().await;
 }

@@ -352,6 +352,14 @@ impl Shared {
         }
     }
 
+    /// Waits until everything recorded so far is durable.
+    pub async fn flush(&self) -> Result<(), channel::End> {
+        match &self.recorder {
+            Some(r) => r.flush().await.map_err(|_| channel::End::RecorderFailed),
+            None => Ok(()),
+        }
+    }
+
     /// Records an encoded event payload.
     pub async fn record_payload(&self, from_agent: bool, payload: bytes::Bytes) -> Result<(), channel::End> {
         let Some(r) = &self.recorder else { return Ok(()) };

@@ -293,6 +293,10 @@ pub(super) async fn relay(
     };
     tokio::join!(requests, async {
         let (exit, ()) = tokio::join!(replies, writer);
+        // As for a command: the exit status only once the operations are on record.
+        if exit.is_some() && shared.flush().await.is_err() {
+            return super::channel::unrecorded(&agent_tx).await;
+        }
         if let Some(status) = exit {
             let _ = agent_tx.exit_status(status).await;
         }
