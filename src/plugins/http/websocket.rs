@@ -8,7 +8,8 @@
 //!   data that reads as text is masked as text). A message that cannot be made safe
 //!   to show is not sent: the agent gets a close (1011) saying so, and the
 //!   connection ends;
-//! - every text, binary and close message is recorded as it was passed on.
+//! - every text, binary and close message is recorded as it was passed on; once the
+//!   recorder has failed nothing more passes (a close, 1011, says why).
 //!
 //! Pings are answered by each side's own WebSocket (they say nothing about the other
 //! side). Extensions are not negotiated: the agent's `Sec-WebSocket-Extensions` is
@@ -155,6 +156,10 @@ impl Pass<'_> {
                 Message::Text(text) => self.record(from_agent, MessageKind::Text, text.as_bytes()),
                 Message::Binary(data) => self.record(from_agent, MessageKind::Binary, data),
                 _ => {}
+            }
+            // Nothing passes that is not on record.
+            if self.session.recorder_failed() {
+                break Some(close_frame(CloseCode::Error, "Airlock cannot record this session"));
             }
             if tx.send(message).await.is_err() {
                 break None;
