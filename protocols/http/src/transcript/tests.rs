@@ -321,7 +321,7 @@ fn websocket_messages_are_in_their_entry_as_chromium_writes_them() {
         entry["_webSocketMessages"],
         json!([
             {"type": "send", "time": 1_700_000_000.002, "opcode": 1, "data": "hello"},
-            {"type": "receive", "time": 1_700_000_000.0025, "opcode": 2, "data": "/wA=",
+            {"type": "receive", "time": 1_700_000_000.002_5, "opcode": 2, "data": "/wA=",
              "_comment": "truncated in the record: 2 of 9 bytes recorded"},
             {"type": "send", "time": 1_700_000_000.003, "opcode": 8, "data": "ok", "_code": 1000},
         ])
