@@ -614,6 +614,11 @@ fn websocket_messages_are_masked_recorded_and_refused_when_they_cannot_be() {
         assert!(!escaped.to_string().contains(KEY), "an escaped key passed: {escaped}");
         // Data that is not text passes untouched.
         assert_eq!(ask("send binary").await.into_data().as_ref(), b"\0\x01\x02\xff");
+        // JSON behind a prefix is masked as JSON.
+        let socketio = ask("send socketio").await.into_text().unwrap();
+        for secret in ["alice@example.com", "hunter2", "tok-live-123", KEY] {
+            assert!(!socketio.contains(secret), "{secret} in {socketio}");
+        }
         // Text the detectors cannot read is not sent: the agent is told why, and the
         // connection ends.
         match ask("send nul text").await {
@@ -622,6 +627,23 @@ fn websocket_messages_are_masked_recorded_and_refused_when_they_cannot_be() {
                 assert!(frame.reason.contains("cannot mask"), "{}", frame.reason);
             }
             other => panic!("a message that cannot be masked was passed: {other:?}"),
+        }
+        // What cannot be masked where it stands is not sent: a key cut across two
+        // messages, an escaped key in plain text, a key in binary data (as it is, in
+        // UTF-16, gzipped). Each ends its connection with 1011.
+        for asked in ["send split", "send escaped text", "send binary key", "send utf16 binary", "send gzip json"] {
+            let (mut ws, _) = connect("secure", "/ws").await.unwrap();
+            ws.send(Message::text(asked)).await.unwrap();
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap() {
+                    Message::Close(Some(frame)) => {
+                        assert_eq!(frame.code, CloseCode::Error, "{asked}: {frame:?}");
+                        break;
+                    }
+                    Message::Text(t) => assert!(!t.contains("ODNN7EXAMPLE"), "{asked}: {t}"),
+                    other => panic!("{asked}: passed {other:?}"),
+                }
+            }
         }
         // A close's reason is masked too.
         let (mut ws, _) = connect("secure", "/ws").await.unwrap();
@@ -643,7 +665,7 @@ fn websocket_messages_are_masked_recorded_and_refused_when_they_cannot_be() {
         assert!(connect("api", "/ws").await.is_err(), "websocket = false must refuse the upgrade");
     });
     let upgrades = rig.api.seen_at("/ws");
-    assert_eq!(upgrades.len(), 3, "only the allowed upgrades reached the API");
+    assert_eq!(upgrades.len(), 8, "only the allowed upgrades reached the API");
     for seen in &upgrades {
         assert!(seen.headers.iter().all(|(n, _)| n != "sec-websocket-extensions"), "{:?}", seen.headers);
     }
@@ -733,4 +755,44 @@ fn sessions_replay_as_har_that_a_validator_accepts() {
         .catch(e => { console.error(JSON.stringify(e.errors || e.message)); process.exit(1); });";
     let out = Command::new("node").args(["-e", check]).arg(&file).env("NODE_PATH", node_path).output().unwrap();
     assert_eq!(text(&out.stdout).trim(), "valid", "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_websocket_peer_that_pings_and_never_reads_cannot_grow_airlocks_memory() {
+    let rig = Rig::start("");
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&rig.http().into()).unwrap();
+    let mut stream: std::net::TcpStream = socket.into();
+    let upgrade = format!(
+        "GET /secure/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        rig.agent
+    );
+    stream.write_all(upgrade.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", text(&head));
+    // Masked pings with 125-byte payloads, as fast as Airlock takes them; nothing read.
+    let mut ping = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
+    ping.extend(std::iter::repeat_n(b'p' ^ 1, 125));
+    let burst: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 1000).collect();
+    let pid = rig.airlock.pid();
+    let before = support::rss_kib(pid);
+    stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let started = std::time::Instant::now();
+    let mut sent = 0usize;
+    while sent < 200 << 20 && started.elapsed() < Duration::from_secs(20) {
+        match stream.write_all(&burst) {
+            Ok(()) => sent += burst.len(),
+            Err(_) => break,
+        }
+    }
+    let grown = support::rss_kib(pid).saturating_sub(before);
+    eprintln!("sent {} MB of pings; Airlock grew {grown} KiB", sent >> 20);
+    assert!(grown < 64 << 10, "Airlock grew {grown} KiB on {} MB of unread pongs", sent >> 20);
 }

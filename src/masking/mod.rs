@@ -201,6 +201,11 @@ impl Masker {
         out
     }
 
+    /// The most bytes before a cut that a match running across it can start in.
+    pub fn holdback(&self) -> usize {
+        self.holdback
+    }
+
     /// Masks a whole text; borrows it back unchanged when nothing is found.
     pub fn mask<'a>(&self, text: &'a [u8]) -> Cow<'a, [u8]> {
         let found = self.find(text, 0);

@@ -250,6 +250,11 @@ fn futures_stream<T: Send + 'static>(items: Vec<T>) -> impl futures_util::Stream
 /// - `send broken json`: `{"password": "hunter2"` as text; `send escaped json`: a
 ///   JSON string escaping a key's first letter;
 /// - `send close`: a close whose reason holds a key;
+/// - `send socketio`: [`JSON`] in a Socket.IO event (`42["login",{...}]`);
+/// - `send split`: a key cut across two text messages; `send escaped text`: a key
+///   with its first letter escaped, in text that is not JSON;
+/// - `send binary key`, `send utf16 binary`, `send gzip json`: a key in binary data
+///   as it is, in UTF-16, and [`JSON`] gzipped;
 /// - `send fragments`: [`TEXT`] as a text message in three frames, the key split.
 fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
     use futures_util::{SinkExt, StreamExt};
@@ -283,6 +288,18 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
                 "send nul text" => vec![Message::text(format!("\0{TEXT}"))],
                 "send broken json" => vec![Message::text(r#"{"password": "hunter2""#)],
                 "send escaped json" => vec![Message::text(r#"{"note": "\u0041KIAIOSFODNN7EXAMPLE"}"#)],
+                "send socketio" => vec![Message::text(format!(r#"42["login",{}]"#, JSON))],
+                "send split" => vec![Message::text("aws key AKIAIOSF"), Message::text("ODNN7EXAMPLE in the log")],
+                "send escaped text" => vec![Message::text(r"key \u0041KIAIOSFODNN7EXAMPLE")],
+                "send binary key" => vec![Message::binary([b"\0\x82".as_slice(), b"AKIAIOSFODNN7EXAMPLE"].concat())],
+                "send utf16 binary" => {
+                    vec![Message::binary(TEXT.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>())]
+                }
+                "send gzip json" => {
+                    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    std::io::Write::write_all(&mut gz, JSON.as_bytes()).unwrap();
+                    vec![Message::binary(gz.finish().unwrap())]
+                }
                 "send close" => vec![Message::Close(Some(CloseFrame {
                     code: CloseCode::Normal,
                     reason: "done with AKIAIOSFODNN7EXAMPLE".into(),

@@ -297,20 +297,75 @@ pub async fn response_body(
 }
 
 /// A WebSocket message's data as the agent may see it, masked as a body would be:
-/// a text message as text, a binary one as text when it reads as text, else
-/// untouched. `Err` when it cannot be made safe to show: JSON the rules apply to
-/// that does not parse, or text the detectors cannot read (a NUL in it: UTF-16).
-pub fn message<'a>(data: &'a [u8], text: bool, masking: &Masking) -> Result<std::borrow::Cow<'a, [u8]>, Reply> {
+/// a text message as text, a binary one as text when it reads as text. `Err` when it
+/// cannot be made safe to show: JSON the rules apply to that does not parse, text
+/// the detectors cannot read (a NUL in it: UTF-16), or binary data in which a secret
+/// shows (in the bytes themselves, read as UTF-16, or gzip- or zlib-compressed),
+/// since binary data cannot be masked in place. `max` caps what a compressed
+/// message may inflate to.
+pub fn message<'a>(
+    data: &'a [u8],
+    text: bool,
+    masking: &Masking,
+    max: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>, Reply> {
     use std::borrow::Cow;
-    if !masking.active() || (!text && looks_binary(data)) {
+    if !masking.active() {
         return Ok(Cow::Borrowed(data));
     }
-    if memchr::memchr(0, data).is_some() {
+    if !text && looks_binary(data) {
+        return binary_shows_nothing(data, masking, max, 0).map(|()| Cow::Borrowed(data));
+    }
+    if memchr::memchr(0, data.strip_suffix(b"\0").unwrap_or(data)).is_some() {
         return Err(Reply::BadGateway("the message is text Airlock cannot read (UTF-16 or UTF-32) to mask".into()));
     }
     // JSON is read as JSON even without rules for it, so that the detectors see
     // strings as the agent's parser will (`\u0041KIA...` is `AKIA...`).
     mask_text_holding_json(data, masking).map(Cow::Owned)
+}
+
+/// `Ok` when nothing in binary data would be masked: not in its bytes, not in them
+/// read as UTF-16, not in what gzip or zlib data inflates to (`depth` layers down
+/// already; a third is refused).
+fn binary_shows_nothing(data: &[u8], masking: &Masking, max: usize, depth: u8) -> Result<(), Reply> {
+    let shows = |why: &str| {
+        Err(Reply::BadGateway(format!("the binary message holds {why}, which Airlock cannot mask in place")))
+    };
+    if let Some(m) = &masking.masker {
+        if !m.find(data, 0).is_empty() {
+            return shows("a secret");
+        }
+        let narrow: Vec<u8> = data.iter().copied().filter(|b| *b != 0).collect();
+        if narrow.len() < data.len() && !m.find(&narrow, 0).is_empty() {
+            return shows("a secret in UTF-16");
+        }
+    }
+    let compressed = match data {
+        [0x1f, 0x8b, ..] => Some("gzip"),
+        [first, second, ..] if first & 0x0f == 8 && (u16::from(*first) << 8 | u16::from(*second)) % 31 == 0 => {
+            Some("deflate")
+        }
+        _ => None,
+    };
+    let Some(encoding) = compressed else { return Ok(()) };
+    if depth >= 2 {
+        return shows("compressed data three layers deep");
+    }
+    let inflated = match decode(encoding, data, max) {
+        Ok(inflated) => inflated,
+        // Not compressed after all (the magic bytes by chance)...
+        Err(_) if !matches!(data, [0x1f, 0x8b, ..]) => return Ok(()),
+        // ...or too large to check.
+        Err(_) => return shows("gzip data Airlock cannot inflate to check"),
+    };
+    let clean = match looks_binary(&inflated) {
+        true => binary_shows_nothing(&inflated, masking, max, depth + 1).is_ok(),
+        false => message(&inflated, true, masking, max).is_ok_and(|same| same.as_ref() == inflated.as_slice()),
+    };
+    match clean {
+        true => Ok(()),
+        false => shows(&format!("{encoding} data with something to mask in it")),
+    }
 }
 
 /// The `charset` parameter of the content type, lower-case.
@@ -346,66 +401,182 @@ fn unreadable_text(bytes: &[u8]) -> bool {
     bom || memchr::memchr(0, &bytes[..bytes.len().min(8192)]).is_some()
 }
 
-/// A body not labelled JSON on a connection with JSON path or key rules: a whole
-/// JSON document, JSON lines, and `data:` lines carrying JSON are masked as JSON;
-/// other lines by the detectors. Something that starts like JSON but does not parse
-/// is refused: the rules could not be applied to it.
+/// Text that may hold JSON (a body not labelled JSON, a WebSocket message), masked:
+/// a whole JSON document, and on each line JSON that starts the line or follows a
+/// prefix (`data: {...}`, Socket.IO's `42[...]`), are masked as JSON; the rest goes
+/// to the detectors. Lines end where any reader might end them (LF, CR, RS, NEL, LS,
+/// PS); a byte-order mark is skipped. On a connection with JSON path or key rules,
+/// a line that starts like JSON but does not parse is refused: the rules could not
+/// be applied to it. Text the detectors find a secret in once its escapes are decoded
+/// (`\u0041KIA...`) is refused too: it cannot be masked where it stands.
 fn mask_text_holding_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
-    let starts_json = |b: &[u8]| matches!(b.iter().find(|c| !c.is_ascii_whitespace()), Some(b'{' | b'['));
     let refused = || Reply::BadGateway("the response carries JSON Airlock cannot parse to mask its fields".into());
-    if starts_json(body)
-        && let Ok(masked) = mask_json(body, masking)
-    {
-        return Ok(masked);
-    }
-    let detect = |text: &[u8], out: &mut Vec<u8>| match &masking.masker {
-        Some(m) => out.extend_from_slice(&m.mask(text)),
-        None => out.extend_from_slice(text),
+    let (bom, text) = match body.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => (&body[..3], rest),
+        None => (&body[..0], body),
     };
+    let lead = |b: &[u8]| b.iter().position(|c| !c.is_ascii_whitespace());
     let mut out = Vec::with_capacity(body.len());
+    out.extend_from_slice(bom);
+    if lead(text).is_some_and(|i| matches!(text[i], b'{' | b'[' | b'"'))
+        && let Ok(masked) = json_strict(text, masking)
+    {
+        out.extend(masked);
+        return Ok(out);
+    }
     // Runs of lines without JSON go to the detectors whole, one scan per run.
     let mut run = 0;
-    let mut at = 0;
-    for line in body.split_inclusive(|b| *b == b'\n') {
-        let start = at;
-        at += line.len();
-        let (prefix, rest) = match line.strip_prefix(b"data:") {
-            Some(rest) => (&line[..5], rest),
-            None => (&line[..0], line),
-        };
-        let content_end = rest.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
-        let (content, tail) = rest.split_at(content_end);
-        if !starts_json(content) {
-            continue;
+    for (start, line) in lines(text) {
+        // What may follow a JSON value on its line: white space, and a NUL (STOMP).
+        let content_end = line.iter().rposition(|b| !b.is_ascii_whitespace() && *b != 0).map_or(0, |i| i + 1);
+        let content = &line[..content_end];
+        let Some(at) = content.iter().position(|b| matches!(b, b'{' | b'[')) else { continue };
+        let starts_line = lead(content) == Some(at);
+        match json_strict(&content[at..], masking) {
+            Ok(masked) => {
+                detect(&text[run..start + at], masking, &mut out)?;
+                out.extend(masked);
+                run = start + content_end;
+            }
+            // JSON that cannot be read where rules would apply to it: at the start of
+            // its line, or after a prefix with members (`"key":`) in it.
+            Err(_)
+                if masking.keys_masked() && (starts_line || memchr::memmem::find(&content[at..], b"\":").is_some()) =>
+            {
+                return Err(refused());
+            }
+            Err(_) => {}
         }
-        detect(&body[run..start], &mut out);
-        run = at;
-        let lead = content.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(0);
-        out.extend_from_slice(prefix);
-        out.extend_from_slice(&content[..lead]);
-        out.extend(mask_json(&content[lead..], masking).map_err(|_| refused())?);
-        out.extend_from_slice(tail);
     }
-    detect(&body[run..], &mut out);
+    detect(&text[run..], masking, &mut out)?;
     Ok(out)
+}
+
+/// Each line of `text` with where it starts, its end of line left out. Lines end at
+/// LF, CR, RS (JSON text sequences), and NEL, LS and PS in UTF-8.
+fn lines(text: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let rest = text.get(at..).filter(|r| !r.is_empty())?;
+        let (mut end, mut next) = (rest.len(), rest.len());
+        for i in 0..rest.len() {
+            let len = match rest[i..] {
+                [b'\n' | b'\r' | 0x1e, ..] => 1,
+                [0xc2, 0x85, ..] => 2,
+                [0xe2, 0x80, 0xa8 | 0xa9, ..] => 3,
+                _ => continue,
+            };
+            (end, next) = (i, i + len);
+            break;
+        }
+        let start = at;
+        at += next;
+        Some((start, &rest[..end]))
+    })
+}
+
+/// Text through the detectors, onto `out`; `Err` when, with its escapes decoded, the
+/// masked text still shows a secret.
+fn detect(text: &[u8], masking: &Masking, out: &mut Vec<u8>) -> Result<(), Reply> {
+    let Some(m) = &masking.masker else {
+        out.extend_from_slice(text);
+        return Ok(());
+    };
+    let masked = m.mask(text);
+    if let Some(decoded) = unescaped(&masked)
+        && !m.find(&decoded, 0).is_empty()
+    {
+        return Err(Reply::BadGateway(
+            "the response holds an escaped secret (\\u0041...) that Airlock cannot mask where it stands".into(),
+        ));
+    }
+    out.extend_from_slice(&masked);
+    Ok(())
+}
+
+/// `text` with the escapes a JSON or JavaScript reader decodes (`\uXXXX` and its
+/// surrogate pairs, `\u{...}`, `\xHH`, `\/` and the one-letter ones) decoded; `None`
+/// when it has none.
+fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
+    memchr::memchr(b'\\', text)?;
+    let hex = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    let mut decoded = false;
+    while i < text.len() {
+        let rest = &text[i..];
+        let (c, len) = match rest {
+            [b'\\', b'u', b'{', ..] => match rest.iter().position(|b| *b == b'}') {
+                Some(close) if close <= 9 => (hex(&rest[3..close]).and_then(char::from_u32), close + 1),
+                _ => (None, 1),
+            },
+            [b'\\', b'u', ..] if rest.len() >= 6 => match hex(&rest[2..6]) {
+                Some(high @ 0xd800..=0xdbff) => match (rest.get(6..8), rest.get(8..12).and_then(hex)) {
+                    (Some(b"\\u"), Some(low @ 0xdc00..=0xdfff)) => {
+                        (char::from_u32(0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00)), 12)
+                    }
+                    _ => (Some(char::REPLACEMENT_CHARACTER), 6),
+                },
+                Some(code) => (Some(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)), 6),
+                None => (None, 1),
+            },
+            [b'\\', b'x', ..] if rest.len() >= 4 => (hex(&rest[2..4]).and_then(char::from_u32), 4),
+            [b'\\', e, ..] => match e {
+                b'/' | b'\\' | b'"' | b'\'' => (Some(*e as char), 2),
+                b'n' => (Some('\n'), 2),
+                b't' => (Some('\t'), 2),
+                b'r' => (Some('\r'), 2),
+                _ => (None, 1),
+            },
+            _ => (None, 1),
+        };
+        match c {
+            Some(c) => {
+                decoded = true;
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                i += len;
+            }
+            None => {
+                out.push(text[i]);
+                i += 1;
+            }
+        }
+    }
+    decoded.then_some(out)
 }
 
 /// A JSON body, masked; `Err` when rules apply to it and it does not parse.
 fn mask_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
+    match json_strict(body, masking) {
+        Ok(masked) => Ok(masked),
+        Err(e) if !masking.keys_masked() => {
+            // Not JSON after all: the detectors read it as text.
+            tracing::debug!(error = %e, "a JSON response does not parse; masked as text");
+            let mut out = Vec::with_capacity(body.len());
+            detect(body, masking, &mut out)?;
+            Ok(out)
+        }
+        Err(e) => Err(Reply::BadGateway(format!(
+            "the upstream's JSON response does not parse ({e}), so Airlock cannot mask its fields"
+        ))),
+    }
+}
+
+/// A JSON document, masked; `Err` when it is not one.
+fn json_strict(body: &[u8], masking: &Masking) -> Result<Vec<u8>, String> {
     /// Masks by the rules, and with the detectors where they may find something.
     struct ByRules<'a> {
         masking: &'a Masking,
         detect: Option<&'a Masker>,
     }
     impl JsonMasker for ByRules<'_> {
-        fn whole(&mut self, raw: &[u8], why: Why<'_>) -> Vec<u8> {
+        fn whole(&mut self, raw: &[u8], _why: Why<'_>) -> Vec<u8> {
             let mut out = Vec::new();
             let value = raw.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\"")).unwrap_or(raw);
             match &self.masking.masker {
                 Some(m) => m.mask_column(self.masking.style, value, &mut out),
                 None => out.extend_from_slice(b"[MASKED]"),
             }
-            let _ = why;
             serde_json::to_vec(&String::from_utf8_lossy(&out)).unwrap_or_else(|_| b"\"[MASKED]\"".to_vec())
         }
         fn text(&mut self, text: &str) -> Option<String> {
@@ -421,17 +592,7 @@ fn mask_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
     let detect =
         masking.masker.as_deref().filter(|m| memchr::memchr(b'\\', body).is_some() || !m.find(body, 0).is_empty());
     let mut by_rules = ByRules { masking, detect };
-    match json::mask(body, &masking.json, &mut by_rules) {
-        Ok(masked) => Ok(masked.bytes),
-        Err(e) if masking.json.paths.is_empty() && masking.json.keys.is_empty() => {
-            // Not JSON after all: the detectors read it as text.
-            tracing::debug!(error = %e, "a JSON response does not parse; masked as text");
-            Ok(masking.masker.as_ref().map_or_else(|| body.to_vec(), |m| m.mask(body).into_owned()))
-        }
-        Err(e) => Err(Reply::BadGateway(format!(
-            "the upstream's JSON response does not parse ({e}), so Airlock cannot mask its fields"
-        ))),
-    }
+    json::mask(body, &masking.json, &mut by_rules).map(|masked| masked.bytes).map_err(|e| e.to_string())
 }
 
 /// Reads a body whole, refusing one over `max` bytes. A body that fails to read is
@@ -727,6 +888,44 @@ mod tests {
         assert!(!out.contains("p1") && !out.contains("p2"), "{out}");
         assert!(out.starts_with("event: x\ndata: {\"password\":") && out.contains("\n\nplain line\n{"), "{out}");
         assert!(mask_text_holding_json(b"ok\ndata: {\"password\": }\n", &masking).is_err());
+        assert!(mask_text_holding_json(b"42[\"login\",{\"password\":\"x\"\n", &masking).is_err());
+        let plain = b"see {foo} and [1, 2\n";
+        assert_eq!(mask_text_holding_json(plain, &masking).unwrap(), plain);
+    }
+
+    #[test]
+    fn json_anywhere_a_reader_would_find_it_is_masked() {
+        let json = JsonRules { paths: vec![json::JsonPath::parse("$..password").unwrap()], keys: Vec::new() };
+        let detectors = Arc::new(Masker::new(None, Style::Redact, b"k"));
+        let masking = Masking { masker: Some(detectors), json, style: Style::Redact };
+        let secret = "\\u0041KIAIOSFODNN7EXAMPLE";
+        for (what, text) in [
+            ("socket.io", format!("42[\"login\",{{\"password\":\"hunter2\",\"note\":\"{secret}\"}}]")),
+            ("byte-order mark", format!("\u{feff}{{\"password\":\"hunter2\",\"note\":\"{secret}\"}}")),
+            ("CR", format!("ok\r{{\"password\":\"hunter2\",\"note\":\"{secret}\"}}")),
+            ("line separator", format!("ok\u{2028}{{\"password\":\"hunter2\",\"note\":\"{secret}\"}}")),
+            ("record separator", "{\"a\":1}\u{1e}{\"password\":\"hunter2\"}\u{1e}".to_owned()),
+            ("STOMP", "MESSAGE\n\n{\"password\":\"hunter2\"}\0".to_owned()),
+            ("top-level string", format!("\"{secret}\"")),
+        ] {
+            let out = mask_text_holding_json(text.as_bytes(), &masking).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+            let out = String::from_utf8(out).unwrap();
+            assert!(!out.contains("hunter2") && !out.contains("0041KIA"), "{what}: {out}");
+        }
+        // An escaped secret in text that is not JSON cannot be masked in place.
+        for text in [
+            "key \\u0041KIAIOSFODNN7EXAMPLE here",
+            "key \\x41KIAIOSFODNN7EXAMPLE",
+            "{not json \\u0041KIAIOSFODNN7EXAMPLE",
+        ] {
+            assert!(mask_text_holding_json(text.as_bytes(), &masking).is_err(), "{text}");
+        }
+        assert_eq!(unescaped(b"a\\ud83d\\ude00\\u{41}\\/").unwrap(), "a\u{1f600}A/".as_bytes());
+        assert_eq!(unescaped(b"no escapes"), None);
+        assert_eq!(
+            lines(b"a\rb\xc2\x85c").map(|(at, l)| (at, l.to_vec())).collect::<Vec<_>>(),
+            [(0, b"a".to_vec()), (2, b"b".to_vec()), (5, b"c".to_vec())]
+        );
     }
 
     #[test]

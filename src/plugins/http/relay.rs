@@ -54,7 +54,8 @@ impl AgentConn {
                 approval: None,
             }));
         }
-        if upgrade && let Err(why) = websocket::check_request(&parts.headers) {
+        let has_body = !hyper::body::Body::is_end_stream(&body);
+        if upgrade && let Err(why) = websocket::check_request(&parts, has_body) {
             return Ok(reply(Reply::Denied { reason: why, rule: "websocket".into(), approval: None }));
         }
         // GraphQL needs the body to say what it does.

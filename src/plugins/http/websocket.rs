@@ -37,13 +37,20 @@ use crate::listener::Shutdown;
 
 /// How long the other direction may go on once one has ended (its close handshake).
 const LINGER: Duration = Duration::from_secs(5);
+/// Bytes gathered before a write goes to the socket.
+const WRITE_BUFFER: usize = 128 << 10;
 
 /// Why an upgrade request is refused, if it is: only WebSocket is relayed, since
-/// only WebSocket is understood well enough to mask and record.
-pub fn check_request(headers: &HeaderMap) -> Result<(), String> {
-    let upgrade = headers.get(UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if headers.get_all(UPGRADE).iter().count() != 1 || !upgrade.trim().eq_ignore_ascii_case("websocket") {
+/// only WebSocket is understood well enough to mask and record, and only as RFC 6455
+/// asks for it (an HTTP/1.1 GET without a body, whose bytes an upstream might
+/// otherwise read as frames).
+pub fn check_request(head: &hyper::http::request::Parts, has_body: bool) -> Result<(), String> {
+    let upgrade = head.headers.get(UPGRADE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if head.headers.get_all(UPGRADE).iter().count() != 1 || !upgrade.trim().eq_ignore_ascii_case("websocket") {
         return Err(format!("only WebSocket upgrades are relayed, not {upgrade:?}"));
+    }
+    if head.method != hyper::Method::GET || head.version != hyper::Version::HTTP_11 || has_body {
+        return Err("a WebSocket upgrade must be an HTTP/1.1 GET without a body".into());
     }
     Ok(())
 }
@@ -75,12 +82,18 @@ pub async fn relay(
 ) {
     let (Ok(agent), Ok(upstream)) = (agent.await, upstream.await) else { return };
     let max = target.conn.max_body;
-    let config = WebSocketConfig::default().max_message_size(Some(max)).max_frame_size(Some(max));
+    // What waits to be written is bounded too: a peer that sends pings and never
+    // reads would otherwise queue pongs without end.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(WRITE_BUFFER + max + 4096);
     let agent = WebSocketStream::from_raw_socket(TokioIo::new(agent), Role::Server, Some(config)).await;
     let upstream = WebSocketStream::from_raw_socket(TokioIo::new(upstream), Role::Client, Some(config)).await;
     let (agent_tx, agent_rx) = agent.split();
     let (upstream_tx, upstream_rx) = upstream.split();
-    let pass = Pass { session: &session, exchange, masking: &target.masking, record_max: target.conn.record_body };
+    let pass = Pass { session: &session, exchange, masking: &target.masking, record_max: target.conn.record_body, max };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let up = pass.pump(agent_rx, upstream_tx, true, stop_rx.clone());
     let down = pass.pump(upstream_rx, agent_tx, false, stop_rx);
@@ -102,6 +115,8 @@ struct Pass<'a> {
     exchange: u64,
     masking: &'a Masking,
     record_max: usize,
+    /// The largest message (`max_body`).
+    max: usize,
 }
 
 impl Pass<'_> {
@@ -112,6 +127,8 @@ impl Pass<'_> {
         R: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
         W: futures_util::Sink<Message, Error = WsError> + Unpin,
     {
+        // The end of what the agent was last shown, for secrets cut across messages.
+        let mut shown = Vec::new();
         let close = loop {
             let next = tokio::select! {
                 next = rx.next() => next,
@@ -129,14 +146,16 @@ impl Pass<'_> {
                 None => break None,
             };
             let message = match message {
-                Message::Text(text) if !from_agent => match mask::message(text.as_bytes(), true, self.masking) {
-                    Ok(masked) => match String::from_utf8(masked.into_owned()) {
-                        Ok(masked) => Message::text(masked),
+                Message::Text(text) if !from_agent => {
+                    match mask::message(text.as_bytes(), true, self.masking, self.max) {
+                        Ok(masked) => match String::from_utf8(masked.into_owned()) {
+                            Ok(masked) => Message::text(masked),
+                            Err(_) => break Some(self.refuse()),
+                        },
                         Err(_) => break Some(self.refuse()),
-                    },
-                    Err(_) => break Some(self.refuse()),
-                },
-                Message::Binary(data) if !from_agent => match mask::message(&data, false, self.masking) {
+                    }
+                }
+                Message::Binary(data) if !from_agent => match mask::message(&data, false, self.masking, self.max) {
                     Ok(masked) => Message::binary(masked.into_owned()),
                     Err(_) => break Some(self.refuse()),
                 },
@@ -152,11 +171,18 @@ impl Pass<'_> {
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
                 other => other,
             };
-            match &message {
-                Message::Text(text) => self.record(from_agent, MessageKind::Text, text.as_bytes()),
-                Message::Binary(data) => self.record(from_agent, MessageKind::Binary, data),
-                _ => {}
+            let (kind, data) = match &message {
+                Message::Text(text) => (MessageKind::Text, text.as_bytes()),
+                Message::Binary(data) => (MessageKind::Binary, data.as_ref()),
+                _ => continue,
+            };
+            if !from_agent && self.straddles(&mut shown, data) {
+                break Some(close_frame(
+                    CloseCode::Error,
+                    "a secret runs across messages, so Airlock ended the connection",
+                ));
             }
+            self.record(from_agent, kind, data);
             // Nothing passes that is not on record.
             if self.session.recorder_failed() {
                 break Some(close_frame(CloseCode::Error, "Airlock cannot record this session"));
@@ -177,11 +203,29 @@ impl Pass<'_> {
         close_frame(CloseCode::Error, "Airlock cannot mask this message, so it was not sent")
     }
 
+    /// Whether a secret runs from the end of what the agent has been shown into
+    /// `next`; `shown` then keeps the end of both.
+    fn straddles(&self, shown: &mut Vec<u8>, next: &[u8]) -> bool {
+        let Some(m) = &self.masking.masker else { return false };
+        let hold = m.holdback();
+        let boundary = shown.len();
+        shown.extend_from_slice(&next[..next.len().min(hold)]);
+        let split = boundary > 0 && m.find(shown, 0).iter().any(|f| f.claim.0 < boundary && f.claim.1 > boundary);
+        if next.len() > hold {
+            shown.clear();
+            shown.extend_from_slice(&next[next.len() - hold..]);
+        } else {
+            let cut = shown.len().saturating_sub(hold);
+            shown.drain(..cut);
+        }
+        split
+    }
+
     /// A close reason from the upstream as the agent may see it: masked, within the
     /// 123 bytes a close frame holds, or none when it cannot be masked.
     fn masked_reason(&self, reason: &str) -> String {
         const MAX_REASON: usize = 123;
-        let Ok(masked) = mask::message(reason.as_bytes(), true, self.masking) else { return String::new() };
+        let Ok(masked) = mask::message(reason.as_bytes(), true, self.masking, self.max) else { return String::new() };
         let mut masked = String::from_utf8_lossy(&masked).into_owned();
         let mut cut = masked.len().min(MAX_REASON);
         while !masked.is_char_boundary(cut) {
