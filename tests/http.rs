@@ -94,6 +94,26 @@ message = "posting to forbidden is not allowed"
             .unwrap()
     }
 
+    /// The agent's recorded sessions, as `sessions --json` lists them.
+    fn sessions(&self) -> Vec<serde_json::Value> {
+        let list = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["sessions", "--json", "--subject", "agent-h", "--data-dir"])
+            .arg(&self.airlock.dir)
+            .output()
+            .unwrap();
+        serde_json::from_str(&ok(&list)).unwrap()
+    }
+
+    /// A session's replay as HAR.
+    fn har(&self, id: &str) -> String {
+        let har = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["replay", id, "--format", "har", "--data-dir"])
+            .arg(&self.airlock.dir)
+            .output()
+            .unwrap();
+        ok(&har)
+    }
+
     fn ca(&self) -> std::path::PathBuf {
         let path = self.root.join("airlock-ca.pem");
         let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
@@ -671,24 +691,7 @@ fn websocket_messages_are_masked_recorded_and_refused_when_they_cannot_be() {
     }
     // A session with a WebSocket stays open while it runs: every message is in the
     // recording, masked as the agent got it.
-    let list = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["sessions", "--json", "--subject", "agent-h", "--data-dir"])
-        .arg(&rig.airlock.dir)
-        .output()
-        .unwrap();
-    let sessions: Vec<serde_json::Value> = serde_json::from_str(&ok(&list)).unwrap();
-    let replays: Vec<String> = sessions
-        .iter()
-        .map(|s| {
-            let id = s["id"].as_str().unwrap();
-            let replay = Command::new(env!("CARGO_BIN_EXE_airlock"))
-                .args(["replay", id, "--format", "har", "--data-dir"])
-                .arg(&rig.airlock.dir)
-                .output()
-                .unwrap();
-            ok(&replay)
-        })
-        .collect();
+    let replays: Vec<String> = rig.sessions().iter().map(|s| rig.har(s["id"].as_str().unwrap())).collect();
     let all = replays.join("\n");
     for secret in ["alice@example.com", "hunter2", "tok-live-123", KEY, "\\u0041KIA"] {
         assert!(!all.contains(secret), "{secret} is in the recording");
@@ -730,19 +733,8 @@ fn sessions_replay_as_har_that_a_validator_accepts() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let list = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["sessions", "--json", "--subject", "agent-h", "--data-dir"])
-        .arg(&rig.airlock.dir)
-        .output()
-        .unwrap();
-    let sessions: Vec<serde_json::Value> = serde_json::from_str(&ok(&list)).unwrap();
-    let id = sessions[0]["id"].as_str().unwrap();
-    let har = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["replay", id, "--format", "har", "--data-dir"])
-        .arg(&rig.airlock.dir)
-        .output()
-        .unwrap();
-    let har_text = ok(&har);
+    let sessions = rig.sessions();
+    let har_text = rig.har(sessions[0]["id"].as_str().unwrap());
     let parsed: serde_json::Value = serde_json::from_str(&har_text).unwrap();
     let entries = parsed["log"]["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 3, "{har_text}");

@@ -109,7 +109,11 @@ impl AgentConn {
             whole = Some(bytes);
             decision = gate::decide(policy, &conn.name, &identity.groups, &asked);
         }
-        let text = approver_text(&asked, whole.as_deref(), &target.masking);
+        // What approvers and the record see; an allowed request needs none.
+        let text = match decision.allowed() {
+            true => String::new(),
+            false => approver_text(&asked, whole.as_deref(), &target.masking),
+        };
         let holding = Holding {
             broker: &self.plugin.broker,
             identity: &identity,
