@@ -201,9 +201,10 @@ impl Masker {
         out
     }
 
-    /// The most bytes before a cut that a match running across it can start in.
-    pub fn holdback(&self) -> usize {
-        self.holdback
+    /// The longest match any detector can make, anchored ones (a PEM block, a JWT)
+    /// included: the bytes before a cut that a match running across it can start in.
+    pub fn longest_match(&self) -> usize {
+        self.detectors.iter().map(|d| d.max_len).max().unwrap_or(0) + 1
     }
 
     /// Masks a whole text; borrows it back unchanged when nothing is found.

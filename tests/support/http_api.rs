@@ -251,7 +251,8 @@ fn futures_stream<T: Send + 'static>(items: Vec<T>) -> impl futures_util::Stream
 ///   JSON string escaping a key's first letter;
 /// - `send close`: a close whose reason holds a key;
 /// - `send socketio`: [`JSON`] in a Socket.IO event (`42["login",{...}]`);
-/// - `send split`: a key cut across two text messages; `send escaped text`: a key
+/// - `send split`, `send jwt split`: a key, a JWT cut across two text messages;
+///   `send close split`: a key cut between a message and a close's reason; `send escaped text`: a key
 ///   with its first letter escaped, in text that is not JSON;
 /// - `send binary key`, `send utf16 binary`, `send gzip json`: a key in binary data
 ///   as it is, in UTF-16, and [`JSON`] gzipped;
@@ -290,6 +291,14 @@ fn websocket(req: &mut Request<Incoming>) -> Response<Body> {
                 "send escaped json" => vec![Message::text(r#"{"note": "\u0041KIAIOSFODNN7EXAMPLE"}"#)],
                 "send socketio" => vec![Message::text(format!(r#"42["login",{}]"#, JSON))],
                 "send split" => vec![Message::text("aws key AKIAIOSF"), Message::text("ODNN7EXAMPLE in the log")],
+                "send jwt split" => vec![
+                    Message::text(format!("session eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ{}", "A".repeat(600))),
+                    Message::text(".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c end"),
+                ],
+                "send close split" => vec![
+                    Message::text("aws key AKIAIOSF"),
+                    Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "ODNN7EXAMPLE".into() })),
+                ],
                 "send escaped text" => vec![Message::text(r"key \u0041KIAIOSFODNN7EXAMPLE")],
                 "send binary key" => vec![Message::binary([b"\0\x82".as_slice(), b"AKIAIOSFODNN7EXAMPLE"].concat())],
                 "send utf16 binary" => {

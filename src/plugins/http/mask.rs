@@ -351,13 +351,16 @@ fn binary_shows_nothing(data: &[u8], masking: &Masking, max: usize, depth: u8) -
     if depth >= 2 {
         return shows("compressed data three layers deep");
     }
-    let inflated = match decode(encoding, data, max) {
-        Ok(inflated) => inflated,
-        // Not compressed after all (the magic bytes by chance)...
-        Err(_) if !matches!(data, [0x1f, 0x8b, ..]) => return Ok(()),
-        // ...or too large to check.
-        Err(_) => return shows("gzip data Airlock cannot inflate to check"),
-    };
+    // What a lenient reader gets out of it, even from a cut or damaged stream.
+    let (inflated, whole) = inflate(encoding == "gzip", data, max);
+    if inflated.len() > max {
+        return shows(&format!("{encoding} data that inflates past max_body"));
+    }
+    // A gzip stream that breaks is refused; zlib's two magic bytes also start
+    // ordinary binary data now and then, which inflates to little before it breaks.
+    if !whole && encoding == "gzip" {
+        return shows("gzip data Airlock cannot inflate to check");
+    }
     let clean = match looks_binary(&inflated) {
         true => binary_shows_nothing(&inflated, masking, max, depth + 1).is_ok(),
         false => message(&inflated, true, masking, max).is_ok_and(|same| same.as_ref() == inflated.as_slice()),
@@ -494,21 +497,25 @@ fn detect(text: &[u8], masking: &Masking, out: &mut Vec<u8>) -> Result<(), Reply
     Ok(())
 }
 
-/// `text` with the escapes a JSON or JavaScript reader decodes (`\uXXXX` and its
-/// surrogate pairs, `\u{...}`, `\xHH`, `\/` and the one-letter ones) decoded; `None`
-/// when it has none.
+/// `text` with the escapes a reader might decode (JSON and JavaScript `\uXXXX` with
+/// surrogate pairs, `\u{...}`, `\xHH`, `\/` and the one-letter ones; `\UXXXXXXXX` and
+/// octal `\101`; HTML `&#65;` and `&#x41;`; percent `%41`) decoded; `None` when it has
+/// none. Linear in the text's length.
 fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
-    memchr::memchr(b'\\', text)?;
+    if memchr::memchr3(b'\\', b'&', b'%', text).is_none() {
+        return None;
+    }
     let hex = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
+    let digits = |b: &[u8], radix: u32| std::str::from_utf8(b).ok().and_then(|h| u32::from_str_radix(h, radix).ok());
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
     let mut decoded = false;
     while i < text.len() {
         let rest = &text[i..];
         let (c, len) = match rest {
-            [b'\\', b'u', b'{', ..] => match rest.iter().position(|b| *b == b'}') {
-                Some(close) if close <= 9 => (hex(&rest[3..close]).and_then(char::from_u32), close + 1),
-                _ => (None, 1),
+            [b'\\', b'u', b'{', ..] => match rest[3..rest.len().min(12)].iter().position(|b| *b == b'}') {
+                Some(close) => (hex(&rest[3..3 + close]).and_then(char::from_u32), close + 4),
+                None => (None, 1),
             },
             [b'\\', b'u', ..] if rest.len() >= 6 => match hex(&rest[2..6]) {
                 Some(high @ 0xd800..=0xdbff) => match (rest.get(6..8), rest.get(8..12).and_then(hex)) {
@@ -520,12 +527,25 @@ fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
                 Some(code) => (Some(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)), 6),
                 None => (None, 1),
             },
+            [b'\\', b'U', ..] if rest.len() >= 10 => (hex(&rest[2..10]).and_then(char::from_u32), 10),
             [b'\\', b'x', ..] if rest.len() >= 4 => (hex(&rest[2..4]).and_then(char::from_u32), 4),
+            [b'\\', b'0'..=b'7', b'0'..=b'7', b'0'..=b'7', ..] => (digits(&rest[1..4], 8).and_then(char::from_u32), 4),
             [b'\\', e, ..] => match e {
                 b'/' | b'\\' | b'"' | b'\'' => (Some(*e as char), 2),
                 b'n' => (Some('\n'), 2),
                 b't' => (Some('\t'), 2),
                 b'r' => (Some('\r'), 2),
+                _ => (None, 1),
+            },
+            [b'&', b'#', ..] => {
+                let (radix, at) = if matches!(rest.get(2), Some(b'x' | b'X')) { (16, 3) } else { (10, 2) };
+                match rest.get(at..rest.len().min(at + 9)).and_then(|r| r.iter().position(|b| *b == b';')) {
+                    Some(end) if end > 0 => (digits(&rest[at..at + end], radix).and_then(char::from_u32), at + end + 1),
+                    _ => (None, 1),
+                }
+            }
+            [b'%', ..] if rest.len() >= 3 => match hex(&rest[1..3]) {
+                Some(code) if code < 0x80 => (char::from_u32(code), 3),
                 _ => (None, 1),
             },
             _ => (None, 1),
@@ -564,10 +584,18 @@ fn mask_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
 
 /// A JSON document, masked; `Err` when it is not one.
 fn json_strict(body: &[u8], masking: &Masking) -> Result<Vec<u8>, String> {
+    json_strict_at(body, masking, 0)
+}
+
+/// [`json_strict`] for a document `depth` strings deep in another.
+fn json_strict_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, String> {
     /// Masks by the rules, and with the detectors where they may find something.
     struct ByRules<'a> {
         masking: &'a Masking,
         detect: Option<&'a Masker>,
+        /// Whether the document has escapes (without them no string holds JSON).
+        escaped: bool,
+        depth: u8,
     }
     impl JsonMasker for ByRules<'_> {
         fn whole(&mut self, raw: &[u8], _why: Why<'_>) -> Vec<u8> {
@@ -580,7 +608,26 @@ fn json_strict(body: &[u8], masking: &Masking) -> Result<Vec<u8>, String> {
             serde_json::to_vec(&String::from_utf8_lossy(&out)).unwrap_or_else(|_| b"\"[MASKED]\"".to_vec())
         }
         fn text(&mut self, text: &str) -> Option<String> {
-            match self.detect?.mask(text.as_bytes()) {
+            // JSON in a string (an event's `body`) is masked by the same rules.
+            if self.escaped
+                && self.depth < 4
+                && matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
+                && let Ok(masked) = json_strict_at(text.as_bytes(), self.masking, self.depth + 1)
+            {
+                return (masked != text.as_bytes()).then(|| String::from_utf8_lossy(&masked).into_owned());
+            }
+            let m = self.detect?;
+            let masked = m.mask(text.as_bytes());
+            // A secret still escaped inside the string (`\\u0041KIA...` in the
+            // document): the value is masked whole.
+            if let Some(decoded) = unescaped(&masked)
+                && !m.find(&decoded, 0).is_empty()
+            {
+                let mut whole = Vec::new();
+                m.mask_column(self.masking.style, text.as_bytes(), &mut whole);
+                return Some(String::from_utf8_lossy(&whole).into_owned());
+            }
+            match masked {
                 std::borrow::Cow::Borrowed(_) => None,
                 std::borrow::Cow::Owned(masked) => Some(String::from_utf8_lossy(&masked).into_owned()),
             }
@@ -589,10 +636,29 @@ fn json_strict(body: &[u8], masking: &Masking) -> Result<Vec<u8>, String> {
     // Without escapes every string's text is a run of the body's own bytes, so
     // detectors that find nothing in the whole body find nothing in any string: one
     // scan instead of one per string.
-    let detect =
-        masking.masker.as_deref().filter(|m| memchr::memchr(b'\\', body).is_some() || !m.find(body, 0).is_empty());
-    let mut by_rules = ByRules { masking, detect };
+    let escaped = memchr::memchr(b'\\', body).is_some();
+    let detect = masking.masker.as_deref().filter(|m| escaped || !m.find(body, 0).is_empty());
+    let mut by_rules = ByRules { masking, detect, escaped, depth };
     json::mask(body, &masking.json, &mut by_rules).map(|masked| masked.bytes).map_err(|e| e.to_string())
+}
+
+/// Inflates gzip (else zlib) data as far as it goes, up to `max + 1` bytes; `true`
+/// with it when the stream was whole.
+fn inflate(gzip: bool, data: &[u8], max: usize) -> (Vec<u8>, bool) {
+    let reader: Box<dyn Read + '_> = match gzip {
+        true => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        false => Box::new(flate2::read::ZlibDecoder::new(data)),
+    };
+    let mut reader = reader.take(max as u64 + 1);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (out, false),
+        }
+    }
 }
 
 /// Reads a body whole, refusing one over `max` bytes. A body that fails to read is
@@ -922,6 +988,27 @@ mod tests {
         }
         assert_eq!(unescaped(b"a\\ud83d\\ude00\\u{41}\\/").unwrap(), "a\u{1f600}A/".as_bytes());
         assert_eq!(unescaped(b"no escapes"), None);
+        assert_eq!(unescaped(b"\\101 \\U00000042 &#67; &#x44; %45 100%").unwrap(), b"A B C D E 100%");
+        // Linear: a megabyte of openings that never close.
+        assert!(unescaped("\\u{".repeat(1 << 18).as_bytes()).is_none());
+        for text in ["key &#65;KIAIOSFODNN7EXAMPLE", "key %41KIAIOSFODNN7EXAMPLE", "key \\101KIAIOSFODNN7EXAMPLE"] {
+            assert!(mask_text_holding_json(text.as_bytes(), &masking).is_err(), "{text}");
+        }
+        // JSON in a JSON string is masked by the same rules, and a secret still
+        // escaped in a string masks the string.
+        let nested = br#"{"body":"{\"password\":[\"hunter2\"],\"k\":\"\\u0041KIAIOSFODNN7EXAMPLE\"}"}"#;
+        let out = String::from_utf8(mask_text_holding_json(nested, &masking).unwrap()).unwrap();
+        assert!(!out.contains("hunter2") && !out.contains("0041KIA"), "{out}");
+        // Compressed binary: cut short, or inflating past the cap, it is still read.
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, b"secret AKIAIOSFODNN7EXAMPLE here").unwrap();
+        let z = z.finish().unwrap();
+        assert!(message(&z, false, &masking, 1 << 20).is_err());
+        assert!(message(&z[..z.len() - 6], false, &masking, 1 << 20).is_err());
+        let mut big = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut big, &[b' '; 4 << 20]).unwrap();
+        assert!(message(&big.finish().unwrap(), false, &masking, 1 << 20).is_err());
+        assert!(message(b"\x78\x9c\xff\x00\x01", false, &masking, 1 << 20).is_ok(), "zlib's magic by chance");
         assert_eq!(
             lines(b"a\rb\xc2\x85c").map(|(at, l)| (at, l.to_vec())).collect::<Vec<_>>(),
             [(0, b"a".to_vec()), (2, b"b".to_vec()), (5, b"c".to_vec())]

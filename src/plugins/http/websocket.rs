@@ -161,7 +161,10 @@ impl Pass<'_> {
                 },
                 Message::Close(mut frame) => {
                     if !from_agent && let Some(frame) = &mut frame {
-                        frame.reason = self.masked_reason(&frame.reason).into();
+                        let reason = self.masked_reason(&frame.reason);
+                        // Nor may the reason finish a secret the last message began.
+                        let split = self.straddles(&mut shown, reason.as_bytes());
+                        frame.reason = if split { String::new() } else { reason }.into();
                     }
                     self.record(from_agent, MessageKind::Close, &close_payload(frame.as_ref()));
                     let _ = tx.send(Message::Close(frame)).await;
@@ -207,7 +210,7 @@ impl Pass<'_> {
     /// `next`; `shown` then keeps the end of both.
     fn straddles(&self, shown: &mut Vec<u8>, next: &[u8]) -> bool {
         let Some(m) = &self.masking.masker else { return false };
-        let hold = m.holdback();
+        let hold = m.longest_match();
         let boundary = shown.len();
         shown.extend_from_slice(&next[..next.len().min(hold)]);
         let split = boundary > 0 && m.find(shown, 0).iter().any(|f| f.claim.0 < boundary && f.claim.1 > boundary);
