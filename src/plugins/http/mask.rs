@@ -502,9 +502,7 @@ fn detect(text: &[u8], masking: &Masking, out: &mut Vec<u8>) -> Result<(), Reply
 /// octal `\101`; HTML `&#65;` and `&#x41;`; percent `%41`) decoded; `None` when it has
 /// none. Linear in the text's length.
 fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
-    if memchr::memchr3(b'\\', b'&', b'%', text).is_none() {
-        return None;
-    }
+    memchr::memchr3(b'\\', b'&', b'%', text)?;
     let hex = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
     let digits = |b: &[u8], radix: u32| std::str::from_utf8(b).ok().and_then(|h| u32::from_str_radix(h, radix).ok());
     let mut out = Vec::with_capacity(text.len());
