@@ -486,15 +486,18 @@ fn detect(text: &[u8], masking: &Masking, out: &mut Vec<u8>) -> Result<(), Reply
         return Ok(());
     };
     let masked = m.mask(text);
-    if let Some(decoded) = unescaped(&masked)
-        && !m.find(&decoded, 0).is_empty()
-    {
+    if shows_escaped(m, &masked) {
         return Err(Reply::BadGateway(
             "the response holds an escaped secret (\\u0041...) that Airlock cannot mask where it stands".into(),
         ));
     }
     out.extend_from_slice(&masked);
     Ok(())
+}
+
+/// Whether masked text still shows a secret once its escapes are decoded.
+fn shows_escaped(m: &Masker, masked: &[u8]) -> bool {
+    unescaped(masked).is_some_and(|decoded| !m.find(&decoded, 0).is_empty())
 }
 
 /// `text` with the escapes a reader might decode (JSON and JavaScript `\uXXXX` with
@@ -618,9 +621,7 @@ fn json_strict_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, 
             let masked = m.mask(text.as_bytes());
             // A secret still escaped inside the string (`\\u0041KIA...` in the
             // document): the value is masked whole.
-            if let Some(decoded) = unescaped(&masked)
-                && !m.find(&decoded, 0).is_empty()
-            {
+            if shows_escaped(m, &masked) {
                 let mut whole = Vec::new();
                 m.mask_column(self.masking.style, text.as_bytes(), &mut whole);
                 return Some(String::from_utf8_lossy(&whole).into_owned());

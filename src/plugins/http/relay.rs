@@ -62,7 +62,7 @@ impl AgentConn {
         let graphql_path = gate::is_graphql(&conn.graphql, &path);
         let mut whole: Option<Bytes> = None;
         // No body stays no body upstream (a GET or HEAD must not turn chunked).
-        let mut body = (!hyper::body::Body::is_end_stream(&body)).then(|| body_of(body));
+        let mut body = has_body.then(|| body_of(body));
         // A chunked body is read whole before anything goes upstream, so that chunk
         // framing Airlock refuses never reaches it in part; GraphQL needs the body to
         // say what it does.
