@@ -11,17 +11,21 @@
 //! Environment: `BENCH_ROUNDS` (default 3), `BENCH_SECONDS` (wrk run, default 10).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/nginx.rs"]
+mod nginx;
 #[path = "support/proc_stat.rs"]
 mod proc_stat;
 #[path = "support/airlock.rs"]
 mod support;
 
+use nginx::nginx;
+
 use support::{Running, median};
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use airlock::demo::{RunAs, free_port, is_root, spawn_tied, tied_command};
+use airlock::demo::free_port;
 
 struct Target {
     name: &'static str,
@@ -177,35 +181,6 @@ fn curl(t: &Target, path: &str) -> (f64, f64) {
     let mut parts = text.split_whitespace().map(|p| p.parse::<f64>().unwrap_or(f64::NAN));
     let (size, speed) = (parts.next().unwrap_or(f64::NAN), parts.next().unwrap_or(f64::NAN));
     (size, speed / 1e6)
-}
-
-/// An nginx with one worker, serving `location /` with `directives`.
-fn nginx(root: &Path, name: &str, port: u16, directives: &str) -> Running {
-    let dir = root.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let user = if is_root() { "user root;" } else { "" };
-    let conf = format!(
-        "{user}\ndaemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
-         fastcgi_temp_path {d}/fcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-         keepalive_requests 1000000;\n default_type application/json;\n types {{ application/json json; application/octet-stream bin; text/plain txt; }}\n\
-         upstream_placeholder;\n server {{ listen 127.0.0.1:{port}; location / {{ {directives} }} }}\n}}\n",
-        d = dir.display()
-    )
-    .replace("upstream_placeholder;\n", "");
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let bin = if Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
-    let mut cmd = tied_command(bin, RunAs::Me, "KILL");
-    cmd.args(["-c"]).arg(dir.join("nginx.conf")).args(["-p"]).arg(&dir).stderr(Stdio::null());
-    let running = Running(spawn_tied(cmd).unwrap());
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return running;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("nginx {name} did not start: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
 }
 
 /// A release Airlock with policy, masking and recording on, serving connection `api`.

@@ -1,24 +1,36 @@
-//! Load and soak on loopback, bounded in time: idle TLS sessions (Airlock's memory per
-//! connection) and an active `pgbench` soak (TPS, p99 latency, memory and descriptors
-//! at start and end, every session in a recording that verifies).
+//! Load and soak on loopback, bounded in time, for each endpoint: Airlock's memory per
+//! idle session, then an active soak (throughput, p99 latency, memory and descriptors
+//! sampled from start to end, every session in a recording that verifies).
 //!
-//! `cargo bench --bench soak` starts a throwaway PostgreSQL (`max_connections` raised)
-//! and a release Airlock on its defaults (TLS, recording, policy, masking), then:
-//! 1. opens `SOAK_IDLE` (default 2,000) agent sessions through TLS, each logged in and
-//!    idle, and reports Airlock's RSS growth per session; closes them;
-//! 2. runs `pgbench -S -c SOAK_CLIENTS` (default 200) through Airlock for
-//!    `SOAK_SECONDS` (default 60; the figures in docs/hardening.md use 600), sampling
-//!    Airlock's RSS and descriptors every 10 s;
-//! 3. checks that every session of both phases is in the recording, ended, and that
-//!    `airlock verify` passes.
+//! `cargo bench --bench soak` runs, each against a release Airlock on its defaults
+//! (TLS for Postgres, recording, policy, masking) and a throwaway peer:
+//! - **postgres**: opens `SOAK_IDLE` (default 2,000) agent sessions through TLS, each
+//!   logged in and idle, and reports Airlock's RSS growth per session; then runs
+//!   `pgbench -S -c SOAK_CLIENTS` (default 200) through Airlock;
+//! - **ssh**: `SOAK_SSH_CLIENTS` (default 32) OpenSSH clients, each running exec after
+//!   exec (a new connection each, 64 KiB of output) through Airlock to a throwaway sshd;
+//! - **http**: `SOAK_IDLE` idle keep-alive sessions (memory per session), then
+//!   `wrk -c SOAK_CLIENTS` on a JSON API through Airlock (masking rules on) to nginx,
+//!   while another client opens a new connection for every request.
+//!
+//! Each active phase lasts `SOAK_SECONDS` (default 60; the figures in
+//! docs/hardening.md use 600), sampling Airlock's RSS and descriptors every 10 s, and
+//! ends by checking that every session is in the recording, ended, and that
+//! `airlock verify` passes. `SOAK_ONLY` (comma-separated: postgres, ssh, http) picks
+//! phases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/airlock.rs"]
-#[allow(dead_code)]
-mod airlock_bench;
+#[path = "support/nginx.rs"]
+mod nginx;
 #[path = "support/proc_stat.rs"]
 #[allow(dead_code)]
 mod proc_stat;
+#[path = "../tests/support/sshd.rs"]
+#[allow(dead_code)]
+mod sshd;
+#[path = "support/airlock.rs"]
+#[allow(dead_code)]
+mod support;
 
 use proc_stat::rss_kib;
 
@@ -45,9 +57,67 @@ fn fds(pid: u32) -> usize {
 fn main() {
     let idle: usize = env_or("SOAK_IDLE", 2_000);
     let clients: usize = env_or("SOAK_CLIENTS", 200);
+    let ssh_clients: usize = env_or("SOAK_SSH_CLIENTS", 32);
     let seconds: u64 = env_or("SOAK_SECONDS", 60);
+    let only = std::env::var("SOAK_ONLY").unwrap_or_else(|_| "postgres,ssh,http".into());
+    let wanted = |phase: &str| only.split(',').any(|p| p.trim() == phase);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    if wanted("postgres") {
+        postgres(idle, clients, seconds);
+    }
+    if wanted("ssh") {
+        ssh(ssh_clients, seconds);
+    }
+    if wanted("http") {
+        http(idle, clients, seconds);
+    }
+}
 
+/// RSS (KiB) and open descriptors of a process every 10 s, from a thread of its own.
+struct Sampler {
+    samples: Arc<std::sync::Mutex<Vec<(u64, u64, usize)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Sampler {
+    fn start(pid: u32) -> Sampler {
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (samples, stop) = (samples.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let t0 = Instant::now();
+                'sampling: while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    samples.lock().unwrap().push((t0.elapsed().as_secs(), rss_kib(pid), fds(pid)));
+                    for _ in 0..100 {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break 'sampling;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            })
+        };
+        Sampler { samples, stop, thread }
+    }
+
+    /// `(seconds, RSS KiB, descriptors)` from the first sample to the last.
+    fn stop(self) -> Vec<(u64, u64, usize)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap();
+        std::mem::take(&mut *self.samples.lock().unwrap())
+    }
+}
+
+/// RSS samples as `seconds: MiB` for the report.
+fn rss_trace(samples: &[(u64, u64, usize)]) -> String {
+    let parts: Vec<String> =
+        samples.iter().map(|(t, rss, fds)| format!("{t} s: {:.1} MiB/{fds} fds", *rss as f64 / 1024.0)).collect();
+    parts.join(", ")
+}
+
+fn postgres(idle: usize, clients: usize, seconds: u64) {
     eprintln!("starting PostgreSQL (max_connections {})...", idle + clients + 50);
     let settings = vec![
         ("max_connections".to_owned(), (idle + clients + 50).to_string()),
@@ -94,7 +164,7 @@ tls = "disable"
         ),
     )
     .unwrap();
-    let (airlock, port) = airlock_bench::start(&dir, "postgres");
+    let (airlock, port) = support::start(&dir, "postgres");
     let pid = airlock.id();
     let token = airlock::identity::mint_token(
         HS256.as_bytes(),
@@ -142,18 +212,7 @@ tls = "disable"
     let (rss_after_idle, fds_after_idle) = (rss_kib(pid), fds(pid));
 
     eprintln!("pgbench -S -c {clients} for {seconds}s...");
-    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sampler = {
-        let (samples, stop) = (samples.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let t0 = Instant::now();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                samples.lock().unwrap().push((t0.elapsed().as_secs(), rss_kib(pid), fds(pid)));
-                std::thread::sleep(Duration::from_secs(10));
-            }
-        })
-    };
+    let sampler = Sampler::start(pid);
     let logs = dir.join("pgbench-log");
     std::fs::create_dir_all(&logs).unwrap();
     let soak = Command::new(bin.join("pgbench"))
@@ -165,8 +224,7 @@ tls = "disable"
         .current_dir(&logs)
         .output()
         .unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    sampler.join().unwrap();
+    let samples = sampler.stop();
     let stdout = String::from_utf8_lossy(&soak.stdout);
     assert!(soak.status.success(), "pgbench: {stdout}{}", String::from_utf8_lossy(&soak.stderr));
     let tps: f64 = stdout
@@ -181,13 +239,8 @@ tls = "disable"
     // Every session ended and is on record: the warm-up, the idle ones, pgbench's own
     // first connection (it reads the scale) and its clients.
     let expected = 1 + idle + 1 + clients;
-    let recorded = recorded_sessions(&dir);
-    let verify = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["verify", "--config"])
-        .arg(dir.join("airlock.toml"))
-        .output()
-        .unwrap();
-    let verified = verify.status.success();
+    let (recorded, _) = recorded_sessions(&dir);
+    let verified = verify(&dir);
 
     println!("\n## Idle sessions through TLS\n");
     println!(
@@ -206,7 +259,7 @@ tls = "disable"
         "| TPS | p99 latency | RSS at start | RSS at end | fds at start | fds at end | sessions recorded | verify |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---|");
-    let first = samples.lock().unwrap().first().copied().unwrap_or_default();
+    let first = samples.first().copied().unwrap_or_default();
     println!(
         "| {tps:.0} | {p99_ms:.2} ms | {} MiB | {} MiB | {} | {fds_end} | {recorded} of {expected} | {} |",
         first.1 / 1024,
@@ -214,9 +267,9 @@ tls = "disable"
         fds_after_idle,
         if verified { "passes" } else { "FAILS" }
     );
-    println!("\nRSS and descriptors every 10 s: {:?}", samples.lock().unwrap());
+    println!("\nRSS and descriptors every 10 s: {}", rss_trace(&samples));
     assert_eq!(recorded, expected, "sessions missing from the recording");
-    assert!(verified, "verify: {}", String::from_utf8_lossy(&verify.stdout));
+    assert!(verified, "airlock verify failed");
     drop(airlock);
 }
 
@@ -266,13 +319,345 @@ fn p99(logs: &Path) -> f64 {
     latencies.get(latencies.len() * 99 / 100).map_or(f64::NAN, |us| *us as f64 / 1000.0)
 }
 
-/// Sessions in the recording that ended.
-fn recorded_sessions(dir: &Path) -> usize {
+/// Sessions in the recording of the Airlock configured in `dir`: those that ended, and
+/// all of them.
+fn recorded_sessions(dir: &Path) -> (usize, usize) {
     let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args(["sessions", "--json", "--config"])
         .arg(dir.join("airlock.toml"))
         .output()
         .unwrap();
     let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    list.iter().filter(|s| !s["end_reason"].is_null()).count()
+    (list.iter().filter(|s| !s["end_reason"].is_null()).count(), list.len())
+}
+
+/// Whether `airlock verify` passes on the recording of the Airlock configured in `dir`.
+fn verify(dir: &Path) -> bool {
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["verify", "--config"])
+        .arg(dir.join("airlock.toml"))
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        eprintln!("airlock verify: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    out.status.success()
+}
+
+/// Tallies of an active soak's operations: how many, how many failed, and each one's
+/// latency (ms).
+#[derive(Default)]
+struct Tally {
+    ok: usize,
+    failed: usize,
+    latencies: Vec<f64>,
+    first_failure: Option<String>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.latencies.extend(other.latencies);
+        self.first_failure = self.first_failure.take().or(other.first_failure);
+    }
+}
+
+/// SSH exec through Airlock to a throwaway sshd: `clients` OpenSSH clients, each running
+/// one exec per connection, for `seconds`.
+fn ssh(clients: usize, seconds: u64) {
+    let root = std::env::temp_dir().join(format!("airlock-ssh-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let sshd = sshd::Sshd::start(&root);
+    let agent = sshd::AgentKey::new(&root, "agent_key", "soak", &["agents"]);
+    let dir = root.join("airlock");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("airlock.toml"),
+        format!(
+            "data_dir = \"{d}\"\n[listen]\npostgres = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nssh = \"127.0.0.1:0\"\n\
+             [limits]\nmax_connections = {max}\n[auth]\ndev_tokens = true\n{keys}\n{conn}",
+            d = dir.join("data").display(),
+            max = clients * 2 + 50,
+            keys = agent.config,
+            conn = sshd.connection("box", r#"["agents"]"#, ""),
+        ),
+    )
+    .unwrap();
+    let (airlock, port) = support::start(&dir, "ssh");
+    let pid = airlock.id();
+    // One exec: a new connection, a read-only command under the default policy, 64 KiB
+    // of output through the masker.
+    let exec = |tally: &mut Tally| {
+        let started = Instant::now();
+        let out = sshd::run(
+            sshd::ssh_cmd(port, &agent.path, "box")
+                .args(["-o", "ServerAliveInterval=0"])
+                .arg("head -c 65536 /dev/zero"),
+            Duration::from_secs(60),
+        );
+        if out.status.success() && out.stdout.len() == 65_536 {
+            tally.ok += 1;
+            tally.latencies.push(started.elapsed().as_secs_f64() * 1e3);
+        } else {
+            tally.failed += 1;
+            tally.first_failure.get_or_insert_with(|| {
+                format!("{:?}, {} bytes: {}", out.status, out.stdout.len(), String::from_utf8_lossy(&out.stderr))
+            });
+        }
+    };
+    exec(&mut Tally::default());
+    std::thread::sleep(Duration::from_secs(1));
+
+    eprintln!("{clients} SSH clients running exec after exec for {seconds}s...");
+    let sampler = Sampler::start(pid);
+    let cpu0 = proc_stat::cpu_seconds(Some(pid));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tally = Tally::default();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut tally = Tally::default();
+                    while Instant::now() < deadline {
+                        exec(&mut tally);
+                    }
+                    tally
+                })
+            })
+            .collect();
+        for w in workers {
+            tally.merge(w.join().unwrap());
+        }
+    });
+    let elapsed = seconds as f64;
+    let cpu_ms = (proc_stat::cpu_seconds(Some(pid)) - cpu0) * 1e3 / tally.ok.max(1) as f64;
+    std::thread::sleep(Duration::from_secs(3));
+    let mut samples = sampler.stop();
+    samples.push((samples.last().map_or(0, |s| s.0) + 3, rss_kib(pid), fds(pid)));
+    let (ended, recorded) = recorded_sessions(&dir);
+    let expected = 1 + tally.ok + tally.failed;
+    let verified = verify(&dir);
+    let (first, last) = (samples.first().copied().unwrap_or_default(), samples.last().copied().unwrap_or_default());
+
+    println!("\n## SSH exec soak: {clients} OpenSSH clients, a connection per exec, {seconds} s\n");
+    println!(
+        "| execs/s | failed | p50 | p99 | Airlock CPU per exec | RSS at start | RSS at end | fds at start | fds at end | sessions recorded and ended | verify |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!(
+        "| {:.1} | {} | {:.1} ms | {:.1} ms | {cpu_ms:.1} ms | {:.1} MiB | {:.1} MiB | {} | {} | {ended} of {expected} | {} |",
+        tally.ok as f64 / elapsed,
+        tally.failed,
+        support::percentile(tally.latencies.clone(), 0.5),
+        support::percentile(tally.latencies.clone(), 0.99),
+        first.1 as f64 / 1024.0,
+        last.1 as f64 / 1024.0,
+        first.2,
+        last.2,
+        if verified { "passes" } else { "FAILS" }
+    );
+    println!("\nRSS and descriptors every 10 s: {}", rss_trace(&samples));
+    assert_eq!(tally.failed, 0, "execs failed; the first: {}", tally.first_failure.unwrap_or_default());
+    assert_eq!((ended, recorded), (expected, expected), "sessions missing or not ended in the recording");
+    assert!(verified, "airlock verify failed");
+    drop(airlock);
+    drop(sshd);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// HTTP through Airlock to nginx: `idle` idle keep-alive sessions (memory per session),
+/// then `wrk -c clients` for `seconds` on a JSON API with masking rules on, while another
+/// client opens a new connection for every request.
+fn http(idle: usize, clients: usize, seconds: u64) {
+    let root = std::env::temp_dir().join(format!("airlock-http-soak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    let json = r#"{"items":[{"id":1,"name":"one","password":"hunter2","api_token":"t-1"},{"id":2,"name":"two"}]}"#;
+    std::fs::write(root.join("www/item.json"), json).unwrap();
+    let origin_port = airlock::demo::free_port().unwrap();
+    let origin = nginx::nginx(&root, "origin", origin_port, &format!("root {};", root.join("www").display()));
+    let dir = root.join("airlock");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("airlock.toml"),
+        format!(
+            "data_dir = \"{d}\"\n[listen]\npostgres = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n\
+             [limits]\nmax_connections = {max}\nmax_handshakes_per_source = {starting}\n[auth]\nhs256_secret = \"{HS256}\"\n\
+             [[connections]]\nname = \"api\"\nprotocol = \"http\"\nurl = \"http://127.0.0.1:{origin_port}\"\nallow_groups = [\"soak\"]\n\
+             headers = {{ Authorization = {{ value = \"soak-upstream-secret\", prefix = \"Bearer \" }} }}\n\
+             [[masking]]\njson = [\"$..password\"]\nkeys = [\"*token*\"]\n",
+            d = dir.join("data").display(),
+            max = idle + clients + 50,
+            // wrk opens all its connections at once, from the one loopback address.
+            starting = clients + 16,
+        ),
+    )
+    .unwrap();
+    let (airlock, port) = support::start(&dir, "http");
+    let pid = airlock.id();
+    let token = support::token(HS256, "soak", &["soak"]);
+    let request = format!("GET /api/item.json HTTP/1.1\r\nHost: airlock\r\nAuthorization: Bearer {token}\r\n\r\n");
+    // One request on a connection of its own; the body must come back masked.
+    let once = |tally: &mut Tally| {
+        let started = Instant::now();
+        let answer = http_once(port, &request);
+        match answer {
+            Ok(body) if body.contains("\"id\":1") && !body.contains("hunter2") && !body.contains("t-1") => {
+                tally.ok += 1;
+                tally.latencies.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+            other => {
+                tally.failed += 1;
+                tally.first_failure.get_or_insert_with(|| format!("{other:?}"));
+            }
+        }
+    };
+    let mut warm = Tally::default();
+    once(&mut warm);
+    assert_eq!(warm.ok, 1, "the first request failed: {:?}", warm.first_failure);
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss0, fds0) = (rss_kib(pid), fds(pid));
+
+    eprintln!("opening {idle} idle HTTP sessions...");
+    let mut held = Vec::with_capacity(idle);
+    while held.len() < idle {
+        // Each answers one request and then waits on keep-alive; 32 start at a time.
+        let batch: Vec<_> = (held.len()..idle.min(held.len() + 32))
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+                s
+            })
+            .collect();
+        for mut s in batch {
+            read_response(&mut s).unwrap();
+            held.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss_idle, fds_idle) = (rss_kib(pid), fds(pid));
+    let per_conn = rss_idle.saturating_sub(rss0) as f64 / idle as f64;
+    drop(held);
+    std::thread::sleep(Duration::from_secs(3));
+    let (rss_after_idle, fds_after_idle) = (rss_kib(pid), fds(pid));
+
+    eprintln!("wrk -c {clients} for {seconds}s, and a new connection per request beside it...");
+    let sampler = Sampler::start(pid);
+    let cpu0 = proc_stat::cpu_seconds(Some(pid));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (wrk, churn) = std::thread::scope(|scope| {
+        let churn = scope.spawn(|| {
+            let mut tally = Tally::default();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                once(&mut tally);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            tally
+        });
+        let wrk = Command::new("wrk")
+            .args(["-t2", &format!("-c{clients}"), &format!("-d{seconds}s"), "--latency", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("http://127.0.0.1:{port}/api/item.json"))
+            .output()
+            .expect("wrk is needed: apt-get install wrk");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (wrk, churn.join().unwrap())
+    });
+    let text = String::from_utf8_lossy(&wrk.stdout).into_owned();
+    assert!(wrk.status.success() && !text.contains("Non-2xx") && !text.contains("Socket errors"), "wrk: {text}");
+    let field = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_owned()));
+    let rps = field("Requests/sec:").unwrap_or_default();
+    let requests: f64 = rps.parse::<f64>().unwrap_or(f64::NAN) * seconds as f64 + churn.ok as f64;
+    let cpu_us = (proc_stat::cpu_seconds(Some(pid)) - cpu0) * 1e6 / requests;
+    let p99 = field("99%").unwrap_or_default();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut samples = sampler.stop();
+    samples.push((samples.last().map_or(0, |s| s.0) + 3, rss_kib(pid), fds(pid)));
+    let (ended, recorded) = recorded_sessions(&dir);
+    // The warm-up, the idle sessions, wrk's connections and the churning client's.
+    let expected = 1 + idle + clients + churn.ok + churn.failed;
+    let verified = verify(&dir);
+    let (first, last) = (samples.first().copied().unwrap_or_default(), samples.last().copied().unwrap_or_default());
+
+    println!("\n## HTTP idle keep-alive sessions\n");
+    println!(
+        "| sessions | Airlock RSS before | with all open | per session | after closing | fds before | open | after |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {idle} | {:.1} MiB | {:.1} MiB | {per_conn:.1} KiB | {:.1} MiB | {fds0} | {fds_idle} | {fds_after_idle} |",
+        rss0 as f64 / 1024.0,
+        rss_idle as f64 / 1024.0,
+        rss_after_idle as f64 / 1024.0,
+    );
+    println!(
+        "\n## HTTP soak: wrk -t2 -c{clients} keep-alive plus a new connection per request, {seconds} s, masking on\n"
+    );
+    println!(
+        "| requests/s (wrk) | p99 (wrk) | new-connection requests | their p99 | Airlock CPU per request | RSS at start | RSS at end | fds at start | fds at end | sessions recorded and ended | verify |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!(
+        "| {rps} | {p99} | {} ({} failed) | {:.1} ms | {cpu_us:.0} µs | {:.1} MiB | {:.1} MiB | {} | {} | {ended} of {expected} | {} |",
+        churn.ok,
+        churn.failed,
+        support::percentile(churn.latencies.clone(), 0.99),
+        first.1 as f64 / 1024.0,
+        last.1 as f64 / 1024.0,
+        first.2,
+        last.2,
+        if verified { "passes" } else { "FAILS" }
+    );
+    println!("\nRSS and descriptors every 10 s: {}", rss_trace(&samples));
+    assert_eq!(churn.failed, 0, "requests failed; the first: {}", churn.first_failure.unwrap_or_default());
+    // wrk reconnects a connection that failed, which would add sessions.
+    assert_eq!((ended, recorded), (expected, expected), "sessions missing or not ended in the recording");
+    assert!(verified, "airlock verify failed");
+    drop(airlock);
+    drop(origin);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// One request on a new connection (`Connection: close` added); the response body.
+fn http_once(port: u16, request: &str) -> std::io::Result<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let request = request.replacen("\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1);
+    std::io::Write::write_all(&mut s, request.as_bytes())?;
+    read_response(&mut s)
+}
+
+/// Reads one response with a `Content-Length` (what nginx sends for a file); its body
+/// if the status is 200.
+fn read_response(s: &mut std::net::TcpStream) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                String::from_utf8_lossy(&buf).into_owned(),
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("no content-length: {head}")))?;
+        if buf.len() >= end + 4 + length {
+            let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + length]).into_owned();
+            return if head.starts_with("http/1.1 200") {
+                Ok(body)
+            } else {
+                Err(std::io::Error::other(format!("{head}\n{body}")))
+            };
+        }
+    }
 }
