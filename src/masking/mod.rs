@@ -281,6 +281,11 @@ impl<M: Deref<Target = Masker>> StreamMasker<M> {
         StreamMasker { masker, buf: Vec::new(), emitted: 0 }
     }
 
+    /// The masker the stream runs.
+    pub fn masker(&self) -> &Masker {
+        &self.masker
+    }
+
     /// Adds a chunk; returns what can be sent now.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         self.buf.extend_from_slice(chunk);

@@ -171,6 +171,15 @@ async fn handle(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Resu
                 TEXT.lines().map(|l| Ok(Frame::data(Bytes::from(format!("{l}\n"))))).collect();
             reply(StatusCode::OK, "text/plain", StreamBody::new(futures_stream(chunks)).boxed())
         }
+        "/api/escaped-text" => {
+            // An access key with its first letter escaped, cut across two chunks.
+            let chunks: Vec<Result<Frame<Bytes>, Infallible>> =
+                ["a log line\nkey=\\u0041KIAIOSF", "ODNN7EXAMPLE\nmore\n"]
+                    .into_iter()
+                    .map(|c| Ok(Frame::data(Bytes::from(c))))
+                    .collect();
+            reply(StatusCode::OK, "text/plain", StreamBody::new(futures_stream(chunks)).boxed())
+        }
         "/api/large" => {
             let mb: usize = query.strip_prefix("mb=").and_then(|n| n.parse().ok()).unwrap_or(10);
             reply(StatusCode::OK, "application/octet-stream", full(vec![b'x'; mb << 20]))

@@ -269,6 +269,7 @@ pub async fn response_body(
             done: false,
             mode,
             seen: false,
+            shown: Vec::new(),
         };
         return Ok(record.wrap(masked.boxed()));
     }
@@ -300,8 +301,8 @@ pub async fn response_body(
 /// a text message as text, a binary one as text when it reads as text. `Err` when it
 /// cannot be made safe to show: JSON the rules apply to that does not parse, text
 /// the detectors cannot read (a NUL in it: UTF-16), or binary data in which a secret
-/// shows (in the bytes themselves, read as UTF-16, or gzip- or zlib-compressed),
-/// since binary data cannot be masked in place. `max` caps what a compressed
+/// or a key the rules mask shows (in the bytes themselves, read as UTF-16, or
+/// compressed), since binary data cannot be masked in place. `max` caps what a compressed
 /// message may inflate to.
 pub fn message<'a>(
     data: &'a [u8],
@@ -324,13 +325,17 @@ pub fn message<'a>(
     mask_text_holding_json(data, masking).map(Cow::Owned)
 }
 
-/// `Ok` when nothing in binary data would be masked: not in its bytes, not in them
-/// read as UTF-16, not in what gzip or zlib data inflates to (`depth` layers down
-/// already; a third is refused).
+/// `Ok` when nothing in binary data would be masked: no key the JSON rules mask named
+/// in it, no secret in its bytes or in them read as UTF-16, and none in what any
+/// compressed stream in it inflates to ([`compressed_streams`]; `depth` layers down
+/// already, a third is refused).
 fn binary_shows_nothing(data: &[u8], masking: &Masking, max: usize, depth: u8) -> Result<(), Reply> {
     let shows = |why: &str| {
         Err(Reply::BadGateway(format!("the binary message holds {why}, which Airlock cannot mask in place")))
     };
+    if masking.keys_masked() && rules_may_apply(data, &masking.json) {
+        return shows("a key the JSON rules mask");
+    }
     if let Some(m) = &masking.masker {
         if !m.find(data, 0).is_empty() {
             return shows("a secret");
@@ -340,35 +345,82 @@ fn binary_shows_nothing(data: &[u8], masking: &Masking, max: usize, depth: u8) -
             return shows("a secret in UTF-16");
         }
     }
-    let compressed = match data {
-        [0x1f, 0x8b, ..] => Some("gzip"),
-        [first, second, ..] if first & 0x0f == 8 && (u16::from(*first) << 8 | u16::from(*second)) % 31 == 0 => {
-            Some("deflate")
-        }
-        _ => None,
-    };
-    let Some(encoding) = compressed else { return Ok(()) };
+    let streams = compressed_streams(data);
+    if streams.is_empty() {
+        return Ok(());
+    }
     if depth >= 2 {
         return shows("compressed data three layers deep");
     }
-    // What a lenient reader gets out of it, even from a cut or damaged stream.
-    let (inflated, whole) = inflate(encoding == "gzip", data, max);
-    if inflated.len() > max {
-        return shows(&format!("{encoding} data that inflates past max_body"));
+    // What a lenient reader gets out of each stream, even a cut or damaged one, all
+    // of them within `max`.
+    let mut budget = max;
+    for (codec, at) in streams {
+        let (inflated, whole) = inflate(codec, &data[at..], budget);
+        if inflated.len() > budget {
+            return shows(&format!("{} data that inflates past max_body", codec.name()));
+        }
+        budget -= inflated.len();
+        // A gzip stream at the start or a zstd frame that breaks is refused; the
+        // magic bytes of the others turn up in ordinary binary data now and then,
+        // which inflates to little before it breaks.
+        if !whole && (codec == Codec::Gzip && at == 0 || codec == Codec::Zstd) {
+            return shows(&format!("{} data Airlock cannot inflate to check", codec.name()));
+        }
+        let clean = match looks_binary(&inflated) {
+            true => binary_shows_nothing(&inflated, masking, budget, depth + 1).is_ok(),
+            false => message(&inflated, true, masking, budget).is_ok_and(|same| same.as_ref() == inflated.as_slice()),
+        };
+        if !clean {
+            return shows(&format!("{} data with something to mask in it", codec.name()));
+        }
     }
-    // A gzip stream that breaks is refused; zlib's two magic bytes also start
-    // ordinary binary data now and then, which inflates to little before it breaks.
-    if !whole && encoding == "gzip" {
-        return shows("gzip data Airlock cannot inflate to check");
+    Ok(())
+}
+
+/// A compression format found in binary data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Gzip,
+    Zlib,
+    /// Raw deflate, as in a zip entry.
+    Deflate,
+    Zstd,
+}
+
+impl Codec {
+    fn name(self) -> &'static str {
+        match self {
+            Codec::Gzip => "gzip",
+            Codec::Zlib => "zlib",
+            Codec::Deflate => "zip",
+            Codec::Zstd => "zstd",
+        }
     }
-    let clean = match looks_binary(&inflated) {
-        true => binary_shows_nothing(&inflated, masking, max, depth + 1).is_ok(),
-        false => message(&inflated, true, masking, max).is_ok_and(|same| same.as_ref() == inflated.as_slice()),
-    };
-    match clean {
-        true => Ok(()),
-        false => shows(&format!("{encoding} data with something to mask in it")),
+}
+
+/// Where compressed streams may start in binary data: zlib at the start (its two
+/// bytes of header are too common to look for anywhere else); gzip and zstd members
+/// anywhere (their magic numbers); and deflated zip entries, after their local
+/// headers. Brotli and bare deflate carry no mark, so they cannot be found.
+fn compressed_streams(data: &[u8]) -> Vec<(Codec, usize)> {
+    let mut found = Vec::new();
+    if let [first, second, ..] = data
+        && first & 0x0f == 8
+        && (u16::from(*first) << 8 | u16::from(*second)) % 31 == 0
+    {
+        found.push((Codec::Zlib, 0));
     }
+    found.extend(memchr::memmem::find_iter(data, b"\x1f\x8b\x08").map(|at| (Codec::Gzip, at)));
+    found.extend(memchr::memmem::find_iter(data, b"\x28\xb5\x2f\xfd").map(|at| (Codec::Zstd, at)));
+    for at in memchr::memmem::find_iter(data, b"PK\x03\x04") {
+        let field = |i: usize| data.get(at + i..at + i + 2).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+        // Method 8 (deflate); the data follows the name and the extra field.
+        if let (Some(8), Some(name), Some(extra)) = (field(8), field(26), field(28)) {
+            found.push((Codec::Deflate, (at + 30 + name + extra).min(data.len())));
+        }
+    }
+    found
 }
 
 /// The `charset` parameter of the content type, lower-case.
@@ -429,6 +481,7 @@ fn mask_text_holding_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Rep
     }
     // Runs of lines without JSON go to the detectors whole, one scan per run.
     let mut run = 0;
+    let mut rules_apply = None;
     for (start, line) in lines(text) {
         // What may follow a JSON value on its line: white space, and a NUL (STOMP).
         let content_end = line.iter().rposition(|b| !b.is_ascii_whitespace() && *b != 0).map_or(0, |i| i + 1);
@@ -442,9 +495,12 @@ fn mask_text_holding_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Rep
                 run = start + content_end;
             }
             // JSON that cannot be read where rules would apply to it: at the start of
-            // its line, or after a prefix with members (`"key":`) in it.
+            // its line or with members (`key:`) in it, in text that names a key the
+            // rules mask.
             Err(_)
-                if masking.keys_masked() && (starts_line || memchr::memmem::find(&content[at..], b"\":").is_some()) =>
+                if masking.keys_masked()
+                    && (starts_line || memchr::memchr(b':', &content[at..]).is_some())
+                    && *rules_apply.get_or_insert_with(|| rules_may_apply(text, &masking.json)) =>
             {
                 return Err(refused());
             }
@@ -453,6 +509,25 @@ fn mask_text_holding_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Rep
     }
     detect(&text[run..], masking, &mut out)?;
     Ok(out)
+}
+
+/// Whether JSON rules could select anything in `text` if it were read as JSON by a
+/// lenient reader: a path that names no member (it selects by position alone), a
+/// member name a path steps through anywhere in it, or a word or quoted run a key
+/// pattern matches; each with the text's escapes decoded (`pass\u0077ord`). Text that
+/// is not JSON but names no such key cannot hide a value the rules would mask.
+fn rules_may_apply(text: &[u8], rules: &JsonRules) -> bool {
+    let decoded = unescaped(text);
+    let text = String::from_utf8_lossy(decoded.as_deref().unwrap_or(text));
+    if rules.paths.iter().any(|p| p.names().next().is_none() || p.names().any(|n| text.contains(n))) {
+        return true;
+    }
+    let separator = |c: char| {
+        c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER || "\"'`{}[]:,=;()<>".contains(c)
+    };
+    let words = text.split(separator).filter(|w| !w.is_empty());
+    let quoted = text.split(['"', '\'']).skip(1).step_by(2);
+    words.chain(quoted).any(|w| rules.keys.iter().any(|k| k.matches(w)))
 }
 
 /// Each line of `text` with where it starts, its end of line left out. Lines end at
@@ -566,11 +641,11 @@ fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
     decoded.then_some(out)
 }
 
-/// A JSON body, masked; `Err` when rules apply to it and it does not parse.
+/// A JSON body, masked; `Err` when it does not parse and rules could apply to it.
 fn mask_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
     match json_strict(body, masking) {
         Ok(masked) => Ok(masked),
-        Err(e) if !masking.keys_masked() => {
+        Err(e) if !masking.keys_masked() || !rules_may_apply(body, &masking.json) => {
             // Not JSON after all: the detectors read it as text.
             tracing::debug!(error = %e, "a JSON response does not parse; masked as text");
             let mut out = Vec::with_capacity(body.len());
@@ -641,12 +716,21 @@ fn json_strict_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, 
     json::mask(body, &masking.json, &mut by_rules).map(|masked| masked.bytes).map_err(|e| e.to_string())
 }
 
-/// Inflates gzip (else zlib) data as far as it goes, up to `max + 1` bytes; `true`
-/// with it when the stream was whole.
-fn inflate(gzip: bool, data: &[u8], max: usize) -> (Vec<u8>, bool) {
-    let reader: Box<dyn Read + '_> = match gzip {
-        true => Box::new(flate2::read::MultiGzDecoder::new(data)),
-        false => Box::new(flate2::read::ZlibDecoder::new(data)),
+/// Decompresses data as far as it goes, up to `max + 1` bytes; `true` with it when the
+/// stream was whole.
+fn inflate(codec: Codec, data: &[u8], max: usize) -> (Vec<u8>, bool) {
+    let reader: Box<dyn Read + '_> = match codec {
+        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        Codec::Zlib => Box::new(flate2::read::ZlibDecoder::new(data)),
+        Codec::Deflate => Box::new(flate2::read::DeflateDecoder::new(data)),
+        // A window over 16 MiB is not decoded (and so refused): it would be allocated.
+        Codec::Zstd => match zstd::stream::read::Decoder::with_buffer(data).and_then(|mut d| {
+            d.window_log_max(24)?;
+            Ok(d)
+        }) {
+            Ok(decoder) => Box::new(decoder.single_frame()),
+            Err(_) => return (Vec::new(), false),
+        },
     };
     let mut reader = reader.take(max as u64 + 1);
     let mut out = Vec::new();
@@ -709,6 +793,9 @@ struct MaskedText {
     mode: Mode,
     /// Whether any data has come yet (the first bytes decide the mode).
     seen: bool,
+    /// The end of what the agent has been sent: where an escaped secret cut across
+    /// frames began.
+    shown: Vec<u8>,
 }
 
 /// How a streamed body is read.
@@ -757,19 +844,48 @@ impl Body for MaskedText {
                         out.extend(this.masker.flush_lines());
                     }
                     if !out.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(out.into()))));
+                        return Poll::Ready(Some(this.release(out)));
                     }
                 }
                 Poll::Ready(None) => {
                     this.done = true;
                     let rest = this.masker.flush();
                     if !rest.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(rest.into()))));
+                        return Poll::Ready(Some(this.release(rest)));
                     }
                     return Poll::Ready(None);
                 }
             }
         }
+    }
+}
+
+impl MaskedText {
+    /// Masked text on its way to the agent, unless, with its escapes decoded, it
+    /// shows a secret (`\u0041KIA...`): that cannot be masked where it stands, so the
+    /// body ends there with an error and the agent gets a cut response.
+    fn release(&mut self, out: Vec<u8>) -> Result<Frame<Bytes>, BoxError> {
+        let masker = self.masker.masker();
+        // Escaped text runs up to ten bytes a character (`\u{10FFFF}`).
+        let window = masker.longest_match().saturating_mul(10).min(1 << 20);
+        let escapes = |b: &[u8]| memchr::memchr3(b'\\', b'&', b'%', b).is_some();
+        if escapes(&out) || escapes(&self.shown) {
+            // What was sent before was checked, so a secret found now is one this
+            // frame completes.
+            self.shown.extend_from_slice(&out);
+            if shows_escaped(masker, &self.shown) {
+                self.done = true;
+                tracing::info!("a streamed response holds an escaped secret; the body was cut");
+                return Err(BoxError::from(Box::<dyn std::error::Error + Send + Sync>::from(
+                    "the response holds an escaped secret (\\u0041...) that Airlock cannot mask where it stands",
+                )));
+            }
+        } else {
+            self.shown.extend_from_slice(&out[out.len().saturating_sub(window)..]);
+        }
+        let cut = self.shown.len().saturating_sub(window);
+        self.shown.drain(..cut);
+        Ok(Frame::data(out.into()))
     }
 }
 
@@ -1012,6 +1128,79 @@ mod tests {
             lines(b"a\rb\xc2\x85c").map(|(at, l)| (at, l.to_vec())).collect::<Vec<_>>(),
             [(0, b"a".to_vec()), (2, b"b".to_vec()), (5, b"c".to_vec())]
         );
+    }
+
+    #[test]
+    fn broken_json_is_refused_only_where_a_key_the_rules_mask_is_named() {
+        let json = JsonRules {
+            paths: vec![json::JsonPath::parse("$..password").unwrap()],
+            keys: vec![json::KeyGlob::parse("*token*").unwrap()],
+        };
+        let masking = Masking { masker: None, json, style: Style::Redact };
+        // Ordinary text with braces and colons that is not JSON passes as it is.
+        for text in ["json={\"name\": name}\n", "log: {user: ada} done\n", "{\n  \"name\": \"x\",\n}\n"] {
+            assert_eq!(mask_text_holding_json(text.as_bytes(), &masking).unwrap(), text.as_bytes(), "{text}");
+        }
+        // Where such text names a masked key in any spelling a lenient reader takes,
+        // it is refused.
+        for text in [
+            "json={\"password\": pw}",
+            "{password: 'hunter2'}",
+            "data: {'api_token': 'x'",
+            "{\n  \"password\": \"hunter2\",\n}\n",
+            "{\"pass\\u0077ord\": \"hunter2\",}",
+            "data: {\"a\":\ndata: {\"refresh_TOKEN\": \"t\"",
+        ] {
+            assert!(mask_text_holding_json(text.as_bytes(), &masking).is_err(), "{text}");
+        }
+        // A JSON body that does not parse is read as text when no rule could apply.
+        assert_eq!(mask_json(b"{\"name\": NaN}", &masking).unwrap(), b"{\"name\": NaN}");
+        assert!(mask_json(b"{\"password\": NaN}", &masking).is_err());
+        // A path that names no member selects by position: any broken JSON is refused.
+        let by_position = JsonRules { paths: vec![json::JsonPath::parse("$[0]").unwrap()], keys: Vec::new() };
+        let masking = Masking { masker: None, json: by_position, style: Style::Redact };
+        assert!(mask_text_holding_json(b"[\"hunter2\",]", &masking).is_err());
+    }
+
+    #[test]
+    fn binary_messages_naming_masked_keys_or_hiding_compressed_secrets_are_refused() {
+        let json = JsonRules { paths: Vec::new(), keys: vec![json::KeyGlob::parse("password").unwrap()] };
+        let detectors = Arc::new(Masker::new(None, Style::Redact, b"k"));
+        let masking = Masking { masker: Some(detectors), json, style: Style::Redact };
+        let max = 1 << 20;
+        // MessagePack `{"password": "hunter2"}`, and JSON behind a binary length prefix.
+        assert!(message(b"\x81\xa8password\xa7hunter2", false, &masking, max).is_err());
+        assert!(message(b"\x00\x00\x00\x16{\"password\":\"hunter2\"}", false, &masking, max).is_err());
+        assert!(message(b"\x81\xa4name\xa3ada\xff", false, &masking, max).is_ok());
+        let secret = b"key AKIAIOSFODNN7EXAMPLE here".as_slice();
+        let gzip = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut e, secret).unwrap();
+            e.finish().unwrap()
+        };
+        let deflated = {
+            let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut e, secret).unwrap();
+            e.finish().unwrap()
+        };
+        let zstd = zstd::encode_all(secret, 3).unwrap();
+        // A zip entry: its local header, the name, the deflated data.
+        let mut zip = b"PK\x03\x04\x14\x00\x00\x00\x08\x00".to_vec();
+        zip.extend_from_slice(&[0; 16]);
+        zip.extend_from_slice(&5u16.to_le_bytes());
+        zip.extend_from_slice(&0u16.to_le_bytes());
+        zip.extend_from_slice(b"a.txt");
+        zip.extend_from_slice(&deflated);
+        for (what, data) in [
+            ("gzip behind a prefix", [b"\x00\x01\xfe".as_slice(), &gzip].concat()),
+            ("zstd behind a prefix", [b"\x00\x01\xfe".as_slice(), &zstd].concat()),
+            ("zstd cut short", [b"\x00\xfe".as_slice(), &zstd[..zstd.len() - 3]].concat()),
+            ("zip entry", zip),
+        ] {
+            assert!(message(&data, false, &masking, max).is_err(), "{what}");
+        }
+        let clean = zstd::encode_all(b"nothing to see".as_slice(), 3).unwrap();
+        assert!(message(&[b"\x00\xfe".as_slice(), &clean].concat(), false, &masking, max).is_ok());
     }
 
     #[test]

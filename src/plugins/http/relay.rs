@@ -31,6 +31,7 @@ impl AgentConn {
         path: String,
     ) -> Result<Response<AgentBody>, Reply> {
         let session = self.session(&target, &identity).await?;
+        session.caught_up().await;
         if session.recorder_failed() {
             return Err(Reply::Unavailable("Airlock cannot record this session".into()));
         }

@@ -186,6 +186,7 @@ impl Pass<'_> {
                 ));
             }
             self.record(from_agent, kind, data);
+            self.session.caught_up().await;
             // Nothing passes that is not on record.
             if self.session.recorder_failed() {
                 break Some(close_frame(CloseCode::Error, "Airlock cannot record this session"));

@@ -120,6 +120,14 @@ impl JsonPath {
         &self.text
     }
 
+    /// The member names the path steps through, unescaped, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.steps.iter().filter_map(|s| match &s.selector {
+            Selector::Name(name) => Some(name.as_str()),
+            _ => None,
+        })
+    }
+
     /// The matcher state at the root: no step matched yet.
     pub(super) const START: u64 = 1;
 
