@@ -270,6 +270,7 @@ pub async fn response_body(
             mode,
             seen: false,
             shown: Vec::new(),
+            pending: Vec::new(),
         };
         return Ok(record.wrap(masked.boxed()));
     }
@@ -333,12 +334,15 @@ fn binary_shows_nothing(data: &[u8], masking: &Masking, max: usize, depth: u8) -
     let shows = |why: &str| {
         Err(Reply::BadGateway(format!("the binary message holds {why}, which Airlock cannot mask in place")))
     };
-    if masking.keys_masked() && rules_may_apply(data, &masking.json) {
+    if masking.keys_masked() && key_named(data, &masking.json) {
         return shows("a key the JSON rules mask");
     }
     if let Some(m) = &masking.masker {
         if !m.find(data, 0).is_empty() {
             return shows("a secret");
+        }
+        if shows_escaped(m, data) {
+            return shows("an escaped secret");
         }
         let narrow: Vec<u8> = data.iter().copied().filter(|b| *b != 0).collect();
         if narrow.len() < data.len() && !m.find(&narrow, 0).is_empty() {
@@ -348,6 +352,9 @@ fn binary_shows_nothing(data: &[u8], masking: &Masking, max: usize, depth: u8) -
     let streams = compressed_streams(data);
     if streams.is_empty() {
         return Ok(());
+    }
+    if streams.len() > MAX_STREAMS {
+        return shows(&format!("more than {MAX_STREAMS} compressed streams"));
     }
     if depth >= 2 {
         return shows("compressed data three layers deep");
@@ -378,6 +385,9 @@ fn binary_shows_nothing(data: &[u8], masking: &Masking, max: usize, depth: u8) -
     Ok(())
 }
 
+/// Compressed streams looked into in one binary message; more are refused.
+const MAX_STREAMS: usize = 64;
+
 /// A compression format found in binary data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Codec {
@@ -399,24 +409,29 @@ impl Codec {
     }
 }
 
-/// Where compressed streams may start in binary data: zlib at the start (its two
-/// bytes of header are too common to look for anywhere else); gzip and zstd members
-/// anywhere (their magic numbers); and deflated zip entries, after their local
-/// headers. Brotli and bare deflate carry no mark, so they cannot be found.
+/// Where compressed streams may start in binary data: zlib within its first 16 bytes
+/// (after a length prefix; its two bytes of header are too common to look for
+/// further on); gzip members and zstd frames anywhere (their magic numbers); and zip
+/// entries, after their local headers, read as deflated whatever method the header
+/// names (a reader may go by the central directory instead). Brotli and bare
+/// deflate carry no mark, so they cannot be found.
 fn compressed_streams(data: &[u8]) -> Vec<(Codec, usize)> {
     let mut found = Vec::new();
-    if let [first, second, ..] = data
-        && first & 0x0f == 8
-        && (u16::from(*first) << 8 | u16::from(*second)) % 31 == 0
-    {
-        found.push((Codec::Zlib, 0));
+    for at in 0..data.len().min(16) {
+        if let [first, second, ..] = data[at..]
+            && first & 0x0f == 8
+            && first >> 4 <= 7
+            && (u16::from(first) << 8 | u16::from(second)) % 31 == 0
+        {
+            found.push((Codec::Zlib, at));
+        }
     }
     found.extend(memchr::memmem::find_iter(data, b"\x1f\x8b\x08").map(|at| (Codec::Gzip, at)));
     found.extend(memchr::memmem::find_iter(data, b"\x28\xb5\x2f\xfd").map(|at| (Codec::Zstd, at)));
     for at in memchr::memmem::find_iter(data, b"PK\x03\x04") {
         let field = |i: usize| data.get(at + i..at + i + 2).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])));
-        // Method 8 (deflate); the data follows the name and the extra field.
-        if let (Some(8), Some(name), Some(extra)) = (field(8), field(26), field(28)) {
+        // The data follows the name and the extra field.
+        if let (Some(name), Some(extra)) = (field(26), field(28)) {
             found.push((Codec::Deflate, (at + 30 + name + extra).min(data.len())));
         }
     }
@@ -465,6 +480,13 @@ fn unreadable_text(bytes: &[u8]) -> bool {
 /// be applied to it. Text the detectors find a secret in once its escapes are decoded
 /// (`\u0041KIA...`) is refused too: it cannot be masked where it stands.
 fn mask_text_holding_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
+    text_holding_json_at(body, masking, 0)
+}
+
+/// [`mask_text_holding_json`] for text `depth` strings deep in a JSON document.
+fn text_holding_json_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, Reply> {
+    /// Brackets tried on one line before the rest of it is judged at once.
+    const ATTEMPTS: usize = 16;
     let refused = || Reply::BadGateway("the response carries JSON Airlock cannot parse to mask its fields".into());
     let (bom, text) = match body.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => (&body[..3], rest),
@@ -474,60 +496,161 @@ fn mask_text_holding_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Rep
     let mut out = Vec::with_capacity(body.len());
     out.extend_from_slice(bom);
     if lead(text).is_some_and(|i| matches!(text[i], b'{' | b'[' | b'"'))
-        && let Ok(masked) = json_strict(text, masking)
+        && let Ok(masked) = json_strict_at(text, masking, depth)
     {
         out.extend(masked);
         return Ok(out);
     }
+    let mut broken = BrokenJson::new(text.len(), &masking.json);
     // Runs of lines without JSON go to the detectors whole, one scan per run.
     let mut run = 0;
-    let mut rules_apply = None;
     for (start, line) in lines(text) {
         // What may follow a JSON value on its line: white space, and a NUL (STOMP).
         let content_end = line.iter().rposition(|b| !b.is_ascii_whitespace() && *b != 0).map_or(0, |i| i + 1);
         let content = &line[..content_end];
-        let Some(at) = content.iter().position(|b| matches!(b, b'{' | b'[')) else { continue };
-        let starts_line = lead(content) == Some(at);
-        match json_strict(&content[at..], masking) {
-            Ok(masked) => {
+        // Each bracket in turn: `[INFO] {...}` holds JSON after a bracket that is not.
+        let brackets = content.iter().enumerate().filter(|(_, b)| matches!(b, b'{' | b'[')).map(|(i, _)| i);
+        for (attempt, at) in brackets.enumerate() {
+            if let Ok(masked) = json_strict_at(&content[at..], masking, depth) {
                 detect(&text[run..start + at], masking, &mut out)?;
                 out.extend(masked);
                 run = start + content_end;
+                break;
             }
-            // JSON that cannot be read where rules would apply to it: at the start of
-            // its line or with members (`key:`) in it, in text that names a key the
-            // rules mask.
-            Err(_)
-                if masking.keys_masked()
-                    && (starts_line || memchr::memchr(b':', &content[at..]).is_some())
-                    && *rules_apply.get_or_insert_with(|| rules_may_apply(text, &masking.json)) =>
-            {
-                return Err(refused());
+            // JSON that cannot be read where rules would apply to it.
+            if masking.keys_masked() {
+                let hides = match attempt + 1 < ATTEMPTS {
+                    true => broken.may_hide(&text[start + at..]),
+                    false => broken.rest_may_hide(&text[start + at..]),
+                };
+                if hides {
+                    return Err(refused());
+                }
             }
-            Err(_) => {}
+            if attempt + 1 == ATTEMPTS {
+                break;
+            }
         }
     }
     detect(&text[run..], masking, &mut out)?;
     Ok(out)
 }
 
-/// Whether JSON rules could select anything in `text` if it were read as JSON by a
-/// lenient reader: a path that names no member (it selects by position alone), a
-/// member name a path steps through anywhere in it, or a word or quoted run a key
-/// pattern matches; each with the text's escapes decoded (`pass\u0077ord`). Text that
-/// is not JSON but names no such key cannot hide a value the rules would mask.
-fn rules_may_apply(text: &[u8], rules: &JsonRules) -> bool {
-    let decoded = unescaped(text);
-    let text = String::from_utf8_lossy(decoded.as_deref().unwrap_or(text));
-    if rules.paths.iter().any(|p| p.names().next().is_none() || p.names().any(|n| text.contains(n))) {
+/// Judges text that starts like JSON at a bracket but does not parse: whether a
+/// lenient reader (JavaScript, JSON5, Python, an event stream joining its `data:`
+/// lines) could read from it a value the JSON rules would mask. It could when the
+/// bracket's extent (to its closing bracket, or to the end of the text when it never
+/// closes: pretty-printed JSON, JSON spread over lines) has a `:` or `=` in it (or a
+/// path selects by position) and names a key the rules mask ([`key_named`]). The work is bounded by a budget of a
+/// few times the text's length; once it is spent, the rest of the text is judged
+/// at once, and every later bracket, lying in that rest, with it.
+struct BrokenJson<'r> {
+    rules: &'r JsonRules,
+    /// A path selects by position alone (`$[0]`): an array can hide a value too.
+    positional: bool,
+    budget: usize,
+    /// The judgement of the rest of the text once the budget ran out.
+    rest: Option<bool>,
+}
+
+impl<'r> BrokenJson<'r> {
+    fn new(len: usize, rules: &'r JsonRules) -> Self {
+        let positional = rules.paths.iter().any(|p| p.names().next().is_none());
+        BrokenJson { rules, positional, budget: len.saturating_mul(4).max(1 << 16), rest: None }
+    }
+
+    /// Whether the broken JSON that starts `from` (at its bracket) may hide a value.
+    fn may_hide(&mut self, from: &[u8]) -> bool {
+        if self.rest.is_some() {
+            return self.rest_may_hide(from);
+        }
+        let Some(end) = bracket_extent(from, &mut self.budget) else { return self.rest_may_hide(from) };
+        let scope = &from[..end];
+        if scope.len() > self.budget {
+            return self.rest_may_hide(from);
+        }
+        self.budget -= scope.len();
+        self.members(scope) && key_named(scope, self.rules)
+    }
+
+    /// The same judgement over everything from `from` to the end, made once: a later
+    /// call is for a suffix of the first one's text, which cannot name more.
+    fn rest_may_hide(&mut self, from: &[u8]) -> bool {
+        if let Some(hides) = self.rest {
+            return hides;
+        }
+        let hides = self.members(from) && key_named(from, self.rules);
+        self.rest = Some(hides);
+        hides
+    }
+
+    /// Whether broken JSON may hold what the rules select: members (`key:`,
+    /// `key=`), or anything at all where a path selects by position.
+    fn members(&self, scope: &[u8]) -> bool {
+        self.positional || memchr::memchr2(b':', b'=', scope).is_some()
+    }
+}
+
+/// Where a bracketed value starting at `text[0]` ends: just after its closing
+/// bracket, strings in either quote skipped (up to an unescaped end of line), or the
+/// end of the text when it never closes. `None` when that takes more than `budget`
+/// bytes (which it spends).
+fn bracket_extent(text: &[u8], budget: &mut usize) -> Option<usize> {
+    let (mut depth, mut quote, mut i) = (0usize, None, 0);
+    while i < text.len() {
+        *budget = budget.checked_sub(1)?;
+        let b = text[i];
+        match quote {
+            Some(_) if b == b'\\' => i += 1,
+            Some(_) if b == b'\n' || b == b'\r' => quote = None,
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None => match b {
+                b'"' | b'\'' => quote = Some(b),
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    Some(text.len())
+}
+
+/// Whether `text` names a key the JSON rules mask, however it is spelled: its escapes
+/// decoded ([`unescaped`]), then only its letters and digits kept, lower-cased, so
+/// that quotes, comments, white space, HTML entities, concatenated literals and
+/// binary length bytes around or inside a key cannot hide it. A path's member name,
+/// or a key pattern's literal pieces in order, found anywhere in that counts. A path
+/// that names no member (`$`, `$[0]`, `$..*`) selects by position alone, so it
+/// counts for any text.
+fn key_named(text: &[u8], rules: &JsonRules) -> bool {
+    if rules.paths.iter().any(|p| p.names().next().is_none()) {
         return true;
     }
-    let separator = |c: char| {
-        c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER || "\"'`{}[]:,=;()<>".contains(c)
-    };
-    let words = text.split(separator).filter(|w| !w.is_empty());
-    let quoted = text.split(['"', '\'']).skip(1).step_by(2);
-    words.chain(quoted).any(|w| rules.keys.iter().any(|k| k.matches(w)))
+    let letters =
+        |s: &str| -> String { s.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect() };
+    let decoded = unescaped(text);
+    let view = letters(&String::from_utf8_lossy(decoded.as_deref().unwrap_or(text)));
+    let names = rules.paths.iter().flat_map(|p| p.names());
+    if names.map(letters).any(|n| view.contains(&n)) {
+        return true;
+    }
+    rules.keys.iter().any(|k| {
+        let mut at = 0;
+        k.as_str().split('*').map(letters).filter(|p| !p.is_empty()).all(|piece| match view[at..].find(&piece) {
+            Some(i) => {
+                at += i + piece.len();
+                true
+            }
+            None => false,
+        })
+    })
 }
 
 /// Each line of `text` with where it starts, its end of line left out. Lines end at
@@ -570,15 +693,29 @@ fn detect(text: &[u8], masking: &Masking, out: &mut Vec<u8>) -> Result<(), Reply
     Ok(())
 }
 
+/// The letter a Unicode name such as `LATIN SMALL LETTER W` names (Latin letters
+/// and digits only), or the replacement character for any other name.
+fn letter_named(name: &[u8]) -> Option<char> {
+    let name = std::str::from_utf8(name).ok()?.to_ascii_uppercase();
+    let letter = |rest: &str| (rest.len() == 1).then(|| rest.chars().next()).flatten();
+    let c = match () {
+        _ if name.starts_with("LATIN SMALL LETTER ") => letter(&name[19..]).map(|c| c.to_ascii_lowercase()),
+        _ if name.starts_with("LATIN CAPITAL LETTER ") => letter(&name[21..]),
+        _ => None,
+    };
+    Some(c.unwrap_or(char::REPLACEMENT_CHARACTER))
+}
+
 /// Whether masked text still shows a secret once its escapes are decoded.
 fn shows_escaped(m: &Masker, masked: &[u8]) -> bool {
     unescaped(masked).is_some_and(|decoded| !m.find(&decoded, 0).is_empty())
 }
 
 /// `text` with the escapes a reader might decode (JSON and JavaScript `\uXXXX` with
-/// surrogate pairs, `\u{...}`, `\xHH`, `\/` and the one-letter ones; `\UXXXXXXXX` and
-/// octal `\101`; HTML `&#65;` and `&#x41;`; percent `%41`) decoded; `None` when it has
-/// none. Linear in the text's length.
+/// surrogate pairs, `\u{...}`, `\xHH`, the one-letter ones and identity escapes such
+/// as `\w`; line continuations; `\UXXXXXXXX`, octal `\101` and Python's `\N{...}`;
+/// HTML `&#65;` and `&#x41;`, with or without their `;`; percent `%41`) decoded;
+/// `None` when it has none. Linear in the text's length.
 fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
     memchr::memchr3(b'\\', b'&', b'%', text)?;
     let hex = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|h| u32::from_str_radix(h, 16).ok());
@@ -606,18 +743,37 @@ fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
             [b'\\', b'U', ..] if rest.len() >= 10 => (hex(&rest[2..10]).and_then(char::from_u32), 10),
             [b'\\', b'x', ..] if rest.len() >= 4 => (hex(&rest[2..4]).and_then(char::from_u32), 4),
             [b'\\', b'0'..=b'7', b'0'..=b'7', b'0'..=b'7', ..] => (digits(&rest[1..4], 8).and_then(char::from_u32), 4),
+            // Python's `\N{LATIN SMALL LETTER W}`.
+            [b'\\', b'N', b'{', ..] => match rest[3..rest.len().min(48)].iter().position(|b| *b == b'}') {
+                Some(close) => (letter_named(&rest[3..3 + close]), close + 4),
+                None => (None, 1),
+            },
+            // A line continuation reads as nothing.
+            [b'\\', b'\r', b'\n', ..] => (Some('\0'), 3),
+            [b'\\', b'\n', ..] => (Some('\0'), 2),
             [b'\\', e, ..] => match e {
-                b'/' | b'\\' | b'"' | b'\'' => (Some(*e as char), 2),
                 b'n' => (Some('\n'), 2),
                 b't' => (Some('\t'), 2),
                 b'r' => (Some('\r'), 2),
+                // Any other character escaped is itself (JavaScript's identity escapes).
+                e if e.is_ascii_graphic() => (Some(*e as char), 2),
                 _ => (None, 1),
             },
             [b'&', b'#', ..] => {
                 let (radix, at) = if matches!(rest.get(2), Some(b'x' | b'X')) { (16, 3) } else { (10, 2) };
-                match rest.get(at..rest.len().min(at + 9)).and_then(|r| r.iter().position(|b| *b == b';')) {
-                    Some(end) if end > 0 => (digits(&rest[at..at + end], radix).and_then(char::from_u32), at + end + 1),
-                    _ => (None, 1),
+                // Browsers end a numeric reference at its first non-digit, `;` or not.
+                let run = rest[at..rest.len().min(at + 8)].iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                let run = if radix == 10 {
+                    rest[at..at + run].iter().take_while(|b| b.is_ascii_digit()).count()
+                } else {
+                    run
+                };
+                match run {
+                    0 => (None, 1),
+                    _ => {
+                        let semicolon = usize::from(rest.get(at + run) == Some(&b';'));
+                        (digits(&rest[at..at + run], radix).and_then(char::from_u32), at + run + semicolon)
+                    }
                 }
             }
             [b'%', ..] if rest.len() >= 3 => match hex(&rest[1..3]) {
@@ -629,7 +785,10 @@ fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
         match c {
             Some(c) => {
                 decoded = true;
-                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                // A decoded NUL (and a line continuation) adds nothing a detector reads.
+                if c != '\0' {
+                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                }
                 i += len;
             }
             None => {
@@ -645,16 +804,16 @@ fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
 fn mask_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
     match json_strict(body, masking) {
         Ok(masked) => Ok(masked),
-        Err(e) if !masking.keys_masked() || !rules_may_apply(body, &masking.json) => {
-            // Not JSON after all: the detectors read it as text.
+        Err(e) => {
+            // Not JSON after all: read as text, which is refused where broken JSON in
+            // it names a key the rules mask.
             tracing::debug!(error = %e, "a JSON response does not parse; masked as text");
-            let mut out = Vec::with_capacity(body.len());
-            detect(body, masking, &mut out)?;
-            Ok(out)
+            mask_text_holding_json(body, masking).map_err(|_| {
+                Reply::BadGateway(format!(
+                    "the upstream's JSON response does not parse ({e}), so Airlock cannot mask its fields"
+                ))
+            })
         }
-        Err(e) => Err(Reply::BadGateway(format!(
-            "the upstream's JSON response does not parse ({e}), so Airlock cannot mask its fields"
-        ))),
     }
 }
 
@@ -669,9 +828,18 @@ fn json_strict_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, 
     struct ByRules<'a> {
         masking: &'a Masking,
         detect: Option<&'a Masker>,
-        /// Whether the document has escapes (without them no string holds JSON).
-        escaped: bool,
         depth: u8,
+    }
+    impl ByRules<'_> {
+        /// A string's text masked whole.
+        fn whole_text(&self, text: &str) -> String {
+            let mut whole = Vec::new();
+            match &self.masking.masker {
+                Some(m) => m.mask_column(self.masking.style, text.as_bytes(), &mut whole),
+                None => whole.extend_from_slice(b"[MASKED]"),
+            }
+            String::from_utf8_lossy(&whole).into_owned()
+        }
     }
     impl JsonMasker for ByRules<'_> {
         fn whole(&mut self, raw: &[u8], _why: Why<'_>) -> Vec<u8> {
@@ -684,22 +852,21 @@ fn json_strict_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, 
             serde_json::to_vec(&String::from_utf8_lossy(&out)).unwrap_or_else(|_| b"\"[MASKED]\"".to_vec())
         }
         fn text(&mut self, text: &str) -> Option<String> {
-            // JSON in a string (an event's `body`) is masked by the same rules.
-            if self.escaped
-                && self.depth < 4
-                && matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
-                && let Ok(masked) = json_strict_at(text.as_bytes(), self.masking, self.depth + 1)
-            {
-                return (masked != text.as_bytes()).then(|| String::from_utf8_lossy(&masked).into_owned());
+            // JSON in a string (an event's `body`, a logged request after a prefix) is
+            // masked by the same rules, read as text would be; where that text cannot
+            // be masked, the string is masked whole.
+            if self.depth < 4 && memchr::memchr2(b'{', b'[', text.as_bytes()).is_some() {
+                return match text_holding_json_at(text.as_bytes(), self.masking, self.depth + 1) {
+                    Ok(masked) => (masked != text.as_bytes()).then(|| String::from_utf8_lossy(&masked).into_owned()),
+                    Err(_) => Some(self.whole_text(text)),
+                };
             }
             let m = self.detect?;
             let masked = m.mask(text.as_bytes());
             // A secret still escaped inside the string (`\\u0041KIA...` in the
             // document): the value is masked whole.
             if shows_escaped(m, &masked) {
-                let mut whole = Vec::new();
-                m.mask_column(self.masking.style, text.as_bytes(), &mut whole);
-                return Some(String::from_utf8_lossy(&whole).into_owned());
+                return Some(self.whole_text(text));
             }
             match masked {
                 std::borrow::Cow::Borrowed(_) => None,
@@ -712,7 +879,7 @@ fn json_strict_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, 
     // scan instead of one per string.
     let escaped = memchr::memchr(b'\\', body).is_some();
     let detect = masking.masker.as_deref().filter(|m| escaped || !m.find(body, 0).is_empty());
-    let mut by_rules = ByRules { masking, detect, escaped, depth };
+    let mut by_rules = ByRules { masking, detect, depth };
     json::mask(body, &masking.json, &mut by_rules).map(|masked| masked.bytes).map_err(|e| e.to_string())
 }
 
@@ -720,7 +887,8 @@ fn json_strict_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, 
 /// stream was whole.
 fn inflate(codec: Codec, data: &[u8], max: usize) -> (Vec<u8>, bool) {
     let reader: Box<dyn Read + '_> = match codec {
-        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        // One member: each member's own magic is a stream of its own.
+        Codec::Gzip => Box::new(flate2::read::GzDecoder::new(data)),
         Codec::Zlib => Box::new(flate2::read::ZlibDecoder::new(data)),
         Codec::Deflate => Box::new(flate2::read::DeflateDecoder::new(data)),
         // A window over 16 MiB is not decoded (and so refused): it would be allocated.
@@ -796,7 +964,13 @@ struct MaskedText {
     /// The end of what the agent has been sent: where an escaped secret cut across
     /// frames began.
     shown: Vec<u8>,
+    /// Masked text waiting to go out with what comes right after it.
+    pending: Vec<u8>,
 }
+
+/// How much masked text a streamed body gathers before it goes out without waiting
+/// for the upstream to pause.
+const COALESCE: usize = 64 << 10;
 
 /// How a streamed body is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -820,6 +994,11 @@ impl Body for MaskedText {
                 return Poll::Ready(None);
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
+                // What has come so far goes out while the upstream is quiet.
+                Poll::Pending if !this.pending.is_empty() => {
+                    let out = std::mem::take(&mut this.pending);
+                    return Poll::Ready(Some(this.release(out)));
+                }
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(Some(Ok(frame))) => {
@@ -839,17 +1018,22 @@ impl Body for MaskedText {
                             Box::<dyn std::error::Error + Send + Sync>::from(refused),
                         ))));
                     }
-                    let mut out = this.masker.push(&data);
+                    let out = this.masker.push(&data);
+                    this.pending.extend_from_slice(&out);
                     if this.lines {
-                        out.extend(this.masker.flush_lines());
+                        this.pending.extend(this.masker.flush_lines());
                     }
-                    if !out.is_empty() {
+                    // Frames that come together go out together: the escape check
+                    // then reads its window once for all of them.
+                    if this.pending.len() >= COALESCE {
+                        let out = std::mem::take(&mut this.pending);
                         return Poll::Ready(Some(this.release(out)));
                     }
                 }
                 Poll::Ready(None) => {
                     this.done = true;
-                    let rest = this.masker.flush();
+                    let mut rest = std::mem::take(&mut this.pending);
+                    rest.extend(this.masker.flush());
                     if !rest.is_empty() {
                         return Poll::Ready(Some(this.release(rest)));
                     }
@@ -883,7 +1067,9 @@ impl MaskedText {
         } else {
             self.shown.extend_from_slice(&out[out.len().saturating_sub(window)..]);
         }
-        let cut = self.shown.len().saturating_sub(window);
+        // Without an escape in it, only a secret's plain start matters.
+        let keep = if escapes(&self.shown) { window } else { masker.longest_match() };
+        let cut = self.shown.len().saturating_sub(keep);
         self.shown.drain(..cut);
         Ok(Frame::data(out.into()))
     }
@@ -1210,5 +1396,150 @@ mod tests {
         let raw = gz.finish().unwrap();
         assert_eq!(decode("gzip", &raw, 10_000).unwrap().len(), 10_000);
         assert!(decode("gzip", &raw, 9_999).is_err());
+    }
+    fn rules(paths: &[&str], keys: &[&str]) -> JsonRules {
+        JsonRules {
+            paths: paths.iter().map(|p| json::JsonPath::parse(p).unwrap()).collect(),
+            keys: keys.iter().map(|k| json::KeyGlob::parse(k).unwrap()).collect(),
+        }
+    }
+
+    fn detectors() -> Option<Arc<Masker>> {
+        Some(Arc::new(Masker::new(None, Style::Redact, b"k")))
+    }
+
+    #[test]
+    fn broken_or_spread_json_naming_a_masked_key_is_refused_however_the_key_is_spelled() {
+        for (json, text) in [
+            // An event stream joins an event's `data:` lines; JSON spread over lines.
+            (rules(&["$..password"], &[]), "data: {\"password\"\ndata: :\"hunter2\"}\n\n"),
+            (rules(&["$..password"], &[]), "event: user\ndata: {\ndata:   \"password\": \"hunter2xyz\"\ndata: }\n\n"),
+            (rules(&[], &["*credential*"]), "result: {\n  \"client_credential\": \"hunter2xyz\"\n}\n"),
+            // Escapes a lenient reader decodes in a key.
+            (rules(&["$..password"], &[]), r"{'pass\word': 'hunter2'}"),
+            (rules(&[], &["*token*"]), r"{'api_to\ken': 'hunter2'}"),
+            (rules(&["$..password"], &[]), "{'pass\\\nword': 'hunter2'}"),
+            (rules(&["$..password"], &[]), r"{'pass\N{LATIN SMALL LETTER W}ord': 'hunter2'}"),
+            (rules(&["$..password"], &[]), "<pre>{\"pass&#119ord\": \"hunter2\"}</pre>"),
+            // Keys glued to what surrounds them.
+            (rules(&["$..password"], &[]), "{'pass' 'word': 'hunter2'}"),
+            (rules(&[], &["password"]), "{password/**/: 'hunter2'}"),
+            (rules(&[], &["password"]), "{/* c */password// c\n: 'hunter2'}"),
+            (rules(&[], &["password"]), "{password\u{feff}: 'hunter2'}"),
+            (rules(&[], &["password"]), "<div data-props=\"{&quot;password&quot;:&quot;hunter2&quot;}\"></div>"),
+        ] {
+            let masking = Masking { masker: detectors(), json, style: Style::Redact };
+            let r = mask_text_holding_json(text.as_bytes(), &masking);
+            assert!(r.is_err(), "{text:?} passed as {:?}", r.map(|o| String::from_utf8_lossy(&o).into_owned()));
+            assert!(mask_json(text.as_bytes(), &masking).is_err(), "as a JSON body: {text:?}");
+        }
+        // CBOR `{"password": "hunter2"}`: length bytes are letters.
+        let masking = Masking { masker: None, json: rules(&[], &["password"]), style: Style::Redact };
+        assert!(message(b"\xa1\x68password\x67hunter2", false, &masking, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn json_in_a_string_is_masked_behind_a_prefix_and_masked_whole_when_broken() {
+        let cred = Masking { masker: detectors(), json: rules(&[], &["*credential*"]), style: Style::Redact };
+        for doc in [
+            r#"{"msg":"request body: {\"client_credential\":\"hunter2xyz\"}"}"#,
+            r#"{"msg":"{'client_credential': 'hunter2xyz'}"}"#,
+            r#"{"msg":"{\"client_credential\": \"hunter2xyz\",}"}"#,
+            "{\"msg\":\"\\u000b{\\\"client_credential\\\":\\\"hunter2xyz\\\"}\"}",
+        ] {
+            for (how, r) in
+                [("json", mask_json(doc.as_bytes(), &cred)), ("text", mask_text_holding_json(doc.as_bytes(), &cred))]
+            {
+                let out = String::from_utf8(r.unwrap_or_else(|e| panic!("{how}: {doc}: {e:?}"))).unwrap();
+                assert!(
+                    !out.contains("hunter2xyz") && serde_json::from_str::<serde_json::Value>(&out).is_ok(),
+                    "{how}: {out}"
+                );
+            }
+        }
+        let pw = Masking { masker: None, json: rules(&["$..password"], &[]), style: Style::Redact };
+        let out = mask_json(br#"{"msg":"login {\"password\":\"hunter2\"}","n":1}"#, &pw).unwrap();
+        assert_eq!(out, br#"{"msg":"login {\"password\":\"[MASKED]\"}","n":1}"#);
+    }
+
+    #[test]
+    fn ordinary_html_css_markdown_and_logs_pass_and_json_after_a_bracket_is_masked() {
+        for (json, text) in [
+            (
+                rules(&["$..password"], &[]),
+                "<style>body { margin: 0 }</style>\n<form><input type=\"password\" name=\"password\"></form>\n",
+            ),
+            (
+                rules(&[], &["*token*"]),
+                "<meta name=\"csrf-token\" content=\"abc\">\n<script>var cfg = {debug: false};</script>\n",
+            ),
+            (rules(&["$..password"], &[]), "[Reset guide](https://example.com/help): how to change your password\n"),
+            (rules(&[], &["*token*"]), "json={\"name\": name} and a token\n"),
+        ] {
+            let masking = Masking { masker: detectors(), json, style: Style::Redact };
+            assert_eq!(mask_text_holding_json(text.as_bytes(), &masking).unwrap(), text.as_bytes(), "{text:?}");
+        }
+        let masking = Masking { masker: detectors(), json: rules(&[], &["*token*"]), style: Style::Redact };
+        let out = mask_text_holding_json(b"[INFO] issued {\"user\":\"ada\",\"token_ttl\":3600}\n", &masking).unwrap();
+        assert_eq!(out, b"[INFO] issued {\"user\":\"ada\",\"token_ttl\":\"[MASKED]\"}\n");
+        // Many brackets on a line, or many lines opening one, stay linear.
+        let many = "{ a [ b ".repeat(50_000) + "password: x";
+        let started = std::time::Instant::now();
+        assert!(mask_text_holding_json(many.as_bytes(), &masking).is_ok());
+        let many = "{\n".repeat(100_000) + "\"api_token\": 1";
+        assert!(mask_text_holding_json(many.as_bytes(), &masking).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn binary_messages_hiding_escaped_or_compressed_secrets_are_refused_in_linear_time() {
+        let masking = Masking { masker: detectors(), json: JsonRules::default(), style: Style::Redact };
+        let max = 1 << 20;
+        for data in [
+            b"\x00\x00\x00\x2c{\"k\":\"\\u0041KIAIOSFODNN7EXAMPLE\"}".as_slice(),
+            b"\x00\x00\x00\x2c{\"k\":\"%41KIAIOSFODNN7EXAMPLE\"}".as_slice(),
+        ] {
+            assert!(message(data, false, &masking, max).is_err(), "{:?}", String::from_utf8_lossy(data));
+        }
+        let secret = b"key AKIAIOSFODNN7EXAMPLE here".as_slice();
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut zlib, secret).unwrap();
+        let zlib = zlib.finish().unwrap();
+        assert!(message(&[b"\x00\x00\x00\x25".as_slice(), &zlib].concat(), false, &masking, max).is_err());
+        // A zip whose local header says stored and whose central directory says
+        // deflated (a reader may go by either).
+        let zip = hex::decode("504b0304140000000000573a835db5246f7a1f0000001d00000005000000612e747874cb4ead5470f4f674f4f40f76f377f1f333778d70f40df07155c8482d4a0500504b01021403140000000800573a835db5246f7a1f0000001d000000050000000000000000000000800100000000612e747874504b0506000000000100010033000000420000000000").unwrap();
+        assert!(message(&zip, false, &masking, max).is_err());
+        // Thousands of empty gzip members: refused, at once.
+        let empty = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best()).finish().unwrap();
+        let started = std::time::Instant::now();
+        assert!(message(&empty.repeat(20_000), false, &masking, 64 << 20).is_err());
+        assert!(message(&empty.repeat(40), false, &masking, 64 << 20).is_ok());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_in_small_frames_with_an_early_escape_streams_in_linear_time() {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = [b"a\\b ".as_slice(), &b"lorem ipsum ".repeat(1 << 17)]
+            .concat()
+            .chunks(64)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let len: usize = frames.iter().map(|f| f.as_ref().unwrap().data_ref().unwrap().len()).sum();
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed();
+        let masked = MaskedText {
+            inner: body,
+            masker: crate::masking::StreamMasker::new(detectors().unwrap()),
+            lines: false,
+            done: false,
+            mode: Mode::Text,
+            seen: false,
+            shown: Vec::new(),
+            pending: Vec::new(),
+        };
+        let started = std::time::Instant::now();
+        let out = masked.collect().await.unwrap().to_bytes();
+        assert_eq!(out.len(), len);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?} for 1.5 MB", started.elapsed());
     }
 }
