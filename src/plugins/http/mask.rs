@@ -502,6 +502,16 @@ fn text_holding_json_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec
         return Ok(out);
     }
     let mut broken = BrokenJson::new(text.len(), &masking.json);
+    // Text around the JSON: where it holds a masked key as YAML, XML or `key=value`
+    // would, the value cannot be masked in place.
+    let plain = |part: &[u8], out: &mut Vec<u8>| {
+        if masking.keys_masked() && key_in_text(part, &masking.json) {
+            return Err(Reply::BadGateway(
+                "the response names a key the JSON rules mask outside JSON (YAML, XML or key=value), which Airlock cannot mask in place".into(),
+            ));
+        }
+        detect(part, masking, out)
+    };
     // Runs of lines without JSON go to the detectors whole, one scan per run.
     let mut run = 0;
     for (start, line) in lines(text) {
@@ -512,7 +522,7 @@ fn text_holding_json_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec
         let brackets = content.iter().enumerate().filter(|(_, b)| matches!(b, b'{' | b'[')).map(|(i, _)| i);
         for (attempt, at) in brackets.enumerate() {
             if let Ok(masked) = json_strict_at(&content[at..], masking, depth) {
-                detect(&text[run..start + at], masking, &mut out)?;
+                plain(&text[run..start + at], &mut out)?;
                 out.extend(masked);
                 run = start + content_end;
                 break;
@@ -532,8 +542,45 @@ fn text_holding_json_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec
             }
         }
     }
-    detect(&text[run..], masking, &mut out)?;
+    plain(&text[run..], &mut out)?;
     Ok(out)
+}
+
+/// Whether text that is not JSON names a key the JSON rules mask where the formats an
+/// API may answer in instead put a key: the word before a `:` or `=` (YAML, INI, env
+/// files, logfmt, `Key: value` lines) or an element's name (`<password>`, XML), its
+/// escapes decoded. A key pattern must match the word; a path's last member name
+/// must equal it, ignoring ASCII case.
+fn key_in_text(text: &[u8], rules: &JsonRules) -> bool {
+    const LONGEST: usize = 256;
+    let decoded = unescaped(text);
+    let text = decoded.as_deref().unwrap_or(text);
+    let word = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$' | b'@') || *b >= 0x80;
+    let selects = |w: &[u8]| {
+        let w = String::from_utf8_lossy(w);
+        rules.keys.iter().any(|k| k.matches(&w))
+            || rules.paths.iter().filter_map(|p| p.names().last()).any(|n| n.eq_ignore_ascii_case(&w))
+    };
+    for at in memchr::memchr3_iter(b':', b'=', b'<', text) {
+        let named = match text[at] {
+            b'<' => {
+                let rest = &text[at + 1..text.len().min(at + 2 + LONGEST)];
+                let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+                &rest[..rest.iter().position(|b| !word(b)).unwrap_or(rest.len())]
+            }
+            _ => {
+                // The word before, past the quotes and blanks that may close it.
+                let before = &text[at.saturating_sub(LONGEST)..at];
+                let close = before.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'"' | b'\'')).map_or(0, |i| i + 1);
+                let before = &before[..close];
+                &before[before.iter().rposition(|b| !word(b)).map_or(0, |i| i + 1)..]
+            }
+        };
+        if !named.is_empty() && selects(named) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Judges text that starts like JSON at a bracket but does not parse: whether a
@@ -887,8 +934,12 @@ fn json_strict_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, 
 /// stream was whole.
 fn inflate(codec: Codec, data: &[u8], max: usize) -> (Vec<u8>, bool) {
     let reader: Box<dyn Read + '_> = match codec {
-        // One member: each member's own magic is a stream of its own.
-        Codec::Gzip => Box::new(flate2::read::GzDecoder::new(data)),
+        // One member (each member's own magic is a stream of its own), its header
+        // CRC unchecked, as lenient readers leave it.
+        Codec::Gzip => match gzip_body(data) {
+            Some(body) => Box::new(flate2::read::DeflateDecoder::new(body)),
+            None => return (Vec::new(), false),
+        },
         Codec::Zlib => Box::new(flate2::read::ZlibDecoder::new(data)),
         Codec::Deflate => Box::new(flate2::read::DeflateDecoder::new(data)),
         // A window over 16 MiB is not decoded (and so refused): it would be allocated.
@@ -910,6 +961,25 @@ fn inflate(codec: Codec, data: &[u8], max: usize) -> (Vec<u8>, bool) {
             Err(_) => return (out, false),
         }
     }
+}
+
+/// The deflate data of a gzip member: what follows its header and the optional
+/// fields the header's flags announce.
+fn gzip_body(data: &[u8]) -> Option<&[u8]> {
+    let flags = *data.get(3)?;
+    let mut at = 10;
+    if flags & 0x04 != 0 {
+        at += 2 + usize::from(u16::from_le_bytes([*data.get(at)?, *data.get(at + 1)?]));
+    }
+    for field in [0x08, 0x10] {
+        if flags & field != 0 {
+            at += memchr::memchr(0, data.get(at..)?)? + 1;
+        }
+    }
+    if flags & 0x02 != 0 {
+        at += 2;
+    }
+    data.get(at..)
 }
 
 /// Reads a body whole, refusing one over `max` bytes. A body that fails to read is
@@ -1439,6 +1509,27 @@ mod tests {
     }
 
     #[test]
+    fn the_same_data_as_yaml_xml_or_key_value_text_is_refused() {
+        let masking =
+            Masking { masker: detectors(), json: rules(&["$..password"], &["*token*"]), style: Style::Redact };
+        for text in [
+            "user:\n  name: ada\n  password: hunter2\n",
+            "- \"api_token\": t-1\n",
+            "<user><password>hunter2</password></user>",
+            "level=info user=ada access_token=t-1\n",
+            "PASSWORD = hunter2\n",
+            "data: {\"a\":1}\npass\\u0077ord: hunter2\n",
+        ] {
+            assert!(mask_text_holding_json(text.as_bytes(), &masking).is_err(), "{text:?}");
+        }
+        for text in
+            ["user:\n  name: ada\n", "<p>Forgot your password? Reset it: here</p>", "event: tick\ndata: {\"n\":1}\n"]
+        {
+            assert_eq!(mask_text_holding_json(text.as_bytes(), &masking).unwrap(), text.as_bytes(), "{text:?}");
+        }
+    }
+
+    #[test]
     fn json_in_a_string_is_masked_behind_a_prefix_and_masked_whole_when_broken() {
         let cred = Masking { masker: detectors(), json: rules(&[], &["*credential*"]), style: Style::Redact };
         for doc in [
@@ -1510,6 +1601,12 @@ mod tests {
         // deflated (a reader may go by either).
         let zip = hex::decode("504b0304140000000000573a835db5246f7a1f0000001d00000005000000612e747874cb4ead5470f4f674f4f40f76f377f1f333778d70f40df07155c8482d4a0500504b01021403140000000800573a835db5246f7a1f0000001d000000050000000000000000000000800100000000612e747874504b0506000000000100010033000000420000000000").unwrap();
         assert!(message(&zip, false, &masking, max).is_err());
+        // A gzip member whose header CRC is wrong, which lenient readers ignore.
+        let bad_crc = hex::decode(
+            "1f8b0802010203040203deadcb4ead5470f4f674f4f40f76f377f1f333778d70f40df07155c8482d4a0500b5246f7a1d000000",
+        )
+        .unwrap();
+        assert!(message(&[b"\x00\x01".as_slice(), &bad_crc].concat(), false, &masking, max).is_err());
         // Thousands of empty gzip members: refused, at once.
         let empty = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best()).finish().unwrap();
         let started = std::time::Instant::now();
