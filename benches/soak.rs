@@ -575,6 +575,10 @@ fn http(idle: usize, clients: usize, seconds: u64) {
     std::thread::sleep(Duration::from_secs(3));
     let mut samples = sampler.stop();
     samples.push((samples.last().map_or(0, |s| s.0) + 3, rss_kib(pid), fds(pid)));
+    // Idle upstream connections stay in the client's pool for 90 s.
+    eprintln!("waiting out the upstream pool's idle timeout...");
+    std::thread::sleep(Duration::from_secs(92));
+    let (rss_idle_end, fds_idle_end) = (rss_kib(pid), fds(pid));
     let (ended, recorded) = recorded_sessions(&dir);
     // The warm-up, the idle sessions, wrk's connections and the churning client's.
     let expected = 1 + idle + clients + churn.ok + churn.failed;
@@ -611,6 +615,10 @@ fn http(idle: usize, clients: usize, seconds: u64) {
         if verified { "passes" } else { "FAILS" }
     );
     println!("\nRSS and descriptors every 10 s: {}", rss_trace(&samples));
+    println!(
+        "\n95 s after the run (the upstream pool's idle connections closed): RSS {:.1} MiB, {fds_idle_end} fds (before the idle sessions: {fds0})",
+        rss_idle_end as f64 / 1024.0
+    );
     assert_eq!(churn.failed, 0, "requests failed; the first: {}", churn.first_failure.unwrap_or_default());
     // wrk reconnects a connection that failed, which would add sessions.
     assert_eq!((ended, recorded), (expected, expected), "sessions missing or not ended in the recording");
