@@ -344,6 +344,30 @@ fn verify(dir: &Path) -> bool {
     out.status.success()
 }
 
+/// How an active phase ended: Airlock's samples to 3 s after the load stopped (the
+/// first and the last apart), and its recording: sessions that ended, all sessions,
+/// and whether `airlock verify` passes.
+struct Ending {
+    samples: Vec<(u64, u64, usize)>,
+    ended: usize,
+    recorded: usize,
+    verified: bool,
+    first: (u64, u64, usize),
+    last: (u64, u64, usize),
+}
+
+impl Ending {
+    fn take(sampler: Sampler, pid: u32, dir: &Path) -> Ending {
+        std::thread::sleep(Duration::from_secs(3));
+        let mut samples = sampler.stop();
+        samples.push((samples.last().map_or(0, |s| s.0) + 3, rss_kib(pid), fds(pid)));
+        let (ended, recorded) = recorded_sessions(dir);
+        let verified = verify(dir);
+        let (first, last) = (samples.first().copied().unwrap_or_default(), samples.last().copied().unwrap_or_default());
+        Ending { samples, ended, recorded, verified, first, last }
+    }
+}
+
 /// Tallies of an active soak's operations: how many, how many failed, and each one's
 /// latency (ms).
 #[derive(Default)]
@@ -433,13 +457,8 @@ fn ssh(clients: usize, seconds: u64) {
     });
     let elapsed = seconds as f64;
     let cpu_ms = (proc_stat::cpu_seconds(Some(pid)) - cpu0) * 1e3 / tally.ok.max(1) as f64;
-    std::thread::sleep(Duration::from_secs(3));
-    let mut samples = sampler.stop();
-    samples.push((samples.last().map_or(0, |s| s.0) + 3, rss_kib(pid), fds(pid)));
-    let (ended, recorded) = recorded_sessions(&dir);
+    let Ending { samples, ended, recorded, verified, first, last } = Ending::take(sampler, pid, &dir);
     let expected = 1 + tally.ok + tally.failed;
-    let verified = verify(&dir);
-    let (first, last) = (samples.first().copied().unwrap_or_default(), samples.last().copied().unwrap_or_default());
 
     println!("\n## SSH exec soak: {clients} OpenSSH clients, a connection per exec, {seconds} s\n");
     println!(
@@ -572,18 +591,13 @@ fn http(idle: usize, clients: usize, seconds: u64) {
     let requests: f64 = rps.parse::<f64>().unwrap_or(f64::NAN) * seconds as f64 + churn.ok as f64;
     let cpu_us = (proc_stat::cpu_seconds(Some(pid)) - cpu0) * 1e6 / requests;
     let p99 = field("99%").unwrap_or_default();
-    std::thread::sleep(Duration::from_secs(3));
-    let mut samples = sampler.stop();
-    samples.push((samples.last().map_or(0, |s| s.0) + 3, rss_kib(pid), fds(pid)));
+    let Ending { samples, ended, recorded, verified, first, last } = Ending::take(sampler, pid, &dir);
+    // The warm-up, the idle sessions, wrk's connections and the churning client's.
+    let expected = 1 + idle + clients + churn.ok + churn.failed;
     // Idle upstream connections stay in the client's pool for 90 s.
     eprintln!("waiting out the upstream pool's idle timeout...");
     std::thread::sleep(Duration::from_secs(92));
     let (rss_idle_end, fds_idle_end) = (rss_kib(pid), fds(pid));
-    let (ended, recorded) = recorded_sessions(&dir);
-    // The warm-up, the idle sessions, wrk's connections and the churning client's.
-    let expected = 1 + idle + clients + churn.ok + churn.failed;
-    let verified = verify(&dir);
-    let (first, last) = (samples.first().copied().unwrap_or_default(), samples.last().copied().unwrap_or_default());
 
     println!("\n## HTTP idle keep-alive sessions\n");
     println!(
