@@ -271,6 +271,7 @@ pub async fn response_body(
             seen: false,
             shown: Vec::new(),
             pending: Vec::new(),
+            hold: None,
         };
         return Ok(record.wrap(masked.boxed()));
     }
@@ -496,6 +497,7 @@ fn text_holding_json_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec
     let mut out = Vec::with_capacity(body.len());
     out.extend_from_slice(bom);
     if lead(text).is_some_and(|i| matches!(text[i], b'{' | b'[' | b'"'))
+        && is_json(text)
         && let Ok(masked) = json_strict_at(text, masking, depth)
     {
         out.extend(masked);
@@ -521,7 +523,11 @@ fn text_holding_json_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec
         // Each bracket in turn: `[INFO] {...}` holds JSON after a bracket that is not.
         let brackets = content.iter().enumerate().filter(|(_, b)| matches!(b, b'{' | b'[')).map(|(i, _)| i);
         for (attempt, at) in brackets.enumerate() {
-            if let Ok(masked) = json_strict_at(&content[at..], masking, depth) {
+            // Validated first: a failed attempt must not have masked (and recursed
+            // into) the strings it passed.
+            if is_json(&content[at..])
+                && let Ok(masked) = json_strict_at(&content[at..], masking, depth)
+            {
                 plain(&text[run..start + at], &mut out)?;
                 out.extend(masked);
                 run = start + content_end;
@@ -547,33 +553,53 @@ fn text_holding_json_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec
 }
 
 /// Whether text that is not JSON names a key the JSON rules mask where the formats an
-/// API may answer in instead put a key: the word before a `:` or `=` (YAML, INI, env
-/// files, logfmt, `Key: value` lines) or an element's name (`<password>`, XML), its
-/// escapes decoded. A key pattern must match the word; a path's last member name
-/// must equal it, ignoring ASCII case.
+/// API may answer in instead put a key: the word before a `:` or `=` (YAML, INI, TOML,
+/// env files, logfmt, form keys `user[password]=`, `Key: value` lines) or an
+/// element's name (`<password>`, `<m:password>`, XML), its escapes decoded. A key
+/// pattern must match the word or its last dotted part; a path's last member name
+/// must equal one of them, ignoring ASCII case.
 fn key_in_text(text: &[u8], rules: &JsonRules) -> bool {
     const LONGEST: usize = 256;
     let decoded = unescaped(text);
     let text = decoded.as_deref().unwrap_or(text);
     let word = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$' | b'@') || *b >= 0x80;
+    // `db.password`, `--password`, `$password` name `password`.
     let selects = |w: &[u8]| {
         let w = String::from_utf8_lossy(w);
-        rules.keys.iter().any(|k| k.matches(&w))
-            || rules.paths.iter().filter_map(|p| p.names().last()).any(|n| n.eq_ignore_ascii_case(&w))
+        let last = w.rsplit('.').next().unwrap_or(&w).trim_start_matches(['-', '$', '@']);
+        [&*w, last].iter().any(|w| {
+            rules.keys.iter().any(|k| k.matches(w))
+                || rules.paths.iter().filter_map(|p| p.names().last()).any(|n| n.eq_ignore_ascii_case(w))
+        })
     };
+    let word_at = |rest: &[u8]| rest.iter().position(|b| !word(b)).unwrap_or(rest.len());
     for at in memchr::memchr3_iter(b':', b'=', b'<', text) {
         let named = match text[at] {
             b'<' => {
-                let rest = &text[at + 1..text.len().min(at + 2 + LONGEST)];
+                // An element's name, past a closing `/` and a namespace prefix.
+                let rest = &text[at + 1..text.len().min(at + 2 + 2 * LONGEST)];
                 let rest = rest.strip_prefix(b"/").unwrap_or(rest);
-                &rest[..rest.iter().position(|b| !word(b)).unwrap_or(rest.len())]
+                let name = &rest[..word_at(rest)];
+                match rest.get(name.len()) {
+                    Some(b':') => &rest[name.len() + 1..][..word_at(&rest[name.len() + 1..])],
+                    _ => name,
+                }
             }
+            // A label's text (`Password:</label>`) is not a key.
+            b':' if text.get(at + 1) == Some(&b'<') => continue,
             _ => {
-                // The word before, past the quotes and blanks that may close it.
+                // The word before, past the quotes, blanks and `]` that may close it
+                // (`user[password]=`).
                 let before = &text[at.saturating_sub(LONGEST)..at];
-                let close = before.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'"' | b'\'')).map_or(0, |i| i + 1);
+                let close =
+                    before.iter().rposition(|b| !matches!(b, b' ' | b'\t' | b'"' | b'\'' | b']')).map_or(0, |i| i + 1);
                 let before = &before[..close];
-                &before[before.iter().rposition(|b| !word(b)).map_or(0, |i| i + 1)..]
+                let start = before.iter().rposition(|b| !word(b)).map_or(0, |i| i + 1);
+                // `#password:focus` is a CSS selector.
+                if start > 0 && before[start - 1] == b'#' {
+                    continue;
+                }
+                &before[start..]
             }
         };
         if !named.is_empty() && selects(named) {
@@ -639,8 +665,8 @@ impl<'r> BrokenJson<'r> {
 }
 
 /// Where a bracketed value starting at `text[0]` ends: just after its closing
-/// bracket, strings in either quote skipped (up to an unescaped end of line), or the
-/// end of the text when it never closes. `None` when that takes more than `budget`
+/// bracket, strings in any quote and comments (`//`, `/* */`) skipped (a string
+/// up to an unescaped end of line), or the end of the text when it never closes. `None` when that takes more than `budget`
 /// bytes (which it spends).
 fn bracket_extent(text: &[u8], budget: &mut usize) -> Option<usize> {
     let (mut depth, mut quote, mut i) = (0usize, None, 0);
@@ -653,7 +679,21 @@ fn bracket_extent(text: &[u8], budget: &mut usize) -> Option<usize> {
             Some(q) if b == q => quote = None,
             Some(_) => {}
             None => match b {
-                b'"' | b'\'' => quote = Some(b),
+                b'"' | b'\'' | b'`' => quote = Some(b),
+                // Comments (JSON5, JavaScript, CSS): a bracket in one counts for
+                // nothing. (`#` is left alone: it starts CSS colours as often as
+                // Python comments.)
+                b'/' => {
+                    let rest = &text[i..];
+                    let skip = match rest {
+                        [b'/', b'*', ..] => memchr::memmem::find(&rest[2..], b"*/").map_or(rest.len(), |e| e + 4),
+                        [b'/', b'/', ..] => memchr::memchr2(b'\n', b'\r', rest).unwrap_or(rest.len()),
+                        _ => 1,
+                    };
+                    *budget = budget.checked_sub(skip)?;
+                    i += skip;
+                    continue;
+                }
                 b'{' | b'[' => depth += 1,
                 b'}' | b']' => {
                     depth = depth.saturating_sub(1);
@@ -740,15 +780,42 @@ fn detect(text: &[u8], masking: &Masking, out: &mut Vec<u8>) -> Result<(), Reply
     Ok(())
 }
 
-/// The letter a Unicode name such as `LATIN SMALL LETTER W` names (Latin letters
-/// and digits only), or the replacement character for any other name.
+/// HTML's named references for the characters that frame keys and values.
+const ENTITIES: [(&str, char); 8] = [
+    ("lt;", '<'),
+    ("gt;", '>'),
+    ("quot;", '"'),
+    ("apos;", '\''),
+    ("amp;", '&'),
+    ("colon;", ':'),
+    ("equals;", '='),
+    ("period;", '.'),
+];
+
+/// The character a Unicode name such as `LATIN SMALL LETTER W` names (Latin letters,
+/// digits and the punctuation secrets are made of), or the replacement character for
+/// any other name.
 fn letter_named(name: &[u8]) -> Option<char> {
+    const DIGITS: [&str; 10] = ["ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE"];
+    const PUNCTUATION: [(&str, char); 8] = [
+        ("FULL STOP", '.'),
+        ("HYPHEN-MINUS", '-'),
+        ("LOW LINE", '_'),
+        ("SOLIDUS", '/'),
+        ("PLUS SIGN", '+'),
+        ("EQUALS SIGN", '='),
+        ("COLON", ':'),
+        ("SPACE", ' '),
+    ];
     let name = std::str::from_utf8(name).ok()?.to_ascii_uppercase();
     let letter = |rest: &str| (rest.len() == 1).then(|| rest.chars().next()).flatten();
     let c = match () {
         _ if name.starts_with("LATIN SMALL LETTER ") => letter(&name[19..]).map(|c| c.to_ascii_lowercase()),
         _ if name.starts_with("LATIN CAPITAL LETTER ") => letter(&name[21..]),
-        _ => None,
+        _ if name.starts_with("DIGIT ") => {
+            DIGITS.iter().position(|d| *d == &name[6..]).map(|d| char::from(b'0' + d as u8))
+        }
+        _ => PUNCTUATION.iter().find(|(n, _)| *n == name).map(|(_, c)| *c),
     };
     Some(c.unwrap_or(char::REPLACEMENT_CHARACTER))
 }
@@ -773,7 +840,8 @@ fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
     while i < text.len() {
         let rest = &text[i..];
         let (c, len) = match rest {
-            [b'\\', b'u', b'{', ..] => match rest[3..rest.len().min(12)].iter().position(|b| *b == b'}') {
+            // Any number of leading zeros (JavaScript allows them).
+            [b'\\', b'u', b'{', ..] => match rest[3..rest.len().min(64)].iter().position(|b| *b == b'}') {
                 Some(close) => (hex(&rest[3..3 + close]).and_then(char::from_u32), close + 4),
                 None => (None, 1),
             },
@@ -789,7 +857,11 @@ fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
             },
             [b'\\', b'U', ..] if rest.len() >= 10 => (hex(&rest[2..10]).and_then(char::from_u32), 10),
             [b'\\', b'x', ..] if rest.len() >= 4 => (hex(&rest[2..4]).and_then(char::from_u32), 4),
-            [b'\\', b'0'..=b'7', b'0'..=b'7', b'0'..=b'7', ..] => (digits(&rest[1..4], 8).and_then(char::from_u32), 4),
+            // Octal, one to three digits (`\67` is `7`).
+            [b'\\', b'0'..=b'7', ..] => {
+                let run = rest[1..rest.len().min(4)].iter().take_while(|b| (b'0'..=b'7').contains(b)).count();
+                (digits(&rest[1..1 + run], 8).and_then(char::from_u32), 1 + run)
+            }
             // Python's `\N{LATIN SMALL LETTER W}`.
             [b'\\', b'N', b'{', ..] => match rest[3..rest.len().min(48)].iter().position(|b| *b == b'}') {
                 Some(close) => (letter_named(&rest[3..3 + close]), close + 4),
@@ -809,7 +881,7 @@ fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
             [b'&', b'#', ..] => {
                 let (radix, at) = if matches!(rest.get(2), Some(b'x' | b'X')) { (16, 3) } else { (10, 2) };
                 // Browsers end a numeric reference at its first non-digit, `;` or not.
-                let run = rest[at..rest.len().min(at + 8)].iter().take_while(|b| b.is_ascii_hexdigit()).count();
+                let run = rest[at..rest.len().min(at + 32)].iter().take_while(|b| b.is_ascii_hexdigit()).count();
                 let run = if radix == 10 {
                     rest[at..at + run].iter().take_while(|b| b.is_ascii_digit()).count()
                 } else {
@@ -823,6 +895,10 @@ fn unescaped(text: &[u8]) -> Option<Vec<u8>> {
                     }
                 }
             }
+            [b'&', ..] => match ENTITIES.iter().find(|(name, _)| rest[1..].starts_with(name.as_bytes())) {
+                Some((name, c)) => (Some(*c), 1 + name.len()),
+                None => (None, 1),
+            },
             [b'%', ..] if rest.len() >= 3 => match hex(&rest[1..3]) {
                 Some(code) if code < 0x80 => (char::from_u32(code), 3),
                 _ => (None, 1),
@@ -864,6 +940,21 @@ fn mask_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
     }
 }
 
+/// Whether `text` is exactly one JSON document (read by the masker's own scanner,
+/// nothing masked, nothing recursed into).
+fn is_json(text: &[u8]) -> bool {
+    struct Nothing;
+    impl JsonMasker for Nothing {
+        fn whole(&mut self, raw: &[u8], _why: Why<'_>) -> Vec<u8> {
+            raw.to_vec()
+        }
+        fn text(&mut self, _text: &str) -> Option<String> {
+            None
+        }
+    }
+    json::mask(text, &JsonRules::default(), &mut Nothing).is_ok()
+}
+
 /// A JSON document, masked; `Err` when it is not one.
 fn json_strict(body: &[u8], masking: &Masking) -> Result<Vec<u8>, String> {
     json_strict_at(body, masking, 0)
@@ -902,11 +993,22 @@ fn json_strict_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, 
             // JSON in a string (an event's `body`, a logged request after a prefix) is
             // masked by the same rules, read as text would be; where that text cannot
             // be masked, the string is masked whole.
-            if self.depth < 4 && memchr::memchr2(b'{', b'[', text.as_bytes()).is_some() {
+            let bracketed = memchr::memchr2(b'{', b'[', text.as_bytes()).is_some();
+            if self.depth < 4 && bracketed {
                 return match text_holding_json_at(text.as_bytes(), self.masking, self.depth + 1) {
                     Ok(masked) => (masked != text.as_bytes()).then(|| String::from_utf8_lossy(&masked).into_owned()),
                     Err(_) => Some(self.whole_text(text)),
                 };
+            }
+            // A string naming a masked key as YAML or `key=value` would (a config
+            // file's text), or holding JSON nested too deep to read, is masked whole.
+            if self.masking.keys_masked()
+                && (key_in_text(text.as_bytes(), &self.masking.json)
+                    || bracketed
+                        && memchr::memchr2(b':', b'=', text.as_bytes()).is_some()
+                        && key_named(text.as_bytes(), &self.masking.json))
+            {
+                return Some(self.whole_text(text));
             }
             let m = self.detect?;
             let masked = m.mask(text.as_bytes());
@@ -921,10 +1023,11 @@ fn json_strict_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec<u8>, 
             }
         }
     }
-    // Without escapes every string's text is a run of the body's own bytes, so
+    // Without escapes (JSON's, or the entities and percent escapes a reader may
+    // decode after it) every string's text is a run of the body's own bytes, so
     // detectors that find nothing in the whole body find nothing in any string: one
     // scan instead of one per string.
-    let escaped = memchr::memchr(b'\\', body).is_some();
+    let escaped = memchr::memchr3(b'\\', b'&', b'%', body).is_some();
     let detect = masking.masker.as_deref().filter(|m| escaped || !m.find(body, 0).is_empty());
     let mut by_rules = ByRules { masking, detect, depth };
     json::mask(body, &masking.json, &mut by_rules).map(|masked| masked.bytes).map_err(|e| e.to_string())
@@ -1036,6 +1139,18 @@ struct MaskedText {
     shown: Vec<u8>,
     /// Masked text waiting to go out with what comes right after it.
     pending: Vec<u8>,
+    /// How long text the escape check reads may wait for more.
+    hold: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// Text the escape check reads goes out once this much has gathered, or [`HOLD`]
+/// after the upstream went quiet.
+const CHECKED_BATCH: usize = 8 << 10;
+const HOLD: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Whether text has a byte that may start an escape ([`unescaped`]).
+fn escapes(text: &[u8]) -> bool {
+    memchr::memchr3(b'\\', b'&', b'%', text).is_some()
 }
 
 /// How much masked text a streamed body gathers before it goes out without waiting
@@ -1064,8 +1179,16 @@ impl Body for MaskedText {
                 return Poll::Ready(None);
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
-                // What has come so far goes out while the upstream is quiet.
+                // What has come so far goes out while the upstream is quiet; text that
+                // the escape check must read (with its window) waits a moment for
+                // more, so that a trickle of small frames is not read over and over.
                 Poll::Pending if !this.pending.is_empty() => {
+                    if this.pending.len() < CHECKED_BATCH && (escapes(&this.pending) || escapes(&this.shown)) {
+                        let hold = this.hold.get_or_insert_with(|| Box::pin(tokio::time::sleep(HOLD)));
+                        if hold.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                    }
                     let out = std::mem::take(&mut this.pending);
                     return Poll::Ready(Some(this.release(out)));
                 }
@@ -1119,10 +1242,10 @@ impl MaskedText {
     /// shows a secret (`\u0041KIA...`): that cannot be masked where it stands, so the
     /// body ends there with an error and the agent gets a cut response.
     fn release(&mut self, out: Vec<u8>) -> Result<Frame<Bytes>, BoxError> {
+        self.hold = None;
         let masker = self.masker.masker();
         // Escaped text runs up to ten bytes a character (`\u{10FFFF}`).
         let window = masker.longest_match().saturating_mul(10).min(1 << 20);
-        let escapes = |b: &[u8]| memchr::memchr3(b'\\', b'&', b'%', b).is_some();
         if escapes(&out) || escapes(&self.shown) {
             // What was sent before was checked, so a secret found now is one this
             // frame completes.
@@ -1633,10 +1756,229 @@ mod tests {
             seen: false,
             shown: Vec::new(),
             pending: Vec::new(),
+            hold: None,
         };
         let started = std::time::Instant::now();
         let out = masked.collect().await.unwrap().to_bytes();
         assert_eq!(out.len(), len);
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?} for 1.5 MB", started.elapsed());
+    }
+
+    /// The masked output when it still shows `secret` (`None` when refused or hidden).
+    fn leaked_past(r: Result<Vec<u8>, Reply>, secret: &str) -> Option<String> {
+        match r {
+            Err(_) => None,
+            Ok(out) => {
+                let out = String::from_utf8_lossy(&out).into_owned();
+                out.contains(secret).then_some(out)
+            }
+        }
+    }
+
+    #[test]
+    fn yaml_or_key_value_text_in_a_json_string_is_masked_whole() {
+        // A Kubernetes ConfigMap: a config file's YAML inside a JSON string.
+        let masking = Masking { masker: detectors(), json: rules(&[], &["*credential*"]), style: Style::Redact };
+        let mut passed = Vec::new();
+        for doc in [
+            r#"{"data":{"app.yaml":"db:\n  client_credential: hunter2xyz\n"}}"#,
+            r#"{"data":{".env":"CLIENT_CREDENTIAL=hunter2xyz\n"}}"#,
+            r#"{"log":"<client_credential>hunter2xyz</client_credential>"}"#,
+        ] {
+            if let Some(out) = leaked_past(mask_json(doc.as_bytes(), &masking), "hunter2xyz") {
+                passed.push(out);
+            }
+        }
+        assert!(passed.is_empty(), "{passed:#?}");
+    }
+
+    #[test]
+    fn bracketed_form_keys_are_keys() {
+        // Rails/PHP/qs form encoding: `user[password]=...` is {"user":{"password":...}}.
+        let masking = Masking { masker: detectors(), json: rules(&["$..password"], &[]), style: Style::Redact };
+        let mut passed = Vec::new();
+        for text in ["user[password]=hunter2&user[name]=ada", "user%5Bpassword%5D=hunter2&x=1"] {
+            if let Some(out) = leaked_past(mask_text_holding_json(text.as_bytes(), &masking), "hunter2") {
+                passed.push(out);
+            }
+        }
+        assert!(passed.is_empty(), "{passed:#?}");
+    }
+
+    #[test]
+    fn dotted_sigil_and_flag_keys_are_keys() {
+        let masking = Masking { masker: None, json: rules(&["$..password"], &["credential"]), style: Style::Redact };
+        let mut passed = Vec::new();
+        for text in [
+            // TOML dotted keys and Java properties: {"db": {"password": ...}}.
+            "db.password = \"hunter2\"\n",
+            "spring.datasource.password=hunter2\n",
+            // PHP and shell variables, CLI flags.
+            "$credential = 'hunter2';\n",
+            "mysql --password=hunter2\n",
+        ] {
+            if let Some(out) = leaked_past(mask_text_holding_json(text.as_bytes(), &masking), "hunter2") {
+                passed.push(out);
+            }
+        }
+        assert!(passed.is_empty(), "{passed:#?}");
+    }
+
+    #[test]
+    fn namespaced_or_html_escaped_xml_elements_are_keys() {
+        let masking = Masking { masker: None, json: rules(&["$..password"], &[]), style: Style::Redact };
+        let mut passed = Vec::new();
+        for text in [
+            "<soap:Body><m:password>hunter2</m:password></soap:Body>",
+            "<pre>&lt;user&gt;&lt;password&gt;hunter2&lt;/password&gt;&lt;/user&gt;</pre>",
+        ] {
+            if let Some(out) = leaked_past(mask_text_holding_json(text.as_bytes(), &masking), "hunter2") {
+                passed.push(out);
+            }
+        }
+        assert!(passed.is_empty(), "{passed:#?}");
+    }
+
+    #[test]
+    fn a_bracket_in_a_comment_does_not_close_broken_json() {
+        let masking = Masking { masker: None, json: rules(&["$..password"], &[]), style: Style::Redact };
+        let mut passed = Vec::new();
+        for text in [
+            // JSON5 / JavaScript: `{password: 'hunter2'}`.
+            "{ // }\n  password /* db */ : 'hunter2'\n}\n",
+            "{ /* } */ password : 'hunter2' }\n",
+        ] {
+            if let Some(out) = leaked_past(mask_text_holding_json(text.as_bytes(), &masking), "hunter2") {
+                passed.push(out);
+            }
+        }
+        assert!(passed.is_empty(), "{passed:#?}");
+    }
+
+    #[test]
+    fn percent_or_entity_escaped_secrets_in_json_strings_are_masked() {
+        // Refused in text, and behind a binary prefix; a JSON body without a backslash skips the check.
+        let masking = Masking { masker: detectors(), json: JsonRules::default(), style: Style::Redact };
+        let mut passed = Vec::new();
+        for doc in [r#"{"k":"%41KIAIOSFODNN7EXAMPLE"}"#, r#"{"k":"&#65;KIAIOSFODNN7EXAMPLE"}"#] {
+            let r = mask_json(doc.as_bytes(), &masking);
+            passed.extend(leaked_past(r, "KIAIOSFODNN7EXAMPLE"));
+            let r = message(doc.as_bytes(), true, &masking, 1 << 20).map(|c| c.into_owned());
+            passed.extend(leaked_past(r, "KIAIOSFODNN7EXAMPLE").map(|o| format!("message: {o}")));
+        }
+        assert!(passed.is_empty(), "{passed:#?}");
+    }
+
+    #[test]
+    fn zero_padded_octal_and_named_escapes_are_decoded() {
+        let masking = Masking { masker: detectors(), json: JsonRules::default(), style: Style::Redact };
+        let mut passed = Vec::new();
+        for text in [
+            // JavaScript: any number of leading zeros in `\u{...}`.
+            r"key \u{000000000041}KIAIOSFODNN7EXAMPLE here",
+            // Browsers: any number of leading zeros in a numeric reference.
+            "key &#x0000000041;KIAIOSFODNN7EXAMPLE here",
+            "key &#0000000065;KIAIOSFODNN7EXAMPLE here",
+            // Python and JavaScript: one- and two-digit octal (`\67` is `7`).
+            r"key AKIAIOSFODNN\67EXAMPLE here",
+            // Python: `\N{...}` names digits and punctuation too.
+            r"key AKIAIOSFODNN\N{DIGIT SEVEN}EXAMPLE here",
+            r"eyJhbGciOiJIUzI1NiJ9\N{FULL STOP}eyJzdWIiOiIxMjM0NTY3ODkwIn0\N{FULL STOP}dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        ] {
+            if mask_text_holding_json(text.as_bytes(), &masking).is_ok() {
+                passed.push(text);
+            }
+        }
+        assert!(passed.is_empty(), "{passed:#?}");
+    }
+
+    #[test]
+    fn json_nested_past_the_depth_limit_is_masked_whole() {
+        let masking = Masking { masker: None, json: rules(&["$..password"], &[]), style: Style::Redact };
+        let mut doc = r#"{"password":"hunter2"}"#.to_owned();
+        for _ in 0..5 {
+            doc = format!("{{\"m\":{}}}", serde_json::to_string(&doc).unwrap());
+        }
+        let leaked = leaked_past(mask_json(doc.as_bytes(), &masking), "hunter2");
+        assert!(leaked.is_none(), "{doc} passed as {leaked:?}");
+    }
+
+    #[test]
+    fn brackets_in_nested_strings_stay_linear() {
+        // Each level: 16 brackets (16 parse attempts), each attempt re-reading the string
+        // that holds the next level; five levels deep the work is 17^5 times the payload.
+        let masking = Masking { masker: detectors(), json: JsonRules::default(), style: Style::Redact };
+        let mut text = format!("{}\"{}", "[".repeat(16), "a".repeat(400));
+        for _ in 0..5 {
+            text = format!("{}{}", "[".repeat(16), serde_json::to_string(&text).unwrap());
+        }
+        assert!(text.len() < 2000, "{}", text.len());
+        let started = std::time::Instant::now();
+        let _ = message(text.as_bytes(), true, &masking, 1 << 20);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?} for {} bytes",
+            started.elapsed(),
+            text.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trickle_of_small_frames_with_escapes_stays_linear() {
+        // An upstream that goes quiet between lines (`kubectl logs -f`): every frame is
+        // released alone, and each release decodes the whole 160 kB escape window.
+        struct Paused {
+            frames: std::collections::VecDeque<Bytes>,
+            pause: bool,
+        }
+        impl Body for Paused {
+            type Data = Bytes;
+            type Error = BoxError;
+            fn poll_frame(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+                if self.pause {
+                    self.pause = false;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                self.pause = true;
+                Poll::Ready(self.frames.pop_front().map(|f| Ok(Frame::data(f))))
+            }
+        }
+        let line = b"GET /a%20b 200 lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\n";
+        let frames: std::collections::VecDeque<Bytes> = (0..4000).map(|_| Bytes::from_static(line)).collect();
+        let len = frames.len() * line.len();
+        let masked = MaskedText {
+            inner: Paused { frames, pause: false }.boxed(),
+            masker: crate::masking::StreamMasker::new(detectors().unwrap()),
+            lines: true,
+            done: false,
+            mode: Mode::Text,
+            seen: false,
+            shown: Vec::new(),
+            pending: Vec::new(),
+            hold: None,
+        };
+        let started = std::time::Instant::now();
+        let out = masked.collect().await.unwrap().to_bytes();
+        assert_eq!(out.len(), len);
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?} for {len} bytes", started.elapsed());
+    }
+
+    #[test]
+    fn ordinary_login_pages_pass() {
+        let masking = Masking { masker: detectors(), json: rules(&["$..password"], &[]), style: Style::Redact };
+        let mut refused = Vec::new();
+        for text in [
+            "<form><label for=\"password\">Password:</label><input type=\"password\" name=\"password\"></form>\n",
+            "<style>#password:focus { outline: 1px solid blue }</style>\n",
+        ] {
+            if mask_text_holding_json(text.as_bytes(), &masking).is_err() {
+                refused.push(text);
+            }
+        }
+        assert!(refused.is_empty(), "{refused:#?}");
     }
 }
