@@ -344,27 +344,52 @@ fn verify(dir: &Path) -> bool {
     out.status.success()
 }
 
-/// How an active phase ended: Airlock's samples to 3 s after the load stopped (the
-/// first and the last apart), and its recording: sessions that ended, all sessions,
-/// and whether `airlock verify` passes.
+/// How an active phase ended: Airlock's samples to 3 s after the load stopped, and
+/// its recording (sessions that ended, all sessions, whether `airlock verify` passes)
+/// against the sessions the phase opened.
 struct Ending {
     samples: Vec<(u64, u64, usize)>,
     ended: usize,
     recorded: usize,
+    expected: usize,
     verified: bool,
-    first: (u64, u64, usize),
-    last: (u64, u64, usize),
 }
 
 impl Ending {
-    fn take(sampler: Sampler, pid: u32, dir: &Path) -> Ending {
+    /// The report columns [`Ending::cells`] fills, and their alignment.
+    const HEADER: &str =
+        "RSS at start | RSS at end | fds at start | fds at end | sessions recorded and ended | verify |";
+    const ALIGN: &str = "---:|---:|---:|---:|---:|---|";
+
+    fn take(sampler: Sampler, pid: u32, dir: &Path, expected: usize) -> Ending {
         std::thread::sleep(Duration::from_secs(3));
         let mut samples = sampler.stop();
         samples.push((samples.last().map_or(0, |s| s.0) + 3, rss_kib(pid), fds(pid)));
         let (ended, recorded) = recorded_sessions(dir);
-        let verified = verify(dir);
-        let (first, last) = (samples.first().copied().unwrap_or_default(), samples.last().copied().unwrap_or_default());
-        Ending { samples, ended, recorded, verified, first, last }
+        Ending { samples, ended, recorded, expected, verified: verify(dir) }
+    }
+
+    fn cells(&self) -> String {
+        let first = self.samples.first().copied().unwrap_or_default();
+        let last = self.samples.last().copied().unwrap_or_default();
+        format!(
+            "{:.1} MiB | {:.1} MiB | {} | {} | {} of {} | {} |",
+            first.1 as f64 / 1024.0,
+            last.1 as f64 / 1024.0,
+            first.2,
+            last.2,
+            self.ended,
+            self.expected,
+            if self.verified { "passes" } else { "FAILS" }
+        )
+    }
+
+    /// Prints the samples; fails the bench unless every session is recorded, ended,
+    /// and verifies.
+    fn check(&self) {
+        println!("\nRSS and descriptors every 10 s: {}", rss_trace(&self.samples));
+        assert_eq!((self.ended, self.recorded), (self.expected, self.expected), "sessions missing or not ended");
+        assert!(self.verified, "airlock verify failed");
     }
 }
 
@@ -457,30 +482,21 @@ fn ssh(clients: usize, seconds: u64) {
     });
     let elapsed = seconds as f64;
     let cpu_ms = (proc_stat::cpu_seconds(Some(pid)) - cpu0) * 1e3 / tally.ok.max(1) as f64;
-    let Ending { samples, ended, recorded, verified, first, last } = Ending::take(sampler, pid, &dir);
-    let expected = 1 + tally.ok + tally.failed;
+    let ending = Ending::take(sampler, pid, &dir, 1 + tally.ok + tally.failed);
 
     println!("\n## SSH exec soak: {clients} OpenSSH clients, a connection per exec, {seconds} s\n");
+    println!("| execs/s | failed | p50 | p99 | Airlock CPU per exec | {}", Ending::HEADER);
+    println!("|---:|---:|---:|---:|---:|{}", Ending::ALIGN);
     println!(
-        "| execs/s | failed | p50 | p99 | Airlock CPU per exec | RSS at start | RSS at end | fds at start | fds at end | sessions recorded and ended | verify |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-    println!(
-        "| {:.1} | {} | {:.1} ms | {:.1} ms | {cpu_ms:.1} ms | {:.1} MiB | {:.1} MiB | {} | {} | {ended} of {expected} | {} |",
+        "| {:.1} | {} | {:.1} ms | {:.1} ms | {cpu_ms:.1} ms | {}",
         tally.ok as f64 / elapsed,
         tally.failed,
         support::percentile(tally.latencies.clone(), 0.5),
         support::percentile(tally.latencies.clone(), 0.99),
-        first.1 as f64 / 1024.0,
-        last.1 as f64 / 1024.0,
-        first.2,
-        last.2,
-        if verified { "passes" } else { "FAILS" }
+        ending.cells(),
     );
-    println!("\nRSS and descriptors every 10 s: {}", rss_trace(&samples));
     assert_eq!(tally.failed, 0, "execs failed; the first: {}", tally.first_failure.unwrap_or_default());
-    assert_eq!((ended, recorded), (expected, expected), "sessions missing or not ended in the recording");
-    assert!(verified, "airlock verify failed");
+    ending.check();
     drop(airlock);
     drop(sshd);
     let _ = std::fs::remove_dir_all(&root);
@@ -591,9 +607,8 @@ fn http(idle: usize, clients: usize, seconds: u64) {
     let requests: f64 = rps.parse::<f64>().unwrap_or(f64::NAN) * seconds as f64 + churn.ok as f64;
     let cpu_us = (proc_stat::cpu_seconds(Some(pid)) - cpu0) * 1e6 / requests;
     let p99 = field("99%").unwrap_or_default();
-    let Ending { samples, ended, recorded, verified, first, last } = Ending::take(sampler, pid, &dir);
     // The warm-up, the idle sessions, wrk's connections and the churning client's.
-    let expected = 1 + idle + clients + churn.ok + churn.failed;
+    let ending = Ending::take(sampler, pid, &dir, 1 + idle + clients + churn.ok + churn.failed);
     // Idle upstream connections stay in the client's pool for 90 s.
     eprintln!("waiting out the upstream pool's idle timeout...");
     std::thread::sleep(Duration::from_secs(92));
@@ -614,29 +629,24 @@ fn http(idle: usize, clients: usize, seconds: u64) {
         "\n## HTTP soak: wrk -t2 -c{clients} keep-alive plus a new connection per request, {seconds} s, masking on\n"
     );
     println!(
-        "| requests/s (wrk) | p99 (wrk) | new-connection requests | their p99 | Airlock CPU per request | RSS at start | RSS at end | fds at start | fds at end | sessions recorded and ended | verify |"
+        "| requests/s (wrk) | p99 (wrk) | new-connection requests | their p99 | Airlock CPU per request | {}",
+        Ending::HEADER
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---:|---:|---:|---:|---:|{}", Ending::ALIGN);
     println!(
-        "| {rps} | {p99} | {} ({} failed) | {:.1} ms | {cpu_us:.0} µs | {:.1} MiB | {:.1} MiB | {} | {} | {ended} of {expected} | {} |",
+        "| {rps} | {p99} | {} ({} failed) | {:.1} ms | {cpu_us:.0} µs | {}",
         churn.ok,
         churn.failed,
         support::percentile(churn.latencies.clone(), 0.99),
-        first.1 as f64 / 1024.0,
-        last.1 as f64 / 1024.0,
-        first.2,
-        last.2,
-        if verified { "passes" } else { "FAILS" }
+        ending.cells(),
     );
-    println!("\nRSS and descriptors every 10 s: {}", rss_trace(&samples));
     println!(
         "\n95 s after the run (the upstream pool's idle connections closed): RSS {:.1} MiB, {fds_idle_end} fds (before the idle sessions: {fds0})",
         rss_idle_end as f64 / 1024.0
     );
     assert_eq!(churn.failed, 0, "requests failed; the first: {}", churn.first_failure.unwrap_or_default());
     // wrk reconnects a connection that failed, which would add sessions.
-    assert_eq!((ended, recorded), (expected, expected), "sessions missing or not ended in the recording");
-    assert!(verified, "airlock verify failed");
+    ending.check();
     drop(airlock);
     drop(origin);
     let _ = std::fs::remove_dir_all(&root);
