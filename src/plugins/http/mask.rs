@@ -3,15 +3,18 @@
 //! - JSON bodies are read whole (up to `max_body`) and masked value by value: JSON
 //!   paths and key globs mask values whole, the value detectors look at every other
 //!   string. Everything else is copied byte for byte.
-//! - Text bodies stream through the detectors.
+//! - Text bodies stream through the detectors; where JSON rules apply they are read
+//!   whole and JSON is found in them wherever a reader would find it.
 //! - Compressed bodies that must be masked are decoded first (gzip, deflate, br, zstd)
 //!   and sent decoded; an encoding Airlock cannot decode is refused, not passed.
 //! - Binary bodies pass untouched.
 //! - Headers: `Set-Cookie` values, secret-looking query values in `Location`, and
 //!   anything a detector finds in any header value are masked.
 //!
-//! Nothing is ever sent that could not be masked: a JSON body that masking rules
-//! apply to but that does not parse is refused with 502.
+//! Nothing is ever sent that could not be masked: JSON that does not parse where it
+//! names a key the rules mask, a masked key in YAML, XML or `key=value` text, an
+//! escaped secret, or binary data hiding either is refused (502, a 1011 close, or a
+//! cut stream).
 
 use std::io::Read;
 use std::pin::Pin;
