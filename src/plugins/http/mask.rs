@@ -500,7 +500,7 @@ fn text_holding_json_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec
     let mut out = Vec::with_capacity(body.len());
     out.extend_from_slice(bom);
     if lead(text).is_some_and(|i| matches!(text[i], b'{' | b'[' | b'"'))
-        && is_json(text)
+        && json::check(text).is_ok()
         && let Ok(masked) = json_strict_at(text, masking, depth)
     {
         out.extend(masked);
@@ -528,7 +528,7 @@ fn text_holding_json_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec
         for (attempt, at) in brackets.enumerate() {
             // Validated first: a failed attempt must not have masked (and recursed
             // into) the strings it passed.
-            if is_json(&content[at..])
+            if json::check(&content[at..]).is_ok()
                 && let Ok(masked) = json_strict_at(&content[at..], masking, depth)
             {
                 plain(&text[run..start + at], &mut out)?;
@@ -941,21 +941,6 @@ fn mask_json(body: &[u8], masking: &Masking) -> Result<Vec<u8>, Reply> {
             })
         }
     }
-}
-
-/// Whether `text` is exactly one JSON document (read by the masker's own scanner,
-/// nothing masked, nothing recursed into).
-fn is_json(text: &[u8]) -> bool {
-    struct Nothing;
-    impl JsonMasker for Nothing {
-        fn whole(&mut self, raw: &[u8], _why: Why<'_>) -> Vec<u8> {
-            raw.to_vec()
-        }
-        fn text(&mut self, _text: &str) -> Option<String> {
-            None
-        }
-    }
-    json::mask(text, &JsonRules::default(), &mut Nothing).is_ok()
 }
 
 /// A JSON document, masked; `Err` when it is not one.

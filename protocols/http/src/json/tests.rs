@@ -283,17 +283,6 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-struct Nothing;
-
-impl JsonMasker for Nothing {
-    fn whole(&mut self, raw: &[u8], _: Why<'_>) -> Vec<u8> {
-        raw.to_vec()
-    }
-    fn text(&mut self, _: &str) -> Option<String> {
-        None
-    }
-}
-
 /// Masks every string, key and number.
 struct Everything;
 
@@ -310,7 +299,7 @@ proptest! {
     #[test]
     fn json_with_nothing_masked_comes_back_byte_for_byte(value in json_value()) {
         for bytes in [serde_json::to_vec(&value).unwrap(), serde_json::to_vec_pretty(&value).unwrap()] {
-            let out = mask(&bytes, &JsonRules::default(), &mut Nothing).unwrap();
+            let out = mask(&bytes, &JsonRules::default(), &mut Unchanged).unwrap();
             prop_assert_eq!(out.masked, 0);
             prop_assert_eq!(&out.bytes, &bytes);
         }
@@ -326,7 +315,7 @@ proptest! {
     #[test]
     fn any_bytes_are_read_without_panicking(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = mask(&bytes, &rules(&["$..a", "$[0]"], &["*b*"]), &mut Everything);
-        let _ = mask(&bytes, &JsonRules::default(), &mut Nothing);
+        let _ = mask(&bytes, &JsonRules::default(), &mut Unchanged);
     }
 
     #[test]
