@@ -524,6 +524,24 @@ fn paramiko_and_asyncssh_run_exec_and_sftp_as_libraries() {
 }
 
 #[test]
+fn a_channel_that_stops_moving_does_not_stall_the_others_on_its_connection() {
+    let rig = Rig::start("", "");
+    let work = rig.root.join("stuck");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_clients/stuck_channel.py");
+    let out = run(
+        Command::new(python_bin("python"))
+            .arg(script)
+            .env("SSH_PORT", rig.port().to_string())
+            .env("SSH_KEY", &rig.trusted.path)
+            .env("SSH_CONN", "box")
+            .env("WORK", &work),
+        Duration::from_secs(240),
+    );
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+}
+
+#[test]
 fn ssh_audit_finds_no_weak_algorithm() {
     let rig = Rig::start("", "");
     let out = run(

@@ -1,0 +1,227 @@
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::{SendError, TrySendError};
+use tokio::sync::Notify;
+
+use super::WindowSizeRef;
+use crate::ChannelMsg;
+
+/// Messages kept for a reader whose queue is full before sending blocks the session:
+/// data is coalesced, so only control messages count.
+const OVERFLOW_MESSAGES: usize = 1024;
+/// Data kept for a reader whose queue is full before sending blocks the session. A peer
+/// that respects the window never sends more than the window (2 MiB by default).
+const OVERFLOW_BYTES: usize = 16 << 20;
+
+/// Flow control driven by the reader (a patch to russh): the window a channel gives
+/// its peer opens again when the application has read the data, not when it arrives,
+/// so a channel whose reader stops makes its own peer wait and never the session.
+#[derive(Debug, Default)]
+pub(crate) struct Flow {
+    /// Data bytes delivered to the reader's queue (or held for it) and not yet read.
+    unread: AtomicU32,
+    /// Set while messages wait in the overflow for room in the reader's queue.
+    overflowing: AtomicBool,
+    /// The session's wake-up, set when the session first delivers data.
+    wake: OnceLock<Arc<Notify>>,
+}
+
+impl Flow {
+    /// Bytes delivered and not yet read.
+    pub(crate) fn unread(&self) -> u32 {
+        self.unread.load(Ordering::Acquire)
+    }
+
+    /// The reader took `msg` from its queue.
+    pub(crate) fn took(&self, msg: &ChannelMsg) {
+        let read = data_len(msg);
+        if read > 0 {
+            self.unread.fetch_sub(read, Ordering::AcqRel);
+        }
+        if read > 0 || self.overflowing.load(Ordering::Acquire) {
+            if let Some(wake) = self.wake.get() {
+                wake.notify_one();
+            }
+        }
+    }
+}
+
+fn data_len(msg: &ChannelMsg) -> u32 {
+    match msg {
+        ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
+            u32::try_from(data.len()).unwrap_or(u32::MAX)
+        }
+        _ => 0,
+    }
+}
+
+/// A handle to the [`super::Channel`]'s to be able to transmit messages
+/// to it and update it's `window_size`.
+#[derive(Debug)]
+pub struct ChannelRef {
+    pub(super) sender: Sender<ChannelMsg>,
+    pub(super) window_size: WindowSizeRef,
+    pub(crate) flow: Arc<Flow>,
+    /// What the reader's queue had no room for, in order (only the session touches it).
+    overflow: Mutex<Overflow>,
+}
+
+#[derive(Debug, Default)]
+struct Overflow {
+    messages: VecDeque<ChannelMsg>,
+    bytes: usize,
+}
+
+impl Overflow {
+    /// Appends `msg`, joining data to the data before it.
+    fn push(&mut self, msg: ChannelMsg) {
+        let len = data_len(&msg) as usize;
+        self.bytes += len;
+        let joined = match (self.messages.back_mut(), &msg) {
+            (Some(ChannelMsg::Data { data: last }), ChannelMsg::Data { data }) => {
+                *last = join(last, data);
+                true
+            }
+            (
+                Some(ChannelMsg::ExtendedData { data: last, ext: a }),
+                ChannelMsg::ExtendedData { data, ext: b },
+            ) if a == b => {
+                *last = join(last, data);
+                true
+            }
+            _ => false,
+        };
+        if !joined {
+            self.messages.push_back(msg);
+        }
+    }
+
+    fn pop(&mut self) -> Option<ChannelMsg> {
+        let msg = self.messages.pop_front()?;
+        self.bytes -= data_len(&msg) as usize;
+        Some(msg)
+    }
+
+    fn push_front(&mut self, msg: ChannelMsg) {
+        self.bytes += data_len(&msg) as usize;
+        self.messages.push_front(msg);
+    }
+
+    fn full(&self) -> bool {
+        self.messages.len() >= OVERFLOW_MESSAGES || self.bytes >= OVERFLOW_BYTES
+    }
+}
+
+fn join(a: &Bytes, b: &Bytes) -> Bytes {
+    let mut joined = BytesMut::with_capacity(a.len() + b.len());
+    joined.extend_from_slice(a);
+    joined.extend_from_slice(b);
+    joined.freeze()
+}
+
+impl ChannelRef {
+    pub fn new(sender: Sender<ChannelMsg>) -> Self {
+        Self::with_window(sender, WindowSizeRef::new(0))
+    }
+
+    pub(crate) fn with_window(sender: Sender<ChannelMsg>, window_size: WindowSizeRef) -> Self {
+        Self {
+            sender,
+            window_size,
+            flow: Arc::default(),
+            overflow: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn window_size(&self) -> &WindowSizeRef {
+        &self.window_size
+    }
+
+    pub(crate) fn flow(&self) -> &Arc<Flow> {
+        &self.flow
+    }
+
+    /// Lets the channel's reader wake the session (`wake`) when it takes a message,
+    /// which makes [`ChannelRef::send`] hold what the reader's queue has no room for.
+    pub(crate) fn attach(&self, wake: &Arc<Notify>) {
+        let _ = self.flow.wake.set(wake.clone());
+    }
+
+    /// Gives `msg` to the channel's reader. Once the channel is attached to its
+    /// session this does not wait for the reader to read, unless what it has not read
+    /// passes the overflow's caps (a peer that ignores the window, or floods requests):
+    /// then it waits, as the bounded queue alone would. Shadows `Sender::send`, so
+    /// every message to the reader keeps its order.
+    pub async fn send(&self, msg: ChannelMsg) -> Result<(), SendError<ChannelMsg>> {
+        if self.flow.wake.get().is_none() {
+            return self.sender.send(msg).await;
+        }
+        let len = data_len(&msg);
+        {
+            let mut overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+            let msg = match overflow.messages.is_empty() {
+                true => match self.sender.try_send(msg) {
+                    Ok(()) => {
+                        self.flow.unread.fetch_add(len, Ordering::AcqRel);
+                        return Ok(());
+                    }
+                    Err(TrySendError::Closed(msg)) => return Err(SendError(msg)),
+                    Err(TrySendError::Full(msg)) => msg,
+                },
+                false => msg,
+            };
+            self.flow.unread.fetch_add(len, Ordering::AcqRel);
+            self.flow.overflowing.store(true, Ordering::Release);
+            overflow.push(msg);
+            if !overflow.full() {
+                return Ok(());
+            }
+        }
+        // Over the caps: wait for the reader to make room.
+        loop {
+            let permit = self.sender.reserve().await.map_err(|_| SendError(ChannelMsg::Close))?;
+            let mut overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+            match overflow.pop() {
+                Some(msg) => permit.send(msg),
+                None => break,
+            }
+            if !overflow.full() {
+                break;
+            }
+        }
+        self.refill();
+        Ok(())
+    }
+
+    /// Moves what waits in the overflow into the reader's queue, as far as it has room.
+    pub(crate) fn refill(&self) {
+        let mut overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(msg) = overflow.pop() {
+            match self.sender.try_send(msg) {
+                Ok(()) => {}
+                Err(TrySendError::Full(msg)) => {
+                    overflow.push_front(msg);
+                    return;
+                }
+                Err(TrySendError::Closed(_)) => {
+                    overflow.messages.clear();
+                    overflow.bytes = 0;
+                    break;
+                }
+            }
+        }
+        self.flow.overflowing.store(false, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for ChannelRef {
+    type Target = Sender<ChannelMsg>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.sender
+    }
+}
