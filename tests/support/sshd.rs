@@ -53,7 +53,7 @@ impl Sshd {
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nAllowTcpForwarding yes\n\
-             AcceptEnv LANG LC_* AIRLOCK_*\nSubsystem sftp {sftp_server}\nLogLevel VERBOSE\nMaxStartups 100:30:200\n",
+             AcceptEnv LANG LC_* AIRLOCK_*\nSubsystem sftp {sftp_server}\nLogLevel VERBOSE\nMaxStartups 100:30:200\nMaxSessions 64\n",
             d = dir.display()
         );
         std::fs::write(dir.join("sshd_config"), config).unwrap();

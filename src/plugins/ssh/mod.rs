@@ -47,7 +47,11 @@ use crate::recording::{Recorder, SessionRecorder};
 const WINDOW: u32 = 2 * 1024 * 1024;
 /// Largest channel data packet.
 const MAX_PACKET: u32 = 32 * 1024;
-/// Messages queued per channel before the session stops reading its peer.
+/// Channels an agent connection may have open at once (OpenSSH's `MaxSessions` is 10):
+/// each holds a window's worth of data at most, so this bounds a connection's memory.
+const MAX_CHANNELS: usize = 16;
+/// Messages queued per channel for its reader; what does not fit waits in the
+/// session, within the channel's window (vendor/russh/PATCHES.md).
 const CHANNEL_QUEUE: usize = 64;
 
 /// Key exchange, ciphers and MACs on both sides: no SHA-1, no CBC, no small DH
@@ -229,6 +233,7 @@ impl SshPlugin {
             session: None,
             opened: opened.clone(),
             started: Default::default(),
+            channels: Arc::new(tokio::sync::Semaphore::new(MAX_CHANNELS)),
             tasks: tasks.clone(),
         };
         // One deadline from accept to login: the version exchange, key exchange and
@@ -389,6 +394,8 @@ struct AgentSide {
     opened: Opened,
     /// Channels that were asked to run something: a channel runs one thing only.
     started: std::collections::HashSet<ChannelId>,
+    /// Places for open channels (`MAX_CHANNELS`), each held by its channel's task.
+    channels: Arc<tokio::sync::Semaphore>,
     tasks: TaskTracker,
 }
 
@@ -404,6 +411,16 @@ impl AgentSide {
 }
 
 impl AgentSide {
+    /// A place for one more open channel, or `None` when the connection has
+    /// `MAX_CHANNELS` open.
+    fn channel_place(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let place = self.channels.clone().try_acquire_owned().ok();
+        if place.is_none() {
+            tracing::info!(limit = MAX_CHANNELS, "channel refused: too many open on this connection");
+        }
+        place
+    }
+
     /// The connection the username names, if this identity may use it.
     fn admit(&self, user: &str, identity: Identity) -> Auth {
         let Some(target) = self.plugin.targets.get(user) else {
@@ -530,6 +547,10 @@ impl ssh::Handler for AgentSide {
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         };
+        let Some(place) = self.channel_place() else {
+            reply.reject(russh::ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        };
         reply.accept().await;
         let span = tracing::info_span!(
             "channel",
@@ -537,7 +558,13 @@ impl ssh::Handler for AgentSide {
             connection = %shared.target.conn.name,
             channel = %channel.id()
         );
-        self.tasks.spawn(channel::run(shared, channel).instrument(span));
+        self.tasks.spawn(
+            async move {
+                channel::run(shared, channel).await;
+                drop(place);
+            }
+            .instrument(span),
+        );
         Ok(())
     }
 
@@ -556,6 +583,10 @@ impl ssh::Handler for AgentSide {
             reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
             return Ok(());
         };
+        let Some(place) = self.channel_place() else {
+            reply.reject(russh::ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        };
         let upstream = match shared.upstream.channel_open_direct_tcpip(host, port, "127.0.0.1", 0).await {
             Ok(u) => u,
             Err(e) => {
@@ -570,6 +601,7 @@ impl ssh::Handler for AgentSide {
             let mut a = channel.into_stream();
             let mut u = upstream.into_stream();
             let _ = tokio::io::copy_bidirectional(&mut a, &mut u).await;
+            drop(place);
         });
         Ok(())
     }

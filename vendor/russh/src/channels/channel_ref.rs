@@ -2,7 +2,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tokio::sync::Notify;
@@ -10,12 +10,12 @@ use tokio::sync::Notify;
 use super::WindowSizeRef;
 use crate::ChannelMsg;
 
-/// Messages kept for a reader whose queue is full before sending blocks the session:
-/// data is coalesced, so only control messages count.
+/// Messages kept for a reader whose queue is full before sending blocks the session
+/// (data is joined up to `JOINED` per message).
 const OVERFLOW_MESSAGES: usize = 1024;
 /// Data kept for a reader whose queue is full before sending blocks the session. A peer
-/// that respects the window never sends more than the window (2 MiB by default).
-const OVERFLOW_BYTES: usize = 16 << 20;
+/// that respects the window never sends more than the window (2 MiB in Airlock).
+const OVERFLOW_BYTES: usize = 4 << 20;
 
 /// Flow control driven by the reader (a patch to russh): the window a channel gives
 /// its peer opens again when the application has read the data, not when it arrives,
@@ -70,57 +70,66 @@ pub struct ChannelRef {
     overflow: Mutex<Overflow>,
 }
 
+/// Data joined per waiting message: appending is amortised, so a flood of tiny packets
+/// costs what their bytes cost.
+const JOINED: usize = 64 * 1024;
+
 #[derive(Debug, Default)]
 struct Overflow {
-    messages: VecDeque<ChannelMsg>,
+    messages: VecDeque<Waiting>,
     bytes: usize,
+}
+
+#[derive(Debug)]
+enum Waiting {
+    /// Data (on extended stream `ext`) being joined.
+    Data { ext: Option<u32>, data: BytesMut },
+    Message(ChannelMsg),
+}
+
+impl Waiting {
+    fn into_msg(self) -> ChannelMsg {
+        match self {
+            Waiting::Data { ext: None, data } => ChannelMsg::Data { data: data.freeze() },
+            Waiting::Data { ext: Some(ext), data } => ChannelMsg::ExtendedData { data: data.freeze(), ext },
+            Waiting::Message(msg) => msg,
+        }
+    }
 }
 
 impl Overflow {
     /// Appends `msg`, joining data to the data before it.
     fn push(&mut self, msg: ChannelMsg) {
-        let len = data_len(&msg) as usize;
-        self.bytes += len;
-        let joined = match (self.messages.back_mut(), &msg) {
-            (Some(ChannelMsg::Data { data: last }), ChannelMsg::Data { data }) => {
-                *last = join(last, data);
-                true
-            }
-            (
-                Some(ChannelMsg::ExtendedData { data: last, ext: a }),
-                ChannelMsg::ExtendedData { data, ext: b },
-            ) if a == b => {
-                *last = join(last, data);
-                true
-            }
-            _ => false,
+        self.bytes += data_len(&msg) as usize;
+        let (ext, data) = match msg {
+            ChannelMsg::Data { data } => (None, data),
+            ChannelMsg::ExtendedData { data, ext } => (Some(ext), data),
+            msg => return self.messages.push_back(Waiting::Message(msg)),
         };
-        if !joined {
-            self.messages.push_back(msg);
+        if let Some(Waiting::Data { ext: last_ext, data: last }) = self.messages.back_mut()
+            && *last_ext == ext
+            && last.len() + data.len() <= JOINED
+        {
+            last.extend_from_slice(&data);
+            return;
         }
+        self.messages.push_back(Waiting::Data { ext, data: BytesMut::from(&data[..]) });
     }
 
     fn pop(&mut self) -> Option<ChannelMsg> {
-        let msg = self.messages.pop_front()?;
+        let msg = self.messages.pop_front()?.into_msg();
         self.bytes -= data_len(&msg) as usize;
         Some(msg)
     }
 
     fn push_front(&mut self, msg: ChannelMsg) {
         self.bytes += data_len(&msg) as usize;
-        self.messages.push_front(msg);
+        self.messages.push_front(Waiting::Message(msg));
     }
 
     fn full(&self) -> bool {
         self.messages.len() >= OVERFLOW_MESSAGES || self.bytes >= OVERFLOW_BYTES
     }
-}
-
-fn join(a: &Bytes, b: &Bytes) -> Bytes {
-    let mut joined = BytesMut::with_capacity(a.len() + b.len());
-    joined.extend_from_slice(a);
-    joined.extend_from_slice(b);
-    joined.freeze()
 }
 
 impl ChannelRef {
@@ -215,6 +224,28 @@ impl ChannelRef {
             }
         }
         self.flow.overflowing.store(false, Ordering::Release);
+    }
+}
+
+impl Drop for ChannelRef {
+    /// What still waits for the reader when the session lets the channel go (closed
+    /// by the peer, say, right after its last output) is delivered after it, in order.
+    fn drop(&mut self) {
+        let overflow = std::mem::take(self.overflow.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if overflow.messages.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let sender = self.sender.clone();
+        runtime.spawn(async move {
+            for waiting in overflow.messages {
+                if sender.send(waiting.into_msg()).await.is_err() {
+                    break;
+                }
+            }
+        });
     }
 }
 

@@ -527,6 +527,11 @@ impl Session {
                 let channel_num = map_err!(ChannelId::decode(&mut r))?;
                 map_err!(ensure_end(&r))?;
                 if !self.common.is_established_channel(channel_num) {
+                    // The answer to a close of ours: the channel is gone on both
+                    // sides, so its reader hears of it too.
+                    if let Some(chan) = self.channels.remove(&channel_num) {
+                        let _ = chan.send(ChannelMsg::Close).await;
+                    }
                     return Ok(());
                 }
                 if let Some(ref mut enc) = self.common.encrypted {

@@ -1446,6 +1446,11 @@ impl Session {
                 let channel_num = map_err!(ChannelId::decode(r))?;
                 map_err!(ensure_end(r))?;
                 if !self.common.is_established_channel(channel_num) {
+                    // The answer to a close of ours: the channel is gone on both
+                    // sides, so its reader hears of it too.
+                    if let Some(chan) = self.channels.remove(&channel_num) {
+                        chan.send(ChannelMsg::Close).await.unwrap_or(())
+                    }
                     return Ok(());
                 }
                 if let Some(ref mut enc) = self.common.encrypted {
