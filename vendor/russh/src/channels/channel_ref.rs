@@ -36,11 +36,19 @@ impl Flow {
         self.unread.load(Ordering::Acquire)
     }
 
+    fn add_unread(&self, len: u32) {
+        let _ = self.unread.fetch_update(Ordering::AcqRel, Ordering::Acquire, |unread| {
+            Some(unread.saturating_add(len))
+        });
+    }
+
     /// The reader took `msg` from its queue.
     pub(crate) fn took(&self, msg: &ChannelMsg) {
         let read = data_len(msg);
         if read > 0 {
-            self.unread.fetch_sub(read, Ordering::AcqRel);
+            let _ = self.unread.fetch_update(Ordering::AcqRel, Ordering::Acquire, |unread| {
+                Some(unread.saturating_sub(read))
+            });
         }
         if read > 0 || self.overflowing.load(Ordering::Acquire) {
             if let Some(wake) = self.wake.get() {
@@ -175,7 +183,7 @@ impl ChannelRef {
             let msg = match overflow.messages.is_empty() {
                 true => match self.sender.try_send(msg) {
                     Ok(()) => {
-                        self.flow.unread.fetch_add(len, Ordering::AcqRel);
+                        self.flow.add_unread(len);
                         return Ok(());
                     }
                     Err(TrySendError::Closed(msg)) => return Err(SendError(msg)),
@@ -183,7 +191,7 @@ impl ChannelRef {
                 },
                 false => msg,
             };
-            self.flow.unread.fetch_add(len, Ordering::AcqRel);
+            self.flow.add_unread(len);
             self.flow.overflowing.store(true, Ordering::Release);
             overflow.push(msg);
             if !overflow.full() {
