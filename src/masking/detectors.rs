@@ -240,6 +240,31 @@ const PASSWORD_HASH: &str = concat!(
     r"|\bpbkdf2_sha(?:256|1)\$\d{1,10}\$[A-Za-z0-9./+]{1,64}\$[A-Za-z0-9+/]{27,86}={0,2}",
 );
 
+/// The detectors of tokens, whose matches begin with a literal of their own: name,
+/// pattern, longest match.
+const TOKENS: [(&str, &str, usize); 6] = [
+    ("jwt", r"(?-u)\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}", 8 * 1024),
+    ("aws_access_key", r"(?-u)\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", 20),
+    ("github_token", r"(?-u)\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b", 93),
+    ("gitlab_token", r"(?-u)\bglpat-[A-Za-z0-9_-]{20}\b", 26),
+    ("slack_token", r"(?-u)\bxox[baprs]-[A-Za-z0-9-]{10,250}|https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,100}", 260),
+    ("stripe_key", r"(?-u)\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{24,99}\b", 110),
+];
+
+fn token(i: usize) -> Detector {
+    let (name, pattern, max_len) = TOKENS[i];
+    detector(name, pattern, 0, always, max_len)
+}
+
+/// The token detectors without the word boundaries around their matches, for binary
+/// data: formats such as CBOR, MessagePack and protobuf put a length byte (often a
+/// letter or digit) right before a string and the next field right after it, which
+/// hides the string from a pattern that wants a boundary there. The literal each
+/// match begins with keeps chance matches rare.
+pub fn glued() -> Vec<Detector> {
+    TOKENS.iter().map(|(name, pattern, max_len)| detector(name, &pattern.replace(r"\b", ""), 0, always, *max_len)).collect()
+}
+
 /// The built-in detectors, in priority order (earlier wins an overlap).
 ///
 /// Every pattern is ASCII-only (`(?-u)`: a word boundary next to `é` still counts, and
@@ -256,8 +281,8 @@ pub fn builtin() -> Vec<Detector> {
             always,
             16 * 1024,
         ),
-        detector("jwt", r"(?-u)\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}", 0, always, 8 * 1024),
-        detector("aws_access_key", r"(?-u)\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", 0, always, 20),
+        token(0),
+        token(1),
         detector(
             "aws_secret_key",
             r#"(?i-u)aws.{0,24}?(?:secret|key).{0,24}?[=:"' ]\s{0,16}["']?([A-Za-z0-9/+]{40})\b"#,
@@ -265,16 +290,10 @@ pub fn builtin() -> Vec<Detector> {
             always,
             140,
         ),
-        detector("github_token", r"(?-u)\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b", 0, always, 93),
-        detector("gitlab_token", r"(?-u)\bglpat-[A-Za-z0-9_-]{20}\b", 0, always, 26),
-        detector(
-            "slack_token",
-            r"(?-u)\bxox[baprs]-[A-Za-z0-9-]{10,250}|https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,100}",
-            0,
-            always,
-            260,
-        ),
-        detector("stripe_key", r"(?-u)\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{24,99}\b", 0, always, 110),
+        token(2),
+        token(3),
+        token(4),
+        token(5),
         detector(
             "password_hash",
             PASSWORD_HASH,

@@ -140,6 +140,21 @@ impl Masker {
         self.resolve(self.candidates(text, from))
     }
 
+    /// Whether a token detector in use finds a token in `text` with no word boundary
+    /// required around it ([`detectors::glued`]): for binary data, which cannot be
+    /// masked in place, only searched.
+    pub fn finds_glued(&self, text: &[u8]) -> bool {
+        static GLUED: std::sync::OnceLock<Vec<Detector>> = std::sync::OnceLock::new();
+        let mut found = Vec::new();
+        GLUED.get_or_init(detectors::glued).iter().any(|d| {
+            let in_use = d.builtin.is_some_and(|id| self.enabled & (1 << id) != 0);
+            in_use && {
+                d.find(0, text, 0..text.len(), &mut found);
+                !found.is_empty()
+            }
+        })
+    }
+
     /// What [`Masker::find`] finds when every detector searches all of `text[from..]`,
     /// triggers ignored: the reference the `scan` pass must agree with. For tests and
     /// the fuzz targets; far slower than `find`.

@@ -327,7 +327,15 @@ pub fn message<'a>(
     }
     // JSON is read as JSON even without rules for it, so that the detectors see
     // strings as the agent's parser will (`\u0041KIA...` is `AKIA...`).
-    mask_text_holding_json(data, masking).map(Cow::Owned)
+    let masked = mask_text_holding_json(data, masking)?;
+    // Binary data that reads as text may still be a binary format's strings, glued
+    // to their length bytes; a token left there cannot be masked in place.
+    if !text && masking.masker.as_ref().is_some_and(|m| m.finds_glued(&masked)) {
+        return Err(Reply::BadGateway(
+            "the binary message holds a token glued to the bytes around it, which Airlock cannot mask in place".into(),
+        ));
+    }
+    Ok(Cow::Owned(masked))
 }
 
 /// `Ok` when nothing in binary data would be masked: no key the JSON rules mask named
@@ -344,6 +352,9 @@ fn binary_shows_nothing(data: &[u8], masking: &Masking, max: usize, depth: u8) -
     if let Some(m) = &masking.masker {
         if !m.find(data, 0).is_empty() {
             return shows("a secret");
+        }
+        if m.finds_glued(data) {
+            return shows("a token glued to the bytes around it");
         }
         if shows_escaped(m, data) {
             return shows("an escaped secret");
@@ -1539,6 +1550,23 @@ mod tests {
         assert!(message(b"\x81\xa8password\xa7hunter2", false, &masking, max).is_err());
         assert!(message(b"\x00\x00\x00\x16{\"password\":\"hunter2\"}", false, &masking, max).is_err());
         assert!(message(b"\x81\xa4name\xa3ada\xff", false, &masking, max).is_ok());
+        // Tokens glued to the length byte before them and the field after them: CBOR
+        // `{"key": "AKIA...", "a": 1}` (`t` is a 20-byte string's header), MessagePack
+        // str8 with a letter for its length, protobuf with a length of 93 (`]`) and 37.
+        let pat = format!("github_pat_{}", "A1b2".repeat(20) + "C3");
+        let glued: [&[u8]; 4] = [
+            b"\xa2\x63keytAKIAIOSFODNN7EXAMPLEaa\x01",
+            b"\x81\xa1k\xd9\x28eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJlLXBhcnQtZXhhbXBsZQ\x01",
+            &[b"\x0a]".as_slice(), pat.as_bytes(), b"\x12\x01z"].concat(),
+            b"\x0a%ghp_abcdefghijklmnopqrstuvwxyz0123456789x\x10\x01",
+        ];
+        for data in glued {
+            // Refused, or read as text and masked: never passed as it is.
+            let passed = message(data, false, &masking, max).is_ok_and(|out| out.as_ref() == data);
+            assert!(!passed, "{}", String::from_utf8_lossy(data));
+        }
+        // The same fields holding nothing secret pass.
+        assert!(message(b"\xa2\x63keytAKIA-is-not-a-keyaa\x01\xff", false, &masking, max).is_ok());
         let secret = b"key AKIAIOSFODNN7EXAMPLE here".as_slice();
         let gzip = {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
