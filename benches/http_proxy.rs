@@ -5,7 +5,8 @@
 //! and 10 MB bodies, a proxy nginx (one worker, its own process) and a release Airlock
 //! (policy, masking with every built-in detector plus a JSON path rule, recording on)
 //! on loopback. In rounds that interleave the three paths it runs `wrk` (32
-//! connections) on the JSON file and downloads a 10 MB binary and a 10 MB text body
+//! connections, then one connection for the latency a request adds on a machine that
+//! is not saturated) on the JSON file and downloads a 10 MB binary and a 10 MB text body
 //! with `curl`. Prints medians, ratios to direct, and Airlock's CPU per request.
 //!
 //! Environment: `BENCH_ROUNDS` (default 3), `BENCH_SECONDS` (wrk run, default 10).
@@ -99,6 +100,7 @@ fn main() {
     }
     let mut rps = vec![Vec::new(); 3];
     let mut p99 = vec![Vec::new(); 3];
+    let mut p99_one = vec![Vec::new(); 3];
     let mut bin = vec![Vec::new(); 3];
     let mut txt = vec![Vec::new(); 3];
     let mut cpu_per_req = Vec::new();
@@ -106,18 +108,20 @@ fn main() {
         eprintln!("round {}/{rounds}", round + 1);
         for (i, t) in targets.iter().enumerate() {
             let before = proc_stat::cpu_seconds(t.pid);
-            let (r, p) = wrk(t, seconds);
+            let (r, p) = wrk(t, seconds, 32);
             if t.name == "airlock" {
                 cpu_per_req.push((proc_stat::cpu_seconds(t.pid) - before) / (r * seconds as f64) * 1e6);
             }
             rps[i].push(r);
             p99[i].push(p);
+            // The latency a request adds when the machine is not saturated.
+            p99_one[i].push(wrk(t, seconds.div_ceil(2), 1).1);
             bin[i].push(curl(t, "/big.bin").1);
             txt[i].push(curl(t, "/big.txt").1);
         }
     }
     println!(
-        "\nmedian of {rounds} interleaved rounds; wrk -t2 -c32 -d{seconds}s on a {} B JSON file; origin and proxies share this machine's cores\n",
+        "\nmedian of {rounds} interleaved rounds; wrk -t2 -c32 -d{seconds}s (and -t1 -c1 for half as long) on a {} B JSON file; origin and proxies share this machine's cores\n",
         json.len()
     );
     println!("| | direct | airlock | nginx | airlock/direct | nginx/direct | airlock/nginx |");
@@ -128,6 +132,7 @@ fn main() {
     };
     row("requests/s", &rps, &|x| format!("{x:.0}"));
     row("p99 latency (ms)", &p99, &|x| format!("{x:.2}"));
+    row("p99 latency, 1 connection (ms)", &p99_one, &|x| format!("{x:.3}"));
     row("10 MB binary (MB/s)", &bin, &|x| format!("{x:.0}"));
     row("10 MB text, masked (MB/s)", &txt, &|x| format!("{x:.0}"));
     println!("\nAirlock CPU per request: {:.1} µs", median(cpu_per_req));
@@ -135,10 +140,11 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// Requests/s and p99 latency (ms) from one wrk run.
-fn wrk(t: &Target, seconds: u64) -> (f64, f64) {
+/// Requests/s and p99 latency (ms) from one wrk run over `connections`.
+fn wrk(t: &Target, seconds: u64, connections: u32) -> (f64, f64) {
     let mut cmd = Command::new("wrk");
-    cmd.args(["-t2", "-c32", &format!("-d{seconds}s"), "--latency"]);
+    let threads = connections.min(2);
+    cmd.args([format!("-t{threads}"), format!("-c{connections}"), format!("-d{seconds}s"), "--latency".into()]);
     if let Some(h) = &t.header {
         cmd.args(["-H", h]);
     }
