@@ -32,7 +32,8 @@ async def main():
         unread = await c.create_process(f"head -c {OUTPUT} /dev/zero")
         # Input its command does not read until told to: it waits upstream.
         go = f"{work}/go"
-        unwritten = await c.create_process(f"until [ -e {go} ]; do sleep 0.1; done; wc -c")
+        # (Bounded, so that a failed run leaves no loop behind on the host.)
+        unwritten = await c.create_process(f"timeout 120 sh -c 'until [ -e {go} ]; do sleep 0.1; done'; wc -c")
         unwritten.stdin.write(b"x" * INPUT)
         unwritten.stdin.write_eof()
         await asyncio.sleep(2)
