@@ -542,6 +542,44 @@ fn a_channel_that_stops_moving_does_not_stall_the_others_on_its_connection() {
 }
 
 #[test]
+fn agents_killed_while_their_output_is_unread_leave_nothing_behind() {
+    // Three connection places: three killed agents that held on to them would lock
+    // every agent out.
+    let rig = Rig::with_limits("max_connections = 3", "", "");
+    let killed: Vec<_> = (0..3)
+        .map(|_| {
+            let line = format!(
+                "timeout -s KILL 3 ssh -p {} -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+                 -o LogLevel=ERROR -o BatchMode=yes -o IdentitiesOnly=yes -i {} box@127.0.0.1 yes | sleep 5",
+                rig.port(),
+                rig.trusted.path.display()
+            );
+            spawn(Command::new("sh").arg("-c").arg(line))
+        })
+        .collect();
+    for child in killed {
+        child.wait_with_output().unwrap();
+    }
+    // Each session ends (its upstream connection and command with it) and gives its
+    // place back: another agent gets in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = rig.ssh(&rig.agent, "echo hello");
+        if out.status.success() {
+            assert_eq!(text(&out.stdout), "hello\n");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still locked out: {}", text(&out.stderr));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ended = |s: &serde_json::Value| s["end_reason"].as_str().is_some_and(|r| !r.is_empty());
+    let sessions = support::sessions(&rig.airlock);
+    let killed: Vec<_> = sessions.iter().filter(|s| s["subject"] == "trusted-agent").collect();
+    assert_eq!(killed.len(), 3, "{sessions:?}");
+    assert!(killed.iter().all(|s| ended(s)), "a killed agent's session never ended: {killed:?}");
+}
+
+#[test]
 fn ssh_audit_finds_no_weak_algorithm() {
     let rig = Rig::start("", "");
     let out = run(

@@ -247,7 +247,11 @@ const TOKENS: [(&str, &str, usize); 6] = [
     ("aws_access_key", r"(?-u)\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b", 20),
     ("github_token", r"(?-u)\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})\b", 93),
     ("gitlab_token", r"(?-u)\bglpat-[A-Za-z0-9_-]{20}\b", 26),
-    ("slack_token", r"(?-u)\bxox[baprs]-[A-Za-z0-9-]{10,250}|https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,100}", 260),
+    (
+        "slack_token",
+        r"(?-u)\bxox[baprs]-[A-Za-z0-9-]{10,250}|https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,100}",
+        260,
+    ),
     ("stripe_key", r"(?-u)\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{24,99}\b", 110),
 ];
 
@@ -262,7 +266,10 @@ fn token(i: usize) -> Detector {
 /// hides the string from a pattern that wants a boundary there. The literal each
 /// match begins with keeps chance matches rare.
 pub fn glued() -> Vec<Detector> {
-    TOKENS.iter().map(|(name, pattern, max_len)| detector(name, &pattern.replace(r"\b", ""), 0, always, *max_len)).collect()
+    TOKENS
+        .iter()
+        .map(|(name, pattern, max_len)| detector(name, &pattern.replace(r"\b", ""), 0, always, *max_len))
+        .collect()
 }
 
 /// The built-in detectors, in priority order (earlier wins an overlap).

@@ -1,6 +1,6 @@
 """Channels of one connection are independent: one the agent stops reading, and one
 whose command stops reading its input, do not stall the others, and both finish
-intact once they move again. A connection has at most 16 channels open at once.
+intact once they move again. A connection has at most 10 channels open at once.
 
 Environment as for paramiko_client.py."""
 import asyncio
@@ -11,7 +11,7 @@ import asyncssh
 port, key, conn, work = (os.environ[k] for k in ("SSH_PORT", "SSH_KEY", "SSH_CONN", "WORK"))
 OUTPUT = 64 << 20
 INPUT = 32 << 20
-MAX_CHANNELS = 16
+MAX_CHANNELS = 10
 
 
 async def drain(reader):

@@ -30,8 +30,11 @@ const REFUSED: u32 = 126;
 /// The exit status given instead of the command's when its record could not be made
 /// durable (what `ssh` itself exits with when a connection fails).
 const UNRECORDED: u32 = 255;
-/// Input an agent may send before its command starts (or while it is held).
+/// Input an agent may send before its command starts (or while it is held), counting
+/// `EARLY_PACKET_COST` for each packet besides its bytes.
 const MAX_EARLY_INPUT: usize = 1 << 20;
+/// What keeping one packet costs beyond its bytes.
+const EARLY_PACKET_COST: usize = 64;
 /// Bytes of output buffered per stream between the upstream and the masker.
 const PIPE: usize = 256 * 1024;
 /// Output read per chunk: two channel packets.
@@ -129,7 +132,9 @@ impl Setup {
                 false
             }
             Some(ChannelMsg::Data { data }) => {
-                self.early_len += data.len();
+                // Each packet kept costs its bytes and its bookkeeping: a flood of
+                // tiny packets reaches the cap as soon as their memory would.
+                self.early_len += data.len() + EARLY_PACKET_COST;
                 self.early.push(data);
                 self.early_len < MAX_EARLY_INPUT
             }
@@ -243,7 +248,7 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
     }
     let editor = setup.pty.then(airlock_ssh::terminal::LineEditor::default);
     tokio::join!(
-        pump_in(&shared, channel, agent_rx, up_tx, editor),
+        pump_in(&shared, channel, (agent_rx, agent_tx.clone()), up_tx, editor),
         pump_out(&shared, channel, up_rx, agent_tx, Output::of(shell && setup.pty, transfer))
     );
 }
@@ -318,7 +323,7 @@ async fn refuse(shared: &Shared, agent_tx: &AgentTx, channel: u32, message: &str
 async fn pump_in(
     shared: &Shared,
     channel: u32,
-    mut agent_rx: ChannelReadHalf,
+    (mut agent_rx, agent_tx): (ChannelReadHalf, AgentTx),
     up_tx: UpstreamTx,
     mut editor: Option<airlock_ssh::terminal::LineEditor>,
 ) {
@@ -335,7 +340,13 @@ async fn pump_in(
                 }
                 shared.to_upstream.fetch_add(data.len() as u64, Ordering::Relaxed);
                 shared.metrics.to_upstream.inc_by(data.len() as u64);
-                if up_tx.data_bytes(data).await.is_err() {
+                // A command that reads no input makes this wait; the agent closing
+                // the channel (or leaving) meanwhile ends it, as sshd would.
+                let sent = tokio::select! {
+                    sent = up_tx.data_bytes(data) => sent.is_ok(),
+                    () = agent_tx.closed() => false,
+                };
+                if !sent {
                     break;
                 }
             }

@@ -47,9 +47,10 @@ use crate::recording::{Recorder, SessionRecorder};
 const WINDOW: u32 = 2 * 1024 * 1024;
 /// Largest channel data packet.
 const MAX_PACKET: u32 = 32 * 1024;
-/// Channels an agent connection may have open at once (OpenSSH's `MaxSessions` is 10):
-/// each holds a window's worth of data at most, so this bounds a connection's memory.
-const MAX_CHANNELS: usize = 16;
+/// Channels an agent connection may have open at once, as OpenSSH's `MaxSessions`.
+/// Each holds at most a window's worth of data each way (a peer that sends past its
+/// window is disconnected) plus its output pipes, so this bounds a connection's memory.
+const MAX_CHANNELS: usize = 10;
 /// Messages queued per channel for its reader; what does not fit waits in the
 /// session, within the channel's window (vendor/russh/PATCHES.md).
 const CHANNEL_QUEUE: usize = 64;
@@ -284,6 +285,13 @@ impl SshPlugin {
                 e.to_string()
             }
         };
+        // Nothing more can reach the agent: end the upstream connection, so that its
+        // commands end (as the host's own sshd ends them) and no channel task waits on
+        // the host for ever.
+        let upstream = opened.lock().ok().and_then(|o| o.as_ref().map(|(shared, _)| shared.clone()));
+        if let Some(shared) = upstream {
+            let _ = shared.upstream.disconnect(russh::Disconnect::ByApplication, "", "").await;
+        }
         tasks.close();
         tasks.wait().await;
         let opened = opened.lock().ok().and_then(|mut o| o.take());

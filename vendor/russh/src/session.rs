@@ -316,10 +316,14 @@ impl Encrypted {
                 "adjust_window_size, channel = {}, size = {},",
                 channel.sender_channel, target
             );
-            // Ignore extra data.
-            // https://tools.ietf.org/html/rfc4254#section-5.2
-            if data.len() as u32 <= channel.sender_window_size {
-                channel.sender_window_size -= data.len() as u32;
+            // A peer that sends past the window it was given breaks the protocol
+            // (https://tools.ietf.org/html/rfc4254#section-5.2) and would make the
+            // reader hold more than the window: the session ends.
+            match u32::try_from(data.len()) {
+                Ok(len) if len <= channel.sender_window_size => {
+                    channel.sender_window_size -= len;
+                }
+                _ => return Err(crate::Error::Inconsistent),
             }
             // Data a reader will read opens the window as it is read (`return_window`).
             if reopen && channel.sender_window_size < target / 2 {

@@ -174,6 +174,11 @@ impl ChannelRef {
     /// then it waits, as the bounded queue alone would. Shadows `Sender::send`, so
     /// every message to the reader keeps its order.
     pub async fn send(&self, msg: ChannelMsg) -> Result<(), SendError<ChannelMsg>> {
+        // Empty data carries nothing, takes no window and would read as end of file
+        // to a stream reader: a flood of it must cost nothing.
+        if matches!(&msg, ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } if data.is_empty()) {
+            return Ok(());
+        }
         if self.flow.wake.get().is_none() {
             return self.sender.send(msg).await;
         }
@@ -236,9 +241,12 @@ impl ChannelRef {
 }
 
 impl Drop for ChannelRef {
-    /// What still waits for the reader when the session lets the channel go (closed
-    /// by the peer, say, right after its last output) is delivered after it, in order.
+    /// Writers waiting for window are told the channel is gone. What still waits for
+    /// the reader when the session lets the channel go (closed by the peer, say, right
+    /// after its last output) is delivered after it, in order.
     fn drop(&mut self) {
+        // The session lets the channel go: writers waiting for window must not wait.
+        self.window_size.close();
         let overflow = std::mem::take(self.overflow.get_mut().unwrap_or_else(|e| e.into_inner()));
         if overflow.messages.is_empty() {
             return;

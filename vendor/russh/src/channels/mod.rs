@@ -118,6 +118,11 @@ pub enum ChannelMsg {
 pub(crate) struct WindowSizeRef {
     value: Arc<Mutex<u32>>,
     notifier: Arc<Notify>,
+    /// Set once the session has let the channel go (closed, or the session ended):
+    /// a writer waiting for window then gets an error instead of waiting for ever.
+    closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Wakes those waiting for the channel to be let go ([`ChannelWriteHalf::closed`]).
+    gone: Arc<Notify>,
 }
 
 impl WindowSizeRef {
@@ -126,7 +131,21 @@ impl WindowSizeRef {
         Self {
             value: Arc::new(Mutex::new(initial)),
             notifier,
+            closed: Arc::default(),
+            gone: Arc::default(),
         }
+    }
+
+    /// No more window will come: wakes every writer waiting for some.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.notifier.notify_waiters();
+        self.notifier.notify_one();
+        self.gone.notify_waiters();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub(crate) async fn grow(&self, amount: u32) {
@@ -366,12 +385,29 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> ChannelWriteHalf<
         Ok(())
     }
 
+    /// Waits until the session has let the channel go: closed by both sides, or the
+    /// session ended. Nothing written after that reaches the peer.
+    pub async fn closed(&self) {
+        loop {
+            let gone = self.window_size.gone.notified();
+            tokio::pin!(gone);
+            gone.as_mut().enable();
+            if self.window_size.is_closed() {
+                return;
+            }
+            gone.await;
+        }
+    }
+
     async fn reserve_writable_chunk(&self, remaining: usize) -> Result<usize, Error> {
         if self.max_packet_size == 0 {
             return Err(Error::Inconsistent);
         }
         loop {
             let mut window_size = self.window_size.value.lock().await;
+            if self.window_size.is_closed() {
+                return Err(Error::SendError);
+            }
             let writable = (self.max_packet_size as usize)
                 .min(*window_size as usize)
                 .min(remaining);
@@ -443,6 +479,7 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> ChannelWriteHalf<
             self.id,
             self.window_size.value.clone(),
             self.window_size.subscribe(),
+            self.window_size.closed.clone(),
             self.max_packet_size,
             ext,
         )
@@ -673,6 +710,7 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Channel<S> {
                 self.write_half.id,
                 self.write_half.window_size.value.clone(),
                 self.write_half.window_size.subscribe(),
+                self.write_half.window_size.closed.clone(),
                 self.write_half.max_packet_size,
                 None,
             ),
