@@ -542,6 +542,24 @@ fn a_channel_that_stops_moving_does_not_stall_the_others_on_its_connection() {
 }
 
 #[test]
+fn input_before_a_close_arrives_whole_and_a_flooded_channel_ends_only_its_connection() {
+    let rig = Rig::start("", "");
+    let work = rig.root.join("ends");
+    std::fs::create_dir_all(&work).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_clients/channel_ends.py");
+    let out = run(
+        Command::new(python_bin("python"))
+            .arg(script)
+            .env("SSH_PORT", rig.port().to_string())
+            .env("SSH_KEY", &rig.trusted.path)
+            .env("SSH_CONN", "box")
+            .env("WORK", &work),
+        Duration::from_secs(180),
+    );
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+}
+
+#[test]
 fn agents_killed_while_their_output_is_unread_leave_nothing_behind() {
     // Three connection places: three killed agents that held on to them would lock
     // every agent out.

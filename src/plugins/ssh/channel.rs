@@ -109,7 +109,7 @@ impl Setup {
             Some(ChannelMsg::RequestShell { .. }) => return Ok(Some(Start::Shell)),
             Some(ChannelMsg::RequestSubsystem { name, .. }) => return Ok(Some(Start::Subsystem(name))),
             Some(ChannelMsg::Data { data }) => {
-                self.early_len += data.len();
+                self.early_len += data.len() + EARLY_PACKET_COST;
                 if self.early_len > MAX_EARLY_INPUT {
                     return Err(End::AgentGone);
                 }
@@ -248,7 +248,7 @@ pub(super) async fn run(shared: Arc<Shared>, agent: Channel<Msg>) {
     }
     let editor = setup.pty.then(airlock_ssh::terminal::LineEditor::default);
     tokio::join!(
-        pump_in(&shared, channel, (agent_rx, agent_tx.clone()), up_tx, editor),
+        pump_in(&shared, channel, agent_rx, up_tx, editor),
         pump_out(&shared, channel, up_rx, agent_tx, Output::of(shell && setup.pty, transfer))
     );
 }
@@ -323,7 +323,7 @@ async fn refuse(shared: &Shared, agent_tx: &AgentTx, channel: u32, message: &str
 async fn pump_in(
     shared: &Shared,
     channel: u32,
-    (mut agent_rx, agent_tx): (ChannelReadHalf, AgentTx),
+    mut agent_rx: ChannelReadHalf,
     up_tx: UpstreamTx,
     mut editor: Option<airlock_ssh::terminal::LineEditor>,
 ) {
@@ -340,13 +340,10 @@ async fn pump_in(
                 }
                 shared.to_upstream.fetch_add(data.len() as u64, Ordering::Relaxed);
                 shared.metrics.to_upstream.inc_by(data.len() as u64);
-                // A command that reads no input makes this wait; the agent closing
-                // the channel (or leaving) meanwhile ends it, as sshd would.
-                let sent = tokio::select! {
-                    sent = up_tx.data_bytes(data) => sent.is_ok(),
-                    () = agent_tx.closed() => false,
-                };
-                if !sent {
+                // Input the agent sent reaches the command even if the agent closes
+                // the channel meanwhile, as with sshd; the write fails once the host
+                // closes the channel or the connection ends.
+                if up_tx.data_bytes(data).await.is_err() {
                     break;
                 }
             }

@@ -10,11 +10,12 @@ use tokio::sync::Notify;
 use super::WindowSizeRef;
 use crate::ChannelMsg;
 
-/// Messages kept for a reader whose queue is full before sending blocks the session
-/// (data is joined up to `JOINED` per message).
+/// Messages kept for a reader whose queue is full before the session ends (data is
+/// joined up to `JOINED` per message, and limited by the window).
 const OVERFLOW_MESSAGES: usize = 1024;
-/// Data kept for a reader whose queue is full before sending blocks the session. A peer
-/// that respects the window never sends more than the window (2 MiB in Airlock).
+/// Data kept for a reader whose queue is full before the session ends. A peer that
+/// respects the window never sends more than the window (2 MiB in Airlock); one that
+/// does not is disconnected first.
 const OVERFLOW_BYTES: usize = 4 << 20;
 
 /// Flow control driven by the reader (a patch to russh): the window a channel gives
@@ -26,11 +27,18 @@ pub(crate) struct Flow {
     unread: AtomicU32,
     /// Set while messages wait in the overflow for room in the reader's queue.
     overflowing: AtomicBool,
+    /// Set when the overflow passed its caps: the session ends.
+    flooded: AtomicBool,
     /// The session's wake-up, set when the session first delivers data.
     wake: OnceLock<Arc<Notify>>,
 }
 
 impl Flow {
+    /// Whether the peer flooded the channel past the overflow's caps.
+    pub(crate) fn flooded(&self) -> bool {
+        self.flooded.load(Ordering::Acquire)
+    }
+
     /// Bytes delivered and not yet read.
     pub(crate) fn unread(&self) -> u32 {
         self.unread.load(Ordering::Acquire)
@@ -169,10 +177,10 @@ impl ChannelRef {
     }
 
     /// Gives `msg` to the channel's reader. Once the channel is attached to its
-    /// session this does not wait for the reader to read, unless what it has not read
-    /// passes the overflow's caps (a peer that ignores the window, or floods requests):
-    /// then it waits, as the bounded queue alone would. Shadows `Sender::send`, so
-    /// every message to the reader keeps its order.
+    /// session this does not wait for the reader to read; what its queue has no room
+    /// for waits in the overflow, and past the overflow's caps (a peer that floods a
+    /// channel nobody reads with requests) the channel is `flooded` and the session
+    /// ends. Shadows `Sender::send`, so every message to the reader keeps its order.
     pub async fn send(&self, msg: ChannelMsg) -> Result<(), SendError<ChannelMsg>> {
         // Empty data carries nothing, takes no window and would read as end of file
         // to a stream reader: a flood of it must cost nothing.
@@ -203,20 +211,15 @@ impl ChannelRef {
                 return Ok(());
             }
         }
-        // Over the caps: wait for the reader to make room.
-        loop {
-            let permit = self.sender.reserve().await.map_err(|_| SendError(ChannelMsg::Close))?;
-            let mut overflow = self.overflow.lock().unwrap_or_else(|e| e.into_inner());
-            match overflow.pop() {
-                Some(msg) => permit.send(msg),
-                None => break,
-            }
-            if !overflow.full() {
-                break;
-            }
+        // Over the caps: the peer sent more than the window allows, or floods a
+        // channel that is not read with requests. Waiting here would stall every
+        // channel of the session (and stop it noticing the peer leave), so the session
+        // ends instead (`Flow::flooded`).
+        self.flow.flooded.store(true, Ordering::Release);
+        if let Some(wake) = self.flow.wake.get() {
+            wake.notify_one();
         }
-        self.refill();
-        Ok(())
+        Err(SendError(ChannelMsg::Close))
     }
 
     /// Moves what waits in the overflow into the reader's queue, as far as it has room.

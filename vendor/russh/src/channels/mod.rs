@@ -121,8 +121,6 @@ pub(crate) struct WindowSizeRef {
     /// Set once the session has let the channel go (closed, or the session ended):
     /// a writer waiting for window then gets an error instead of waiting for ever.
     closed: Arc<std::sync::atomic::AtomicBool>,
-    /// Wakes those waiting for the channel to be let go ([`ChannelWriteHalf::closed`]).
-    gone: Arc<Notify>,
 }
 
 impl WindowSizeRef {
@@ -132,7 +130,6 @@ impl WindowSizeRef {
             value: Arc::new(Mutex::new(initial)),
             notifier,
             closed: Arc::default(),
-            gone: Arc::default(),
         }
     }
 
@@ -141,7 +138,6 @@ impl WindowSizeRef {
         self.closed.store(true, std::sync::atomic::Ordering::Release);
         self.notifier.notify_waiters();
         self.notifier.notify_one();
-        self.gone.notify_waiters();
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -383,20 +379,6 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> ChannelWriteHalf<
         tokio::io::copy(&mut data, &mut tx).await?;
 
         Ok(())
-    }
-
-    /// Waits until the session has let the channel go: closed by both sides, or the
-    /// session ended. Nothing written after that reaches the peer.
-    pub async fn closed(&self) {
-        loop {
-            let gone = self.window_size.gone.notified();
-            tokio::pin!(gone);
-            gone.as_mut().enable();
-            if self.window_size.is_closed() {
-                return;
-            }
-            gone.await;
-        }
     }
 
     async fn reserve_writable_chunk(&self, remaining: usize) -> Result<usize, Error> {

@@ -1309,11 +1309,15 @@ impl Session {
     }
 
     /// Moves messages that waited for room into their readers' queues, and opens
-    /// channels' windows again by what their readers have read.
+    /// channels' windows again by what their readers have read. A channel its peer
+    /// flooded ends the session.
     fn return_windows(&mut self) -> Result<(), crate::Error> {
         let target = self.common.config.window_size;
         if let Some(enc) = self.common.encrypted.as_mut() {
             for (id, chan) in &self.channels {
+                if chan.flow().flooded() {
+                    return Err(crate::Error::Inconsistent);
+                }
                 chan.refill();
                 enc.return_window(*id, chan.flow().unread(), target)?;
             }
