@@ -503,60 +503,43 @@ fn python_bin(name: &str) -> std::path::PathBuf {
     bin
 }
 
+/// Runs `tests/ssh_clients/SCRIPT` with the driver venv's Python against the rig as
+/// the trusted agent (environment: SSH_PORT, SSH_KEY, SSH_CONN, WORK, a fresh directory
+/// of the rig's), and checks that it succeeds.
+fn run_client_script(rig: &Rig, script: &str, timeout: Duration) {
+    let work = rig.root.join(script.trim_end_matches(".py"));
+    std::fs::create_dir_all(&work).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_clients").join(script);
+    let out = run(
+        Command::new(python_bin("python"))
+            .arg(path)
+            .env("SSH_PORT", rig.port().to_string())
+            .env("SSH_KEY", &rig.trusted.path)
+            .env("SSH_CONN", "box")
+            .env("WORK", &work),
+        timeout,
+    );
+    assert!(out.status.success(), "{script}: {}\n{}", text(&out.stdout), text(&out.stderr));
+}
+
 #[test]
 fn paramiko_and_asyncssh_run_exec_and_sftp_as_libraries() {
     let rig = Rig::start("", "");
-    let work = rig.root.join("libs");
-    std::fs::create_dir_all(&work).unwrap();
     for script in ["paramiko_client.py", "asyncssh_client.py"] {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_clients").join(script);
-        let out = run(
-            Command::new(python_bin("python"))
-                .arg(path)
-                .env("SSH_PORT", rig.port().to_string())
-                .env("SSH_KEY", &rig.trusted.path)
-                .env("SSH_CONN", "box")
-                .env("WORK", &work),
-            Duration::from_secs(120),
-        );
-        assert!(out.status.success(), "{script}: {}\n{}", text(&out.stdout), text(&out.stderr));
+        run_client_script(&rig, script, Duration::from_secs(120));
     }
 }
 
 #[test]
 fn a_channel_that_stops_moving_does_not_stall_the_others_on_its_connection() {
     let rig = Rig::start("", "");
-    let work = rig.root.join("stuck");
-    std::fs::create_dir_all(&work).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_clients/stuck_channel.py");
-    let out = run(
-        Command::new(python_bin("python"))
-            .arg(script)
-            .env("SSH_PORT", rig.port().to_string())
-            .env("SSH_KEY", &rig.trusted.path)
-            .env("SSH_CONN", "box")
-            .env("WORK", &work),
-        Duration::from_secs(240),
-    );
-    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    run_client_script(&rig, "stuck_channel.py", Duration::from_secs(240));
 }
 
 #[test]
 fn input_before_a_close_arrives_whole_and_a_flooded_channel_ends_only_its_connection() {
     let rig = Rig::start("", "");
-    let work = rig.root.join("ends");
-    std::fs::create_dir_all(&work).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ssh_clients/channel_ends.py");
-    let out = run(
-        Command::new(python_bin("python"))
-            .arg(script)
-            .env("SSH_PORT", rig.port().to_string())
-            .env("SSH_KEY", &rig.trusted.path)
-            .env("SSH_CONN", "box")
-            .env("WORK", &work),
-        Duration::from_secs(180),
-    );
-    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    run_client_script(&rig, "channel_ends.py", Duration::from_secs(180));
 }
 
 #[test]
