@@ -14,7 +14,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 pub use dev::{DevKey, load_or_create_key, mint_token};
-pub use jwt::JwtVerifier;
+pub use jwt::{JwtVerifier, MAX_TOKEN_BYTES};
 
 use crate::config::Config;
 
