@@ -5,9 +5,9 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use regex_automata::Input;
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input};
 
 /// Names of the built-in detectors, in priority order.
 pub const NAMES: [&str; 16] = [
@@ -36,7 +36,8 @@ pub struct Detector {
     pattern: Regex,
     /// Capture group holding the secret (0 = the whole match).
     group: usize,
-    validate: fn(&[u8]) -> bool,
+    /// A checksum or structure rule a match must pass (its whole match is the value).
+    validate: Option<Validator>,
     /// Longest match the pattern can produce, which bounds how much a stream holds back.
     pub max_len: usize,
     /// A catch-all (like `password=...`) that yields to any specific detector it overlaps.
@@ -56,6 +57,9 @@ pub struct Detector {
 
 /// A hand-written pattern: the leftmost match within a span of a text.
 type Matcher = fn(&[u8], Range<usize>) -> Option<Range<usize>>;
+
+/// Whether a candidate is really a secret of its kind (a card passes Luhn).
+type Validator = fn(&[u8]) -> bool;
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,10 +89,6 @@ fn compile(pattern: &str) -> Result<Regex, Box<regex_automata::meta::BuildError>
         .syntax(syntax::Config::new().utf8(false))
         .build(pattern)
         .map_err(Box::new)
-}
-
-fn always(_: &[u8]) -> bool {
-    true
 }
 
 fn digits(s: &[u8]) -> Vec<u8> {
@@ -150,7 +150,8 @@ fn iban(s: &[u8]) -> bool {
     remainder == 1
 }
 
-fn detector(name: &'static str, pattern: &str, group: usize, validate: fn(&[u8]) -> bool, max_len: usize) -> Detector {
+fn detector(name: &'static str, pattern: &str, group: usize, validate: Option<Validator>, max_len: usize) -> Detector {
+    debug_assert!(group == 0 || validate.is_none(), "{name}: a validated match is its own value");
     // The built-in patterns are constants checked by the tests below.
     #[allow(clippy::expect_used)]
     let compiled = compile(pattern).expect("built-in detector pattern");
@@ -197,7 +198,7 @@ impl Detector {
             name: Cow::Owned(name.to_owned()),
             pattern: compile(pattern)?,
             group: 0,
-            validate: always,
+            validate: None,
             max_len,
             generic: false,
             anchor: None,
@@ -257,7 +258,7 @@ const TOKENS: [(&str, &str, usize); 6] = [
 
 fn token(i: usize) -> Detector {
     let (name, pattern, max_len) = TOKENS[i];
-    detector(name, pattern, 0, always, max_len)
+    detector(name, pattern, 0, None, max_len)
 }
 
 /// The token detectors without the word boundaries around their matches, for binary
@@ -268,7 +269,7 @@ fn token(i: usize) -> Detector {
 pub fn glued() -> Vec<Detector> {
     TOKENS
         .iter()
-        .map(|(name, pattern, max_len)| detector(name, &pattern.replace(r"\b", ""), 0, always, *max_len))
+        .map(|(name, pattern, max_len)| detector(name, &pattern.replace(r"\b", ""), 0, None, *max_len))
         .collect()
 }
 
@@ -285,7 +286,7 @@ pub fn builtin() -> Vec<Detector> {
             "private_key",
             r"(?-u)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[A-Za-z0-9+/=\s:,-]{16,}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
             0,
-            always,
+            None,
             16 * 1024,
         ),
         token(0),
@@ -294,7 +295,7 @@ pub fn builtin() -> Vec<Detector> {
             "aws_secret_key",
             r#"(?i-u)aws.{0,24}?(?:secret|key).{0,24}?[=:"' ]\s{0,16}["']?([A-Za-z0-9/+]{40})\b"#,
             1,
-            always,
+            None,
             140,
         ),
         token(2),
@@ -305,7 +306,7 @@ pub fn builtin() -> Vec<Detector> {
             "password_hash",
             PASSWORD_HASH,
             0,
-            always,
+            None,
             // The longest form, argon2: `$argon2id$`, `v=19$`, the three parameters,
             // `$`, the salt, `$`, the hash.
             10 + 6 + (2 + 10 + 3 + 10 + 3 + 3) + (1 + 64 + 2) + (1 + 128 + 2),
@@ -314,14 +315,14 @@ pub fn builtin() -> Vec<Detector> {
             "url_password",
             r"(?-u)\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@]{1,64}:([^\s@/]{1,128})@",
             1,
-            always,
+            None,
             220,
         ),
         detector(
             "secret_assignment",
             r#"(?i-u)(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)["']?\s{0,16}[=:]\s{0,16}["']?([^\s"',;&]{4,128})"#,
             1,
-            always,
+            None,
             // The longest keyword, a quote, spaces, `=`, spaces, a quote, the value,
             // and a character's UTF-8 tail.
             14 + 1 + 16 + 1 + 16 + 1 + 128 + 3,
@@ -330,19 +331,25 @@ pub fn builtin() -> Vec<Detector> {
             "email",
             r"(?-u)[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,4}\.[A-Za-z]{2,24}\b",
             0,
-            always,
+            None,
             64 + 1 + 63 + 4 * 64 + 1 + 24,
         ),
-        detector("credit_card", r"(?-u)\b\d(?:[ -]?\d){12,18}\b", 0, card, 40),
-        detector("iban", r"(?-u)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", 0, iban, 44),
-        detector("us_ssn", r"(?-u)\b\d{3}-\d{2}-\d{4}\b", 0, ssn, 11),
-        detector("phone", r"(?-u)\+[1-9]\d{7,14}\b", 0, always, 16),
+        detector("credit_card", r"(?-u)\b\d(?:[ -]?\d){12,18}\b", 0, Some(card), 40),
+        detector("iban", r"(?-u)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", 0, Some(iban), 44),
+        detector("us_ssn", r"(?-u)\b\d{3}-\d{2}-\d{4}\b", 0, Some(ssn), 11),
+        detector("phone", r"(?-u)\+[1-9]\d{7,14}\b", 0, None, 16),
     ]
 }
 
 impl Detector {
     /// Every validated secret that starts and ends within `span` of `text` (the bytes
     /// around it are context for word boundaries only).
+    ///
+    /// A candidate that fails its validator does not hide the secrets inside it: the
+    /// shorter matches from its start are tried, longest first, then the search goes
+    /// on from the next byte. What is found is then the same from any starting point
+    /// (a stream starts where it last emitted), and `747-4111 1111 1111 1111` or a
+    /// card followed by another group of digits is still a card.
     pub fn find(&self, index: usize, text: &[u8], span: Range<usize>, out: &mut Vec<Found>) {
         let mut input = Input::new(text).span(span.clone());
         let mut caps = (self.group != 0).then(|| self.pattern.create_captures());
@@ -363,28 +370,52 @@ impl Detector {
                     (whole.range(), value.range())
                 }
             };
-            if text.get(value.clone()).is_some_and(self.validate) {
-                // A value cut inside a character (its pattern counts bytes) takes the
-                // rest of the character, so the masked text stays valid UTF-8.
-                let tail = text
-                    .get(value.end..)
-                    .unwrap_or_default()
-                    .iter()
-                    .take(3)
-                    .take_while(|b| (0x80..0xc0).contains(*b))
-                    .count();
-                out.push(Found {
-                    start: value.start,
-                    end: value.end + tail,
-                    claim: (whole.start, whole.end.max(value.end + tail)),
-                    detector: index,
-                });
-            }
-            let next = if whole.end > whole.start { whole.end } else { whole.end + 1 };
+            let found = match self.validate {
+                None => Some((whole.clone(), value)),
+                Some(valid) => self.longest_valid(text, whole.clone(), valid).map(|m| (m.clone(), m)),
+            };
+            let next = match found {
+                Some((whole, value)) => {
+                    // A value cut inside a character (its pattern counts bytes) takes the
+                    // rest of the character, so the masked text stays valid UTF-8.
+                    let tail = text
+                        .get(value.end..)
+                        .unwrap_or_default()
+                        .iter()
+                        .take(3)
+                        .take_while(|b| (0x80..0xc0).contains(*b))
+                        .count();
+                    out.push(Found {
+                        start: value.start,
+                        end: value.end + tail,
+                        claim: (whole.start, whole.end.max(value.end + tail)),
+                        detector: index,
+                    });
+                    whole.end.max(whole.start + 1)
+                }
+                None => whole.start + 1,
+            };
             if next > span.end {
                 break;
             }
             input.set_start(next);
+        }
+    }
+
+    /// The longest match from where `first` starts (`first` included) that passes
+    /// `valid`. Each try is an anchored search in a span one byte shorter than the
+    /// last match, so there are at most `max_len` of them.
+    fn longest_valid(&self, text: &[u8], first: Range<usize>, valid: Validator) -> Option<Range<usize>> {
+        let mut m = first;
+        loop {
+            if text.get(m.clone()).is_some_and(valid) {
+                return Some(m);
+            }
+            if m.end <= m.start + 1 {
+                return None;
+            }
+            let shorter = Input::new(text).span(m.start..m.end - 1).anchored(Anchored::Yes);
+            m = self.pattern.search(&shorter)?.range();
         }
     }
 }

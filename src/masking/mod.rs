@@ -478,6 +478,30 @@ mod tests {
         assert!(whole.starts_with(b"[MASKED:email]://"));
     }
 
+    /// A candidate that fails its checksum can hold a valid secret: a card after
+    /// another group of digits, or followed by one. Found whole, and the same in a
+    /// stream cut anywhere (which starts its search where it last emitted).
+    #[test]
+    fn a_secret_inside_a_candidate_that_fails_its_checksum_is_still_masked() {
+        let m = &*REDACT;
+        for (text, masked) in [
+            ("id 747-2-48475-432319-487 ok", "id 747-[MASKED:credit_card] ok"),
+            ("card 4111 1111 1111 1111 2 ok", "card [MASKED:credit_card] 2 ok"),
+            ("ref 9-4111-1111-1111-1111-2", "ref 9-[MASKED:credit_card]-2"),
+            ("ssn 1-123-45-6789-1", "ssn 1-[MASKED:us_ssn]-1"),
+        ] {
+            assert_eq!(String::from_utf8_lossy(&m.mask(text.as_bytes())), masked, "{text}");
+            for cut in 1..text.len() {
+                let mut s = m.stream();
+                let mut out = s.push(&text.as_bytes()[..cut]);
+                out.extend(s.flush_lines());
+                out.extend(s.push(&text.as_bytes()[cut..]));
+                out.extend(s.flush());
+                assert_eq!(String::from_utf8_lossy(&out), masked, "{text} cut at {cut}");
+            }
+        }
+    }
+
     proptest! {
         /// Running the patterns only where the scan saw triggers finds exactly what
         /// running them everywhere finds, whatever surrounds the secrets.

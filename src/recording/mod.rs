@@ -414,6 +414,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// `verify` beside a recorder whose retention deletes each segment as the next
+    /// begins: a segment listed but gone when read is looked at again, not reported.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verify_while_retention_deletes_segments() {
+        let dir = temp("verify-retention");
+        let rec_dir = dir.join("recordings");
+        let mut s = settings(&rec_dir, 1024);
+        s.retention = Some(Duration::ZERO);
+        let recorder = Arc::new(Recorder::start(s).unwrap());
+        record(&recorder, 1, 10).await;
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checker = {
+            let (done, rec_dir) = (done.clone(), rec_dir.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut passes = 0;
+                while !done.load(Ordering::Relaxed) || passes < 20 {
+                    verify::verify(&rec_dir, None).unwrap_or_else(|e| panic!("pass {passes}: {e}"));
+                    passes += 1;
+                }
+                passes
+            })
+        };
+        record(&recorder, 40, 40).await;
+        done.store(true, Ordering::Relaxed);
+        assert!(checker.await.unwrap() >= 20);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// Starts a session, records `rows` frames and ends it; whether the end is on record.
     async fn one_session(recorder: &Recorder, subject: &str, rows: usize) -> Result<(), RecorderDown> {
         let start = format::SessionStart {

@@ -401,7 +401,12 @@ pub async fn materialize(
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e.into()),
                 };
-                std::os::unix::fs::symlink(target, &link)?;
+                // A hard link keeps the bytes readable when the running replica
+                // deletes its copy meanwhile (stored remotely, or past retention);
+                // across file systems a symbolic link has to do.
+                if std::fs::hard_link(&target, &link).is_err() {
+                    std::os::unix::fs::symlink(target, &link)?;
+                }
                 wanted.insert(n);
             }
         }

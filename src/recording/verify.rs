@@ -39,9 +39,39 @@ pub struct Problem {
     pub what: String,
 }
 
+/// How many times [`verify`] starts again when a segment vanishes under it.
+const VANISHED_RETRIES: usize = 3;
+
+/// Why one pass over the segments stopped.
+enum Stop {
+    /// A listed segment was gone when read: retention deleted it meanwhile.
+    Vanished(Problem),
+    Problem(Problem),
+}
+
 /// Verifies all of `dir`. `public_key` is a raw 32-byte Ed25519 key.
+///
+/// A running Airlock may delete its oldest segments while this reads (retention, or
+/// a segment stored remotely leaving the disk): a segment listed but gone when read
+/// starts the walk again from a fresh listing, where a later header records it.
 pub fn verify(dir: &Path, public_key: Option<&[u8]>) -> Result<Report, Problem> {
-    let io = |segment, e: std::io::Error| Problem { segment, offset: 0, what: format!("cannot read: {e}") };
+    let mut tries = 0;
+    loop {
+        match walk(dir, public_key) {
+            Ok(report) => return Ok(report),
+            Err(Stop::Vanished(_)) if tries < VANISHED_RETRIES => tries += 1,
+            Err(Stop::Vanished(p) | Stop::Problem(p)) => return Err(p),
+        }
+    }
+}
+
+/// One pass over every segment of `dir`.
+fn walk(dir: &Path, public_key: Option<&[u8]>) -> Result<Report, Stop> {
+    let io = |segment, e: std::io::Error| {
+        let vanished = e.kind() == std::io::ErrorKind::NotFound;
+        let problem = Problem { segment, offset: 0, what: format!("cannot read: {e}") };
+        if vanished { Stop::Vanished(problem) } else { Stop::Problem(problem) }
+    };
     let segments = store::list_segments(dir).map_err(|e| io(0, e))?;
     let mut report = Report::default();
     // Retirement records come from later headers; collect them first, from the
@@ -57,7 +87,7 @@ pub fn verify(dir: &Path, public_key: Option<&[u8]>) -> Result<Report, Problem> 
     let last_index = segments.len().saturating_sub(1);
     for (i, &n) in segments.iter().enumerate() {
         let scan = store::scan(&store::segment_path(dir, n), true).map_err(|e| io(n, e))?;
-        let problem = |offset: u64, what: String| Problem { segment: n, offset, what };
+        let problem = |offset: u64, what: String| Stop::Problem(Problem { segment: n, offset, what });
         let Some(header) = &scan.header else {
             return Err(problem(
                 0,

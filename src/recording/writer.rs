@@ -403,8 +403,9 @@ impl WriterState {
             return Ok(());
         }
         self.seal()?;
-        let mut retired = self.retire()?;
+        let expired = self.expired()?;
         let (uploaded, retired_remotely) = self.settings.notes.take();
+        let mut retired = expired.clone();
         retired.extend(retired_remotely);
         let header = SegmentHeader {
             segment: self.segment.number + 1,
@@ -421,7 +422,10 @@ impl WriterState {
         if let Err(e) = self.settings.notes.recorded(&header.uploaded, &header.retired) {
             tracing::warn!(error = %e, "cannot clear recorded header notes; the next header repeats them");
         }
-        Ok(())
+        // Only now that a durable header records them do the expired segments go: a
+        // reader (`airlock verify`) never finds one missing and unaccounted for. A
+        // crash before the delete leaves them on disk, recorded; they go next time.
+        self.retire(&expired)
     }
 
     fn seal(&mut self) -> std::io::Result<()> {
@@ -436,8 +440,9 @@ impl WriterState {
         self.segment.file.sync_data()
     }
 
-    /// Deletes sealed segments past retention; returns what the next header records.
-    fn retire(&mut self) -> std::io::Result<Vec<(u64, Hash)>> {
+    /// Sealed segments past retention, with their final hashes, for the next header
+    /// to record before they are deleted.
+    fn expired(&self) -> std::io::Result<Vec<(u64, Hash)>> {
         let Some(retention) = self.settings.retention else { return Ok(Vec::new()) };
         let cutoff = now_us().saturating_sub(retention.as_micros() as u64);
         let mut retired = Vec::new();
@@ -471,18 +476,25 @@ impl WriterState {
                 Err(e) if gone(&e) => continue,
                 Err(e) => return Err(e),
             };
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if gone(&e) => continue,
-                Err(e) => return Err(e),
-            }
-            tracing::info!(segment = n, "retention: deleted recording segment");
             retired.push((n, footer.final_hash));
         }
-        if !retired.is_empty() {
-            self.index.forget_segments(retired.iter().map(|(n, _)| *n).collect())?;
-        }
         Ok(retired)
+    }
+
+    /// Deletes the `expired` segments, which a header now records.
+    fn retire(&mut self, expired: &[(u64, Hash)]) -> std::io::Result<()> {
+        if expired.is_empty() {
+            return Ok(());
+        }
+        for &(n, _) in expired {
+            match std::fs::remove_file(store::segment_path(&self.settings.dir, n)) {
+                Ok(()) => tracing::info!(segment = n, "retention: deleted recording segment"),
+                // The uploader deleted it meanwhile: it is in object storage.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.index.forget_segments(expired.iter().map(|(n, _)| *n).collect())
     }
 }
 
