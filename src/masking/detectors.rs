@@ -256,8 +256,11 @@ const TOKENS: [(&str, &str, usize); 6] = [
     ("stripe_key", r"(?-u)\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{24,99}\b", 110),
 ];
 
-fn token(i: usize) -> Detector {
-    let (name, pattern, max_len) = TOKENS[i];
+/// The token detector named `name` in [`TOKENS`].
+fn token(name: &str) -> Detector {
+    // The names are constants; `validators` checks every one is built.
+    #[allow(clippy::expect_used)]
+    let &(name, pattern, max_len) = TOKENS.iter().find(|t| t.0 == name).expect("a token detector");
     detector(name, pattern, 0, None, max_len)
 }
 
@@ -289,8 +292,8 @@ pub fn builtin() -> Vec<Detector> {
             None,
             16 * 1024,
         ),
-        token(0),
-        token(1),
+        token("jwt"),
+        token("aws_access_key"),
         detector(
             "aws_secret_key",
             r#"(?i-u)aws.{0,24}?(?:secret|key).{0,24}?[=:"' ]\s{0,16}["']?([A-Za-z0-9/+]{40})\b"#,
@@ -298,10 +301,10 @@ pub fn builtin() -> Vec<Detector> {
             None,
             140,
         ),
-        token(2),
-        token(3),
-        token(4),
-        token(5),
+        token("github_token"),
+        token("gitlab_token"),
+        token("slack_token"),
+        token("stripe_key"),
         detector(
             "password_hash",
             PASSWORD_HASH,

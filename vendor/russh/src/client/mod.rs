@@ -77,8 +77,6 @@ mod encrypted;
 mod kex;
 mod session;
 
-#[cfg(test)]
-mod test;
 
 /// Actual client session's state.
 ///
