@@ -48,14 +48,16 @@ pub struct Detector {
     /// Index in [`NAMES`] of a built-in detector, whose triggers the `scan` module knows;
     /// a config pattern (`None`) searches the whole text.
     pub builtin: Option<usize>,
-    /// A hand-written matcher equal to `pattern`, used in its place.
+    /// A hand-written matcher equal to `pattern` (and `validate`, which it applies
+    /// itself), used in their place.
     fast: Option<Matcher>,
     /// The pattern's text, for tests that look at its syntax.
     #[cfg(test)]
     source: String,
 }
 
-/// A hand-written pattern: the leftmost match within a span of a text.
+/// A hand-written pattern: the leftmost match within a span of a text (validated, for
+/// a detector with a validator).
 type Matcher = fn(&[u8], Range<usize>) -> Option<Range<usize>>;
 
 /// Whether a candidate is really a secret of its kind (a card passes Luhn).
@@ -96,34 +98,9 @@ fn digits(s: &[u8]) -> Vec<u8> {
 }
 
 /// Luhn check plus issuer prefixes, so 16-digit order numbers are not cards.
+#[cfg(test)]
 fn card(s: &[u8]) -> bool {
-    let d = digits(s);
-    if !(13..=19).contains(&d.len()) {
-        return false;
-    }
-    let n = |k: usize| d.iter().take(k).fold(0u32, |acc, x| acc * 10 + *x as u32);
-    let issuer = d[0] == 4
-        || (51..=55).contains(&n(2))
-        || (2221..=2720).contains(&n(4))
-        || n(2) == 34
-        || n(2) == 37
-        || n(4) == 6011
-        || n(2) == 65
-        || (644..=649).contains(&n(3))
-        || (3528..=3589).contains(&n(4))
-        || (300..=305).contains(&n(3))
-        || n(2) == 36
-        || n(2) == 38;
-    let sum: u32 = d
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &x)| {
-            let x = x as u32;
-            if i % 2 == 1 { if x * 2 > 9 { x * 2 - 9 } else { x * 2 } } else { x }
-        })
-        .sum();
-    issuer && sum.is_multiple_of(10)
+    super::card::valid(&digits(s))
 }
 
 fn ssn(s: &[u8]) -> bool {
@@ -169,7 +146,11 @@ fn detector(name: &'static str, pattern: &str, group: usize, validate: Option<Va
         generic: name == "secret_assignment",
         anchor,
         builtin: NAMES.iter().position(|n| *n == name),
-        fast: (name == "email").then_some(super::email::find as Matcher),
+        fast: match name {
+            "email" => Some(super::email::find),
+            "credit_card" => Some(super::card::find),
+            _ => None,
+        },
         #[cfg(test)]
         source: pattern.to_owned(),
     }
@@ -264,6 +245,9 @@ fn token(name: &str) -> Detector {
     detector(name, pattern, 0, None, max_len)
 }
 
+/// Payment card numbers, found (and validated) by `card.rs`.
+const CARD: &str = r"(?-u)\b\d(?:[ -]?\d){12,18}\b";
+
 /// The token detectors without the word boundaries around their matches, for binary
 /// data: formats such as CBOR, MessagePack and protobuf put a length byte (often a
 /// letter or digit) right before a string and the next field right after it, which
@@ -337,7 +321,8 @@ pub fn builtin() -> Vec<Detector> {
             None,
             64 + 1 + 63 + 4 * 64 + 1 + 24,
         ),
-        detector("credit_card", r"(?-u)\b\d(?:[ -]?\d){12,18}\b", 0, Some(card), 40),
+        // Validated by its matcher (`card.rs`).
+        detector("credit_card", CARD, 0, None, 40),
         detector("iban", r"(?-u)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", 0, Some(iban), 44),
         detector("us_ssn", r"(?-u)\b\d{3}-\d{2}-\d{4}\b", 0, Some(ssn), 11),
         detector("phone", r"(?-u)\+[1-9]\d{7,14}\b", 0, None, 16),
@@ -431,6 +416,7 @@ mod tests {
     fn validators() {
         assert!(card(b"4111 1111 1111 1111"));
         assert!(card(b"5500-0000-0000-0004"));
+        assert!(card(b"4222222222222") && card(b"378282246310005"), "13 and 15 digits");
         assert!(!card(b"4111 1111 1111 1112"), "Luhn");
         assert!(!card(b"1234567812345670"), "passes Luhn, no issuer");
         assert!(iban(b"GB82 WEST 1234 5698 7654 32"));
@@ -439,6 +425,37 @@ mod tests {
         assert!(!ssn(b"000-45-6789") && !ssn(b"666-45-6789") && !ssn(b"923-45-6789"));
         let names: Vec<_> = builtin().into_iter().map(|d| d.name).collect();
         assert_eq!(names, NAMES);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The card matcher finds what the card pattern finds with its validator, the
+        /// shorter matches from a failed start tried: whatever the text and span.
+        #[test]
+        fn card_matcher_is_the_pattern_validated(
+            pieces in proptest::collection::vec(
+                prop_oneof![
+                    proptest::sample::select(b"0123456789  --a_.\xc3\xa9".to_vec()).prop_map(|b| vec![b]),
+                    proptest::sample::select(vec![&b"4111 1111 1111 1111"[..], b"2-48475-432319-487", b"378282246310005", b"4222222222222"])
+                        .prop_map(<[u8]>::to_vec),
+                ],
+                0..30,
+            ),
+            start in 0usize..40,
+            len in 0usize..300,
+        ) {
+            let text: Vec<u8> = pieces.concat();
+            let start = start.min(text.len());
+            let span = start..(start + len).min(text.len());
+            let fast = builtin().into_iter().find(|d| d.name == "credit_card").unwrap();
+            let mut reference = detector("credit_card", CARD, 0, Some(card), 40);
+            reference.fast = None;
+            let (mut want, mut got) = (Vec::new(), Vec::new());
+            reference.find(0, &text, span.clone(), &mut want);
+            fast.find(0, &text, span, &mut got);
+            prop_assert_eq!(got, want);
+        }
     }
 
     /// `max_len` is a true bound: no match of a pattern is longer, except the anchored

@@ -12,6 +12,7 @@
 //!   back only the bytes a secret could still be growing into, so that for any chunking
 //!   its output equals masking the whole text at once.
 
+mod card;
 pub mod detectors;
 mod email;
 mod scan;
