@@ -651,7 +651,11 @@ impl<'r> BrokenJson<'r> {
         if self.rest.is_some() {
             return self.rest_may_hide(from);
         }
-        let Some(end) = bracket_extent(from, &mut self.budget) else { return self.rest_may_hide(from) };
+        // `#` starts a comment in Python and YAML and a colour in CSS: the extent is
+        // the longer of the two readings, so a bracket hidden either way counts.
+        let ends = (bracket_extent(from, &mut self.budget, false), bracket_extent(from, &mut self.budget, true));
+        let (Some(plain), Some(hashed)) = ends else { return self.rest_may_hide(from) };
+        let end = plain.max(hashed);
         let scope = &from[..end];
         if scope.len() > self.budget {
             return self.rest_may_hide(from);
@@ -679,10 +683,11 @@ impl<'r> BrokenJson<'r> {
 }
 
 /// Where a bracketed value starting at `text[0]` ends: just after its closing
-/// bracket, strings in any quote and comments (`//`, `/* */`) skipped (a string
-/// up to an unescaped end of line), or the end of the text when it never closes. `None` when that takes more than `budget`
-/// bytes (which it spends).
-fn bracket_extent(text: &[u8], budget: &mut usize) -> Option<usize> {
+/// bracket, strings in any quote and comments (`//`, `/* */`, and with `hash`, `#` to
+/// the end of the line) skipped (a string up to an unescaped end of line), or the end
+/// of the text when it never closes. `None` when that takes more than `budget` bytes
+/// (which it spends).
+fn bracket_extent(text: &[u8], budget: &mut usize, hash: bool) -> Option<usize> {
     let (mut depth, mut quote, mut i) = (0usize, None, 0);
     while i < text.len() {
         *budget = budget.checked_sub(1)?;
@@ -694,14 +699,14 @@ fn bracket_extent(text: &[u8], budget: &mut usize) -> Option<usize> {
             Some(_) => {}
             None => match b {
                 b'"' | b'\'' | b'`' => quote = Some(b),
-                // Comments (JSON5, JavaScript, CSS): a bracket in one counts for
-                // nothing. (`#` is left alone: it starts CSS colours as often as
-                // Python comments.)
-                b'/' => {
+                // Comments (JSON5, JavaScript, CSS; Python and YAML with `hash`): a
+                // bracket in one counts for nothing.
+                b'/' | b'#' => {
                     let rest = &text[i..];
                     let skip = match rest {
                         [b'/', b'*', ..] => memchr::memmem::find(&rest[2..], b"*/").map_or(rest.len(), |e| e + 4),
                         [b'/', b'/', ..] => memchr::memchr2(b'\n', b'\r', rest).unwrap_or(rest.len()),
+                        [b'#', ..] if hash => memchr::memchr2(b'\n', b'\r', rest).unwrap_or(rest.len()),
                         _ => 1,
                     };
                     *budget = budget.checked_sub(skip)?;
@@ -1858,6 +1863,11 @@ mod tests {
                 // JSON5 / JavaScript: `{password: 'hunter2'}`.
                 "{ // }\n  password /* db */ : 'hunter2'\n}\n",
                 "{ /* } */ password : 'hunter2' }\n",
+                // Python and YAML flow mappings: `#` starts a comment.
+                "{'a': 1,  # }\n 'password': 'hunter2'}\n",
+                "{'a': 1, # }\n 'pass' 'word' : 'hunter2'}\n",
+                "{a: 1, # ] }\n password\n : hunter2}\n",
+                "[1, # ]\n {'password': 'hunter2'}]\n",
             ],
         );
         assert!(leaked.is_empty(), "{leaked:#?}");
