@@ -271,7 +271,7 @@ pub fn builtin() -> Vec<Detector> {
     vec![
         detector(
             "private_key",
-            r"(?-u)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[A-Za-z0-9+/=\s:,-]{16,}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+            r"(?-u)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[A-Za-z0-9+/=\s:,\\-]{16,}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
             0,
             None,
             16 * 1024,

@@ -479,6 +479,25 @@ mod tests {
         assert!(whole.starts_with(b"[MASKED:email]://"));
     }
 
+    /// A PEM key as a JSON string or a shell's `$'...'` writes it (`\n` for each line
+    /// break, `\/` for a slash) is masked whole, in place, streamed too: its anchor
+    /// holds the stream back, so no line of it goes out first.
+    #[test]
+    fn an_escaped_pem_key_is_masked_whole() {
+        let key = "-----BEGIN RSA PRIVATE KEY-----\\nMIIBVQIBADANBgkqhkiG9w0B\\/AQEFAASCAT8wggE7AgEAAkEA\\r\\n-----END RSA PRIVATE KEY-----";
+        let text = format!("{{\"key\": \"{key}\", \"n\": 1}}\n");
+        let want = "{\"key\": \"[MASKED:private_key]\", \"n\": 1}\n";
+        assert_eq!(String::from_utf8_lossy(&REDACT.mask(text.as_bytes())), want);
+        let mut s = REDACT.stream();
+        let mut out = Vec::new();
+        for piece in text.as_bytes().chunks(7) {
+            out.extend(s.push(piece));
+            out.extend(s.flush_lines());
+        }
+        out.extend(s.flush());
+        assert_eq!(String::from_utf8_lossy(&out), want);
+    }
+
     /// A candidate that fails its checksum can hold a valid secret: a card after
     /// another group of digits, or followed by one. Found whole, and the same in a
     /// stream cut anywhere (which starts its search where it last emitted).
