@@ -100,6 +100,7 @@ fn main() {
     }
     let mut rps = vec![Vec::new(); 3];
     let mut p99 = vec![Vec::new(); 3];
+    let mut p50_one = vec![Vec::new(); 3];
     let mut p99_one = vec![Vec::new(); 3];
     let mut bin = vec![Vec::new(); 3];
     let mut txt = vec![Vec::new(); 3];
@@ -108,14 +109,16 @@ fn main() {
         eprintln!("round {}/{rounds}", round + 1);
         for (i, t) in targets.iter().enumerate() {
             let before = proc_stat::cpu_seconds(t.pid);
-            let (r, p) = wrk(t, seconds, 32);
+            let (r, _, p) = wrk(t, seconds, 32);
             if t.name == "airlock" {
                 cpu_per_req.push((proc_stat::cpu_seconds(t.pid) - before) / (r * seconds as f64) * 1e6);
             }
             rps[i].push(r);
             p99[i].push(p);
             // The latency a request adds when the machine is not saturated.
-            p99_one[i].push(wrk(t, seconds.div_ceil(2), 1).1);
+            let (_, p50, p99) = wrk(t, seconds.div_ceil(2), 1);
+            p50_one[i].push(p50);
+            p99_one[i].push(p99);
             bin[i].push(curl(t, "/big.bin").1);
             txt[i].push(curl(t, "/big.txt").1);
         }
@@ -132,6 +135,7 @@ fn main() {
     };
     row("requests/s", &rps, &|x| format!("{x:.0}"));
     row("p99 latency (ms)", &p99, &|x| format!("{x:.2}"));
+    row("p50 latency, 1 connection (ms)", &p50_one, &|x| format!("{x:.3}"));
     row("p99 latency, 1 connection (ms)", &p99_one, &|x| format!("{x:.3}"));
     row("10 MB binary (MB/s)", &bin, &|x| format!("{x:.0}"));
     row("10 MB text, masked (MB/s)", &txt, &|x| format!("{x:.0}"));
@@ -140,8 +144,8 @@ fn main() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// Requests/s and p99 latency (ms) from one wrk run over `connections`.
-fn wrk(t: &Target, seconds: u64, connections: u32) -> (f64, f64) {
+/// Requests/s, median and p99 latency (ms) from one wrk run over `connections`.
+fn wrk(t: &Target, seconds: u64, connections: u32) -> (f64, f64, f64) {
     let mut cmd = Command::new("wrk");
     let threads = connections.min(2);
     cmd.args([format!("-t{threads}"), format!("-c{connections}"), format!("-d{seconds}s"), "--latency".into()]);
@@ -156,12 +160,13 @@ fn wrk(t: &Target, seconds: u64, connections: u32) -> (f64, f64) {
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("{}: {text}", t.name));
-    let p99 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .map(|v| parse_ms(v.trim()))
-        .unwrap_or_else(|| panic!("{}: {text}", t.name));
-    (rps, p99)
+    let quantile = |q: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(q))
+            .map(|v| parse_ms(v.trim()))
+            .unwrap_or_else(|| panic!("{}: {text}", t.name))
+    };
+    (rps, quantile("50%"), quantile("99%"))
 }
 
 fn parse_ms(v: &str) -> f64 {

@@ -535,7 +535,7 @@ fn text_holding_json_at(body: &[u8], masking: &Masking, depth: u8) -> Result<Vec
         let content_end = line.iter().rposition(|b| !b.is_ascii_whitespace() && *b != 0).map_or(0, |i| i + 1);
         let content = &line[..content_end];
         // Each bracket in turn: `[INFO] {...}` holds JSON after a bracket that is not.
-        let brackets = content.iter().enumerate().filter(|(_, b)| matches!(b, b'{' | b'[')).map(|(i, _)| i);
+        let brackets = memchr::memchr2_iter(b'{', b'[', content);
         for (attempt, at) in brackets.enumerate() {
             // Validated first: a failed attempt must not have masked (and recursed
             // into) the strings it passed.
@@ -765,21 +765,27 @@ fn lines(text: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     let mut at = 0;
     std::iter::from_fn(move || {
         let rest = text.get(at..).filter(|r| !r.is_empty())?;
-        let (mut end, mut next) = (rest.len(), rest.len());
-        for i in 0..rest.len() {
-            let len = match rest[i..] {
-                [b'\n' | b'\r' | 0x1e, ..] => 1,
-                [0xc2, 0x85, ..] => 2,
-                [0xe2, 0x80, 0xa8 | 0xa9, ..] => 3,
-                _ => continue,
-            };
-            (end, next) = (i, i + len);
-            break;
-        }
+        let (end, next) = line_break(rest).unwrap_or((rest.len(), rest.len()));
         let start = at;
         at += next;
         Some((start, &rest[..end]))
     })
+}
+
+/// The first line break in `text` (LF, CR, RS, NEL, LS, PS): where it starts and ends.
+/// The one-byte ones are found first; a NEL, LS or PS can only come before them.
+fn line_break(text: &[u8]) -> Option<(usize, usize)> {
+    let ascii = memchr::memchr3(b'\n', b'\r', 0x1e, text);
+    let before = &text[..ascii.unwrap_or(text.len())];
+    for i in memchr::memchr2_iter(0xc2, 0xe2, before) {
+        let len = match text[i..] {
+            [0xc2, 0x85, ..] => 2,
+            [0xe2, 0x80, 0xa8 | 0xa9, ..] => 3,
+            _ => continue,
+        };
+        return Some((i, i + len));
+    }
+    ascii.map(|i| (i, i + 1))
 }
 
 /// Text through the detectors, onto `out`; `Err` when, with its escapes decoded, the
@@ -1511,6 +1517,35 @@ mod tests {
             lines(b"a\rb\xc2\x85c").map(|(at, l)| (at, l.to_vec())).collect::<Vec<_>>(),
             [(0, b"a".to_vec()), (2, b"b".to_vec()), (5, b"c".to_vec())]
         );
+    }
+
+    proptest::proptest! {
+        /// `lines` breaks where a byte-by-byte reading of the six line breaks does.
+        #[test]
+        fn lines_break_at_every_line_break(
+            text in proptest::collection::vec(proptest::sample::select(b"a\n\r\x1e\xc2\x85\xe2\x80\xa8\xa9".to_vec()), 0..40),
+        ) {
+            let mut want = Vec::new();
+            let mut at = 0;
+            while at < text.len() {
+                let rest = &text[at..];
+                let (mut end, mut next) = (rest.len(), rest.len());
+                for i in 0..rest.len() {
+                    let len = match rest[i..] {
+                        [b'\n' | b'\r' | 0x1e, ..] => 1,
+                        [0xc2, 0x85, ..] => 2,
+                        [0xe2, 0x80, 0xa8 | 0xa9, ..] => 3,
+                        _ => continue,
+                    };
+                    (end, next) = (i, i + len);
+                    break;
+                }
+                want.push((at, rest[..end].to_vec()));
+                at += next;
+            }
+            let got: Vec<_> = lines(&text).map(|(at, l)| (at, l.to_vec())).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
