@@ -760,6 +760,12 @@ fn forwarding_works_both_ways_where_a_connection_allows_it() {
 }
 
 #[test]
+fn a_forwarded_connection_still_connecting_does_not_hold_up_the_others() {
+    let rig = Rig::start("allow_forwarding = true", "");
+    run_client_script(&rig, "slow_forward.py", Duration::from_secs(180));
+}
+
+#[test]
 fn keyscan_prints_the_line_to_pin_and_explain_reads_command_lines() {
     let rig = Rig::start("", "");
     let out = Command::new(env!("CARGO_BIN_EXE_airlock"))

@@ -595,17 +595,21 @@ impl ssh::Handler for AgentSide {
             reply.reject(russh::ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
         };
-        let upstream = match shared.upstream.channel_open_direct_tcpip(host, port, "127.0.0.1", 0).await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::info!(host, port, error = %e, "upstream refused the forwarded connection");
-                reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
-                return Ok(());
-            }
-        };
-        reply.accept().await;
-        tracing::info!(host, port, "port forwarding opened");
+        // The host answers once its own connect succeeds or fails, which may take as
+        // long as a TCP connect timeout: the open waits in its own task, so the
+        // connection's other channels go on meanwhile.
+        let host = host.to_owned();
         self.tasks.spawn(async move {
+            let upstream = match shared.upstream.channel_open_direct_tcpip(&host, port, "127.0.0.1", 0).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::info!(host, port, error = %e, "upstream refused the forwarded connection");
+                    reply.reject(russh::ChannelOpenFailure::ConnectFailed).await;
+                    return;
+                }
+            };
+            reply.accept().await;
+            tracing::info!(host, port, "port forwarding opened");
             let mut a = channel.into_stream();
             let mut u = upstream.into_stream();
             let _ = tokio::io::copy_bidirectional(&mut a, &mut u).await;
