@@ -221,6 +221,10 @@ fn credentials_are_injected_and_replies_are_masked_before_the_agent_sees_them() 
     let out = rig.curl(&[], "/basic/escaped-text");
     let body = text(&out.stdout);
     assert!(!out.status.success() && !body.contains("EXAMPLE"), "{body}: {}", text(&out.stderr));
+    // So is one whose private key header only its escapes spell, before a line of the key.
+    let out = rig.curl(&[], "/basic/escaped-pem");
+    let body = text(&out.stdout);
+    assert!(!out.status.success() && !body.contains("MIIBVQ") && !body.contains("Yoh8s9"), "{body}");
     // Redirects go back to the agent, never followed, with their secrets masked.
     let (code, head, _) = split(&rig.curl(&["-i"], "/api/api/redirect"));
     assert_eq!(code, 302);

@@ -85,7 +85,7 @@ pub struct Found {
 
 /// Compiles a pattern over bytes (as `regex::bytes::Regex` does), so a search can be
 /// confined to a span while word boundaries still see the bytes around it.
-fn compile(pattern: &str) -> Result<Regex, Box<regex_automata::meta::BuildError>> {
+pub(super) fn compile(pattern: &str) -> Result<Regex, Box<regex_automata::meta::BuildError>> {
     Regex::builder()
         .configure(Regex::config().utf8_empty(false))
         .syntax(syntax::Config::new().utf8(false))

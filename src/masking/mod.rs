@@ -217,6 +217,19 @@ impl Masker {
         out
     }
 
+    /// How many PEM private key headers (`-----BEGIN ... PRIVATE KEY-----`) `text`
+    /// holds, where the `private_key` detector is in use (else 0). A key's header
+    /// that only appears once escapes are decoded marks a key a stream would send most
+    /// of before it could be found whole.
+    pub fn private_key_headers(&self, text: &[u8]) -> usize {
+        static HEADER: std::sync::LazyLock<Option<regex_automata::meta::Regex>> =
+            std::sync::LazyLock::new(|| detectors::compile(r"(?-u)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----").ok());
+        match &*HEADER {
+            Some(header) if self.enabled & (1 << scan::id::PRIVATE_KEY) != 0 => header.find_iter(text).count(),
+            _ => 0,
+        }
+    }
+
     /// The longest match any detector can make, anchored ones (a PEM block, a JWT)
     /// included: the bytes before a cut that a match running across it can start in.
     pub fn longest_match(&self) -> usize {

@@ -180,6 +180,26 @@ async fn handle(mut req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Resu
                     .collect();
             reply(StatusCode::OK, "text/plain", StreamBody::new(futures_stream(chunks)).boxed())
         }
+        "/api/escaped-pem" => {
+            // A private key whose header escapes its dashes, a line at a time.
+            let dashes = "\\u002d".repeat(5);
+            // On one line, as a JSON string writes it: the stream holds back only its
+            // longest match, so a line of over a kilobyte goes out as it comes.
+            let lines = |first: &str| {
+                format!("{first}{}", "q7BFUpkGp3+LQmlQYoh8s9X9rkdD0m3hT+6yKz1IqBWlm0Jz3MfSgTxE2YtV8kLk\\n".repeat(16))
+            };
+            let frames = [
+                format!("a log line\n{{\"key\": \"{dashes}BEGIN RSA PRIVATE KEY{dashes}\\n"),
+                lines("MIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEAq7BFUpkGp3+LQmlQ\\n"),
+                lines("Yoh8s9X9rkdD0m3hT+6yKz1IqBWlm0Jz3MfSgTxE2YtV8kLkqAV9GnqBCVxCm1Jq\\n"),
+                format!("{dashes}END RSA PRIVATE KEY{dashes}\"}}\n"),
+            ];
+            let paced = futures_util::StreamExt::then(futures_stream(frames.to_vec()), |frame| async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, Infallible>(Frame::data(Bytes::from(frame)))
+            });
+            reply(StatusCode::OK, "text/plain", StreamBody::new(paced).boxed())
+        }
         "/api/large" => {
             let mb: usize = query.strip_prefix("mb=").and_then(|n| n.parse().ok()).unwrap_or(10);
             reply(StatusCode::OK, "application/octet-stream", full(vec![b'x'; mb << 20]))

@@ -847,7 +847,12 @@ fn letter_named(name: &[u8]) -> Option<char> {
 
 /// Whether masked text still shows a secret once its escapes are decoded.
 fn shows_escaped(m: &Masker, masked: &[u8]) -> bool {
-    unescaped(masked).is_some_and(|decoded| !m.find(&decoded, 0).is_empty())
+    unescaped(masked).is_some_and(|decoded| {
+        !m.find(&decoded, 0).is_empty()
+            // A private key's header that only its escapes spell: the key would go
+            // out line by line before the whole of it could be found.
+            || m.private_key_headers(&decoded) > m.private_key_headers(masked)
+    })
 }
 
 /// `text` with the escapes a reader might decode (JSON and JavaScript `\uXXXX` with
