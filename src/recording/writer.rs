@@ -483,18 +483,23 @@ impl WriterState {
 
     /// Deletes the `expired` segments, which a header now records.
     fn retire(&mut self, expired: &[(u64, Hash)]) -> std::io::Result<()> {
-        if expired.is_empty() {
-            return Ok(());
-        }
+        let mut deleted = Vec::with_capacity(expired.len());
         for &(n, _) in expired {
             match std::fs::remove_file(store::segment_path(&self.settings.dir, n)) {
-                Ok(()) => tracing::info!(segment = n, "retention: deleted recording segment"),
-                // The uploader deleted it meanwhile: it is in object storage.
+                Ok(()) => {
+                    tracing::info!(segment = n, "retention: deleted recording segment");
+                    deleted.push(n);
+                }
+                // The uploader deleted it meanwhile: it is in object storage, and the
+                // index keeps it.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
-        self.index.forget_segments(expired.iter().map(|(n, _)| *n).collect())
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        self.index.forget_segments(deleted)
     }
 }
 
