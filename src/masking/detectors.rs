@@ -245,6 +245,9 @@ fn token(name: &str) -> Detector {
     detector(name, pattern, 0, None, max_len)
 }
 
+/// A PEM private key's first line, where the `private_key` pattern starts.
+pub(super) const PEM_HEADER: &str = r"(?-u)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----";
+
 /// Payment card numbers, found (and validated) by `card.rs`.
 const CARD: &str = r"(?-u)\b\d(?:[ -]?\d){12,18}\b";
 
@@ -271,7 +274,7 @@ pub fn builtin() -> Vec<Detector> {
     vec![
         detector(
             "private_key",
-            r"(?-u)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[A-Za-z0-9+/=\s:,\\-]{16,}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+            &format!(r"{PEM_HEADER}[A-Za-z0-9+/=\s:,\\-]{{16,}}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
             0,
             None,
             16 * 1024,

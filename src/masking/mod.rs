@@ -222,11 +222,13 @@ impl Masker {
     /// that only appears once escapes are decoded marks a key a stream would send most
     /// of before it could be found whole.
     pub fn private_key_headers(&self, text: &[u8]) -> usize {
-        static HEADER: std::sync::LazyLock<Option<regex_automata::meta::Regex>> =
-            std::sync::LazyLock::new(|| detectors::compile(r"(?-u)-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----").ok());
-        match &*HEADER {
-            Some(header) if self.enabled & (1 << scan::id::PRIVATE_KEY) != 0 => header.find_iter(text).count(),
-            _ => 0,
+        // The pattern is a constant the detector tests compile too.
+        #[allow(clippy::expect_used)]
+        static HEADER: std::sync::LazyLock<regex_automata::meta::Regex> =
+            std::sync::LazyLock::new(|| detectors::compile(detectors::PEM_HEADER).expect("the PEM header pattern"));
+        match self.enabled & (1 << scan::id::PRIVATE_KEY) {
+            0 => 0,
+            _ => HEADER.find_iter(text).count(),
         }
     }
 
